@@ -1,0 +1,109 @@
+"""The contract between edgecraft and a hardware backend plugin.
+
+A backend provides one or more **targets**. For each it declares an options model and its
+capabilities (what strategies may ask of it), and it knows how to turn an ONNX model into an
+artifact on disk (``import_onnx`` → optional native steps → ``save``) and how to run that artifact
+(``load`` → :class:`Session`). Measurement (warm-up, interleaving, percentiles) is the core's job,
+so numbers from different backends are comparable.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+
+class TargetOptions(BaseModel):
+    """Base for a target's options: strict, so a misspelled option is a plan error."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """What a backend declares about one of its targets."""
+
+    name: str
+    summary: str
+    options_model: type[TargetOptions] = TargetOptions
+    #: Free-form capability tags strategies test for, e.g. ``"onnx.int8.qdq"``, ``"openvino.nncf"``.
+    capabilities: frozenset[str] = field(default_factory=frozenset)
+    #: Format of the backend's in-memory model for native-stage steps (None: no native steps).
+    native_format: str | None = None
+    #: True when latency on this target is measured on an emulated device (not real hardware).
+    emulated: bool = False
+
+
+class Session(ABC):
+    """A loaded artifact, ready to run. Feeds and outputs are numpy arrays."""
+
+    @property
+    @abstractmethod
+    def input_names(self) -> list[str]:
+        """Names of the model's inputs, in order."""
+
+    @abstractmethod
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Run once and return every output."""
+
+    def timed_runs(self, feeds: Mapping[str, np.ndarray], repeats: int) -> list[float]:
+        """Seconds per call for ``repeats`` calls. Override where the host clock is wrong
+        (e.g. a remote device, whose own timer excludes the network round trip)."""
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            self.run(feeds)
+            times.append(time.perf_counter() - start)
+        return times
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for the report: device identity, precision, emulation."""
+        return {}
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most sessions hold nothing to release
+        """Release runtime resources (remote connections, servers)."""
+
+
+class Backend(ABC):
+    """Subclass this and register the class from ``edgecraft_register_backends``."""
+
+    #: Unique backend name (e.g. ``onnxruntime``).
+    name: ClassVar[str]
+    summary: ClassVar[str] = ""
+
+    @abstractmethod
+    def targets(self) -> list[TargetInfo]:
+        """The targets this backend provides (cheap: must not import the runtime)."""
+
+    def runtime_versions(self) -> dict[str, str]:
+        """Versions of the runtimes behind this backend; part of the cache key."""
+        return {}
+
+    def check_available(self, target: str, options: TargetOptions) -> None:
+        """Raise ``InputError`` with an install hint if the runtime or toolchain is missing.
+
+        Called at compile time so a missing extra fails before anything is built.
+        """
+
+    @abstractmethod
+    def import_onnx(self, onnx_path: Path, target: str, options: TargetOptions, work_dir: Path) -> Any:
+        """Turn an ONNX file into the backend's in-memory model (for native steps and ``save``)."""
+
+    @abstractmethod
+    def save(self, native: Any, target: str, options: TargetOptions, out_dir: Path) -> list[Path]:
+        """Write the artifact files into ``out_dir`` (a temporary directory) and return them."""
+
+    @abstractmethod
+    def load(self, artifact_dir: Path, target: str, options: TargetOptions, threads: int) -> Session:
+        """Load an artifact written by ``save`` and return a session with ``threads`` intra-op threads."""
+
+    def artifact_size(self, files: list[Path]) -> int:
+        """Bytes the deployed model occupies (default: all artifact files)."""
+        return sum(f.stat().st_size for f in files)

@@ -1,0 +1,104 @@
+"""What a strategy may see: at compile time (:class:`CompileContext`) and run time (:class:`RunContext`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from edgecraft.errors import CompileError
+from edgecraft.progress import NullProgress, Progress
+
+if TYPE_CHECKING:
+    from edgecraft.backend import Backend, TargetInfo, TargetOptions
+    from edgecraft.datasets import Dataset, DatasetStore
+    from edgecraft.models import ModelHandle, TorchModel
+    from edgecraft.plan import CompressionPlan
+    from edgecraft.strategy import ResolvedStep
+
+
+@dataclass(frozen=True)
+class TargetView:
+    """One target entry of the plan, bound to the backend that provides it."""
+
+    label: str
+    target: str
+    backend_name: str
+    info: TargetInfo
+    options: TargetOptions
+
+    def has(self, capability: str) -> bool:
+        return capability in self.info.capabilities
+
+    @property
+    def emulated(self) -> bool:
+        return self.info.emulated
+
+
+@dataclass
+class CompileContext:
+    """Everything ``Strategy.resolve`` may consult. It must not build or train anything."""
+
+    plan: CompressionPlan
+    target: TargetView
+    step_index: int
+    step_label: str
+    #: Kind of the plan's model source: torch-level steps need "torch".
+    model_kind: Literal["torch", "onnx"]
+
+    @property
+    def where(self) -> str:
+        return f"steps[{self.step_index}] ({self.step_label})"
+
+    def error(self, message: str, *, hint: str | None = None) -> CompileError:
+        """A ``CompileError`` naming this step and target; ``raise ctx.error(...)``."""
+        return CompileError(message, step=self.where, target=self.target.label, hint=hint)
+
+    def require_dataset(self, name: str | None, purpose: str, *, param: str) -> str:
+        """Check that ``name`` is a dataset of the plan; return it or raise naming the param."""
+        if name is None:
+            raise self.error(f"{purpose} needs a dataset: set params.{param} to one of the plan's data "
+                             f"({sorted(self.plan.data) or 'none defined'})")
+        if name not in self.plan.data:
+            raise self.error(f"params.{param} = {name!r} is not in the plan's data "
+                             f"(defined: {sorted(self.plan.data) or 'none'})")
+        return name
+
+    def has_accuracy_contract(self) -> bool:
+        return self.plan.has_accuracy_contract(self.target.label)
+
+
+@dataclass
+class RunContext:
+    """Everything ``Strategy.apply`` may use while it transforms a model."""
+
+    plan: CompressionPlan
+    target: TargetView
+    backend: Backend
+    step: ResolvedStep
+    work_dir: Path
+    datasets: DatasetStore
+    seed: int
+    progress: Progress = field(default_factory=NullProgress)
+    #: The plan's model before any step (the teacher for distillation, the reference for recovery).
+    original_model: Callable[[], TorchModel] | None = None
+    #: Builds a model handle on this target and returns its metrics on the plan's evaluation data.
+    evaluator: Callable[[ModelHandle], dict[str, float]] | None = None
+    #: The baseline's metrics on this target (same data), for accuracy-aware loops.
+    baseline_metrics: Callable[[], dict[str, float]] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def dataset(self, name: str) -> Dataset:
+        return self.datasets.get(name)
+
+    def evaluate(self, model: ModelHandle) -> dict[str, float]:
+        """Metrics of ``model`` measured on the target runtime (not on torch): what ships is what runs."""
+        if self.evaluator is None:
+            raise RuntimeError("this run has no evaluation dataset (plan.evaluation.dataset)")
+        return self.evaluator(model)
+
+    def step_dir(self) -> Path:
+        path = self.work_dir / f"step{self.step.index}-{self.step.strategy}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path

@@ -1,0 +1,53 @@
+"""The hook specifications: the only way strategies, backends, metrics and integrations extend edgecraft.
+
+Registration hooks receive a ``register`` callback instead of returning lists (the pattern pytest,
+tox and llm use): a plugin calls ``register(...)`` once per thing it provides, and edgecraft
+records which plugin and distribution provided it, so that a name claimed twice is reported with
+both distributions named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from edgecraft.backend import Backend
+    from edgecraft.metrics import Metric
+    from edgecraft.strategy import Strategy
+
+PROJECT_NAME = "edgecraft"
+ENTRY_POINT_GROUP = "edgecraft"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def edgecraft_register_strategies(register: Callable[[type[Strategy]], None]) -> None:
+    """Register compression strategy classes: call ``register(StrategyClass)`` for each."""
+
+
+@hookspec
+def edgecraft_register_backends(register: Callable[[type[Backend]], None]) -> None:
+    """Register backend classes: call ``register(BackendClass)`` for each; a backend provides targets."""
+
+
+@hookspec
+def edgecraft_register_metrics(register: Callable[[Metric], None]) -> None:
+    """Register accuracy metrics usable in ``evaluation.metrics`` and accuracy contracts."""
+
+
+@hookspec
+def edgecraft_report_ready(report: dict[str, Any], report_dir: Path | None) -> None:
+    """Called once a run's report is complete (after every target), before the CLI exits.
+
+    Integrations (experiment trackers, notifications) implement this. ``report`` is the
+    ``edgecraft.report/v1`` document; ``report_dir`` is where report files were written, if any.
+    An exception here is a plugin failure (exit code 3): an integration a release depends on
+    must not fail silently.
+    """

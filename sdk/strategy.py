@@ -1,0 +1,94 @@
+"""The contract between edgecraft and a compression strategy plugin.
+
+A strategy does two things, at two different times:
+
+* ``resolve`` at **compile time**: given its validated params and a view of the target, decide the
+  concrete implementation for that target (e.g. QDQ per-channel on ONNX Runtime, NNCF on OpenVINO),
+  fill defaults, and raise :class:`~edgecraft.errors.CompileError` for anything the target cannot do.
+  Nothing is built yet, so a plan that cannot work fails in seconds, not after an hour of training.
+* ``apply`` at **run time**: transform the model handle of its stage and return the new one, with a
+  dict of facts for the report (sparsity reached, layers kept in float, ...).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edgecraft.models import ModelHandle, Stage
+
+if TYPE_CHECKING:
+    from edgecraft.context import CompileContext, RunContext
+
+
+class StrategyParams(BaseModel):
+    """Base for a strategy's params: strict, so a misspelled param is a plan error."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ResolvedStep(BaseModel):
+    """A step bound to one target: serializable, part of the compiled plan and its hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: int
+    label: str
+    strategy: str
+    stage: Stage
+    implementation: str = Field(description="The concrete method chosen for this target.")
+    params: dict[str, Any] = Field(description="Params with every default filled in.")
+    needs_data: list[str] = Field(default_factory=list, description="Dataset names this step reads.")
+    notes: list[str] = Field(default_factory=list, description="Why this implementation was chosen.")
+
+    @property
+    def where(self) -> str:
+        return f"steps[{self.index}] ({self.label})"
+
+
+@dataclass
+class Resolution:
+    """What ``Strategy.resolve`` returns; the compiler turns it into a :class:`ResolvedStep`."""
+
+    stage: Stage
+    implementation: str
+    params: StrategyParams
+    needs_data: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StepResult:
+    """What ``Strategy.apply`` returns: the transformed model and facts for the report."""
+
+    model: ModelHandle
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Strategy(ABC):
+    """Subclass this, set the class variables, and register the class from ``edgecraft_register_strategies``."""
+
+    #: Unique name used in plans (``steps[].strategy``).
+    name: ClassVar[str]
+    #: The pydantic model of this strategy's params (subclass :class:`StrategyParams`).
+    params_model: ClassVar[type[StrategyParams]]
+    #: One line for ``edgecraft plugins``.
+    summary: ClassVar[str] = ""
+
+    def parse_params(self, raw: dict[str, Any] | BaseModel) -> StrategyParams:
+        """Validate raw params with this strategy's own model (the plan loader reports errors)."""
+        if isinstance(raw, self.params_model):
+            return raw
+        data = raw.model_dump() if isinstance(raw, BaseModel) else raw
+        return self.params_model.model_validate(data)
+
+    @abstractmethod
+    def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
+        """Bind the step to the target in ``ctx``; raise ``CompileError`` if the target cannot do it."""
+
+    @abstractmethod
+    def apply(self, step: ResolvedStep, model: ModelHandle, ctx: RunContext) -> StepResult:
+        """Transform ``model`` (of ``step.stage``) and return the result."""
