@@ -1,0 +1,130 @@
+"""The ``openvino-cpu`` target: ONNX → OpenVINO IR (xml + bin) → compiled on the CPU plugin.
+
+Why the defaults are what they are:
+
+* **Inference precision f32.** On a CPU with AVX-512 BF16 (this project's machines) OpenVINO's CPU
+  plugin silently runs fp32 models in bf16 unless told otherwise. That makes an "fp32 baseline"
+  ~1.8× faster than it really is and hides bf16 rounding in accuracy numbers, so every compression
+  gain measured against it would be understated and its accuracy drop misattributed. edgecraft sets
+  ``INFERENCE_PRECISION_HINT`` to f32 by default; bf16 is an explicit option and the session reports
+  the precision the compiled model actually uses.
+* **IR weights kept in fp32.** ``openvino.save_model`` compresses weights to fp16 by default; the
+  artifact must hold the model that was measured, so compression to fp16 is off. (Int8 models from
+  NNCF keep their int8 weights either way.)
+* **Latency hint, one stream, the plan's thread count.** The core measures batch-1 latency with a
+  fixed number of intra-op threads on every backend, so numbers from ``ort-cpu`` and
+  ``openvino-cpu`` are comparable in one report.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from edgecraft.backend import Backend, Session, TargetInfo, TargetOptions
+from edgecraft.errors import InputError, RuntimeFailure
+from pydantic import Field
+
+TARGET = "openvino-cpu"
+NATIVE_FORMAT = "openvino"
+IR_XML = "model.xml"
+IR_BIN = "model.bin"
+INSTALL_HINT = "pip install 'edgecraft[openvino]'  (installs openvino and nncf)"
+
+#: Capability tags strategies test for. ``openvino.nncf``: a NATIVE-stage step receives an
+#: ``openvino.Model`` that NNCF can quantize; ``openvino.int8``: int8 IR (FakeQuantize) runs with int8
+#: kernels on this CPU plugin; ``precision.bf16``: the bf16 inference precision option exists.
+CAPABILITIES = frozenset({"openvino.nncf", "openvino.int8", "openvino.ir", "precision.f32", "precision.bf16"})
+
+
+class OpenVinoCpuOptions(TargetOptions):
+    """Options of the ``openvino-cpu`` target."""
+
+    performance_hint: Literal["latency", "throughput"] = Field(
+        "latency", description="OpenVINO PERFORMANCE_HINT: 'latency' (batch-1 response time, the edge "
+        "case) or 'throughput' (many parallel requests).")
+    streams: int | None = Field(
+        None, ge=1,
+        description="NUM_STREAMS. Default: 1 with the latency hint, OpenVINO's choice with throughput.")
+    threads: int | None = Field(
+        None, ge=1,
+        description="INFERENCE_NUM_THREADS. Default: the plan's latency.threads, like every backend.")
+    inference_precision: Literal["f32", "bf16"] = Field(
+        "f32", description="INFERENCE_PRECISION_HINT. f32 by default so baselines are honest: without it "
+        "OpenVINO picks bf16 on CPUs with AVX-512 BF16/AMX. bf16 is reported as such in the run report.")
+
+
+def _require_openvino() -> Any:
+    try:
+        import openvino
+    except ImportError as exc:
+        raise InputError(f"target {TARGET!r} needs the OpenVINO runtime, which is not installed ({exc})",
+                         hint=INSTALL_HINT) from exc
+    return openvino
+
+
+class OpenVinoBackend(Backend):
+    """OpenVINO Runtime on the local CPU."""
+
+    name: ClassVar[str] = "openvino"
+    summary: ClassVar[str] = "OpenVINO Runtime on the local CPU (IR artifact, NNCF int8, f32/bf16 precision)"
+
+    def targets(self) -> list[TargetInfo]:
+        return [TargetInfo(
+            name=TARGET,
+            summary="Intel OpenVINO CPU plugin; artifact is OpenVINO IR (model.xml + model.bin)",
+            options_model=OpenVinoCpuOptions,
+            capabilities=CAPABILITIES,
+            native_format=NATIVE_FORMAT,
+        )]
+
+    def runtime_versions(self) -> dict[str, str]:
+        versions = {}
+        for dist in ("openvino", "nncf"):
+            try:
+                versions[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                versions[dist] = "not installed"
+        return versions
+
+    def check_available(self, target: str, options: TargetOptions) -> None:
+        if importlib.util.find_spec("openvino") is None:
+            raise InputError(f"target {target!r} needs the OpenVINO runtime, which is not installed",
+                             hint=INSTALL_HINT)
+
+    # ------------------------------------------------------------------ build
+    def import_onnx(self, onnx_path: Path, target: str, options: TargetOptions, work_dir: Path) -> Any:
+        ov = _require_openvino()
+        try:
+            return ov.convert_model(str(onnx_path))
+        except Exception as exc:
+            raise InputError(f"OpenVINO could not convert the ONNX model {onnx_path.name}: "
+                             f"{type(exc).__name__}: {error_text(exc)}",
+                             hint="check that the ONNX file is valid (onnx.checker) and uses operators "
+                             "OpenVINO supports") from exc
+
+    def save(self, native: Any, target: str, options: TargetOptions, out_dir: Path) -> list[Path]:
+        ov = _require_openvino()
+        if not isinstance(native, ov.Model):
+            raise RuntimeFailure("openvino backend: expected an openvino.Model to save, "
+                                 f"got {type(native).__name__}")
+        xml = out_dir / IR_XML
+        # compress_to_fp16=False: the artifact is the model that was measured (see module docstring).
+        ov.save_model(native, str(xml), compress_to_fp16=False)
+        return [xml, out_dir / IR_BIN]
+
+    # ------------------------------------------------------------------ run
+    def load(self, artifact_dir: Path, target: str, options: TargetOptions, threads: int) -> Session:
+        from edgecraft.backends.openvino.session import compile_ir
+
+        assert isinstance(options, OpenVinoCpuOptions)
+        return compile_ir(artifact_dir / IR_XML, options, threads)
+
+
+def error_text(exc: BaseException) -> str:
+    """The informative line of an OpenVINO error (its first lines are C++ source locations)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(("Exception from ", "Check '"))]
+    return (useful or lines or ["(no message)"])[0][:400]

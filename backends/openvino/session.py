@@ -1,0 +1,138 @@
+"""Compile an OpenVINO IR on the CPU plugin and run it as an edgecraft :class:`Session`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgecraft.backend import Session
+from edgecraft.backends.openvino.backend import (
+    IR_BIN,
+    TARGET,
+    OpenVinoCpuOptions,
+    _require_openvino,
+    error_text,
+)
+from edgecraft.errors import InputError, RuntimeFailure
+
+
+def compile_config(options: OpenVinoCpuOptions, threads: int) -> dict[str, Any]:
+    """The CPU plugin properties for ``options`` (plain string keys: stable across OpenVINO releases)."""
+    config: dict[str, Any] = {
+        "PERFORMANCE_HINT": "LATENCY" if options.performance_hint == "latency" else "THROUGHPUT",
+        "INFERENCE_PRECISION_HINT": options.inference_precision,
+        "INFERENCE_NUM_THREADS": options.threads or threads,
+    }
+    if options.streams is not None:
+        config["NUM_STREAMS"] = options.streams
+    elif options.performance_hint == "latency":
+        config["NUM_STREAMS"] = 1
+    return config
+
+
+def read_ir(xml: Path) -> Any:
+    """Read an IR pair, turning a missing or corrupt file into an ``InputError`` (exit code 2)."""
+    ov = _require_openvino()
+    if not xml.is_file() or not xml.with_suffix(".bin").is_file():
+        missing = xml if not xml.is_file() else xml.with_suffix(".bin")
+        raise InputError(f"OpenVINO artifact is incomplete: {missing} does not exist",
+                         hint=f"rebuild the artifact (an IR is {xml.name} + {IR_BIN})")
+    try:
+        return ov.Core().read_model(str(xml))
+    except Exception as exc:
+        raise InputError(f"OpenVINO could not read the IR {xml}: {type(exc).__name__}: {error_text(exc)}",
+                         hint="the artifact is corrupt or was written by another OpenVINO version; "
+                         "delete it (or the cache entry) and rebuild") from exc
+
+
+def compile_ir(source: Path | Any, options: OpenVinoCpuOptions, threads: int) -> OpenVinoSession:
+    """Compile an IR file (or an in-memory ``openvino.Model``) on CPU with the target's options."""
+    ov = _require_openvino()
+    model = read_ir(source) if isinstance(source, Path) else source
+    config = compile_config(options, threads)
+    try:
+        compiled = ov.Core().compile_model(model, "CPU", config)
+    except Exception as exc:
+        where = source if isinstance(source, Path) else "the model"
+        raise InputError(f"OpenVINO could not compile {where} for CPU: "
+                         f"{type(exc).__name__}: {error_text(exc)}",
+                         hint="the IR is corrupt or uses operations the CPU plugin does not support") from exc
+    return OpenVinoSession(compiled, options, config)
+
+
+class OpenVinoSession(Session):
+    """One compiled model and one infer request (batch-1 latency is a single request's job)."""
+
+    def __init__(self, compiled: Any, options: OpenVinoCpuOptions, config: dict[str, Any]) -> None:
+        self._compiled = compiled
+        self._request = compiled.create_infer_request()
+        self._options = options
+        self._config = config
+        self._inputs = [port.get_any_name() for port in compiled.inputs]
+        self._outputs = list(compiled.outputs)
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self._inputs)
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        unknown = sorted(set(feeds) - set(self._inputs))
+        if unknown:
+            raise InputError(f"openvino-cpu: unknown input(s) {unknown}; the model takes {self._inputs}")
+        try:
+            results = self._request.infer(dict(feeds))
+        except Exception as exc:
+            raise RuntimeFailure(
+                f"OpenVINO inference failed: {type(exc).__name__}: {error_text(exc)}") from exc
+        return [np.asarray(results[port]) for port in self._outputs]
+
+    def describe(self) -> dict[str, Any]:
+        """What actually runs: read back from the compiled model, not echoed from the request."""
+        import openvino as ov
+
+        def prop(name: str) -> Any:
+            try:
+                value = self._compiled.get_property(name)
+            except Exception:
+                return None
+            if isinstance(value, int | float | bool):
+                return value
+            # Element types (ov.Type) print as "<Type: 'float32'>"; their type name is "f32"/"bf16".
+            return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+
+        precision = prop("INFERENCE_PRECISION_HINT")
+        try:
+            device = ov.Core().get_property("CPU", "FULL_DEVICE_NAME")
+        except Exception:
+            device = "CPU"
+        return {
+            "target": TARGET,
+            "runtime": f"openvino {ov.__version__.split('-')[0]}",
+            "device": device,
+            # Precision strings from OpenVINO are element type names ("f32", "bf16").
+            "precision": (str(precision).lower() if precision is not None
+                          else self._options.inference_precision),
+            "performance_hint": str(prop("PERFORMANCE_HINT") or self._config["PERFORMANCE_HINT"]).lower(),
+            "streams": prop("NUM_STREAMS"),
+            "threads": prop("INFERENCE_NUM_THREADS"),
+            "int8": self._has_int8(),
+            "emulated": False,
+        }
+
+    def _has_int8(self) -> bool:
+        """True when the runtime graph executes int8 kernels (NNCF's FakeQuantize folded into u8/i8)."""
+        try:
+            runtime = self._compiled.get_runtime_model()
+        except Exception:
+            return False
+        for op in runtime.get_ordered_ops():
+            info = op.get_rt_info()
+            if "runtimePrecision" in info and info["runtimePrecision"].astype(str).lower() in {"u8", "i8"}:
+                return True
+        return False
+
+    def close(self) -> None:
+        self._request = None
+        self._compiled = None
