@@ -1,0 +1,31 @@
+"""Knowledge distillation for edgecraft: a student learns from a teacher's soft targets.
+
+Public API (torch is imported lazily, on first use):
+
+* ``distill(teacher, student, dataset, params)`` — the training loop on plain torch modules and an
+  :class:`edgecraft.datasets.Dataset`; returns a :class:`DistillResult` (``.student``, history).
+* ``TrainingParams`` / ``DistillationParams`` — the typed settings (loss, optimiser, schedule, ...).
+* ``distillation_loss``, ``soft_target_loss`` — the loss, usable on its own.
+* ``scale_width(teacher, input_shape, width)`` — derive a narrower student from a teacher.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgecraft.plugins.distillation.params import DistillationParams, FeaturePair, TrainingParams
+
+__all__ = ["DistillResult", "DistillationParams", "FeaturePair", "TrainingParams", "distill", "distillation_loss",
+           "scale_width", "soft_target_loss"]
+
+_LAZY = {"distill": "train", "DistillResult": "train", "distillation_loss": "losses", "soft_target_loss": "losses",
+         "scale_width": "student"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f"edgecraft.plugins.distillation.{_LAZY[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,122 @@
+"""Typed params of the ``distillation`` step (pure pydantic: imports no torch, so registration stays fast).
+
+Two groups live here so other code can reuse them:
+
+* :class:`TrainingParams` — loss and training loop settings, everything :func:`~edgecraft.plugins.
+  distillation.train.distill` needs. A script (or a future core recovery hook) can build one and
+  call ``distill`` directly.
+* :class:`DistillationParams` — the plan step: the training settings plus where teacher, student
+  and data come from.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from edgecraft.strategy import StrategyParams
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: ``student`` values that are not factory references.
+STUDENT_CURRENT = "current"
+STUDENT_SCALED = "scaled"
+
+
+class FeaturePair(BaseModel):
+    """Match an intermediate student layer to a teacher layer through a learned adapter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    teacher: str = Field(description="Name of a teacher submodule (as in `model.named_modules()`), e.g. 'features.3'.")
+    student: str = Field(description="Name of the student submodule whose output should imitate it.")
+    weight: float = Field(1.0, gt=0, description="Weight of this pair's MSE in the total loss.")
+
+
+class TrainingParams(StrategyParams):
+    """Loss and training-loop settings of a distillation run (shared by the step and :func:`distill`)."""
+
+    # ---- loss
+    loss: Literal["kl", "mse"] = Field(
+        "kl", description="'kl': KL divergence between temperature-softened distributions, scaled by T²; "
+        "'mse': mean squared error between raw logits.")
+    temperature: float = Field(4.0, gt=0, description="Softening temperature T of the 'kl' loss.")
+    alpha: float = Field(0.7, ge=0, le=1, description="Weight of the soft (teacher) loss; 1 - alpha weighs the "
+                         "hard-label cross-entropy. Without labels the soft loss alone is used.")
+    features: list[FeaturePair] = Field(
+        default_factory=list, description="Optional intermediate-feature distillation pairs (learned 1x1 conv / "
+        "linear adapters map student features to the teacher's width; discarded after training).")
+    # ---- optimisation
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0, description="Initial learning rate.")
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (sgd only).")
+    schedule: Literal["cosine", "step", "none"] = Field("cosine", description="Learning-rate schedule per epoch.")
+    step_size: int = Field(10, ge=1, description="Epochs between decays ('step' schedule).")
+    gamma: float = Field(0.1, gt=0, le=1, description="Decay factor ('step' schedule).")
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    # ---- validation and early stopping
+    validation_fraction: float = Field(
+        0.1, ge=0, lt=1, description="Fraction of the training data held out for early stopping when no "
+        "`validation` dataset is named (0 disables early stopping).")
+    patience: int | None = Field(5, ge=1, description="Stop after this many epochs without improvement on the "
+                                 "validation split (null: run every epoch, still keep the best weights).")
+    monitor: Literal["auto", "loss", "accuracy"] = Field(
+        "auto", description="What early stopping watches: 'auto' = accuracy when the data has labels, else loss.")
+    # ---- data handling
+    augment: Literal["none", "noise", "shift"] = Field(
+        "none", description="'noise': Gaussian noise (std 0.05); 'shift': random ±1-pixel shifts of image inputs. "
+        "Any augmentation means the teacher runs on every batch (no caching).")
+    cache_teacher: bool = Field(True, description="Compute the teacher's outputs once and reuse them every epoch "
+                                "(only when augment is 'none').")
+    keep_zeros: bool = Field(True, description="Weights that are exactly zero in the student before training "
+                             "(e.g. after unstructured pruning) stay zero, so fine-tuning keeps the sparsity.")
+    seed: int | None = Field(None, description="Seed of initialisation, shuffling and splits; defaults to the "
+                             "plan's seed.")
+
+
+class DistillationParams(TrainingParams):
+    """The ``distillation`` step: train a student to imitate a teacher; the student becomes the model."""
+
+    student: str = Field(
+        STUDENT_SCALED, description="'scaled': the teacher with every hidden layer's width multiplied by `width` "
+        "(derived with Torch-Pruning's dependency graph); 'current': fine-tune the model handed to this step "
+        "(e.g. after pruning or factorization) against the original model; or a 'package.module:function' / "
+        "'file.py:function' factory returning an untrained student nn.Module.")
+    width: float = Field(0.5, gt=0, lt=1, description="Channel/neuron width factor for student: scaled "
+                         "(parameters shrink roughly by width²).")
+    round_to: int | None = Field(None, ge=1, description="Round scaled channel counts to a multiple of this.")
+    init: Literal["random", "teacher"] = Field(
+        "random", description="student: scaled only. 'random': fresh initialisation; 'teacher': start from the "
+        "teacher's largest-L1 channels (a pruned copy), which usually converges faster.")
+    teacher: Literal["auto", "input", "original"] = Field(
+        "auto", description="'input': the model as it stands before this step; 'original': the plan's model before "
+        "any step; 'auto': 'original' when student is 'current', else 'input'.")
+    train: str | None = Field(None, description="Name of the plan dataset to train on (required).")
+    validation: str | None = Field(None, description="Optional plan dataset for early stopping (instead of a split).")
+
+    @field_validator("student")
+    @classmethod
+    def _student_reference(cls, value: str) -> str:
+        if value in (STUDENT_CURRENT, STUDENT_SCALED):
+            return value
+        module_ref, _, attr = value.partition(":")
+        if not module_ref or not attr:
+            raise ValueError(f"expected 'scaled', 'current' or a 'package.module:function' / 'file.py:function' "
+                             f"factory, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DistillationParams:
+        if self.student == STUDENT_CURRENT and self.teacher == "input":
+            raise ValueError("student: current with teacher: input would distil the model into itself; use "
+                             "teacher: original (or auto)")
+        return self
+
+    def effective_teacher(self) -> Literal["input", "original"]:
+        if self.teacher != "auto":
+            return self.teacher
+        return "original" if self.student == STUDENT_CURRENT else "input"
+
+    def training(self) -> TrainingParams:
+        """The training subset, for :func:`~edgecraft.plugins.distillation.train.distill`."""
+        return TrainingParams.model_validate(self.model_dump(include=set(TrainingParams.model_fields)))

@@ -1,0 +1,206 @@
+"""The ``distillation`` step: a smaller student learns from a teacher and becomes the model.
+
+Three ways to get the student (``params.student``):
+
+* ``scaled`` — the teacher narrowed to ``width`` (see :mod:`.student`), trained from scratch or
+  from the teacher's strongest channels;
+* a ``module:function`` factory — any architecture that maps the same input to the same outputs;
+* ``current`` — recovery: the model handed to this step (pruned, factorized) is fine-tuned to
+  imitate the plan's original model. This is how pruning and factorization ask for distillation:
+  a ``distillation`` step with ``student: current`` right after them.
+
+torch is imported inside the methods so registering the plugin stays cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgecraft.errors import InputError
+from edgecraft.models import ModelHandle, Stage, TorchModel
+from edgecraft.plugins.distillation.params import STUDENT_CURRENT, STUDENT_SCALED, DistillationParams
+from edgecraft.strategy import Resolution, ResolvedStep, StepResult, Strategy, StrategyParams
+
+if TYPE_CHECKING:
+    from edgecraft.context import CompileContext, RunContext
+    from torch import nn
+
+
+def _base_dir(ctx: Any) -> Path:
+    """The plan's folder, for 'file.py:function' factories (falls back to the working directory)."""
+    base = getattr(ctx, "base_dir", None)
+    return Path(base) if base is not None else Path.cwd()
+
+
+def _plan_teacher(ctx: CompileContext) -> nn.Module:
+    """The plan's model at compile time (a fresh build: resolve must not touch run-time state)."""
+    original = getattr(ctx, "original_model", None)
+    if callable(original):
+        return original().module
+    from edgecraft.plan import TorchModelSource
+    from edgecraft.plugins.distillation.student import build_factory_student
+
+    source = ctx.plan.model
+    assert isinstance(source, TorchModelSource)
+    return build_factory_student(source.factory, _base_dir(ctx), field="model.factory")
+
+
+def _check_layer_names(module: nn.Module, names: list[str], *, role: str, param: str) -> str | None:
+    known = {name for name, _ in module.named_modules() if name}
+    missing = [n for n in names if n not in known]
+    if not missing:
+        return None
+    sample = sorted(known)[:15]
+    return (f"params.{param}: the {role} has no layer named {missing}; its layers include {sample}"
+            f"{' ...' if len(known) > 15 else ''}")
+
+
+class DistillationStrategy(Strategy):
+    name = "distillation"
+    params_model = DistillationParams
+    summary = ("Knowledge distillation: train a smaller student (width-scaled, factory, or the current compressed "
+               "model) on the teacher's soft targets; the student becomes the model.")
+
+    # ------------------------------------------------------------------ compile time
+    def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
+        assert isinstance(params, DistillationParams)
+        if ctx.model_kind != "torch":
+            raise ctx.error("distillation trains a torch student, but the plan's model is an ONNX file",
+                            hint="give model as {kind: torch, factory: ..., input_shape: ...}")
+        train = ctx.require_dataset(params.train, "distillation training", param="train")
+        needs = [train]
+        if params.validation is not None:
+            needs.append(ctx.require_dataset(params.validation, "early stopping", param="validation"))
+        if params.student == STUDENT_CURRENT and ctx.step_index == 0:
+            raise ctx.error("student: current fine-tunes the model produced by earlier steps against the original, "
+                            "but this is the first step: there is nothing to recover yet",
+                            hint="put this step after a pruning or factorization step, or use student: scaled / "
+                                 "a factory")
+        if params.student != STUDENT_SCALED and (params.width != 0.5 or params.init != "random"
+                                                 or params.round_to is not None):
+            raise ctx.error(f"params.width, params.init and params.round_to only apply to student: scaled "
+                            f"(student is {params.student!r})")
+        notes = self._check_models(params, ctx)
+        teacher = params.effective_teacher()
+        loss = f"kl(T={params.temperature:g})" if params.loss == "kl" else "logit-mse"
+        student = params.student if params.student in (STUDENT_CURRENT, STUDENT_SCALED) else "factory"
+        implementation = f"torch-kd:{loss}:student={student}:teacher={teacher}"
+        if params.features:
+            implementation += f":features={len(params.features)}"
+        who = "the plan model before any step" if teacher == "original" else "the model as it stands before this step"
+        notes.append(f"teacher = {who}; alpha={params.alpha:g} (soft loss weight; soft only without labels)")
+        if params.augment == "none" and params.cache_teacher:
+            notes.append("teacher outputs are computed once and reused every epoch (no augmentation)")
+        return Resolution(stage=Stage.TORCH, implementation=implementation, params=params, needs_data=needs,
+                          notes=notes)
+
+    def _check_models(self, params: DistillationParams, ctx: CompileContext) -> list[str]:
+        """Build the plan model (and a factory student) once to catch shape and layer-name errors now."""
+        from edgecraft.plan import TorchModelSource
+        from edgecraft.plugins.distillation.student import (
+            StudentError,
+            build_factory_student,
+            check_student_fits,
+            count_params,
+            probe_output,
+            scale_width,
+        )
+
+        source = ctx.plan.model
+        assert isinstance(source, TorchModelSource)
+        shape = tuple(source.input_shape)
+        notes: list[str] = []
+        try:
+            teacher = _plan_teacher(ctx)
+            teacher_out = probe_output(teacher, shape, label="the plan's model")
+            if params.student == STUDENT_SCALED:
+                student = scale_width(teacher, shape, params.width, init="teacher", round_to=params.round_to,
+                                      label="the plan's model")
+                notes.append(f"width {params.width:g} on the plan's model: {count_params(teacher)} -> "
+                             f"{count_params(student)} parameters")
+            elif params.student == STUDENT_CURRENT:
+                student = teacher  # same architecture as far as compile time can tell
+            else:
+                student = build_factory_student(params.student, _base_dir(ctx), field="params.student")
+                check_student_fits(student, teacher_out, shape, label=f"the student from {params.student}")
+                notes.append(f"student factory {params.student}: {count_params(student)} parameters vs the plan "
+                             f"model's {count_params(teacher)}")
+        except StudentError as exc:
+            raise ctx.error(exc.message, hint=exc.hint) from exc
+        except InputError as exc:
+            raise ctx.error(str(exc)) from exc
+        if params.features:
+            problems = [
+                _check_layer_names(teacher, [p.teacher for p in params.features], role="teacher",
+                                   param="features[].teacher"),
+                # A current student's layers (after pruning) keep the original names, so the plan model is a fair check.
+                _check_layer_names(student, [p.student for p in params.features], role="student",
+                                   param="features[].student"),
+            ]
+            problems = [p for p in problems if p]
+            if problems:
+                raise ctx.error("; ".join(problems))
+        return notes
+
+    # ------------------------------------------------------------------ run time
+    def apply(self, step: ResolvedStep, model: ModelHandle, ctx: RunContext) -> StepResult:
+        from edgecraft.plugins.distillation.student import (
+            StudentError,
+            build_factory_student,
+            check_student_fits,
+            count_params,
+            probe_output,
+            scale_width,
+        )
+        from edgecraft.plugins.distillation.train import DistillationError, distill
+
+        params = DistillationParams.model_validate(step.params)
+        if not isinstance(model, TorchModel):
+            raise InputError(f"step {step.where}: distillation needs a torch model, got a {model.stage}-stage model")
+        shape = model.input_spec.shape
+        seed = params.seed if params.seed is not None else ctx.seed
+        teacher_kind = params.effective_teacher()
+        try:
+            if teacher_kind == "original":
+                if ctx.original_model is None:
+                    raise InputError(f"step {step.where}: teacher: original needs the plan's torch model, which this "
+                                     "run does not provide")
+                teacher = ctx.original_model().module
+            else:
+                teacher = model.module
+            teacher_out = probe_output(teacher, shape, label="the teacher")
+            if params.student == STUDENT_CURRENT:
+                student = model.module
+            elif params.student == STUDENT_SCALED:
+                student = scale_width(model.module, shape, params.width, init=params.init, round_to=params.round_to,
+                                      seed=seed, label="the teacher")
+            else:
+                student = build_factory_student(params.student, _base_dir(ctx), field="params.student")
+            check_student_fits(student, teacher_out, shape, label="the student")
+            train = ctx.dataset(params.train or "")
+            train.check_fits(shape, model_label="the teacher")
+            validation = ctx.dataset(params.validation) if params.validation else None
+            if validation is not None:
+                validation.check_fits(shape, model_label="the teacher")
+            result = distill(teacher, student, train, params.training(), validation=validation,
+                             progress=ctx.progress, seed=seed)
+        except StudentError as exc:
+            raise InputError(f"step {step.where}: {exc.message}", hint=exc.hint) from exc
+        except DistillationError as exc:
+            raise InputError(f"step {step.where}: {exc}") from exc
+        teacher_params, student_params = count_params(teacher), count_params(result.student)
+        details: dict[str, Any] = {
+            "teacher": teacher_kind,
+            "student": params.student,
+            "teacher_params": teacher_params,
+            "student_params": student_params,
+            "params_ratio": round(student_params / teacher_params, 4),
+            "loss": params.loss,
+            **result.summary(),
+            "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}
+                        for row in result.history],
+        }
+        lineage = [*model.lineage, {"step": step.label, "strategy": self.name, "student": params.student,
+                                    "teacher_params": teacher_params, "student_params": student_params}]
+        return StepResult(TorchModel(result.student, model.input_spec, model.output_name, lineage), details)

@@ -1,0 +1,139 @@
+"""Where the student comes from: a user factory, or the teacher scaled down in width.
+
+Scaling an arbitrary network's width means following every channel dependency (residual
+additions, concatenations, BatchNorm, depthwise convolutions, the Linear after a flatten). That is
+exactly what Torch-Pruning's dependency graph does, so the scaled student is the teacher after
+uniform structured pruning by ``1 - width`` (then re-initialised, unless ``init: teacher``),
+instead of a hand-written rebuild that would only know a few layer patterns. What Torch-Pruning
+cannot trace is refused with a clear error: the derived model must keep the teacher's output shape
+and really have fewer parameters.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+from edgecraft.errors import InputError
+from edgecraft.loading import load_callable
+from torch import nn
+
+
+class StudentError(InputError):
+    """The student cannot be built or does not fit the teacher (a plan problem: exit code 2)."""
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def probe_output(module: nn.Module, input_shape: tuple[int, ...], *, label: str) -> torch.Size:
+    """Run ``module`` once on zeros of ``input_shape`` (batch 2, eval mode) and return the output shape."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module(torch.zeros((2, *input_shape[1:]), dtype=torch.float32))
+    except Exception as exc:
+        raise StudentError(f"{label} fails on an input of shape {[2, *input_shape[1:]]}: "
+                           f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        module.train(was_training)
+    if not isinstance(out, torch.Tensor):
+        raise StudentError(f"{label} returns {type(out).__name__}; distillation needs a single logits tensor")
+    return out.shape
+
+
+def build_factory_student(reference: str, base_dir: Path, *, field: str) -> nn.Module:
+    """Call a ``module:function`` factory and check it returns an ``nn.Module``."""
+    fn = load_callable(reference, base_dir, field=field)
+    try:
+        student = fn()
+    except Exception as exc:
+        raise StudentError(f"{field}: {reference} raised {type(exc).__name__}: {exc}") from exc
+    if not isinstance(student, nn.Module):
+        raise StudentError(f"{field}: {reference} returned {type(student).__name__}, expected a torch nn.Module")
+    return student
+
+
+def check_student_fits(student: nn.Module, teacher_output: torch.Size, input_shape: tuple[int, ...], *,
+                       label: str) -> None:
+    """Raise if the student's output shape differs from the teacher's on the same input."""
+    shape = probe_output(student, input_shape, label=label)
+    if tuple(shape[1:]) != tuple(teacher_output[1:]):
+        raise StudentError(
+            f"{label} outputs shape {list(shape)} but the teacher outputs {list(teacher_output)} for the same input "
+            f"(shape {[2, *input_shape[1:]]}); the student must predict the same classes",
+            hint="make the student's last layer produce the teacher's number of outputs")
+
+
+def _output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
+    """Conv/Linear layers that produce the model's output (must keep their width)."""
+    order: list[tuple[nn.Module, torch.Tensor]] = []
+    hooks = [m.register_forward_hook(lambda mod, _inp, out: order.append((mod, out)))
+             for m in model.modules() if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear)]
+    try:
+        with torch.no_grad():
+            final = model(example)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if not order:
+        return []
+    chosen = [order[-1][0]]
+    chosen += [mod for mod, out in order[:-1] if out is final and mod not in chosen]
+    return chosen
+
+
+def scale_width(teacher: nn.Module, input_shape: tuple[int, ...], width: float, *, init: str = "random",
+                round_to: int | None = None, seed: int = 0, label: str = "the teacher") -> nn.Module:
+    """A copy of ``teacher`` with every hidden layer's width multiplied by ``width``.
+
+    Uses Torch-Pruning (L1 importance, uniform ratio ``1 - width``, output layer kept). With
+    ``init='random'`` every layer is re-initialised afterwards, so the student shares only the
+    architecture. Raises :class:`StudentError` when the architecture cannot be traced or scaled.
+    """
+    try:
+        import torch_pruning as tp
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise StudentError("student: scaled needs the torch-pruning package (pip install torch-pruning)") from exc
+    student = copy.deepcopy(teacher).eval()
+    example = torch.zeros((1, *input_shape[1:]), dtype=torch.float32)
+    before_shape = probe_output(student, input_shape, label=label)
+    before_params = count_params(student)
+    ignored = _output_layers(student, example)
+    if not ignored:
+        raise StudentError(f"{label} has no Conv/Linear layer to scale; student: scaled supports networks built "
+                           "from Conv1d/2d/3d and Linear layers (with BatchNorm, residuals, concatenations)",
+                           hint="give a student factory instead ('package.module:function')")
+    try:
+        pruner = tp.pruner.MetaPruner(student, example, importance=tp.importance.MagnitudeImportance(p=1),
+                                      pruning_ratio=1.0 - width, ignored_layers=ignored, round_to=round_to,
+                                      global_pruning=False)
+        pruner.step()
+    except Exception as exc:
+        raise StudentError(f"cannot scale {label} to width {width}: Torch-Pruning could not trace or prune it "
+                           f"({type(exc).__name__}: {exc})",
+                           hint="give a student factory instead ('package.module:function')") from exc
+    after_shape = probe_output(student, input_shape, label=f"the width-{width} student")
+    after_params = count_params(student)
+    if tuple(after_shape) != tuple(before_shape):
+        raise StudentError(f"scaling {label} to width {width} changed its output shape from {list(before_shape)} "
+                           f"to {list(after_shape)}; this architecture is not supported by student: scaled",
+                           hint="give a student factory instead ('package.module:function')")
+    if after_params >= before_params:
+        raise StudentError(f"scaling {label} to width {width} removed no parameters ({before_params}): none of its "
+                           "layers could be narrowed (unsupported layer types or all layers are outputs)",
+                           hint="give a student factory instead ('package.module:function')")
+    if init == "random":
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            for module in student.modules():
+                reset = getattr(module, "reset_parameters", None)
+                if callable(reset):
+                    reset()  # BatchNorm's also resets its running statistics
+        finally:
+            torch.random.set_rng_state(generator_state)
+    return student.train()
