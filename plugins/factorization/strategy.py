@@ -1,0 +1,157 @@
+"""The ``factorization`` strategy: bind params at compile time, factorize (and recover) at run time."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from edgecraft.errors import InputError
+from edgecraft.models import Stage, TorchModel
+from edgecraft.plugins.factorization.params import FactorizationParams
+from edgecraft.strategy import Resolution, ResolvedStep, StepResult, Strategy, StrategyParams
+
+if TYPE_CHECKING:
+    from edgecraft.context import CompileContext, RunContext
+    from edgecraft.models import ModelHandle
+
+_MODES = ("rank", "ratio", "energy", "target")
+
+
+def _unit_interval(ctx: CompileContext, name: str, value: float | None, *, closed_low: bool = False) -> None:
+    if value is None:
+        return
+    low_ok = value >= 0 if closed_low else value > 0
+    if not (low_ok and value <= 1):
+        raise ctx.error(f"params.{name} = {value:g} is outside (0, 1]",
+                        hint=f"{name} is a fraction: 0.5 keeps half" + (" (a target above 1 would grow the model)"
+                                                                        if name == "target" else ""))
+
+
+class FactorizationStrategy(Strategy):
+    name = "factorization"
+    params_model = FactorizationParams
+    summary = "Low-rank factorization: truncated SVD (Linear), spatial SVD or Tucker-2 (Conv2d), per-layer ranks"
+
+    # ------------------------------------------------------------------ compile time
+    def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
+        assert isinstance(params, FactorizationParams)
+        p = params.model_copy()
+        if ctx.model_kind != "torch":
+            raise ctx.error("factorization rewrites torch layers, but the plan's model is an ONNX file",
+                            hint="use a torch model source (model.kind: torch, factory: 'pkg.mod:fn')")
+        set_modes = [m for m in _MODES if getattr(p, m) is not None]
+        if len(set_modes) > 1:
+            raise ctx.error(f"set only one of rank / ratio / energy / target (got {', '.join(set_modes)})")
+        selection = p.selection or (set_modes[0] if set_modes else "energy")
+        if set_modes and set_modes[0] != selection:
+            raise ctx.error(f"params.selection = {selection!r} but params.{set_modes[0]} is set",
+                            hint=f"set params.{selection} (or drop params.selection)")
+        if p.rank is not None and p.rank < 1:
+            raise ctx.error(f"params.rank = {p.rank}: a rank must be at least 1 (rank 0 would delete the layer)")
+        for name in ("ratio", "energy", "target"):
+            _unit_interval(ctx, name, getattr(p, name))
+        if selection == "rank" and p.rank is None:
+            raise ctx.error("selection 'rank' needs params.rank (an integer >= 1)")
+        defaults = {"ratio": 0.5, "energy": 0.9}
+        if selection in defaults and getattr(p, selection) is None:
+            setattr(p, selection, defaults[selection])
+        if selection == "target" and p.target is None:
+            raise ctx.error("selection 'target' needs params.target (fraction of the model's cost to keep, in (0, 1])")
+        if not p.candidates or any(not 0 < c < 1 for c in p.candidates):
+            raise ctx.error(f"params.candidates = {p.candidates}: give fractions of full rank strictly between 0 and 1")
+        if p.cost == "latency" and p.latency == "none":
+            raise ctx.error("cost: latency needs measured latencies: set params.latency to 'ort' or 'torch'")
+        if selection != "target" and p.cost == "latency":
+            raise ctx.error("cost: latency is only used by the target selection", hint="set params.target")
+        p.selection = selection
+
+        needs: list[str] = []
+        notes: list[str] = []
+        if selection == "target":
+            data = p.sensitivity_data or ctx.plan.evaluation.dataset
+            p.sensitivity_data = ctx.require_dataset(data, "target rank selection (sensitivity analysis)",
+                                                     param="sensitivity_data")
+            needs.append(p.sensitivity_data)
+        elif p.sensitivity_data is not None:
+            needs.append(ctx.require_dataset(p.sensitivity_data, "loss reporting", param="sensitivity_data"))
+        if p.recover != "none":
+            p.train = ctx.require_dataset(p.train, f"recover: {p.recover}", param="train")
+            needs.append(p.train)
+            if p.recover == "distill":
+                from edgecraft.plugins.factorization.recovery import distill_available
+
+                if not distill_available():
+                    raise ctx.error("recover: distill needs the distillation plugin, which is not installed",
+                                    hint="use recover: finetune")
+                notes.append("recovery distils from the plan's original model")
+        elif p.train is not None:
+            raise ctx.error("params.train is set but recover is 'none'", hint="set recover: finetune or distill")
+
+        detail = {"energy": f"energy {p.energy:g}", "ratio": f"ratio {p.ratio:g}", "rank": f"rank {p.rank}",
+                  "target": f"greedy target {p.target:g} of {p.cost}" if p.target is not None else ""}[selection]
+        implementation = f"lowrank-{p.conv_method}/{detail}" + (f"+{p.recover}" if p.recover != "none" else "")
+        if p.latency != "none":
+            notes.append(f"candidates not faster than the original layer on {p.latency} are dropped")
+        return Resolution(stage=Stage.TORCH, implementation=implementation, params=p,
+                          needs_data=list(dict.fromkeys(needs)), notes=notes)
+
+    # ------------------------------------------------------------------ run time
+    def apply(self, step: ResolvedStep, model: ModelHandle, ctx: RunContext) -> StepResult:
+        import numpy as np
+        import torch
+        from edgecraft.plugins.factorization.engine import EvalData, FactorizationConfig, factorize_model
+        from edgecraft.plugins.factorization.recovery import distill_from, finetune
+        from edgecraft.plugins.factorization.selection import TargetUnreachable
+
+        p = FactorizationParams.model_validate(step.params)
+        if not isinstance(model, TorchModel):
+            raise InputError(f"step {step.where}: factorization needs a torch model, got a {model.stage} model")
+        config = FactorizationConfig(
+            conv_method=p.conv_method, selection=p.selection or "energy", energy=p.energy or 0.9,
+            ratio=p.ratio or 0.5, rank=p.rank, target=p.target, cost=p.cost, multiple=p.multiple,
+            candidates=tuple(p.candidates), latency=p.latency, include=tuple(p.include), exclude=tuple(p.exclude),
+            threads=ctx.plan.latency.threads)
+        data = None
+        if p.sensitivity_data is not None:
+            dataset = ctx.dataset(p.sensitivity_data).take(p.sensitivity_samples)
+            dataset.check_fits(model.input_spec.shape, model_label=f"step {step.where}'s model")
+            data = EvalData(torch.from_numpy(np.ascontiguousarray(dataset.x)),
+                            None if dataset.y is None else torch.from_numpy(dataset.y))
+        example = data.x[:1] if data is not None else torch.zeros(model.input_spec.shape)
+        ctx.progress.status(f"{step.where}: factorizing ({step.implementation})")
+        try:
+            result = factorize_model(model.module, example, config, data)
+        except TargetUnreachable as exc:
+            raise InputError(f"step {step.where}: params.target = {p.target:g} of {p.cost} cannot be reached: {exc}",
+                             hint="raise the target, add smaller params.candidates, lower params.multiple or "
+                                  "widen params.include") from None
+        if not result.layers:
+            raise InputError(f"step {step.where}: no Linear/Conv2d layer matches include={p.include} "
+                             f"exclude={p.exclude}", hint="layer names are those of model.named_modules()")
+
+        details: dict[str, Any] = {"implementation": step.implementation, **result.summary()}
+        if p.recover != "none" and result.factorized:
+            assert p.train is not None
+            train = ctx.dataset(p.train)
+            train.check_fits(model.input_spec.shape, model_label=f"step {step.where}'s model")
+            ctx.progress.status(f"{step.where}: recovery ({p.recover}, {p.epochs} epochs)")
+            try:
+                if p.recover == "finetune":
+                    details["recovery"] = finetune(result.module, train, epochs=p.epochs, lr=p.lr,
+                                                   batch_size=p.batch_size, seed=ctx.seed)
+                else:
+                    if ctx.original_model is None:
+                        raise InputError(f"step {step.where}: recover: distill needs the plan's original torch model")
+                    teacher = ctx.original_model().module.eval()
+                    details["recovery"] = distill_from(teacher, result.module, train, epochs=p.epochs, lr=p.lr,
+                                                       batch_size=p.batch_size, seed=ctx.seed,
+                                                       progress=ctx.progress)
+            except ValueError as exc:
+                raise InputError(f"step {step.where}: recovery failed: {exc}") from exc
+            if data is not None:
+                from edgecraft.plugins.factorization.engine import LossMeter
+
+                details["eval_loss_after_recovery"] = LossMeter(model.module, data)(result.module)
+        lineage = [*model.lineage, {"step": step.where, "strategy": self.name,
+                                    "factorized": {row.name: list(row.chosen.ranks) for row in result.factorized},
+                                    "params_ratio": details["params_ratio"], "macs_ratio": details["macs_ratio"]}]
+        return StepResult(TorchModel(result.module, model.input_spec, model.output_name, lineage), details)
