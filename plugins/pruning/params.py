@@ -1,0 +1,71 @@
+"""Typed params of the ``pruning`` step (pure pydantic: no torch import, so registration stays fast).
+
+One step, two modes, because users ask for "pruning" and the honest answer depends on the mode:
+
+* ``structured`` removes whole channels/filters/neurons (Torch-Pruning's dependency graph keeps
+  residual adds, concats, BatchNorm and grouped convs consistent). The exported model is smaller
+  and faster on every dense runtime.
+* ``unstructured`` zeroes individual weights (``torch.nn.utils.prune``). The dense ONNX file keeps
+  every zero, so it is neither smaller nor faster on dense kernels; only a compressed (zipped)
+  artifact shrinks. The step reports exactly that.
+
+Range checks that concern the *plan* (a ratio of 1 or more, a missing dataset, a param of the other
+mode) are made in ``PruningStrategy.resolve`` so the error names the step; pydantic only checks types
+and signs here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from edgecraft.strategy import StrategyParams
+from pydantic import Field
+
+#: Params that only mean something in one mode; setting them in the other mode is a plan error.
+STRUCTURED_ONLY = frozenset({"importance", "round_to", "max_layer_ratio", "taylor_batches"})
+UNSTRUCTURED_ONLY = frozenset({"pattern"})
+
+
+class PruningParams(StrategyParams):
+    """Params of one ``pruning`` step."""
+
+    mode: Literal["structured", "unstructured"] = Field(
+        "structured", description="'structured': remove whole channels (the model really gets smaller and "
+        "faster); 'unstructured': zero individual weights (only a compressed artifact gets smaller).")
+    ratio: float | None = Field(
+        None, ge=0, description="Fraction to remove: of each layer's output channels (structured) or of the "
+        "prunable weights (unstructured, i.e. the target sparsity). Must be < 1. Optional with `pattern`.")
+    scope: Literal["uniform", "global"] = Field(
+        "uniform", description="'uniform': every layer loses `ratio`; 'global': channels/weights are ranked "
+        "across all layers and the least important `ratio` of the total is removed.")
+    layer_ratios: dict[str, float] = Field(
+        default_factory=dict, description="Per-layer overrides {module name: ratio}, e.g. {'stem.0': 0.25}. "
+        "Names are as in `model.named_modules()`; fnmatch patterns ('blocks.*.conv1') are allowed.")
+    ignored_layers: list[str] = Field(
+        default_factory=list, description="Module names (fnmatch patterns allowed) never pruned. The layers that "
+        "produce the model's output are always kept whole (the output shape must not change).")
+    # ---- structured
+    importance: Literal["l1", "l2", "bn_scale", "taylor"] = Field(
+        "l2", description="Channel importance: 'l1'/'l2' weight magnitude, 'bn_scale' BatchNorm |gamma| "
+        "(network slimming), 'taylor' first-order Taylor |w*dL/dw| on `dataset` (data-aware).")
+    round_to: int | None = Field(
+        None, ge=1, description="Keep a multiple of this many channels per layer (hardware-friendly shapes).")
+    max_layer_ratio: float = Field(
+        0.9, gt=0, lt=1, description="'global' scope: no layer loses more than this fraction of its channels.")
+    taylor_batches: int = Field(4, ge=1, description="'taylor': training batches whose gradients score channels.")
+    # ---- unstructured
+    pattern: str | None = Field(
+        None, description="N:M semi-structured sparsity, e.g. '2:4' keeps the 2 largest of every 4 consecutive "
+        "input weights (sparsity (M-N)/M). Unstructured mode only.")
+    # ---- schedule and fine-tuning
+    schedule: Literal["one_shot", "gradual"] = Field(
+        "one_shot", description="'one_shot': prune once, then fine-tune; 'gradual': prune in `iterations` "
+        "rounds (cubic sparsity schedule for unstructured, linear channel schedule for structured), "
+        "fine-tuning `epochs` after each round.")
+    iterations: int = Field(4, ge=1, description="Pruning rounds of the 'gradual' schedule.")
+    dataset: str | None = Field(
+        None, description="Name of a training dataset of the plan, for fine-tuning and 'taylor'. With labels the "
+        "loss is cross-entropy; without, the pruned model imitates the unpruned one (MSE on outputs).")
+    epochs: int = Field(0, ge=0, description="Fine-tuning epochs after each pruning round (0: no fine-tuning).")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate for fine-tuning.")
+    batch_size: int = Field(64, ge=1)

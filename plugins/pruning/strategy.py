@@ -1,0 +1,234 @@
+"""The ``pruning`` strategy: compile-time checks (``resolve``) and the torch-stage transform (``apply``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from edgecraft.errors import CompileError, InputError, PluginError
+from edgecraft.models import Stage, TorchModel
+from edgecraft.plugins.pruning.params import STRUCTURED_ONLY, UNSTRUCTURED_ONLY, PruningParams
+from edgecraft.strategy import Resolution, ResolvedStep, StepResult, Strategy, StrategyParams
+
+if TYPE_CHECKING:
+    from edgecraft.context import CompileContext, RunContext
+    from edgecraft.models import ModelHandle
+
+
+def _fail(ctx: CompileContext, message: str, hint: str | None = None) -> CompileError:
+    return ctx.error(message, hint=hint)
+
+
+def _check_ratio(ctx: CompileContext, value: float, field: str, what: str) -> None:
+    if not 0 < value < 1:
+        raise _fail(ctx, f"params.{field} = {value:g} is not a fraction of {what} to remove; it must satisfy "
+                         f"0 < {field} < 1 (a ratio of 1 would remove every {what.rstrip('s')})")
+
+
+class PruningStrategy(Strategy):
+    name: ClassVar[str] = "pruning"
+    params_model: ClassVar[type[StrategyParams]] = PruningParams
+    summary: ClassVar[str] = ("Magnitude pruning: structured channel removal (Torch-Pruning; smaller, faster "
+                              "model) or unstructured/N:M sparsity (torch.nn.utils.prune; only zips smaller)")
+
+    # ------------------------------------------------------------------ compile time
+    def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
+        assert isinstance(params, PruningParams)
+        if ctx.model_kind != "torch":
+            raise _fail(ctx, "pruning works on the torch model (it edits layers and fine-tunes), but the plan's "
+                             "model is an ONNX file", hint="give model as {kind: torch, factory: 'pkg.mod:fn', "
+                                                            "input_shape: [...]}")
+        given = params.model_fields_set
+        other = UNSTRUCTURED_ONLY if params.mode == "structured" else STRUCTURED_ONLY
+        wrong = sorted(given & other)
+        if wrong:
+            raise _fail(ctx, f"params {wrong} do not apply to mode: {params.mode}",
+                        hint=f"remove them, or set mode: {'unstructured' if params.mode == 'structured' else 'structured'}")
+        if "max_layer_ratio" in given and params.scope != "global":
+            raise _fail(ctx, "params.max_layer_ratio only applies to scope: global")
+        notes: list[str] = []
+        pattern = None
+        if params.pattern is not None:
+            from edgecraft.plugins.pruning.unstructured import parse_pattern
+
+            try:
+                pattern = parse_pattern(params.pattern)
+            except ValueError as exc:
+                raise _fail(ctx, f"params.pattern: {exc}") from None
+            if params.scope == "global" or params.layer_ratios:
+                raise _fail(ctx, "params.pattern fixes the sparsity of every layer; scope: global and "
+                                 "layer_ratios do not combine with it")
+            if params.ratio is not None and abs(params.ratio - pattern.sparsity) > 1e-9:
+                raise _fail(ctx, f"params.ratio = {params.ratio:g} contradicts params.pattern {pattern} "
+                                 f"(sparsity {pattern.sparsity:g})", hint="leave ratio out with a pattern")
+        else:
+            what = "channels" if params.mode == "structured" else "weights"
+            if params.ratio is None and not params.layer_ratios:
+                raise _fail(ctx, f"params.ratio is required: the fraction of {what} to remove, 0 < ratio < 1")
+            if params.ratio is not None:
+                _check_ratio(ctx, params.ratio, "ratio", what)
+            for layer, value in params.layer_ratios.items():
+                if not 0 < value < 1:
+                    raise _fail(ctx, f"params.layer_ratios[{layer!r}] = {value:g} for layer {layer!r} must satisfy "
+                                     f"0 < ratio < 1 (1 would remove every {what.rstrip('s')} of the layer)")
+        if "iterations" in given and params.schedule == "one_shot":
+            raise _fail(ctx, "params.iterations only applies to schedule: gradual")
+        if params.pattern is not None and params.schedule == "gradual":
+            raise _fail(ctx, "an N:M pattern is applied in one shot; schedule: gradual does not apply")
+        needs: list[str] = []
+        if params.dataset is not None:
+            needs.append(ctx.require_dataset(params.dataset, "fine-tuning", param="dataset"))
+        if params.epochs > 0 and params.dataset is None:
+            ctx.require_dataset(None, f"fine-tuning ({params.epochs} epochs)", param="dataset")
+        if params.mode == "structured" and params.importance == "taylor" and params.dataset is None:
+            ctx.require_dataset(None, "importance: taylor (gradients of the loss)", param="dataset")
+        if params.schedule == "gradual" and params.epochs == 0:
+            raise _fail(ctx, "schedule: gradual prunes between fine-tuning rounds, but params.epochs is 0",
+                        hint="set epochs >= 1 and a training dataset, or use schedule: one_shot")
+        if params.dataset is not None and params.epochs == 0 and params.importance != "taylor":
+            notes.append(f"dataset {params.dataset!r} is given but epochs is 0: no fine-tuning")
+        notes.extend(self._probe(params, ctx))
+        if params.mode == "structured":
+            impl = f"torch-pruning channels ({params.importance}, {params.scope})"
+            notes.append("removes whole channels: the exported model is smaller and faster on dense runtimes")
+        elif pattern is not None:
+            impl = f"torch.nn.utils.prune N:M {pattern}"
+            notes.append(f"{pattern} sparsity is stored densely in ONNX: same file size and speed on "
+                         f"{ctx.target.label} unless its kernels exploit N:M; only the zipped size shrinks")
+        else:
+            impl = f"torch.nn.utils.prune L1 unstructured ({params.scope})"
+            notes.append("zeros are stored densely in ONNX: the file is not smaller and dense kernels are not "
+                         "faster; only the zipped size shrinks (reported)")
+        return Resolution(stage=Stage.TORCH, implementation=impl, params=params, needs_data=needs, notes=notes)
+
+    def _probe(self, params: PruningParams, ctx: CompileContext) -> list[str]:
+        """Layer-level checks on the model's structure, when it can be built cheaply at compile time.
+
+        The model is instantiated on torch's ``meta`` device (shapes only, no memory, no weights), so
+        names, channel counts and coupled groups are checked without loading or running anything.
+        If that is impossible (a ``file.py`` factory, a factory that needs real tensors), the same
+        checks run at the start of ``apply``, before the model is modified.
+        """
+        try:
+            module, shape = _meta_model(ctx)
+        except Exception as exc:
+            return [f"layer-level checks run when the step is applied (no compile-time model probe: "
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"]
+        import torch
+        from edgecraft.plugins.pruning import engine
+
+        example = torch.zeros(shape, device="meta")
+        try:
+            if params.mode == "structured":
+                engine.plan_structured(module, example, params, where=ctx.where)
+            else:
+                _check_unstructured(module, params, where=ctx.where)
+        except InputError as exc:
+            message = exc.message.removeprefix(f"step {ctx.where}: ")
+            raise CompileError(message, step=ctx.where, target=ctx.target.label, hint=exc.hint) from None
+        except Exception as exc:
+            return [f"layer-level checks run when the step is applied (model probe failed: {type(exc).__name__})"]
+        return ["layer names and per-layer channel targets checked on the model structure"]
+
+    # ------------------------------------------------------------------ run time
+    def apply(self, step: ResolvedStep, model: ModelHandle, ctx: RunContext) -> StepResult:
+        import torch
+        from edgecraft.plugins.pruning import accounting, engine, rebuild, training
+
+        if not isinstance(model, TorchModel):
+            raise PluginError(f"step {step.where}: pruning needs a torch model, got a {model.stage}-stage model")
+        params = PruningParams.model_validate(step.params)
+        where = step.where
+        torch.manual_seed(ctx.seed)
+        module = model.module.eval()
+        example = torch.zeros(model.input_spec.shape)
+        finetuning = None
+        if params.dataset is not None:
+            dataset = ctx.dataset(params.dataset)
+            training.check_dataset(dataset, model.input_spec.shape, where=where)
+
+            def teacher() -> torch.nn.Module:
+                if ctx.original_model is None:
+                    raise InputError(f"step {where}: no unpruned model available as a teacher")
+                return ctx.original_model().module
+
+            objective = training.Objective(dataset, teacher, where=where)
+            finetuning = engine.FineTuning(dataset, objective, params.epochs, params.lr, params.batch_size,
+                                           ctx.seed, ctx.progress)
+        export = _export_settings(ctx)
+        params_before, macs_before = accounting.params_and_macs(module, example)
+        attrs_before = rebuild.layer_attrs(module)
+        sizes_before = accounting.onnx_sizes(model, **export)
+        ctx.progress.status(f"{where}: {params.mode} pruning")
+        if params.mode == "structured":
+            facts = engine.prune_structured(module, example, params, where=where, finetuning=finetuning)
+        else:
+            facts = engine.prune_unstructured(module, params, where=where, finetuning=finetuning)
+        module.eval()
+        params_after, macs_after = accounting.params_and_macs(module, example)
+        sizes_after = accounting.onnx_sizes(model, **export)
+        arch = rebuild.architecture(attrs_before, module)
+        details: dict[str, Any] = {
+            "mode": params.mode,
+            **facts,
+            "params_before": params_before, "params_after": params_after,
+            "params_ratio": round(params_after / params_before, 6),
+            "macs_before": macs_before, "macs_after": macs_after, "macs_ratio": round(macs_after / macs_before, 6),
+            "onnx_dense_bytes_before": sizes_before["dense_bytes"], "onnx_dense_bytes": sizes_after["dense_bytes"],
+            "onnx_zipped_bytes_before": sizes_before["zipped_bytes"],
+            "onnx_zipped_bytes": sizes_after["zipped_bytes"],
+            "finetuning": None if finetuning is None else {
+                "dataset": params.dataset, "samples": len(finetuning.dataset), "epochs_per_round": params.epochs,
+                "loss": finetuning.objective.kind},
+            "architecture": arch,
+            "latency": "measured by edgecraft on the target (see the report); not assumed from sparsity",
+        }
+        if params.mode == "unstructured":
+            details["honest_note"] = ("dense ONNX stores zeros: size and dense-kernel latency are unchanged; "
+                                      "only the zipped size reflects the sparsity")
+        model.lineage.append({"step": where, "strategy": self.name, "mode": params.mode, "architecture": arch,
+                              "rebuild": "edgecraft.plugins.pruning.rebuild.rebuild(original_model, "
+                                         "architecture, state_dict)"})
+        return StepResult(model, details)
+
+
+def _export_settings(ctx: RunContext) -> dict[str, Any]:
+    source = ctx.plan.model
+    return {"opset": getattr(source, "opset", 18), "exporter": getattr(source, "exporter", "dynamo")}
+
+
+def _check_unstructured(module: Any, params: PruningParams, *, where: str) -> None:
+    from edgecraft.plugins.pruning import engine
+    from edgecraft.plugins.pruning import unstructured as un
+
+    layers, choice = engine.unstructured_layers(module, params, where=where)
+    if params.pattern:
+        pattern = un.parse_pattern(params.pattern)
+        for name, layer in layers:
+            un.check_nm_layer(name, layer, pattern, where=where)
+        return
+    for name, layer in layers:
+        target = choice.overrides.get(name, params.ratio if params.scope == "uniform" else None)
+        total = layer.weight.numel()
+        if target is not None and round(target * total) >= total:
+            raise InputError(f"step {where}: sparsity {target:g} would zero every weight of layer {name!r} "
+                             f"({total} weights)", hint=f"lower its ratio or add {name!r} to params.ignored_layers")
+
+
+def _meta_model(ctx: CompileContext) -> tuple[Any, tuple[int, ...]]:
+    """The plan's torch model built on the meta device, and its input shape."""
+    import torch
+    from edgecraft.loading import load_callable
+
+    source = ctx.plan.model
+    factory_ref = source.factory  # type: ignore[union-attr]
+    base_dir = getattr(ctx, "base_dir", None)
+    if base_dir is None and factory_ref.partition(":")[0].endswith(".py"):
+        raise LookupError("a file.py factory needs the plan's folder, which the compile context does not give")
+    from pathlib import Path
+
+    factory = load_callable(factory_ref, Path(base_dir or "."), field="model.factory")
+    with torch.device("meta"):
+        module = factory()
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError("factory did not return a module")
+    return module.eval(), tuple(source.input_shape)  # type: ignore[union-attr]
