@@ -1,0 +1,196 @@
+"""Start and stop TVM's RPC server inside the emulated aarch64 device.
+
+The server is TVM's own (``tvm.exec.rpc_server``), run by the device's arm64 Python under QEMU with
+only TVM's runtime library loaded (``TVM_USE_RUNTIME_LIB=1``: ~3 s to import instead of loading the
+compiler). Runs start it on a free loopback port and stop it when their session closes; servers are
+shared by sessions of one process (reference-counted), so a baseline and a candidate measured in turn
+do not each pay the start-up.
+
+``python -m edgecraft.backends.tvm.rpc_server [--port P] [--cache-dir D]`` serves in the foreground
+(for trying the device by hand, e.g. with ``tvm.rpc.connect``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from edgecraft.backends.tvm.device import EmulatedDevice
+from edgecraft.errors import RuntimeFailure
+
+LOOPBACK = "127.0.0.1"
+START_TIMEOUT_S = 180.0
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _server_code(launcher: Path, host: str, port: int) -> str:
+    # sys.executable must be the launcher: TVM's server re-launches sys.executable for its worker,
+    # and the arm64 python binary cannot be exec'ed on the host without binfmt (see device.py).
+    return (
+        "import sys, runpy; "
+        f"sys.executable = {str(launcher)!r}; "
+        f"sys.argv = ['rpc_server', '--host', {host!r}, '--port', '{port}', '--port-end', '{port + 1}']; "
+        "runpy.run_module('tvm.exec.rpc_server', run_name='__main__')"
+    )
+
+
+class EmulatedRPCServer:
+    """TVM's RPC server in the emulated device, bound to a loopback port; a context manager."""
+
+    def __init__(self, device: EmulatedDevice, *, threads: int = 1, port: int | None = None,
+                 host: str = LOOPBACK) -> None:
+        self.device = device
+        self.threads = threads
+        self.host = host
+        self.port = port
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_path: Path | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self.port is None:
+            raise RuntimeError("the server is not started")
+        return self.host, self.port
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> EmulatedRPCServer:
+        self.device.manifest()  # InputError with the setup command if the device is not prepared
+        if self.port is None:
+            self.port = free_port(self.host)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "TVM_"))}
+        env["TVM_NUM_THREADS"] = str(self.threads)
+        env["OMP_NUM_THREADS"] = str(self.threads)
+        fd, log = tempfile.mkstemp(prefix="edgecraft-tvm-rpc-", suffix=".log")
+        self._log_path = Path(log)
+        with os.fdopen(fd, "wb") as log_file:
+            # Own process group: stop() ends the server and the workers it forked, and nothing else.
+            self._proc = subprocess.Popen(
+                self.device.python("-c", _server_code(self.device.launcher, self.host, self.port)),
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                text = self.log_text()
+                self.stop()
+                raise RuntimeFailure(f"the emulated device's RPC server exited at start "
+                                     f"(code {self._proc.returncode if self._proc else '?'}):\n{text}")
+            if "bind to" in self.log_text() and _accepts(self.host, self.port):
+                return self
+            time.sleep(0.2)
+        text = self.log_text()
+        self.stop()
+        raise RuntimeFailure(f"the emulated device's RPC server did not listen within {timeout:.0f} s:\n{text}")
+
+    def log_text(self, lines: int = 20) -> str:
+        if self._log_path is None or not self._log_path.exists():
+            return ""
+        return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        elif proc is not None:
+            # The server is gone but workers it forked may hold the group: end them too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        if self._log_path is not None:
+            self._log_path.unlink(missing_ok=True)
+            self._log_path = None
+
+    def __enter__(self) -> EmulatedRPCServer:
+        return self.start() if not self.running else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- shared servers (per process)
+_lock = threading.Lock()
+_servers: dict[tuple[str, int], tuple[EmulatedRPCServer, int]] = {}
+
+
+def acquire_server(device: EmulatedDevice, threads: int) -> EmulatedRPCServer:
+    """A running server for ``device`` with ``threads`` threads, shared until every user releases it."""
+    key = (str(device.home), threads)
+    with _lock:
+        if key in _servers and _servers[key][0].running:
+            server, users = _servers[key]
+            _servers[key] = (server, users + 1)
+            return server
+        server = EmulatedRPCServer(device, threads=threads).start()
+        _servers[key] = (server, 1)
+        return server
+
+
+def release_server(server: EmulatedRPCServer) -> None:
+    with _lock:
+        for key, (known, users) in list(_servers.items()):
+            if known is server:
+                if users > 1:
+                    _servers[key] = (known, users - 1)
+                    return
+                del _servers[key]
+        server.stop()
+
+
+@atexit.register
+def _stop_all() -> None:
+    with _lock:
+        for server, _ in _servers.values():
+            server.stop()
+        _servers.clear()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve TVM RPC from the emulated aarch64 device.")
+    parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--port", type=int, default=9090)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    server = EmulatedRPCServer(EmulatedDevice.at(args.cache_dir), threads=args.threads, port=args.port)
+    with server:
+        print(f"TVM RPC server of the emulated aarch64 device on {server.host}:{server.port} (Ctrl-C stops)")
+        try:
+            while server.running:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
