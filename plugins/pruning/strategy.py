@@ -42,7 +42,7 @@ class PruningStrategy(Strategy):
         wrong = sorted(given & other)
         if wrong:
             raise _fail(ctx, f"params {wrong} do not apply to mode: {params.mode}",
-                        hint=f"remove them, or set mode: {'unstructured' if params.mode == 'structured' else 'structured'}")
+                        hint="remove them, or switch params.mode")
         if "max_layer_ratio" in given and params.scope != "global":
             raise _fail(ctx, "params.max_layer_ratio only applies to scope: global")
         notes: list[str] = []

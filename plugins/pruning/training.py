@@ -92,6 +92,7 @@ def finetune(model: torch.nn.Module, dataset: Dataset, objective: Objective, *, 
             count += len(x)
         last = total / max(count, 1)
         progress.status(f"{label}: epoch {epoch + 1}/{epochs} loss {last:.4f}")
+    model.zero_grad(set_to_none=True)
     model.eval()
     return last
 

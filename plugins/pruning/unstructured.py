@@ -96,7 +96,8 @@ def prune_to(layers: list[tuple[str, torch.nn.Module]], sparsity: float, *, scop
     from torch.nn.utils import prune
 
     pool = []
-    for name, module in layers:
+    fixed = []
+    for name, module in layers:  # check every layer before masking any
         target = overrides.get(name, sparsity if scope == "uniform" else None)
         if target is None:
             pool.append((name, module))
@@ -106,6 +107,8 @@ def prune_to(layers: list[tuple[str, torch.nn.Module]], sparsity: float, *, scop
         if k >= total:
             raise InputError(f"step {where}: sparsity {target:g} would zero every weight of layer {name!r} "
                              f"({total} weights)", hint=f"lower its ratio or add {name!r} to params.ignored_layers")
+        fixed.append((module, k))
+    for module, k in fixed:
         already = masked_count(module)
         if k > already:
             prune.l1_unstructured(module, "weight", amount=k - already)

@@ -70,3 +70,18 @@ def coupled() -> nn.Module:
 def residual() -> nn.Module:
     torch.manual_seed(0)
     return ResidualCNN(16).eval()
+
+
+def digits_images(n: int = 128, seed: int = 0) -> tuple:
+    """Labeled 32x32 digits from the bundled scikit-learn set (for fine-tuning and Taylor scores)."""
+    from edgecraft.datasets import load_dataset
+    from edgecraft.plan import DigitsDataset
+
+    ds = load_dataset("train", DigitsDataset(split="train", max_samples=n, seed=seed), base_dir=None)  # type: ignore[arg-type]
+    return ds.x, ds.y
+
+
+def mlp() -> nn.Module:
+    """Linear layers only (flat input), for N:M and exact-sparsity checks."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 10)).eval()
