@@ -158,8 +158,10 @@ def spatial_svd(layer: nn.Conv2d, rank: int) -> FactorizedLayer:
 
 # ---------------------------------------------------------------- Tucker-2: 1×1, k×k core, 1×1
 def _leading_left_vectors(matrix: torch.Tensor, rank: int) -> torch.Tensor:
-    u, _, _ = torch.linalg.svd(matrix, full_matrices=False)
-    return u[:, :rank]
+    """Top-``rank`` left singular vectors of a wide (channels × rest) unfolding, as the eigenvectors of its
+    small channels × channels Gram matrix: a partial SVD that avoids factorizing the wide side."""
+    _values, vectors = torch.linalg.eigh(matrix @ matrix.T)
+    return vectors.flip(-1)[:, :rank]
 
 
 def tucker2_factors(w: torch.Tensor, rank_in: int, rank_out: int,
