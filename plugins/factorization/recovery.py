@@ -66,7 +66,7 @@ def finetune(module: nn.Module, dataset: Dataset, *, epochs: int, lr: float, bat
             loss = nn.functional.cross_entropy(module(x[idx]), y[idx])
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
             count += len(idx)
         losses.append(total / max(1, count))
     module.eval()

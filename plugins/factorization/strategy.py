@@ -86,8 +86,8 @@ class FactorizationStrategy(Strategy):
         elif p.train is not None:
             raise ctx.error("params.train is set but recover is 'none'", hint="set recover: finetune or distill")
 
-        detail = {"energy": f"energy {p.energy:g}", "ratio": f"ratio {p.ratio:g}", "rank": f"rank {p.rank}",
-                  "target": f"greedy target {p.target:g} of {p.cost}" if p.target is not None else ""}[selection]
+        value = getattr(p, selection)
+        detail = f"greedy target {value:g} of {p.cost}" if selection == "target" else f"{selection} {value:g}"
         implementation = f"lowrank-{p.conv_method}/{detail}" + (f"+{p.recover}" if p.recover != "none" else "")
         if p.latency != "none":
             notes.append(f"candidates not faster than the original layer on {p.latency} are dropped")

@@ -1,0 +1,116 @@
+"""The strategy through edgecraft's compiler and runner: compile-time errors naming the step, and a real run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from edgecraft.compiler import compile_plan
+from edgecraft.errors import CompileError, InputError
+from edgecraft.plan import CompressionPlan
+from edgecraft.registry import build_registry
+from edgecraft.runner import prepare, run_plan
+
+HERE = Path(__file__).parent
+MODELS = str(HERE / "factorization_models.py")
+
+
+@pytest.fixture(scope="module")
+def registry() -> Any:
+    return build_registry()
+
+
+def _plan(params: dict[str, Any], *, model: dict[str, Any] | None = None, **extra: Any) -> CompressionPlan:
+    raw: dict[str, Any] = {
+        "model": model or {"kind": "torch", "factory": f"{MODELS}:make_cnn", "input_shape": [1, 1, 16, 16]},
+        "steps": [{"strategy": "factorization", "name": "lowrank", "params": params}],
+        "targets": ["ort-cpu"],
+        "data": {"calib": {"kind": "digits", "split": "train", "image_size": 16, "max_samples": 128},
+                 "test": {"kind": "digits", "split": "test", "image_size": 16, "max_samples": 64}},
+        "evaluation": {"dataset": "test"},
+        "latency": {"warmup": 2, "repeats": 10, "rounds": 2},
+    }
+    raw.update(extra)
+    return CompressionPlan.model_validate(raw)
+
+
+def _compile(plan: CompressionPlan, registry: Any, base_dir: Path = HERE) -> Any:
+    run = prepare(plan, registry, base_dir)
+    return compile_plan(plan, "ort-cpu", registry, loader=run.loader, datasets=run.datasets)
+
+
+def test_the_strategy_is_registered(registry: Any) -> None:
+    assert "factorization" in registry.strategies
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"rank": 0}, "rank = 0"),
+    ({"target": 1.5}, "target = 1.5 is outside"),
+    ({"target": 0}, "target = 0 is outside"),
+    ({"ratio": 2.0}, "ratio = 2 is outside"),
+    ({"energy": -0.1}, "energy = -0.1 is outside"),
+    ({"rank": 4, "target": 0.5}, "only one of"),
+    ({"selection": "rank"}, "needs params.rank"),
+    ({"target": 0.5, "sensitivity_data": "nope"}, "'nope' is not in the plan's data"),
+    ({"target": 0.5, "cost": "latency"}, "set params.latency"),
+    ({"recover": "finetune"}, "set params.train"),
+    ({"recover": "finetune", "train": "missing"}, "'missing' is not in the plan's data"),
+    ({"train": "calib"}, "recover is 'none'"),
+    ({"target": 0.5, "candidates": [0.5, 1.0]}, "strictly between 0 and 1"),
+])
+def test_bad_params_are_compile_errors_naming_the_step(registry: Any, params: dict[str, Any], message: str) -> None:
+    with pytest.raises(CompileError) as info:
+        _compile(_plan(params), registry)
+    text = str(info.value)
+    assert "steps[0] (lowrank)" in text and message in text
+    assert info.value.exit_code == 2
+
+
+def test_target_without_evaluation_data_is_a_compile_error(registry: Any) -> None:
+    plan = _plan({"target": 0.5}, evaluation={"dataset": None})
+    with pytest.raises(CompileError, match=r"steps\[0\] \(lowrank\).*sensitivity_data"):
+        _compile(plan, registry)
+
+
+def test_onnx_model_source_is_a_compile_error(registry: Any, tmp_path: Path) -> None:
+    import torch
+    from factorization_models import make_mlp
+
+    path = tmp_path / "mlp.onnx"
+    torch.onnx.export(make_mlp(), (torch.zeros(1, 64),), str(path), input_names=["input"], dynamo=False)
+    plan = _plan({"ratio": 0.5}, model={"kind": "onnx", "path": str(path)})
+    with pytest.raises(CompileError, match=r"steps\[0\] \(lowrank\).*ONNX file"):
+        _compile(plan, registry, tmp_path)
+
+
+def test_resolution_fills_defaults(registry: Any) -> None:
+    compiled = _compile(_plan({}), registry)
+    step = compiled.steps[0]
+    assert step.params["selection"] == "energy" and step.params["energy"] == 0.9
+    assert step.implementation.startswith("lowrank-auto/energy")
+    compiled = _compile(_plan({"target": 0.4, "cost": "macs"}), registry)
+    assert compiled.steps[0].params["sensitivity_data"] == "test"
+    assert "test" in compiled.steps[0].needs_data
+
+
+@pytest.mark.slow
+def test_unreachable_target_is_an_input_error_naming_the_step(registry: Any, tmp_path: Path) -> None:
+    plan = _plan({"target": 0.01, "candidates": [0.5]})
+    with pytest.raises(InputError, match=r"steps\[0\] \(lowrank\).*cannot be reached"):
+        run_plan(plan, registry, base_dir=HERE, cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.slow
+def test_run_plan_factorizes_recovers_and_measures_on_ort(registry: Any, tmp_path: Path) -> None:
+    plan = _plan({"target": 0.5, "recover": "finetune", "train": "calib", "epochs": 1})
+    report = run_plan(plan, registry, base_dir=HERE, cache_dir=tmp_path / "cache")
+    target = report.targets[0]
+    details = target.compressed.steps[0]
+    flat = details.get("details", details)
+    assert flat["params_ratio"] <= 0.5
+    assert flat["recovery"]["recovery"] == "finetune"
+    assert target.compressed.size_bytes < 0.6 * target.baseline.size_bytes
+    assert 0 <= target.compressed.metrics["top1"] <= 1
+    assert np.isfinite(target.compressed.latency_ms.p50)
