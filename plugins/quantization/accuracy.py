@@ -1,0 +1,81 @@
+"""The accuracy-aware loop: quantize, measure on the target, return sensitive layers to float until the
+plan's accuracy contracts hold or the evaluation budget is spent.
+
+Verdicts use the core's own :func:`edgecraft.contracts.judge_accuracy`, so "the contract holds" here
+means exactly what the final report will say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgecraft.contracts import judge_accuracy
+from edgecraft.metrics import BUILTIN_METRICS, Metric
+from edgecraft.plan import AccuracyContract, CompressionPlan
+
+
+def accuracy_contracts(plan: CompressionPlan, target_label: str) -> list[AccuracyContract]:
+    return [c for c in plan.contracts_for(target_label) if isinstance(c, AccuracyContract)]
+
+
+def _metric(name: str) -> Metric:
+    for metric in BUILTIN_METRICS:
+        if metric.name == name:
+            return metric
+    # A plugin metric: assume higher is better, as every accuracy metric edgecraft ships is.
+    return Metric(name, lambda *_: 0.0, "plugin metric")
+
+
+def contracts_hold(contracts: list[AccuracyContract], baseline: dict[str, float],
+                   metrics: dict[str, float]) -> tuple[bool, dict[str, float]]:
+    """Whether every contract holds, and the measured drop per contract metric."""
+    ok, drops = True, {}
+    for contract in contracts:
+        verdict = judge_accuracy(contract, _metric(contract.metric), baseline, metrics)
+        drops[contract.metric] = round(verdict.measured, 6)
+        ok = ok and verdict.passed
+    return ok, drops
+
+
+@dataclass
+class LoopResult:
+    model: Any
+    kept_float: list[str]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    contract_met: bool = False
+    evaluations: int = 0
+    stopped: str = ""
+
+
+def restore_until_met(*, quantize: Callable[[list[str]], Any], evaluate: Callable[[Any], dict[str, float]],
+                      baseline: dict[str, float], contracts: list[AccuracyContract], ranking: list[list[str]],
+                      group_size: int, budget: int, first: Any | None = None,
+                      status: Callable[[str], None] = lambda _: None) -> LoopResult:
+    """Evaluate the fully quantized model (``first`` or ``quantize([])``); while a contract fails and the
+    budget allows, return the next ``group_size`` groups of ``ranking`` (most sensitive first; a group
+    is a layer and the nodes that must stay float with it) to float and re-evaluate."""
+    model = first if first is not None else quantize([])
+    kept: list[str] = []
+    metrics = evaluate(model)
+    met, drops = contracts_hold(contracts, baseline, metrics)
+    result = LoopResult(model, kept, [{"step": 0, "kept_float": [], "metrics": metrics, "drop": drops,
+                                       "contract_met": met}], met, 1)
+    remaining = list(ranking)
+    while not met and result.evaluations < budget and remaining:
+        groups, remaining = remaining[:group_size], remaining[group_size:]
+        group = [name for g in groups for name in g]
+        kept = [*kept, *group]
+        status(f"accuracy-aware: drop {drops} misses the contract; returning {group} to float")
+        model = quantize(kept)
+        metrics = evaluate(model)
+        result.evaluations += 1
+        met, drops = contracts_hold(contracts, baseline, metrics)
+        result.history.append({"step": len(result.history), "returned_to_float": group, "kept_float": list(kept),
+                               "metrics": metrics, "drop": drops, "contract_met": met})
+        result.model, result.kept_float = model, list(kept)
+    result.contract_met = met
+    result.stopped = ("contract met" if met else
+                      "evaluation budget spent" if result.evaluations >= budget else "no layer left to restore")
+    return result
