@@ -86,7 +86,7 @@ class Backend(ABC):
         """Versions of the runtimes behind this backend; part of the cache key."""
         return {}
 
-    def check_available(self, target: str, options: TargetOptions) -> None:
+    def check_available(self, target: str, options: TargetOptions) -> None:  # noqa: B027 - optional hook
         """Raise ``InputError`` with an install hint if the runtime or toolchain is missing.
 
         Called at compile time so a missing extra fails before anything is built.

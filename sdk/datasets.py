@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from edgecraft.errors import InputError
 from edgecraft.loading import load_callable
 from edgecraft.plan import DatasetSpec, DigitsDataset, FactoryDataset, NpzDataset

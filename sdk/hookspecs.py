@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from edgecraft.backend import Backend
+    from edgecraft.devices import Device
     from edgecraft.metrics import Metric
     from edgecraft.strategy import Strategy
 
@@ -40,6 +41,11 @@ def edgecraft_register_backends(register: Callable[[type[Backend]], None]) -> No
 @hookspec
 def edgecraft_register_metrics(register: Callable[[Metric], None]) -> None:
     """Register accuracy metrics usable in ``evaluation.metrics`` and accuracy contracts."""
+
+
+@hookspec
+def edgecraft_register_devices(register: Callable[[type[Device]], None]) -> None:
+    """Register devices that ``edgecraft device setup NAME`` prepares (e.g. an emulated board)."""
 
 
 @hookspec

@@ -16,9 +16,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from edgecraft.models import ModelHandle, Stage
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from edgecraft.context import CompileContext, RunContext

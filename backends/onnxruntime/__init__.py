@@ -1,0 +1,1 @@
+"""ONNX Runtime CPU backend (target ``ort-cpu``)."""

@@ -1,0 +1,129 @@
+"""ONNX Runtime on the CPU.
+
+The artifact is the graph after ONNX Runtime's own *extended* optimizations (constant folding,
+Conv+BN/activation fusion, QDQ fusions), saved once at build time so the shipped file is what was
+measured. The *all* level adds layout transforms specific to this machine's CPU (NCHWc blocking),
+which would make the file non-portable; those are applied at session creation instead, where they
+always match the CPU the model runs on.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from edgecraft.backend import Backend, Session, TargetInfo, TargetOptions
+from edgecraft.errors import InputError
+from pydantic import Field
+
+ARTIFACT_FILE = "model.onnx"
+
+
+class OrtCpuOptions(TargetOptions):
+    """Options of the ``ort-cpu`` target."""
+
+    saved_optimization: Literal["disable", "basic", "extended"] = Field(
+        "extended", description="Graph optimizations applied to the saved artifact (portable levels only).")
+    runtime_optimization: Literal["disable", "basic", "extended", "all"] = Field(
+        "all", description="Graph optimizations applied when the session is created on the running CPU.")
+    intra_op_threads: int | None = Field(None, ge=1, description="Overrides the plan's latency.threads.")
+    inter_op_threads: int = Field(1, ge=1)
+    execution_mode: Literal["sequential", "parallel"] = "sequential"
+
+
+def _level(name: str) -> Any:
+    import onnxruntime as ort
+
+    return {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[name]
+
+
+class OrtSession(Session):
+    def __init__(self, session: Any, options: OrtCpuOptions, threads: int) -> None:
+        self._session = session
+        self._names = [i.name for i in session.get_inputs()]
+        self._output_names = [o.name for o in session.get_outputs()]
+        self._threads = threads
+        self._options = options
+
+    @property
+    def input_names(self) -> list[str]:
+        return self._names
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return self._session.run(self._output_names, dict(feeds))
+
+    def describe(self) -> dict[str, Any]:
+        import platform
+
+        import onnxruntime as ort
+
+        return {"runtime": f"onnxruntime {ort.__version__}", "device": f"CPU ({platform.machine()})",
+                "providers": self._session.get_providers(), "threads": self._threads,
+                "optimization": self._options.runtime_optimization}
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    summary = "ONNX Runtime, CPU execution provider"
+
+    def targets(self) -> list[TargetInfo]:
+        return [TargetInfo(
+            name="ort-cpu", summary="ONNX Runtime on this machine's CPU", options_model=OrtCpuOptions,
+            # QDQ int8 graphs and dynamic (MatMulInteger) quantization both have CPU kernels here.
+            capabilities=frozenset({"onnx.graph", "onnx.int8.qdq", "onnx.int8.dynamic", "onnx.int8.qoperator"}),
+            native_format="onnx")]
+
+    def runtime_versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"onnxruntime": version("onnxruntime")}
+
+    def check_available(self, target: str, options: TargetOptions) -> None:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            raise InputError("target ort-cpu needs onnxruntime, which is not importable",
+                             hint="pip install onnxruntime") from exc
+
+    def import_onnx(self, onnx_path: Path, target: str, options: TargetOptions, work_dir: Path) -> Path:
+        # ONNX Runtime's "native" model is the ONNX file itself.
+        return Path(onnx_path)
+
+    def save(self, native: Any, target: str, options: TargetOptions, out_dir: Path) -> list[Path]:
+        import onnxruntime as ort
+
+        assert isinstance(options, OrtCpuOptions)
+        out = out_dir / ARTIFACT_FILE
+        if options.saved_optimization == "disable":
+            shutil.copyfile(native, out)
+            return [out]
+        so = ort.SessionOptions()
+        so.graph_optimization_level = _level(options.saved_optimization)
+        so.optimized_model_filepath = str(out)
+        ort.InferenceSession(str(native), so, providers=["CPUExecutionProvider"])
+        return [out]
+
+    def load(self, artifact_dir: Path, target: str, options: TargetOptions, threads: int) -> Session:
+        import onnxruntime as ort
+
+        assert isinstance(options, OrtCpuOptions)
+        path = artifact_dir / ARTIFACT_FILE
+        if not path.is_file():
+            raise InputError(f"artifact {artifact_dir} has no {ARTIFACT_FILE}")
+        so = ort.SessionOptions()
+        so.graph_optimization_level = _level(options.runtime_optimization)
+        n = options.intra_op_threads or threads
+        so.intra_op_num_threads = n
+        so.inter_op_num_threads = options.inter_op_threads
+        so.execution_mode = (ort.ExecutionMode.ORT_SEQUENTIAL if options.execution_mode == "sequential"
+                             else ort.ExecutionMode.ORT_PARALLEL)
+        so.log_severity_level = 3
+        return OrtSession(ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]), options, n)

@@ -1,0 +1,14 @@
+"""Entry point of the ONNX Runtime backend: registration only, so it imports nothing heavy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from edgecraft.hookspecs import hookimpl
+
+
+@hookimpl
+def edgecraft_register_backends(register: Callable[[type], None]) -> None:
+    from edgecraft.backends.onnxruntime.backend import OnnxRuntimeBackend
+
+    register(OnnxRuntimeBackend)

@@ -1,0 +1,234 @@
+"""Build artifacts for one target: model source → torch steps → ONNX → graph steps → native steps → backend files.
+
+A :class:`TargetPipeline` owns everything about one target entry of a run: the backend, its
+options, the cache, and the baseline's outputs (the reference for agreement metrics and for
+accuracy-aware steps). Each artifact is built in a temporary folder and moved into the cache only
+when complete (see :mod:`edgecraft.artifacts`).
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgecraft.artifacts import Artifact, ArtifactCache, write_manifest
+from edgecraft.backend import Backend, Session
+from edgecraft.compiler import CompiledPlan
+from edgecraft.context import RunContext, TargetView
+from edgecraft.datasets import Dataset, DatasetStore
+from edgecraft.errors import EdgecraftError, PluginError, RuntimeFailure
+from edgecraft.measure import compute_metrics, run_outputs
+from edgecraft.model_source import ModelSourceLoader, export_onnx
+from edgecraft.models import ModelHandle, NativeModel, OnnxModel, Stage, TorchModel
+from edgecraft.plan import CompressionPlan, TorchModelSource
+from edgecraft.progress import NullProgress, Progress
+from edgecraft.registry import Registry
+
+
+def _backend_call(backend: Backend, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call into a backend, turning unexpected exceptions into a RuntimeFailure that names it."""
+    try:
+        return fn(*args, **kwargs)
+    except EdgecraftError:
+        raise
+    except Exception as exc:
+        raise RuntimeFailure(f"backend {backend.name!r} failed to {what}: {type(exc).__name__}: {exc}") from exc
+
+
+@dataclass
+class TargetPipeline:
+    plan: CompressionPlan
+    registry: Registry
+    view: TargetView
+    loader: ModelSourceLoader
+    datasets: DatasetStore
+    cache: ArtifactCache
+    progress: Progress = field(default_factory=NullProgress)
+    _baseline_outputs: np.ndarray | None = None
+    _baseline_metrics: dict[str, float] | None = None
+    _baseline_artifact: Artifact | None = None
+
+    @property
+    def backend(self) -> Backend:
+        return self.registry.backend(self.view.backend_name)
+
+    @property
+    def threads(self) -> int:
+        return self.plan.latency.threads
+
+    # ------------------------------------------------------------------ conversions
+    def _export_options(self) -> dict[str, Any]:
+        source = self.plan.model
+        if isinstance(source, TorchModelSource):
+            return {"opset": source.opset, "exporter": source.exporter}
+        return {}
+
+    def _to_onnx(self, handle: ModelHandle, work: Path) -> OnnxModel:
+        if isinstance(handle, OnnxModel):
+            return handle
+        if isinstance(handle, TorchModel):
+            return export_onnx(handle, work / "exported.onnx", **self._export_options())
+        raise RuntimeFailure("a native model cannot be turned back into ONNX")
+
+    def _to_native(self, handle: ModelHandle, work: Path) -> NativeModel:
+        if isinstance(handle, NativeModel):
+            return handle
+        onnx_model = self._to_onnx(handle, work)
+        native = _backend_call(self.backend, f"import {onnx_model.path.name}", self.backend.import_onnx,
+                               onnx_model.path, self.view.target, self.view.options, work)
+        return NativeModel(native, self.view.info.native_format or self.backend.name, onnx_model.input_spec,
+                           list(onnx_model.lineage))
+
+    def _save(self, handle: ModelHandle, out: Path, work: Path) -> list[Path]:
+        native = self._to_native(handle, work)
+        files = _backend_call(self.backend, "save the artifact", self.backend.save, native.model, self.view.target,
+                              self.view.options, out)
+        if not files:
+            raise RuntimeFailure(f"backend {self.backend.name!r} saved no files")
+        return [Path(f) for f in files]
+
+    def load(self, folder: Path) -> Session:
+        return _backend_call(self.backend, f"load the artifact in {folder}", self.backend.load, folder,
+                             self.view.target, self.view.options, self.threads)
+
+    # ------------------------------------------------------------------ steps
+    def _run_context(self, step: Any, work: Path) -> RunContext:
+        original = None
+        if self.loader.kind == "torch":
+            def original() -> TorchModel:
+                source = self.loader.original_torch()
+                return TorchModel(copy.deepcopy(source.module), source.input_spec, source.output_name)
+        has_eval = self.plan.evaluation.dataset is not None
+        return RunContext(plan=self.plan, target=self.view, backend=self.backend, step=step, work_dir=work,
+                          datasets=self.datasets, seed=self.plan.seed, progress=self.progress,
+                          original_model=original,
+                          evaluator=self.evaluate_handle if has_eval else None,
+                          baseline_metrics=self.baseline_metrics if has_eval else None)
+
+    def _apply_steps(self, compiled: CompiledPlan, work: Path) -> tuple[ModelHandle, list[dict[str, Any]]]:
+        handle: ModelHandle = self.loader.fresh()
+        details: list[dict[str, Any]] = []
+        for step in compiled.steps:
+            if step.stage == Stage.ONNX and isinstance(handle, TorchModel):
+                handle = self._to_onnx(handle, work)
+            elif step.stage == Stage.NATIVE and not isinstance(handle, NativeModel):
+                handle = self._to_native(handle, work)
+            strategy = self.registry.strategy(step.strategy)
+            self.progress.status(f"{self.view.label}: {step.where} {step.strategy} ({step.implementation})")
+            try:
+                result = strategy.apply(step, handle, self._run_context(step, work))
+            except EdgecraftError:
+                raise
+            except Exception as exc:
+                prov = self.registry.provenance_of_strategy(step.strategy)
+                raise PluginError(f"{step.where}: strategy {step.strategy!r} from {prov} failed on target "
+                                  f"{self.view.label!r}: {type(exc).__name__}: {exc}") from exc
+            if result.model.stage != step.stage:
+                raise PluginError(f"{step.where}: strategy {step.strategy!r} returned a {result.model.stage}-stage "
+                                  f"model from a {step.stage}-stage step")
+            handle = result.model
+            details.append({"index": step.index, "label": step.label, "strategy": step.strategy,
+                            "implementation": step.implementation, **result.details})
+        return handle, details
+
+    # ------------------------------------------------------------------ artifacts
+    def build(self, compiled: CompiledPlan) -> tuple[Artifact, bool]:
+        """The artifact for ``compiled``, from the cache when an identical build exists."""
+        key = compiled.key()
+        hit = self.cache.lookup(key)
+        if hit is not None:
+            return hit, True
+        what = "baseline" if compiled.is_baseline else "compressed"
+        self.progress.status(f"{self.view.label}: building the {what} artifact")
+        with self.cache.building(key) as out, tempfile.TemporaryDirectory(prefix="edgecraft-work-") as tmp:
+            work = Path(tmp)
+            handle, details = self._apply_steps(compiled, work)
+            extra: dict[str, Any] = {}
+            lineage = out / "lineage"
+            lineage.mkdir()
+            if isinstance(handle, TorchModel):
+                extra["torch_program"] = self._save_torch_program(handle, lineage) if compiled.steps else None
+                handle = self._to_onnx(handle, work)
+            if isinstance(handle, OnnxModel):
+                # The graph the backend imported: portable, and enough to rebuild any step's result.
+                shutil.copyfile(handle.path, lineage / "model.onnx")
+            files = self._save(handle, out, work)
+            size = _backend_call(self.backend, "measure the artifact size", self.backend.artifact_size, files)
+            manifest = write_manifest(out, key=key, compiled=compiled.model_dump(mode="json", by_alias=True),
+                                      files=files, size_bytes=size, steps=details, extra=extra)
+        return Artifact(self.cache.path_for(key), manifest), False
+
+    @staticmethod
+    def _save_torch_program(handle: TorchModel, lineage: Path) -> str | None:
+        """Save the compressed torch model as a torch.export program: it rebuilds without the original
+        class (pruned models no longer match their class's constructor)."""
+        import torch
+
+        try:
+            program = torch.export.export(handle.module.eval(), (torch.zeros(handle.input_spec.shape),))
+            torch.export.save(program, str(lineage / "torch_model.pt2"))
+        except Exception as exc:  # the ONNX graph still carries the model; note why the program is missing
+            return f"not saved: {type(exc).__name__}: {exc}"
+        return "lineage/torch_model.pt2"
+
+    # ------------------------------------------------------------------ evaluation
+    def eval_dataset(self) -> Dataset | None:
+        name = self.plan.evaluation.dataset
+        return None if name is None else self.datasets.get(name)
+
+    def metrics_list(self) -> list[Any]:
+        return [self.registry.metric(m, where="evaluation.metrics") for m in self.plan.evaluation.metrics]
+
+    def baseline_artifact(self, compiled: CompiledPlan) -> tuple[Artifact, bool]:
+        artifact, cached = self.build(compiled.baseline())
+        self._baseline_artifact = artifact
+        return artifact, cached
+
+    def baseline_outputs(self) -> np.ndarray:
+        if self._baseline_outputs is None:
+            assert self._baseline_artifact is not None, "build the baseline first"
+            dataset = self.eval_dataset()
+            assert dataset is not None
+            session = self.load(self._baseline_artifact.path)
+            try:
+                self._baseline_outputs = run_outputs(session, dataset, self.plan.evaluation.batch_size,
+                                                     progress=self.progress, label=f"{self.view.label} baseline")
+            finally:
+                session.close()
+        return self._baseline_outputs
+
+    def outputs_metrics(self, outputs: np.ndarray) -> dict[str, float]:
+        dataset = self.eval_dataset()
+        assert dataset is not None
+        return compute_metrics(outputs, dataset, self.metrics_list(), self.baseline_outputs())
+
+    def baseline_metrics(self) -> dict[str, float]:
+        if self._baseline_metrics is None:
+            self._baseline_metrics = self.outputs_metrics(self.baseline_outputs())
+        return self._baseline_metrics
+
+    def session_metrics(self, session: Session, label: str) -> tuple[dict[str, float], np.ndarray]:
+        dataset = self.eval_dataset()
+        assert dataset is not None
+        outputs = run_outputs(session, dataset, self.plan.evaluation.batch_size, progress=self.progress,
+                              label=f"{self.view.label} {label}")
+        return self.outputs_metrics(outputs), outputs
+
+    def evaluate_handle(self, handle: ModelHandle) -> dict[str, float]:
+        """Build ``handle`` into a throw-away artifact on this target and measure it (accuracy-aware steps)."""
+        with tempfile.TemporaryDirectory(prefix="edgecraft-eval-") as tmp:
+            work, out = Path(tmp) / "work", Path(tmp) / "artifact"
+            work.mkdir()
+            out.mkdir()
+            self._save(handle, out, work)
+            session = self.load(out)
+            try:
+                metrics, _ = self.session_metrics(session, "candidate")
+            finally:
+                session.close()
+        return metrics

@@ -1,0 +1,235 @@
+"""The ``edgecraft`` command line: what CI calls. Exit codes: 0 met, 1 contract failed, 2 bad input,
+3 plugin or runtime failure.
+
+Heavy imports (torch, runtimes) happen inside the commands, so ``edgecraft --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from edgecraft.errors import EXIT_BAD_INPUT, EXIT_CONTRACT_FAILED, EXIT_OK, EXIT_PLUGIN_FAILURE, EdgecraftError
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from edgecraft.registry import Registry
+    from edgecraft.report import Report
+
+app = typer.Typer(name="edgecraft", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Compress neural networks for edge hardware and prove it: plan → compile → run → verify.")
+device_app = typer.Typer(help="Prepare devices that targets run on (e.g. an emulated aarch64 board).",
+                         no_args_is_help=True)
+app.add_typer(device_app, name="device")
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+PlanArg = Annotated[Path, typer.Argument(help="Plan file (.yaml, .yml or .json).")]
+
+
+@app.callback()
+def _global(plugins: Annotated[str | None, typer.Option(
+        "--plugins", envvar="EDGECRAFT_PLUGINS",
+        help="Comma-separated entry-point names: load only these plugins (for locked-down CI).")] = None) -> None:
+    if plugins is not None:
+        os.environ["EDGECRAFT_PLUGINS"] = plugins
+
+
+def _registry() -> Registry:
+    from edgecraft.registry import build_registry
+
+    return build_registry()
+
+
+# ---------------------------------------------------------------------------- plugins / schema
+@app.command()
+def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List every strategy, backend, target and device with the distribution that provides it."""
+    registry = _registry()
+    rows: list[dict[str, str]] = []
+    for kind, table in (("strategy", registry.strategies), ("backend", registry.backends),
+                        ("target", registry.targets), ("device", registry.devices), ("metric", registry.metrics)):
+        for name, provided in sorted(table.items()):
+            rows.append({"kind": kind, "name": name, "distribution": provided.provenance.distribution,
+                         "version": provided.provenance.version, "plugin": provided.provenance.plugin,
+                         "summary": provided.summary})
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="edgecraft plugins")
+    for column in ("kind", "name", "distribution", "version", "plugin", "summary"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row.values())
+    out.print(table)
+
+
+@app.command()
+def schema() -> None:
+    """Print the plan's JSON Schema, including every installed strategy's params and target's options."""
+    from edgecraft.plan_schema import plan_json_schema
+
+    sys.stdout.write(json.dumps(plan_json_schema(_registry()), indent=2) + "\n")
+
+
+@app.command()
+def validate(plan: PlanArg) -> None:
+    """Check a plan against the schema and the installed plugins (nothing is built)."""
+    from edgecraft.plan_io import load_plan
+
+    loaded, _ = load_plan(plan, _registry())
+    out.print(f"[green]ok[/green] {plan}: {len(loaded.steps)} step(s), targets "
+              f"{[t.label for t in loaded.targets]}, {len(loaded.contracts)} contract(s)")
+
+
+@app.command("compile")
+def compile_command(
+        plan: PlanArg,
+        target: Annotated[list[str], typer.Option("--target", "-t", help="Target label (repeatable).")],
+        as_json: Annotated[bool, typer.Option("--json", help="Print the compiled plan as JSON.")] = False) -> None:
+    """Resolve the plan for a target and print the concrete pipeline (nothing is built)."""
+    from edgecraft.plan_io import load_plan
+    from edgecraft.runner import compile_all, prepare
+
+    registry = _registry()
+    loaded, base_dir = load_plan(plan, registry)
+    compiled = compile_all(prepare(loaded, registry, base_dir), target)
+    if as_json:
+        sys.stdout.write(json.dumps({k: v.model_dump(mode="json", by_alias=True) for k, v in compiled.items()},
+                                    indent=2) + "\n")
+        return
+    for cp in compiled.values():
+        for line in cp.describe():
+            out.print(line, highlight=False)
+
+
+# ---------------------------------------------------------------------------- run
+def _print_report(report: Report) -> None:
+    for target in report.targets:
+        summary = Table(title=f"{target.target} ({target.backend})" + (" [EMULATED DEVICE]" if target.emulated else ""))
+        for column in ("", "baseline", "compressed", "ratio"):
+            summary.add_column(column, justify="right")
+        for name, value in target.baseline.metrics.items():
+            summary.add_row(name, f"{value:.4f}", f"{target.compressed.metrics.get(name, float('nan')):.4f}", "")
+        b, c = target.baseline.latency_ms, target.compressed.latency_ms
+        for pct in ("p50", "p95", "p99"):
+            bv, cv = getattr(b, pct), getattr(c, pct)
+            summary.add_row(f"latency {pct} (ms)", f"{bv:.3f}", f"{cv:.3f}", f"{bv / cv:.2f}x")
+        summary.add_row("size (bytes)", str(target.baseline.size_bytes), str(target.compressed.size_bytes),
+                        f"{target.baseline.size_bytes / max(target.compressed.size_bytes, 1):.2f}x")
+        out.print(summary)
+        if target.contracts:
+            verdicts = Table(title=f"contracts on {target.target}")
+            for column in ("contract", "status", "measured", "bound", "detail"):
+                verdicts.add_column(column)
+            for v in target.contracts:
+                color = {"pass": "green", "fail": "red", "inconclusive": "yellow"}[v.status]
+                verdicts.add_row(v.name, f"[{color}]{v.status}[/{color}]", f"{v.measured:.4g}", f"{v.bound:.4g}",
+                                 v.detail)
+            out.print(verdicts)
+    color = "green" if report.passed else "red"
+    out.print(f"[{color}]{'PASSED' if report.passed else 'FAILED'}[/{color}]: "
+              f"{sum(len(t.contracts) for t in report.targets)} contract(s) on {len(report.targets)} target(s)")
+
+
+@app.command()
+def run(
+        plan: PlanArg,
+        target: Annotated[list[str] | None, typer.Option("--target", "-t", help="Target label (repeatable); "
+                                                         "default: every target of the plan.")] = None,
+        report_json: Annotated[Path | None, typer.Option("--report-json", help="Write the JSON report here.")] = None,
+        cache_dir: Annotated[Path | None, typer.Option("--cache-dir", envvar="EDGECRAFT_CACHE_DIR",
+                                                       help="Artifact cache (default ~/.cache/edgecraft).")] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False) -> None:
+    """Compile, build, measure and judge the plan; exit 1 if a contract fails."""
+    from edgecraft.plan_io import load_plan
+    from edgecraft.progress import NullProgress
+    from edgecraft.report import write_json_atomic
+    from edgecraft.rich_progress import RichProgress
+    from edgecraft.runner import run_plan
+
+    registry = _registry()
+    loaded, base_dir = load_plan(plan, registry)
+    progress = NullProgress() if quiet else RichProgress(err)
+    with progress if isinstance(progress, RichProgress) else _nullcontext():
+        report = run_plan(loaded, registry, base_dir=base_dir, targets=target or None, cache_dir=cache_dir,
+                          progress=progress, plan_path=str(plan))
+    document = report.to_json()
+    if report_json is not None:
+        write_json_atomic(report_json, document)
+    registry.hook.edgecraft_report_ready(report=document,
+                                         report_dir=report_json.parent if report_json is not None else None)
+    _print_report(report)
+    if report_json is not None:
+        out.print(f"report: {report_json}")
+    raise typer.Exit(EXIT_OK if report.passed else EXIT_CONTRACT_FAILED)
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+# ---------------------------------------------------------------------------- devices
+@device_app.command("list")
+def device_list() -> None:
+    """List the devices installed plugins can prepare, and whether each is ready."""
+    registry = _registry()
+    table = Table(title="devices")
+    for column in ("name", "distribution", "summary", "status"):
+        table.add_column(column)
+    for name, provided in sorted(registry.devices.items()):
+        table.add_row(name, provided.provenance.distribution, provided.summary,
+                      json.dumps(provided.obj().status()))
+    out.print(table)
+
+
+@device_app.command("setup")
+def device_setup(
+        name: Annotated[str, typer.Argument(help="Device name (see `edgecraft device list`).")],
+        cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Where devices are kept.")] = None,
+        force: Annotated[bool, typer.Option("--force", help="Rebuild even if already prepared.")] = False) -> None:
+    """Prepare a device once (cached), e.g. `edgecraft device setup arm64-emulated`."""
+    from edgecraft.errors import InputError
+
+    registry = _registry()
+    if name not in registry.devices:
+        raise InputError(f"unknown device {name!r}; available: {', '.join(sorted(registry.devices)) or 'none'}",
+                         hint="devices come with backend extras, e.g. pip install 'edgecraft[tvm]'")
+    path = registry.devices[name].obj().setup(cache_dir, force=force)
+    out.print(f"[green]ready[/green] {name}: {path}")
+
+
+# ---------------------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and map errors to exit codes (2 bad input, 3 plugin/runtime failure)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except EdgecraftError as exc:
+        err.print(f"error ({type(exc).__name__}): {exc}", highlight=False, markup=False)
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        return EXIT_PLUGIN_FAILURE
+    except Exception as exc:  # click usage errors come here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return EXIT_BAD_INPUT
+        raise
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

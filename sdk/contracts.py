@@ -1,0 +1,89 @@
+"""Judge contracts: each verdict carries the measured value, the bound, and by how much it missed."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from edgecraft.measure import LatencyStats
+from edgecraft.metrics import Metric
+from edgecraft.plan import AccuracyContract, LatencyContract, SizeContract
+from pydantic import BaseModel, ConfigDict
+
+
+class Verdict(BaseModel):
+    """The outcome of one contract on one target."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["accuracy", "latency", "size"]
+    passed: bool
+    status: Literal["pass", "fail", "inconclusive"]
+    measured: float
+    bound: float
+    unit: str
+    detail: str
+    emulated: bool = False
+
+
+def _name(contract: AccuracyContract | LatencyContract | SizeContract) -> str:
+    return contract.name or f"{contract.kind}: {contract.describe_bound()}"
+
+
+def judge_accuracy(contract: AccuracyContract, metric: Metric, baseline: dict[str, float],
+                   compressed: dict[str, float]) -> Verdict:
+    base, comp = baseline[contract.metric], compressed[contract.metric]
+    drop = (base - comp) if metric.higher_is_better else (comp - base)
+    measured = drop / abs(base) if contract.relative and base != 0 else drop
+    passed = measured <= contract.max_drop + 1e-12
+    unit = "relative drop" if contract.relative else f"{contract.metric} drop"
+    detail = (f"{contract.metric}: baseline {base:.4f}, compressed {comp:.4f}, drop {measured:.4f} "
+              f"{'<=' if passed else '>'} {contract.max_drop:g} allowed")
+    if not passed:
+        detail += f" (short by {measured - contract.max_drop:.4f})"
+    return Verdict(name=_name(contract), kind="accuracy", passed=passed, status="pass" if passed else "fail",
+                   measured=measured, bound=contract.max_drop, unit=unit, detail=detail)
+
+
+def judge_latency(contract: LatencyContract, baseline: LatencyStats, compressed: LatencyStats, *,
+                  emulated: bool) -> Verdict:
+    pct = contract.percentile
+    comp = compressed.percentile(pct)
+    tag = " [emulated device: says nothing about real hardware]" if emulated else ""
+    if contract.max_ms is not None:
+        passed = comp <= contract.max_ms
+        detail = f"{pct} {comp:.3f} ms {'<=' if passed else '>'} {contract.max_ms:g} ms ceiling"
+        if not passed:
+            detail += f" (over by {comp - contract.max_ms:.3f} ms, {100 * (comp / contract.max_ms - 1):.1f}%)"
+        return Verdict(name=_name(contract), kind="latency", passed=passed, status="pass" if passed else "fail",
+                       measured=comp, bound=contract.max_ms, unit=f"ms ({pct})", detail=detail + tag,
+                       emulated=emulated)
+    assert contract.min_speedup is not None
+    speedup = baseline.percentile(pct) / comp
+    passed = speedup >= contract.min_speedup
+    detail = (f"{pct} baseline {baseline.percentile(pct):.3f} ms / compressed {comp:.3f} ms = {speedup:.2f}x "
+              f"{'>=' if passed else '<'} {contract.min_speedup:g}x required")
+    if not passed:
+        detail += f" (short by {contract.min_speedup - speedup:.2f}x)"
+    return Verdict(name=_name(contract), kind="latency", passed=passed, status="pass" if passed else "fail",
+                   measured=speedup, bound=contract.min_speedup, unit=f"speedup ({pct})", detail=detail + tag,
+                   emulated=emulated)
+
+
+def judge_size(contract: SizeContract, baseline_bytes: int, compressed_bytes: int) -> Verdict:
+    if contract.max_bytes is not None:
+        passed = compressed_bytes <= contract.max_bytes
+        detail = f"{compressed_bytes} bytes {'<=' if passed else '>'} {contract.max_bytes} allowed"
+        if not passed:
+            detail += f" (over by {compressed_bytes - contract.max_bytes} bytes)"
+        return Verdict(name=_name(contract), kind="size", passed=passed, status="pass" if passed else "fail",
+                       measured=float(compressed_bytes), bound=float(contract.max_bytes), unit="bytes", detail=detail)
+    assert contract.min_ratio is not None
+    ratio = baseline_bytes / max(compressed_bytes, 1)
+    passed = ratio >= contract.min_ratio
+    detail = (f"baseline {baseline_bytes} / compressed {compressed_bytes} bytes = {ratio:.2f}x "
+              f"{'>=' if passed else '<'} {contract.min_ratio:g}x required")
+    if not passed:
+        detail += f" (short by {contract.min_ratio - ratio:.2f}x)"
+    return Verdict(name=_name(contract), kind="size", passed=passed, status="pass" if passed else "fail",
+                   measured=ratio, bound=contract.min_ratio, unit="size ratio", detail=detail)

@@ -1,0 +1,176 @@
+"""Load and validate plans from YAML or JSON, with errors that name file, field, value and what fits.
+
+Validation happens in two passes. The first checks the plan's own structure
+(:class:`~edgecraft.plan.CompressionPlan`); the second hands each step's params to its strategy's
+model and each target's options to its backend's model. Two passes (rather than one big generated
+union) keep error paths readable: ``steps[0].params.sparsity``, not a union tag soup.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from edgecraft.errors import InputError, PlanValidationError
+from edgecraft.plan import CompressionPlan
+from edgecraft.registry import Registry
+from pydantic import BaseModel, ValidationError
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(plan)"
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The model classes an annotation may hold (through Optional, list, dict, Annotated, unions)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType, list, dict, tuple):
+        found = []
+        for arg in typing.get_args(annotation):
+            found.extend(_unwrap(arg))
+        return found
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return []
+
+
+def _pick(candidates: list[type[BaseModel]], node: Any) -> list[type[BaseModel]]:
+    """Narrow union members to the one whose ``kind`` default matches the data's ``kind``."""
+    if len(candidates) > 1 and isinstance(node, dict) and "kind" in node:
+        narrowed = [c for c in candidates
+                    if "kind" in c.model_fields and c.model_fields["kind"].default == node["kind"]]
+        return narrowed or candidates
+    return candidates
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> type[BaseModel] | None:
+    """The model class at ``loc`` (walking lists, dicts and ``kind``-tagged unions alongside the data)."""
+    candidates, node = [model], data
+    for part in loc:
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and 0 <= part < len(node) else None
+            continue
+        owners = [c for c in _pick(candidates, node) if part in c.model_fields]
+        node = node.get(part) if isinstance(node, dict) else None
+        if owners:
+            candidates = _unwrap(owners[0].model_fields[part].annotation)
+        # otherwise ``part`` is a key of a dict field: the candidates stay the dict's value types
+    chosen = _pick(candidates, node)
+    return chosen[0] if chosen else None
+
+
+def format_validation_error(error: ValidationError, *, source: str, prefix: tuple[Any, ...] = (),
+                            model: type[BaseModel] | None = None, data: Any = None) -> list[str]:
+    """One line per error: ``source: path = value: problem (accepted: ...)``."""
+    lines = []
+    for err in error.errors(include_url=False):
+        loc = prefix + tuple(err["loc"])
+        path = _format_loc(loc)
+        message = err["msg"]
+        value = err.get("input")
+        if err["type"] == "extra_forbidden" and model is not None:
+            owner = _model_at(model, tuple(err["loc"])[:-1], data)
+            if owner is not None:
+                message += f"; accepted keys here: {', '.join(sorted(owner.model_fields))}"
+            value_text = ""
+        elif err["type"] == "missing":
+            value_text = ""
+        else:
+            text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+            value_text = f" = {text[:80]}"
+        lines.append(f"{source}: {path}{value_text}: {message}")
+    return lines
+
+
+def _read(path: Path) -> Any:
+    if not path.exists():
+        raise InputError(f"plan file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PlanValidationError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PlanValidationError(f"{where}: malformed YAML: {problem}") from exc
+
+
+def validate_plan(data: Any, registry: Registry, *, source: str = "plan") -> CompressionPlan:
+    """Validate a plan dict (or a plan object) against the core schema and the installed plugins."""
+    if isinstance(data, CompressionPlan):
+        data = data.model_dump(by_alias=True, exclude_unset=True, mode="python")
+        data["steps"] = [{**s, "params": _as_dict(s.get("params", {}))} for s in data.get("steps", [])]
+        data["targets"] = [{**t, "options": _as_dict(t.get("options", {}))} for t in data.get("targets", [])]
+    if not isinstance(data, dict):
+        raise PlanValidationError(f"{source}: a plan must be a mapping with keys model, steps, targets, ... "
+                                  f"(got {type(data).__name__})")
+    try:
+        plan = CompressionPlan.model_validate(data)
+    except ValidationError as exc:
+        lines = format_validation_error(exc, source=source, model=CompressionPlan, data=data)
+        raise PlanValidationError(f"{source}: {len(lines)} problem(s) in the plan\n  " + "\n  ".join(lines)) from exc
+
+    problems: list[str] = []
+    for i, step in enumerate(plan.steps):
+        if step.strategy not in registry.strategies:
+            problems.append(f"{source}: steps[{i}].strategy = {step.strategy!r}: unknown strategy; installed: "
+                            f"{', '.join(sorted(registry.strategies)) or 'none'}")
+            continue
+        strategy = registry.strategy(step.strategy)
+        try:
+            step.params = strategy.parse_params(step.params)
+        except ValidationError as exc:
+            problems += format_validation_error(exc, source=source, prefix=("steps", i, "params"),
+                                                model=strategy.params_model, data=_as_dict(step.params))
+    for i, target in enumerate(plan.targets):
+        if target.target not in registry.targets:
+            problems.append(f"{source}: targets[{i}].target = {target.target!r}: unknown target; installed: "
+                            f"{', '.join(sorted(registry.targets)) or 'none'}")
+            continue
+        _, info = registry.target(target.target)
+        try:
+            target.options = info.options_model.model_validate(_as_dict(target.options))
+        except ValidationError as exc:
+            problems += format_validation_error(exc, source=source, prefix=("targets", i, "options"),
+                                                model=info.options_model, data=_as_dict(target.options))
+    for i, contract in enumerate(plan.contracts):
+        metric = getattr(contract, "metric", None)
+        if metric is not None and metric not in registry.metrics:
+            problems.append(f"{source}: contracts[{i}].metric = {metric!r}: unknown metric; registered: "
+                            f"{', '.join(sorted(registry.metrics))}")
+    for j, metric in enumerate(plan.evaluation.metrics):
+        if metric not in registry.metrics:
+            problems.append(f"{source}: evaluation.metrics[{j}] = {metric!r}: unknown metric; registered: "
+                            f"{', '.join(sorted(registry.metrics))}")
+    if problems:
+        raise PlanValidationError(f"{source}: {len(problems)} problem(s) in the plan\n  " + "\n  ".join(problems))
+    return plan
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value.model_dump(mode="python") if isinstance(value, BaseModel) else dict(value or {})
+
+
+def load_plan(path: str | Path, registry: Registry) -> tuple[CompressionPlan, Path]:
+    """Read, parse and validate a plan file; return the plan and the folder relative paths start from."""
+    path = Path(path)
+    data = _read(path)
+    plan = validate_plan(data, registry, source=str(path))
+    return plan, path.resolve().parent

@@ -1,0 +1,55 @@
+"""JSON Schema of the plan, with each installed strategy's params and each target's options inlined.
+
+Editors (VS Code's YAML extension, for one) use this to complete and check plans as they are typed.
+The core schema leaves params/options open; here they become a ``oneOf`` selected by the
+``strategy``/``target`` name, built from the plugins' own pydantic models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgecraft.plan import CompressionPlan
+from edgecraft.registry import Registry
+
+
+def _inline(model_schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    for name, sub in model_schema.pop("$defs", {}).items():
+        defs.setdefault(name, sub)
+    return model_schema
+
+
+def plan_json_schema(registry: Registry) -> dict[str, Any]:
+    schema = CompressionPlan.model_json_schema(by_alias=True)
+    defs = schema.setdefault("$defs", {})
+    step_variants = []
+    for name, provided in sorted(registry.strategies.items()):
+        params = _inline(provided.obj.params_model.model_json_schema(ref_template="#/$defs/{model}"), defs)
+        step_variants.append({
+            "type": "object",
+            "title": f"step: {name}",
+            "description": provided.summary,
+            "properties": {"strategy": {"const": name}, "name": {"type": ["string", "null"]}, "params": params},
+            "required": ["strategy"],
+            "additionalProperties": False,
+        })
+    target_variants = []
+    for name, provided in sorted(registry.targets.items()):
+        _, info = provided.obj
+        options = _inline(info.options_model.model_json_schema(ref_template="#/$defs/{model}"), defs)
+        target_variants.append({
+            "type": "object",
+            "title": f"target: {name}",
+            "description": info.summary,
+            "properties": {"target": {"const": name}, "name": {"type": ["string", "null"]}, "options": options},
+            "required": ["target"],
+            "additionalProperties": False,
+        })
+    if step_variants:
+        schema["properties"]["steps"] = {"type": "array", "items": {"oneOf": step_variants}}
+    if target_variants:
+        schema["properties"]["targets"] = {"type": "array", "minItems": 1, "items": {
+            "oneOf": [*target_variants, {"enum": sorted(registry.targets)}]}}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "edgecraft.plan/v1"
+    return schema
