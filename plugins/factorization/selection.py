@@ -151,4 +151,29 @@ def greedy_select(layers: list[LayerChoice], *, total: float, target: float, met
         _, saving, layer, cand = best
         layer.chosen = cand
         current -= saving
-    return current / total
+    return _give_back(layers, current, budget, metric) / total
+
+
+def _give_back(layers: list[LayerChoice], current: float, budget: float, metric: str) -> float:
+    """Greedy steps are coarse and can overshoot the budget; spend the slack on the moves back (to a
+    larger rank, or to the original layer) that remove the most loss while staying within budget."""
+    while True:
+        best: tuple[float, float, LayerChoice, Candidate | None] | None = None
+        for layer in layers:
+            if layer.chosen is None:
+                continue
+            here_value = layer.value(metric)
+            here_loss = layer.chosen.delta_loss or 0.0
+            options: list[tuple[Candidate | None, float, float]] = [(None, layer.original_value(metric), 0.0)]
+            options += [(c, c.value(metric), c.delta_loss or 0.0) for c in layer.candidates if c is not layer.chosen]
+            for cand, value, loss in options:
+                extra_cost = value - here_value
+                gain = here_loss - loss
+                if extra_cost > 0 and gain > 0 and current + extra_cost <= budget + 1e-9 and (
+                        best is None or gain > best[0]):
+                    best = (gain, extra_cost, layer, cand)
+        if best is None:
+            return current
+        _, extra_cost, layer, cand = best
+        layer.chosen = cand
+        current += extra_cost

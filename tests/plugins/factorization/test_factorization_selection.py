@@ -71,6 +71,15 @@ def test_greedy_takes_the_cheapest_loss_per_saving_first() -> None:
     assert reached <= 0.4 and sensitive.chosen is not None
 
 
+def test_greedy_gives_back_what_an_overshoot_did_not_need() -> None:
+    big = _choice("big", 100, [(10, 0.09)])
+    small = _choice("small", 100, [(90, 0.001)])
+    reached = greedy_select([big, small], total=200, target=0.925, metric="params")
+    # small is taken first (best ratio) but big alone meets the target: small goes back to the original
+    assert big.chosen is not None and small.chosen is None
+    assert reached == pytest.approx(110 / 200)
+
+
 def test_greedy_reports_an_unreachable_target() -> None:
     layer = _choice("only", 100, [(60, 0.0)])
     with pytest.raises(TargetUnreachable) as info:
