@@ -105,7 +105,7 @@ def compile_command(
         return
     for cp in compiled.values():
         for line in cp.describe():
-            out.print(line, highlight=False)
+            out.print(line, highlight=False, markup=False)
 
 
 # ---------------------------------------------------------------------------- run
@@ -212,11 +212,14 @@ def device_setup(
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map errors to exit codes (2 bad input, 3 plugin/runtime failure)."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns a typer.Exit's code instead of raising it.
+        result = app(args=argv, standalone_mode=False)
+        return result if isinstance(result, int) else EXIT_OK
     except typer.Exit as exc:
         return int(exc.exit_code)
     except EdgecraftError as exc:
-        err.print(f"error ({type(exc).__name__}): {exc}", highlight=False, markup=False)
+        # Plain stderr, unwrapped: CI logs and grep must see the message exactly as written.
+        sys.stderr.write(f"error ({type(exc).__name__}): {exc}\n")
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
@@ -228,7 +231,6 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return EXIT_BAD_INPUT
         raise
-    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

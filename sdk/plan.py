@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
 PLAN_SCHEMA_ID = "edgecraft.plan/v1"
 
@@ -104,7 +104,7 @@ class StepSpec(StrictModel):
 
     strategy: str = Field(description="Name of an installed strategy (see `edgecraft plugins`).")
     name: str | None = Field(None, description="Optional label used in reports; defaults to the strategy name.")
-    params: dict[str, Any] | BaseModel = Field(default_factory=dict)
+    params: dict[str, Any] | SerializeAsAny[BaseModel] = Field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -117,7 +117,7 @@ class TargetSpec(StrictModel):
     target: str = Field(description="Name of an installed target (see `edgecraft plugins`).")
     name: str | None = Field(None, description="Label for this target entry; defaults to the target name. "
                              "Lets one plan list one target twice with different options.")
-    options: dict[str, Any] | BaseModel = Field(default_factory=dict)
+    options: dict[str, Any] | SerializeAsAny[BaseModel] = Field(default_factory=dict)
 
     @property
     def label(self) -> str:

@@ -31,6 +31,23 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out or "(plan)"
 
 
+def _strip_union_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """Drop the tag pydantic inserts for a discriminated union (``data.test.digits.split`` → ``data.test.split``)."""
+    cleaned: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part not in node and node.get("kind") == part:
+            continue
+        cleaned.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    return tuple(cleaned)
+
+
 def _unwrap(annotation: Any) -> list[Any]:
     """The model classes an annotation may hold (through Optional, list, dict, Annotated, unions)."""
     origin = typing.get_origin(annotation)
@@ -71,19 +88,41 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> type[B
     return chosen[0] if chosen else None
 
 
+def _kinds_at(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> list[str]:
+    """The ``kind`` values a union field at ``loc`` accepts (for "kind is missing" errors)."""
+    if not loc:
+        return []
+    owner = _model_at(model, loc[:-1], data)
+    key = loc[-1]
+    if owner is None:
+        return []
+    field = owner.model_fields.get(key) if isinstance(key, str) else None
+    if field is None:  # loc ends in a dict key or list index: the owner's field is the container
+        owner = _model_at(model, loc[:-2], data) if len(loc) > 1 else None
+        field = owner.model_fields.get(loc[-2]) if owner is not None and isinstance(loc[-2], str) else None
+    if field is None:
+        return []
+    return [str(c.model_fields["kind"].default) for c in _unwrap(field.annotation) if "kind" in c.model_fields]
+
+
 def format_validation_error(error: ValidationError, *, source: str, prefix: tuple[Any, ...] = (),
                             model: type[BaseModel] | None = None, data: Any = None) -> list[str]:
     """One line per error: ``source: path = value: problem (accepted: ...)``."""
     lines = []
     for err in error.errors(include_url=False):
-        loc = prefix + tuple(err["loc"])
+        relative = _strip_union_tags(tuple(err["loc"]), data)
+        loc = prefix + relative
         path = _format_loc(loc)
         message = err["msg"]
         value = err.get("input")
         if err["type"] == "extra_forbidden" and model is not None:
-            owner = _model_at(model, tuple(err["loc"])[:-1], data)
+            owner = _model_at(model, relative[:-1], data)
             if owner is not None:
                 message += f"; accepted keys here: {', '.join(sorted(owner.model_fields))}"
+            value_text = ""
+        elif err["type"] == "union_tag_not_found" and model is not None:
+            kinds = _kinds_at(model, relative, data)
+            message = f"`kind` is missing; accepted kinds: {', '.join(kinds)}" if kinds else message
             value_text = ""
         elif err["type"] == "missing":
             value_text = ""
@@ -115,7 +154,7 @@ def _read(path: Path) -> Any:
 def validate_plan(data: Any, registry: Registry, *, source: str = "plan") -> CompressionPlan:
     """Validate a plan dict (or a plan object) against the core schema and the installed plugins."""
     if isinstance(data, CompressionPlan):
-        data = data.model_dump(by_alias=True, exclude_unset=True, mode="python")
+        data = data.model_dump(by_alias=True, mode="python")
         data["steps"] = [{**s, "params": _as_dict(s.get("params", {}))} for s in data.get("steps", [])]
         data["targets"] = [{**t, "options": _as_dict(t.get("options", {}))} for t in data.get("targets", [])]
     if not isinstance(data, dict):
