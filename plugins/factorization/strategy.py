@@ -128,7 +128,7 @@ class FactorizationStrategy(Strategy):
             raise InputError(f"step {step.where}: no Linear/Conv2d layer matches include={p.include} "
                              f"exclude={p.exclude}", hint="layer names are those of model.named_modules()")
 
-        details: dict[str, Any] = {"implementation": step.implementation, **result.summary()}
+        details: dict[str, Any] = result.summary()
         if p.recover != "none" and result.factorized:
             assert p.train is not None
             train = ctx.dataset(p.train)

@@ -108,9 +108,18 @@ def test_run_plan_factorizes_recovers_and_measures_on_ort(registry: Any, tmp_pat
     report = run_plan(plan, registry, base_dir=HERE, cache_dir=tmp_path / "cache")
     target = report.targets[0]
     details = target.compressed.steps[0]
-    flat = details.get("details", details)
-    assert flat["params_ratio"] <= 0.5
-    assert flat["recovery"]["recovery"] == "finetune"
+    assert details["strategy"] == "factorization" and details["params_ratio"] <= 0.5
+    assert details["recovery"]["recovery"] == "finetune" and details["recovery"]["epochs"] == 1
+    assert details["eval_loss_after_recovery"] >= 0
     assert target.compressed.size_bytes < 0.6 * target.baseline.size_bytes
     assert 0 <= target.compressed.metrics["top1"] <= 1
     assert np.isfinite(target.compressed.latency_ms.p50)
+
+
+@pytest.mark.slow
+def test_recovery_by_distillation_from_the_original_model(registry: Any, tmp_path: Path) -> None:
+    plan = _plan({"ratio": 0.25, "recover": "distill", "train": "calib", "epochs": 1})
+    report = run_plan(plan, registry, base_dir=HERE, cache_dir=tmp_path / "cache")
+    details = report.targets[0].compressed.steps[0]
+    assert details["recovery"]["recovery"] == "distill"
+    assert details["factorized_layers"] >= 3
