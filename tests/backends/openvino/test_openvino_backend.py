@@ -172,3 +172,62 @@ def test_plugin_registration_does_not_import_openvino() -> None:
             "assert 'openvino' not in sys.modules, 'openvino imported at registration'; print('ok')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.stdout.strip() == "ok", proc.stderr
+
+
+# ---------------------------------------------------------------- the bundled example, end to end
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "digits"
+
+
+@pytest.fixture(scope="module")
+def example_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not (EXAMPLE / "digits_resnet.pt").is_file():
+        pytest.skip("the bundled digits weights are not in this checkout")
+    from edgecraft.loading import load_callable
+    from edgecraft.model_source import export_onnx
+    from edgecraft.models import InputSpec, TorchModel
+
+    module = load_callable("model.py:build", EXAMPLE, field="model.factory")()
+    path = tmp_path_factory.mktemp("example") / "digits.onnx"
+    export_onnx(TorchModel(module, InputSpec("input", (1, 1, 32, 32))), path, opset=18, exporter="dynamo")
+    return path
+
+
+@pytest.mark.slow
+def test_bundled_example_matches_onnxruntime(example_onnx: Path, tmp_path: Path) -> None:
+    import onnxruntime as ort
+    from edgecraft.datasets import load_dataset
+    from edgecraft.plan import DigitsDataset
+
+    data = load_dataset("test", DigitsDataset(split="test", image_size=32, max_samples=64), EXAMPLE)
+    reference = ort.InferenceSession(str(example_onnx), providers=["CPUExecutionProvider"])
+    backend, options = OpenVinoBackend(), OpenVinoCpuOptions()
+    out = tmp_path / "artifact"
+    out.mkdir()
+    backend.save(backend.import_onnx(example_onnx, TARGET, options, tmp_path), TARGET, options, out)
+    session = backend.load(out, TARGET, options, threads=2)
+    for i in range(len(data)):
+        x = data.x[i:i + 1]
+        expected = reference.run(None, {"input": x})[0]
+        (got,) = session.run({"input": x})
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_bundled_plan_on_openvino_reloads_from_the_cache(tmp_path: Path) -> None:
+    if not (EXAMPLE / "digits_resnet.pt").is_file():
+        pytest.skip("the bundled digits weights are not in this checkout")
+    import yaml
+    from edgecraft.plan import CompressionPlan
+    from edgecraft.registry import build_registry
+    from edgecraft.runner import run_plan
+
+    raw = yaml.safe_load((EXAMPLE / "plan.yaml").read_text())
+    raw.update(targets=["openvino-cpu"], contracts=[], steps=[],
+               latency={"threads": 2, "warmup": 2, "repeats": 10, "rounds": 2})
+    plan, base, registry = CompressionPlan.model_validate(raw), EXAMPLE, build_registry()
+    first = run_plan(plan, registry, base_dir=base, cache_dir=tmp_path).targets[0]
+    again = run_plan(plan, registry, base_dir=base, cache_dir=tmp_path).targets[0]
+    assert first.target_name == "openvino-cpu" and first.device["precision"] == "f32"
+    assert first.baseline.metrics["top1"] > 0.9
+    assert again.baseline.cached is True
+    assert again.baseline.metrics == first.baseline.metrics
