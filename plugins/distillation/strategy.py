@@ -28,9 +28,18 @@ if TYPE_CHECKING:
 
 
 def _base_dir(ctx: Any) -> Path:
-    """The plan's folder, for 'file.py:function' factories (falls back to the working directory)."""
+    """The plan's folder, for 'file.py:function' factories.
+
+    The core's contexts do not carry it yet (requested); until they do, 'file.py' references
+    resolve against the working directory and 'package.module:function' references always work.
+    """
     base = getattr(ctx, "base_dir", None)
     return Path(base) if base is not None else Path.cwd()
+
+
+def _resolvable(reference: str, ctx: Any) -> bool:
+    """Whether ``reference`` can be imported at compile time without guessing the plan's folder."""
+    return not reference.partition(":")[0].endswith(".py") or getattr(ctx, "base_dir", None) is not None
 
 
 def _plan_teacher(ctx: CompileContext) -> nn.Module:
@@ -111,6 +120,11 @@ class DistillationStrategy(Strategy):
         assert isinstance(source, TorchModelSource)
         shape = tuple(source.input_shape)
         notes: list[str] = []
+        factory = params.student not in (STUDENT_CURRENT, STUDENT_SCALED)
+        if not _resolvable(source.factory, ctx) or (factory and not _resolvable(params.student, ctx)):
+            notes.append("model and student checks deferred to run time: a 'file.py:function' factory needs the "
+                         "plan's folder, which this compile context does not give")
+            return notes
         try:
             teacher = _plan_teacher(ctx)
             teacher_out = probe_output(teacher, shape, label="the plan's model")

@@ -158,10 +158,10 @@ class _Teacher:
             self.tap.close()
 
 
-def _estimate_cache_bytes(teacher: _Teacher, x: torch.Tensor) -> int:
-    logits, feats = teacher.run(x[:1])
-    per_sample = logits.numel() * 4 + sum(f.numel() * 4 for f in feats)
-    return per_sample * x.shape[0]
+def _cache_bytes(logits: torch.Tensor, feats: list[torch.Tensor], n_samples: int) -> int:
+    """Bytes the cached outputs for ``n_samples`` would take, from a probe batch's outputs."""
+    per_sample = (logits.numel() + sum(f.numel() for f in feats)) * 4 // max(int(logits.shape[0]), 1)
+    return per_sample * n_samples
 
 
 def _make_optimizer(params: TrainingParams, trainable: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -241,7 +241,7 @@ def _distill(teacher_module: nn.Module, student: nn.Module, dataset: Dataset, pa
 
         cache_ok = params.augment == "none" and params.cache_teacher
         if cache_ok:
-            cache_ok = _estimate_cache_bytes(teacher, x_train) <= CACHE_BUDGET_BYTES
+            cache_ok = _cache_bytes(probe_logits, probe_feats, len(train)) <= CACHE_BUDGET_BYTES
         cached = teacher.run_all(x_train, params.batch_size) if cache_ok else None
         x_val = _as_tensor(val.x) if val is not None else None
         y_val = torch.from_numpy(val.y) if val is not None and val.y is not None else None
