@@ -224,10 +224,12 @@ def _meta_model(ctx: CompileContext) -> tuple[Any, tuple[int, ...]]:
     base_dir = getattr(ctx, "base_dir", None)
     if base_dir is None and factory_ref.partition(":")[0].endswith(".py"):
         raise LookupError("a file.py factory needs the plan's folder, which the compile context does not give")
+    import warnings
     from pathlib import Path
 
     factory = load_callable(factory_ref, Path(base_dir or "."), field="model.factory")
-    with torch.device("meta"):
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")  # loading real weights into meta tensors is a (warned) no-op
         module = factory()
     if not isinstance(module, torch.nn.Module):
         raise TypeError("factory did not return a module")
