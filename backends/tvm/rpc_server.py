@@ -37,14 +37,21 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(s.getsockname()[1])
 
 
-def _server_code(launcher: Path, host: str, port: int) -> str:
+def _server_code(launcher: Path, host: str, port: int, parent: int) -> str:
     # sys.executable must be the launcher: TVM's server re-launches sys.executable for its worker,
     # and the arm64 python binary cannot be exec'ed on the host without binfmt (see device.py).
+    # The watchdog ends the server's process group when the edgecraft process that started it is gone
+    # (killed without running its atexit hooks), so no emulated server outlives its run.
     return (
-        "import sys, runpy; "
-        f"sys.executable = {str(launcher)!r}; "
-        f"sys.argv = ['rpc_server', '--host', {host!r}, '--port', '{port}', '--port-end', '{port + 1}']; "
-        "runpy.run_module('tvm.exec.rpc_server', run_name='__main__')"
+        "import os, sys, runpy, signal, threading, time\n"
+        "def _watch():\n"
+        f"    while os.getppid() == {parent}:\n"
+        "        time.sleep(1)\n"
+        "    os.killpg(os.getpgid(0), signal.SIGKILL)\n"
+        "threading.Thread(target=_watch, daemon=True).start()\n"
+        f"sys.executable = {str(launcher)!r}\n"
+        f"sys.argv = ['rpc_server', '--host', {host!r}, '--port', '{port}', '--port-end', '{port + 1}']\n"
+        "runpy.run_module('tvm.exec.rpc_server', run_name='__main__')\n"
     )
 
 
@@ -82,7 +89,7 @@ class EmulatedRPCServer:
         with os.fdopen(fd, "wb") as log_file:
             # Own process group: stop() ends the server and the workers it forked, and nothing else.
             self._proc = subprocess.Popen(
-                self.device.python("-c", _server_code(self.device.launcher, self.host, self.port)),
+                self.device.python("-c", _server_code(self.device.launcher, self.host, self.port, os.getpid())),
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -138,41 +145,33 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
-# ---------------------------------------------------------------- shared servers (per process)
+# ---------------------------------------------------------------- servers of this process
 _lock = threading.Lock()
-_servers: dict[tuple[str, int], tuple[EmulatedRPCServer, int]] = {}
+_running: list[EmulatedRPCServer] = []
 
 
-def acquire_server(device: EmulatedDevice, threads: int) -> EmulatedRPCServer:
-    """A running server for ``device`` with ``threads`` threads, shared until every user releases it."""
-    key = (str(device.home), threads)
+def start_server(device: EmulatedDevice, threads: int) -> EmulatedRPCServer:
+    """Start a server in ``device``; it is stopped by :func:`stop_server` or when this process exits."""
+    server = EmulatedRPCServer(device, threads=threads).start()
     with _lock:
-        if key in _servers and _servers[key][0].running:
-            server, users = _servers[key]
-            _servers[key] = (server, users + 1)
-            return server
-        server = EmulatedRPCServer(device, threads=threads).start()
-        _servers[key] = (server, 1)
-        return server
+        _running.append(server)
+    return server
 
 
-def release_server(server: EmulatedRPCServer) -> None:
+def stop_server(server: EmulatedRPCServer) -> None:
     with _lock:
-        for key, (known, users) in list(_servers.items()):
-            if known is server:
-                if users > 1:
-                    _servers[key] = (known, users - 1)
-                    return
-                del _servers[key]
-        server.stop()
+        if server in _running:
+            _running.remove(server)
+    server.stop()
 
 
 @atexit.register
 def _stop_all() -> None:
     with _lock:
-        for server, _ in _servers.values():
-            server.stop()
-        _servers.clear()
+        servers = list(_running)
+        _running.clear()
+    for server in servers:
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -139,32 +140,58 @@ def load_host(artifact_dir: Path, options: HostOptions, threads: int) -> TvmSess
 
 
 # ------------------------------------------------------------------------------ remote
-def connect(options: AArch64Options, threads: int) -> tuple[Any, dict[str, Any], Callable[[], None]]:
-    """An RPC session to the device the options name, its identity, and how to release it."""
+class _Connection:
+    """An RPC session shared by the sessions of this process that run on one device.
+
+    TVM's RPC server serves one client at a time (the next connection waits until the current session
+    ends), so a baseline and a candidate loaded one after the other must share the connection; on a
+    tracker, sharing also keeps both on the same board, so their latencies are comparable.
+    """
+
+    def __init__(self, remote: Any, identity: dict[str, Any], closer: Callable[[], None]) -> None:
+        self.remote = remote
+        self.identity = identity
+        self.closer = closer
+        self.users = 0
+
+
+_pool: dict[tuple[Any, ...], _Connection] = {}
+_pool_lock = threading.Lock()
+
+
+def _device_key(options: AArch64Options, threads: int) -> tuple[Any, ...]:
+    if options.device == "emulated":
+        return ("emulated", str(options.device_cache_dir), threads)
+    if options.device == "rpc":
+        return ("rpc", options.rpc_host, options.rpc_port)
+    return ("tracker", options.tracker_host, options.tracker_port, options.tracker_key)
+
+
+def _open(options: AArch64Options, threads: int) -> _Connection:
     from tvm import rpc
 
     if options.device == "emulated":
         from edgecraft.backends.tvm.device import EmulatedDevice
-        from edgecraft.backends.tvm.rpc_server import acquire_server, release_server
+        from edgecraft.backends.tvm.rpc_server import start_server, stop_server
 
         device = EmulatedDevice.at(options.device_cache_dir)
         identity = device.identity()
-        server = acquire_server(device, threads)
+        server = start_server(device, threads)
         try:
             remote = rpc.connect(*server.address, session_timeout=options.session_timeout)
         except Exception as exc:
             log = server.log_text()
-            release_server(server)
-            raise RuntimeFailure(f"cannot connect to the emulated device's RPC server: {exc}\n{log}") from exc
+            stop_server(server)
+            raise RuntimeFailure(f"cannot connect to the emulated device's RPC server: {_short(exc)}\n{log}") from exc
         identity["rpc"] = "{}:{}".format(*server.address)
-        return remote, identity, lambda: release_server(server)
+        return _Connection(remote, identity, lambda: stop_server(server))
     if options.device == "rpc":
         where = f"{options.rpc_host}:{options.rpc_port}"
         try:
             remote = rpc.connect(options.rpc_host, options.rpc_port, session_timeout=options.session_timeout)
         except Exception as exc:
             raise RuntimeFailure(f"cannot reach the TVM RPC server at {where}: {_short(exc)}", hint=BOARD_HINT) from exc
-        return remote, {"device": f"rpc://{where}", "emulated": False}, lambda: None
+        return _Connection(remote, {"device": f"rpc://{where}", "emulated": False}, lambda: None)
     where = f"{options.tracker_host}:{options.tracker_port}"
     try:
         tracker = rpc.connect_tracker(options.tracker_host, options.tracker_port)
@@ -174,7 +201,29 @@ def connect(options: AArch64Options, threads: int) -> tuple[Any, dict[str, Any],
                              f"at {where}: {_short(exc)}",
                              hint=f"python -m tvm.exec.query_rpc_tracker --host {options.tracker_host} "
                              f"--port {options.tracker_port} lists the boards; {BOARD_HINT}") from exc
-    return remote, {"device": f"tracker://{where}/{options.tracker_key}", "emulated": False}, lambda: None
+    identity = {"device": f"tracker://{where}/{options.tracker_key}", "emulated": False}
+    return _Connection(remote, identity, lambda: None)
+
+
+def connect(options: AArch64Options, threads: int) -> tuple[Any, dict[str, Any], Callable[[], None]]:
+    """The (shared) RPC session to the device the options name, its identity, and how to release it."""
+    key = _device_key(options, threads)
+    with _pool_lock:
+        conn = _pool.get(key)
+        if conn is None:
+            conn = _pool[key] = _open(options, threads)
+        conn.users += 1
+
+    def release() -> None:
+        with _pool_lock:
+            conn.users -= 1
+            if conn.users > 0:
+                return
+            _pool.pop(key, None)
+            conn.remote = None
+        conn.closer()
+
+    return conn.remote, dict(conn.identity), release
 
 
 def load_remote(artifact_dir: Path, options: AArch64Options, threads: int) -> TvmSession:
