@@ -18,9 +18,12 @@ if TYPE_CHECKING:
 
 
 def params_and_macs(module: torch.nn.Module, example: torch.Tensor) -> tuple[int, int]:
-    """(parameters, multiply-accumulates) for one forward pass, via Torch-Pruning's counter."""
-    import torch_pruning as tp
-
+    """(parameters, multiply-accumulates) for one forward pass, via Torch-Pruning's counter when installed
+    (unstructured mode works without it; MACs are then reported as -1)."""
+    try:
+        import torch_pruning as tp
+    except ImportError:
+        return sum(p.numel() for p in module.parameters()), -1
     macs, params = tp.utils.count_ops_and_params(module, example)
     return int(params), int(macs)
 

@@ -45,6 +45,12 @@ class PruningStrategy(Strategy):
                         hint="remove them, or switch params.mode")
         if "max_layer_ratio" in given and params.scope != "global":
             raise _fail(ctx, "params.max_layer_ratio only applies to scope: global")
+        if params.mode == "structured":
+            import importlib.util
+
+            if importlib.util.find_spec("torch_pruning") is None:
+                raise _fail(ctx, "mode: structured needs Torch-Pruning, which is not installed",
+                            hint="pip install 'edgecraft[pruning]' (torch-pruning>=1.6.1)")
         notes: list[str] = []
         pattern = None
         if params.pattern is not None:
@@ -172,7 +178,7 @@ class PruningStrategy(Strategy):
             **facts,
             "params_before": params_before, "params_after": params_after,
             "params_ratio": round(params_after / params_before, 6),
-            "macs_before": macs_before, "macs_after": macs_after, "macs_ratio": round(macs_after / macs_before, 6),
+            "macs_before": macs_before, "macs_after": macs_after, "macs_ratio": round(macs_after / macs_before, 6) if macs_before > 0 else None,
             "onnx_dense_bytes_before": sizes_before["dense_bytes"], "onnx_dense_bytes": sizes_after["dense_bytes"],
             "onnx_zipped_bytes_before": sizes_before["zipped_bytes"],
             "onnx_zipped_bytes": sizes_after["zipped_bytes"],
