@@ -46,6 +46,8 @@ class CompileContext:
     step_label: str
     #: Kind of the plan's model source: torch-level steps need "torch".
     model_kind: Literal["torch", "onnx"]
+    #: The plan's folder: relative paths and 'file.py:function' references resolve from here.
+    base_dir: Path = Path(".")
 
     @property
     def where(self) -> str:
