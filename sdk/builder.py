@@ -170,7 +170,9 @@ class TargetPipeline:
         import torch
 
         try:
-            program = torch.export.export(handle.module.eval(), (torch.zeros(handle.input_spec.shape),))
+            example = torch.zeros(handle.input_spec.with_batch(2))  # batch 2: batch 1 would be specialized
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            program = torch.export.export(handle.module.eval(), (example,), dynamic_shapes=({0: batch},))
             torch.export.save(program, str(lineage / "torch_model.pt2"))
         except Exception as exc:  # the ONNX graph still carries the model; note why the program is missing
             return f"not saved: {type(exc).__name__}: {exc}"
