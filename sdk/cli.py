@@ -29,6 +29,9 @@ app.add_typer(device_app, name="device")
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
+# typer vendors its own click; its exception base is reached through a public typer class.
+_CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
 PlanArg = Annotated[Path, typer.Argument(help="Plan file (.yaml, .yml or .json).")]
 
 
@@ -129,45 +132,108 @@ def _print_report(report: Report) -> None:
                 verdicts.add_column(column)
             for v in target.contracts:
                 color = {"pass": "green", "fail": "red", "inconclusive": "yellow"}[v.status]
-                verdicts.add_row(v.name, f"[{color}]{v.status}[/{color}]", f"{v.measured:.4g}", f"{v.bound:.4g}",
-                                 v.detail)
+                status = v.status if v.status != "inconclusive" else f"inconclusive→{'pass' if v.passed else 'fail'}"
+                ci = f" [{v.ci_low:.4g}, {v.ci_high:.4g}]" if v.ci_low is not None and v.ci_high is not None else ""
+                verdicts.add_row(v.name, f"[{color}]{status}[/{color}]", f"{v.measured:.4g}{ci}", f"{v.bound:.4g}",
+                                 v.detail + (f" ({v.note})" if v.note else ""))
             out.print(verdicts)
     color = "green" if report.passed else "red"
+    undecided = sum(1 for t in report.targets for v in t.contracts if v.status == "inconclusive")
     out.print(f"[{color}]{'PASSED' if report.passed else 'FAILED'}[/{color}]: "
-              f"{sum(len(t.contracts) for t in report.targets)} contract(s) on {len(report.targets)} target(s)")
+              f"{sum(len(t.contracts) for t in report.targets)} contract(s) on {len(report.targets)} target(s)"
+              + (f", {undecided} inconclusive" if undecided else ""))
 
 
-@app.command()
-def run(
-        plan: PlanArg,
-        target: Annotated[list[str] | None, typer.Option("--target", "-t", help="Target label (repeatable); "
-                                                         "default: every target of the plan.")] = None,
-        report_json: Annotated[Path | None, typer.Option("--report-json", help="Write the JSON report here.")] = None,
-        cache_dir: Annotated[Path | None, typer.Option("--cache-dir", envvar="EDGECRAFT_CACHE_DIR",
-                                                       help="Artifact cache (default ~/.cache/edgecraft).")] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False) -> None:
-    """Compile, build, measure and judge the plan; exit 1 if a contract fails."""
+ReportJson = Annotated[Path | None, typer.Option("--report-json", help="Write the JSON report here.")]
+JunitOpt = Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here (one test case per contract "
+                                                              "per target).")]
+MarkdownOpt = Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown summary here (it is also "
+                                                                    "appended to $GITHUB_STEP_SUMMARY when set).")]
+HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report with plots here.")]
+ReportDirOpt = Annotated[Path | None, typer.Option("--report-dir", help="Write report.json, junit.xml, summary.md "
+                                                                       "and report.html into this folder.")]
+ReferenceOpt = Annotated[Path | None, typer.Option(
+    "--reference", help="JSON report of the last released artifact: also judge the plan's gate.reference bounds "
+                        "against it (re-measuring its artifact when it is still in the cache).")]
+TargetOpt = Annotated[list[str] | None, typer.Option("--target", "-t", help="Target label (repeatable); default: "
+                                                     "every target of the plan.")]
+CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", envvar="EDGECRAFT_CACHE_DIR",
+                                               help="Artifact cache (default ~/.cache/edgecraft).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+
+
+def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None, cache_dir: Path | None,
+                    quiet: bool, files: Any) -> None:
+    from edgecraft.gate import ReferenceReport
     from edgecraft.plan_io import load_plan
     from edgecraft.progress import NullProgress
-    from edgecraft.report import write_json_atomic
     from edgecraft.rich_progress import RichProgress
     from edgecraft.runner import run_plan
 
+    files.check_available()
     registry = _registry()
     loaded, base_dir = load_plan(plan, registry)
+    ref = ReferenceReport.load(reference) if reference is not None else None
     progress = NullProgress() if quiet else RichProgress(err)
     with progress if isinstance(progress, RichProgress) else _nullcontext():
         report = run_plan(loaded, registry, base_dir=base_dir, targets=target or None, cache_dir=cache_dir,
-                          progress=progress, plan_path=str(plan))
-    document = report.to_json()
-    if report_json is not None:
-        write_json_atomic(report_json, document)
-    registry.hook.edgecraft_report_ready(report=document,
-                                         report_dir=report_json.parent if report_json is not None else None)
+                          progress=progress, plan_path=str(plan), reference=ref)
+    _finish(report, files, registry)
+
+
+def _finish(report: Report, files: Any, registry: Registry | None) -> None:
+    from edgecraft.reports import write_reports
+
+    written = write_reports(report, files)
+    if registry is not None:
+        registry.hook.edgecraft_report_ready(report=report.to_json(),
+                                             report_dir=written[0].parent if written else None)
     _print_report(report)
-    if report_json is not None:
-        out.print(f"report: {report_json}")
-    raise typer.Exit(EXIT_OK if report.passed else EXIT_CONTRACT_FAILED)
+    for path in written:
+        out.print(f"report: {path}", highlight=False)
+    code = report.exit_code if report.exit_code is not None else (EXIT_OK if report.passed else EXIT_CONTRACT_FAILED)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(plan: PlanArg, target: TargetOpt = None, report_json: ReportJson = None, cache_dir: CacheOpt = None,
+        quiet: QuietOpt = False, reference: ReferenceOpt = None, junit: JunitOpt = None, markdown: MarkdownOpt = None,
+        html: HtmlOpt = None, report_dir: ReportDirOpt = None) -> None:
+    """Compile, build, measure and judge the plan; exit 1 if a contract fails (4: undecided, if the plan says so)."""
+    from edgecraft.reports import ReportFiles
+
+    files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
+                                     html=html)
+    _run_and_report(plan, target, reference, cache_dir, quiet, files)
+
+
+@app.command()
+def gate(plan: PlanArg,
+         reference: Annotated[Path, typer.Option("--reference", help="JSON report of the last released artifact.")],
+         target: TargetOpt = None, report_json: ReportJson = None, cache_dir: CacheOpt = None, quiet: QuietOpt = False,
+         junit: JunitOpt = None, markdown: MarkdownOpt = None, html: HtmlOpt = None,
+         report_dir: ReportDirOpt = None) -> None:
+    """Release gate: `run` with a reference report required (the plan's gate.reference bounds apply)."""
+    from edgecraft.reports import ReportFiles
+
+    files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
+                                     html=html)
+    _run_and_report(plan, target, reference, cache_dir, quiet, files)
+
+
+@app.command()
+def report(source: Annotated[Path, typer.Argument(help="A JSON report written by --report-json.")],
+           junit: JunitOpt = None, markdown: MarkdownOpt = None, html: HtmlOpt = None,
+           report_dir: ReportDirOpt = None) -> None:
+    """Render an existing JSON report as JUnit XML, Markdown and/or HTML; exits with the report's exit code."""
+    from edgecraft.report import Report as ReportModel
+    from edgecraft.reports import ReportFiles
+
+    files = ReportFiles.from_options(report_dir=report_dir, junit=junit, markdown=markdown, html=html)
+    if report_dir is not None:
+        files.json = None  # never overwrite the source with itself
+    files.check_available()
+    _finish(ReportModel.load(source), files, None)
 
 
 class _nullcontext:
@@ -211,6 +277,7 @@ def device_setup(
 # ---------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map errors to exit codes (2 bad input, 3 plugin/runtime failure)."""
+    saved_plugins = os.environ.get("EDGECRAFT_PLUGINS")
     try:
         # Without standalone mode click returns a typer.Exit's code instead of raising it.
         result = app(args=argv, standalone_mode=False)
@@ -224,14 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
         return EXIT_PLUGIN_FAILURE
-    except Exception as exc:  # click usage errors come here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return EXIT_BAD_INPUT
-        raise
-
+    except _CLICK_EXCEPTION as exc:
+        # Usage errors (a missing option, a bad choice) arrive here in non-standalone mode.
+        exc.show()
+        return EXIT_BAD_INPUT
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

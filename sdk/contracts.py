@@ -7,7 +7,7 @@ from typing import Literal
 from edgecraft.measure import LatencyStats
 from edgecraft.metrics import Metric
 from edgecraft.plan import AccuracyContract, LatencyContract, SizeContract
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Verdict(BaseModel):
@@ -24,6 +24,16 @@ class Verdict(BaseModel):
     unit: str
     detail: str
     emulated: bool = False
+    # Added for release gating (v1 stays backward compatible: new fields only, all optional).
+    origin: Literal["contract", "reference"] = Field(
+        "contract", description="'contract': a contract of the plan; 'reference': a bound vs the reference report.")
+    ci_low: float | None = Field(None, description="Lower end of the confidence interval of `measured`.")
+    ci_high: float | None = Field(None, description="Upper end of the confidence interval of `measured`.")
+    confidence: float | None = Field(None, description="Confidence level of [ci_low, ci_high].")
+    samples: int | None = Field(None, description="Timed calls per model behind a latency verdict.")
+    note: str | None = Field(None, description="How an inconclusive verdict was counted, fallbacks used, ...")
+    metric: str | None = Field(None, description="The metric an accuracy verdict is about.")
+    percentile: str | None = Field(None, description="The percentile a latency verdict is about.")
 
 
 def _name(contract: AccuracyContract | LatencyContract | SizeContract) -> str:
@@ -42,7 +52,7 @@ def judge_accuracy(contract: AccuracyContract, metric: Metric, baseline: dict[st
     if not passed:
         detail += f" (short by {measured - contract.max_drop:.4f})"
     return Verdict(name=_name(contract), kind="accuracy", passed=passed, status="pass" if passed else "fail",
-                   measured=measured, bound=contract.max_drop, unit=unit, detail=detail)
+                   measured=measured, bound=contract.max_drop, unit=unit, detail=detail, metric=contract.metric)
 
 
 def judge_latency(contract: LatencyContract, baseline: LatencyStats, compressed: LatencyStats, *,
@@ -57,7 +67,7 @@ def judge_latency(contract: LatencyContract, baseline: LatencyStats, compressed:
             detail += f" (over by {comp - contract.max_ms:.3f} ms, {100 * (comp / contract.max_ms - 1):.1f}%)"
         return Verdict(name=_name(contract), kind="latency", passed=passed, status="pass" if passed else "fail",
                        measured=comp, bound=contract.max_ms, unit=f"ms ({pct})", detail=detail + tag,
-                       emulated=emulated)
+                       emulated=emulated, percentile=pct)
     assert contract.min_speedup is not None
     speedup = baseline.percentile(pct) / comp
     passed = speedup >= contract.min_speedup
@@ -67,7 +77,7 @@ def judge_latency(contract: LatencyContract, baseline: LatencyStats, compressed:
         detail += f" (short by {contract.min_speedup - speedup:.2f}x)"
     return Verdict(name=_name(contract), kind="latency", passed=passed, status="pass" if passed else "fail",
                    measured=speedup, bound=contract.min_speedup, unit=f"speedup ({pct})", detail=detail + tag,
-                   emulated=emulated)
+                   emulated=emulated, percentile=pct)
 
 
 def judge_size(contract: SizeContract, baseline_bytes: int, compressed_bytes: int) -> Verdict:

@@ -49,6 +49,20 @@ def edgecraft_register_devices(register: Callable[[type[Device]], None]) -> None
 
 
 @hookspec
+def edgecraft_run_started(plan: dict[str, Any], targets: list[str]) -> None:
+    """Called once every target has compiled, before anything is built or measured.
+
+    ``plan`` is the validated plan as JSON-ready data; ``targets`` the target labels this run covers.
+    Integrations open their run here (an experiment tracker's run, a CI check's "in progress").
+    """
+
+
+@hookspec
+def edgecraft_target_finished(target: dict[str, Any]) -> None:
+    """Called after each target is measured and judged, with that target's report entry (JSON-ready)."""
+
+
+@hookspec
 def edgecraft_report_ready(report: dict[str, Any], report_dir: Path | None) -> None:
     """Called once a run's report is complete (after every target), before the CLI exits.
 

@@ -89,6 +89,54 @@ def compute_metrics(outputs: np.ndarray, dataset: Dataset, metrics: list[Metric]
     return values
 
 
+class InterleavedTimer:
+    """Times several sessions in interleaved rounds and keeps every round's samples.
+
+    Each round runs a block of ``per_round`` timed calls per session, in a freshly shuffled order, so
+    machine drift hits every session alike. The rounds are kept apart (not only pooled) because the
+    gate's bootstrap resamples them as units (see :mod:`edgecraft.stats`), and more rounds can be
+    taken later (:meth:`take`) when a verdict is still inconclusive.
+    """
+
+    def __init__(self, sessions: Mapping[str, Session], feeds: Mapping[str, np.ndarray], spec: LatencySpec, *,
+                 progress: Progress | None = None) -> None:
+        self.sessions = dict(sessions)
+        self.feeds = feeds
+        self.spec = spec
+        self.progress = progress or NullProgress()
+        self.per_round = max(1, spec.repeats // spec.rounds)
+        self._rng = random.Random(spec.seed)
+        self._rounds: dict[str, list[list[float]]] = {label: [] for label in self.sessions}
+        self._warm = False
+
+    def warm_up(self) -> None:
+        for session in self.sessions.values():
+            session.timed_runs(self.feeds, max(self.spec.warmup, 1))
+        self._warm = True
+
+    def take(self, rounds: int, *, description: str = "latency") -> None:
+        """Measure ``rounds`` more interleaved rounds (warming up first if not done yet)."""
+        if not self._warm:
+            self.warm_up()
+        labels = list(self.sessions)
+        for _ in self.progress.track(range(rounds), total=rounds, description=description):
+            self._rng.shuffle(labels)
+            for label in labels:
+                self._rounds[label].append(self.sessions[label].timed_runs(self.feeds, self.per_round))
+
+    @property
+    def n_rounds(self) -> int:
+        return len(next(iter(self._rounds.values()), []))
+
+    def rounds_ms(self, label: str) -> np.ndarray:
+        """(rounds, calls) milliseconds of one session."""
+        return np.asarray(self._rounds[label], dtype=np.float64) * 1e3
+
+    def stats(self) -> dict[str, LatencyStats]:
+        return {label: LatencyStats.from_seconds([t for block in rounds for t in block])
+                for label, rounds in self._rounds.items()}
+
+
 def measure_latency(sessions: Mapping[str, Session], feeds: Mapping[str, np.ndarray], spec: LatencySpec, *,
                     progress: Progress | None = None) -> dict[str, LatencyStats]:
     """Interleaved latency of several sessions on the same input.
@@ -96,18 +144,9 @@ def measure_latency(sessions: Mapping[str, Session], feeds: Mapping[str, np.ndar
     Every session gets ``spec.warmup`` untimed calls, then ``spec.rounds`` rounds; in each round the
     sessions run ``repeats / rounds`` timed calls each, in a freshly shuffled order.
     """
-    progress = progress or NullProgress()
-    rng = random.Random(spec.seed)
-    for session in sessions.values():
-        session.timed_runs(feeds, max(spec.warmup, 1))
-    per_round = max(1, spec.repeats // spec.rounds)
-    times: dict[str, list[float]] = {label: [] for label in sessions}
-    labels = list(sessions)
-    for _ in progress.track(range(spec.rounds), total=spec.rounds, description="latency"):
-        rng.shuffle(labels)
-        for label in labels:
-            times[label].extend(sessions[label].timed_runs(feeds, per_round))
-    return {label: LatencyStats.from_seconds(values) for label, values in times.items()}
+    timer = InterleavedTimer(sessions, feeds, spec, progress=progress)
+    timer.take(spec.rounds)
+    return timer.stats()
 
 
 def latency_feeds(session: Session, input_shape: tuple[int, ...], batch_size: int, seed: int,

@@ -210,6 +210,46 @@ class LatencySpec(StrictModel):
     seed: int = 0
 
 
+# ---------------------------------------------------------------- release gating
+class ReferenceBounds(StrictModel):
+    """How far the candidate may fall behind the last released artifact (``run --reference REPORT``).
+
+    Percentages are relative to the reference: ``max_latency_regression_pct: 5`` lets the candidate's
+    latency percentile be at most 5% above the reference's, judged on a confidence interval.
+    """
+
+    max_latency_regression_pct: float | None = Field(
+        5.0, ge=0, description="Largest allowed latency increase vs the reference, in percent (null: not judged).")
+    percentile: Literal["p50", "p95", "p99"] = Field("p50", description="Latency percentile compared.")
+    max_accuracy_drop: float | None = Field(
+        0.0, ge=0, description="Largest allowed drop of `metric` vs the reference, in the metric's units "
+        "(top1: 0.01 is one accuracy point; null: not judged).")
+    metric: str = Field("top1", description="Metric compared (must be in evaluation.metrics).")
+    max_size_growth_pct: float | None = Field(
+        0.0, ge=0, description="Largest allowed artifact size increase vs the reference, in percent (null: not "
+        "judged).")
+    remeasure: bool = Field(True, description="Load the reference artifact from the cache (when it is still "
+                            "there) and measure it interleaved with the candidate; otherwise, or when it is gone, "
+                            "compare with the numbers recorded in the reference report.")
+
+
+class GateSpec(StrictModel):
+    """Noise-aware verdicts: confidence intervals, adaptive repetitions, and what 'inconclusive' means."""
+
+    confidence: float = Field(0.95, ge=0.5, lt=1.0, description="Two-sided confidence level of the bootstrap "
+                              "interval a latency verdict is judged on.")
+    bootstrap_resamples: int = Field(2000, ge=100, le=100_000)
+    time_budget_s: float = Field(
+        30.0, ge=0, description="Extra measuring time per target while a latency verdict is inconclusive: more "
+        "interleaved rounds are taken until every verdict is decided or this budget is spent.")
+    inconclusive: Literal["fail", "pass", "error"] = Field(
+        "fail", description="What an inconclusive verdict means once the budget is spent: 'fail' (exit 1), "
+        "'pass' (exit 0, flagged in reports) or 'error' (exit 4: the measurement could not decide; retry on a "
+        "quieter runner).")
+    reference: ReferenceBounds | None = Field(
+        None, description="Bounds against a reference report (`edgecraft run --reference REPORT.json`).")
+
+
 # ---------------------------------------------------------------- the plan
 class CompressionPlan(StrictModel):
     """What to do to a model, for which targets, and which contracts the result must meet."""
@@ -223,6 +263,7 @@ class CompressionPlan(StrictModel):
     data: dict[str, DatasetSpec] = Field(default_factory=dict)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     latency: LatencySpec = Field(default_factory=LatencySpec)
+    gate: GateSpec = Field(default_factory=GateSpec)
     seed: int = 0
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)

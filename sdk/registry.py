@@ -237,7 +237,7 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
         raise PluginError(f"a plugin implements a hook that edgecraft does not define (misspelled?): {exc}",
                           hint="hooks are named edgecraft_register_strategies, edgecraft_register_backends, "
                                "edgecraft_register_metrics, edgecraft_register_devices, "
-                               "edgecraft_report_ready") from exc
+                               "edgecraft_run_started, edgecraft_target_finished, edgecraft_report_ready") from exc
 
     registry = Registry(pm)
     _collect(registry, "edgecraft_register_strategies", "strategy", provenance, _accept_strategy)

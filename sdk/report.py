@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from edgecraft.contracts import Verdict
 from pydantic import BaseModel, ConfigDict, Field
@@ -29,6 +29,8 @@ class LatencyReport(BaseModel):
     min: float
     n: int
     samples: list[float] = Field(default_factory=list, description="Every timed call in ms, in measured order.")
+    rounds: int | None = Field(None, description="Interleaved rounds the samples were taken in (equal blocks, "
+                               "in order), for re-judging with the bootstrap.")
 
 
 class MeasurementReport(BaseModel):
@@ -40,6 +42,21 @@ class MeasurementReport(BaseModel):
     artifact: str
     cached: bool
     steps: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ReferenceMeasurement(BaseModel):
+    """The reference (last released) artifact on this target, as compared in this run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    report: str = Field(description="Path of the reference report.")
+    artifact: str
+    remeasured: bool = Field(description="True: loaded and measured interleaved in this run; False: the "
+                             "recorded numbers were used.")
+    how: str = Field(description="Why and how it was compared.")
+    metrics: dict[str, float] = Field(default_factory=dict)
+    latency_ms: LatencyReport | None = None
+    size_bytes: int
 
 
 class TargetReport(BaseModel):
@@ -57,6 +74,10 @@ class TargetReport(BaseModel):
     device: dict[str, Any] = Field(default_factory=dict)
     emulated: bool = False
     ratios: dict[str, float] = Field(default_factory=dict)
+    status: Literal["pass", "fail", "inconclusive"] | None = Field(
+        None, description="'fail' if a verdict failed, 'inconclusive' if one stayed undecided, else 'pass'.")
+    reference: ReferenceMeasurement | None = None
+    extra_rounds: int = Field(0, description="Latency rounds added because a verdict was inconclusive.")
 
 
 class Report(BaseModel):
@@ -70,6 +91,28 @@ class Report(BaseModel):
     created: str
     evaluation_dataset: str | None
     targets: list[TargetReport]
+    status: Literal["pass", "fail", "inconclusive"] | None = None
+    exit_code: int | None = Field(None, description="The exit code the CLI returns for this report.")
+    gate: dict[str, Any] | None = Field(None, description="The plan's gate settings (confidence, inconclusive "
+                                        "policy, budget, reference bounds).")
+    reference_report: str | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> Report:
+        """Read a report written by ``--report-json`` (InputError when it is not a v1 report)."""
+        from edgecraft.errors import InputError
+
+        try:
+            document = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{path}: cannot read the report: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(document, dict) or document.get("schema") != REPORT_SCHEMA_ID:
+            got = document.get("schema") if isinstance(document, dict) else type(document).__name__
+            raise InputError(f"{path}: schema {got!r} is not {REPORT_SCHEMA_ID!r}")
+        try:
+            return cls.model_validate(document)
+        except Exception as exc:
+            raise InputError(f"{path}: malformed {REPORT_SCHEMA_ID} report: {exc}") from exc
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,278 @@
+"""Release gating: noise-aware latency verdicts, adaptive repetitions, and bounds vs a reference report.
+
+A latency verdict is judged on a bootstrap confidence interval (:mod:`edgecraft.stats`), not on a
+point estimate: ``pass`` when the whole interval meets the bound, ``fail`` when the whole interval
+misses it, ``inconclusive`` otherwise. While any latency verdict of a target is inconclusive, more
+interleaved rounds are measured, up to the plan's ``gate.time_budget_s``; what is still
+inconclusive then is counted as the plan's ``gate.inconclusive`` says (fail, pass, or error: exit 4).
+
+The reference is the report of the last released artifact (``edgecraft run PLAN --reference
+REPORT.json``). When its artifact is still in the cache it is loaded and measured interleaved with
+the candidate (drift cancels); when it is gone, the recorded numbers are used and the verdict says so.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecraft.contracts import Verdict
+from edgecraft.errors import InputError
+from edgecraft.measure import InterleavedTimer
+from edgecraft.plan import GateSpec, LatencyContract, ReferenceBounds
+from edgecraft.progress import NullProgress, Progress
+from edgecraft.report import REPORT_SCHEMA_ID
+from edgecraft.stats import (
+    Interval,
+    decide_at_least,
+    decide_at_most,
+    percentile_interval,
+    ratio_interval,
+    ratio_to_constant_interval,
+)
+
+#: Exit code when a verdict stayed inconclusive and the plan says ``gate.inconclusive: error``.
+EXIT_INCONCLUSIVE = 4
+
+BASELINE, COMPRESSED, REFERENCE = "baseline", "compressed", "reference"
+
+
+def _ci_text(interval: Interval, unit: str = "", digits: int = 3) -> str:
+    return f"{100 * interval.confidence:.0f}% CI [{interval.low:.{digits}f}, {interval.high:.{digits}f}]{unit}"
+
+
+def _name(contract: LatencyContract) -> str:
+    return contract.name or f"latency: {contract.describe_bound()}"
+
+
+# ------------------------------------------------------------------------------------------ contracts
+def judge_latency_interval(contract: LatencyContract, timer: InterleavedTimer, gate: GateSpec, *, emulated: bool,
+                           seed: int = 0) -> Verdict:
+    """A latency contract judged on the bootstrap interval of the interleaved rounds measured so far."""
+    pct = contract.percentile
+    tag = " [emulated device: says nothing about real hardware]" if emulated else ""
+    comp = timer.rounds_ms(COMPRESSED)
+    common = {"name": _name(contract), "kind": "latency", "emulated": emulated, "confidence": gate.confidence,
+              "samples": int(comp.size), "percentile": pct}
+    if contract.max_ms is not None:
+        ci = percentile_interval(comp, pct, confidence=gate.confidence, resamples=gate.bootstrap_resamples,
+                                 seed=seed)
+        status = decide_at_most(ci, contract.max_ms)
+        detail = f"{pct} {ci.estimate:.3f} ms ({_ci_text(ci, ' ms')}) vs {contract.max_ms:g} ms ceiling: "
+        detail += {"pass": "within", "fail": f"over by {ci.estimate - contract.max_ms:.3f} ms "
+                   f"({100 * (ci.estimate / contract.max_ms - 1):.1f}%)",
+                   "inconclusive": "the interval straddles the ceiling"}[status]
+        return Verdict(**common, passed=status == "pass", status=status, measured=ci.estimate,
+                       bound=contract.max_ms, unit=f"ms ({pct})", detail=detail + tag, ci_low=ci.low,
+                       ci_high=ci.high)
+    assert contract.min_speedup is not None
+    ci = ratio_interval(timer.rounds_ms(BASELINE), comp, pct, confidence=gate.confidence,
+                        resamples=gate.bootstrap_resamples, seed=seed)
+    status = decide_at_least(ci, contract.min_speedup)
+    detail = (f"{pct} speedup {ci.estimate:.2f}x ({_ci_text(ci, 'x', 2)}) vs {contract.min_speedup:g}x required: ")
+    detail += {"pass": "met", "fail": f"short by {contract.min_speedup - ci.estimate:.2f}x",
+               "inconclusive": "the interval straddles the bound"}[status]
+    return Verdict(**common, passed=status == "pass", status=status, measured=ci.estimate,
+                   bound=contract.min_speedup, unit=f"speedup ({pct})", detail=detail + tag, ci_low=ci.low,
+                   ci_high=ci.high)
+
+
+# ------------------------------------------------------------------------------------------ reference report
+@dataclass
+class ReferenceReport:
+    """A previous run's ``edgecraft.report/v1`` document: the last released artifact per target."""
+
+    path: Path
+    document: dict[str, Any]
+    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path | str) -> ReferenceReport:
+        path = Path(path)
+        where = f"--reference {path}"
+        if not path.is_file():
+            raise InputError(f"{where}: no such file", hint="pass the JSON report of the last released run "
+                             "(`edgecraft run ... --report-json FILE` wrote it)")
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{where}: not a JSON report ({type(exc).__name__}: {exc})") from exc
+        if not isinstance(document, dict):
+            raise InputError(f"{where}: not an edgecraft report (a JSON object with a 'schema' field)")
+        schema = document.get("schema")
+        if schema != REPORT_SCHEMA_ID:
+            raise InputError(f"{where}: the report's schema is {schema!r}, but this edgecraft compares against "
+                             f"{REPORT_SCHEMA_ID!r} reports only",
+                             hint="re-run the reference plan with this edgecraft version to get a comparable "
+                                  "report")
+        targets = document.get("targets")
+        if not isinstance(targets, list) or not all(isinstance(t, dict) and "target" in t for t in targets):
+            raise InputError(f"{where}: malformed {REPORT_SCHEMA_ID} report: 'targets' must be a list of objects "
+                             "with a 'target' label")
+        return cls(path, document, {t["target"]: t for t in targets})
+
+    def for_target(self, label: str, target_name: str) -> dict[str, Any]:
+        """The reference entry for one target; an InputError when it is missing or for another target."""
+        entry = self.targets.get(label)
+        if entry is None:
+            raise InputError(f"--reference {self.path}: the reference report is for target(s) "
+                             f"{sorted(self.targets)}, not {label!r}",
+                             hint="compare against a report of the same target, or restrict the run with "
+                                  "--target")
+        if entry.get("target_name", label) != target_name:
+            raise InputError(f"--reference {self.path}: target entry {label!r} of the reference report ran on "
+                             f"target {entry.get('target_name')!r}, but this plan's {label!r} is {target_name!r}: "
+                             "measurements of different targets are not comparable")
+        for side in ("compressed", "baseline"):
+            if not isinstance(entry.get(side), dict) or "latency_ms" not in entry[side]:
+                raise InputError(f"--reference {self.path}: target {label!r} has no {side} measurement")
+        return entry
+
+
+@dataclass
+class ReferenceSide:
+    """What the candidate is compared with on one target."""
+
+    entry: dict[str, Any]
+    remeasured: bool
+    artifact: str
+    reason: str
+    metrics: dict[str, float]
+    size_bytes: int
+    #: True when the recorded baseline is the same artifact as this run's (drift can be normalized out).
+    same_baseline: bool = False
+
+
+def reference_latency_verdict(bounds: ReferenceBounds, gate: GateSpec, timer: InterleavedTimer, ref: ReferenceSide,
+                              *, emulated: bool, seed: int = 0) -> Verdict:
+    """Latency regression of the candidate vs the reference, in percent, on a bootstrap interval."""
+    assert bounds.max_latency_regression_pct is not None
+    pct = bounds.percentile
+    comp = timer.rounds_ms(COMPRESSED)
+    if ref.remeasured:
+        ratio = ratio_interval(comp, timer.rounds_ms(REFERENCE), pct, confidence=gate.confidence,
+                               resamples=gate.bootstrap_resamples, seed=seed)
+        how = "re-measured interleaved with the candidate"
+    elif ref.same_baseline:
+        # The recorded compressed/baseline ratio vs this run's: the shared baseline absorbs machine drift.
+        recorded = float(ref.entry["compressed"]["latency_ms"][pct]) / float(ref.entry["baseline"]["latency_ms"][pct])
+        ratio = ratio_interval(comp, timer.rounds_ms(BASELINE), pct, confidence=gate.confidence,
+                               resamples=gate.bootstrap_resamples, seed=seed).scaled(1.0 / recorded)
+        how = (f"recorded numbers ({ref.reason}); normalized by the shared baseline, measured again now: "
+               f"recorded {pct} ratio compressed/baseline {recorded:.3f}")
+    else:
+        recorded_ms = float(ref.entry["compressed"]["latency_ms"][pct])
+        ratio = ratio_to_constant_interval(comp, recorded_ms, pct, confidence=gate.confidence,
+                                           resamples=gate.bootstrap_resamples, seed=seed)
+        how = (f"recorded numbers ({ref.reason}): {pct} {recorded_ms:.3f} ms measured in another run, so machine "
+               "drift between the runs is not cancelled")
+    ci = ratio.scaled(100.0, -100.0)
+    bound = bounds.max_latency_regression_pct
+    status = decide_at_most(ci, bound)
+    detail = (f"{pct} vs reference: {ci.estimate:+.1f}% ({_ci_text(ci, '%', 1)}), at most +{bound:g}% allowed: "
+              + {"pass": "within", "fail": f"over by {ci.estimate - bound:.1f} points",
+                 "inconclusive": "the interval straddles the bound"}[status] + f"; reference {how}")
+    if emulated:
+        detail += " [emulated device: says nothing about real hardware]"
+    return Verdict(name=f"reference: {pct} latency regression <= {bound:g}%", kind="latency",
+                   passed=status == "pass", status=status, measured=ci.estimate, bound=bound,
+                   unit=f"% {pct} latency vs reference", detail=detail, emulated=emulated, origin="reference",
+                   ci_low=ci.low, ci_high=ci.high, confidence=gate.confidence, samples=int(comp.size), percentile=pct,
+                   note=None if ref.remeasured else f"compared with recorded numbers: {ref.reason}")
+
+
+def reference_accuracy_verdict(bounds: ReferenceBounds, higher_is_better: bool, ref: ReferenceSide,
+                               candidate: dict[str, float]) -> Verdict:
+    assert bounds.max_accuracy_drop is not None
+    metric = bounds.metric
+    if metric not in candidate:
+        raise InputError(f"gate.reference.metric {metric!r} is not measured; add it to evaluation.metrics "
+                         f"(now {sorted(candidate)})")
+    if metric not in ref.metrics:
+        raise InputError(f"the reference report has no {metric!r} metric for this target (it has "
+                         f"{sorted(ref.metrics)}); set gate.reference.metric to one of them")
+    base, comp = ref.metrics[metric], candidate[metric]
+    drop = (base - comp) if higher_is_better else (comp - base)
+    passed = drop <= bounds.max_accuracy_drop + 1e-12
+    how = "re-evaluated on this run's data" if ref.remeasured else f"recorded numbers ({ref.reason})"
+    detail = (f"{metric}: reference {base:.4f}, candidate {comp:.4f}, drop {drop:.4f} "
+              f"{'<=' if passed else '>'} {bounds.max_accuracy_drop:g} allowed; reference {how}")
+    return Verdict(name=f"reference: {metric} drop <= {bounds.max_accuracy_drop:g}", kind="accuracy", passed=passed,
+                   status="pass" if passed else "fail", measured=drop, bound=bounds.max_accuracy_drop,
+                   unit=f"{metric} drop vs reference", detail=detail, origin="reference", metric=metric,
+                   note=None if ref.remeasured else f"compared with recorded numbers: {ref.reason}")
+
+
+def reference_size_verdict(bounds: ReferenceBounds, ref: ReferenceSide, candidate_bytes: int) -> Verdict:
+    assert bounds.max_size_growth_pct is not None
+    growth = 100.0 * (candidate_bytes / max(ref.size_bytes, 1) - 1.0)
+    passed = growth <= bounds.max_size_growth_pct + 1e-9
+    detail = (f"reference {ref.size_bytes} bytes, candidate {candidate_bytes} bytes: {growth:+.2f}% "
+              f"{'<=' if passed else '>'} +{bounds.max_size_growth_pct:g}% allowed")
+    return Verdict(name=f"reference: size growth <= {bounds.max_size_growth_pct:g}%", kind="size", passed=passed,
+                   status="pass" if passed else "fail", measured=growth, bound=bounds.max_size_growth_pct,
+                   unit="% size vs reference", detail=detail, origin="reference")
+
+
+# ------------------------------------------------------------------------------------------ settling
+@dataclass
+class Settled:
+    verdicts: list[Verdict]
+    extra_rounds: int
+    extra_seconds: float
+
+
+def settle(judges: list[Callable[[], Verdict]], timer: InterleavedTimer, gate: GateSpec, *, label: str = "",
+           progress: Progress | None = None) -> Settled:
+    """Judge; while a latency verdict is inconclusive and budget remains, measure more rounds and re-judge;
+    then count what is still inconclusive as ``gate.inconclusive`` says."""
+    progress = progress or NullProgress()
+    verdicts = [judge() for judge in judges]
+    started = time.monotonic()
+    extra = 0
+    batch = timer.spec.rounds
+    while (any(v.status == "inconclusive" for v in verdicts)
+           and time.monotonic() - started < gate.time_budget_s):
+        undecided = ", ".join(v.name for v in verdicts if v.status == "inconclusive")
+        progress.status(f"{label}: inconclusive ({undecided}); measuring {batch} more rounds")
+        timer.take(batch, description=f"{label} more latency")
+        extra += batch
+        verdicts = [judge() for judge in judges]
+    spent = time.monotonic() - started
+    return Settled([_apply_policy(v, gate, extra, spent) for v in verdicts], extra, spent)
+
+
+def _apply_policy(verdict: Verdict, gate: GateSpec, extra_rounds: int, spent: float) -> Verdict:
+    if verdict.status != "inconclusive":
+        return verdict
+    meaning = {"fail": "counted as a failure", "pass": "counted as a pass",
+               "error": f"the run exits {EXIT_INCONCLUSIVE} (undecided)"}[gate.inconclusive]
+    note = (f"still inconclusive after {extra_rounds} extra round(s), {spent:.1f} s of the {gate.time_budget_s:g} s "
+            f"budget: {meaning} (gate.inconclusive: {gate.inconclusive})")
+    if verdict.note:
+        note = f"{verdict.note}; {note}"
+    return verdict.model_copy(update={"passed": gate.inconclusive == "pass", "note": note})
+
+
+def overall_status(verdicts: list[Verdict]) -> str:
+    """'fail' if any verdict failed, else 'inconclusive' if any is undecided, else 'pass'."""
+    statuses = {v.status for v in verdicts}
+    if "fail" in statuses:
+        return "fail"
+    return "inconclusive" if "inconclusive" in statuses else "pass"
+
+
+def exit_code_for(verdicts: list[Verdict], inconclusive: str) -> int:
+    """0 every verdict passed; 1 a verdict failed (or an inconclusive one counts as failed); 4 undecided."""
+    from edgecraft.errors import EXIT_CONTRACT_FAILED, EXIT_OK
+
+    if any(v.status == "fail" for v in verdicts):
+        return EXIT_CONTRACT_FAILED
+    if any(not v.passed for v in verdicts):
+        return EXIT_INCONCLUSIVE if inconclusive == "error" and all(
+            v.passed or v.status == "inconclusive" for v in verdicts) else EXIT_CONTRACT_FAILED
+    return EXIT_OK

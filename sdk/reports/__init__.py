@@ -1,0 +1,83 @@
+"""Report renderers for CI: JUnit XML, a Markdown summary, and a self-contained HTML page with plots.
+
+All of them render an :class:`edgecraft.report.Report` (a finished run, or one read back from its
+JSON with ``edgecraft report REPORT.json``), so they never re-measure anything.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecraft.report import Report, write_json_atomic
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder, so CI never picks up half a report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@dataclass
+class ReportFiles:
+    """Where to write each format (None: not written). ``report_dir`` fills every unset one."""
+
+    json: Path | None = None
+    junit: Path | None = None
+    markdown: Path | None = None
+    html: Path | None = None
+
+    @classmethod
+    def from_options(cls, *, report_dir: Path | None = None, json: Path | None = None, junit: Path | None = None,
+                     markdown: Path | None = None, html: Path | None = None) -> ReportFiles:
+        if report_dir is not None:
+            json = json or report_dir / "report.json"
+            junit = junit or report_dir / "junit.xml"
+            markdown = markdown or report_dir / "summary.md"
+            html = html or report_dir / "report.html"
+        return cls(json, junit, markdown, html)
+
+    def written(self) -> list[Path]:
+        return [p for p in (self.json, self.junit, self.markdown, self.html) if p is not None]
+
+    def check_available(self) -> None:
+        """Fail before a run (exit 2) if a requested format cannot be rendered here."""
+        if self.html is not None:
+            from edgecraft.reports.html import check_matplotlib
+
+            check_matplotlib()
+
+
+def write_reports(report: Report, files: ReportFiles) -> list[Path]:
+    """Write every requested format; append the Markdown summary to ``$GITHUB_STEP_SUMMARY`` when set."""
+    from edgecraft.reports.junit import junit_xml
+    from edgecraft.reports.markdown import markdown_summary
+
+    if files.json is not None:
+        write_json_atomic(files.json, report.to_json())
+    if files.junit is not None:
+        write_text_atomic(files.junit, junit_xml(report))
+    summary = None
+    if files.markdown is not None:
+        summary = markdown_summary(report)
+        write_text_atomic(files.markdown, summary)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        summary = summary or markdown_summary(report)
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(summary + "\n")
+    if files.html is not None:
+        from edgecraft.reports.html import html_report
+
+        write_text_atomic(files.html, html_report(report))
+    return files.written()

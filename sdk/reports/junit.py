@@ -1,0 +1,91 @@
+"""JUnit XML: one test case per contract per target, the format every CI system already displays.
+
+Structure follows the common JUnit schema CI servers read (Jenkins, GitLab, GitHub test reporters):
+``<testsuites>`` → one ``<testsuite>`` per target (``properties``, ``testcase``s, ``system-out``) →
+``<testcase name classname time>`` with a ``<failure message type>`` (a failed contract, or an
+inconclusive one counted as failed) or an ``<error>`` (inconclusive under ``gate.inconclusive: error``).
+The failure message carries measured vs bound, the body the full detail.
+"""
+
+from __future__ import annotations
+
+import socket
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from edgecraft.contracts import Verdict
+from edgecraft.report import Report, TargetReport
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def _message(v: Verdict) -> str:
+    ci = f", {100 * v.confidence:.0f}% CI [{_fmt(v.ci_low)}, {_fmt(v.ci_high)}]" if (
+        v.ci_low is not None and v.ci_high is not None and v.confidence is not None) else ""
+    return f"{v.status}: measured {_fmt(v.measured)} vs bound {_fmt(v.bound)} ({v.unit}{ci})"
+
+
+def _outcome(v: Verdict, policy: str) -> str:
+    """'pass', 'failure' or 'error' as JUnit sees it."""
+    if v.status == "inconclusive" and not v.passed:
+        return "error" if policy == "error" else "failure"
+    return "pass" if v.passed else "failure"
+
+
+def _suite(target: TargetReport, report: Report, policy: str) -> ET.Element:
+    outcomes = [_outcome(v, policy) for v in target.contracts]
+    suite = ET.Element("testsuite", {
+        "name": f"edgecraft.{target.target}",
+        "tests": str(len(target.contracts)),
+        "failures": str(outcomes.count("failure")),
+        "errors": str(outcomes.count("error")),
+        "skipped": "0",
+        "time": "0",
+        "timestamp": report.created.rstrip("Z"),
+        "hostname": socket.gethostname() or "localhost",
+        "package": "edgecraft",
+    })
+    props = ET.SubElement(suite, "properties")
+    for name, value in (("plan", report.plan), ("target_name", target.target_name), ("backend", target.backend),
+                        ("artifact", target.artifact), ("emulated", str(target.emulated).lower()),
+                        ("status", target.status or ("pass" if target.passed else "fail"))):
+        ET.SubElement(props, "property", {"name": name, "value": str(value)})
+    for verdict, outcome in zip(target.contracts, outcomes, strict=True):
+        case = ET.SubElement(suite, "testcase", {"name": verdict.name, "classname": f"edgecraft.{target.target}."
+                                                 f"{verdict.origin}.{verdict.kind}", "time": "0"})
+        if outcome != "pass":
+            kind = "Inconclusive" if verdict.status == "inconclusive" else "ContractFailed"
+            element = ET.SubElement(case, outcome, {"message": _message(verdict), "type": kind})
+            element.text = verdict.detail + (f"\n{verdict.note}" if verdict.note else "")
+        elif verdict.note or verdict.status == "inconclusive":
+            ET.SubElement(case, "system-out").text = f"{_message(verdict)}\n{verdict.detail}\n{verdict.note or ''}"
+    out = ET.SubElement(suite, "system-out")
+    out.text = (f"baseline {target.baseline.metrics} p50 {target.baseline.latency_ms.p50:.3f} ms "
+                f"{target.baseline.size_bytes} B; compressed {target.compressed.metrics} p50 "
+                f"{target.compressed.latency_ms.p50:.3f} ms {target.compressed.size_bytes} B")
+    return suite
+
+
+def junit_xml(report: Report) -> str:
+    """The report as a JUnit XML document (a string, with the XML declaration)."""
+    policy = (report.gate or {}).get("inconclusive", "fail")
+    suites = [_suite(t, report, policy) for t in report.targets]
+    root = ET.Element("testsuites", {
+        "name": f"edgecraft {report.plan_name}",
+        "tests": str(sum(int(s.get("tests", "0")) for s in suites)),
+        "failures": str(sum(int(s.get("failures", "0")) for s in suites)),
+        "errors": str(sum(int(s.get("errors", "0")) for s in suites)),
+        "skipped": "0",
+        "time": "0",
+    })
+    root.extend(suites)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit(report: Report, path: Path) -> None:
+    from edgecraft.reports import write_text_atomic
+
+    write_text_atomic(path, junit_xml(report))

@@ -1,0 +1,79 @@
+"""A Markdown summary: the verdicts at a glance, for a pull request or ``$GITHUB_STEP_SUMMARY``."""
+
+from __future__ import annotations
+
+from edgecraft.contracts import Verdict
+from edgecraft.report import Report, TargetReport
+
+ICON = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _ci(v: Verdict) -> str:
+    if v.ci_low is None or v.ci_high is None or v.confidence is None:
+        return ""
+    return f"[{v.ci_low:.4g}, {v.ci_high:.4g}] ({100 * v.confidence:.0f}%)"
+
+
+def _status(v: Verdict) -> str:
+    if v.status == "inconclusive":
+        return f"{ICON['inconclusive']} inconclusive → {'pass' if v.passed else 'fail'}"
+    return f"{ICON[v.status]} {v.status}"
+
+
+def _target(t: TargetReport) -> list[str]:
+    ref = t.reference
+    head = ["", "baseline", "compressed"] + (["reference"] if ref is not None else [])
+    lines = [f"### {ICON[t.status or ('pass' if t.passed else 'fail')]} `{t.target}` ({t.backend})"
+             + (" — emulated device" if t.emulated else ""), "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, value in t.baseline.metrics.items():
+        row = [name, f"{value:.4f}", f"{t.compressed.metrics.get(name, float('nan')):.4f}"]
+        if ref is not None:
+            row.append(f"{ref.metrics[name]:.4f}" if name in ref.metrics else "–")
+        lines.append("| " + " | ".join(row) + " |")
+    for pct in ("p50", "p95"):
+        row = [f"latency {pct} (ms)", f"{getattr(t.baseline.latency_ms, pct):.3f}",
+               f"{getattr(t.compressed.latency_ms, pct):.3f}"]
+        if ref is not None:
+            row.append(f"{getattr(ref.latency_ms, pct):.3f}" if ref.latency_ms is not None else "–")
+        lines.append("| " + " | ".join(row) + " |")
+    row = ["size (bytes)", f"{t.baseline.size_bytes:,}", f"{t.compressed.size_bytes:,}"]
+    if ref is not None:
+        row.append(f"{ref.size_bytes:,}")
+    lines.append("| " + " | ".join(row) + " |")
+    if ref is not None:
+        lines += ["", f"Reference: `{ref.report}` — {_cell(ref.how)}."]
+    if t.contracts:
+        lines += ["", "| contract | status | measured | bound | confidence interval | detail |",
+                  "|---|---|---|---|---|---|"]
+        for v in t.contracts:
+            detail = v.detail + (f" — {v.note}" if v.note else "")
+            lines.append(f"| {_cell(v.name)} | {_status(v)} | {v.measured:.4g} {_cell(v.unit)} | {v.bound:.4g} | "
+                         f"{_ci(v)} | {_cell(detail)} |")
+    if t.extra_rounds:
+        lines += ["", f"{t.extra_rounds} extra latency round(s) were measured because a verdict was inconclusive."]
+    return lines
+
+
+def markdown_summary(report: Report) -> str:
+    status = report.status or ("pass" if report.passed else "fail")
+    word = {"pass": "PASSED", "fail": "FAILED", "inconclusive": "INCONCLUSIVE"}[status]
+    if status == "inconclusive" and report.passed:
+        word = "PASSED (with inconclusive verdicts)"
+    verdicts = [v for t in report.targets for v in t.contracts]
+    counts = {s: sum(1 for v in verdicts if v.status == s) for s in ("pass", "fail", "inconclusive")}
+    lines = [f"## {ICON[status]} edgecraft `{report.plan_name}`: {word}", "",
+             f"{len(verdicts)} verdict(s) on {len(report.targets)} target(s): {counts['pass']} passed, "
+             f"{counts['fail']} failed, {counts['inconclusive']} inconclusive"
+             + (f"; exit code {report.exit_code}" if report.exit_code is not None else "") + ".", ""]
+    if report.gate:
+        lines += [f"Latency verdicts use {100 * report.gate.get('confidence', 0.95):.0f}% bootstrap intervals; "
+                  f"inconclusive counts as **{report.gate.get('inconclusive', 'fail')}**.", ""]
+    for target in report.targets:
+        lines += [*_target(target), ""]
+    lines.append(f"<sub>edgecraft {report.edgecraft_version}, plan `{report.plan}`, {report.created}</sub>")
+    return "\n".join(lines) + "\n"
