@@ -295,6 +295,13 @@ def main(argv: list[str] | None = None) -> int:
         # Usage errors (a missing option, a bad choice) arrive here in non-standalone mode.
         exc.show()
         return EXIT_BAD_INPUT
+    finally:
+        # --plugins sets the variable for this invocation only (main() may be called again in-process).
+        if saved_plugins is None:
+            os.environ.pop("EDGECRAFT_PLUGINS", None)
+        else:
+            os.environ["EDGECRAFT_PLUGINS"] = saved_plugins
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
