@@ -84,7 +84,9 @@ class DistillationParams(TrainingParams):
         "'file.py:function' factory returning an untrained student nn.Module.")
     width: float = Field(0.5, gt=0, lt=1, description="Channel/neuron width factor for student: scaled "
                          "(parameters shrink roughly by width²).")
-    round_to: int | None = Field(None, ge=1, description="Round scaled channel counts to a multiple of this.")
+    round_to: int | None = Field(8, ge=1, description="Round scaled channel counts to the nearest multiple of this "
+                                 "(null: exact width). CPU kernels are blocked by 8/16 channels: 16-32-32 channels ran "
+                                 "2.6x faster than 15-30-30 on ONNX Runtime here.")
     init: Literal["random", "teacher"] = Field(
         "random", description="student: scaled only. 'random': fresh initialisation; 'teacher': start from the "
         "teacher's largest-L1 channels (a pruned copy), which usually converges faster.")

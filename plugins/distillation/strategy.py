@@ -55,6 +55,17 @@ def _plan_teacher(ctx: CompileContext) -> nn.Module:
     return build_factory_student(source.factory, _base_dir(ctx), field="model.factory")
 
 
+def _fingerprint(module: nn.Module) -> str:
+    """Structure and initial weights of a module, hashed (what a factory's result depends on)."""
+    import hashlib
+
+    digest = hashlib.sha256(repr(module).encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def _check_layer_names(module: nn.Module, names: list[str], *, role: str, param: str) -> str | None:
     known = {name for name, _ in module.named_modules() if name}
     missing = [n for n in names if n not in known]
@@ -86,10 +97,9 @@ class DistillationStrategy(Strategy):
                             "but this is the first step: there is nothing to recover yet",
                             hint="put this step after a pruning or factorization step, or use student: scaled / "
                                  "a factory")
-        if params.student != STUDENT_SCALED and (params.width != 0.5 or params.init != "random"
-                                                 or params.round_to is not None):
-            raise ctx.error(f"params.width, params.init and params.round_to only apply to student: scaled "
-                            f"(student is {params.student!r})")
+        misplaced = sorted(params.model_fields_set & {"width", "init", "round_to"})
+        if params.student != STUDENT_SCALED and misplaced:
+            raise ctx.error(f"params {misplaced} only apply to student: scaled (student is {params.student!r})")
         notes = self._check_models(params, ctx)
         teacher = params.effective_teacher()
         loss = f"kl(T={params.temperature:g})" if params.loss == "kl" else "logit-mse"
@@ -136,10 +146,12 @@ class DistillationStrategy(Strategy):
             elif params.student == STUDENT_CURRENT:
                 student = teacher  # same architecture as far as compile time can tell
             else:
-                student = build_factory_student(params.student, _base_dir(ctx), field="params.student")
+                seed = params.seed if params.seed is not None else ctx.plan.seed
+                student = build_factory_student(params.student, _base_dir(ctx), field="params.student", seed=seed)
                 check_student_fits(student, teacher_out, shape, label=f"the student from {params.student}")
+                # The fingerprint enters the compiled plan's hash, so editing the factory invalidates the cache.
                 notes.append(f"student factory {params.student}: {count_params(student)} parameters vs the plan "
-                             f"model's {count_params(teacher)}")
+                             f"model's {count_params(teacher)} (fingerprint {_fingerprint(student)})")
         except StudentError as exc:
             raise ctx.error(exc.message, hint=exc.hint) from exc
         except InputError as exc:
@@ -190,7 +202,7 @@ class DistillationStrategy(Strategy):
                 student = scale_width(model.module, shape, params.width, init=params.init, round_to=params.round_to,
                                       seed=seed, label="the teacher")
             else:
-                student = build_factory_student(params.student, _base_dir(ctx), field="params.student")
+                student = build_factory_student(params.student, _base_dir(ctx), field="params.student", seed=seed)
             check_student_fits(student, teacher_out, shape, label="the student")
             train = ctx.dataset(params.train or "")
             train.check_fits(shape, model_label="the teacher")

@@ -45,11 +45,14 @@ def probe_output(module: nn.Module, input_shape: tuple[int, ...], *, label: str)
     return out.shape
 
 
-def build_factory_student(reference: str, base_dir: Path, *, field: str) -> nn.Module:
-    """Call a ``module:function`` factory and check it returns an ``nn.Module``."""
+def build_factory_student(reference: str, base_dir: Path, *, field: str, seed: int = 0) -> nn.Module:
+    """Call a ``module:function`` factory (torch's RNG seeded, so an unseeded random init is
+    reproducible) and check it returns an ``nn.Module``."""
     fn = load_callable(reference, base_dir, field=field)
     try:
-        student = fn()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            student = fn()
     except Exception as exc:
         raise StudentError(f"{field}: {reference} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(student, nn.Module):
@@ -66,6 +69,23 @@ def check_student_fits(student: nn.Module, teacher_output: torch.Size, input_sha
             f"{label} outputs shape {list(shape)} but the teacher outputs {list(teacher_output)} for the same input "
             f"(shape {[2, *input_shape[1:]]}); the student must predict the same classes",
             hint="make the student's last layer produce the teacher's number of outputs")
+
+
+_SCALABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def _width_of(module: nn.Module) -> int:
+    return int(module.out_features if isinstance(module, nn.Linear) else module.out_channels)
+
+
+def kept_channels(channels: int, width: float, round_to: int | None) -> int:
+    """Channels a layer keeps at ``width``: rounded to the nearest multiple of ``round_to`` (at least one
+    multiple, at most all of them). Multiples of 8 or 16 matter on CPUs: ONNX Runtime's blocked
+    convolution kernels measured 2.6x faster here for 16-32-32 channels than for 15-30-30."""
+    kept = width * channels
+    if round_to:
+        kept = max(round_to, round_to * round(kept / round_to))
+    return int(min(channels, max(1, round(kept))))
 
 
 def _output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
@@ -107,10 +127,14 @@ def scale_width(teacher: nn.Module, input_shape: tuple[int, ...], width: float, 
         raise StudentError(f"{label} has no Conv/Linear layer to scale; student: scaled supports networks built "
                            "from Conv1d/2d/3d and Linear layers (with BatchNorm, residuals, concatenations)",
                            hint="give a student factory instead ('package.module:function')")
+    # Per-layer ratios computed here rather than with Torch-Pruning's round_to, whose rounding of
+    # small layers was not what it says (32 channels at width 0.5, round_to 16, kept all 32).
+    ratios = {m: 1.0 - (kept_channels(_width_of(m), width, round_to) + 0.5) / _width_of(m)
+              for m in student.modules() if isinstance(m, _SCALABLE) and m not in ignored}
     try:
         pruner = tp.pruner.MetaPruner(student, example, importance=tp.importance.MagnitudeImportance(p=1),
-                                      pruning_ratio=1.0 - width, ignored_layers=ignored, round_to=round_to,
-                                      global_pruning=False)
+                                      pruning_ratio=1.0 - width, pruning_ratio_dict=ratios,
+                                      ignored_layers=ignored, global_pruning=False)
         pruner.step()
     except Exception as exc:
         raise StudentError(f"cannot scale {label} to width {width}: Torch-Pruning could not trace or prune it "

@@ -66,7 +66,7 @@ def test_factory_student_resolves(registry: Any) -> None:
     ({"train": "train", "student": "distill_models:missing"}, r"has no attribute 'missing'"),
     ({"train": "train", "student": "current"}, r"steps\[0\] \(kd\).* this is the first step"),
     ({"train": "train", "student": "distill_models:small_student", "width": 0.3},
-     "only apply to student: scaled"),
+     r"params \['width'\] only apply to student: scaled"),
     ({"train": "train", "features": [{"teacher": "stem.9", "student": "stem.0"}]},
      r"params.features\[\].teacher: the teacher has no layer named \['stem.9'\]"),
 ])

@@ -10,6 +10,7 @@ from edgecraft.plugins.distillation.student import (
     StudentError,
     check_student_fits,
     count_params,
+    kept_channels,
     probe_output,
     scale_width,
 )
@@ -41,8 +42,12 @@ def test_random_init_differs_from_teacher_init_and_is_seeded() -> None:
 
 
 def test_round_to_gives_hardware_friendly_widths() -> None:
-    student = scale_width(ResidualCNN(16), INPUT_SHAPE, 0.4, round_to=4)
-    assert student.stem[0].out_channels % 4 == 0
+    assert [kept_channels(c, 0.45, 8) for c in (32, 64, 128, 4)] == [16, 32, 56, 4]
+    assert [kept_channels(c, 0.45, None) for c in (32, 64, 3)] == [14, 29, 1]
+    student = scale_width(ResidualCNN(16), INPUT_SHAPE, 0.3, round_to=4)
+    assert student.stem[0].out_channels == 4 and student.head[1].out_features == 8  # 4.8 -> 4, 9.6 -> 8
+    exact = scale_width(ResidualCNN(16), INPUT_SHAPE, 0.3, round_to=None)
+    assert exact.stem[0].out_channels == 5 and exact.head[1].out_features == 10
 
 
 def test_unscalable_architecture_is_refused_clearly() -> None:
