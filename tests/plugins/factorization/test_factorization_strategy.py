@@ -123,3 +123,12 @@ def test_recovery_by_distillation_from_the_original_model(registry: Any, tmp_pat
     details = report.targets[0].compressed.steps[0]
     assert details["recovery"]["recovery"] == "distill"
     assert details["factorized_layers"] >= 3
+
+
+def test_the_example_plan_compiles(registry: Any) -> None:
+    from edgecraft.plan_io import load_plan
+
+    plan, base_dir = load_plan(HERE.parents[2] / "examples" / "factorization" / "plan.yaml", registry)
+    compiled = _compile(plan, registry, base_dir)
+    assert compiled.steps[0].implementation == "lowrank-auto/greedy target 0.5 of params+finetune"
+    assert set(compiled.steps[0].needs_data) == {"calib", "train"}
