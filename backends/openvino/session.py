@@ -24,6 +24,7 @@ def compile_config(options: OpenVinoCpuOptions, threads: int) -> dict[str, Any]:
         "PERFORMANCE_HINT": "LATENCY" if options.performance_hint == "latency" else "THROUGHPUT",
         "INFERENCE_PRECISION_HINT": options.inference_precision,
         "INFERENCE_NUM_THREADS": options.threads or threads,
+        "ENABLE_CPU_PINNING": options.cpu_pinning,
     }
     if options.streams is not None:
         config["NUM_STREAMS"] = options.streams
@@ -117,6 +118,7 @@ class OpenVinoSession(Session):
             "performance_hint": str(prop("PERFORMANCE_HINT") or self._config["PERFORMANCE_HINT"]).lower(),
             "streams": prop("NUM_STREAMS"),
             "threads": prop("INFERENCE_NUM_THREADS"),
+            "cpu_pinning": prop("ENABLE_CPU_PINNING"),
             "int8": self._has_int8(),
             "emulated": False,
         }

@@ -40,8 +40,8 @@ class QuantizationParams(StrategyParams):
     calibration_dataset: str | None = Field(None, description="Name of a dataset in the plan's data (static mode).")
     calibration_samples: int = Field(128, ge=1, le=100_000, description="Samples used for calibration.")
     activation_type: Literal["auto", "uint8", "int8"] = Field(
-        "auto", description="'auto': uint8 on ONNX Runtime x86 (fastest with VNNI), NNCF's per-tensor choice "
-        "on OpenVINO.")
+        "auto", description="'auto': uint8 on ONNX Runtime x86 (fastest with VNNI), int8 on ARM, NNCF's per-tensor "
+        "choice on OpenVINO.")
     weight_type: Literal["auto", "int8", "uint8"] = Field("auto", description="'auto': int8 (symmetric).")
     reduce_range: bool | None = Field(
         None, description="7-bit weights (ONNX Runtime). null: off on CPUs with VNNI, on without (avoids "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import platform
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -95,7 +96,11 @@ class QuantizationStrategy(Strategy):
         if p.mode == "static":
             needs.append(ctx.require_dataset(p.calibration_dataset, "static quantization calibration",
                                              param="calibration_dataset"))
-            if p.activation_type == "auto":
+            if p.activation_type == "auto" and platform.machine().lower() in ("aarch64", "arm64"):
+                p.activation_type = "int8"
+                notes.append("int8 activations x int8 weights: ARM int8 dot-product kernels favour symmetric "
+                             "S8S8 (onnxruntime.quantization's guidance for ARM CPUs)")
+            elif p.activation_type == "auto":
                 p.activation_type = "uint8"
                 notes.append("uint8 activations x int8 weights: x86 int8 kernels (VNNI vpdpbusd, AVX2 "
                              "vpmaddubsw) multiply unsigned by signed bytes; int8 activations measured slower")
@@ -118,7 +123,7 @@ class QuantizationStrategy(Strategy):
             p.reduce_range = not vnni
             notes.append("reduce_range off: this CPU has VNNI (int32 accumulation, no u8*s8 saturation)" if vnni
                          else "reduce_range on: no VNNI on this CPU, 7-bit weights avoid vpmaddubsw saturation")
-        if p.mode == "static" and p.calibration_method == "entropy" and ctx.model_kind == "onnx":
+        if p.mode == "static" and p.calibration_method == "entropy":
             notes.append("entropy calibration keeps histograms of every activation: slow on large models")
         self._resolve_accuracy(p, ctx, notes)
         fmt = "QDQ static" if p.mode == "static" else "dynamic"

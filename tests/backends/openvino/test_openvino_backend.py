@@ -87,6 +87,7 @@ def test_default_precision_is_f32_and_bf16_is_reported(artifact: Path) -> None:
     assert f32["performance_hint"] == "latency"
     assert f32["threads"] == 2 and f32["streams"] == 1
     assert f32["int8"] is False
+    assert f32["cpu_pinning"] is False
     bf16 = backend.load(artifact, TARGET, OpenVinoCpuOptions(inference_precision="bf16",
                                                              performance_hint="throughput", threads=1),
                         threads=2).describe()
