@@ -100,6 +100,7 @@ class DistillationStrategy(Strategy):
         misplaced = sorted(params.model_fields_set & {"width", "init", "round_to"})
         if params.student != STUDENT_SCALED and misplaced:
             raise ctx.error(f"params {misplaced} only apply to student: scaled (student is {params.student!r})")
+        params = self._absolute_student_path(params, ctx)
         notes = self._check_models(params, ctx)
         teacher = params.effective_teacher()
         loss = f"kl(T={params.temperature:g})" if params.loss == "kl" else "logit-mse"
@@ -113,6 +114,15 @@ class DistillationStrategy(Strategy):
             notes.append("teacher outputs are computed once and reused every epoch (no augmentation)")
         return Resolution(stage=Stage.TORCH, implementation=implementation, params=params, needs_data=needs,
                           notes=notes)
+
+    @staticmethod
+    def _absolute_student_path(params: DistillationParams, ctx: CompileContext) -> DistillationParams:
+        """Pin a 'file.py:function' student to an absolute path in the resolved params: the run-time
+        context has no plan folder, and the step must load the same file the compiler checked."""
+        module_ref, _, attr = params.student.partition(":")
+        if not module_ref.endswith(".py") or getattr(ctx, "base_dir", None) is None:
+            return params
+        return params.model_copy(update={"student": f"{(Path(ctx.base_dir) / module_ref).resolve()}:{attr}"})
 
     def _check_models(self, params: DistillationParams, ctx: CompileContext) -> list[str]:
         """Build the plan model (and a factory student) once to catch shape and layer-name errors now."""
