@@ -46,7 +46,8 @@ def distill_available() -> bool:
 
 def finetune(module: nn.Module, dataset: Dataset, *, epochs: int, lr: float, batch_size: int,
              seed: int) -> dict[str, Any]:
-    """Train ``module`` in place with cross-entropy on ``dataset``'s labels (Adam, shuffled batches)."""
+    """Train ``module`` in place with cross-entropy on ``dataset``'s labels (Adam, shuffled batches, BatchNorm
+    statistics frozen)."""
     if dataset.y is None:
         raise ValueError(f"dataset {dataset.name!r} has no labels; a fine-tune needs labels (use recover: distill "
                          "to learn from the original model instead)")
@@ -57,6 +58,12 @@ def finetune(module: nn.Module, dataset: Dataset, *, epochs: int, lr: float, bat
     optimizer = torch.optim.Adam(module.parameters(), lr=lr)
     losses = []
     module.train()
+    # BatchNorm keeps the original model's statistics: they were estimated on the whole training set
+    # with the original weights, and re-estimating them from a few small recovery batches adds noise
+    # that the short fine-tune cannot average out (the usual practice when fine-tuning a compressed model).
+    for sub in module.modules():
+        if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+            sub.eval()
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=generator)
         total, count = 0.0, 0

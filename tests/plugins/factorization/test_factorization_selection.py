@@ -157,11 +157,12 @@ def test_include_exclude_and_the_original_is_untouched() -> None:
     assert not any(layer.name.startswith(tuple(n + "." for n in names)) for layer in again.layers)
 
 
-def test_latency_aware_selection_records_and_respects_timings() -> None:
+@pytest.mark.parametrize("runtime", ["torch", "ort"])
+def test_latency_aware_selection_records_and_respects_timings(runtime: str) -> None:
     model = SmallMLP(inputs=64).eval()
     data = EvalData(torch.randn(64, 64), torch.randint(0, 10, (64,)))
     result = factorize_model(model, data.x[:1], FactorizationConfig(selection="ratio", ratio=0.25,
-                                                                    latency="torch"), data)
+                                                                    latency=runtime), data)
     for layer in result.layers:
         assert layer.original_latency is not None and layer.original_latency > 0
         if layer.chosen is not None:
