@@ -312,10 +312,11 @@ def _distill(teacher_module: nn.Module, student: nn.Module, dataset: Dataset, pa
                 sums["soft"] += parts.soft * n
                 sums["hard"] += (parts.hard or 0.0) * n
                 sums["feature"] += (parts.feature or 0.0) * n
+            epoch_lr = optimizer.param_groups[0]["lr"]
             if schedule is not None:
                 schedule.step()
             row: dict[str, float | None] = {
-                "epoch": float(epoch), "lr": optimizer.param_groups[0]["lr"],
+                "epoch": float(epoch), "lr": epoch_lr,
                 "train_loss": sums["loss"] / seen, "soft_loss": sums["soft"] / seen,
                 "hard_loss": sums["hard"] / seen if y_train is not None else None,
                 "feature_loss": sums["feature"] / seen if params.features else None,

@@ -168,3 +168,16 @@ def test_progress_shows_current_losses() -> None:
     assert recorder.descriptions[0] == "distill 1/3"
     assert "loss" in recorder.descriptions[1] and "val acc" in recorder.descriptions[2]
     assert len(recorder.statuses) == 3 and "val" in recorder.statuses[-1]
+
+
+@pytest.mark.parametrize("optimizer, schedule, expected_lrs", [
+    ("sgd", "step", [0.01, 0.01, 0.005, 0.005]),  # the lr each epoch ran at: halved every 2 epochs
+    ("adamw", "none", [0.01, 0.01, 0.01, 0.01]),
+    ("adam", "cosine", [0.01 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)]),
+])
+def test_optimizers_and_schedules(optimizer: str, schedule: str, expected_lrs: list[float]) -> None:
+    teacher = _teacher()
+    params = {**FAST, "epochs": 4, "optimizer": optimizer, "schedule": schedule, "step_size": 2, "gamma": 0.5}
+    result = distill(teacher, _student(), _data(teacher, 32, seed=1), params)
+    assert [row["lr"] for row in result.history] == pytest.approx(expected_lrs, abs=1e-9)
+    assert all(np.isfinite(row["train_loss"]) for row in result.history)
