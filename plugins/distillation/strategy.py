@@ -100,6 +100,8 @@ class DistillationStrategy(Strategy):
         misplaced = sorted(params.model_fields_set & {"width", "init", "round_to"})
         if params.student != STUDENT_SCALED and misplaced:
             raise ctx.error(f"params {misplaced} only apply to student: scaled (student is {params.student!r})")
+        for name, param in ((train, "train"), (params.validation, "validation")):
+            self._check_sample_shape(ctx, name, param)
         params = self._absolute_student_path(params, ctx)
         notes = self._check_models(params, ctx)
         teacher = params.effective_teacher()
@@ -114,6 +116,21 @@ class DistillationStrategy(Strategy):
             notes.append("teacher outputs are computed once and reused every epoch (no augmentation)")
         return Resolution(stage=Stage.TORCH, implementation=implementation, params=params, needs_data=needs,
                           notes=notes)
+
+    @staticmethod
+    def _check_sample_shape(ctx: CompileContext, name: str | None, param: str) -> None:
+        """Digits datasets declare their sample shape; others are checked when the step runs."""
+        from edgecraft.plan import DigitsDataset, TorchModelSource
+
+        spec = ctx.plan.data.get(name) if name else None
+        source = ctx.plan.model
+        if not isinstance(spec, DigitsDataset) or not isinstance(source, TorchModelSource):
+            return
+        sample = [1, spec.image_size, spec.image_size] if spec.layout == "image" else [spec.image_size ** 2]
+        if sample != list(source.input_shape[1:]):
+            raise ctx.error(f"params.{param} = {name!r}: its samples have shape {sample} but the model takes "
+                            f"{list(source.input_shape[1:])} per sample (input_shape {list(source.input_shape)})",
+                            hint=f"set data.{name}.image_size / layout to match the model")
 
     @staticmethod
     def _absolute_student_path(params: DistillationParams, ctx: CompileContext) -> DistillationParams:
@@ -182,7 +199,6 @@ class DistillationStrategy(Strategy):
     # ------------------------------------------------------------------ run time
     def apply(self, step: ResolvedStep, model: ModelHandle, ctx: RunContext) -> StepResult:
         from edgecraft.plugins.distillation.student import (
-            StudentError,
             build_factory_student,
             check_student_fits,
             count_params,
@@ -200,8 +216,7 @@ class DistillationStrategy(Strategy):
         try:
             if teacher_kind == "original":
                 if ctx.original_model is None:
-                    raise InputError(f"step {step.where}: teacher: original needs the plan's torch model, which this "
-                                     "run does not provide")
+                    raise InputError("teacher: original needs the plan's torch model, which this run does not provide")
                 teacher = ctx.original_model().module
             else:
                 teacher = model.module
@@ -221,7 +236,7 @@ class DistillationStrategy(Strategy):
                 validation.check_fits(shape, model_label="the teacher")
             result = distill(teacher, student, train, params.training(), validation=validation,
                              progress=ctx.progress, seed=seed)
-        except StudentError as exc:
+        except InputError as exc:  # StudentError, a dataset that does not fit, ...
             raise InputError(f"step {step.where}: {exc.message}", hint=exc.hint) from exc
         except DistillationError as exc:
             raise InputError(f"step {step.where}: {exc}") from exc

@@ -75,6 +75,13 @@ def test_compile_errors_name_the_step(registry: Any, params: dict[str, Any], mes
         _compile(registry, params)
 
 
+def test_training_data_of_the_wrong_shape(registry: Any) -> None:
+    data = {"train": {**TRAIN, "image_size": 16}}
+    with pytest.raises(CompileError, match=r"steps\[0\] \(kd\).* params.train = 'train': its samples have shape "
+                                           r"\[1, 16, 16\] but the model takes \[1, 8, 8\]"):
+        _compile(registry, {"train": "train"}, data=data)
+
+
 def test_unscalable_teacher_fails_at_compile_time(registry: Any) -> None:
     model = {"kind": "torch", "factory": "distill_models:opaque_teacher", "input_shape": [1, 1, 8, 8]}
     with pytest.raises(CompileError, match=r"steps\[0\] \(kd\).* no Conv/Linear layer to scale"):
