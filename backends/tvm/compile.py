@@ -38,6 +38,10 @@ def target_dict(target: str, options: AArch64Options | HostOptions) -> dict[str,
     spec: dict[str, Any] = {"kind": "llvm", "mcpu": options.cpu or codegen.llvm_get_system_cpu()}
     if options.mattr:
         spec["mattr"] = list(options.mattr)
+    if options.tuning is not None:
+        import os
+
+        spec["num-cores"] = max(1, os.cpu_count() or 1)  # MetaSchedule sizes its parallel schedules with it
     return spec
 
 
