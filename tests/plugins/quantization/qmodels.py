@@ -76,3 +76,9 @@ def sensitive() -> SmallCnn:
         model.conv2.bias[0] *= SCALE
         model.conv3.weight[:, 0] /= SCALE
     return model.eval()
+
+
+def untrained() -> SmallCnn:
+    """For compile-time tests: nothing is built, so no training is needed."""
+    torch.manual_seed(0)
+    return SmallCnn().eval()

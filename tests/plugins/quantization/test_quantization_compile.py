@@ -27,7 +27,7 @@ def _plan(params: dict[str, Any], target: str = "ort-cpu", *, contract: bool = F
         "test": {"kind": "digits", "split": "test", "image_size": 8},
     }
     plan: dict[str, Any] = {
-        "model": {"kind": "torch", "factory": "qmodels.py:plain", "input_shape": [1, 1, 8, 8]},
+        "model": {"kind": "torch", "factory": "qmodels.py:untrained", "input_shape": [1, 1, 8, 8]},
         "steps": [{"strategy": "quantization", "name": "int8", "params": params}],
         "targets": [target], "data": data, "evaluation": {"dataset": "test"},
     }
