@@ -3,20 +3,25 @@
     python benchmarks/distillation.py [--json OUT] [--seeds 3] [--epochs 40] [--train-samples 360]
 
 A CNN teacher (digits upsampled to 32×32, ~0.19 M parameters, ~7.5 M MACs, trained here on the
-whole training split) and a student derived from it by ``student: scaled`` (every hidden layer at
-``--width``, channel counts rounded to multiples of ``--round-to``: at most a quarter of the
-parameters, freshly initialised). Each seed trains the student twice with the very
-same loop, optimiser, schedule, batch order and number of epochs: once with distillation (soft
-targets at T=4 mixed with the labels, alpha 0.9) and once on hard labels alone (alpha 0). Two data
-regimes, reported side by side:
+whole training split) and a student derived from it by ``student: scaled``: every hidden layer at
+``--width`` (default 0.25: 8-16-16 channels and 32 hidden units, counts rounded to multiples of
+``--round-to``; 0.065 of the teacher's parameters, the issue asks for at most a quarter), freshly
+initialised. Each seed trains the student twice with the very same loop, optimiser, schedule,
+batch order and number of epochs: once with distillation (soft targets at T=4 mixed with the
+labels, alpha 0.9) and once on hard labels alone (alpha 0). Two data regimes, side by side:
 
 * ``limited`` (the headline figures): the student sees ``--train-samples`` labelled images (a
   quarter of the split), the typical edge case of a small transfer set;
 * ``full``: the student sees the whole training split the teacher was trained on.
 
-Accuracy is top-1 on the digits test split (360 images: one image is 0.28 points). Latency of the
-teacher and a distilled student is measured on ONNX Runtime (``ort-cpu``, batch 1) with
-edgecraft's interleaved measurement, and the student's accuracy is re-measured there.
+Accuracy is top-1 on the digits test split (360 images: one image is 0.28 points). Measured here:
+at width 0.25 distillation won 3/3 seeds with limited data (+0.8 pt) and tied with full data; at
+width 0.45 (0.23 of the parameters, a student nearly as good as its teacher) the two were within
+noise and the sign flipped between regimes (-0.4 / +0.2 pt). A teacher helps most when the student
+cannot reach the teacher's accuracy on labels alone.
+
+Latency of the teacher and a distilled student is measured on ONNX Runtime (``ort-cpu``, batch 1)
+with edgecraft's interleaved measurement, and the student's accuracy is re-measured there.
 """
 
 from __future__ import annotations
@@ -148,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--width", type=float, default=0.45, help="student width factor (params ~ width²)")
+    parser.add_argument("--width", type=float, default=0.25, help="student width factor (params ~ width²)")
     parser.add_argument("--round-to", type=int, default=8, help="round student channel counts to this multiple")
     parser.add_argument("--epochs", type=int, default=40, help="student epochs, limited-data regime")
     parser.add_argument("--full-epochs", type=int, default=12, help="student epochs, full-data regime")
