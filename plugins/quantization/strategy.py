@@ -320,9 +320,16 @@ class QuantizationStrategy(Strategy):
             ref = None if reference is None else reference[indices]
             return float(metric.compute(outputs, labels, ref))
 
-        ctx.progress.status(f"{ctx.step.where}: nncf.quantize_with_accuracy_control")
+        # NNCF bounds the drop against *its input* (the float model as it stands after earlier steps),
+        # while the contract bounds the drop against the plan's baseline. Earlier steps (pruning,
+        # factorization) may already have spent part of the budget: NNCF gets only what is left.
+        float_now = ctx.evaluate(model)
+        budget = _remaining_budget(tight, baseline[tight.metric], float_now[tight.metric], metric.higher_is_better)
+        details["accuracy_budget"] = {"contract_max_drop": tight.max_drop, "float_input": float_now[tight.metric],
+                                      "baseline": baseline[tight.metric], "left_for_quantization": budget}
+        ctx.progress.status(f"{ctx.step.where}: nncf.quantize_with_accuracy_control (max drop {budget:.4g})")
         result = eng.quantize_with_accuracy_control(
-            model.model, as_batches(calib), eval_x=data.x, metric_fn=score, max_drop=tight.max_drop,
+            model.model, as_batches(calib), eval_x=data.x, metric_fn=score, max_drop=budget,
             relative=tight.relative, per_channel=p.per_channel, calibration_method=p.calibration_method,
             scope=scope, max_iterations=max(1, p.accuracy_aware.max_evaluations - 1),
             ranking_samples=p.accuracy_aware.ranking_samples)
@@ -347,6 +354,19 @@ class QuantizationStrategy(Strategy):
             "steps": steps, "nncf_messages": [m for m in result.messages if "ccuracy" in m][-6:]}
         details["kept_float"] = sorted({*p.keep_float_layers, *result.reverted_final})
         return result.model
+
+
+def _remaining_budget(contract: Any, baseline: float, current: float, higher_is_better: bool) -> float:
+    """The drop a step may still cause, in the contract's terms but measured from ``current``.
+
+    ``contract.max_drop`` is measured from the baseline; what earlier steps already lost is
+    subtracted. Relative contracts are re-expressed relative to ``current``.
+    """
+    spent = (baseline - current) if higher_is_better else (current - baseline)
+    if contract.relative:
+        allowed_abs = contract.max_drop * abs(baseline)
+        return max(0.0, (allowed_abs - spent) / max(abs(current), 1e-12))
+    return max(0.0, contract.max_drop - spent)
 
 
 def _reference_outputs(model: Any, x: Any, threads: int) -> Any:
