@@ -271,6 +271,7 @@ def _distill(teacher_module: nn.Module, student: nn.Module, dataset: Dataset, pa
 
         history: list[dict[str, float | None]] = []
         best_value: float | None = None
+        best_loss = math.inf
         best_state: dict[str, torch.Tensor] | None = None
         best_epoch, stale, stopped_early = 0, 0, False
         last_note = ""
@@ -326,9 +327,14 @@ def _distill(teacher_module: nn.Module, student: nn.Module, dataset: Dataset, pa
                 row["val_loss"], row["val_accuracy"] = val_loss, val_acc
                 value = val_acc if monitor == "accuracy" else val_loss
                 assert value is not None
-                better = best_value is None or (value > best_value if monitor == "accuracy" else value < best_value)
+                if monitor == "accuracy":
+                    # A small validation split ties often; the lower validation loss breaks the tie.
+                    better = (best_value is None or value > best_value
+                              or (value == best_value and val_loss < best_loss))
+                else:
+                    better = best_value is None or value < best_value
                 if better:
-                    best_value, best_epoch, stale = value, epoch, 0
+                    best_value, best_loss, best_epoch, stale = value, val_loss, epoch, 0
                     best_state = copy.deepcopy(student.state_dict())
                 else:
                     stale += 1

@@ -95,6 +95,8 @@ def test_early_stopping_restores_the_best_epoch() -> None:
     assert result.monitor == "accuracy"
     best = max(row["val_accuracy"] for row in result.history)
     assert result.best_value == best
+    tied = [row for row in result.history if row["val_accuracy"] == best]
+    assert result.best_epoch == min(tied, key=lambda row: row["val_loss"])["epoch"]  # ties: lowest val loss
     assert accuracy(result.student, noisy) == pytest.approx(best)
 
 
