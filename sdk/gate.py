@@ -211,11 +211,13 @@ def reference_size_verdict(bounds: ReferenceBounds, ref: ReferenceSide, candidat
     assert bounds.max_size_growth_pct is not None
     growth = 100.0 * (candidate_bytes / max(ref.size_bytes, 1) - 1.0)
     passed = growth <= bounds.max_size_growth_pct + 1e-9
-    detail = (f"reference {ref.size_bytes} bytes, candidate {candidate_bytes} bytes: {growth:+.2f}% "
-              f"{'<=' if passed else '>'} +{bounds.max_size_growth_pct:g}% allowed")
+    detail = (f"reference {ref.size_bytes} bytes ({'its manifest' if ref.remeasured else 'recorded numbers'}), "
+              f"candidate {candidate_bytes} bytes: {growth:+.2f}% {'<=' if passed else '>'} "
+              f"+{bounds.max_size_growth_pct:g}% allowed")
     return Verdict(name=f"reference: size growth <= {bounds.max_size_growth_pct:g}%", kind="size", passed=passed,
                    status="pass" if passed else "fail", measured=growth, bound=bounds.max_size_growth_pct,
-                   unit="% size vs reference", detail=detail, origin="reference")
+                   unit="% size vs reference", detail=detail, origin="reference",
+                   note=None if ref.remeasured else f"compared with recorded numbers: {ref.reason}")
 
 
 # ------------------------------------------------------------------------------------------ settling
