@@ -105,7 +105,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=50, help="gate runs per candidate")
     parser.add_argument("--bound", type=float, default=5.0, help="max_latency_regression_pct")
-    parser.add_argument("--budget", type=float, default=10.0, help="gate.time_budget_s")
+    parser.add_argument("--budget", type=float, default=30.0, help="gate.time_budget_s (the plan's default)")
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--extra-layers", type=int, default=None, help="skip calibration and use this k")

@@ -61,6 +61,7 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
             rows.append({"kind": kind, "name": name, "distribution": provided.provenance.distribution,
                          "version": provided.provenance.version, "plugin": provided.provenance.plugin,
                          "summary": provided.summary})
+    rows.extend(_integration_rows(registry))
     if as_json:
         out.print_json(json.dumps(rows))
         return
@@ -70,6 +71,28 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     for row in rows:
         table.add_row(*row.values())
     out.print(table)
+
+
+def _integration_rows(registry: Registry) -> list[dict[str, str]]:
+    """Plugins implementing lifecycle hooks (run started, target finished, report ready), with their distribution."""
+    from importlib import metadata
+
+    from edgecraft.hookspecs import ENTRY_POINT_GROUP
+
+    dists = {ep.name: ep.dist for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    hooks: dict[str, list[str]] = {}
+    pm = registry.plugin_manager
+    for hook in ("edgecraft_run_started", "edgecraft_target_finished", "edgecraft_report_ready"):
+        for impl in getattr(pm.hook, hook).get_hookimpls():
+            hooks.setdefault(pm.get_name(impl.plugin) or repr(impl.plugin), []).append(hook.removeprefix("edgecraft_"))
+    rows = []
+    for name, implemented in sorted(hooks.items()):
+        dist = dists.get(name)
+        summary = ((getattr(pm.get_plugin(name), "__doc__", None) or "").strip().splitlines() or [""])[0]
+        rows.append({"kind": "integration", "name": name, "distribution": dist.name if dist else "local",
+                     "version": dist.version if dist else "-", "plugin": name,
+                     "summary": f"{summary} [hooks: {', '.join(implemented)}]"})
+    return rows
 
 
 @app.command()

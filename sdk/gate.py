@@ -236,9 +236,11 @@ def settle(judges: list[Callable[[], Verdict]], timer: InterleavedTimer, gate: G
     verdicts = [judge() for judge in judges]
     started = time.monotonic()
     extra = 0
-    batch = timer.spec.rounds
     while (any(v.status == "inconclusive" for v in verdicts)
            and time.monotonic() - started < gate.time_budget_s):
+        # Double the rounds each time (at least the plan's rounds): the interval narrows by about 1/sqrt(2)
+        # per step, so an undecidable-looking verdict gets a real chance before the budget runs out.
+        batch = max(timer.spec.rounds, timer.n_rounds)
         undecided = ", ".join(v.name for v in verdicts if v.status == "inconclusive")
         progress.status(f"{label}: inconclusive ({undecided}); measuring {batch} more rounds")
         timer.take(batch, description=f"{label} more latency")
