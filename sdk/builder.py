@@ -8,7 +8,6 @@ when complete (see :mod:`edgecraft.artifacts`).
 
 from __future__ import annotations
 
-import copy
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -98,14 +97,11 @@ class TargetPipeline:
 
     # ------------------------------------------------------------------ steps
     def _run_context(self, step: Any, work: Path) -> RunContext:
-        original = None
-        if self.loader.kind == "torch":
-            def original() -> TorchModel:
-                source = self.loader.original_torch()
-                return TorchModel(copy.deepcopy(source.module), source.input_spec, source.output_name)
+        original = self.loader.original_copy if self.loader.kind == "torch" else None
         has_eval = self.plan.evaluation.dataset is not None
         return RunContext(plan=self.plan, target=self.view, backend=self.backend, step=step, work_dir=work,
-                          datasets=self.datasets, seed=self.plan.seed, progress=self.progress,
+                          datasets=self.datasets, seed=self.plan.seed, base_dir=self.loader.base_dir,
+                          progress=self.progress,
                           original_model=original,
                           evaluator=self.evaluate_handle if has_eval else None,
                           baseline_metrics=self.baseline_metrics if has_eval else None)

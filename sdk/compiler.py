@@ -128,7 +128,8 @@ def compile_plan(plan: CompressionPlan, target_label: str, registry: Registry, *
     for index, step in enumerate(plan.steps):
         strategy = registry.strategy(step.strategy, where=f"steps[{index}].strategy")
         params = strategy.parse_params(step.params)
-        ctx = CompileContext(plan, view, index, step.label, loader.kind, loader.base_dir)  # type: ignore[arg-type]
+        ctx = CompileContext(plan, view, index, step.label, loader.kind, loader.base_dir,  # type: ignore[arg-type]
+                             loader.original_copy if loader.kind == "torch" else None)
         try:
             resolution = strategy.resolve(params, ctx)
         except EdgecraftError:

@@ -48,6 +48,9 @@ class CompileContext:
     model_kind: Literal["torch", "onnx"]
     #: The plan's folder: relative paths and 'file.py:function' references resolve from here.
     base_dir: Path = Path(".")
+    #: The plan's torch model as loaded (a copy each call), for checks that need real shapes;
+    #: None for ONNX model sources.
+    original_model: Callable[[], TorchModel] | None = None
 
     @property
     def where(self) -> str:
@@ -82,6 +85,8 @@ class RunContext:
     work_dir: Path
     datasets: DatasetStore
     seed: int
+    #: The plan's folder: relative paths and 'file.py:function' references resolve from here.
+    base_dir: Path = Path(".")
     progress: Progress = field(default_factory=NullProgress)
     #: The plan's model before any step (the teacher for distillation, the reference for recovery).
     original_model: Callable[[], TorchModel] | None = None

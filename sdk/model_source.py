@@ -110,6 +110,11 @@ class ModelSourceLoader:
         """The plan's torch model as loaded (read-only by convention)."""
         return self._load_torch()
 
+    def original_copy(self) -> TorchModel:
+        """A deep copy of the plan's torch model, safe to hand to plugin code."""
+        source = self._load_torch()
+        return TorchModel(copy.deepcopy(source.module), source.input_spec, source.output_name)
+
     def fingerprint(self) -> str:
         """Hash of the model's content: the ONNX bytes, or the torch module's structure and weights."""
         if self._fingerprint is None:

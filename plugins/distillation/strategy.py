@@ -28,11 +28,7 @@ if TYPE_CHECKING:
 
 
 def _base_dir(ctx: Any) -> Path:
-    """The plan's folder, for 'file.py:function' factories.
-
-    The core's contexts do not carry it yet (requested); until they do, 'file.py' references
-    resolve against the working directory and 'package.module:function' references always work.
-    """
+    """The plan's folder, for 'file.py:function' factories (both contexts carry it)."""
     base = getattr(ctx, "base_dir", None)
     return Path(base) if base is not None else Path.cwd()
 
@@ -102,7 +98,6 @@ class DistillationStrategy(Strategy):
             raise ctx.error(f"params {misplaced} only apply to student: scaled (student is {params.student!r})")
         for name, param in ((train, "train"), (params.validation, "validation")):
             self._check_sample_shape(ctx, name, param)
-        params = self._absolute_student_path(params, ctx)
         notes = self._check_models(params, ctx)
         teacher = params.effective_teacher()
         loss = f"kl(T={params.temperature:g})" if params.loss == "kl" else "logit-mse"
@@ -131,15 +126,6 @@ class DistillationStrategy(Strategy):
             raise ctx.error(f"params.{param} = {name!r}: its samples have shape {sample} but the model takes "
                             f"{list(source.input_shape[1:])} per sample (input_shape {list(source.input_shape)})",
                             hint=f"set data.{name}.image_size / layout to match the model")
-
-    @staticmethod
-    def _absolute_student_path(params: DistillationParams, ctx: CompileContext) -> DistillationParams:
-        """Pin a 'file.py:function' student to an absolute path in the resolved params: the run-time
-        context has no plan folder, and the step must load the same file the compiler checked."""
-        module_ref, _, attr = params.student.partition(":")
-        if not module_ref.endswith(".py") or getattr(ctx, "base_dir", None) is None:
-            return params
-        return params.model_copy(update={"student": f"{(Path(ctx.base_dir) / module_ref).resolve()}:{attr}"})
 
     def _check_models(self, params: DistillationParams, ctx: CompileContext) -> list[str]:
         """Build the plan model (and a factory student) once to catch shape and layer-name errors now."""
