@@ -14,7 +14,7 @@ from edgecraft.hookspecs import hookimpl
 
 PLAN = {
     "name": "hooks-demo",
-    "model": {"kind": "torch", "factory": "model.py:build", "input_shape": [1, 1, 32, 32]},
+    "model": {"kind": "torch", "factory": "model.py:build", "input_shape": [1, 1, 32, 32], "exporter": "torchscript"},
     "data": {"test": {"kind": "digits", "split": "test", "max_samples": 40}},
     "evaluation": {"dataset": "test", "metrics": ["top1"]},
     "latency": {"warmup": 2, "repeats": 40, "rounds": 4},

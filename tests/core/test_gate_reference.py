@@ -32,7 +32,8 @@ def gate_plugins(fake_dist: Callable[..., None], testing_plugins: str) -> None:
 def plan_dict(steps: list[dict[str, Any]] | None = None, **gate: Any) -> dict[str, Any]:
     return {
         "name": "gate-test",
-        "model": {"kind": "torch", "factory": "model.py:build", "input_shape": [1, 1, 32, 32]},
+        "model": {"kind": "torch", "factory": "model.py:build", "input_shape": [1, 1, 32, 32],
+                  "exporter": "torchscript"},
         "data": {"test": {"kind": "digits", "split": "test", "max_samples": 60}},
         "evaluation": {"dataset": "test", "metrics": ["top1"]},
         "latency": FAST_LATENCY,
