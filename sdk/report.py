@@ -125,6 +125,9 @@ def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(document, handle, indent=2)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; a report is for everyone who reads CI output
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

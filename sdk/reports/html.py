@@ -91,14 +91,27 @@ def _size_bounds(t: TargetReport) -> list[tuple[float, str]]:
 
 
 def target_figure_svg(t: TargetReport) -> str:
+    """The target's figure as inline SVG (text kept as text: small and searchable)."""
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 9}):
+        fig = target_figure(t)
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg")
+    svg = buf.getvalue()
+    return svg[svg.index("<svg"):]
+
+
+def target_figure(t: TargetReport) -> Any:
     """Two panels: accuracy vs latency (marker area ∝ size; p50 dot, line to p95) and size, bounds dashed."""
     import matplotlib
+    import matplotlib.ticker
     from matplotlib.figure import Figure
 
     pts = _points(t)
     metric = _accuracy_metric(t)
-    with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 9}):
-        fig = Figure(figsize=(10, 3.8), layout="constrained")
+    with matplotlib.rc_context({"font.size": 9}):
+        fig = Figure(figsize=(10, 4.4), layout="constrained")
         ax, bx = fig.subplots(1, 2, width_ratios=[3, 2])
         max_size = max(p["size"] for p in pts.values()) or 1
         for name, p in pts.items():
@@ -106,35 +119,32 @@ def target_figure_svg(t: TargetReport) -> str:
             y = p["metrics"].get(metric, float("nan")) if metric else 0.0
             if lat is None:
                 continue
-            ax.plot([lat.p50, lat.p95], [y, y], color=COLORS[name], lw=2, alpha=0.5)
+            ax.plot([lat.p50, lat.p95], [y, y], color=COLORS[name], lw=2, alpha=0.45)
             ax.scatter([lat.p50], [y], s=60 + 600 * p["size"] / max_size, color=COLORS[name], alpha=0.8,
-                       edgecolor="black", zorder=3, label=f"{name}: {p['size'] / 1e3:,.0f} kB")
+                       edgecolor="black", zorder=3, label=f"{name}: p50 {lat.p50:.3g} ms, {p['size'] / 1e3:,.0f} kB")
+        styles = iter(["--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1))] * 4)
         for x, label in _latency_bounds(t):
-            ax.axvline(x, color="crimson", ls="--", lw=1)
-            ax.annotate(label, (x, 1), xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right",
-                        color="crimson", fontsize=8)
+            ax.axvline(x, color="crimson", ls=next(styles), lw=1.2, label=f"bound: {label}")
         for y, label in _accuracy_bounds(t):
-            ax.axhline(y, color="purple", ls="--", lw=1)
-            ax.annotate(label, (0, y), xycoords=("axes fraction", "data"), va="bottom", ha="left", color="purple",
-                        fontsize=8)
-        ax.set_xlabel("latency (ms): dot p50, line to p95")
+            ax.axhline(y, color="purple", ls=next(styles), lw=1.2, label=f"bound: {label}")
+        ax.set_xscale("log")  # latencies span orders of magnitude (and shared machines add long tails)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xlabel("latency (ms, log scale): dot p50, bar to p95")
         ax.set_ylabel(metric or "(no accuracy metric)")
         ax.set_title(f"{t.target}: accuracy vs latency (marker area ∝ size)")
-        ax.legend(loc="best", fontsize=8, markerscale=0.5)
-        ax.grid(alpha=0.3)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=7.5, markerscale=0.4, ncol=2,
+                  frameon=False)
+        ax.grid(alpha=0.3, which="both")
         names = list(pts)
         bx.bar(names, [pts[n]["size"] / 1e3 for n in names], color=[COLORS[n] for n in names], edgecolor="black")
         for y, label in _size_bounds(t):
-            bx.axhline(y / 1e3, color="crimson", ls="--", lw=1)
-            bx.annotate(label, (0, y / 1e3), xycoords=("axes fraction", "data"), va="bottom", color="crimson",
-                        fontsize=8)
+            bx.axhline(y / 1e3, color="crimson", ls=next(styles), lw=1.2, label=f"bound: {label}")
+        if _size_bounds(t):
+            bx.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=7.5, frameon=False)
         bx.set_ylabel("artifact size (kB)")
         bx.set_title("size")
         bx.grid(axis="y", alpha=0.3)
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg")
-    svg = buf.getvalue()
-    return svg[svg.index("<svg"):]
+    return fig
 
 
 def _e(text: object) -> str:
