@@ -193,7 +193,7 @@ def rows(label: str, variants: list[Variant]) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, help="write rows and top-level figures here")
-    parser.add_argument("--target", type=float, default=0.3, help="fraction of parameters kept (digits CNN)")
+    parser.add_argument("--target", type=float, default=0.15, help="fraction of parameters kept (digits CNN)")
     parser.add_argument("--mlp-target", type=float, default=0.3, help="fraction of parameters kept (MLP)")
     parser.add_argument("--latency-target", type=float, default=0.8,
                         help="latency-aware variant: fraction of summed per-layer ORT latency kept")
