@@ -104,6 +104,14 @@ class Backend(ABC):
     def load(self, artifact_dir: Path, target: str, options: TargetOptions, threads: int) -> Session:
         """Load an artifact written by ``save`` and return a session with ``threads`` intra-op threads."""
 
+    def is_emulated(self, target: str, options: TargetOptions) -> bool:
+        """Whether latency on this target, with these options, is measured on an emulated device.
+
+        Defaults to the target's declaration; a backend whose options choose between an emulator
+        and real hardware (e.g. TVM's ``device: emulated|rpc``) overrides this.
+        """
+        return next(info.emulated for info in self.targets() if info.name == target)
+
     def artifact_size(self, files: list[Path]) -> int:
         """Bytes the deployed model occupies (default: all artifact files)."""
         return sum(f.stat().st_size for f in files)

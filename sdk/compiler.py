@@ -114,7 +114,8 @@ def compile_plan(plan: CompressionPlan, target_label: str, registry: Registry, *
     backend, info = registry.target(spec.target, where=f"targets[{plan.targets.index(spec)}].target")
     options = spec.options if isinstance(spec.options, info.options_model) else info.options_model.model_validate(
         spec.options if isinstance(spec.options, dict) else spec.options.model_dump())
-    view = TargetView(spec.label, spec.target, backend.name, info, options)
+    view = TargetView(spec.label, spec.target, backend.name, info, options,
+                      emulated=backend.is_emulated(spec.target, options))
     try:
         backend.check_available(spec.target, options)
     except EdgecraftError:

@@ -27,13 +27,11 @@ class TargetView:
     backend_name: str
     info: TargetInfo
     options: TargetOptions
+    #: Latency here is measured on an emulated device (decided by the backend from the options).
+    emulated: bool = False
 
     def has(self, capability: str) -> bool:
         return capability in self.info.capabilities
-
-    @property
-    def emulated(self) -> bool:
-        return self.info.emulated
 
 
 @dataclass

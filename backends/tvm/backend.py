@@ -52,6 +52,10 @@ class TvmBackend(Backend):
                        summary="LLVM for the host CPU (comparison with ort-cpu; tuning optional)"),
         ]
 
+    def is_emulated(self, target: str, options: TargetOptions) -> bool:
+        """Only the QEMU device is emulated; a board over RPC or a tracker is real hardware."""
+        return target == AARCH64 and isinstance(options, AArch64Options) and options.device == "emulated"
+
     def runtime_versions(self) -> dict[str, str]:
         return {"apache-tvm": dist_version("apache-tvm"), "apache-tvm-ffi": dist_version("apache-tvm-ffi"),
                 CROSS_CXX: tool_version(CROSS_CXX)}
