@@ -93,9 +93,12 @@ class InterleavedTimer:
     """Times several sessions in interleaved rounds and keeps every round's samples.
 
     Each round runs a block of ``per_round`` timed calls per session, in a freshly shuffled order, so
-    machine drift hits every session alike. The rounds are kept apart (not only pooled) because the
-    gate's bootstrap resamples them as units (see :mod:`edgecraft.stats`), and more rounds can be
-    taken later (:meth:`take`) when a verdict is still inconclusive.
+    machine drift hits every session alike. Blocks, not single calls in turn: ONNX Runtime's intra-op
+    threads keep spinning for a while after a call, so alternating sessions call by call makes each
+    one compete with the other's spinning threads (measured here: it scrambled a 10% difference).
+    The rounds are kept apart (not only pooled) because the gate's bootstrap resamples them as units
+    (see :mod:`edgecraft.stats`), and more rounds can be taken later (:meth:`take`) when a verdict is
+    still inconclusive.
     """
 
     def __init__(self, sessions: Mapping[str, Session], feeds: Mapping[str, np.ndarray], spec: LatencySpec, *,
