@@ -69,9 +69,9 @@ def compile_all(run: RunInputs, labels: list[str]) -> dict[str, CompiledPlan]:
     if run.plan.evaluation.dataset is not None:
         run.datasets.get(run.plan.evaluation.dataset).check_fits(spec.shape)
     for label, cp in compiled.items():
-        _, info = run.registry.target(cp.target)
+        emulated = _target_view(run.plan, run.registry, cp).emulated
         for contract in run.plan.contracts_for(label):
-            if isinstance(contract, LatencyContract) and info.emulated and not contract.allow_emulated:
+            if isinstance(contract, LatencyContract) and emulated and not contract.allow_emulated:
                 raise CompileError(
                     f"a latency contract ({contract.describe_bound()}) cannot be judged on an emulated device: "
                     "emulated timings say nothing about a real core", target=label,
@@ -81,6 +81,16 @@ def compile_all(run: RunInputs, labels: list[str]) -> dict[str, CompiledPlan]:
             for name in step.needs_data:
                 run.datasets.get(name)  # loads and validates before anything is built
     return compiled
+
+
+def _target_view(plan: CompressionPlan, registry: Registry, compiled: CompiledPlan) -> TargetView:
+    """The target entry with validated options; the backend decides from them whether it is emulated."""
+    backend, info = registry.target(compiled.target)
+    spec_entry = next(t for t in plan.targets if t.label == compiled.target_label)
+    options = spec_entry.options if isinstance(spec_entry.options, info.options_model) else \
+        info.options_model.model_validate(spec_entry.options)
+    return TargetView(compiled.target_label, compiled.target, backend.name, info, options,
+                      emulated=backend.is_emulated(compiled.target, options))
 
 
 def _measurement(artifact_path: Path, size: int, cached: bool, metrics: dict[str, float], latency: LatencyReport,
@@ -133,11 +143,9 @@ def compiled_bounds(plan: CompressionPlan) -> ReferenceBounds:
 def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, progress: Progress,
                reference: ReferenceReport | None = None) -> TargetReport:
     plan, registry = run.plan, run.registry
-    backend, info = registry.target(compiled.target)
-    spec_entry = next(t for t in plan.targets if t.label == compiled.target_label)
-    options = spec_entry.options if isinstance(spec_entry.options, info.options_model) else \
-        info.options_model.model_validate(spec_entry.options)
-    view = TargetView(compiled.target_label, compiled.target, backend.name, info, options)
+    backend, _ = registry.target(compiled.target)
+    view = _target_view(plan, registry, compiled)
+    emulated = view.emulated
     pipe = TargetPipeline(plan, registry, view, run.loader, run.datasets, cache, progress)
     gate = plan.gate
 
@@ -178,7 +186,7 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
                 verdict = judge_accuracy(contract, registry.metric(contract.metric), base_metrics, comp_metrics)
                 judges.append(lambda v=verdict: v)
             elif isinstance(contract, LatencyContract):
-                judges.append(lambda c=contract: judge_latency_interval(c, timer, gate, emulated=info.emulated,
+                judges.append(lambda c=contract: judge_latency_interval(c, timer, gate, emulated=emulated,
                                                                         seed=plan.latency.seed))
             elif isinstance(contract, SizeContract):
                 verdict = judge_size(contract, base_art.size_bytes, comp_art.size_bytes)
@@ -186,7 +194,7 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
         if ref_side is not None:
             bounds = compiled_bounds(plan)
             if bounds.max_latency_regression_pct is not None:
-                judges.append(lambda: reference_latency_verdict(bounds, gate, timer, ref_side, emulated=info.emulated,
+                judges.append(lambda: reference_latency_verdict(bounds, gate, timer, ref_side, emulated=emulated,
                                                                 seed=plan.latency.seed))
             if bounds.max_accuracy_drop is not None:
                 if dataset is None:
@@ -236,7 +244,7 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
         compressed=_measurement(comp_art.path, comp_art.size_bytes, comp_cached, comp_metrics, lat(COMPRESSED),
                                 comp_art.manifest.get("steps", [])),
         contracts=verdicts, artifact=str(comp_art.path), compiled_key=compiled.key(), device=device,
-        emulated=info.emulated, ratios=ratios, status=overall_status(verdicts), reference=reference_report,
+        emulated=emulated, ratios=ratios, status=overall_status(verdicts), reference=reference_report,
         extra_rounds=settled.extra_rounds)
 
 
