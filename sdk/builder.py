@@ -8,6 +8,9 @@ when complete (see :mod:`edgecraft.artifacts`).
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -48,6 +51,10 @@ class TargetPipeline:
     datasets: DatasetStore
     cache: ArtifactCache
     progress: Progress = field(default_factory=NullProgress)
+    #: Torch-stage results keyed by what determines them (model, resolved torch steps, their data).
+    #: Shared by the targets of one run, so pruning or distillation trains once, not once per target.
+    #: Torch-stage steps must therefore not depend on the target except through their resolved params.
+    torch_memo: dict[str, tuple[TorchModel, list[dict[str, Any]]]] = field(default_factory=dict)
     _baseline_outputs: np.ndarray | None = None
     _baseline_metrics: dict[str, float] | None = None
     _baseline_artifact: Artifact | None = None
@@ -106,10 +113,28 @@ class TargetPipeline:
                           evaluator=self.evaluate_handle if has_eval else None,
                           baseline_metrics=self.baseline_metrics if has_eval else None)
 
+    @staticmethod
+    def _torch_key(compiled: CompiledPlan) -> str | None:
+        torch_steps = [s.model_dump(mode="json") for s in compiled.steps if s.stage == Stage.TORCH]
+        if not torch_steps:
+            return None
+        used = sorted({n for s in compiled.steps if s.stage == Stage.TORCH for n in s.needs_data})
+        payload = {"model": compiled.model_fingerprint, "steps": torch_steps,
+                   "data": {n: compiled.data_fingerprints.get(n) for n in used}}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
     def _apply_steps(self, compiled: CompiledPlan, work: Path) -> tuple[ModelHandle, list[dict[str, Any]]]:
         handle: ModelHandle = self.loader.fresh()
         details: list[dict[str, Any]] = []
-        for step in compiled.steps:
+        steps = list(compiled.steps)
+        key = self._torch_key(compiled)
+        if key is not None and key in self.torch_memo:
+            module, memo_details = self.torch_memo[key]
+            handle = TorchModel(copy.deepcopy(module.module), module.input_spec, module.output_name)
+            details = [dict(d, reused_from_other_target=True) for d in memo_details]
+            steps = [s for s in steps if s.stage != Stage.TORCH]
+            self.progress.status(f"{self.view.label}: torch-stage steps reused from an earlier target of this run")
+        for step in steps:
             if step.stage == Stage.ONNX and isinstance(handle, TorchModel):
                 handle = self._to_onnx(handle, work)
             elif step.stage == Stage.NATIVE and not isinstance(handle, NativeModel):
@@ -130,6 +155,10 @@ class TargetPipeline:
             handle = result.model
             details.append({"index": step.index, "label": step.label, "strategy": step.strategy,
                             "implementation": step.implementation, **result.details})
+            if key is not None and isinstance(handle, TorchModel) and step.stage == Stage.TORCH and all(
+                    s.stage != Stage.TORCH for s in compiled.steps[step.index + 1:]):
+                snapshot = TorchModel(copy.deepcopy(handle.module), handle.input_spec, handle.output_name)
+                self.torch_memo[key] = (snapshot, [dict(d) for d in details])
         return handle, details
 
     # ------------------------------------------------------------------ artifacts

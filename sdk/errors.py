@@ -11,6 +11,8 @@ EXIT_OK = 0
 EXIT_CONTRACT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_PLUGIN_FAILURE = 3
+#: A latency verdict stayed inconclusive and the plan's ``gate.inconclusive`` is ``error``.
+EXIT_INCONCLUSIVE = 4
 
 
 class EdgecraftError(Exception):

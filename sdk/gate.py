@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecraft.contracts import Verdict
-from edgecraft.errors import InputError
+from edgecraft.errors import EXIT_INCONCLUSIVE, InputError
 from edgecraft.measure import InterleavedTimer
 from edgecraft.plan import GateSpec, LatencyContract, ReferenceBounds
 from edgecraft.progress import NullProgress, Progress
@@ -36,7 +36,6 @@ from edgecraft.stats import (
 )
 
 #: Exit code when a verdict stayed inconclusive and the plan says ``gate.inconclusive: error``.
-EXIT_INCONCLUSIVE = 4
 
 BASELINE, COMPRESSED, REFERENCE = "baseline", "compressed", "reference"
 

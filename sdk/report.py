@@ -42,6 +42,8 @@ class MeasurementReport(BaseModel):
     artifact: str
     cached: bool
     steps: list[dict[str, Any]] = Field(default_factory=list)
+    #: What the runtime says about this artifact's session (precision, int8 kernels, device...).
+    runtime: dict[str, Any] = Field(default_factory=dict)
 
 
 class ReferenceMeasurement(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ class RunInputs:
     base_dir: Path
     loader: ModelSourceLoader
     datasets: DatasetStore
+    #: Torch-stage results shared by the targets of this run (see TargetPipeline.torch_memo).
+    torch_memo: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare(plan: CompressionPlan, registry: Registry, base_dir: Path) -> RunInputs:
@@ -94,9 +96,9 @@ def _target_view(plan: CompressionPlan, registry: Registry, compiled: CompiledPl
 
 
 def _measurement(artifact_path: Path, size: int, cached: bool, metrics: dict[str, float], latency: LatencyReport,
-                 steps: list[dict[str, object]]) -> MeasurementReport:
+                 steps: list[dict[str, object]], runtime: dict[str, Any]) -> MeasurementReport:
     return MeasurementReport(metrics=metrics, latency_ms=latency, size_bytes=size, artifact=str(artifact_path),
-                             cached=cached, steps=steps)
+                             cached=cached, steps=steps, runtime=runtime)
 
 
 def _reference_side(ref_entry: dict[str, Any], reference: ReferenceReport, pipe: TargetPipeline,
@@ -146,7 +148,8 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
     backend, _ = registry.target(compiled.target)
     view = _target_view(plan, registry, compiled)
     emulated = view.emulated
-    pipe = TargetPipeline(plan, registry, view, run.loader, run.datasets, cache, progress)
+    pipe = TargetPipeline(plan, registry, view, run.loader, run.datasets, cache, progress,
+                          torch_memo=run.torch_memo)
     gate = plan.gate
 
     base_art, base_cached = pipe.baseline_artifact(compiled)
@@ -208,6 +211,7 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
         settled = settle(judges, timer, gate, label=view.label, progress=progress)
         stats = timer.stats()
         device = {**sessions[BASELINE].describe()}
+        runtime = {name: sessions[name].describe() for name in (BASELINE, COMPRESSED)}
     finally:
         for session in sessions.values():
             session.close()
@@ -240,9 +244,10 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
     return TargetReport(
         target=view.label, target_name=compiled.target, backend=backend.name,
         passed=all(v.passed for v in verdicts),
-        baseline=_measurement(base_art.path, base_art.size_bytes, base_cached, base_metrics, lat(BASELINE), []),
+        baseline=_measurement(base_art.path, base_art.size_bytes, base_cached, base_metrics, lat(BASELINE), [],
+                              runtime[BASELINE]),
         compressed=_measurement(comp_art.path, comp_art.size_bytes, comp_cached, comp_metrics, lat(COMPRESSED),
-                                comp_art.manifest.get("steps", [])),
+                                comp_art.manifest.get("steps", []), runtime[COMPRESSED]),
         contracts=verdicts, artifact=str(comp_art.path), compiled_key=compiled.key(), device=device,
         emulated=emulated, ratios=ratios, status=overall_status(verdicts), reference=reference_report,
         extra_rounds=settled.extra_rounds)

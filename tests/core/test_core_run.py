@@ -223,3 +223,17 @@ def test_top1_on_unlabeled_data_is_exit_2(workdir: Path, capsys) -> None:
     code, _ = run_cli(workdir, plan_dict(data={"u": {"kind": "factory", "factory": "data_factory.py:make"}},
                                          evaluation={"dataset": "u", "metrics": ["top1"]}))
     assert code == 2 and "needs labels" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_torch_stage_runs_once_for_several_targets(workdir: Path, testing_plugins: str) -> None:
+    """Training-heavy torch steps are shared by the targets of one run, and say so."""
+    plan = plan_dict(steps=[{"strategy": "test-noise", "params": {"std": 0.01}}],
+                     targets=[{"target": "ort-cpu", "name": "a"},
+                              {"target": "ort-cpu", "name": "b", "options": {"inter_op_threads": 2}}])
+    code, report = run_cli(workdir, plan)
+    assert code == 0 and report is not None
+    first, second = (t["compressed"]["steps"][0] for t in report["targets"])
+    assert "reused_from_other_target" not in first
+    assert second["reused_from_other_target"] is True and second["std"] == 0.01
+    assert report["targets"][0]["compressed"]["metrics"] == report["targets"][1]["compressed"]["metrics"]
