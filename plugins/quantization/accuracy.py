@@ -50,19 +50,25 @@ class LoopResult:
 
 
 def restore_until_met(*, quantize: Callable[[list[str]], Any], evaluate: Callable[[Any], dict[str, float]],
-                      baseline: dict[str, float], contracts: list[AccuracyContract], ranking: list[list[str]],
+                      baseline: dict[str, float], contracts: list[AccuracyContract],
+                      ranking: list[list[str]] | Callable[[], list[list[str]]],
                       group_size: int, budget: int, first: Any | None = None,
                       status: Callable[[str], None] = lambda _: None) -> LoopResult:
     """Evaluate the fully quantized model (``first`` or ``quantize([])``); while a contract fails and the
     budget allows, return the next ``group_size`` groups of ``ranking`` (most sensitive first; a group
-    is a layer and the nodes that must stay float with it) to float and re-evaluate."""
+    is a layer and the nodes that must stay float with it) to float and re-evaluate.
+
+    ``ranking`` may be a callable: it is then computed only if the fully quantized model misses a
+    contract (ranking costs one quantization per layer group)."""
     model = first if first is not None else quantize([])
     kept: list[str] = []
     metrics = evaluate(model)
     met, drops = contracts_hold(contracts, baseline, metrics)
     result = LoopResult(model, kept, [{"step": 0, "kept_float": [], "metrics": metrics, "drop": drops,
                                        "contract_met": met}], met, 1)
-    remaining = list(ranking)
+    remaining = list(ranking) if not callable(ranking) else []
+    if not met and callable(ranking):
+        remaining = list(ranking())
     while not met and result.evaluations < budget and remaining:
         groups, remaining = remaining[:group_size], remaining[group_size:]
         group = [name for g in groups for name in g]

@@ -249,12 +249,18 @@ class QuantizationStrategy(Strategy):
         assert ctx.baseline_metrics is not None
         baseline = ctx.baseline_metrics()
         contracts = accuracy_contracts(ctx.plan, ctx.target.label)
-        ctx.progress.status(f"{ctx.step.where}: ranking layers by sensitivity on onnxruntime")
-        groups = eng.layer_groups(pre, set(keep))
-        ranking = eng.rank_sensitivity(pre, quantize_to, groups, as_batches(rank), first.input_spec.name,
-                                       ctx.plan.latency.threads)
+        ranking: list[tuple[list[str], float]] = []
+
+        def rank_groups() -> list[list[str]]:
+            # Only when the fully quantized model misses the contract: one quantization per group.
+            ctx.progress.status(f"{ctx.step.where}: ranking layers by sensitivity on onnxruntime")
+            groups = eng.layer_groups(pre, set(keep))
+            ranking.extend(eng.rank_sensitivity(pre, quantize_to, groups, as_batches(rank), first.input_spec.name,
+                                                ctx.plan.latency.threads))
+            return [group for group, _ in ranking]
+
         loop = restore_until_met(quantize=build, evaluate=ctx.evaluate, baseline=baseline, contracts=contracts,
-                                 ranking=[group for group, _ in ranking], group_size=p.accuracy_aware.group_size,
+                                 ranking=rank_groups, group_size=p.accuracy_aware.group_size,
                                  budget=p.accuracy_aware.max_evaluations, first=first, status=ctx.progress.status)
         details["accuracy_aware"] = {
             "baseline": baseline, "contract_met": loop.contract_met, "evaluations": loop.evaluations,
