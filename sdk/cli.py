@@ -209,8 +209,8 @@ def _finish(report: Report, files: Any, registry: Registry | None) -> None:
 
     written = write_reports(report, files)
     if registry is not None:
-        registry.hook.edgecraft_report_ready(report=report.to_json(),
-                                             report_dir=written[0].parent if written else None)
+        registry.notify("edgecraft_report_ready", report=report.to_json(),
+                        report_dir=written[0].parent if written else None)
     _print_report(report)
     for path in written:
         out.print(f"report: {path}", highlight=False)
@@ -318,6 +318,14 @@ def main(argv: list[str] | None = None) -> int:
         # Usage errors (a missing option, a bad choice) arrive here in non-standalone mode.
         exc.show()
         return EXIT_BAD_INPUT
+    except Exception:
+        # Anything unanticipated is a failure of edgecraft or a library, never a verdict: Python's own
+        # exit code for an uncaught exception (1) would read as "a contract failed" in CI.
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.write("error (unexpected): the traceback above is a bug or a runtime failure, not a verdict\n")
+        return EXIT_PLUGIN_FAILURE
     finally:
         # --plugins sets the variable for this invocation only (main() may be called again in-process).
         if saved_plugins is None:

@@ -98,6 +98,17 @@ class Registry:
     def hook(self) -> Any:
         return self.plugin_manager.hook
 
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook plugin by plugin; a failing integration is a PluginError naming it
+        (exit code 3), never a bare traceback whose exit code 1 CI would read as a failed contract."""
+        caller = getattr(self.plugin_manager.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):
+            plugin_name = self.plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
+            try:
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except Exception as exc:
+                raise PluginError(f"plugin {plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
+
 
 def _allowlist(explicit: Iterable[str] | None) -> set[str] | None:
     if explicit is not None:

@@ -273,11 +273,11 @@ def run_plan(plan: CompressionPlan, registry: Registry, *, base_dir: Path | str 
         for label in labels:
             reference.for_target(label, compiled[label].target)
     cache = ArtifactCache(cache_dir)
-    registry.hook.edgecraft_run_started(plan=plan.model_dump(mode="json", by_alias=True), targets=labels)
+    registry.notify("edgecraft_run_started", plan=plan.model_dump(mode="json", by_alias=True), targets=labels)
     reports = []
     for label in labels:
         target_report = run_target(run, compiled[label], cache, progress, reference)
-        registry.hook.edgecraft_target_finished(target=target_report.model_dump(mode="json"))
+        registry.notify("edgecraft_target_finished", target=target_report.model_dump(mode="json"))
         reports.append(target_report)
     verdicts = [v for r in reports for v in r.contracts]
     return Report(passed=all(r.passed for r in reports), plan=plan_path, plan_name=plan.name,

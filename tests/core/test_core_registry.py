@@ -121,3 +121,23 @@ def test_cli_plugins_option_and_listing(testing_plugins: str, capsys) -> None:
     text = capsys.readouterr().out
     assert "test-noise" in text and testing_plugins in text and "ort-cpu" in text
     assert "openvino-cpu" not in text
+
+
+def test_failing_integration_hook_is_exit_3_not_1(fake_dist, tmp_path, example_dir, capsys) -> None:
+    """A crashing lifecycle plugin must not masquerade as a failed contract (exit 1)."""
+    fake_dist("fakeplug-tracker", "fakeplug_tracker", """
+        from edgecraft.hookspecs import hookimpl
+
+        @hookimpl
+        def edgecraft_run_started(plan, targets):
+            raise ConnectionError("tracking server unreachable")
+    """)
+    import shutil
+
+    for name in ("model.py", "digits_resnet.pt"):
+        shutil.copy(example_dir / name, tmp_path / name)
+    (tmp_path / "plan.yaml").write_text(
+        "model: {kind: torch, factory: model.py:build, input_shape: [1, 1, 32, 32]}\ntargets: [ort-cpu]\n")
+    assert main(["run", str(tmp_path / "plan.yaml"), "--cache-dir", str(tmp_path / "cache"), "-q"]) == 3
+    err = capsys.readouterr().err
+    assert "fakeplug_tracker" in err and "edgecraft_run_started" in err and "unreachable" in err
