@@ -37,6 +37,18 @@ class FineTuning:
     progress: Progress | None = None
 
 
+def _finetune_round(model: torch.nn.Module, finetuning: FineTuning | None, round_index: int, *, where: str,
+                    progress: Progress | None) -> float | None:
+    """Recover after one pruning round (both modes); None when the plan asks for no fine-tuning."""
+    from edgecraft.plugins.pruning import training
+
+    if finetuning is None or finetuning.epochs == 0:
+        return None
+    return training.finetune(model, finetuning.dataset, finetuning.objective, epochs=finetuning.epochs,
+                             lr=finetuning.lr, batch_size=finetuning.batch_size, seed=finetuning.seed + round_index,
+                             progress=progress, label=f"{where} fine-tune round {round_index + 1}")
+
+
 @dataclass
 class LayerChoice:
     ignored: list[str]
@@ -139,12 +151,7 @@ def prune_structured(model: torch.nn.Module, example: torch.Tensor, params: Prun
                             scores=scores)
         st.prune_groups(view, alloc.keep, scores, where=where)
         model.zero_grad(set_to_none=True)
-        loss = None
-        if finetuning is not None and finetuning.epochs > 0:
-            loss = training.finetune(model, finetuning.dataset, finetuning.objective, epochs=finetuning.epochs,
-                                     lr=finetuning.lr, batch_size=finetuning.batch_size,
-                                     seed=finetuning.seed + round_index, progress=progress,
-                                     label=f"{where} fine-tune round {round_index + 1}")
+        loss = _finetune_round(model, finetuning, round_index, where=where, progress=progress)
         rounds.append({"ratio": round(ratio, 6), "channels_kept": sum(alloc.keep.values()),
                        "finetune_loss": loss})
     model.eval()
@@ -179,7 +186,7 @@ def unstructured_layers(model: torch.nn.Module, params: PruningParams, *, where:
 def prune_unstructured(model: torch.nn.Module, params: PruningParams, *, where: str,
                        finetuning: FineTuning | None = None) -> dict[str, Any]:
     """Zero weights by magnitude (global/uniform/per-layer or N:M; one-shot or gradual) and fine-tune."""
-    from edgecraft.plugins.pruning import accounting, training
+    from edgecraft.plugins.pruning import accounting
 
     progress = (finetuning.progress if finetuning else None) or NullProgress()
     layers, choice = unstructured_layers(model, params, where=where)
@@ -199,12 +206,7 @@ def prune_unstructured(model: torch.nn.Module, params: PruningParams, *, where: 
             overrides = {n: min(r, sparsity / schedule[-1] * r) if schedule[-1] else r
                          for n, r in choice.overrides.items()}
             un.prune_to(layers, sparsity, scope=params.scope, overrides=overrides, where=where)
-        loss = None
-        if finetuning is not None and finetuning.epochs > 0:
-            loss = training.finetune(model, finetuning.dataset, finetuning.objective, epochs=finetuning.epochs,
-                                     lr=finetuning.lr, batch_size=finetuning.batch_size,
-                                     seed=finetuning.seed + round_index, progress=progress,
-                                     label=f"{where} fine-tune round {round_index + 1}")
+        loss = _finetune_round(model, finetuning, round_index, where=where, progress=progress)
         rounds.append({"sparsity_target": round(sparsity, 6), "finetune_loss": loss})
     masked = sum(un.masked_count(m) for _, m in layers)
     total = sum(m.weight.numel() for _, m in layers)
