@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from edgecraft.measure import LatencyStats
 from edgecraft.metrics import Metric
 from edgecraft.plan import AccuracyContract, LatencyContract, SizeContract
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,31 +52,6 @@ def judge_accuracy(contract: AccuracyContract, metric: Metric, baseline: dict[st
         detail += f" (short by {measured - contract.max_drop:.4f})"
     return Verdict(name=_name(contract), kind="accuracy", passed=passed, status="pass" if passed else "fail",
                    measured=measured, bound=contract.max_drop, unit=unit, detail=detail, metric=contract.metric)
-
-
-def judge_latency(contract: LatencyContract, baseline: LatencyStats, compressed: LatencyStats, *,
-                  emulated: bool) -> Verdict:
-    pct = contract.percentile
-    comp = compressed.percentile(pct)
-    tag = " [emulated device: says nothing about real hardware]" if emulated else ""
-    if contract.max_ms is not None:
-        passed = comp <= contract.max_ms
-        detail = f"{pct} {comp:.3f} ms {'<=' if passed else '>'} {contract.max_ms:g} ms ceiling"
-        if not passed:
-            detail += f" (over by {comp - contract.max_ms:.3f} ms, {100 * (comp / contract.max_ms - 1):.1f}%)"
-        return Verdict(name=_name(contract), kind="latency", passed=passed, status="pass" if passed else "fail",
-                       measured=comp, bound=contract.max_ms, unit=f"ms ({pct})", detail=detail + tag,
-                       emulated=emulated, percentile=pct)
-    assert contract.min_speedup is not None
-    speedup = baseline.percentile(pct) / comp
-    passed = speedup >= contract.min_speedup
-    detail = (f"{pct} baseline {baseline.percentile(pct):.3f} ms / compressed {comp:.3f} ms = {speedup:.2f}x "
-              f"{'>=' if passed else '<'} {contract.min_speedup:g}x required")
-    if not passed:
-        detail += f" (short by {contract.min_speedup - speedup:.2f}x)"
-    return Verdict(name=_name(contract), kind="latency", passed=passed, status="pass" if passed else "fail",
-                   measured=speedup, bound=contract.min_speedup, unit=f"speedup ({pct})", detail=detail + tag,
-                   emulated=emulated, percentile=pct)
 
 
 def judge_size(contract: SizeContract, baseline_bytes: int, compressed_bytes: int) -> Verdict:
