@@ -8,7 +8,6 @@ when complete (see :mod:`edgecraft.artifacts`).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import shutil
@@ -17,17 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from edgecraft.artifacts import Artifact, ArtifactCache, write_manifest
 from edgecraft.backend import Backend, Session
 from edgecraft.compiler import CompiledPlan
 from edgecraft.context import RunContext, TargetView
 from edgecraft.datasets import Dataset, DatasetStore
 from edgecraft.errors import EdgecraftError, PluginError, RuntimeFailure
-from edgecraft.measure import compute_metrics, run_outputs
+from edgecraft.feeds import BoundData
+from edgecraft.measure import Outputs, check_finite, compute_metrics, run_outputs
 from edgecraft.model_source import ModelSourceLoader, export_onnx
 from edgecraft.models import ModelHandle, NativeModel, OnnxModel, Stage, TorchModel
-from edgecraft.plan import CompressionPlan, TorchModelSource
+from edgecraft.plan import CompressionPlan
 from edgecraft.progress import NullProgress, Progress
 from edgecraft.registry import Registry
 
@@ -55,7 +54,7 @@ class TargetPipeline:
     #: Shared by the targets of one run, so pruning or distillation trains once, not once per target.
     #: Torch-stage steps must therefore not depend on the target except through their resolved params.
     torch_memo: dict[str, tuple[TorchModel, list[dict[str, Any]]]] = field(default_factory=dict)
-    _baseline_outputs: np.ndarray | None = None
+    _baseline_outputs: Outputs | None = None
     _baseline_metrics: dict[str, float] | None = None
     _baseline_artifact: Artifact | None = None
 
@@ -69,10 +68,7 @@ class TargetPipeline:
 
     # ------------------------------------------------------------------ conversions
     def _export_options(self) -> dict[str, Any]:
-        source = self.plan.model
-        if isinstance(source, TorchModelSource):
-            return {"opset": source.opset, "exporter": source.exporter}
-        return {}
+        return self.loader.export_options()
 
     def _to_onnx(self, handle: ModelHandle, work: Path) -> OnnxModel:
         if isinstance(handle, OnnxModel):
@@ -87,7 +83,7 @@ class TargetPipeline:
         onnx_model = self._to_onnx(handle, work)
         native = _backend_call(self.backend, f"import {onnx_model.path.name}", self.backend.import_onnx,
                                onnx_model.path, self.view.target, self.view.options, work)
-        return NativeModel(native, self.view.info.native_format or self.backend.name, onnx_model.input_spec,
+        return NativeModel(native, self.view.info.native_format or self.backend.name, onnx_model.io,
                            list(onnx_model.lineage))
 
     def _save(self, handle: ModelHandle, out: Path, work: Path) -> list[Path]:
@@ -111,7 +107,8 @@ class TargetPipeline:
                           progress=self.progress,
                           original_model=original,
                           evaluator=self.evaluate_handle if has_eval else None,
-                          baseline_metrics=self.baseline_metrics if has_eval else None)
+                          baseline_metrics=self.baseline_metrics if has_eval else None,
+                          model_io=self.loader.io)
 
     @staticmethod
     def _torch_key(compiled: CompiledPlan) -> str | None:
@@ -130,7 +127,7 @@ class TargetPipeline:
         key = self._torch_key(compiled)
         if key is not None and key in self.torch_memo:
             module, memo_details = self.torch_memo[key]
-            handle = TorchModel(copy.deepcopy(module.module), module.input_spec, module.output_name)
+            handle = module.copy()
             details = [dict(d, reused_from_other_target=True) for d in memo_details]
             steps = [s for s in steps if s.stage != Stage.TORCH]
             self.progress.status(f"{self.view.label}: torch-stage steps reused from an earlier target of this run")
@@ -157,7 +154,7 @@ class TargetPipeline:
                             "implementation": step.implementation, **result.details})
             if key is not None and isinstance(handle, TorchModel) and step.stage == Stage.TORCH and all(
                     s.stage != Stage.TORCH for s in compiled.steps[step.index + 1:]):
-                snapshot = TorchModel(copy.deepcopy(handle.module), handle.input_spec, handle.output_name)
+                snapshot = handle.copy()
                 self.torch_memo[key] = (snapshot, [dict(d) for d in details])
         return handle, details
 
@@ -195,9 +192,11 @@ class TargetPipeline:
         import torch
 
         try:
-            example = torch.zeros(handle.input_spec.with_batch(2))  # batch 2: batch 1 would be specialized
-            batch = torch.export.Dim("batch", min=1, max=4096)
-            program = torch.export.export(handle.module.eval(), (example,), dynamic_shapes=({0: batch},))
+            example = tuple(handle.example_inputs(batch=2))  # batch 2: batch 1 would be specialized
+            dims: dict[str, Any] = {}
+            shapes = tuple({axis: dims.setdefault(name, torch.export.Dim(name.replace("?", "d"), min=1, max=4096))
+                            for axis, name in axes.items()} or None for axes in handle.dynamic_axes().values())
+            program = torch.export.export(handle.module.eval(), example, dynamic_shapes=shapes)
             torch.export.save(program, str(lineage / "torch_model.pt2"))
         except Exception as exc:  # the ONNX graph still carries the model; note why the program is missing
             return f"not saved: {type(exc).__name__}: {exc}"
@@ -208,42 +207,55 @@ class TargetPipeline:
         name = self.plan.evaluation.dataset
         return None if name is None else self.datasets.get(name)
 
+    def eval_data(self) -> BoundData | None:
+        """The evaluation dataset as feeds for the plan's model."""
+        name = self.plan.evaluation.dataset
+        return None if name is None else self.datasets.bound(name)
+
     def metrics_list(self) -> list[Any]:
         return [self.registry.metric(m, where="evaluation.metrics") for m in self.plan.evaluation.metrics]
+
+    @property
+    def primary_output(self) -> str:
+        io = self.loader.io()
+        return io.output_names[io.output_index(self.plan.evaluation.output)] if io.outputs else "output0"
 
     def baseline_artifact(self, compiled: CompiledPlan) -> tuple[Artifact, bool]:
         artifact, cached = self.build(compiled.baseline())
         self._baseline_artifact = artifact
         return artifact, cached
 
-    def baseline_outputs(self) -> np.ndarray:
+    def _outputs(self, session: Session, label: str) -> Outputs:
+        data = self.eval_data()
+        assert data is not None
+        outputs = run_outputs(session, data, self.plan.evaluation.batch_size, progress=self.progress,
+                              label=f"{self.view.label} {label}")
+        check_finite(outputs, label=f"{self.view.label} {label}", allow=self.plan.evaluation.allow_non_finite)
+        return outputs
+
+    def baseline_outputs(self) -> Outputs:
         if self._baseline_outputs is None:
             assert self._baseline_artifact is not None, "build the baseline first"
-            dataset = self.eval_dataset()
-            assert dataset is not None
             session = self.load(self._baseline_artifact.path)
             try:
-                self._baseline_outputs = run_outputs(session, dataset, self.plan.evaluation.batch_size,
-                                                     progress=self.progress, label=f"{self.view.label} baseline")
+                self._baseline_outputs = self._outputs(session, "baseline")
             finally:
                 session.close()
         return self._baseline_outputs
 
-    def outputs_metrics(self, outputs: np.ndarray) -> dict[str, float]:
-        dataset = self.eval_dataset()
-        assert dataset is not None
-        return compute_metrics(outputs, dataset, self.metrics_list(), self.baseline_outputs())
+    def outputs_metrics(self, outputs: Outputs) -> dict[str, float]:
+        data = self.eval_data()
+        assert data is not None
+        return compute_metrics(outputs, data.labels, self.metrics_list(), self.baseline_outputs(),
+                               primary=self.primary_output, dataset=data.name)
 
     def baseline_metrics(self) -> dict[str, float]:
         if self._baseline_metrics is None:
             self._baseline_metrics = self.outputs_metrics(self.baseline_outputs())
         return self._baseline_metrics
 
-    def session_metrics(self, session: Session, label: str) -> tuple[dict[str, float], np.ndarray]:
-        dataset = self.eval_dataset()
-        assert dataset is not None
-        outputs = run_outputs(session, dataset, self.plan.evaluation.batch_size, progress=self.progress,
-                              label=f"{self.view.label} {label}")
+    def session_metrics(self, session: Session, label: str) -> tuple[dict[str, float], Outputs]:
+        outputs = self._outputs(session, label)
         return self.outputs_metrics(outputs), outputs
 
     def evaluate_handle(self, handle: ModelHandle) -> dict[str, float]:

@@ -56,7 +56,8 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
     registry = _registry()
     rows: list[dict[str, str]] = []
     for kind, table in (("strategy", registry.strategies), ("backend", registry.backends),
-                        ("target", registry.targets), ("device", registry.devices), ("metric", registry.metrics)):
+                        ("target", registry.targets), ("device", registry.devices), ("metric", registry.metrics),
+                        ("model source", registry.model_sources), ("dataset kind", registry.dataset_kinds)):
         for name, provided in sorted(table.items()):
             rows.append({"kind": kind, "name": name, "distribution": provided.provenance.distribution,
                          "version": provided.provenance.version, "plugin": provided.provenance.plugin,

@@ -21,6 +21,7 @@ from edgecraft.context import CompileContext, TargetView
 from edgecraft.datasets import DatasetStore
 from edgecraft.errors import CompileError, EdgecraftError, InputError, PluginError
 from edgecraft.model_source import ModelSourceLoader
+from edgecraft.modelio import ModelIO
 from edgecraft.models import Stage
 from edgecraft.plan import CompressionPlan, TargetSpec
 from edgecraft.registry import Registry
@@ -44,7 +45,8 @@ class CompiledPlan(BaseModel):
     options: dict[str, Any]
     model_source: dict[str, Any]
     model_fingerprint: str
-    input_shape: list[int]
+    #: The model's completed I/O (inputs with dtypes, shapes and batch axes; outputs): part of the cache key.
+    io: dict[str, Any]
     steps: list[ResolvedStep]
     #: Dataset name -> content fingerprint, for the datasets the steps read.
     data_fingerprints: dict[str, str] = Field(default_factory=dict)
@@ -61,14 +63,18 @@ class CompiledPlan(BaseModel):
         return self.model_copy(update={"steps": [], "data_fingerprints": {}, "accuracy_terms": {}})
 
     @property
+    def model_io(self) -> ModelIO:
+        return ModelIO.from_json(self.io)
+
+    @property
     def is_baseline(self) -> bool:
         return not self.steps
 
     def describe(self) -> list[str]:
         lines = [f"target {self.target_label} ({self.target}, backend {self.backend}) options {self.options}"]
         source = self.model_source.get("factory") or self.model_source.get("path")
-        lines.append(f"model: {self.model_source.get('kind')} {source} "
-                     f"input {self.input_shape} fingerprint {self.model_fingerprint[:12]}")
+        lines.append(f"model: {self.model_source.get('kind')} {source} fingerprint {self.model_fingerprint[:12]}")
+        lines.append(f"  {self.model_io.describe()}")
         for step in self.steps:
             lines.append(f"{step.where}: {step.strategy} -> {step.implementation} [stage {step.stage}]")
             for note in step.notes:
@@ -130,7 +136,7 @@ def compile_plan(plan: CompressionPlan, target_label: str, registry: Registry, *
         strategy = registry.strategy(step.strategy, where=f"steps[{index}].strategy")
         params = strategy.parse_params(step.params)
         ctx = CompileContext(plan, view, index, step.label, loader.kind, loader.base_dir,  # type: ignore[arg-type]
-                             loader.original_copy if loader.kind == "torch" else None)
+                             loader.original_copy if loader.kind == "torch" else None, loader.io())
         try:
             resolution = strategy.resolve(params, ctx)
         except EdgecraftError:
@@ -141,9 +147,10 @@ def compile_plan(plan: CompressionPlan, target_label: str, registry: Registry, *
                               f"{spec.label!r}: {type(exc).__name__}: {exc}") from exc
         where = ctx.where
         if resolution.stage == Stage.TORCH and loader.kind != "torch":
-            raise CompileError("works on a torch model, but the plan's model is an ONNX file",
+            raise CompileError(f"works on a torch model, but the plan's model ({loader.params.kind}) is an ONNX graph",
                                step=where, target=spec.label,
-                               hint="give model as {kind: torch, factory: ..., input_shape: ...}")
+                               hint="use a model source that yields a torch module: {kind: torch, factory: ...} "
+                                    "or {kind: huggingface, path: ...}")
         if resolution.stage == Stage.NATIVE and info.native_format is None:
             raise CompileError(f"needs the backend's native model, which target {spec.target!r} does not expose",
                                step=where, target=spec.label)
@@ -177,7 +184,7 @@ def compile_plan(plan: CompressionPlan, target_label: str, registry: Registry, *
     return CompiledPlan(
         plan_name=plan.name, target_label=spec.label, target=spec.target, backend=backend.name,
         options=options.model_dump(mode="json"), model_source=plan.model.model_dump(mode="json"),
-        model_fingerprint=loader.fingerprint(), input_shape=list(loader.input_spec().shape), steps=resolved,
+        model_fingerprint=loader.fingerprint(), io=loader.io().to_json(), steps=resolved,
         data_fingerprints=fingerprints, accuracy_terms=accuracy_terms,
         versions=_versions(registry, spec.target, [s.strategy for s in resolved], runtime))
 

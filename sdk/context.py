@@ -13,6 +13,8 @@ from edgecraft.progress import NullProgress, Progress
 if TYPE_CHECKING:
     from edgecraft.backend import Backend, TargetInfo, TargetOptions
     from edgecraft.datasets import Dataset, DatasetStore
+    from edgecraft.feeds import BoundData
+    from edgecraft.modelio import ModelIO
     from edgecraft.models import ModelHandle, TorchModel
     from edgecraft.plan import CompressionPlan
     from edgecraft.strategy import ResolvedStep
@@ -49,6 +51,8 @@ class CompileContext:
     #: The plan's torch model as loaded (a copy each call), for checks that need real shapes;
     #: None for ONNX model sources.
     original_model: Callable[[], TorchModel] | None = None
+    #: The plan's model I/O, completed by model.inputs (None only in hand-built contexts).
+    model_io: ModelIO | None = None
 
     @property
     def where(self) -> str:
@@ -92,10 +96,21 @@ class RunContext:
     evaluator: Callable[[ModelHandle], dict[str, float]] | None = None
     #: The baseline's metrics on this target (same data), for accuracy-aware loops.
     baseline_metrics: Callable[[], dict[str, float]] | None = None
+    #: The plan's model I/O (completed by the plan's model.inputs).
+    model_io: Callable[[], ModelIO] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def dataset(self, name: str) -> Dataset:
         return self.datasets.get(name)
+
+    def feeds(self, name: str) -> BoundData:
+        """Dataset ``name`` bound to the plan's model inputs: feeds for any slice of samples."""
+        return self.datasets.bound(name)
+
+    @property
+    def io(self) -> ModelIO:
+        """The plan's model I/O (every input with dtype, shape and batch axis; outputs)."""
+        return self.model_io()  # type: ignore[misc]
 
     def evaluate(self, model: ModelHandle) -> dict[str, float]:
         """Metrics of ``model`` measured on the target runtime (not on torch): what ships is what runs."""

@@ -1,153 +1,167 @@
-"""Named datasets from the plan: scikit-learn's digits, .npz files and factories.
+"""Named datasets from the plan, as plugin kinds, and the store a run shares.
 
-All sources produce the same thing, a :class:`Dataset` of float32 inputs (sample axis first) and
-optional integer labels, so calibration, fine-tuning and evaluation code never cares where data
-came from. Nothing is downloaded: digits ships inside scikit-learn.
+Every kind (``digits``, ``npz``, ``factory``, ``text``, ``image-folder``, or a plugin's) produces
+the same thing: a :class:`Dataset` of named arrays with the sample axis first, dtypes preserved
+(token ids stay int64), plus optional integer labels. How arrays become a model's feeds is decided
+by :mod:`edgecraft.feeds` when the dataset is bound to the model's I/O. Nothing is downloaded.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from edgecraft.errors import InputError
-from edgecraft.loading import load_callable
-from edgecraft.plan import DatasetSpec, DigitsDataset, FactoryDataset, NpzDataset
+from edgecraft.feeds import BoundData, bind
+from edgecraft.plan import DatasetParams
+
+if TYPE_CHECKING:
+    from edgecraft.modelio import ModelIO
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Inputs ``x`` (float32, samples first) and optional labels ``y`` (int64)."""
+    """Named arrays (samples first) and optional labels ``y`` (int64, one per sample)."""
 
     name: str
-    x: np.ndarray
+    arrays: Mapping[str, np.ndarray]
     y: np.ndarray | None
+    #: Model input name -> array key, from the dataset's ``inputs:`` param (may be empty).
+    mapping: Mapping[str, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return int(self.x.shape[0])
+        return int(next(iter(self.arrays.values())).shape[0])
 
     @property
     def labeled(self) -> bool:
         return self.y is not None
 
+    @property
+    def x(self) -> np.ndarray:
+        """The only array of a single-array dataset (image and vector data)."""
+        if len(self.arrays) != 1:
+            raise InputError(f"dataset {self.name!r} has several arrays ({sorted(self.arrays)}); this step reads one",
+                             hint="single-input steps need a dataset with one array")
+        return next(iter(self.arrays.values()))
+
+    def bind(self, io: ModelIO) -> BoundData:
+        """This dataset as feeds for a model with ``io``; errors name the input or array at fault."""
+        feeds = bind(io, self.arrays, self.mapping, dataset=self.name)
+        return BoundData(io, self.arrays, feeds, len(self), self.y, self.name)
+
     def batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Single-array datasets: (x, y) blocks of ``batch_size`` samples."""
+        x = self.x
         for start in range(0, len(self), batch_size):
             stop = start + batch_size
-            yield self.x[start:stop], (None if self.y is None else self.y[start:stop])
+            yield x[start:stop], (None if self.y is None else self.y[start:stop])
 
     def take(self, n: int) -> Dataset:
-        return Dataset(self.name, self.x[:n], None if self.y is None else self.y[:n])
+        return self.select(slice(0, n))
+
+    def select(self, index: slice | np.ndarray) -> Dataset:
+        return Dataset(self.name, {k: v[index] for k, v in self.arrays.items()},
+                       None if self.y is None else self.y[index], self.mapping)
 
     def fingerprint(self) -> str:
-        digest = hashlib.sha256(self.x.tobytes())
-        digest.update(str(self.x.shape).encode())
+        digest = hashlib.sha256()
+        for key in sorted(self.arrays):
+            array = np.ascontiguousarray(self.arrays[key])
+            digest.update(f"{key}:{array.dtype}:{array.shape}".encode())
+            digest.update(array.tobytes())
         if self.y is not None:
-            digest.update(self.y.tobytes())
+            digest.update(np.ascontiguousarray(self.y).tobytes())
+        digest.update(repr(sorted(self.mapping.items())).encode())
         return digest.hexdigest()
 
     def check_fits(self, input_shape: tuple[int, ...], *, model_label: str = "the model") -> None:
-        """Raise ``InputError`` if a sample's shape differs from the model input (batch axis aside)."""
+        """Single-array datasets: raise ``InputError`` if a sample's shape differs from the input (batch aside)."""
         sample = tuple(self.x.shape[1:])
         expected = tuple(input_shape[1:])
         if sample != expected:
             raise InputError(
                 f"dataset {self.name!r}: samples have shape {list(sample)} but {model_label} takes "
                 f"{list(expected)} per sample (input shape {list(input_shape)})",
-                hint="fix the dataset (or, for digits, its image_size/layout) or the model's input_shape")
+                hint="fix the dataset (or, for digits, its image_size/layout) or the model's input shape")
 
 
-def _finish(name: str, x: np.ndarray, y: np.ndarray | None, max_samples: int | None) -> Dataset:
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if x.ndim < 2 or x.shape[0] == 0:
-        raise InputError(f"dataset {name!r}: inputs must have a sample axis and at least one sample "
-                         f"(got shape {list(x.shape)})")
-    if y is not None:
-        y = np.asarray(y)
-        if y.ndim != 1 or y.shape[0] != x.shape[0] or not np.issubdtype(y.dtype, np.integer):
+def make_dataset(name: str, arrays: Mapping[str, Any], labels: Any | None, *, max_samples: int | None = None,
+                 mapping: Mapping[str, str] | None = None) -> Dataset:
+    """Validate arrays (one sample axis, equal lengths, numbers, finite floats) and labels into a Dataset."""
+    if not arrays:
+        raise InputError(f"dataset {name!r} has no arrays")
+    checked: dict[str, np.ndarray] = {}
+    n: int | None = None
+    for key, value in arrays.items():
+        array = np.asarray(value)
+        if array.dtype == object or array.dtype.kind not in "biuf":
+            raise InputError(f"dataset {name!r}, array {key!r}: dtype {array.dtype} is not numeric "
+                             "(object and string arrays cannot be fed to a model)")
+        if array.ndim < 1 or array.shape[0] == 0:
+            raise InputError(f"dataset {name!r}, array {key!r}: needs a sample axis and at least one sample "
+                             f"(got shape {list(array.shape)})")
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)  # float64 data is almost always float32 data saved by numpy
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).reshape(array.shape[0], -1).any(axis=1).sum())
+            raise InputError(f"dataset {name!r}, array {key!r}: {bad} sample(s) hold NaN or Inf",
+                             hint="clean the data; a gate measured on non-finite inputs means nothing")
+        if n is not None and array.shape[0] != n:
+            raise InputError(f"dataset {name!r}: arrays have different sample counts "
+                             f"({ {k: int(v.shape[0]) for k, v in checked.items()} } and {key!r}: {array.shape[0]})")
+        n = int(array.shape[0])
+        checked[key] = np.ascontiguousarray(array)
+    y = None
+    if labels is not None:
+        y = np.asarray(labels)
+        if y.ndim != 1 or y.shape[0] != n or not np.issubdtype(y.dtype, np.integer):
             raise InputError(f"dataset {name!r}: labels must be a 1-D integer array with one label per "
-                             f"sample (got shape {list(y.shape)}, dtype {y.dtype}; inputs have {x.shape[0]})")
+                             f"sample (got shape {list(y.shape)}, dtype {y.dtype}; inputs have {n})")
         y = y.astype(np.int64)
-    if max_samples is not None:
-        x, y = x[:max_samples], (None if y is None else y[:max_samples])
-    return Dataset(name, x, y)
+    dataset = Dataset(name, checked, y, dict(mapping or {}))
+    return dataset.take(max_samples) if max_samples is not None else dataset
 
 
-def _load_digits(name: str, spec: DigitsDataset) -> Dataset:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+@dataclass
+class DatasetContext:
+    """What a dataset kind may use: the plan's folder and (lazily) the plan's model and its I/O."""
 
-    bunch = load_digits()
-    images = bunch.images.astype(np.float32) / 16.0  # (n, 8, 8), values in [0, 1]
-    labels = bunch.target.astype(np.int64)
-    if spec.split != "all":
-        idx = np.arange(len(labels))
-        train_idx, test_idx = train_test_split(idx, test_size=spec.test_fraction, random_state=spec.seed,
-                                               stratify=labels)
-        chosen = np.sort(train_idx if spec.split == "train" else test_idx)
-        images, labels = images[chosen], labels[chosen]
-    if spec.image_size != 8:
-        import torch
-
-        tensor = torch.from_numpy(images).unsqueeze(1)
-        tensor = torch.nn.functional.interpolate(tensor, size=(spec.image_size, spec.image_size),
-                                                 mode="bilinear", align_corners=False)
-        images = tensor.squeeze(1).numpy()
-    x = images[:, None, :, :] if spec.layout == "image" else images.reshape(len(images), -1)
-    return _finish(name, x, labels, spec.max_samples)
+    base_dir: Path
+    #: The plan's model params (e.g. a Hugging Face directory whose tokenizer a text dataset uses).
+    model_params: Any = None
+    #: The model's completed I/O (named inputs, dtypes, sample shapes); computed on first call.
+    model_io: Callable[[], ModelIO] | None = None
 
 
-def _load_npz(name: str, spec: NpzDataset, base_dir: Path) -> Dataset:
-    path = (base_dir / spec.path).resolve()
-    where = f"data.{name}.path"
-    if not path.is_file():
-        raise InputError(f"{where}: file {path} does not exist", hint="paths are relative to the plan file")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise InputError(f"{where}: {path} is not a readable .npz file: {exc}") from exc
-    with archive:
-        keys = sorted(archive.files)
-        if spec.inputs not in archive.files:
-            raise InputError(f"data.{name}.inputs: key {spec.inputs!r} is not in {path.name} (keys: {keys})")
-        if spec.labels is not None and spec.labels not in archive.files:
-            raise InputError(f"data.{name}.labels: key {spec.labels!r} is not in {path.name} (keys: {keys}); "
-                             "set labels: null for unlabeled data")
-        x = archive[spec.inputs]
-        y = archive[spec.labels] if spec.labels is not None else None
-    return _finish(name, x, y, spec.max_samples)
+class DatasetKind(ABC):
+    """Subclass this and register the class from ``edgecraft_register_datasets``."""
 
+    #: The ``data.<name>.kind`` value plans use.
+    kind: ClassVar[str]
+    #: Strict params (subclass :class:`~edgecraft.plan.DatasetParams` with ``kind: Literal[...]``).
+    params_model: ClassVar[type[DatasetParams]]
+    summary: ClassVar[str] = ""
 
-def _load_factory(name: str, spec: FactoryDataset, base_dir: Path) -> Dataset:
-    fn = load_callable(spec.factory, base_dir, field=f"data.{name}.factory")
-    try:
-        result = fn()
-    except Exception as exc:
-        raise InputError(f"data.{name}.factory: {spec.factory} raised {type(exc).__name__}: {exc}") from exc
-    if not (isinstance(result, tuple) and len(result) == 2):
-        raise InputError(f"data.{name}.factory: {spec.factory} must return (inputs, labels_or_None), "
-                         f"got {type(result).__name__}")
-    return _finish(name, np.asarray(result[0]), None if result[1] is None else np.asarray(result[1]),
-                   spec.max_samples)
-
-
-def load_dataset(name: str, spec: DatasetSpec, base_dir: Path) -> Dataset:
-    if isinstance(spec, DigitsDataset):
-        return _load_digits(name, spec)
-    if isinstance(spec, NpzDataset):
-        return _load_npz(name, spec, base_dir)
-    return _load_factory(name, spec, base_dir)
+    @abstractmethod
+    def load(self, name: str, params: DatasetParams, ctx: DatasetContext) -> Dataset:
+        """Read the data; build the result with :func:`make_dataset` (it validates and applies max_samples)."""
 
 
 class DatasetStore:
-    """Loads each named dataset of a plan at most once."""
+    """Loads each named dataset of a plan at most once, with the kind that registered it."""
 
-    def __init__(self, specs: dict[str, DatasetSpec], base_dir: Path) -> None:
-        self._specs = specs
-        self._base_dir = base_dir
+    def __init__(self, specs: Mapping[str, DatasetParams], kinds: Mapping[str, DatasetKind], ctx: DatasetContext
+                 ) -> None:
+        self._specs = dict(specs)
+        self._kinds = kinds
+        self._ctx = ctx
         self._loaded: dict[str, Dataset] = {}
+        self._bound: dict[str, BoundData] = {}
 
     def names(self) -> list[str]:
         return sorted(self._specs)
@@ -156,5 +170,24 @@ class DatasetStore:
         if name not in self._specs:
             raise InputError(f"dataset {name!r} is not defined in the plan's data (defined: {self.names() or 'none'})")
         if name not in self._loaded:
-            self._loaded[name] = load_dataset(name, self._specs[name], self._base_dir)
+            spec = self._specs[name]
+            self._loaded[name] = self._kinds[spec.kind].load(name, spec, self._ctx)
         return self._loaded[name]
+
+    def bound(self, name: str) -> BoundData:
+        """Dataset ``name`` bound to the plan's model I/O (checked once)."""
+        if name not in self._bound:
+            if self._ctx.model_io is None:
+                raise InputError(f"dataset {name!r}: the model's I/O is not known here")
+            self._bound[name] = self.get(name).bind(self._ctx.model_io())
+        return self._bound[name]
+
+
+def load_dataset(name: str, params: DatasetParams, base_dir: Path | None) -> Dataset:
+    """Load one dataset of a built-in kind outside a plan (scripts, benchmarks, tests)."""
+    from edgecraft.datasources.plugin import builtin_kinds
+
+    kinds = builtin_kinds()
+    if params.kind not in kinds:
+        raise InputError(f"data.{name}.kind = {params.kind!r}: not a built-in kind ({sorted(kinds)})")
+    return kinds[params.kind].load(name, params, DatasetContext(base_dir or Path(".")))

@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from edgecraft.backend import Backend
+    from edgecraft.datasets import DatasetKind
     from edgecraft.devices import Device
     from edgecraft.metrics import Metric
+    from edgecraft.model_source import ModelSourceKind
     from edgecraft.strategy import Strategy
 
 PROJECT_NAME = "edgecraft"
@@ -41,6 +43,24 @@ def edgecraft_register_backends(register: Callable[[type[Backend]], None]) -> No
 @hookspec
 def edgecraft_register_metrics(register: Callable[[Metric], None]) -> None:
     """Register accuracy metrics usable in ``evaluation.metrics`` and accuracy contracts."""
+
+
+@hookspec
+def edgecraft_register_model_sources(register: Callable[[type[ModelSourceKind]], None]) -> None:
+    """Register model source kinds (``model: {kind: NAME, ...}``): call ``register(SourceClass)`` for each.
+
+    A kind has its own strict params model (shown by ``edgecraft schema``), declares the model's I/O,
+    and loads it as a torch or ONNX handle (see :class:`edgecraft.model_source.ModelSourceKind`).
+    """
+
+
+@hookspec
+def edgecraft_register_datasets(register: Callable[[type[DatasetKind]], None]) -> None:
+    """Register dataset kinds (``data: {NAME: {kind: KIND, ...}}``): call ``register(KindClass)`` for each.
+
+    A kind has its own strict params model and returns named arrays with the sample axis first
+    (see :class:`edgecraft.datasets.DatasetKind`).
+    """
 
 
 @hookspec

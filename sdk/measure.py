@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from edgecraft.backend import Session
-from edgecraft.datasets import Dataset
 from edgecraft.errors import InputError, RuntimeFailure
+from edgecraft.feeds import BoundData, samples_first
 from edgecraft.metrics import Metric
+from edgecraft.modelio import ModelIO, synthetic_feeds
 from edgecraft.plan import LatencySpec
 from edgecraft.progress import NullProgress, Progress
 
@@ -50,42 +51,88 @@ class LatencyStats:
         return out
 
 
-def run_outputs(session: Session, dataset: Dataset, batch_size: int, *, progress: Progress | None = None,
-                label: str = "") -> np.ndarray:
-    """First output for every sample, batched; falls back to batch 1 for fixed-batch models."""
-    name = session.input_names[0]
+Outputs = dict[str, np.ndarray]
+"""Every output of a model over a dataset, by name, sample axis first."""
+
+
+def run_outputs(session: Session, data: BoundData, batch_size: int, *, progress: Progress | None = None,
+                label: str = "") -> Outputs:
+    """Every output for every sample, batched (within what the model's inputs allow).
+
+    Falls back to one sample per call when the runtime refuses the batch (a graph whose batch axis
+    is fixed inside, although its inputs say otherwise).
+    """
     progress = progress or NullProgress()
-    outputs: list[np.ndarray] = []
-    batch = batch_size
+    io = data.io
+    names = io.output_names
+    batch = data.effective_batch(batch_size)
+
+    def call(index: slice) -> list[np.ndarray]:
+        raw = session.run(data.feeds(index))
+        return samples_first(list(raw), io, index.stop - index.start)
+
     try:
-        first = session.run({name: dataset.x[:batch]})[0]
+        first = call(slice(0, min(batch, len(data))))
+    except InputError:
+        raise
     except Exception:
-        batch = 1  # the model's batch axis is fixed; evaluate sample by sample
+        batch = 1
         try:
-            first = session.run({name: dataset.x[:1]})[0]
+            first = call(slice(0, 1))
         except Exception as exc:
-            raise RuntimeFailure(f"running {label or 'the model'} on dataset {dataset.name!r} failed: "
-                                 f"{type(exc).__name__}: {exc}") from exc
-    outputs.append(first)
-    starts = range(batch, len(dataset), batch)
+            raise RuntimeFailure(f"running {label or 'the model'} on dataset {data.name!r} failed: "
+                                 f"{type(exc).__name__}: {str(exc)[:500]}") from exc
+    if not names:
+        names = [f"output{i}" for i in range(len(first))]
+    parts: list[list[np.ndarray]] = [[o] for o in first]
+    starts = range(batch, len(data), batch)
     for start in progress.track(starts, total=len(starts), description=f"evaluating {label}"):
-        outputs.append(session.run({name: dataset.x[start:start + batch]})[0])
-    result = np.concatenate(outputs, axis=0)
-    if result.shape[0] != len(dataset):
-        raise RuntimeFailure(f"{label or 'the model'} returned {result.shape[0]} outputs for {len(dataset)} samples")
+        for i, out in enumerate(call(slice(start, min(start + batch, len(data))))):
+            parts[i].append(out)
+    result: Outputs = {}
+    for name, blocks in zip(names, parts, strict=False):
+        try:
+            result[name] = np.concatenate(blocks, axis=0)
+        except ValueError as exc:  # e.g. a sequence output whose length varies per call
+            raise RuntimeFailure(f"{label or 'the model'}: output {name!r} changes shape between calls "
+                                 f"({sorted({b.shape[1:] for b in blocks})}); evaluate with batch_size 1 or pad "
+                                 "the data") from exc
+        if result[name].shape[0] != len(data):
+            raise RuntimeFailure(f"{label or 'the model'} returned {result[name].shape[0]} samples of output "
+                                 f"{name!r} for {len(data)} inputs")
     return result
 
 
-def compute_metrics(outputs: np.ndarray, dataset: Dataset, metrics: list[Metric],
-                    reference: np.ndarray | None) -> dict[str, float]:
+def check_finite(outputs: Outputs, *, label: str, allow: bool = False) -> None:
+    """NaN or Inf in a model's outputs: exit 2 naming the output (a gate must not pass on garbage)."""
+    if allow:
+        return
+    for name, array in outputs.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int((~np.isfinite(array)).reshape(array.shape[0], -1).any(axis=1).sum())
+            raise InputError(f"{label}: output {name!r} is NaN or Inf for {bad} of {array.shape[0]} samples",
+                             hint="check the model's weights and the data; set evaluation.allow_non_finite: true "
+                                  "only for a metric that expects them")
+
+
+def compute_metrics(outputs: Outputs, labels: np.ndarray | None, metrics: list[Metric],
+                    reference: Outputs | None, *, primary: str, dataset: str = "") -> dict[str, float]:
+    """Each metric on the outputs; most read the ``primary`` output, a metric may ask for all of them."""
     values: dict[str, float] = {}
+    if primary not in outputs:
+        raise InputError(f"evaluation.output = {primary!r}: the model has no such output; its outputs: "
+                         f"{sorted(outputs)}")
     for metric in metrics:
-        if metric.needs_labels and dataset.y is None:
-            raise InputError(f"metric {metric.name!r} needs labels but dataset {dataset.name!r} has none; "
+        if metric.needs_labels and labels is None:
+            raise InputError(f"metric {metric.name!r} needs labels but dataset {dataset!r} has none; "
                              "use agreement or cosine for unlabeled data")
         if metric.needs_reference and reference is None:
             raise RuntimeFailure(f"metric {metric.name!r} needs the baseline's outputs")
-        values[metric.name] = float(metric.compute(outputs, dataset.y, reference))
+        if metric.all_outputs:
+            value = metric.compute(outputs, labels, reference)  # type: ignore[arg-type]
+        else:
+            value = metric.compute(outputs[primary], labels, None if reference is None else reference[primary])
+        values[metric.name] = float(value)
     return values
 
 
@@ -152,12 +199,9 @@ def measure_latency(sessions: Mapping[str, Session], feeds: Mapping[str, np.ndar
     return timer.stats()
 
 
-def latency_feeds(session: Session, input_shape: tuple[int, ...], batch_size: int, seed: int,
-                  dataset: Dataset | None) -> dict[str, np.ndarray]:
-    """The one input every model is timed on: real samples when there is data, else seeded noise."""
-    shape = (batch_size, *input_shape[1:])
-    if dataset is not None and len(dataset) >= batch_size and tuple(dataset.x.shape[1:]) == tuple(shape[1:]):
-        x = dataset.x[:batch_size]
-    else:
-        x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-    return {session.input_names[0]: np.ascontiguousarray(x)}
+def latency_feeds(io: ModelIO, batch_size: int, seed: int, data: BoundData | None) -> dict[str, np.ndarray]:
+    """The one set of inputs every model is timed on: real samples when there is data, else seeded stand-ins."""
+    batch = batch_size if io.max_batch is None else min(batch_size, io.max_batch)
+    if data is not None and len(data) >= batch:
+        return data.feeds(slice(0, batch))
+    return synthetic_feeds(io, batch, seed)

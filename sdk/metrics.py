@@ -1,7 +1,9 @@
 """Accuracy metrics. Built-ins are registered through the same hook a plugin would use.
 
-A metric sees the model's first output for the whole evaluation set, the labels (if any) and the
-baseline's outputs on the same target (for agreement-style metrics on unlabeled data).
+A metric sees the model's ``evaluation.output`` (default: the first output) for the whole evaluation
+set, sample axis first, the labels (if any) and the baseline's same output on the same target (for
+agreement-style metrics on unlabeled data). A metric that sets ``all_outputs`` gets every output by
+name instead. Cosine compares each sample's whole tensor (a sequence of embeddings included).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ class Metric:
     needs_labels: bool = False
     needs_reference: bool = False
     higher_is_better: bool = True
+    #: False: ``compute`` gets the ``evaluation.output`` array (and the baseline's). True: dicts of every
+    #: output by name (sample axis first), for metrics that read several outputs (boxes and scores, ...).
+    all_outputs: bool = False
 
 
 def _flat_logits(outputs: np.ndarray) -> np.ndarray:

@@ -1,138 +1,186 @@
-"""Turn the plan's model source into a model handle, fingerprint it, and export torch models to ONNX."""
+"""Model sources: where the plan's model comes from, as plugin kinds, and the loader the run shares.
+
+A model source kind (``onnx``, ``torch``, ``huggingface``, or a plugin's) is a class with its own
+strict params model, registered through ``edgecraft_register_model_sources`` exactly like a
+strategy; the core lists none of them. A kind says what I/O its model has (cheaply, at compile
+time), loads the model as a torch or ONNX handle, and fingerprints it for the cache key. The
+:class:`ModelSourceLoader` wraps one kind and the plan's params for a run: it applies the plan's
+``model.inputs`` overrides, checks that the I/O is concrete, and hands out fresh copies.
+"""
 
 from __future__ import annotations
 
-import copy
 import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgecraft.errors import InputError
-from edgecraft.loading import file_sha256, load_callable
-from edgecraft.models import InputSpec, OnnxModel, TorchModel
-from edgecraft.plan import OnnxModelSource, TorchModelSource
+from edgecraft.modelio import ModelIO, apply_overrides
+from edgecraft.models import OnnxModel, Stage, TorchModel
+from edgecraft.plan import SourceParams
 
 if TYPE_CHECKING:
     import onnx
 
 
-def _check_onnx_file(path: Path, *, where: str) -> onnx.ModelProto:
+@dataclass
+class SourceContext:
+    """What a model source may use: the plan's folder (relative paths) and a scratch folder it owns."""
+
+    base_dir: Path
+    #: A folder for files the source writes (e.g. an export); lives as long as the run.
+    scratch: Path | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelSourceKind(ABC):
+    """Subclass this and register the class from ``edgecraft_register_model_sources``."""
+
+    #: The ``model.kind`` value plans use.
+    kind: ClassVar[str]
+    #: Strict params (subclass :class:`~edgecraft.plan.SourceParams` with ``kind: Literal[...]``).
+    params_model: ClassVar[type[SourceParams]]
+    summary: ClassVar[str] = ""
+    #: The stage of the handle ``load`` returns: torch-level steps (pruning, distillation) need TORCH.
+    stage: ClassVar[Stage] = Stage.ONNX
+
+    @abstractmethod
+    def io(self, params: SourceParams, ctx: SourceContext) -> ModelIO:
+        """The model's own I/O (symbolic dimensions allowed); the plan's ``inputs`` are applied after."""
+
+    @abstractmethod
+    def load(self, params: SourceParams, io: ModelIO, ctx: SourceContext) -> TorchModel | OnnxModel:
+        """The model as a handle carrying ``io`` (the completed I/O). Called once per run."""
+
+    def fingerprint(self, params: SourceParams, handle: TorchModel | OnnxModel, ctx: SourceContext) -> str:
+        """Hash of the model's content for the cache key (default: the ONNX bytes or the torch weights)."""
+        if isinstance(handle, OnnxModel):
+            from edgecraft.loading import file_sha256
+
+            return file_sha256(handle.path)
+        return torch_fingerprint(handle.module)
+
+    def export_options(self, params: SourceParams) -> dict[str, Any]:
+        """Options for :func:`export_onnx` (torch sources: opset, exporter)."""
+        return {}
+
+    def describe(self, params: SourceParams) -> str:
+        """One line for logs and reports."""
+        text = getattr(params, "path", None) or getattr(params, "factory", None) or ""
+        return f"{self.kind} {text}".strip()
+
+
+def torch_fingerprint(module: Any) -> str:
+    digest = hashlib.sha256(repr(module).encode())
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_onnx_file(path: Path, *, where: str) -> onnx.ModelProto:
+    """Load and check an ONNX file (external data stays on disk); a clear error when it is not one."""
     import onnx
 
     if not path.is_file():
         raise InputError(f"{where}: model file {path} does not exist", hint="paths are relative to the plan file")
     try:
-        proto = onnx.load(str(path))
-        onnx.checker.check_model(proto)
+        proto = onnx.load(str(path), load_external_data=False)
+        onnx.checker.check_model(str(path) if path.stat().st_size > (1 << 30) else proto)
     except Exception as exc:
         raise InputError(f"{where}: {path} is not a valid ONNX model: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+                         f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
     return proto
-
-
-def onnx_input_spec(proto: onnx.ModelProto, *, where: str) -> InputSpec:
-    """The first graph input as an InputSpec; symbolic dimensions (batch) become 1."""
-    initializers = {i.name for i in proto.graph.initializer}
-    inputs = [i for i in proto.graph.input if i.name not in initializers]
-    if not inputs:
-        raise InputError(f"{where}: the ONNX model has no inputs")
-    if len(inputs) > 1:
-        raise InputError(f"{where}: the ONNX model has {len(inputs)} inputs ({[i.name for i in inputs]}); "
-                         "edgecraft currently feeds single-input models")
-    tensor_type = inputs[0].type.tensor_type
-    if tensor_type.elem_type != 1:  # onnx.TensorProto.FLOAT
-        raise InputError(f"{where}: input {inputs[0].name!r} must be float32 (elem_type {tensor_type.elem_type})")
-    dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1 for d in tensor_type.shape.dim)
-    return InputSpec(inputs[0].name, dims)
 
 
 class ModelSourceLoader:
     """Loads the plan's model once, hands out fresh copies, and fingerprints it for the cache key."""
 
-    def __init__(self, source: OnnxModelSource | TorchModelSource, base_dir: Path) -> None:
-        self.source = source
+    def __init__(self, kind: ModelSourceKind, params: SourceParams, base_dir: Path) -> None:
+        self.source_kind = kind
+        self.params = params
         self.base_dir = base_dir
-        self._torch: TorchModel | None = None
+        self.ctx = SourceContext(base_dir)
+        self._io: ModelIO | None = None
+        self._handle: TorchModel | OnnxModel | None = None
         self._fingerprint: str | None = None
-        self._onnx_spec: InputSpec | None = None
 
     @property
     def kind(self) -> str:
-        return self.source.kind
+        """'torch' when the source yields a torch module (torch-level steps apply), else 'onnx'."""
+        return "torch" if self.source_kind.stage == Stage.TORCH else "onnx"
 
-    def _onnx_path(self) -> Path:
-        assert isinstance(self.source, OnnxModelSource)
-        return (self.base_dir / self.source.path).resolve()
+    def io(self) -> ModelIO:
+        """The completed I/O: the model's own, with the plan's ``model.inputs`` applied."""
+        if self._io is None:
+            own = self.source_kind.io(self.params, self.ctx)
+            self._io = apply_overrides(own, self.params.inputs)
+        return self._io
 
-    def _load_torch(self) -> TorchModel:
-        import torch
-
-        source = self.source
-        assert isinstance(source, TorchModelSource)
-        if self._torch is None:
-            factory = load_callable(source.factory, self.base_dir, field="model.factory")
-            try:
-                module = factory()
-            except InputError:
-                raise
-            except Exception as exc:
-                raise InputError(f"model.factory: {source.factory} raised {type(exc).__name__}: {exc}") from exc
-            if not isinstance(module, torch.nn.Module):
-                raise InputError(f"model.factory: {source.factory} returned {type(module).__name__}, "
-                                 "expected a torch.nn.Module")
-            module.eval()
-            spec = InputSpec(source.input_name, tuple(source.input_shape))
-            try:
-                with torch.no_grad():
-                    module(torch.zeros(spec.shape))
-            except Exception as exc:
-                raise InputError(f"model.input_shape: the model does not accept an input of shape "
-                                 f"{list(spec.shape)}: {type(exc).__name__}: {exc}") from exc
-            self._torch = TorchModel(module, spec, source.output_name)
-        return self._torch
-
-    def input_spec(self) -> InputSpec:
-        if isinstance(self.source, TorchModelSource):
-            return InputSpec(self.source.input_name, tuple(self.source.input_shape))
-        if self._onnx_spec is None:
-            proto = _check_onnx_file(self._onnx_path(), where="model.path")
-            self._onnx_spec = onnx_input_spec(proto, where="model.path")
-        return self._onnx_spec
+    def _load(self) -> TorchModel | OnnxModel:
+        if self._handle is None:
+            io = self.io()
+            io.check_concrete()
+            handle = self.source_kind.load(self.params, io, self.ctx)
+            if isinstance(handle, TorchModel):
+                check_torch_runs(handle)
+            self._handle = handle
+        return self._handle
 
     def fresh(self) -> TorchModel | OnnxModel:
         """A copy the steps may mutate (the loaded original is kept intact as the teacher)."""
-        if isinstance(self.source, OnnxModelSource):
-            return OnnxModel(self._onnx_path(), self.input_spec())
-        original = self._load_torch()
-        return TorchModel(copy.deepcopy(original.module), original.input_spec, original.output_name)
+        handle = self._load()
+        if isinstance(handle, OnnxModel):
+            return OnnxModel(handle.path, handle.io, [])
+        return handle.copy()
 
     def original_torch(self) -> TorchModel:
         """The plan's torch model as loaded (read-only by convention)."""
-        return self._load_torch()
+        handle = self._load()
+        if not isinstance(handle, TorchModel):
+            raise InputError("model: this step needs a torch model; the plan's model is an ONNX graph",
+                             hint="use a torch or huggingface model source")
+        return handle
 
     def original_copy(self) -> TorchModel:
         """A deep copy of the plan's torch model, safe to hand to plugin code."""
-        source = self._load_torch()
-        return TorchModel(copy.deepcopy(source.module), source.input_spec, source.output_name)
+        return self.original_torch().copy()
 
     def fingerprint(self) -> str:
-        """Hash of the model's content: the ONNX bytes, or the torch module's structure and weights."""
         if self._fingerprint is None:
-            if isinstance(self.source, OnnxModelSource):
-                self.input_spec()  # validates the file
-                self._fingerprint = file_sha256(self._onnx_path())
-            else:
-                module = self._load_torch().module
-                digest = hashlib.sha256(repr(module).encode())
-                for name, tensor in sorted(module.state_dict().items()):
-                    digest.update(name.encode())
-                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-                self._fingerprint = digest.hexdigest()
+            self._fingerprint = self.source_kind.fingerprint(self.params, self._load(), self.ctx)
         return self._fingerprint
+
+    def export_options(self) -> dict[str, Any]:
+        return self.source_kind.export_options(self.params)
+
+
+def check_torch_runs(handle: TorchModel) -> None:
+    """Run the module once on stand-in inputs of its declared I/O, so a wrong declaration fails here."""
+    import torch
+
+    feeds = handle.example_inputs(batch=1)
+    try:
+        with torch.no_grad():
+            handle.module.eval()
+            result = handle.module(*feeds)
+    except Exception as exc:
+        shapes = {t.name: list(t.concrete(1)) for t in handle.io.inputs}
+        raise InputError(f"model.inputs: the torch model does not accept inputs {shapes}: "
+                         f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+    outputs = result if isinstance(result, tuple | list) else (result,)
+    if not all(isinstance(o, torch.Tensor) for o in outputs):
+        raise InputError(f"model: the torch model returned {type(result).__name__}; edgecraft needs a tensor or a "
+                         "tuple of tensors (wrap the model so forward returns them)")
+    if handle.io.outputs and len(outputs) != len(handle.io.outputs):
+        raise InputError(f"model.outputs: the torch model returns {len(outputs)} tensors but the plan names "
+                         f"{len(handle.io.outputs)} outputs ({handle.io.output_names})")
 
 
 def export_onnx(model: TorchModel, path: Path, *, opset: int = 18, exporter: str = "dynamo") -> OnnxModel:
-    """Export with a dynamic batch axis so evaluation can batch while latency runs at batch 1."""
+    """Export with every input and output named, and dynamic batch (and any other dynamic) axes kept."""
     import logging
     import warnings
 
@@ -140,26 +188,43 @@ def export_onnx(model: TorchModel, path: Path, *, opset: int = 18, exporter: str
     import torch
 
     module = model.module.eval()
-    example = torch.zeros(model.input_spec.shape)
+    io = model.io
+    example = model.example_inputs(batch=2)  # batch 2: a batch of 1 would be specialized away
     path.parent.mkdir(parents=True, exist_ok=True)
-    names = {"input_names": [model.input_spec.name], "output_names": [model.output_name], "opset_version": opset}
-    # The exporter logs a warning per missing optional op library (torchvision) and deprecations of
-    # torch internals: noise for users, nothing they can act on.
+    dynamic = model.dynamic_axes()
+    input_names, output_names = io.input_names, io.output_names or ["output"]
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if exporter == "dynamo":
-                batch = torch.export.Dim("batch", min=1, max=4096)
-                torch.onnx.export(module, (example,), str(path), dynamo=True, dynamic_shapes=({0: batch},),
-                                  external_data=False, verbose=False, **names)
+                dims: dict[str, Any] = {}
+                shapes = []
+                for spec in io.inputs:
+                    axes = dynamic.get(spec.name, {})
+                    shapes.append({axis: dims.setdefault(name, torch.export.Dim(_dim_name(name), min=1, max=4096))
+                                   for axis, name in axes.items()} or None)
+                torch.onnx.export(module, tuple(example), str(path), dynamo=True, dynamic_shapes=tuple(shapes),
+                                  input_names=input_names, output_names=output_names, opset_version=opset,
+                                  external_data=False, verbose=False)
             else:
-                torch.onnx.export(module, (example,), str(path), dynamo=False, **names,
-                                  dynamic_axes={model.input_spec.name: {0: "batch"}, model.output_name: {0: "batch"}})
+                out_axes = {name: {0: "batch"} for name in output_names}
+                torch.onnx.export(module, tuple(example), str(path), dynamo=False, input_names=input_names,
+                                  output_names=output_names, opset_version=opset,
+                                  dynamic_axes={**{k: v for k, v in dynamic.items() if v}, **out_axes})
     except Exception as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
         raise InputError(f"model: exporting the torch model to ONNX ({exporter} exporter, opset {opset}) failed: "
                          f"{type(exc).__name__}: {first_line}",
                          hint="try model.exporter: torchscript, or another model.opset") from exc
     onnx.checker.check_model(str(path))
-    return OnnxModel(path, model.input_spec, list(model.lineage))
+    return OnnxModel(path, io, list(model.lineage))
+
+
+def _dim_name(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() else "_" for c in name)
+    return cleaned if cleaned[:1].isalpha() else f"d_{cleaned}"
+
+
+def fresh_copy(handle: TorchModel) -> TorchModel:
+    return handle.copy()

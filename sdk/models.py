@@ -12,6 +12,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgecraft.modelio import ModelIO
+
 if TYPE_CHECKING:
     import torch
 
@@ -24,29 +26,52 @@ class Stage(StrEnum):
     NATIVE = "native"
 
 
-@dataclass(frozen=True)
-class InputSpec:
-    """The single input edgecraft feeds a model: name, shape (batch 1) and dtype."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str = "float32"
-
-    def with_batch(self, batch: int) -> tuple[int, ...]:
-        return (batch, *self.shape[1:])
-
-
 @dataclass
 class TorchModel:
-    """A torch module with its input spec, before export."""
+    """A torch module with its I/O, before export. ``module(*inputs)`` takes the inputs in ``io`` order."""
 
     module: torch.nn.Module
-    input_spec: InputSpec
-    output_name: str = "output"
+    io: ModelIO
     #: Free-form facts steps attach (e.g. pruned channel counts) that end up in the manifest.
     lineage: list[dict[str, Any]] = field(default_factory=list)
+    #: Input name -> {axis: symbol} kept dynamic in the ONNX export beyond the batch axes (e.g. sequence).
+    dynamic: dict[str, dict[int, str]] = field(default_factory=dict)
 
     stage = Stage.TORCH
+
+    @property
+    def output_name(self) -> str:
+        return self.io.output_names[0] if self.io.outputs else "output"
+
+    def copy(self) -> TorchModel:
+        """A deep copy of the module (steps mutate their own copy), same I/O."""
+        import copy
+
+        return TorchModel(copy.deepcopy(self.module), self.io, list(self.lineage), dict(self.dynamic))
+
+    def with_module(self, module: torch.nn.Module) -> TorchModel:
+        return TorchModel(module, self.io, list(self.lineage), dict(self.dynamic))
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """Every input's dynamic axes for export: its batch axis plus the source's declared ones."""
+        axes: dict[str, dict[int, str]] = {}
+        for spec in self.io.inputs:
+            entry = dict(self.dynamic.get(spec.name, {}))
+            if spec.batch_axis is not None and spec.max_batch is None:
+                entry.setdefault(spec.batch_axis, "batch")
+            axes[spec.name] = entry
+        return axes
+
+    def example_inputs(self, batch: int = 1) -> list[torch.Tensor]:
+        """Stand-in tensors of the declared shapes and dtypes (zeros for floats, ones for integers)."""
+        import torch
+
+        tensors = []
+        for spec in self.io.inputs:
+            shape = spec.concrete(batch if spec.max_batch is None else 1)
+            dtype = getattr(torch, spec.dtype)
+            tensors.append(torch.zeros(shape, dtype=dtype) if spec.is_float else torch.ones(shape, dtype=dtype))
+        return tensors
 
 
 @dataclass
@@ -54,7 +79,7 @@ class OnnxModel:
     """An ONNX file on disk (inside the build's temporary directory)."""
 
     path: Path
-    input_spec: InputSpec
+    io: ModelIO
     lineage: list[dict[str, Any]] = field(default_factory=list)
 
     stage = Stage.ONNX
@@ -66,7 +91,7 @@ class NativeModel:
 
     model: Any
     format: str
-    input_spec: InputSpec
+    io: ModelIO
     lineage: list[dict[str, Any]] = field(default_factory=list)
 
     stage = Stage.NATIVE

@@ -21,81 +21,44 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-# ---------------------------------------------------------------- model sources
-class OnnxModelSource(StrictModel):
-    """An ONNX file, relative to the plan file. Only graph-level steps (e.g. quantization) apply."""
-
-    kind: Literal["onnx"] = "onnx"
-    path: str = Field(description="Path to the .onnx file, relative to the plan file.")
+# ---------------------------------------------------------------- model I/O declarations
+DTypeName = Literal["float32", "float16", "float64", "bfloat16", "int64", "int32", "int16", "int8", "uint8",
+                    "uint32", "uint64", "bool"]
 
 
-class TorchModelSource(StrictModel):
-    """A torch module built by a factory; edgecraft exports it to ONNX itself."""
+class InputDecl(StrictModel):
+    """What the plan says about one model input; every field is optional and completes the model's own I/O."""
 
-    kind: Literal["torch"] = "torch"
-    factory: str = Field(
-        description="'package.module:function' or 'file.py:function' (relative to the plan) returning an "
-        "nn.Module with its weights loaded.")
-    input_shape: list[int] = Field(min_length=1, description="Input shape with batch 1, e.g. [1, 3, 224, 224].")
-    input_name: str = "input"
-    output_name: str = "output"
-    dtype: Literal["float32"] = "float32"
-    opset: int = Field(18, ge=13, le=23, description="ONNX opset for the export.")
-    exporter: Literal["dynamo", "torchscript"] = Field(
-        "dynamo", description="torch.onnx exporter: 'dynamo' (torch.export based, maintained) or the legacy "
-        "'torchscript' one.")
+    shape: list[int | str] | None = Field(
+        None, description="Full shape; integers fix dimensions, a string keeps one symbolic (the batch axis), "
+        "e.g. [batch, 3, 320, 320] or [1, 64].")
+    dtype: DTypeName | None = Field(None, description="Element type (torch sources: default float32).")
+    batch_axis: int | None = Field(
+        None, description="The axis that carries samples (default: the axis of the model's batch symbol, else 0); "
+        "null for an input without one (a scalar, a fixed state).")
 
-    @field_validator("factory")
+    @field_validator("shape")
     @classmethod
-    def _factory_has_colon(cls, value: str) -> str:
-        if ":" not in value or not all(value.split(":", 1)):
-            raise ValueError("expected 'package.module:function' or 'file.py:function'")
-        return value
-
-    @field_validator("input_shape")
-    @classmethod
-    def _positive_dims(cls, value: list[int]) -> list[int]:
-        if any(d <= 0 for d in value):
-            raise ValueError("every dimension must be a positive integer")
+    def _positive_dims(cls, value: list[int | str] | None) -> list[int | str] | None:
+        if value is not None and any(isinstance(d, int) and d <= 0 for d in value):
+            raise ValueError("every fixed dimension must be a positive integer (use a name for a symbolic one)")
         return value
 
 
-ModelSource = Annotated[OnnxModelSource | TorchModelSource, Field(discriminator="kind")]
+class SourceParams(StrictModel):
+    """Base of every model source kind's params (built-in and plugin): its ``kind`` and the I/O overrides."""
+
+    kind: str
+    inputs: dict[str, InputDecl] = Field(
+        default_factory=dict, description="Per-input shape/dtype/batch_axis; fixes symbolic dimensions of the "
+        "model's inputs (unlisted inputs keep what the model says).")
 
 
-# ---------------------------------------------------------------- datasets
-class DigitsDataset(StrictModel):
-    """scikit-learn's bundled handwritten digits (1797 images, 8×8, 10 classes), offline."""
+class DatasetParams(StrictModel):
+    """Base of every dataset kind's params (built-in and plugin)."""
 
-    kind: Literal["digits"] = "digits"
-    split: Literal["train", "test", "all"] = "test"
-    image_size: int = Field(32, ge=8, le=64, description="Images are resized (bilinear) to this side length.")
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    layout: Literal["image", "flat"] = Field("image", description="'image': (n, 1, size, size); "
-                                             "'flat': (n, size*size) for MLPs.")
-    seed: int = 0
-    max_samples: int | None = Field(None, ge=1)
-
-
-class NpzDataset(StrictModel):
-    """A .npz file with an inputs array and (optionally) a labels array."""
-
-    kind: Literal["npz"] = "npz"
-    path: str = Field(description="Path to the .npz file, relative to the plan file.")
-    inputs: str = Field("x", description="Key of the inputs array (first axis is the sample axis).")
-    labels: str | None = Field("y", description="Key of the integer labels array, or null for unlabeled data.")
-    max_samples: int | None = Field(None, ge=1)
-
-
-class FactoryDataset(StrictModel):
-    """A 'module:function' (or 'file.py:function') returning (inputs, labels_or_None) as numpy arrays."""
-
-    kind: Literal["factory"] = "factory"
-    factory: str
-    max_samples: int | None = Field(None, ge=1)
-
-
-DatasetSpec = Annotated[DigitsDataset | NpzDataset | FactoryDataset, Field(discriminator="kind")]
+    kind: str
+    max_samples: int | None = Field(None, ge=1, description="Keep only the first N samples.")
 
 
 # ---------------------------------------------------------------- steps and targets
@@ -196,6 +159,9 @@ class EvaluationSpec(StrictModel):
 
     dataset: str | None = Field(None, description="Name of a dataset in `data`; required by accuracy contracts.")
     metrics: list[str] = Field(default_factory=lambda: ["top1"])
+    output: str | None = Field(None, description="The model output top1/agreement/cosine read (default: the first).")
+    allow_non_finite: bool = Field(False, description="Accept NaN/Inf in the model's outputs (only for a metric "
+                                   "that expects them); otherwise they are an error naming the output.")
     batch_size: int = Field(64, ge=1)
 
 
@@ -256,11 +222,13 @@ class CompressionPlan(StrictModel):
 
     schema_id: Literal["edgecraft.plan/v1"] = Field(PLAN_SCHEMA_ID, alias="schema")
     name: str = "edgecraft-plan"
-    model: ModelSource
+    model: dict[str, Any] | SerializeAsAny[SourceParams] = Field(
+        description="The model source: {kind: onnx|torch|huggingface|<plugin kind>, ...} (validated by that kind).")
     steps: list[StepSpec] = Field(default_factory=list)
     targets: list[TargetSpec] = Field(min_length=1)
     contracts: list[Contract] = Field(default_factory=list)
-    data: dict[str, DatasetSpec] = Field(default_factory=dict)
+    data: dict[str, dict[str, Any] | SerializeAsAny[DatasetParams]] = Field(
+        default_factory=dict, description="Named datasets: {kind: digits|npz|factory|text|image-folder|<plugin kind>, ...}.")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     latency: LatencySpec = Field(default_factory=LatencySpec)
     gate: GateSpec = Field(default_factory=GateSpec)

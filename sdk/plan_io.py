@@ -157,6 +157,8 @@ def validate_plan(data: Any, registry: Registry, *, source: str = "plan") -> Com
         data = data.model_dump(by_alias=True, mode="python")
         data["steps"] = [{**s, "params": _as_dict(s.get("params", {}))} for s in data.get("steps", [])]
         data["targets"] = [{**t, "options": _as_dict(t.get("options", {}))} for t in data.get("targets", [])]
+        data["model"] = _as_dict(data.get("model"))
+        data["data"] = {k: _as_dict(v) for k, v in data.get("data", {}).items()}
     if not isinstance(data, dict):
         raise PlanValidationError(f"{source}: a plan must be a mapping with keys model, steps, targets, ... "
                                   f"(got {type(data).__name__})")
@@ -167,6 +169,7 @@ def validate_plan(data: Any, registry: Registry, *, source: str = "plan") -> Com
         raise PlanValidationError(f"{source}: {len(lines)} problem(s) in the plan\n  " + "\n  ".join(lines)) from exc
 
     problems: list[str] = []
+    problems += _validate_kinds(plan, registry, source)
     for i, step in enumerate(plan.steps):
         if step.strategy not in registry.strategies:
             problems.append(f"{source}: steps[{i}].strategy = {step.strategy!r}: unknown strategy; installed: "
@@ -201,6 +204,41 @@ def validate_plan(data: Any, registry: Registry, *, source: str = "plan") -> Com
     if problems:
         raise PlanValidationError(f"{source}: {len(problems)} problem(s) in the plan\n  " + "\n  ".join(problems))
     return plan
+
+
+def _validate_kinds(plan: CompressionPlan, registry: Registry, source: str) -> list[str]:
+    """Second pass for the model source and the datasets: each validated by its kind's own params model."""
+    problems: list[str] = []
+    raw_model = _as_dict(plan.model)
+    kind = raw_model.get("kind")
+    if not isinstance(kind, str):
+        problems.append(f"{source}: model.kind is missing; installed kinds: {', '.join(sorted(registry.model_sources))}")
+    elif kind not in registry.model_sources:
+        problems.append(f"{source}: model.kind = {kind!r}: unknown model source kind; installed kinds: "
+                        f"{', '.join(sorted(registry.model_sources)) or 'none'}")
+    else:
+        model = registry.model_sources[kind].obj.params_model
+        try:
+            plan.model = model.model_validate(raw_model)
+        except ValidationError as exc:
+            problems += format_validation_error(exc, source=source, prefix=("model",), model=model, data=raw_model)
+    for name in list(plan.data):
+        raw = _as_dict(plan.data[name])
+        kind = raw.get("kind")
+        if not isinstance(kind, str):
+            problems.append(f"{source}: data.{name}.kind is missing; installed kinds: "
+                            f"{', '.join(sorted(registry.dataset_kinds))}")
+            continue
+        if kind not in registry.dataset_kinds:
+            problems.append(f"{source}: data.{name}.kind = {kind!r}: unknown dataset kind; installed kinds: "
+                            f"{', '.join(sorted(registry.dataset_kinds)) or 'none'}")
+            continue
+        model = registry.dataset_kinds[kind].obj.params_model
+        try:
+            plan.data[name] = model.model_validate(raw)
+        except ValidationError as exc:
+            problems += format_validation_error(exc, source=source, prefix=("data", name), model=model, data=raw)
+    return problems
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

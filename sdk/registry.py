@@ -58,6 +58,10 @@ class Registry:
     targets: dict[str, Provided] = field(default_factory=dict)
     metrics: dict[str, Provided] = field(default_factory=dict)
     devices: dict[str, Provided] = field(default_factory=dict)
+    #: model.kind -> ModelSourceKind class
+    model_sources: dict[str, Provided] = field(default_factory=dict)
+    #: data.<name>.kind -> DatasetKind class
+    dataset_kinds: dict[str, Provided] = field(default_factory=dict)
     _backend_instances: dict[str, Backend] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ lookups
@@ -87,6 +91,23 @@ class Registry:
             raise InputError(f"{where}: unknown metric {name!r}; registered metrics: "
                              f"{', '.join(sorted(self.metrics))}")
         return self.metrics[name].obj
+
+    def model_source(self, kind: str, *, where: str = "model.kind") -> Any:
+        """An instance of the model source kind ``kind``; unknown kinds list the installed ones."""
+        if kind not in self.model_sources:
+            raise InputError(f"{where} = {kind!r}: unknown model source kind; installed kinds: "
+                             f"{', '.join(sorted(self.model_sources)) or 'none'}",
+                             hint="`edgecraft plugins` lists what is installed; huggingface needs "
+                                  "pip install 'edgecraft[huggingface]'")
+        return self.model_sources[kind].obj()
+
+    def dataset_kind(self, kind: str, *, where: str = "data.kind") -> Any:
+        """An instance of the dataset kind ``kind``; unknown kinds list the installed ones."""
+        if kind not in self.dataset_kinds:
+            raise InputError(f"{where} = {kind!r}: unknown dataset kind; installed kinds: "
+                             f"{', '.join(sorted(self.dataset_kinds)) or 'none'}",
+                             hint="`edgecraft plugins` lists what is installed")
+        return self.dataset_kinds[kind].obj()
 
     def provenance_of_strategy(self, name: str) -> Provenance:
         return self.strategies[name].provenance
@@ -156,7 +177,7 @@ def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str
     """Call one registration hook plugin by plugin, attributing what each registers."""
     table: dict[str, Provided] = {
         "strategy": registry.strategies, "backend": registry.backends, "metric": registry.metrics,
-        "device": registry.devices,
+        "device": registry.devices, "model source": registry.model_sources, "dataset kind": registry.dataset_kinds,
     }[kind]
     caller = getattr(registry.plugin_manager.hook, hook_name)
     for impl in reversed(caller.get_hookimpls()):
@@ -222,6 +243,22 @@ def _accept_device(obj: Any, prov: Provenance) -> list[Provided]:
     return [Provided(obj.name, "device", obj, prov, obj.summary)]
 
 
+def _accept_kind(base_module: str, base_name: str, kind_label: str) -> Callable[[Any, Provenance], list[Provided]]:
+    def accept(obj: Any, prov: Provenance) -> list[Provided]:
+        import importlib
+
+        base = getattr(importlib.import_module(base_module), base_name)
+        if not (isinstance(obj, type) and issubclass(obj, base)):
+            raise PluginError(f"plugin {prov.plugin!r} ({prov.distribution}) registered {obj!r}, which is not a "
+                              f"subclass of {base_module}.{base_name}")
+        for attr in ("kind", "params_model"):
+            if not hasattr(obj, attr):
+                raise PluginError(f"{kind_label} {obj.__name__} from {prov} does not set the class attribute {attr!r}")
+        return [Provided(obj.kind, kind_label, obj, prov, obj.summary)]
+
+    return accept
+
+
 def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Iterable[Any] = (),
                    load_entry_points: bool = True) -> Registry:
     """Create the plugin manager and collect strategies, backends, targets and metrics.
@@ -248,6 +285,7 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
         raise PluginError(f"a plugin implements a hook that edgecraft does not define (misspelled?): {exc}",
                           hint="hooks are named edgecraft_register_strategies, edgecraft_register_backends, "
                                "edgecraft_register_metrics, edgecraft_register_devices, "
+                               "edgecraft_register_model_sources, edgecraft_register_datasets, "
                                "edgecraft_run_started, edgecraft_target_finished, edgecraft_report_ready") from exc
 
     registry = Registry(pm)
@@ -255,6 +293,10 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
     _collect(registry, "edgecraft_register_backends", "backend", provenance, _accept_backend)
     _collect(registry, "edgecraft_register_metrics", "metric", provenance, _accept_metric)
     _collect(registry, "edgecraft_register_devices", "device", provenance, _accept_device)
+    _collect(registry, "edgecraft_register_model_sources", "model source", provenance,
+             _accept_kind("edgecraft.model_source", "ModelSourceKind", "model source"))
+    _collect(registry, "edgecraft_register_datasets", "dataset kind", provenance,
+             _accept_kind("edgecraft.datasets", "DatasetKind", "dataset kind"))
     for backend_name, provided in registry.backends.items():
         try:
             infos = registry.backend(backend_name).targets()

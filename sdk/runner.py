@@ -21,7 +21,7 @@ from edgecraft.builder import TargetPipeline
 from edgecraft.compiler import CompiledPlan, compile_plan
 from edgecraft.context import TargetView
 from edgecraft.contracts import Verdict, judge_accuracy, judge_size
-from edgecraft.datasets import DatasetStore
+from edgecraft.datasets import DatasetContext, DatasetStore
 from edgecraft.errors import CompileError, InputError
 from edgecraft.gate import (
     BASELINE,
@@ -59,17 +59,29 @@ class RunInputs:
 
 
 def prepare(plan: CompressionPlan, registry: Registry, base_dir: Path) -> RunInputs:
-    return RunInputs(plan, registry, base_dir, ModelSourceLoader(plan.model, base_dir),
-                    DatasetStore(plan.data, base_dir))
+    """The model loader and dataset store of a run, each bound to the kind plugin that registered it."""
+    source_kind = registry.model_source(plan.model.kind)
+    loader = ModelSourceLoader(source_kind, plan.model, base_dir)  # type: ignore[arg-type]
+    kinds = {spec.kind: registry.dataset_kind(spec.kind, where=f"data.{name}.kind")  # type: ignore[union-attr]
+             for name, spec in plan.data.items()}
+    store = DatasetStore(plan.data, kinds, DatasetContext(base_dir, plan.model, loader.io))  # type: ignore[arg-type]
+    return RunInputs(plan, registry, base_dir, loader, store)
 
 
 def compile_all(run: RunInputs, labels: list[str]) -> dict[str, CompiledPlan]:
     """Compile every requested target; also check data shapes and emulated-latency contracts."""
     compiled = {label: compile_plan(run.plan, label, run.registry, loader=run.loader, datasets=run.datasets)
                 for label in labels}
-    spec = run.loader.input_spec()
+    io = run.loader.io()
     if run.plan.evaluation.dataset is not None:
-        run.datasets.get(run.plan.evaluation.dataset).check_fits(spec.shape)
+        run.datasets.bound(run.plan.evaluation.dataset)  # every input fed, shapes and dtypes checked
+        if io.outputs:
+            io.output_index(run.plan.evaluation.output)
+    for i, contract in enumerate(run.plan.contracts):
+        if isinstance(contract, AccuracyContract) and contract.metric not in run.plan.evaluation.metrics:
+            raise InputError(f"contracts[{i}] ({contract.describe_bound()}) needs metric {contract.metric!r}, which "
+                             f"is not in evaluation.metrics ({run.plan.evaluation.metrics})",
+                             hint=f"add {contract.metric} to evaluation.metrics")
     for label, cp in compiled.items():
         emulated = _target_view(run.plan, run.registry, cp).emulated
         for contract in run.plan.contracts_for(label):
@@ -175,8 +187,7 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
             comp_metrics, _ = pipe.session_metrics(sessions[COMPRESSED], "compressed")
             if ref_side is not None and ref_side.remeasured:
                 ref_side.metrics, _ = pipe.session_metrics(sessions[REFERENCE], "reference")
-        feeds = latency_feeds(sessions[BASELINE], tuple(compiled.input_shape), plan.latency.batch_size,
-                              plan.latency.seed, dataset)
+        feeds = latency_feeds(run.loader.io(), plan.latency.batch_size, plan.latency.seed, pipe.eval_data())
         timer = InterleavedTimer(sessions, feeds, plan.latency, progress=progress)
         timer.take(plan.latency.rounds)
 

@@ -1,0 +1,40 @@
+"""``model: {kind: onnx, path: m.onnx, inputs: {...}}``: an ONNX file exported by any tool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from edgecraft.model_source import ModelSourceKind, SourceContext, check_onnx_file
+from edgecraft.modelio import ModelIO, io_from_onnx
+from edgecraft.models import OnnxModel, Stage
+from edgecraft.plan import SourceParams
+from pydantic import Field
+
+
+class OnnxSourceParams(SourceParams):
+    """An ONNX file, relative to the plan file. Only graph-level steps (e.g. quantization) apply."""
+
+    kind: Literal["onnx"] = "onnx"
+    path: str = Field(description="Path to the .onnx file, relative to the plan file.")
+
+
+class OnnxFileSource(ModelSourceKind):
+    kind = "onnx"
+    params_model = OnnxSourceParams
+    summary = "An ONNX file (any exporter, any opset >= 7); its inputs, dtypes and symbolic dims are read from it."
+    stage = Stage.ONNX
+
+    def _path(self, params: OnnxSourceParams, ctx: SourceContext) -> Path:
+        return (ctx.base_dir / params.path).resolve()
+
+    def io(self, params: OnnxSourceParams, ctx: SourceContext) -> ModelIO:  # type: ignore[override]
+        path = self._path(params, ctx)
+        cached = ctx.extras.get(("onnx-io", str(path)))
+        if cached is None:
+            cached = io_from_onnx(check_onnx_file(path, where="model.path"), where="model.path")
+            ctx.extras[("onnx-io", str(path))] = cached
+        return cached
+
+    def load(self, params: OnnxSourceParams, io: ModelIO, ctx: SourceContext) -> OnnxModel:  # type: ignore[override]
+        return OnnxModel(self._path(params, ctx), io)
