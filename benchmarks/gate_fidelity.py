@@ -69,10 +69,11 @@ def build_variant(extra_layers: int) -> Any:
 
 def export(model: Any, path: Path) -> None:
     from edgecraft.model_source import export_onnx
-    from edgecraft.models import InputSpec, TorchModel
+    from edgecraft.models import TorchModel
+    from edgecraft.modelio import ModelIO
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    export_onnx(TorchModel(model, InputSpec("input", (1, 1, 32, 32))), path)
+    export_onnx(TorchModel(model, ModelIO.single("input", (1, 1, 32, 32))), path)
 
 
 def calibrate(work: Path, candidates: list[int], rounds: int, threads: int) -> tuple[int, dict[int, float]]:

@@ -125,7 +125,8 @@ class ModelSourceLoader:
             io.check_concrete()
             handle = self.source_kind.load(self.params, io, self.ctx)
             if isinstance(handle, TorchModel):
-                check_torch_runs(handle)
+                check_torch_runs(handle, field="model.input_shape" if getattr(self.params, "input_shape", None)
+                                 else "model.inputs")
             self._handle = handle
         return self._handle
 
@@ -157,7 +158,7 @@ class ModelSourceLoader:
         return self.source_kind.export_options(self.params)
 
 
-def check_torch_runs(handle: TorchModel) -> None:
+def check_torch_runs(handle: TorchModel, *, field: str = "model.inputs") -> None:
     """Run the module once on stand-in inputs of its declared I/O, so a wrong declaration fails here."""
     import torch
 
@@ -168,7 +169,7 @@ def check_torch_runs(handle: TorchModel) -> None:
             result = handle.module(*feeds)
     except Exception as exc:
         shapes = {t.name: list(t.concrete(1)) for t in handle.io.inputs}
-        raise InputError(f"model.inputs: the torch model does not accept inputs {shapes}: "
+        raise InputError(f"{field}: the torch model does not accept inputs {shapes}: "
                          f"{type(exc).__name__}: {str(exc)[:300]}") from exc
     outputs = result if isinstance(result, tuple | list) else (result,)
     if not all(isinstance(o, torch.Tensor) for o in outputs):

@@ -108,6 +108,13 @@ class ModelIO:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...] = field(default_factory=tuple)
 
+    @classmethod
+    def single(cls, name: str, shape: tuple[int, ...] | list[int], *, dtype: str = "float32",
+               output: str = "output") -> ModelIO:
+        """One input whose leading axis is a symbolic batch (``shape`` given with batch 1), one output."""
+        return cls((TensorSpec(name, dtype, ("batch", *tuple(shape)[1:]), 0),),
+                   (TensorSpec(output, "float32", ("batch",), 0),))
+
     @property
     def input_names(self) -> list[str]:
         return [t.name for t in self.inputs]

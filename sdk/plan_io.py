@@ -241,6 +241,17 @@ def _validate_kinds(plan: CompressionPlan, registry: Registry, source: str) -> l
     return problems
 
 
+def ensure_kinds(plan: CompressionPlan, registry: Registry, *, source: str = "plan") -> None:
+    """Type ``plan.model`` and ``plan.data`` with their kinds' params (plans built in Python skip load_plan)."""
+    from edgecraft.plan import DatasetParams, SourceParams
+
+    if isinstance(plan.model, SourceParams) and all(isinstance(d, DatasetParams) for d in plan.data.values()):
+        return
+    problems = _validate_kinds(plan, registry, source)
+    if problems:
+        raise PlanValidationError(f"{source}: {len(problems)} problem(s) in the plan\n  " + "\n  ".join(problems))
+
+
 def _as_dict(value: Any) -> dict[str, Any]:
     return value.model_dump(mode="python") if isinstance(value, BaseModel) else dict(value or {})
 

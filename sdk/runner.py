@@ -60,6 +60,9 @@ class RunInputs:
 
 def prepare(plan: CompressionPlan, registry: Registry, base_dir: Path) -> RunInputs:
     """The model loader and dataset store of a run, each bound to the kind plugin that registered it."""
+    from edgecraft.plan_io import ensure_kinds
+
+    ensure_kinds(plan, registry)
     source_kind = registry.model_source(plan.model.kind)
     loader = ModelSourceLoader(source_kind, plan.model, base_dir)  # type: ignore[arg-type]
     kinds = {spec.kind: registry.dataset_kind(spec.kind, where=f"data.{name}.kind")  # type: ignore[union-attr]

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 from edgecraft.datasets import load_dataset
-from edgecraft.plan import DigitsDataset
+from edgecraft.datasources.digits import DigitsParams as DigitsDataset
 from torch import nn
 
 try:

@@ -54,6 +54,42 @@ def cpu_has_vnni() -> bool:
     return "avx512_vnni" in flags or "avx_vnni" in flags
 
 
+#: Per-channel QDQ writes ``DequantizeLinear(axis=...)``, which needs opset 13; models from the wild
+#: (PaddleOCR, older exporters) are often at opset 11 or 12.
+MIN_QDQ_OPSET = 13
+
+
+def upgrade_opset(src: Path, dst: Path, minimum: int = MIN_QDQ_OPSET) -> tuple[Path, str | None]:
+    """Convert ``src`` to ``minimum`` with onnx's version converter when its default-domain opset is lower.
+
+    Returns the file to use and a note for the step's details (None when nothing was done). If the
+    converter cannot convert the graph, the original is returned with a note; the caller then
+    falls back to per-tensor quantization, which opset 10+ can express.
+    """
+    import onnx
+    from onnx import version_converter
+
+    proto = onnx.load(str(src))
+    current = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), minimum)
+    if current >= minimum:
+        return src, None
+    try:
+        converted = version_converter.convert_version(proto, minimum)
+        onnx.checker.check_model(converted)
+        onnx.save(converted, str(dst))
+    except Exception as exc:
+        return src, (f"opset {current} could not be upgraded to {minimum} ({type(exc).__name__}: "
+                     f"{str(exc).splitlines()[0][:200] if str(exc) else ''})")
+    return dst, f"opset upgraded {current} -> {minimum} (onnx version converter) for per-channel QDQ"
+
+
+def opset_of(path: Path) -> int:
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
 def preprocess(src: Path, dst: Path) -> tuple[Path, str]:
     """``quant_pre_process`` (optimization + shape inference); returns the file to quantize and a note.
 
@@ -62,13 +98,14 @@ def preprocess(src: Path, dst: Path) -> tuple[Path, str]:
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    last: Exception | None = None
     for skip_symbolic in (False, True):
         try:
             quant_pre_process(str(src), str(dst), skip_symbolic_shape=skip_symbolic)
             return dst, "quant_pre_process" + (" (skip_symbolic_shape)" if skip_symbolic else "")
         except Exception as exc:
             last = exc
-    return src, f"quant_pre_process failed ({type(last).__name__}: {last}); quantized the graph as exported"
+    return src, f"quant_pre_process failed ({type(last).__name__}: {str(last)[:200]}); quantized the graph as exported"
 
 
 def node_names(path: Path) -> list[tuple[str, str]]:
@@ -103,14 +140,12 @@ def match_keep_float(path: Path, patterns: list[str], op_types: list[str], where
 class _Reader:
     """``CalibrationDataReader`` over in-memory batches (subclassing is optional for ORT's calibrators)."""
 
-    def __init__(self, input_name: str, batches: list[np.ndarray]) -> None:
-        self._input = input_name
+    def __init__(self, batches: list[dict[str, np.ndarray]]) -> None:
         self._batches = batches
         self._it = iter(batches)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        batch = next(self._it, None)
-        return None if batch is None else {self._input: batch}
+        return next(self._it, None)
 
     def rewind(self) -> None:
         self._it = iter(self._batches)
@@ -122,7 +157,7 @@ def _qtype(name: str) -> Any:
     return {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}[name]
 
 
-def quantize(src: Path, dst: Path, config: OrtQuantConfig, *, input_name: str, batches: list[np.ndarray],
+def quantize(src: Path, dst: Path, config: OrtQuantConfig, *, batches: list[dict[str, np.ndarray]],
              exclude: list[str], calibration_cache: Path | None = None) -> Path:
     """Quantize ``src`` (already pre-processed) into ``dst``; ``exclude`` nodes stay in float.
 
@@ -141,7 +176,7 @@ def quantize(src: Path, dst: Path, config: OrtQuantConfig, *, input_name: str, b
     extra: dict[str, Any] = {}
     if config.calibration_method == "percentile":
         extra["CalibPercentile"] = config.percentile
-    quantize_static(str(src), str(dst), _Reader(input_name, batches), quant_format=QuantFormat.QDQ,
+    quantize_static(str(src), str(dst), _Reader(batches), quant_format=QuantFormat.QDQ,
                     per_channel=config.per_channel, reduce_range=config.reduce_range,
                     activation_type=_qtype(config.activation_type), weight_type=_qtype(config.weight_type),
                     nodes_to_exclude=list(exclude), calibrate_method=method, extra_options=extra,
@@ -186,7 +221,7 @@ def layer_groups(path: Path, skip: set[str]) -> list[list[str]]:
 
 
 def rank_sensitivity(float_path: Path, quantize_excluding: Callable[[list[str]], Path], groups: list[list[str]],
-                     batches: list[np.ndarray], input_name: str, threads: int) -> list[tuple[list[str], float]]:
+                     batches: list[dict[str, np.ndarray]], threads: int) -> list[tuple[list[str], float]]:
     """Layer groups ranked by how much returning each one alone to float reduces the output error.
 
     Measured on ONNX Runtime (the target runtime): the fully quantized model and one model per group
@@ -196,10 +231,10 @@ def rank_sensitivity(float_path: Path, quantize_excluding: Callable[[list[str]],
     evaluation. Hand-written because ``onnxruntime.quantization.qdq_loss_debug`` reports accumulated
     per-tensor error, which hides a layer whose damage only shows downstream (a range outlier).
     """
-    reference = _outputs(float_path, batches, input_name, threads)
+    reference = _outputs(float_path, batches, threads)
 
     def error(path: Path) -> float:
-        got = _outputs(path, batches, input_name, threads)
+        got = _outputs(path, batches, threads)
         return float(np.linalg.norm(got - reference) / max(float(np.linalg.norm(reference)), 1e-12))
 
     full = error(quantize_excluding([]))
@@ -207,11 +242,11 @@ def rank_sensitivity(float_path: Path, quantize_excluding: Callable[[list[str]],
     return sorted(scores, key=lambda item: item[1], reverse=True)
 
 
-def _outputs(path: Path, batches: list[np.ndarray], input_name: str, threads: int) -> np.ndarray:
+def _outputs(path: Path, batches: list[dict[str, np.ndarray]], threads: int) -> np.ndarray:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return np.concatenate([session.run(None, {input_name: b})[0] for b in batches], axis=0).astype(np.float64)
+    return np.concatenate([np.ravel(session.run(None, b)[0]) for b in batches], axis=0).astype(np.float64)

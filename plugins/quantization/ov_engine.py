@@ -64,7 +64,7 @@ def advanced_parameters(per_channel: bool, calibration_method: str) -> Any:
     return AdvancedQuantizationParameters(**kwargs)
 
 
-def quantize(model: Any, samples: list[np.ndarray], *, per_channel: bool, calibration_method: str,
+def quantize(model: Any, samples: list[dict[str, np.ndarray]], *, per_channel: bool, calibration_method: str,
              scope: Any) -> Any:
     import nncf
 
@@ -103,7 +103,8 @@ def _names_after_colon(message: str) -> list[str]:
     return [line.strip() for line in message.split(":", 1)[1].splitlines() if line.strip()]
 
 
-def quantize_with_accuracy_control(model: Any, samples: list[np.ndarray], *, eval_x: np.ndarray,
+def quantize_with_accuracy_control(model: Any, samples: list[dict[str, np.ndarray]], *,
+                                   eval_items: list[dict[str, np.ndarray]], output_index: int,
                                    metric_fn: Callable[[np.ndarray, np.ndarray], float],
                                    max_drop: float, relative: bool, per_channel: bool,
                                    calibration_method: str, scope: Any, max_iterations: int,
@@ -118,11 +119,11 @@ def quantize_with_accuracy_control(model: Any, samples: list[np.ndarray], *, eva
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
 
     validations: list[dict[str, Any]] = []
-    full = eval_x.shape[0]
+    full = len(eval_items)
 
     def validate(compiled: Any, items: Any) -> tuple[float, None]:
         outputs, indices = [], []
-        output = compiled.outputs[0]
+        output = compiled.outputs[output_index]
         for x, index in items:
             outputs.append(np.asarray(compiled(x)[output]))
             indices.append(index)
@@ -131,7 +132,7 @@ def quantize_with_accuracy_control(model: Any, samples: list[np.ndarray], *, eva
             validations.append({"value": value, "items": len(indices)})
         return value, None
 
-    items = [(eval_x[i:i + 1], i) for i in range(full)]
+    items = [(eval_items[i], i) for i in range(full)]
     capture = _Capture()
     logger = logging.getLogger("nncf")
     logger.addHandler(capture)

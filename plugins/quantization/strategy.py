@@ -191,7 +191,7 @@ class QuantizationStrategy(Strategy):
 
     def _apply_ort(self, p: QuantizationParams, model: OnnxModel, ctx: RunContext) -> StepResult:
         from edgecraft.plugins.quantization import ort_engine as eng
-        from edgecraft.plugins.quantization.calibration import as_batches, calibration_samples
+        from edgecraft.plugins.quantization.calibration import calibration_feeds
 
         where = self._where(ctx)
         out = ctx.step_dir()
@@ -199,37 +199,43 @@ class QuantizationStrategy(Strategy):
         calib = rank = None
         if p.mode == "static":
             assert p.calibration_dataset is not None
-            calib = calibration_samples(ctx, p.calibration_dataset, p.calibration_samples, model.input_spec)
+            calib = calibration_feeds(ctx, p.calibration_dataset, p.calibration_samples)
             rank = calib[: p.accuracy_aware.ranking_samples]
         elif active:
             name = p.calibration_dataset or ctx.plan.evaluation.dataset
             assert name is not None
-            rank = calibration_samples(ctx, name, p.accuracy_aware.ranking_samples, model.input_spec)
+            rank = calibration_feeds(ctx, name, p.accuracy_aware.ranking_samples)
+        source, opset_note = eng.upgrade_opset(model.path, out / "opset-upgraded.onnx")
+        per_channel = p.per_channel
+        if per_channel and eng.opset_of(source) < eng.MIN_QDQ_OPSET:
+            per_channel = False
+            opset_note = f"{opset_note}; fell back to per-tensor weights (per-channel QDQ needs opset 13)"
         ctx.progress.status(f"{ctx.step.where}: quant_pre_process")
-        pre, pre_note = eng.preprocess(model.path, out / "preprocessed.onnx")
+        pre, pre_note = eng.preprocess(source, out / "preprocessed.onnx")
         keep = eng.match_keep_float(pre, p.keep_float_layers, p.keep_float_ops, where)
-        config = eng.OrtQuantConfig(mode=p.mode, per_channel=p.per_channel, calibration_method=p.calibration_method,
+        config = eng.OrtQuantConfig(mode=p.mode, per_channel=per_channel, calibration_method=p.calibration_method,
                                     percentile=p.percentile, activation_type=p.activation_type,
                                     weight_type=p.weight_type, reduce_range=bool(p.reduce_range))
-        batches = as_batches(calib) if calib is not None else []
+        batches = calib if calib is not None else []
         counter = itertools.count()
         cache = out / "calibration-ranges.json"
 
         def quantize_to(extra: list[str]) -> Path:
             path = out / f"quantized-{next(counter)}.onnx"
-            eng.quantize(pre, path, config, input_name=model.input_spec.name, batches=batches,
+            eng.quantize(pre, path, config, batches=batches,
                          exclude=sorted({*keep, *extra}), calibration_cache=cache if p.mode == "static" else None)
             return path
 
         def build(extra: list[str]) -> OnnxModel:
             ctx.progress.status(f"{ctx.step.where}: quantizing ({len(keep) + len(extra)} node(s) kept in float)")
-            return OnnxModel(quantize_to(extra), model.input_spec,
+            return OnnxModel(quantize_to(extra), model.io,
                              [*model.lineage, {"step": ctx.step.label, "quantization": step_summary(p)}])
 
-        details: dict[str, Any] = {"mode": p.mode, "per_channel": p.per_channel,
+        details: dict[str, Any] = {"mode": p.mode, "per_channel": per_channel,
                                    "activation_type": p.activation_type, "weight_type": p.weight_type,
                                    "reduce_range": p.reduce_range, "preprocessing": pre_note,
-                                   "calibration_samples": 0 if calib is None else int(calib.shape[0]),
+                                   **({"opset": opset_note} if opset_note else {}),
+                                   "calibration_samples": 0 if calib is None else len(calib),
                                    "calibration_method": p.calibration_method if p.mode == "static" else None,
                                    "kept_float_by_params": keep}
         result_model = build([])
@@ -244,7 +250,6 @@ class QuantizationStrategy(Strategy):
                      quantize_to: Any, rank: Any, keep: list[str], details: dict[str, Any]) -> OnnxModel:
         from edgecraft.plugins.quantization import ort_engine as eng
         from edgecraft.plugins.quantization.accuracy import accuracy_contracts, restore_until_met
-        from edgecraft.plugins.quantization.calibration import as_batches
 
         assert ctx.baseline_metrics is not None
         baseline = ctx.baseline_metrics()
@@ -255,8 +260,7 @@ class QuantizationStrategy(Strategy):
             # Only when the fully quantized model misses the contract: one quantization per group.
             ctx.progress.status(f"{ctx.step.where}: ranking layers by sensitivity on onnxruntime")
             groups = eng.layer_groups(pre, set(keep))
-            ranking.extend(eng.rank_sensitivity(pre, quantize_to, groups, as_batches(rank), first.input_spec.name,
-                                                ctx.plan.latency.threads))
+            ranking.extend(eng.rank_sensitivity(pre, quantize_to, groups, rank, ctx.plan.latency.threads))
             return [group for group, _ in ranking]
 
         loop = restore_until_met(quantize=build, evaluate=ctx.evaluate, baseline=baseline, contracts=contracts,
@@ -272,7 +276,7 @@ class QuantizationStrategy(Strategy):
 
     def _apply_ov(self, p: QuantizationParams, model: NativeModel, ctx: RunContext) -> StepResult:
         from edgecraft.plugins.quantization import ov_engine as eng
-        from edgecraft.plugins.quantization.calibration import as_batches, calibration_samples
+        from edgecraft.plugins.quantization.calibration import calibration_feeds
 
         where = self._where(ctx)
         scope = eng.ignored_scope(model.model, p.keep_float_layers, p.keep_float_ops, where)
@@ -284,20 +288,20 @@ class QuantizationStrategy(Strategy):
             ctx.progress.status(f"{ctx.step.where}: nncf.compress_weights")
             quantized = eng.compress_weights(model.model, scope)
             details.update(ov_facts(quantized))
-            return StepResult(NativeModel(quantized, model.format, model.input_spec, lineage), details)
+            return StepResult(NativeModel(quantized, model.format, model.io, lineage), details)
         assert p.calibration_dataset is not None
-        calib = calibration_samples(ctx, p.calibration_dataset, p.calibration_samples, model.input_spec)
-        details.update(calibration_samples=int(calib.shape[0]), calibration_method=p.calibration_method)
+        calib = calibration_feeds(ctx, p.calibration_dataset, p.calibration_samples)
+        details.update(calibration_samples=len(calib), calibration_method=p.calibration_method)
         if p.accuracy_aware.enabled != "on":
             ctx.progress.status(f"{ctx.step.where}: nncf.quantize")
-            quantized = eng.quantize(model.model, as_batches(calib), per_channel=p.per_channel,
+            quantized = eng.quantize(model.model, calib, per_channel=p.per_channel,
                                      calibration_method=p.calibration_method, scope=scope)
             details["kept_float"] = p.keep_float_layers
             details.update(ov_facts(quantized))
-            return StepResult(NativeModel(quantized, model.format, model.input_spec, lineage), details)
+            return StepResult(NativeModel(quantized, model.format, model.io, lineage), details)
         quantized = self._accuracy_control_ov(p, model, ctx, calib, scope, details)
         details.update(ov_facts(quantized))
-        return StepResult(NativeModel(quantized, model.format, model.input_spec, lineage), details)
+        return StepResult(NativeModel(quantized, model.format, model.io, lineage), details)
 
     def _accuracy_control_ov(self, p: QuantizationParams, model: NativeModel, ctx: RunContext, calib: Any,
                              scope: Any, details: dict[str, Any]) -> Any:
@@ -305,7 +309,6 @@ class QuantizationStrategy(Strategy):
         from edgecraft.metrics import BUILTIN_METRICS
         from edgecraft.plugins.quantization import ov_engine as eng
         from edgecraft.plugins.quantization.accuracy import accuracy_contracts, contracts_hold
-        from edgecraft.plugins.quantization.calibration import as_batches
 
         assert ctx.baseline_metrics is not None and ctx.plan.evaluation.dataset is not None
         baseline = ctx.baseline_metrics()
@@ -315,14 +318,15 @@ class QuantizationStrategy(Strategy):
         if metric is None:
             raise InputError(f"{self._where(ctx)}: NNCF's accuracy control needs a built-in metric; "
                              f"{tight.metric!r} is not one", hint="use top1, top5, agreement or cosine")
-        data = ctx.dataset(ctx.plan.evaluation.dataset)
-        data.check_fits(model.input_spec.shape, model_label=f"the model of {ctx.step.where}")
+        data = ctx.feeds(ctx.plan.evaluation.dataset)
+        items = [data.feeds(slice(i, i + 1)) for i in range(len(data))]
+        output_index = ctx.io.output_index(ctx.plan.evaluation.output)
         reference = None
         if metric.needs_reference:
-            reference = _reference_outputs(model.model, data.x, ctx.plan.latency.threads)
+            reference = _reference_outputs(model.model, items, output_index, ctx.plan.latency.threads)
 
         def score(outputs: np.ndarray, indices: np.ndarray) -> float:
-            labels = None if data.y is None else data.y[indices]
+            labels = None if data.labels is None else data.labels[indices]
             ref = None if reference is None else reference[indices]
             return float(metric.compute(outputs, labels, ref))
 
@@ -335,12 +339,12 @@ class QuantizationStrategy(Strategy):
                                       "baseline": baseline[tight.metric], "left_for_quantization": budget}
         ctx.progress.status(f"{ctx.step.where}: nncf.quantize_with_accuracy_control (max drop {budget:.4g})")
         result = eng.quantize_with_accuracy_control(
-            model.model, as_batches(calib), eval_x=data.x, metric_fn=score, max_drop=budget,
+            model.model, calib, eval_items=items, output_index=output_index, metric_fn=score, max_drop=budget,
             relative=tight.relative, per_channel=p.per_channel, calibration_method=p.calibration_method,
             scope=scope, max_iterations=max(1, p.accuracy_aware.max_evaluations - 1),
             ranking_samples=p.accuracy_aware.ranking_samples)
         # NNCF validated in f32; confirm on the target exactly as configured (and as the report will measure).
-        final = ctx.evaluate(NativeModel(result.model, model.format, model.input_spec))
+        final = ctx.evaluate(NativeModel(result.model, model.format, model.io))
         met, drops = contracts_hold(contracts, baseline, final)
         steps: list[dict[str, Any]] = []
         vals = result.validations
@@ -375,15 +379,15 @@ def _remaining_budget(contract: Any, baseline: float, current: float, higher_is_
     return max(0.0, contract.max_drop - spent)
 
 
-def _reference_outputs(model: Any, x: Any, threads: int) -> Any:
+def _reference_outputs(model: Any, items: list[Any], output_index: int, threads: int) -> Any:
     """The float model's outputs on OpenVINO f32, the reference agreement/cosine metrics compare to."""
     import numpy as np
     import openvino as ov
 
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
                                                       "INFERENCE_NUM_THREADS": threads})
-    port = compiled.outputs[0]
-    return np.concatenate([np.asarray(compiled(x[i:i + 1])[port]) for i in range(x.shape[0])], axis=0)
+    port = compiled.outputs[output_index]
+    return np.concatenate([np.asarray(compiled(item)[port]) for item in items], axis=0)
 
 
 def step_summary(p: QuantizationParams) -> str:

@@ -45,7 +45,7 @@ class TwiceStrategy(Strategy):
             def forward(self, x):  # type: ignore[no-untyped-def]
                 return (self.a(x) + self.b(x)) * 0.5
 
-        return StepResult(TorchModel(Twice(model.module).eval(), model.input_spec, model.output_name), {})
+        return StepResult(model.with_module(Twice(model.module).eval()), {})
 
 
 @hookimpl

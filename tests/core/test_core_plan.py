@@ -9,7 +9,8 @@ import pytest
 import yaml
 from edgecraft.cli import main
 from edgecraft.errors import PlanValidationError
-from edgecraft.plan import CompressionPlan, StepSpec, TargetSpec, TorchModelSource
+from edgecraft.plan import CompressionPlan, StepSpec, TargetSpec
+from edgecraft.sources.torch_factory import TorchSourceParams as TorchModelSource
 from edgecraft.plan_io import load_plan, validate_plan
 from edgecraft.registry import build_registry
 
@@ -136,5 +137,25 @@ def test_missing_kind_lists_accepted_kinds(tmp_path: Path) -> None:
     with pytest.raises(PlanValidationError) as info:
         load_plan(_write(tmp_path, bad), build_registry())
     message = str(info.value)
-    assert "model: `kind` is missing; accepted kinds: onnx, torch" in message
-    assert "data.test: `kind` is missing; accepted kinds: digits, npz, factory" in message
+    assert "model.kind is missing; installed kinds: " in message and "onnx, torch" in message
+    assert "data.test.kind is missing; installed kinds: digits, factory, npz" in message
+
+
+def test_unknown_kinds_list_the_installed_ones(tmp_path: Path) -> None:
+    bad = {**EXAMPLE, "model": {"kind": "tflite", "path": "m.tflite"},
+           "data": {"test": {"kind": "csv", "path": "x.csv"}}}
+    with pytest.raises(PlanValidationError) as info:
+        load_plan(_write(tmp_path, bad), build_registry())
+    message = str(info.value)
+    assert "model.kind = 'tflite': unknown model source kind; installed kinds:" in message
+    assert "data.test.kind = 'csv': unknown dataset kind; installed kinds: digits" in message
+
+
+def test_kind_params_are_strict_and_named(tmp_path: Path) -> None:
+    bad = {**EXAMPLE, "model": {**EXAMPLE["model"], "input_shap": [1, 1, 32, 32]},
+           "data": {"test": {"kind": "digits", "split": "test", "imagesize": 8}}}
+    with pytest.raises(PlanValidationError) as info:
+        load_plan(_write(tmp_path, bad), build_registry())
+    message = str(info.value)
+    assert "model.input_shap: Extra inputs are not permitted" in message
+    assert "data.test.imagesize: Extra inputs are not permitted" in message

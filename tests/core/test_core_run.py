@@ -170,15 +170,16 @@ def test_torch_step_on_onnx_model_is_compile_error(workdir: Path, testing_plugin
     import importlib.util
 
     from edgecraft.model_source import export_onnx
-    from edgecraft.models import InputSpec, TorchModel
+    from edgecraft.models import TorchModel
+    from edgecraft.modelio import ModelIO
     spec = importlib.util.spec_from_file_location("ex_model", workdir / "model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    export_onnx(TorchModel(module.build(), InputSpec("input", (1, 1, 32, 32))), workdir / "m.onnx")
+    export_onnx(TorchModel(module.build(), ModelIO.single("input", (1, 1, 32, 32))), workdir / "m.onnx")
     plan = plan_dict(model={"kind": "onnx", "path": "m.onnx"}, steps=[{"strategy": "test-noise"}])
     code, _ = run_cli(workdir, plan)
     assert code == 2
-    assert "works on a torch model, but the plan's model is an ONNX file" in capsys.readouterr().err
+    assert "works on a torch model, but the plan's model (onnx) is an ONNX graph" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -188,12 +189,13 @@ def test_onnx_source_with_npz_and_factory_data(workdir: Path) -> None:
 
     from edgecraft.datasets import load_dataset
     from edgecraft.model_source import export_onnx
-    from edgecraft.models import InputSpec, TorchModel
-    from edgecraft.plan import DigitsDataset
+    from edgecraft.models import TorchModel
+    from edgecraft.modelio import ModelIO
+    from edgecraft.datasources.digits import DigitsParams as DigitsDataset
     spec = importlib.util.spec_from_file_location("ex_model2", workdir / "model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    export_onnx(TorchModel(module.build(), InputSpec("input", (1, 1, 32, 32))), workdir / "m.onnx")
+    export_onnx(TorchModel(module.build(), ModelIO.single("input", (1, 1, 32, 32))), workdir / "m.onnx")
     data = load_dataset("t", DigitsDataset(split="test", max_samples=64), workdir)
     np.savez(workdir / "digits.npz", x=data.x, y=data.y)
     (workdir / "data_factory.py").write_text(

@@ -185,11 +185,12 @@ def example_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("the bundled digits weights are not in this checkout")
     from edgecraft.loading import load_callable
     from edgecraft.model_source import export_onnx
-    from edgecraft.models import InputSpec, TorchModel
+    from edgecraft.models import TorchModel
+    from edgecraft.modelio import ModelIO
 
     module = load_callable("model.py:build", EXAMPLE, field="model.factory")()
     path = tmp_path_factory.mktemp("example") / "digits.onnx"
-    export_onnx(TorchModel(module, InputSpec("input", (1, 1, 32, 32))), path, opset=18, exporter="dynamo")
+    export_onnx(TorchModel(module, ModelIO.single("input", (1, 1, 32, 32))), path, opset=18, exporter="dynamo")
     return path
 
 
@@ -197,7 +198,7 @@ def example_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_bundled_example_matches_onnxruntime(example_onnx: Path, tmp_path: Path) -> None:
     import onnxruntime as ort
     from edgecraft.datasets import load_dataset
-    from edgecraft.plan import DigitsDataset
+    from edgecraft.datasources.digits import DigitsParams as DigitsDataset
 
     data = load_dataset("test", DigitsDataset(split="test", image_size=32, max_samples=64), EXAMPLE)
     reference = ort.InferenceSession(str(example_onnx), providers=["CPUExecutionProvider"])

@@ -132,26 +132,30 @@ def test_openvino_refuses_what_nncf_cannot_do(registry: Any, params: dict[str, A
 
 # ---------------------------------------------------------------- calibration data checks (run time)
 class _Ctx:
-    """The slice of RunContext that calibration_samples uses."""
+    """The slice of RunContext that calibration_feeds uses: a dataset bound to a one-input model."""
 
     def __init__(self, x: np.ndarray) -> None:
         from types import SimpleNamespace
 
-        from edgecraft.datasets import Dataset
+        from edgecraft.datasets import Dataset, make_dataset
+        from edgecraft.modelio import ModelIO
 
-        self._data = Dataset("calib", x, None)
+        io = ModelIO.single("input", (1, 1, 8, 8))
+        self._x = x
+        self._io = io
+        self._make = lambda: make_dataset("calib", {"x": x}, None) if len(x) else Dataset("calib", {"x": x}, None)
         self.step = SimpleNamespace(where="steps[0] (int8)")
         self.target = SimpleNamespace(label="ort-cpu")
 
-    def dataset(self, name: str) -> Any:
-        return self._data
+    def feeds(self, name: str) -> Any:
+        return self._make().bind(self._io)
 
 
 def _samples(x: np.ndarray) -> np.ndarray:
-    from edgecraft.models import InputSpec
-    from edgecraft.plugins.quantization.calibration import calibration_samples
+    from edgecraft.plugins.quantization.calibration import calibration_feeds
 
-    return calibration_samples(_Ctx(x), "calib", 16, InputSpec("input", (1, 1, 8, 8)))  # type: ignore[arg-type]
+    feeds = calibration_feeds(_Ctx(x), "calib", 16)  # type: ignore[arg-type]
+    return np.concatenate([f["input"] for f in feeds], axis=0)
 
 
 def test_empty_calibration_set_names_the_step() -> None:

@@ -42,4 +42,4 @@ class Fp16WeightsStrategy(Strategy):
         details = {"converted": len(report.converted), "kept_small": report.kept_small,
                    "kept_overflow": report.kept_overflow, "weight_bytes_before": report.bytes_before,
                    "weight_bytes_after": report.bytes_after, "max_abs_rounding_error": report.max_abs_error}
-        return StepResult(OnnxModel(out, model.input_spec, [*model.lineage, {"fp16-weights": details}]), details)
+        return StepResult(OnnxModel(out, model.io, [*model.lineage, {"fp16-weights": details}]), details)
