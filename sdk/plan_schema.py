@@ -45,6 +45,15 @@ def plan_json_schema(registry: Registry) -> dict[str, Any]:
             "required": ["target"],
             "additionalProperties": False,
         })
+    source_variants = [_inline(p.obj.params_model.model_json_schema(ref_template="#/$defs/{model}"), defs)
+                       for _, p in sorted(registry.model_sources.items())]
+    if source_variants:
+        schema["properties"]["model"] = {"oneOf": source_variants, "description": "The model source (by kind)."}
+    dataset_variants = [_inline(p.obj.params_model.model_json_schema(ref_template="#/$defs/{model}"), defs)
+                        for _, p in sorted(registry.dataset_kinds.items())]
+    if dataset_variants:
+        schema["properties"]["data"] = {"type": "object", "additionalProperties": {"oneOf": dataset_variants},
+                                        "description": "Named datasets (by kind)."}
     if step_variants:
         schema["properties"]["steps"] = {"type": "array", "items": {"oneOf": step_variants}}
     if target_variants:
