@@ -59,15 +59,15 @@ def text_like_images(n: int, size: int, seed: int) -> np.ndarray:
 
 def test_ocr_text_detector_opset12_symbolic_dims_int8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     det = package_file("rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx")
-    np.savez(tmp_path / "calib.npz", x=text_like_images(8, 192, 0))
-    np.savez(tmp_path / "eval.npz", x=text_like_images(8, 192, 1))
+    np.savez(tmp_path / "calib.npz", x=text_like_images(16, 320, 0))
+    np.savez(tmp_path / "eval.npz", x=text_like_images(8, 320, 1))
     plan = {
-        "name": "ocr-det", "model": {"kind": "onnx", "path": str(det), "inputs": {"x": {"shape": ["batch", 3, 192, 192]}}},
+        "name": "ocr-det", "model": {"kind": "onnx", "path": str(det), "inputs": {"x": {"shape": ["batch", 3, 320, 320]}}},
         "data": {"calib": {"kind": "npz", "path": "calib.npz", "labels": None},
                  "eval": {"kind": "npz", "path": "eval.npz", "labels": None}},
         "evaluation": {"dataset": "eval", "metrics": ["cosine"], "batch_size": 4},
         "steps": [{"strategy": "quantization", "params": {"mode": "static", "calibration_dataset": "calib",
-                                                          "calibration_samples": 8}}],
+                                                          "calibration_samples": 16}}],
         "latency": FAST_LATENCY, "targets": ["ort-cpu"],
         "contracts": [{"kind": "accuracy", "metric": "cosine", "max_drop": 0.05},
                       {"kind": "size", "min_ratio": 2.0}],
