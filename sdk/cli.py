@@ -135,13 +135,22 @@ def compile_command(
 
 
 # ---------------------------------------------------------------------------- run
+def _safe(text: object) -> str:
+    """User or plugin text for the terminal: control characters escaped, rich markup inert."""
+    from edgecraft.safe_text import clean_text
+    from rich.markup import escape
+
+    return escape(clean_text(text, keep_newlines=False))
+
+
 def _print_report(report: Report) -> None:
     for target in report.targets:
-        summary = Table(title=f"{target.target} ({target.backend})" + (" [EMULATED DEVICE]" if target.emulated else ""))
+        summary = Table(title=_safe(f"{target.target} ({target.backend})")
+                        + (" [EMULATED DEVICE]" if target.emulated else ""))
         for column in ("", "baseline", "compressed", "ratio"):
             summary.add_column(column, justify="right")
         for name, value in target.baseline.metrics.items():
-            summary.add_row(name, f"{value:.4f}", f"{target.compressed.metrics.get(name, float('nan')):.4f}", "")
+            summary.add_row(_safe(name), f"{value:.4f}", f"{target.compressed.metrics.get(name, float('nan')):.4f}", "")
         b, c = target.baseline.latency_ms, target.compressed.latency_ms
         for pct in ("p50", "p95", "p99"):
             bv, cv = getattr(b, pct), getattr(c, pct)
@@ -150,15 +159,15 @@ def _print_report(report: Report) -> None:
                         f"{target.baseline.size_bytes / max(target.compressed.size_bytes, 1):.2f}x")
         out.print(summary)
         if target.contracts:
-            verdicts = Table(title=f"contracts on {target.target}")
+            verdicts = Table(title=_safe(f"contracts on {target.target}"))
             for column in ("contract", "status", "measured", "bound", "detail"):
                 verdicts.add_column(column)
             for v in target.contracts:
                 color = {"pass": "green", "fail": "red", "inconclusive": "yellow"}[v.status]
                 status = v.status if v.status != "inconclusive" else f"inconclusive→{'pass' if v.passed else 'fail'}"
                 ci = f" [{v.ci_low:.4g}, {v.ci_high:.4g}]" if v.ci_low is not None and v.ci_high is not None else ""
-                verdicts.add_row(v.name, f"[{color}]{status}[/{color}]", f"{v.measured:.4g}{ci}", f"{v.bound:.4g}",
-                                 v.detail + (f" ({v.note})" if v.note else ""))
+                verdicts.add_row(_safe(v.name), f"[{color}]{status}[/{color}]", f"{v.measured:.4g}{ci}",
+                                 f"{v.bound:.4g}", _safe(v.detail + (f" ({v.note})" if v.note else "")))
             out.print(verdicts)
     color = "green" if report.passed else "red"
     undecided = sum(1 for t in report.targets for v in t.contracts if v.status == "inconclusive")

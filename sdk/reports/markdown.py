@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from edgecraft.contracts import Verdict
 from edgecraft.report import Report, TargetReport
+from edgecraft.safe_text import clean_text
 
 ICON = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 
@@ -76,4 +77,4 @@ def markdown_summary(report: Report) -> str:
     for target in report.targets:
         lines += [*_target(target), ""]
     lines.append(f"<sub>edgecraft {report.edgecraft_version}, plan `{report.plan}`, {report.created}</sub>")
-    return "\n".join(lines) + "\n"
+    return clean_text("\n".join(lines) + "\n")  # no escape codes reach a CI page or terminal
