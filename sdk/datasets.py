@@ -16,6 +16,7 @@ import numpy as np
 from edgecraft.errors import InputError
 from edgecraft.loading import load_callable
 from edgecraft.plan import DatasetSpec, DigitsDataset, FactoryDataset, NpzDataset
+from edgecraft.user_code import call_user_code
 
 
 @dataclass(frozen=True)
@@ -122,10 +123,7 @@ def _load_npz(name: str, spec: NpzDataset, base_dir: Path) -> Dataset:
 
 def _load_factory(name: str, spec: FactoryDataset, base_dir: Path) -> Dataset:
     fn = load_callable(spec.factory, base_dir, field=f"data.{name}.factory")
-    try:
-        result = fn()
-    except Exception as exc:
-        raise InputError(f"data.{name}.factory: {spec.factory} raised {type(exc).__name__}: {exc}") from exc
+    result = call_user_code(fn, what=f"data.{name}.factory: {spec.factory}")
     if not (isinstance(result, tuple) and len(result) == 2):
         raise InputError(f"data.{name}.factory: {spec.factory} must return (inputs, labels_or_None), "
                          f"got {type(result).__name__}")

@@ -11,6 +11,7 @@ from edgecraft.errors import InputError
 from edgecraft.loading import file_sha256, load_callable
 from edgecraft.models import InputSpec, OnnxModel, TorchModel
 from edgecraft.plan import OnnxModelSource, TorchModelSource
+from edgecraft.user_code import call_user_code
 
 if TYPE_CHECKING:
     import onnx
@@ -71,12 +72,7 @@ class ModelSourceLoader:
         assert isinstance(source, TorchModelSource)
         if self._torch is None:
             factory = load_callable(source.factory, self.base_dir, field="model.factory")
-            try:
-                module = factory()
-            except InputError:
-                raise
-            except Exception as exc:
-                raise InputError(f"model.factory: {source.factory} raised {type(exc).__name__}: {exc}") from exc
+            module = call_user_code(factory, what=f"model.factory: {source.factory}")
             if not isinstance(module, torch.nn.Module):
                 raise InputError(f"model.factory: {source.factory} returned {type(module).__name__}, "
                                  "expected a torch.nn.Module")
