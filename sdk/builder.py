@@ -12,7 +12,6 @@ import copy
 import hashlib
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 from edgecraft.artifacts import Artifact, ArtifactCache, write_manifest
 from edgecraft.backend import Backend, Session
+from edgecraft.cache_verify import work_dir
 from edgecraft.compiler import CompiledPlan
 from edgecraft.context import RunContext, TargetView
 from edgecraft.datasets import Dataset, DatasetStore
@@ -164,8 +164,11 @@ class TargetPipeline:
         if hit is not None:
             return hit, True
         what = "baseline" if compiled.is_baseline else "compressed"
+        rejected = self.cache.rejected.get(key)
+        if rejected:
+            self.progress.status(f"{self.view.label}: cached {what} artifact rejected ({rejected}); rebuilding it")
         self.progress.status(f"{self.view.label}: building the {what} artifact")
-        with self.cache.building(key) as out, tempfile.TemporaryDirectory(prefix="edgecraft-work-") as tmp:
+        with self.cache.building(key) as out, work_dir("edgecraft-work-") as tmp:
             work = Path(tmp)
             handle, details = self._apply_steps(compiled, work)
             extra: dict[str, Any] = {}
@@ -181,7 +184,7 @@ class TargetPipeline:
             size = _backend_call(self.backend, "measure the artifact size", self.backend.artifact_size, files)
             manifest = write_manifest(out, key=key, compiled=compiled.model_dump(mode="json", by_alias=True),
                                       files=files, size_bytes=size, steps=details, extra=extra)
-        return Artifact(self.cache.path_for(key), manifest), False
+        return Artifact(self.cache.path_for(key), manifest, rebuilt_reason=rejected), False
 
     @staticmethod
     def _save_torch_program(handle: TorchModel, lineage: Path) -> str | None:
@@ -243,7 +246,7 @@ class TargetPipeline:
 
     def evaluate_handle(self, handle: ModelHandle) -> dict[str, float]:
         """Build ``handle`` into a throw-away artifact on this target and measure it (accuracy-aware steps)."""
-        with tempfile.TemporaryDirectory(prefix="edgecraft-eval-") as tmp:
+        with work_dir("edgecraft-eval-") as tmp:
             work, out = Path(tmp) / "work", Path(tmp) / "artifact"
             work.mkdir()
             out.mkdir()

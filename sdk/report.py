@@ -44,6 +44,8 @@ class MeasurementReport(BaseModel):
     steps: list[dict[str, Any]] = Field(default_factory=list)
     #: What the runtime says about this artifact's session (precision, int8 kernels, device...).
     runtime: dict[str, Any] = Field(default_factory=dict)
+    #: Why this run rebuilt the artifact although the cache had an entry (it failed verification).
+    cache_rebuilt_reason: str | None = None
 
 
 class ReferenceMeasurement(BaseModel):

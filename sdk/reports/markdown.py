@@ -48,6 +48,9 @@ def _target(t: TargetReport) -> list[str]:
     lines.append("| " + " | ".join(row) + " |")
     if ref is not None:
         lines += ["", f"Reference: `{ref.report}` — {_cell(ref.how)}."]
+    for side, m in (("baseline", t.baseline), ("compressed", t.compressed)):
+        if m.cache_rebuilt_reason:
+            lines += ["", f"⚠ The cached {side} artifact was rebuilt: {_cell(m.cache_rebuilt_reason)}."]
     if t.contracts:
         lines += ["", "| contract | status | measured | bound | confidence interval | detail |",
                   "|---|---|---|---|---|---|"]
