@@ -16,6 +16,7 @@ import numpy as np
 from edgecraft.errors import InputError
 from edgecraft.loading import load_callable
 from edgecraft.plan import DatasetSpec, DigitsDataset, FactoryDataset, NpzDataset
+from edgecraft.safe_text import clean_text
 from edgecraft.user_code import call_user_code
 
 
@@ -116,8 +117,13 @@ def _load_npz(name: str, spec: NpzDataset, base_dir: Path) -> Dataset:
         if spec.labels is not None and spec.labels not in archive.files:
             raise InputError(f"data.{name}.labels: key {spec.labels!r} is not in {path.name} (keys: {keys}); "
                              "set labels: null for unlabeled data")
-        x = archive[spec.inputs]
-        y = archive[spec.labels] if spec.labels is not None else None
+        try:
+            x = archive[spec.inputs]
+            y = archive[spec.labels] if spec.labels is not None else None
+        except Exception as exc:  # object arrays (pickles are refused), a corrupt member
+            raise InputError(f"{where}: {path.name} cannot be read as numeric arrays: {clean_text(exc)}",
+                             hint="save plain numeric arrays (np.savez(path, inputs=x, labels=y)); object "
+                                  "arrays would need pickle, which edgecraft refuses") from exc
     return _finish(name, x, y, spec.max_samples)
 
 
