@@ -330,8 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map errors to exit codes (2 bad input, 3 plugin/runtime failure)."""
     global _DEBUG, _VERDICT_PENDING
     from edgecraft.safe_text import clean_text
-    from edgecraft.shutdown import EXIT_INTERRUPTED, EXIT_TERMINATED, terminate_raises
-    from edgecraft.user_code import Terminated
+    from edgecraft.shutdown import EXIT_INTERRUPTED, interrupted_exit, terminate_raises
 
     saved_plugins = os.environ.get("EDGECRAFT_PLUGINS")
     _DEBUG = "--debug" in (sys.argv[1:] if argv is None else argv)  # also for errors raised before the callback
@@ -341,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
             # Without standalone mode click returns a typer.Exit's code instead of raising it.
             result = app(args=argv, standalone_mode=False)
         code = result if isinstance(result, int) else EXIT_OK
+        if code == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt (and our SIGTERM's Terminated) into 130
+            return interrupted_exit() or code
         return _refuse_exit_without_verdict(code)
     except typer.Exit as exc:
         return _refuse_exit_without_verdict(int(exc.exit_code))
@@ -349,12 +350,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error ({type(exc).__name__}): {clean_text(exc)}\n")
         _debug_traceback(exc)
         return exc.exit_code
-    except Terminated:
-        sys.stderr.write("terminated (SIGTERM); partial artifacts removed\n")
-        return EXIT_TERMINATED
     except (typer.Abort, KeyboardInterrupt):
-        sys.stderr.write("interrupted; partial artifacts removed\n")
-        return EXIT_INTERRUPTED
+        code = interrupted_exit()
+        if code is None:
+            sys.stderr.write("interrupted; partial artifacts removed\n")
+        return code or EXIT_INTERRUPTED
     except OSError as exc:
         # The environment failed (disk full, read-only, not a directory): its path and the OS's words.
         where = exc.filename if exc.filename is not None else "(unknown path)"

@@ -22,18 +22,43 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(f"signal {signum}")
+#: Signals received while :func:`terminate_raises` was active, in order. typer turns a
+#: KeyboardInterrupt into a plain exit code 130, so the CLI reads what happened from here.
+received: list[int] = []
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    received.append(signum)
+    if signum == signal.SIGTERM:
+        raise Terminated(f"signal {signum}")
+    raise KeyboardInterrupt
 
 
 @contextmanager
 def terminate_raises() -> Iterator[None]:
-    """While inside, SIGTERM raises Terminated (main thread only; elsewhere a no-op)."""
+    """While inside, SIGTERM raises Terminated and SIGINT KeyboardInterrupt, both recorded in
+    :data:`received` (main thread only; elsewhere a no-op)."""
+    received.clear()
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {s: signal.signal(s, _raise) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def interrupted_exit() -> int | None:
+    """The exit code for the signal received last (130 SIGINT, 143 SIGTERM), after printing one line;
+    None when no signal arrived."""
+    import sys
+
+    if not received:
+        return None
+    if received[-1] == signal.SIGTERM:
+        sys.stderr.write("terminated (SIGTERM); partial artifacts removed\n")
+        return EXIT_TERMINATED
+    sys.stderr.write("interrupted; partial artifacts removed\n")
+    return EXIT_INTERRUPTED
