@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgecraft.cache_verify import BUILDING_PREFIX, held_lock, read_manifest, sweep_stale
+from edgecraft.errors import EnvironmentFailure
 from edgecraft.loading import file_sha256
 
 MANIFEST = "manifest.json"
@@ -38,6 +40,8 @@ class Artifact:
 
     path: Path
     manifest: dict[str, Any]
+    #: Set when this run rebuilt the entry because the cached one failed verification (for the report).
+    rebuilt_reason: str | None = None
 
     @property
     def files(self) -> list[Path]:
@@ -74,36 +78,96 @@ def write_manifest(folder: Path, *, key: str, compiled: dict[str, Any], files: l
 
 
 class ArtifactCache:
-    """Artifacts keyed by compiled-plan hash under one root folder."""
+    """Artifacts keyed by compiled-plan hash under one root folder.
+
+    Entries are verified against their manifest (sizes and sha256) on every lookup; one that fails
+    is reported (:attr:`rejected`) and rebuilt. See :mod:`edgecraft.cache_verify`.
+    """
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
+        #: key -> why the cached entry was not used (it failed verification), for progress and the report.
+        self.rejected: dict[str, str] = {}
+        self._swept = False
 
     def path_for(self, key: str) -> Path:
         return self.root / key[:2] / key
 
     def lookup(self, key: str) -> Artifact | None:
+        """The verified entry for ``key``; None when absent or when it fails verification (see ``rejected``)."""
         folder = self.path_for(key)
-        if (folder / MANIFEST).is_file():
-            try:
-                return Artifact.open(folder)
-            except (OSError, json.JSONDecodeError, KeyError):
-                return None  # unreadable: rebuilt below and replaced atomically
-        return None
+        if not (folder / MANIFEST).is_file():
+            if folder.exists():
+                self.rejected[key] = "the entry has no manifest.json"
+            return None
+        manifest, reason = read_manifest(folder)
+        if manifest is None:
+            self.rejected[key] = reason or "unusable"
+            return None
+        return Artifact(folder, manifest)
 
     @contextmanager
     def building(self, key: str) -> Iterator[Path]:
-        """Yield a temporary folder to build into; on success it becomes the artifact, else it vanishes."""
+        """Yield a temporary folder to build into; on success it becomes the artifact, else it vanishes.
+
+        The folder is locked (``<folder>.lock``, flock) while building, so a later run's sweep removes
+        it only once this process is gone (SIGKILL leaves it behind). On success it is installed by
+        :meth:`_install`.
+        """
+        if not self._swept:
+            self._swept = True
+            sweep_stale(self.root)
         final = self.path_for(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".building-{key[:12]}-", dir=final.parent))
         try:
-            yield tmp
-            if not (tmp / MANIFEST).is_file():
-                raise RuntimeError("artifact build finished without a manifest")
-            if final.exists():
-                shutil.rmtree(final)  # stale or unreadable entry with the same key
-            os.replace(tmp, final)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f"{BUILDING_PREFIX}{key[:12]}-", dir=final.parent))
+        except OSError as exc:
+            raise EnvironmentFailure(f"cache folder {final.parent}: cannot create a build folder: "
+                                     f"{exc.strerror or type(exc).__name__}") from exc
+        try:
+            with held_lock(tmp):
+                try:
+                    yield tmp
+                except OSError as exc:  # disk full or read-only while writing the artifact
+                    where = exc.filename or tmp
+                    raise EnvironmentFailure(f"{where}: {exc.strerror or type(exc).__name__} while building "
+                                             f"artifact {key[:12]} (the partial build was removed)") from exc
+                if not (tmp / MANIFEST).is_file():
+                    raise RuntimeError("artifact build finished without a manifest")
+                self._install(tmp, final)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    @staticmethod
+    def _install(tmp: Path, final: Path) -> None:
+        """Move the finished build into place; safe with concurrent writers and readers of the same key.
+
+        ``rename(2)`` of a directory onto a missing (or empty) one is atomic, onto a non-empty one it
+        fails. So: try the rename; if an entry is there and verifies, another writer finished the same
+        build first and ours is dropped (its readers keep their files). Only an entry that fails
+        verification is replaced, by renaming it aside first (one atomic step, so no two writers can
+        delete each other's folder, as the old delete-then-rename did with FileNotFoundError) and then
+        renaming ours in; if yet another writer got in between, theirs stays.
+        """
+        try:
+            os.rename(tmp, final)
+            return
+        except OSError:
+            pass
+        if final.is_dir() and read_manifest(final)[0] is not None:
+            return  # a concurrent writer's complete, verified build: keep it
+        aside = final.with_name(f"{BUILDING_PREFIX}{final.name[:12]}-replaced-{os.getpid()}-{time.monotonic_ns()}")
+        try:
+            os.rename(final, aside)
+        except FileNotFoundError:
+            pass  # someone else moved it aside already
+        except NotADirectoryError:
+            final.unlink(missing_ok=True)  # a stray file where the entry belongs
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final.is_dir() and read_manifest(final)[0] is not None):
+                raise
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)

@@ -11,22 +11,23 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgecraft.artifacts import Artifact, ArtifactCache, write_manifest
 from edgecraft.backend import Backend, Session
+from edgecraft.cache_verify import work_dir
 from edgecraft.compiler import CompiledPlan
 from edgecraft.context import RunContext, TargetView
 from edgecraft.datasets import Dataset, DatasetStore
-from edgecraft.errors import EdgecraftError, PluginError, RuntimeFailure
+from edgecraft.errors import EdgecraftError, RuntimeFailure
 from edgecraft.feeds import BoundData
 from edgecraft.measure import Outputs, check_finite, compute_metrics, run_outputs
 from edgecraft.model_source import ModelSourceLoader, export_onnx
 from edgecraft.models import ModelHandle, NativeModel, OnnxModel, Stage, TorchModel
 from edgecraft.plan import CompressionPlan
+from edgecraft.plugin_checks import call_plugin, check_saved_files, check_session, check_step_result
 from edgecraft.progress import NullProgress, Progress
 from edgecraft.registry import Registry
 
@@ -35,9 +36,9 @@ def _backend_call(backend: Backend, what: str, fn: Any, *args: Any, **kwargs: An
     """Call into a backend, turning unexpected exceptions into a RuntimeFailure that names it."""
     try:
         return fn(*args, **kwargs)
-    except EdgecraftError:
+    except (EdgecraftError, KeyboardInterrupt):
         raise
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit too: a backend must not decide the exit code
         raise RuntimeFailure(f"backend {backend.name!r} failed to {what}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -90,13 +91,14 @@ class TargetPipeline:
         native = self._to_native(handle, work)
         files = _backend_call(self.backend, "save the artifact", self.backend.save, native.model, self.view.target,
                               self.view.options, out)
-        if not files:
-            raise RuntimeFailure(f"backend {self.backend.name!r} saved no files")
-        return [Path(f) for f in files]
+        return check_saved_files(files, out, who=self._backend_who())
+
+    def _backend_who(self) -> str:
+        return f"backend {self.backend.name!r} from {self.registry.backends[self.view.backend_name].provenance}"
 
     def load(self, folder: Path) -> Session:
-        return _backend_call(self.backend, f"load the artifact in {folder}", self.backend.load, folder,
-                             self.view.target, self.view.options, self.threads)
+        return check_session(_backend_call(self.backend, f"load the artifact in {folder}", self.backend.load, folder,
+                                           self.view.target, self.view.options, self.threads), who=self._backend_who())
 
     # ------------------------------------------------------------------ steps
     def _run_context(self, step: Any, work: Path) -> RunContext:
@@ -138,17 +140,10 @@ class TargetPipeline:
                 handle = self._to_native(handle, work)
             strategy = self.registry.strategy(step.strategy)
             self.progress.status(f"{self.view.label}: {step.where} {step.strategy} ({step.implementation})")
-            try:
-                result = strategy.apply(step, handle, self._run_context(step, work))
-            except EdgecraftError:
-                raise
-            except Exception as exc:
-                prov = self.registry.provenance_of_strategy(step.strategy)
-                raise PluginError(f"{step.where}: strategy {step.strategy!r} from {prov} failed on target "
-                                  f"{self.view.label!r}: {type(exc).__name__}: {exc}") from exc
-            if result.model.stage != step.stage:
-                raise PluginError(f"{step.where}: strategy {step.strategy!r} returned a {result.model.stage}-stage "
-                                  f"model from a {step.stage}-stage step")
+            prov = self.registry.provenance_of_strategy(step.strategy)
+            who = f"{step.where}: strategy {step.strategy!r} from {prov} on target {self.view.label!r}"
+            result = check_step_result(call_plugin(strategy.apply, step, handle, self._run_context(step, work),
+                                                   who=who, hook="apply()"), step, who=who)
             handle = result.model
             details.append({"index": step.index, "label": step.label, "strategy": step.strategy,
                             "implementation": step.implementation, **result.details})
@@ -166,8 +161,11 @@ class TargetPipeline:
         if hit is not None:
             return hit, True
         what = "baseline" if compiled.is_baseline else "compressed"
+        rejected = self.cache.rejected.get(key)
+        if rejected:
+            self.progress.status(f"{self.view.label}: cached {what} artifact rejected ({rejected}); rebuilding it")
         self.progress.status(f"{self.view.label}: building the {what} artifact")
-        with self.cache.building(key) as out, tempfile.TemporaryDirectory(prefix="edgecraft-work-") as tmp:
+        with self.cache.building(key) as out, work_dir("edgecraft-work-") as tmp:
             work = Path(tmp)
             handle, details = self._apply_steps(compiled, work)
             extra: dict[str, Any] = {}
@@ -183,7 +181,7 @@ class TargetPipeline:
             size = _backend_call(self.backend, "measure the artifact size", self.backend.artifact_size, files)
             manifest = write_manifest(out, key=key, compiled=compiled.model_dump(mode="json", by_alias=True),
                                       files=files, size_bytes=size, steps=details, extra=extra)
-        return Artifact(self.cache.path_for(key), manifest), False
+        return Artifact(self.cache.path_for(key), manifest, rebuilt_reason=rejected), False
 
     @staticmethod
     def _save_torch_program(handle: TorchModel, lineage: Path) -> str | None:
@@ -260,7 +258,7 @@ class TargetPipeline:
 
     def evaluate_handle(self, handle: ModelHandle) -> dict[str, float]:
         """Build ``handle`` into a throw-away artifact on this target and measure it (accuracy-aware steps)."""
-        with tempfile.TemporaryDirectory(prefix="edgecraft-eval-") as tmp:
+        with work_dir("edgecraft-eval-") as tmp:
             work, out = Path(tmp) / "work", Path(tmp) / "artifact"
             work.mkdir()
             out.mkdir()

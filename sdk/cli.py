@@ -35,10 +35,21 @@ _CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "
 PlanArg = Annotated[Path, typer.Argument(help="Plan file (.yaml, .yml or .json).")]
 
 
+#: ``--debug``: show tracebacks (a plugin's, the OS error's) under the one-line error message.
+_DEBUG = False
+#: Set while a run or gate command has not yet judged every verdict and written its reports: exit 0
+#: is refused until it is cleared, whatever code path (a stray sys.exit, a plugin) tries to end the run.
+_VERDICT_PENDING = False
+
+
 @app.callback()
 def _global(plugins: Annotated[str | None, typer.Option(
         "--plugins", envvar="EDGECRAFT_PLUGINS",
-        help="Comma-separated entry-point names: load only these plugins (for locked-down CI).")] = None) -> None:
+        help="Comma-separated entry-point names: load only these plugins (for locked-down CI).")] = None,
+            debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks under error messages.")] = False,
+            ) -> None:
+    global _DEBUG
+    _DEBUG = _DEBUG or debug
     if plugins is not None:
         os.environ["EDGECRAFT_PLUGINS"] = plugins
 
@@ -136,13 +147,22 @@ def compile_command(
 
 
 # ---------------------------------------------------------------------------- run
+def _safe(text: object) -> str:
+    """User or plugin text for the terminal: control characters escaped, rich markup inert."""
+    from edgecraft.safe_text import clean_text
+    from rich.markup import escape
+
+    return escape(clean_text(text, keep_newlines=False))
+
+
 def _print_report(report: Report) -> None:
     for target in report.targets:
-        summary = Table(title=f"{target.target} ({target.backend})" + (" [EMULATED DEVICE]" if target.emulated else ""))
+        summary = Table(title=_safe(f"{target.target} ({target.backend})")
+                        + (" [EMULATED DEVICE]" if target.emulated else ""))
         for column in ("", "baseline", "compressed", "ratio"):
             summary.add_column(column, justify="right")
         for name, value in target.baseline.metrics.items():
-            summary.add_row(name, f"{value:.4f}", f"{target.compressed.metrics.get(name, float('nan')):.4f}", "")
+            summary.add_row(_safe(name), f"{value:.4f}", f"{target.compressed.metrics.get(name, float('nan')):.4f}", "")
         b, c = target.baseline.latency_ms, target.compressed.latency_ms
         for pct in ("p50", "p95", "p99"):
             bv, cv = getattr(b, pct), getattr(c, pct)
@@ -151,15 +171,15 @@ def _print_report(report: Report) -> None:
                         f"{target.baseline.size_bytes / max(target.compressed.size_bytes, 1):.2f}x")
         out.print(summary)
         if target.contracts:
-            verdicts = Table(title=f"contracts on {target.target}")
+            verdicts = Table(title=_safe(f"contracts on {target.target}"))
             for column in ("contract", "status", "measured", "bound", "detail"):
                 verdicts.add_column(column)
             for v in target.contracts:
                 color = {"pass": "green", "fail": "red", "inconclusive": "yellow"}[v.status]
                 status = v.status if v.status != "inconclusive" else f"inconclusive→{'pass' if v.passed else 'fail'}"
                 ci = f" [{v.ci_low:.4g}, {v.ci_high:.4g}]" if v.ci_low is not None and v.ci_high is not None else ""
-                verdicts.add_row(v.name, f"[{color}]{status}[/{color}]", f"{v.measured:.4g}{ci}", f"{v.bound:.4g}",
-                                 v.detail + (f" ({v.note})" if v.note else ""))
+                verdicts.add_row(_safe(v.name), f"[{color}]{status}[/{color}]", f"{v.measured:.4g}{ci}",
+                                 f"{v.bound:.4g}", _safe(v.detail + (f" ({v.note})" if v.note else "")))
             out.print(verdicts)
     color = "green" if report.passed else "red"
     undecided = sum(1 for t in report.targets for v in t.contracts if v.status == "inconclusive")
@@ -190,14 +210,18 @@ def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None
                     quiet: bool, files: Any) -> None:
     from edgecraft.gate import ReferenceReport
     from edgecraft.plan_io import load_plan
+    from edgecraft.preflight import preflight_run
     from edgecraft.progress import NullProgress
     from edgecraft.rich_progress import RichProgress
     from edgecraft.runner import run_plan
 
+    global _VERDICT_PENDING
+    _VERDICT_PENDING = True
     files.check_available()
     registry = _registry()
     loaded, base_dir = load_plan(plan, registry)
     ref = ReferenceReport.load(reference) if reference is not None else None
+    preflight_run(files, cache_dir)
     progress = NullProgress() if quiet else RichProgress(err)
     with progress if isinstance(progress, RichProgress) else _nullcontext():
         report = run_plan(loaded, registry, base_dir=base_dir, targets=target or None, cache_dir=cache_dir,
@@ -206,9 +230,11 @@ def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None
 
 
 def _finish(report: Report, files: Any, registry: Registry | None) -> None:
+    global _VERDICT_PENDING
     from edgecraft.reports import write_reports
 
     written = write_reports(report, files)
+    _VERDICT_PENDING = False  # every verdict is judged and every report written: exit codes may now be final
     if registry is not None:
         registry.notify("edgecraft_report_ready", report=report.to_json(),
                         report_dir=written[0].parent if written else None)
@@ -250,6 +276,7 @@ def report(source: Annotated[Path, typer.Argument(help="A JSON report written by
            junit: JunitOpt = None, markdown: MarkdownOpt = None, html: HtmlOpt = None,
            report_dir: ReportDirOpt = None) -> None:
     """Render an existing JSON report as JUnit XML, Markdown and/or HTML; exits with the report's exit code."""
+    from edgecraft.preflight import preflight_reports
     from edgecraft.report import Report as ReportModel
     from edgecraft.reports import ReportFiles
 
@@ -257,6 +284,7 @@ def report(source: Annotated[Path, typer.Argument(help="A JSON report written by
     if report_dir is not None:
         files.json = None  # never overwrite the source with itself
     files.check_available()
+    preflight_reports(files)
     _finish(ReportModel.load(source), files, None)
 
 
@@ -301,19 +329,44 @@ def device_setup(
 # ---------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map errors to exit codes (2 bad input, 3 plugin/runtime failure)."""
+    global _DEBUG, _VERDICT_PENDING
+    from edgecraft.safe_text import clean_text
+    from edgecraft.shutdown import EXIT_INTERRUPTED, interrupted_exit, terminate_raises
+
     saved_plugins = os.environ.get("EDGECRAFT_PLUGINS")
+    _DEBUG = "--debug" in (sys.argv[1:] if argv is None else argv)  # also for errors raised before the callback
+    _VERDICT_PENDING = False
     try:
-        # Without standalone mode click returns a typer.Exit's code instead of raising it.
-        result = app(args=argv, standalone_mode=False)
-        return result if isinstance(result, int) else EXIT_OK
+        with terminate_raises():
+            # Without standalone mode click returns a typer.Exit's code instead of raising it.
+            result = app(args=argv, standalone_mode=False)
+        code = result if isinstance(result, int) else EXIT_OK
+        if code == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt (and our SIGTERM's Terminated) into 130
+            return interrupted_exit() or code
+        return _refuse_exit_without_verdict(code)
     except typer.Exit as exc:
-        return int(exc.exit_code)
+        return _refuse_exit_without_verdict(int(exc.exit_code))
     except EdgecraftError as exc:
         # Plain stderr, unwrapped: CI logs and grep must see the message exactly as written.
-        sys.stderr.write(f"error ({type(exc).__name__}): {exc}\n")
+        sys.stderr.write(f"error ({type(exc).__name__}): {clean_text(exc)}\n")
+        _debug_traceback(exc)
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        err.print("aborted")
+        code = interrupted_exit()
+        if code is None:
+            sys.stderr.write("interrupted; partial artifacts removed\n")
+        return code or EXIT_INTERRUPTED
+    except OSError as exc:
+        # The environment failed (disk full, read-only, not a directory): its path and the OS's words.
+        where = exc.filename if exc.filename is not None else "(unknown path)"
+        sys.stderr.write(f"error (environment): {clean_text(where)}: {clean_text(exc.strerror or exc)}\n")
+        _debug_traceback(exc)
+        return EXIT_PLUGIN_FAILURE
+    except SystemExit as exc:
+        # Only user or plugin code raises SystemExit here (click returns its own exits): never a verdict.
+        sys.stderr.write(f"error (unexpected exit): code in this run called sys.exit({clean_text(exc.code)}) "
+                         "before every verdict was judged; exit 3, not a verdict\n")
+        _debug_traceback(exc)
         return EXIT_PLUGIN_FAILURE
     except _CLICK_EXCEPTION as exc:
         # Usage errors (a missing option, a bad choice) arrive here in non-standalone mode.
@@ -333,6 +386,21 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.pop("EDGECRAFT_PLUGINS", None)
         else:
             os.environ["EDGECRAFT_PLUGINS"] = saved_plugins
+
+
+def _refuse_exit_without_verdict(code: int) -> int:
+    if code == EXIT_OK and _VERDICT_PENDING:
+        sys.stderr.write("error (no verdict): the run ended before every verdict was judged and the report "
+                         "written; exit 3, not a verdict\n")
+        return EXIT_PLUGIN_FAILURE
+    return code
+
+
+def _debug_traceback(exc: BaseException) -> None:
+    if _DEBUG:
+        import traceback
+
+        traceback.print_exception(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,6 +24,7 @@ from edgecraft.model_source import ModelSourceLoader
 from edgecraft.modelio import ModelIO
 from edgecraft.models import Stage
 from edgecraft.plan import CompressionPlan, TargetSpec
+from edgecraft.plugin_checks import call_plugin, check_resolution
 from edgecraft.registry import Registry
 from edgecraft.strategy import ResolvedStep
 from pydantic import BaseModel, ConfigDict, Field
@@ -137,14 +138,9 @@ def compile_plan(plan: CompressionPlan, target_label: str, registry: Registry, *
         params = strategy.parse_params(step.params)
         ctx = CompileContext(plan, view, index, step.label, loader.kind, loader.base_dir,  # type: ignore[arg-type]
                              loader.original_copy if loader.kind == "torch" else None, loader.io())
-        try:
-            resolution = strategy.resolve(params, ctx)
-        except EdgecraftError:
-            raise
-        except Exception as exc:
-            prov = registry.provenance_of_strategy(step.strategy)
-            raise PluginError(f"{ctx.where}: strategy {step.strategy!r} from {prov} raised while compiling for "
-                              f"{spec.label!r}: {type(exc).__name__}: {exc}") from exc
+        who = (f"{ctx.where}: strategy {step.strategy!r} from {registry.provenance_of_strategy(step.strategy)} "
+               f"compiling for {spec.label!r}")
+        resolution = check_resolution(call_plugin(strategy.resolve, params, ctx, who=who, hook="resolve()"), who=who)
         where = ctx.where
         if resolution.stage == Stage.TORCH and loader.kind != "torch":
             raise CompileError(f"works on a torch model, but the plan's model ({loader.params.kind}) is an ONNX graph",

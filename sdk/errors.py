@@ -60,3 +60,11 @@ class RuntimeFailure(EdgecraftError):
     """A runtime (ONNX Runtime, OpenVINO, TVM, a device) failed (exit code 3)."""
 
     exit_code = EXIT_PLUGIN_FAILURE
+
+
+class EnvironmentFailure(RuntimeFailure):
+    """The machine failed the run: a path that is not writable, not a directory, or a full disk (exit code 3).
+
+    The message names the path and the operating system's own words, on one line: this is for the
+    person fixing the CI runner, who needs no traceback (``--debug`` shows it).
+    """

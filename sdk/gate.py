@@ -25,7 +25,9 @@ from edgecraft.errors import EXIT_INCONCLUSIVE, InputError
 from edgecraft.measure import InterleavedTimer
 from edgecraft.plan import GateSpec, LatencyContract, ReferenceBounds
 from edgecraft.progress import NullProgress, Progress
+from edgecraft.reference_checks import check_reference_entry
 from edgecraft.report import REPORT_SCHEMA_ID
+from edgecraft.safe_text import bounded_repr
 from edgecraft.stats import (
     Interval,
     decide_at_least,
@@ -104,8 +106,8 @@ class ReferenceReport:
             raise InputError(f"{where}: not an edgecraft report (a JSON object with a 'schema' field)")
         schema = document.get("schema")
         if schema != REPORT_SCHEMA_ID:
-            raise InputError(f"{where}: the report's schema is {schema!r}, but this edgecraft compares against "
-                             f"{REPORT_SCHEMA_ID!r} reports only",
+            raise InputError(f"{where}: the report's schema is {bounded_repr(schema)}, but this edgecraft compares "
+                             f"against {REPORT_SCHEMA_ID!r} reports only",
                              hint="re-run the reference plan with this edgecraft version to get a comparable "
                                   "report")
         targets = document.get("targets")
@@ -129,6 +131,7 @@ class ReferenceReport:
         for side in ("compressed", "baseline"):
             if not isinstance(entry.get(side), dict) or "latency_ms" not in entry[side]:
                 raise InputError(f"--reference {self.path}: target {label!r} has no {side} measurement")
+        check_reference_entry(self.path, label, entry)
         return entry
 
 

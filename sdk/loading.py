@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from edgecraft.errors import InputError
+from edgecraft.safe_text import bounded_repr
+from edgecraft.user_code import call_user_code, describe_exit
 
 
 def load_callable(reference: str, base_dir: Path, *, field: str) -> Callable[..., Any]:
@@ -21,7 +23,8 @@ def load_callable(reference: str, base_dir: Path, *, field: str) -> Callable[...
     """
     module_ref, _, attr = reference.partition(":")
     if not module_ref or not attr:
-        raise InputError(f"{field}: {reference!r} is not a 'package.module:function' or 'file.py:function' reference")
+        raise InputError(f"{field}: {bounded_repr(reference)} is not a 'package.module:function' or 'file.py:function' "
+                         "reference")
     if module_ref.endswith(".py"):
         path = (base_dir / module_ref).resolve()
         if not path.is_file():
@@ -34,22 +37,26 @@ def load_callable(reference: str, base_dir: Path, *, field: str) -> Callable[...
             module = importlib.util.module_from_spec(spec)
             sys.modules[module_name] = module
             try:
-                spec.loader.exec_module(module)
-            except Exception as exc:
+                call_user_code(spec.loader.exec_module, module, what=f"{field}: importing {path}")
+            except BaseException:
                 del sys.modules[module_name]
-                raise InputError(f"{field}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
+                raise
     else:
         try:
             module = importlib.import_module(module_ref)
         except ImportError as exc:
-            raise InputError(f"{field}: cannot import module {module_ref!r}: {exc}",
+            raise InputError(f"{field}: cannot import module {bounded_repr(module_ref)}: {exc}",
                              hint="is the package installed in this environment?") from exc
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # the module's own code raised or exited while importing
+            raise InputError(f"{field}: importing module {bounded_repr(module_ref)} {describe_exit(exc)}") from exc
     try:
         fn = getattr(module, attr)
     except AttributeError:
-        raise InputError(f"{field}: module {module_ref!r} has no attribute {attr!r}") from None
+        raise InputError(f"{field}: module {bounded_repr(module_ref)} has no attribute {bounded_repr(attr)}") from None
     if not callable(fn):
-        raise InputError(f"{field}: {reference!r} is not callable")
+        raise InputError(f"{field}: {bounded_repr(reference)} is not callable")
     return fn
 
 

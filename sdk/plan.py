@@ -228,7 +228,8 @@ class CompressionPlan(StrictModel):
     targets: list[TargetSpec] = Field(min_length=1)
     contracts: list[Contract] = Field(default_factory=list)
     data: dict[str, dict[str, Any] | SerializeAsAny[DatasetParams]] = Field(
-        default_factory=dict, description="Named datasets: {kind: digits|npz|factory|text|image-folder|<plugin kind>, ...}.")
+        default_factory=dict,
+        description="Named datasets: {kind: digits|npz|factory|text|image-folder|<plugin kind>, ...}.")
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     latency: LatencySpec = Field(default_factory=LatencySpec)
     gate: GateSpec = Field(default_factory=GateSpec)

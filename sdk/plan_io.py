@@ -8,16 +8,16 @@ union) keep error paths readable: ``steps[0].params.sparsity``, not a union tag 
 
 from __future__ import annotations
 
-import json
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
-from edgecraft.errors import InputError, PlanValidationError
+from edgecraft.errors import PlanValidationError
 from edgecraft.plan import CompressionPlan
 from edgecraft.registry import Registry
+from edgecraft.safe_text import bounded_repr
+from edgecraft.yaml_safe import load_json_text, load_yaml_text, read_plan_text
 from pydantic import BaseModel, ValidationError
 
 
@@ -127,28 +127,17 @@ def format_validation_error(error: ValidationError, *, source: str, prefix: tupl
         elif err["type"] == "missing":
             value_text = ""
         else:
-            text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
-            value_text = f" = {text[:80]}"
+            value_text = f" = {bounded_repr(value, 80)}"  # never the full value: it may be an alias bomb
         lines.append(f"{source}: {path}{value_text}: {message}")
     return lines
 
 
 def _read(path: Path) -> Any:
-    if not path.exists():
-        raise InputError(f"plan file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    """Parse the plan file (size, alias and duplicate-key checks live in :mod:`edgecraft.yaml_safe`)."""
+    text = read_plan_text(path)
     if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PlanValidationError(f"{path}:{exc.lineno}:{exc.colno}: malformed JSON: {exc.msg}") from exc
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PlanValidationError(f"{where}: malformed YAML: {problem}") from exc
+        return load_json_text(text, str(path))
+    return load_yaml_text(text, str(path))
 
 
 def validate_plan(data: Any, registry: Registry, *, source: str = "plan") -> CompressionPlan:
@@ -172,7 +161,8 @@ def validate_plan(data: Any, registry: Registry, *, source: str = "plan") -> Com
     problems += _validate_kinds(plan, registry, source)
     for i, step in enumerate(plan.steps):
         if step.strategy not in registry.strategies:
-            problems.append(f"{source}: steps[{i}].strategy = {step.strategy!r}: unknown strategy; installed: "
+            problems.append(f"{source}: steps[{i}].strategy = {bounded_repr(step.strategy)}: "
+                            f"unknown strategy; installed: "
                             f"{', '.join(sorted(registry.strategies)) or 'none'}")
             continue
         strategy = registry.strategy(step.strategy)
@@ -183,7 +173,8 @@ def validate_plan(data: Any, registry: Registry, *, source: str = "plan") -> Com
                                                 model=strategy.params_model, data=_as_dict(step.params))
     for i, target in enumerate(plan.targets):
         if target.target not in registry.targets:
-            problems.append(f"{source}: targets[{i}].target = {target.target!r}: unknown target; installed: "
+            problems.append(f"{source}: targets[{i}].target = {bounded_repr(target.target)}: "
+                            f"unknown target; installed: "
                             f"{', '.join(sorted(registry.targets)) or 'none'}")
             continue
         _, info = registry.target(target.target)
@@ -195,11 +186,11 @@ def validate_plan(data: Any, registry: Registry, *, source: str = "plan") -> Com
     for i, contract in enumerate(plan.contracts):
         metric = getattr(contract, "metric", None)
         if metric is not None and metric not in registry.metrics:
-            problems.append(f"{source}: contracts[{i}].metric = {metric!r}: unknown metric; registered: "
+            problems.append(f"{source}: contracts[{i}].metric = {bounded_repr(metric)}: unknown metric; registered: "
                             f"{', '.join(sorted(registry.metrics))}")
     for j, metric in enumerate(plan.evaluation.metrics):
         if metric not in registry.metrics:
-            problems.append(f"{source}: evaluation.metrics[{j}] = {metric!r}: unknown metric; registered: "
+            problems.append(f"{source}: evaluation.metrics[{j}] = {bounded_repr(metric)}: unknown metric; registered: "
                             f"{', '.join(sorted(registry.metrics))}")
     if problems:
         raise PlanValidationError(f"{source}: {len(problems)} problem(s) in the plan\n  " + "\n  ".join(problems))
@@ -212,7 +203,8 @@ def _validate_kinds(plan: CompressionPlan, registry: Registry, source: str) -> l
     raw_model = _as_dict(plan.model)
     kind = raw_model.get("kind")
     if not isinstance(kind, str):
-        problems.append(f"{source}: model.kind is missing; installed kinds: {', '.join(sorted(registry.model_sources))}")
+        problems.append(f"{source}: model.kind is missing; installed kinds: "
+                        f"{', '.join(sorted(registry.model_sources))}")
     elif kind not in registry.model_sources:
         problems.append(f"{source}: model.kind = {kind!r}: unknown model source kind; installed kinds: "
                         f"{', '.join(sorted(registry.model_sources)) or 'none'}")

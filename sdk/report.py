@@ -44,6 +44,8 @@ class MeasurementReport(BaseModel):
     steps: list[dict[str, Any]] = Field(default_factory=list)
     #: What the runtime says about this artifact's session (precision, int8 kernels, device...).
     runtime: dict[str, Any] = Field(default_factory=dict)
+    #: Why this run rebuilt the artifact although the cache had an entry (it failed verification).
+    cache_rebuilt_reason: str | None = None
 
 
 class ReferenceMeasurement(BaseModel):
@@ -103,6 +105,7 @@ class Report(BaseModel):
     def load(cls, path: Path) -> Report:
         """Read a report written by ``--report-json`` (InputError when it is not a v1 report)."""
         from edgecraft.errors import InputError
+        from edgecraft.safe_text import bounded_repr
 
         try:
             document = json.loads(Path(path).read_text())
@@ -110,7 +113,7 @@ class Report(BaseModel):
             raise InputError(f"{path}: cannot read the report: {type(exc).__name__}: {exc}") from exc
         if not isinstance(document, dict) or document.get("schema") != REPORT_SCHEMA_ID:
             got = document.get("schema") if isinstance(document, dict) else type(document).__name__
-            raise InputError(f"{path}: schema {got!r} is not {REPORT_SCHEMA_ID!r}")
+            raise InputError(f"{path}: schema {bounded_repr(got)} is not {REPORT_SCHEMA_ID!r}")
         try:
             return cls.model_validate(document)
         except Exception as exc:

@@ -18,6 +18,7 @@ from edgecraft import __version__
 from edgecraft.artifacts import MANIFEST, Artifact, ArtifactCache
 from edgecraft.backend import Session
 from edgecraft.builder import TargetPipeline
+from edgecraft.cache_verify import read_manifest
 from edgecraft.compiler import CompiledPlan, compile_plan
 from edgecraft.context import TargetView
 from edgecraft.contracts import Verdict, judge_accuracy, judge_size
@@ -111,9 +112,10 @@ def _target_view(plan: CompressionPlan, registry: Registry, compiled: CompiledPl
 
 
 def _measurement(artifact_path: Path, size: int, cached: bool, metrics: dict[str, float], latency: LatencyReport,
-                 steps: list[dict[str, object]], runtime: dict[str, Any]) -> MeasurementReport:
+                 steps: list[dict[str, object]], runtime: dict[str, Any], rebuilt: str | None = None
+                 ) -> MeasurementReport:
     return MeasurementReport(metrics=metrics, latency_ms=latency, size_bytes=size, artifact=str(artifact_path),
-                             cached=cached, steps=steps, runtime=runtime)
+                             cached=cached, steps=steps, runtime=runtime, cache_rebuilt_reason=rebuilt)
 
 
 def _reference_side(ref_entry: dict[str, Any], reference: ReferenceReport, pipe: TargetPipeline,
@@ -135,10 +137,10 @@ def _reference_side(ref_entry: dict[str, Any], reference: ReferenceReport, pipe:
     folder = Path(artifact)
     if not artifact or not (folder / MANIFEST).is_file():
         return fallback(f"the reference artifact {artifact or '(none recorded)'} is no longer in the cache")
-    try:
-        ref_art = Artifact.open(folder)
-    except (OSError, ValueError, KeyError) as exc:
-        return fallback(f"the reference artifact's manifest is unreadable ({type(exc).__name__})")
+    manifest, rejected = read_manifest(folder)  # verified like any cache entry: never load a damaged library
+    if manifest is None:
+        return fallback(f"the reference artifact failed verification: {rejected}")
+    ref_art = Artifact(folder, manifest)
     built_for = ref_art.manifest.get("compiled_plan", {}).get("target")
     if built_for != compiled.target:
         raise InputError(f"--reference {reference.path}: the reference artifact {folder} was built for target "
@@ -259,9 +261,9 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
         target=view.label, target_name=compiled.target, backend=backend.name,
         passed=all(v.passed for v in verdicts),
         baseline=_measurement(base_art.path, base_art.size_bytes, base_cached, base_metrics, lat(BASELINE), [],
-                              runtime[BASELINE]),
+                              runtime[BASELINE], base_art.rebuilt_reason),
         compressed=_measurement(comp_art.path, comp_art.size_bytes, comp_cached, comp_metrics, lat(COMPRESSED),
-                                comp_art.manifest.get("steps", []), runtime[COMPRESSED]),
+                                comp_art.manifest.get("steps", []), runtime[COMPRESSED], comp_art.rebuilt_reason),
         contracts=verdicts, artifact=str(comp_art.path), compiled_key=compiled.key(), device=device,
         emulated=emulated, ratios=ratios, status=overall_status(verdicts), reference=reference_report,
         extra_rounds=settled.extra_rounds)

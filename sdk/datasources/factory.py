@@ -9,6 +9,7 @@ from edgecraft.datasets import Dataset, DatasetContext, DatasetKind, make_datase
 from edgecraft.errors import InputError
 from edgecraft.loading import load_callable
 from edgecraft.plan import DatasetParams
+from edgecraft.user_code import call_user_code
 from pydantic import Field
 
 
@@ -30,12 +31,7 @@ class FactoryKind(DatasetKind):
 
     def load(self, name: str, params: FactoryParams, ctx: DatasetContext) -> Dataset:  # type: ignore[override]
         fn = load_callable(params.factory, ctx.base_dir, field=f"data.{name}.factory")
-        try:
-            result = fn()
-        except InputError:
-            raise
-        except Exception as exc:
-            raise InputError(f"data.{name}.factory: {params.factory} raised {type(exc).__name__}: {exc}") from exc
+        result = call_user_code(fn, what=f"data.{name}.factory: {params.factory}")
         if not (isinstance(result, tuple) and len(result) == 2):
             raise InputError(f"data.{name}.factory: {params.factory} must return (inputs, labels_or_None), "
                              f"got {type(result).__name__}")

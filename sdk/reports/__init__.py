@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgecraft.errors import EnvironmentFailure
 from edgecraft.report import Report, write_json_atomic
 
 
@@ -71,20 +74,35 @@ def write_reports(report: Report, files: ReportFiles) -> list[Path]:
     from edgecraft.reports.markdown import markdown_summary
 
     if files.json is not None:
-        write_json_atomic(files.json, report.to_json())
+        with _writing(files.json):
+            write_json_atomic(files.json, report.to_json())
     if files.junit is not None:
-        write_text_atomic(files.junit, junit_xml(report))
+        with _writing(files.junit):
+            write_text_atomic(files.junit, junit_xml(report))
     summary = None
     if files.markdown is not None:
         summary = markdown_summary(report)
-        write_text_atomic(files.markdown, summary)
+        with _writing(files.markdown):
+            write_text_atomic(files.markdown, summary)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         summary = summary or markdown_summary(report)
-        with open(step_summary, "a", encoding="utf-8") as handle:
+        with _writing(Path(step_summary)), open(step_summary, "a", encoding="utf-8") as handle:
             handle.write(summary + "\n")
     if files.html is not None:
         from edgecraft.reports.html import html_report
 
-        write_text_atomic(files.html, html_report(report))
+        page = html_report(report)
+        with _writing(files.html):
+            write_text_atomic(files.html, page)
     return files.written()
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """A failed write (disk full, read-only) is one line naming the report, not a traceback (exit 3)."""
+    try:
+        yield
+    except OSError as exc:
+        raise EnvironmentFailure(f"{path}: cannot write the report: {exc.strerror or type(exc).__name__} "
+                                 "(no partial file was left)") from exc

@@ -15,6 +15,7 @@ from edgecraft.contracts import Verdict
 from edgecraft.errors import InputError
 from edgecraft.report import Report, TargetReport
 from edgecraft.reports.markdown import ICON
+from edgecraft.safe_text import clean_text
 
 COLORS = {"baseline": "#4c72b0", "compressed": "#dd8452", "reference": "#55a868"}
 
@@ -214,4 +215,4 @@ def html_report(report: Report) -> str:
                          + "".join(_verdict_row(v) for v in t.contracts) + "</table>")
         parts.append(f"<p><small>artifact <code>{_e(t.artifact)}</code></small></p>")
     parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+    return clean_text("\n".join(parts) + "\n")  # control characters from names: escaped, visible

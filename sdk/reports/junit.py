@@ -15,6 +15,7 @@ from pathlib import Path
 
 from edgecraft.contracts import Verdict
 from edgecraft.report import Report, TargetReport
+from edgecraft.safe_text import clean_text
 
 
 def _fmt(value: float) -> str:
@@ -81,8 +82,20 @@ def junit_xml(report: Report) -> str:
         "time": "0",
     })
     root.extend(suites)
+    _clean_tree(root)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _clean_tree(root: ET.Element) -> None:
+    """Escape control characters in every attribute and text: XML 1.0 cannot hold them even as
+    character references, so one contract name with an ESC would make the whole file unparsable."""
+    for element in root.iter():
+        element.attrib = {k: clean_text(v) for k, v in element.attrib.items()}
+        if element.text is not None:
+            element.text = clean_text(element.text)
+        if element.tail is not None:
+            element.tail = clean_text(element.tail)
 
 
 def write_junit(report: Report, path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from edgecraft.contracts import Verdict
 from edgecraft.report import Report, TargetReport
+from edgecraft.safe_text import clean_text
 
 ICON = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 
@@ -47,6 +48,9 @@ def _target(t: TargetReport) -> list[str]:
     lines.append("| " + " | ".join(row) + " |")
     if ref is not None:
         lines += ["", f"Reference: `{ref.report}` — {_cell(ref.how)}."]
+    for side, m in (("baseline", t.baseline), ("compressed", t.compressed)):
+        if m.cache_rebuilt_reason:
+            lines += ["", f"⚠ The cached {side} artifact was rebuilt: {_cell(m.cache_rebuilt_reason)}."]
     if t.contracts:
         lines += ["", "| contract | status | measured | bound | confidence interval | detail |",
                   "|---|---|---|---|---|---|"]
@@ -76,4 +80,4 @@ def markdown_summary(report: Report) -> str:
     for target in report.targets:
         lines += [*_target(target), ""]
     lines.append(f"<sub>edgecraft {report.edgecraft_version}, plan `{report.plan}`, {report.created}</sub>")
-    return "\n".join(lines) + "\n"
+    return clean_text("\n".join(lines) + "\n")  # no escape codes reach a CI page or terminal

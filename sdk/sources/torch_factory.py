@@ -10,6 +10,7 @@ from edgecraft.model_source import ModelSourceKind, SourceContext
 from edgecraft.modelio import ModelIO, TensorSpec
 from edgecraft.models import Stage, TorchModel
 from edgecraft.plan import SourceParams
+from edgecraft.user_code import call_user_code
 from pydantic import Field, field_validator, model_validator
 
 
@@ -85,12 +86,7 @@ class TorchFactorySource(ModelSourceKind):
         import torch
 
         factory = load_callable(params.factory, ctx.base_dir, field="model.factory")
-        try:
-            module = factory()
-        except InputError:
-            raise
-        except Exception as exc:
-            raise InputError(f"model.factory: {params.factory} raised {type(exc).__name__}: {exc}") from exc
+        module = call_user_code(factory, what=f"model.factory: {params.factory}")
         if not isinstance(module, torch.nn.Module):
             raise InputError(f"model.factory: {params.factory} returned {type(module).__name__}, "
                              "expected a torch.nn.Module")
