@@ -301,7 +301,7 @@ CASES: list[tuple[str, Setup, int, str]] = [
                                                     data=True), 2, "data.d.factory: user.py:make raised ValueError"),
     ("data factory exits", lambda w: _factory_file(w, "import sys\ndef make():\n    sys.exit(0)\n", data=True), 2,
      "called sys.exit(0)"),
-    ("npz object arrays", _npz_objects, 2, "cannot be read as numeric arrays"),
+    ("npz object arrays", _npz_objects, 2, "holds object arrays"),
     ("npz missing", plan_with(data={"d": {"kind": "npz", "path": "none.npz"}},
                               evaluation={"dataset": "d", "metrics": ["top1"]}), 2, "none.npz"),
     # reference reports
