@@ -210,21 +210,27 @@ def _edgecraft_version() -> str:
     return __version__
 
 
-def _accept_strategy(obj: Any, prov: Provenance) -> list[Provided]:
-    if not (isinstance(obj, type) and issubclass(obj, Strategy)):
-        raise PluginError(f"plugin {prov.plugin!r} ({prov.distribution}) registered {obj!r}, which is not a "
-                          "subclass of edgecraft.Strategy")
-    for attr in ("name", "params_model"):
-        if not hasattr(obj, attr):
-            raise PluginError(f"strategy {obj.__name__} from {prov} does not set the class attribute {attr!r}")
-    return [Provided(obj.name, "strategy", obj, prov, obj.summary)]
+def _accept_class(base_module: str, base_name: str, label: str, key: str,
+                  required: tuple[str, ...] = ()) -> Callable[[Any, Provenance], list[Provided]]:
+    """A ``register`` check for plugin classes: a subclass of ``base`` with its ``key`` and ``required`` attributes.
 
+    The base is imported lazily (devices and kinds live in modules the registry need not load up front).
+    """
+    def accept(obj: Any, prov: Provenance) -> list[Provided]:
+        import importlib
 
-def _accept_backend(obj: Any, prov: Provenance) -> list[Provided]:
-    if not (isinstance(obj, type) and issubclass(obj, Backend)):
-        raise PluginError(f"plugin {prov.plugin!r} ({prov.distribution}) registered {obj!r}, which is not a "
-                          "subclass of edgecraft.Backend")
-    return [Provided(obj.name, "backend", obj, prov, obj.summary)]
+        base = getattr(importlib.import_module(base_module), base_name)
+        public = "edgecraft." + base_name if base_module in ("edgecraft.strategy", "edgecraft.backend") else \
+            f"{base_module}.{base_name}"
+        if not (isinstance(obj, type) and issubclass(obj, base)):
+            raise PluginError(f"plugin {prov.plugin!r} ({prov.distribution}) registered {obj!r}, which is not a "
+                              f"subclass of {public}")
+        for attr in (key, *required):
+            if not hasattr(obj, attr):
+                raise PluginError(f"{label} {obj.__name__} from {prov} does not set the class attribute {attr!r}")
+        return [Provided(getattr(obj, key), label, obj, prov, obj.summary)]
+
+    return accept
 
 
 def _accept_metric(obj: Any, prov: Provenance) -> list[Provided]:
@@ -232,31 +238,6 @@ def _accept_metric(obj: Any, prov: Provenance) -> list[Provided]:
         raise PluginError(f"plugin {prov.plugin!r} ({prov.distribution}) registered {obj!r}, which is not an "
                           "edgecraft.metrics.Metric")
     return [Provided(obj.name, "metric", obj, prov, obj.summary)]
-
-
-def _accept_device(obj: Any, prov: Provenance) -> list[Provided]:
-    from edgecraft.devices import Device
-
-    if not (isinstance(obj, type) and issubclass(obj, Device)):
-        raise PluginError(f"plugin {prov.plugin!r} ({prov.distribution}) registered {obj!r}, which is not a "
-                          "subclass of edgecraft.devices.Device")
-    return [Provided(obj.name, "device", obj, prov, obj.summary)]
-
-
-def _accept_kind(base_module: str, base_name: str, kind_label: str) -> Callable[[Any, Provenance], list[Provided]]:
-    def accept(obj: Any, prov: Provenance) -> list[Provided]:
-        import importlib
-
-        base = getattr(importlib.import_module(base_module), base_name)
-        if not (isinstance(obj, type) and issubclass(obj, base)):
-            raise PluginError(f"plugin {prov.plugin!r} ({prov.distribution}) registered {obj!r}, which is not a "
-                              f"subclass of {base_module}.{base_name}")
-        for attr in ("kind", "params_model"):
-            if not hasattr(obj, attr):
-                raise PluginError(f"{kind_label} {obj.__name__} from {prov} does not set the class attribute {attr!r}")
-        return [Provided(obj.kind, kind_label, obj, prov, obj.summary)]
-
-    return accept
 
 
 def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Iterable[Any] = (),
@@ -289,14 +270,17 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
                                "edgecraft_run_started, edgecraft_target_finished, edgecraft_report_ready") from exc
 
     registry = Registry(pm)
-    _collect(registry, "edgecraft_register_strategies", "strategy", provenance, _accept_strategy)
-    _collect(registry, "edgecraft_register_backends", "backend", provenance, _accept_backend)
+    _collect(registry, "edgecraft_register_strategies", "strategy", provenance,
+             _accept_class("edgecraft.strategy", "Strategy", "strategy", "name", ("params_model",)))
+    _collect(registry, "edgecraft_register_backends", "backend", provenance,
+             _accept_class("edgecraft.backend", "Backend", "backend", "name"))
     _collect(registry, "edgecraft_register_metrics", "metric", provenance, _accept_metric)
-    _collect(registry, "edgecraft_register_devices", "device", provenance, _accept_device)
+    _collect(registry, "edgecraft_register_devices", "device", provenance,
+             _accept_class("edgecraft.devices", "Device", "device", "name"))
     _collect(registry, "edgecraft_register_model_sources", "model source", provenance,
-             _accept_kind("edgecraft.model_source", "ModelSourceKind", "model source"))
+             _accept_class("edgecraft.model_source", "ModelSourceKind", "model source", "kind", ("params_model",)))
     _collect(registry, "edgecraft_register_datasets", "dataset kind", provenance,
-             _accept_kind("edgecraft.datasets", "DatasetKind", "dataset kind"))
+             _accept_class("edgecraft.datasets", "DatasetKind", "dataset kind", "kind", ("params_model",)))
     for backend_name, provided in registry.backends.items():
         try:
             infos = registry.backend(backend_name).targets()
