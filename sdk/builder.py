@@ -24,6 +24,7 @@ from edgecraft.compiler import CompiledPlan
 from edgecraft.context import RunContext, TargetView
 from edgecraft.datasets import Dataset, DatasetStore
 from edgecraft.errors import EdgecraftError, PluginError, RuntimeFailure
+from edgecraft.logging_setup import third_party_output
 from edgecraft.measure import compute_metrics, run_outputs
 from edgecraft.model_source import ModelSourceLoader, export_onnx
 from edgecraft.models import ModelHandle, NativeModel, OnnxModel, Stage, TorchModel
@@ -142,7 +143,8 @@ class TargetPipeline:
             strategy = self.registry.strategy(step.strategy)
             self.progress.status(f"{self.view.label}: {step.where} {step.strategy} ({step.implementation})")
             try:
-                result = strategy.apply(step, handle, self._run_context(step, work))
+                with third_party_output(step.strategy):  # NNCF & co. print; under the CLI that goes to --verbose
+                    result = strategy.apply(step, handle, self._run_context(step, work))
             except EdgecraftError:
                 raise
             except Exception as exc:

@@ -38,7 +38,13 @@ PlanArg = Annotated[Path, typer.Argument(help="Plan file (.yaml, .yml or .json).
 @app.callback()
 def _global(plugins: Annotated[str | None, typer.Option(
         "--plugins", envvar="EDGECRAFT_PLUGINS",
-        help="Comma-separated entry-point names: load only these plugins (for locked-down CI).")] = None) -> None:
+        help="Comma-separated entry-point names: load only these plugins (for locked-down CI).")] = None,
+        verbose: Annotated[bool, typer.Option(
+            "--verbose", "-v", help="Show the log lines and warnings of the libraries edgecraft drives (NNCF, "
+            "OpenVINO, ONNX Runtime, TVM, torch); hidden otherwise, with a count at the end.")] = False) -> None:
+    from edgecraft import logging_setup
+
+    logging_setup.configure(verbose)
     if plugins is not None:
         os.environ["EDGECRAFT_PLUGINS"] = plugins
 
@@ -160,6 +166,9 @@ def _print_report(report: Report) -> None:
                 verdicts.add_row(v.name, f"[{color}]{status}[/{color}]", f"{v.measured:.4g}{ci}", f"{v.bound:.4g}",
                                  v.detail + (f" ({v.note})" if v.note else ""))
             out.print(verdicts)
+        precision_note = (target.device or {}).get("precision_note")
+        if precision_note:
+            out.print(f"note: {target.target}: {precision_note}", highlight=False, markup=False)
     color = "green" if report.passed else "red"
     undecided = sum(1 for t in report.targets for v in t.contracts if v.status == "inconclusive")
     out.print(f"[{color}]{'PASSED' if report.passed else 'FAILED'}[/{color}]: "
@@ -188,13 +197,17 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress outpu
 def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None, cache_dir: Path | None,
                     quiet: bool, files: Any) -> None:
     from edgecraft.gate import ReferenceReport
+    from edgecraft.logging_setup import quiet_runtimes
     from edgecraft.plan_io import load_plan
     from edgecraft.progress import NullProgress
     from edgecraft.rich_progress import RichProgress
     from edgecraft.runner import run_plan
 
     files.check_available()
+    for note in files.notes:
+        err.print(f"note: {note}", highlight=False, markup=False)
     registry = _registry()
+    quiet_runtimes()
     loaded, base_dir = load_plan(plan, registry)
     ref = ReferenceReport.load(reference) if reference is not None else None
     progress = NullProgress() if quiet else RichProgress(err)
@@ -256,6 +269,8 @@ def report(source: Annotated[Path, typer.Argument(help="A JSON report written by
     if report_dir is not None:
         files.json = None  # never overwrite the source with itself
     files.check_available()
+    for note in files.notes:
+        err.print(f"note: {note}", highlight=False, markup=False)
     _finish(ReportModel.load(source), files, None)
 
 
@@ -301,6 +316,8 @@ def device_setup(
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map errors to exit codes (2 bad input, 3 plugin/runtime failure)."""
     saved_plugins = os.environ.get("EDGECRAFT_PLUGINS")
+    from edgecraft import logging_setup
+
     try:
         # Without standalone mode click returns a typer.Exit's code instead of raising it.
         result = app(args=argv, standalone_mode=False)
@@ -327,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("error (unexpected): the traceback above is a bug or a runtime failure, not a verdict\n")
         return EXIT_PLUGIN_FAILURE
     finally:
+        hidden = logging_setup.hidden_summary()
+        if hidden:
+            sys.stderr.write(f"note: {hidden}\n")
+        logging_setup.reset()
         # --plugins sets the variable for this invocation only (main() may be called again in-process).
         if saved_plugins is None:
             os.environ.pop("EDGECRAFT_PLUGINS", None)
