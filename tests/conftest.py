@@ -31,6 +31,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return requirements.report_header()
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    """Under -q (./scripts/test) there is no header: the same lines close the run instead."""
+    if config.get_verbosity() < 0:
+        for line in requirements.report_header():
+            terminalreporter.write_line(line)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     requirements.mark_by_fixtures(items)
     if config.getoption("--run-slow"):
