@@ -129,6 +129,18 @@ def test_every_marker_is_registered_in_pyproject() -> None:
             assert extra in extras, (need.marker, extra)
 
 
+def test_optional_parts_are_declared_with_markers_not_ad_hoc_skips() -> None:
+    """An importorskip or a home-made skipif on an optional module would skip under CI too, hiding a broken
+    install; the markers skip with the install command locally and fail under CI."""
+    optional = "|".join(sorted({m for need in suite_requirements.NEEDS.values() for m in need.modules}))
+    ad_hoc = re.compile(rf"""importorskip\(\s*["']({optional})["']"""
+                        rf"""|find_spec\(\s*["']({optional})["']\s*\)\s*is None""")
+    offenders = [f"{path.relative_to(REPO)}:{n}" for path in sorted((REPO / "tests").rglob("*.py"))
+                 if path.name not in ("test_ci_setup.py", "suite_requirements.py")
+                 for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if ad_hoc.search(line)]
+    assert offenders == [], "use @pytest.mark.<extra> (tests/suite_requirements.py) instead"
+
+
 def _pytest_without_mlflow(env_extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """The mlflow test in a pytest where mlflow cannot be imported (a partial install)."""
     script = ("import sys, pytest; sys.modules['mlflow'] = None; "
