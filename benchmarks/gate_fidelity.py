@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from edgecraft.cpu import cpu_summary
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "digits"
@@ -194,7 +195,7 @@ def main() -> int:
             "unchanged_pass_rate": unchanged_pass_rate, "slower_fail_rate": slower_fail_rate,
             "runs_per_candidate": args.runs, "bound_pct": args.bound, "time_budget_s": args.budget,
             "extra_layers": k, "calibration_ratios": {str(c): r for c, r in ratios.items()},
-            "unchanged": unchanged, "slower": slower, "seconds": elapsed}, indent=2))
+            "unchanged": unchanged, "slower": slower, "seconds": elapsed, "cpu": cpu_summary()}, indent=2))
     return 0
 
 

@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgecraft.cpu import cpu_summary
+from edgecraft.cpu import describe as describe_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "examples" / "digits"
@@ -293,11 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for key, value in figures.items():
         print(f"{key}: {value}")
+    print(f"cpu: {describe_cpu()}")  # int8 and bf16 gains depend on these features
     print(f"(total {time.time() - start:.0f} s)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({**figures, "rows": rows, "threads": 2, "batch": 1,
-                                         "calibration_samples": CALIBRATION_SAMPLES}, indent=2))
+                                         "calibration_samples": CALIBRATION_SAMPLES, "cpu": cpu_summary()}, indent=2))
     return 0
 
 

@@ -23,6 +23,7 @@ from edgecraft.context import RunContext, TargetView
 from edgecraft.datasets import Dataset, DatasetStore
 from edgecraft.errors import EdgecraftError, RuntimeFailure
 from edgecraft.feeds import BoundData
+from edgecraft.logging_setup import third_party_output
 from edgecraft.measure import Outputs, check_finite, compute_metrics, run_outputs
 from edgecraft.model_source import ModelSourceLoader, export_onnx
 from edgecraft.models import ModelHandle, NativeModel, OnnxModel, Stage, TorchModel
@@ -142,8 +143,9 @@ class TargetPipeline:
             self.progress.status(f"{self.view.label}: {step.where} {step.strategy} ({step.implementation})")
             prov = self.registry.provenance_of_strategy(step.strategy)
             who = f"{step.where}: strategy {step.strategy!r} from {prov} on target {self.view.label!r}"
-            result = check_step_result(call_plugin(strategy.apply, step, handle, self._run_context(step, work),
-                                                   who=who, hook="apply()"), step, who=who)
+            with third_party_output(step.strategy):  # NNCF & co. print; under the CLI that goes to --verbose
+                result = check_step_result(call_plugin(strategy.apply, step, handle, self._run_context(step, work),
+                                                       who=who, hook="apply()"), step, who=who)
             handle = result.model
             details.append({"index": step.index, "label": step.label, "strategy": step.strategy,
                             "implementation": step.implementation, **result.details})

@@ -47,9 +47,15 @@ def _global(plugins: Annotated[str | None, typer.Option(
         "--plugins", envvar="EDGECRAFT_PLUGINS",
         help="Comma-separated entry-point names: load only these plugins (for locked-down CI).")] = None,
             debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks under error messages.")] = False,
+            verbose: Annotated[bool, typer.Option(
+                "--verbose", "-v", help="Show the log lines and warnings of the libraries edgecraft drives (NNCF, "
+                "OpenVINO, ONNX Runtime, TVM, torch); hidden otherwise, with a count at the end.")] = False,
             ) -> None:
+    from edgecraft import logging_setup
+
     global _DEBUG
     _DEBUG = _DEBUG or debug
+    logging_setup.configure(verbose)
     if plugins is not None:
         os.environ["EDGECRAFT_PLUGINS"] = plugins
 
@@ -181,6 +187,9 @@ def _print_report(report: Report) -> None:
                 verdicts.add_row(_safe(v.name), f"[{color}]{status}[/{color}]", f"{v.measured:.4g}{ci}",
                                  f"{v.bound:.4g}", _safe(v.detail + (f" ({v.note})" if v.note else "")))
             out.print(verdicts)
+        precision_note = (target.device or {}).get("precision_note")
+        if precision_note:
+            out.print(f"note: {target.target}: {precision_note}", highlight=False, markup=False)
     color = "green" if report.passed else "red"
     undecided = sum(1 for t in report.targets for v in t.contracts if v.status == "inconclusive")
     out.print(f"[{color}]{'PASSED' if report.passed else 'FAILED'}[/{color}]: "
@@ -209,6 +218,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress outpu
 def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None, cache_dir: Path | None,
                     quiet: bool, files: Any) -> None:
     from edgecraft.gate import ReferenceReport
+    from edgecraft.logging_setup import quiet_runtimes
     from edgecraft.plan_io import load_plan
     from edgecraft.preflight import preflight_run
     from edgecraft.progress import NullProgress
@@ -218,7 +228,10 @@ def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None
     global _VERDICT_PENDING
     _VERDICT_PENDING = True
     files.check_available()
+    for note in files.notes:
+        err.print(f"note: {note}", highlight=False, markup=False)
     registry = _registry()
+    quiet_runtimes()
     loaded, base_dir = load_plan(plan, registry)
     ref = ReferenceReport.load(reference) if reference is not None else None
     preflight_run(files, cache_dir)
@@ -285,6 +298,8 @@ def report(source: Annotated[Path, typer.Argument(help="A JSON report written by
         files.json = None  # never overwrite the source with itself
     files.check_available()
     preflight_reports(files)
+    for note in files.notes:
+        err.print(f"note: {note}", highlight=False, markup=False)
     _finish(ReportModel.load(source), files, None)
 
 
@@ -336,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     saved_plugins = os.environ.get("EDGECRAFT_PLUGINS")
     _DEBUG = "--debug" in (sys.argv[1:] if argv is None else argv)  # also for errors raised before the callback
     _VERDICT_PENDING = False
+    from edgecraft import logging_setup
+
     try:
         with terminate_raises():
             # Without standalone mode click returns a typer.Exit's code instead of raising it.
@@ -381,6 +398,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("error (unexpected): the traceback above is a bug or a runtime failure, not a verdict\n")
         return EXIT_PLUGIN_FAILURE
     finally:
+        hidden = logging_setup.hidden_summary()
+        if hidden:
+            sys.stderr.write(f"note: {hidden}\n")
+        logging_setup.reset()
         # --plugins sets the variable for this invocation only (main() may be called again in-process).
         if saved_plugins is None:
             os.environ.pop("EDGECRAFT_PLUGINS", None)

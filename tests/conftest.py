@@ -1,4 +1,10 @@
-"""Shared fixtures: an isolated artifact cache, the bundled example's paths, and fake installed plugins."""
+"""Shared fixtures: an isolated artifact cache, the bundled example's paths, and fake installed plugins.
+
+Also what a partial install means for the suite (see ``suite_requirements.py``): a test marked with an
+optional extra or system tool it needs (``openvino``, ``tvm``, ``aarch64``, ``reports``, ``mlflow``,
+``dev``) is skipped with the install command when that is missing, and FAILS instead under ``CI=true``
+or ``EDGECRAFT_REQUIRE_ALL=1`` (set by ``./scripts/test``): only the full run is the definition of green.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import suite_requirements as requirements  # tests/suite_requirements.py: what each marker needs
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_DIR = REPO / "examples" / "digits"
@@ -18,13 +25,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="also run tests marked slow (training, big models, emulated devices): CI does")
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The CPU features the suite ran with (some tests assert different behaviour on each kind of CPU),
+    and which optional parts are installed."""
+    return requirements.report_header()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    """Under -q (./scripts/test) there is no header: the same lines close the run instead."""
+    if config.get_verbosity() < 0:
+        for line in requirements.report_header():
+            terminalreporter.write_line(line)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    requirements.mark_by_fixtures(items)
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow: run with --run-slow (CI does)")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip (or, when everything is required, fail) a test whose extra or system tool is missing."""
+    missing = requirements.missing_for(item)
+    if not missing:
+        return
+    if requirements.require_all():
+        pytest.fail(f"{missing} ({requirements.REQUIRE_ALL_REASON})", pytrace=False)
+    pytest.skip(missing)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -63,6 +63,28 @@ def compile_ir(source: Path | Any, options: OpenVinoCpuOptions, threads: int) ->
     return OpenVinoSession(compiled, options, config)
 
 
+def effective_precision(requested: str, reported: Any, bf16_cpu: bool | None = None) -> tuple[str, str | None]:
+    """The precision a compiled model runs in, and a note when it is not the one the plan asked for.
+
+    ``reported`` is the compiled model's INFERENCE_PRECISION_HINT (an element type name such as "f32" or
+    "bf16", or None when unreadable). OpenVINO honours bf16 only on CPUs with AVX-512 BF16 or AMX and
+    silently keeps f32 elsewhere: that is reported as f32, with the reason.
+    """
+    from edgecraft.cpu import has_bf16
+
+    bf16_cpu = has_bf16() if bf16_cpu is None else bf16_cpu
+    if reported is not None:
+        actual = str(reported).lower()
+    else:
+        actual = "f32" if requested == "bf16" and not bf16_cpu else requested
+    if actual == requested:
+        return actual, None
+    if requested == "bf16" and not bf16_cpu:
+        return actual, ("inference_precision bf16 requested, but this CPU has no bf16 compute (no avx512_bf16 "
+                        f"or amx_bf16 flag): OpenVINO runs the model in {actual}")
+    return actual, f"inference_precision {requested} requested, but OpenVINO compiled the model in {actual}"
+
+
 class OpenVinoSession(Session):
     """One compiled model and one infer request (batch-1 latency is a single request's job)."""
 
@@ -108,13 +130,13 @@ class OpenVinoSession(Session):
             device = ov.Core().get_property("CPU", "FULL_DEVICE_NAME")
         except Exception:
             device = "CPU"
+        actual, note = effective_precision(self._options.inference_precision, precision)
         return {
             "target": TARGET,
             "runtime": f"openvino {ov.__version__.split('-')[0]}",
             "device": device,
-            # Precision strings from OpenVINO are element type names ("f32", "bf16").
-            "precision": (str(precision).lower() if precision is not None
-                          else self._options.inference_precision),
+            "precision": actual,
+            **({"precision_note": note} if note else {}),
             "performance_hint": str(prop("PERFORMANCE_HINT") or self._config["PERFORMANCE_HINT"]).lower(),
             "streams": prop("NUM_STREAMS"),
             "threads": prop("INFERENCE_NUM_THREADS"),

@@ -46,12 +46,10 @@ class OrtQuantConfig:
 
 
 def cpu_has_vnni() -> bool:
-    """True when the local x86 CPU has AVX-512 VNNI or AVX-VNNI (Linux ``/proc/cpuinfo`` flags)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_vnni" in flags or "avx_vnni" in flags
+    """True when the local x86 CPU has AVX-512 VNNI or AVX-VNNI (read once, in :mod:`edgecraft.cpu`)."""
+    from edgecraft.cpu import has_vnni
+
+    return has_vnni()
 
 
 #: Per-channel QDQ writes ``DequantizeLinear(axis=...)``, which needs opset 13; models from the wild

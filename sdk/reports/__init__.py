@@ -6,11 +6,12 @@ JSON with ``edgecraft report REPORT.json``), so they never re-measure anything.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecraft.errors import EnvironmentFailure
@@ -46,16 +47,24 @@ class ReportFiles:
     junit: Path | None = None
     markdown: Path | None = None
     html: Path | None = None
+    #: What was left out and why (printed by the CLI), e.g. the HTML page without matplotlib.
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def from_options(cls, *, report_dir: Path | None = None, json: Path | None = None, junit: Path | None = None,
                      markdown: Path | None = None, html: Path | None = None) -> ReportFiles:
+        notes = []
         if report_dir is not None:
             json = json or report_dir / "report.json"
             junit = junit or report_dir / "junit.xml"
             markdown = markdown or report_dir / "summary.md"
-            html = html or report_dir / "report.html"
-        return cls(json, junit, markdown, html)
+            if html is None and importlib.util.find_spec("matplotlib") is None:
+                # --report-dir asks for "every format this install can write"; --html asks for the page.
+                notes.append(f"{report_dir / 'report.html'} not written: the HTML report needs matplotlib "
+                             "(pip install 'edgecraft[reports]'); the other reports are written")
+            else:
+                html = html or report_dir / "report.html"
+        return cls(json, junit, markdown, html, notes)
 
     def written(self) -> list[Path]:
         return [p for p in (self.json, self.junit, self.markdown, self.html) if p is not None]

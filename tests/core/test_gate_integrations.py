@@ -81,9 +81,12 @@ def test_mlflow_missing_is_a_plugin_error(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.mlflow
+@pytest.mark.reports
 def test_cli_run_is_logged_to_a_local_mlflow_store(plan_file: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    mlflow = pytest.importorskip("mlflow")
+    import mlflow
+
     store = tmp_path / "mlruns"
     monkeypatch.setenv("EDGECRAFT_MLFLOW_TRACKING_URI", f"file:{store}")
     monkeypatch.setenv("EDGECRAFT_MLFLOW_EXPERIMENT", "gate-tests")

@@ -67,8 +67,10 @@ def make_report(policy: str = "fail") -> Report:
 
 
 @pytest.mark.parametrize("policy,failures,errors", [("fail", 3, 0), ("error", 2, 1), ("pass", 2, 0)])
+@pytest.mark.dev
 def test_junit_validates_and_counts(policy: str, failures: int, errors: int) -> None:
-    xmlschema = pytest.importorskip("xmlschema")
+    import xmlschema
+
     text = junit_xml(make_report(policy))
     xmlschema.XMLSchema(str(XSD)).validate(text)
     root = ET.fromstring(text)
@@ -95,6 +97,7 @@ def test_junit_validates_and_counts(policy: str, failures: int, errors: int) -> 
     assert sum(int(s.get("failures")) for s in suites) == failures
 
 
+@pytest.mark.reports
 def test_markdown_summary_and_github_step_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     summary_file = tmp_path / "step_summary.md"
     summary_file.write_text("earlier step\n")
@@ -112,8 +115,8 @@ def test_markdown_summary_and_github_step_summary(tmp_path: Path, monkeypatch: p
     assert json.loads((tmp_path / "out" / "report.json").read_text())["schema"] == "edgecraft.report/v1"
 
 
+@pytest.mark.reports
 def test_html_is_self_contained_with_plots_and_bounds() -> None:
-    pytest.importorskip("matplotlib")
     from edgecraft.reports.html import html_report
 
     page = html_report(make_report())

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from edgecraft.cpu import has_bf16
 from edgecraft.errors import EXIT_BAD_INPUT, InputError
 
-pytest.importorskip("openvino")
 pytestmark = pytest.mark.openvino
 
 from edgecraft.backends.openvino.backend import (  # noqa: E402
@@ -88,12 +88,37 @@ def test_default_precision_is_f32_and_bf16_is_reported(artifact: Path) -> None:
     assert f32["threads"] == 2 and f32["streams"] == 1
     assert f32["int8"] is False
     assert f32["cpu_pinning"] is False
+    assert "precision_note" not in f32
     bf16 = backend.load(artifact, TARGET, OpenVinoCpuOptions(inference_precision="bf16",
                                                              performance_hint="throughput", threads=1),
                         threads=2).describe()
-    assert bf16["precision"] == "bf16"
+    # What runs depends on the CPU (the suite's header prints its features): bf16 only with bf16 compute.
+    if has_bf16():
+        assert bf16["precision"] == "bf16"
+        assert "precision_note" not in bf16
+    else:
+        assert bf16["precision"] == "f32"
+        assert "no bf16 compute" in bf16["precision_note"] and "runs the model in f32" in bf16["precision_note"]
     assert bf16["performance_hint"] == "throughput"
     assert bf16["threads"] == 1
+
+
+@pytest.mark.parametrize(("requested", "reported", "bf16_cpu", "precision", "note"), [
+    ("f32", "f32", True, "f32", None),
+    ("f32", "f32", False, "f32", None),
+    ("bf16", "bf16", True, "bf16", None),
+    ("bf16", "f32", False, "f32", "this CPU has no bf16 compute (no avx512_bf16 or amx_bf16 flag)"),
+    ("bf16", None, False, "f32", "OpenVINO runs the model in f32"),  # property unreadable: the CPU decides
+    ("bf16", "f32", True, "f32", "OpenVINO compiled the model in f32"),  # a bf16 CPU that still chose f32
+])
+def test_effective_precision_on_both_kinds_of_cpu(requested: str, reported: str | None, bf16_cpu: bool,
+                                                  precision: str, note: str | None) -> None:
+    """The report's precision is what runs, on either kind of CPU, with the reason when it differs."""
+    from edgecraft.backends.openvino.session import effective_precision
+
+    actual, why = effective_precision(requested, reported, bf16_cpu=bf16_cpu)
+    assert actual == precision
+    assert (why is None) if note is None else (note in why)
 
 
 def test_artifact_reloads_from_a_copy(artifact: Path, tmp_path: Path) -> None:

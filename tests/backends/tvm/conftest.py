@@ -36,8 +36,9 @@ def digits_batch() -> np.ndarray:
 @pytest.fixture(scope="session")
 def emulated_device():
     """The emulated aarch64 device in the default cache (set up once: ~1 min, needs root and the
-    Debian mirror; CI runs `edgecraft device setup arm64-emulated` first). Fails, not skips, when the
-    toolchain is missing: the CI must install it."""
+    Debian mirror; ./scripts/test runs `edgecraft device setup arm64-emulated` first). Tests using it are
+    marked ``aarch64`` (tests/suite_requirements.py): skipped with the install command when the toolchain
+    or the device is missing, failed instead under CI=true or EDGECRAFT_REQUIRE_ALL=1."""
     from edgecraft.backends.tvm.device import setup_emulated_device
 
     return setup_emulated_device()

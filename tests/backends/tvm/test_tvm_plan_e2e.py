@@ -44,6 +44,7 @@ def _plan(tmp_path: Path, contract: dict, device_cache: Path | None = None) -> P
     return path
 
 
+@pytest.mark.aarch64
 def test_latency_contract_on_emulated_device_needs_opt_in(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from edgecraft.cli import main
 

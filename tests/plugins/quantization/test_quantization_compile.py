@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from edgecraft.cpu import has_vnni
 from edgecraft.errors import EXIT_BAD_INPUT, CompileError, InputError
 from edgecraft.plan import CompressionPlan
 from edgecraft.registry import build_registry
@@ -53,7 +53,8 @@ def test_ort_defaults_resolve_to_per_channel_u8s8_qdq(registry: Any) -> None:
     assert step.stage == "onnx"
     assert step.implementation.startswith("onnxruntime.quantization QDQ static (per-channel, U8S8, minmax)")
     assert step.params["activation_type"] == "uint8" and step.params["weight_type"] == "int8"
-    assert step.params["reduce_range"] in (True, False)  # filled from the CPU's features, never left null
+    # Filled from the CPU's features, never left null: off with VNNI (int32 accumulation), on without it.
+    assert step.params["reduce_range"] is (not has_vnni())
     assert step.params["accuracy_aware"]["enabled"] == "off"
     assert step.needs_data == ["calib"]
 
@@ -96,7 +97,7 @@ def test_bad_params_are_rejected_by_the_schema(registry: Any) -> None:
         _compile(registry, _plan({"calibration_dataset": "calib", "calibration_method": "kl"}))
 
 
-needs_tvm = pytest.mark.skipif(importlib.util.find_spec("tvm") is None, reason="needs the tvm extra")
+needs_tvm = pytest.mark.tvm
 
 
 @needs_tvm
@@ -106,7 +107,7 @@ def test_tvm_target_is_a_compile_error_that_says_why(registry: Any) -> None:
     assert "TVM 0.27" in text and "fp32" in text and "QLinearConv" in text
 
 
-needs_nncf = pytest.mark.skipif(importlib.util.find_spec("nncf") is None, reason="needs the openvino extra")
+needs_nncf = pytest.mark.openvino
 
 
 @needs_nncf

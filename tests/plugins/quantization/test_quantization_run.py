@@ -3,7 +3,6 @@ loop on a model with a deliberately sensitive layer, and run-time data errors.""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from edgecraft.runner import run_plan
 
 HERE = Path(__file__).parent
 pytestmark = pytest.mark.slow
-needs_nncf = pytest.mark.skipif(importlib.util.find_spec("nncf") is None, reason="needs the openvino extra")
+needs_nncf = pytest.mark.openvino
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,113 @@
+"""The local CPU's features that change what compressed models do: the one place edgecraft reads them.
+
+Int8 and bf16 speed (and, for OpenVINO, the precision a model really runs in) depend on a few x86
+instruction-set extensions. Every decision and every record of them (the ONNX Runtime quantizer's
+``reduce_range``, the precision OpenVINO reports, the benchmarks' JSON, the test suite's header)
+reads them here, from the Linux ``/proc/cpuinfo`` flags:
+
+* int8 dot products: ``avx512_vnni`` (AVX-512 VNNI), ``avx_vnni`` (AVX-VNNI), ``amx_int8`` (AMX);
+* bf16 compute: ``avx512_bf16`` (AVX-512 BF16), ``amx_bf16`` (AMX).
+
+Elsewhere (macOS, Windows, an unreadable file) no flag is known and every answer is "no", which is
+the conservative choice for each caller.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+from pathlib import Path
+
+CPUINFO = Path("/proc/cpuinfo")
+
+#: Flags giving int8 dot-product instructions, in the order they are reported.
+INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+#: Flags giving bf16 compute.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+#: Every flag edgecraft records.
+FEATURE_FLAGS = (*INT8_FLAGS, *BF16_FLAGS)
+
+
+def parse_flags(cpuinfo_text: str) -> frozenset[str]:
+    """The feature flags of the first processor in a ``/proc/cpuinfo`` text (x86 ``flags`` or ARM ``Features``)."""
+    for line in cpuinfo_text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def parse_model_name(cpuinfo_text: str) -> str:
+    for line in cpuinfo_text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("model name", "Model", "Hardware"):
+            return value.strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+@functools.cache
+def _cpuinfo() -> str:
+    try:
+        return CPUINFO.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def cpu_flags(cpuinfo_text: str | None = None) -> frozenset[str]:
+    """All feature flags of this CPU (or of ``cpuinfo_text``); empty when they cannot be read."""
+    return parse_flags(_cpuinfo() if cpuinfo_text is None else cpuinfo_text)
+
+
+def int8_features(cpuinfo_text: str | None = None) -> list[str]:
+    """The int8 dot-product extensions present (a subset of :data:`INT8_FLAGS`), e.g. ``['avx512_vnni']``."""
+    flags = cpu_flags(cpuinfo_text)
+    return [f for f in INT8_FLAGS if f in flags]
+
+
+def bf16_features(cpuinfo_text: str | None = None) -> list[str]:
+    """The bf16 compute extensions present (a subset of :data:`BF16_FLAGS`)."""
+    flags = cpu_flags(cpuinfo_text)
+    return [f for f in BF16_FLAGS if f in flags]
+
+
+def has_vnni(cpuinfo_text: str | None = None) -> bool:
+    """True with AVX-512 VNNI or AVX-VNNI: u8×s8 products accumulate in int32 without saturating, so the
+    ONNX Runtime quantizer needs no ``reduce_range``. (AMX alone is never without one of them.)"""
+    flags = cpu_flags(cpuinfo_text)
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def has_bf16(cpuinfo_text: str | None = None) -> bool:
+    """True when the CPU computes in bf16 natively (AVX-512 BF16 or AMX-BF16): only then does OpenVINO's
+    CPU plugin run a model in bf16; elsewhere it silently keeps f32."""
+    return bool(bf16_features(cpuinfo_text))
+
+
+def cpu_summary(cpuinfo_text: str | None = None) -> dict[str, object]:
+    """What benchmarks and reports record about the CPU: its name, core count and the relevant features."""
+    import os
+
+    text = _cpuinfo() if cpuinfo_text is None else cpuinfo_text
+    return {
+        "model": parse_model_name(text),
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "int8": int8_features(text),
+        "bf16": bf16_features(text),
+        "avx512f": "avx512f" in cpu_flags(text),
+        "avx2": "avx2" in cpu_flags(text),
+    }
+
+
+def describe(cpuinfo_text: str | None = None) -> str:
+    """One line for logs and the test suite's header, e.g.
+    ``Intel Xeon (2 cores, x86_64): int8 avx512_vnni, avx_vnni; bf16 none; AVX-512``."""
+    s = cpu_summary(cpuinfo_text)
+    int8 = ", ".join(s["int8"]) or "none (no VNNI/AMX)"  # type: ignore[arg-type]
+    bf16 = ", ".join(s["bf16"]) or "none (f32 only)"  # type: ignore[arg-type]
+    vector = "AVX-512" if s["avx512f"] else "AVX2" if s["avx2"] else "no AVX2"
+    return f"{s['model']} ({s['cores']} cores, {s['machine']}, {vector}): int8 {int8}; bf16 {bf16}"
+
+
+__all__ = ["BF16_FLAGS", "FEATURE_FLAGS", "INT8_FLAGS", "bf16_features", "cpu_flags", "cpu_summary", "describe",
+           "has_bf16", "has_vnni", "int8_features", "parse_flags"]
