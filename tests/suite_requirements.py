@@ -43,6 +43,11 @@ NEEDS = {
                     install="pip install -e '.[reports]'"),
     "mlflow": Need("mlflow", "the mlflow extra", modules=("mlflow",), install="pip install -e '.[mlflow]'"),
     "dev": Need("dev", "the dev extra (xmlschema)", modules=("xmlschema",), install="pip install -e '.[dev]'"),
+    "realmodels": Need("realmodels", "the pretrained models that packages ship (read as files)",
+                       modules=("rapidocr_onnxruntime", "silero_vad"),
+                       install="pip install --no-deps rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3"),
+    "huggingface": Need("huggingface", "the huggingface extra", modules=("transformers", "tokenizers"),
+                        install="pip install -e '.[huggingface]'"),
 }
 
 #: Fixtures that imply a marker (the fixture builds or runs something that needs it).

@@ -451,9 +451,10 @@ def test_leftovers_of_killed_runs_are_swept_but_live_ones_kept(ws: Workspace,
 
 
 # ---------------------------------------------------------------------------- reports
+@pytest.mark.dev
 def test_control_characters_never_reach_junit_or_the_terminal(ws: Workspace,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    xmlschema = pytest.importorskip("xmlschema")
+    import xmlschema
     name = "size\x1b[2J\x1b]0;pwned\x07 \x00bell\x0c [red]x[/red]"
     ws.write_plan(ws.plan(contracts=[{"kind": "size", "min_ratio": 0.5, "name": name}]))
     junit, md, html = ws.reports / "junit.xml", ws.reports / "summary.md", ws.reports / "report.html"

