@@ -10,9 +10,9 @@ import yaml
 from edgecraft.cli import main
 from edgecraft.errors import PlanValidationError
 from edgecraft.plan import CompressionPlan, StepSpec, TargetSpec
-from edgecraft.sources.torch_factory import TorchSourceParams as TorchModelSource
 from edgecraft.plan_io import load_plan, validate_plan
 from edgecraft.registry import build_registry
+from edgecraft.sources.torch_factory import TorchSourceParams as TorchModelSource
 
 EXAMPLE = {
     "model": {"kind": "torch", "factory": "model.py:build", "input_shape": [1, 1, 32, 32]},

@@ -122,7 +122,7 @@ def test_symbolic_dims_fixed_from_the_plan(tmp_path: Path) -> None:
     fixed.check_concrete()
     with pytest.raises(InputError, match=r"ids.*shape\[0\]|rank"):
         apply_overrides(io, {"ids": InputDecl(shape=[16])})
-    with pytest.raises(InputError, match="'nope'.*not an input"):
+    with pytest.raises(InputError, match=r"'nope'.*not an input"):
         apply_overrides(io, {"nope": InputDecl(shape=[1])})
 
 

@@ -59,7 +59,8 @@ def test_ocr_text_detector_opset12_symbolic_dims_int8(tmp_path: Path, capsys: py
     np.savez(tmp_path / "calib.npz", x=text_like_images(16, 320, 0))
     np.savez(tmp_path / "eval.npz", x=text_like_images(8, 320, 1))
     plan = {
-        "name": "ocr-det", "model": {"kind": "onnx", "path": str(det), "inputs": {"x": {"shape": ["batch", 3, 320, 320]}}},
+        "name": "ocr-det",
+        "model": {"kind": "onnx", "path": str(det), "inputs": {"x": {"shape": ["batch", 3, 320, 320]}}},
         "data": {"calib": {"kind": "npz", "path": "calib.npz", "labels": None},
                  "eval": {"kind": "npz", "path": "eval.npz", "labels": None}},
         "evaluation": {"dataset": "eval", "metrics": ["cosine"], "batch_size": 4},

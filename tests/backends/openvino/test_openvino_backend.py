@@ -210,8 +210,8 @@ def example_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("the bundled digits weights are not in this checkout")
     from edgecraft.loading import load_callable
     from edgecraft.model_source import export_onnx
-    from edgecraft.models import TorchModel
     from edgecraft.modelio import ModelIO
+    from edgecraft.models import TorchModel
 
     module = load_callable("model.py:build", EXAMPLE, field="model.factory")()
     path = tmp_path_factory.mktemp("example") / "digits.onnx"
