@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 import torch
 from edgecraft.datasets import Dataset, load_dataset
-from edgecraft.measure import latency_feeds, measure_latency, run_outputs
 from edgecraft.model_source import export_onnx
 from edgecraft.models import InputSpec, TorchModel
 from edgecraft.plan import DigitsDataset, LatencySpec
@@ -46,6 +45,7 @@ from edgecraft.plugins.distillation import TrainingParams, distill, scale_width
 from edgecraft.plugins.distillation.student import count_params
 from edgecraft.plugins.distillation.train import accuracy
 from edgecraft.registry import build_registry
+from edgecraft.verify.measure import latency_feeds, measure_latency, run_outputs
 from torch import nn
 
 SIZE = 32

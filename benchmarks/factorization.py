@@ -29,7 +29,6 @@ from typing import Any
 import torch
 from edgecraft.datasets import Dataset, load_dataset
 from edgecraft.loading import load_callable
-from edgecraft.measure import latency_feeds, measure_latency, run_outputs
 from edgecraft.model_source import export_onnx
 from edgecraft.models import InputSpec, TorchModel
 from edgecraft.plan import DigitsDataset, LatencySpec
@@ -38,6 +37,7 @@ from edgecraft.plugins.factorization.engine import EvalData, FactorizationConfig
 from edgecraft.plugins.factorization.recovery import distill_from, finetune
 from edgecraft.plugins.factorization.selection import TargetUnreachable
 from edgecraft.registry import build_registry
+from edgecraft.verify.measure import latency_feeds, measure_latency, run_outputs
 from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent

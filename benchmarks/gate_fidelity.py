@@ -80,8 +80,8 @@ def export(model: Any, path: Path) -> None:
 def calibrate(work: Path, candidates: list[int], rounds: int, threads: int) -> tuple[int, dict[int, float]]:
     """Time every candidate interleaved with the unchanged model; return the k closest to +10%."""
     from edgecraft.backends.onnxruntime.backend import OnnxRuntimeBackend, OrtCpuOptions
-    from edgecraft.measure import measure_latency
     from edgecraft.plan import LatencySpec
+    from edgecraft.verify.measure import measure_latency
 
     backend = OnnxRuntimeBackend()
     sessions = {}
@@ -124,7 +124,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
 
-    from edgecraft.plan_io import load_plan
+    from edgecraft.plan.loading import load_plan
     from edgecraft.registry import build_registry
     from edgecraft.runner import run_plan
 

@@ -12,7 +12,7 @@ One run, three variants of one trained model:
 
 Parameters and MACs are counted on the torch model; accuracy is top-1 on the digits test split *on
 ONNX Runtime* (what ships); latency is batch-1 p50 on ``onnxruntime`` with 2 intra-op threads, the
-three sessions timed interleaved in shuffled rounds (``edgecraft.measure.measure_latency``) on the
+three sessions timed interleaved in shuffled rounds (``edgecraft.verify.measure.measure_latency``) on the
 same input, so machine drift hits all of them alike. Sizes are of the exported ONNX file, dense and
 zipped.
 """
@@ -33,12 +33,12 @@ import numpy as np
 import torch
 from edgecraft.backend import Session
 from edgecraft.datasets import Dataset, load_dataset
-from edgecraft.measure import measure_latency
 from edgecraft.model_source import export_onnx
 from edgecraft.models import InputSpec, TorchModel
 from edgecraft.plan import DigitsDataset, LatencySpec
 from edgecraft.plugins.pruning import accounting, engine, training
 from edgecraft.plugins.pruning.params import PruningParams
+from edgecraft.verify.measure import measure_latency
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "examples" / "digits"

@@ -3,7 +3,7 @@
     python benchmarks/quantization.py [--json OUT] [--repeats 200] [--rounds 10]
 
 Two models, both runtimes, in one run. Each runtime's variants are timed in one interleaved
-measurement (``edgecraft.measure.measure_latency``: warm-up, shuffled rounds, same input, 2 intra-op
+measurement (``edgecraft.verify.measure.measure_latency``: warm-up, shuffled rounds, same input, 2 intra-op
 threads, batch 1), so machine drift hits them alike; ratios are medians of per-round ratios:
 
 * a ResNet-18-sized conv net (11.7 M parameters, 1×3×224×224, random init, built here; random
@@ -151,8 +151,8 @@ def bench_model(label: str, plan: Any, base: Path, cache: Path, calib: np.ndarra
                 repeats: int, rounds: int, input_shape: tuple[int, ...]) -> list[dict[str, Any]]:
     from edgecraft.backends.onnxruntime.backend import OnnxRuntimeBackend, OrtCpuOptions
     from edgecraft.backends.openvino.backend import OpenVinoBackend, OpenVinoCpuOptions
-    from edgecraft.measure import latency_feeds, measure_latency, run_outputs
     from edgecraft.plan import LatencySpec
+    from edgecraft.verify.measure import latency_feeds, measure_latency, run_outputs
 
     print(f"[{label}] building edgecraft artifacts (run_plan on ort-cpu and openvino-cpu)", file=sys.stderr)
     reports = _edgecraft(plan, base, cache)

@@ -10,7 +10,7 @@ What it does, all through edgecraft's TVM backend and its core measurement:
   aarch64 device (prepared with ``edgecraft device setup arm64-emulated`` if needed) on 64 real digits
   images and compares with ONNX Runtime on the host;
 * builds ``tvm-llvm-host`` (and, with ``--tune-trials N``, a MetaSchedule-tuned variant) and times it
-  interleaved with ``ort-cpu`` on the same input (``edgecraft.measure.measure_latency``: warm-up,
+  interleaved with ``ort-cpu`` on the same input (``edgecraft.verify.measure.measure_latency``: warm-up,
   shuffled rounds, fixed threads, batch 1; TVM timed by its own ``time_evaluator``);
 * times the emulated device too, as its own row, labelled emulated (it says nothing about a real core).
 
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     from edgecraft.backends.tvm.device import setup_emulated_device
     from edgecraft.backends.tvm.elf import elf_machine
     from edgecraft.backends.tvm.options import AArch64Options, HostOptions
-    from edgecraft.measure import measure_latency
     from edgecraft.plan import LatencySpec
+    from edgecraft.verify.measure import measure_latency
 
     tvm_backend, ort_backend = TvmBackend(), OnnxRuntimeBackend()
     rows: list[dict[str, Any]] = []

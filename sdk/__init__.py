@@ -44,9 +44,9 @@ _EXPORTS = {
     "CompileContext": "edgecraft.context",
     "RunContext": "edgecraft.context",
     "Metric": "edgecraft.metrics",
-    "load_plan": "edgecraft.plan_io",
+    "load_plan": "edgecraft.plan.loading",
     "build_registry": "edgecraft.registry",
-    "compile_plan": "edgecraft.compiler",
+    "compile_plan": "edgecraft.compile.compiler",
     "run_plan": "edgecraft.runner",
 }
 

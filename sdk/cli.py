@@ -19,7 +19,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from edgecraft.registry import Registry
-    from edgecraft.report import Report
+    from edgecraft.verify.report import Report
 
 app = typer.Typer(name="edgecraft", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Compress neural networks for edge hardware and prove it: plan → compile → run → verify.")
@@ -116,7 +116,7 @@ def _integration_rows(registry: Registry) -> list[dict[str, str]]:
 @app.command()
 def schema() -> None:
     """Print the plan's JSON Schema, including every installed strategy's params and target's options."""
-    from edgecraft.plan_schema import plan_json_schema
+    from edgecraft.plan.schema import plan_json_schema
 
     sys.stdout.write(json.dumps(plan_json_schema(_registry()), indent=2) + "\n")
 
@@ -124,7 +124,7 @@ def schema() -> None:
 @app.command()
 def validate(plan: PlanArg) -> None:
     """Check a plan against the schema and the installed plugins (nothing is built)."""
-    from edgecraft.plan_io import load_plan
+    from edgecraft.plan.loading import load_plan
 
     loaded, _ = load_plan(plan, _registry())
     out.print(f"[green]ok[/green] {plan}: {len(loaded.steps)} step(s), targets "
@@ -137,8 +137,8 @@ def compile_command(
         target: Annotated[list[str], typer.Option("--target", "-t", help="Target label (repeatable).")],
         as_json: Annotated[bool, typer.Option("--json", help="Print the compiled plan as JSON.")] = False) -> None:
     """Resolve the plan for a target and print the concrete pipeline (nothing is built)."""
-    from edgecraft.plan_io import load_plan
-    from edgecraft.runner import compile_all, prepare
+    from edgecraft.compile.checks import compile_all, prepare
+    from edgecraft.plan.loading import load_plan
 
     registry = _registry()
     loaded, base_dir = load_plan(plan, registry)
@@ -217,13 +217,13 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress outpu
 
 def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None, cache_dir: Path | None,
                     quiet: bool, files: Any) -> None:
-    from edgecraft.gate import ReferenceReport
     from edgecraft.logging_setup import quiet_runtimes
-    from edgecraft.plan_io import load_plan
+    from edgecraft.plan.loading import load_plan
     from edgecraft.preflight import preflight_run
     from edgecraft.progress import NullProgress
     from edgecraft.rich_progress import RichProgress
     from edgecraft.runner import run_plan
+    from edgecraft.verify.gate import ReferenceReport
 
     global _VERDICT_PENDING
     _VERDICT_PENDING = True
@@ -244,7 +244,7 @@ def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None
 
 def _finish(report: Report, files: Any, registry: Registry | None) -> None:
     global _VERDICT_PENDING
-    from edgecraft.reports import write_reports
+    from edgecraft.verify.reports import write_reports
 
     written = write_reports(report, files)
     _VERDICT_PENDING = False  # every verdict is judged and every report written: exit codes may now be final
@@ -263,7 +263,7 @@ def run(plan: PlanArg, target: TargetOpt = None, report_json: ReportJson = None,
         quiet: QuietOpt = False, reference: ReferenceOpt = None, junit: JunitOpt = None, markdown: MarkdownOpt = None,
         html: HtmlOpt = None, report_dir: ReportDirOpt = None) -> None:
     """Compile, build, measure and judge the plan; exit 1 if a contract fails (4: undecided, if the plan says so)."""
-    from edgecraft.reports import ReportFiles
+    from edgecraft.verify.reports import ReportFiles
 
     files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
                                      html=html)
@@ -277,7 +277,7 @@ def gate(plan: PlanArg,
          junit: JunitOpt = None, markdown: MarkdownOpt = None, html: HtmlOpt = None,
          report_dir: ReportDirOpt = None) -> None:
     """Release gate: `run` with a reference report required (the plan's gate.reference bounds apply)."""
-    from edgecraft.reports import ReportFiles
+    from edgecraft.verify.reports import ReportFiles
 
     files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
                                      html=html)
@@ -290,8 +290,8 @@ def report(source: Annotated[Path, typer.Argument(help="A JSON report written by
            report_dir: ReportDirOpt = None) -> None:
     """Render an existing JSON report as JUnit XML, Markdown and/or HTML; exits with the report's exit code."""
     from edgecraft.preflight import preflight_reports
-    from edgecraft.report import Report as ReportModel
-    from edgecraft.reports import ReportFiles
+    from edgecraft.verify.report import Report as ReportModel
+    from edgecraft.verify.reports import ReportFiles
 
     files = ReportFiles.from_options(report_dir=report_dir, junit=junit, markdown=markdown, html=html)
     if report_dir is not None:

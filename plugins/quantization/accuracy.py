@@ -1,7 +1,7 @@
 """The accuracy-aware loop: quantize, measure on the target, return sensitive layers to float until the
 plan's accuracy contracts hold or the evaluation budget is spent.
 
-Verdicts use the core's own :func:`edgecraft.contracts.judge_accuracy`, so "the contract holds" here
+Verdicts use the core's own :func:`edgecraft.verify.contracts.judge_accuracy`, so "the contract holds" here
 means exactly what the final report will say.
 """
 
@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgecraft.contracts import judge_accuracy
 from edgecraft.metrics import BUILTIN_METRICS, Metric
 from edgecraft.plan import AccuracyContract, CompressionPlan
+from edgecraft.verify.contracts import judge_accuracy
 
 
 def accuracy_contracts(plan: CompressionPlan, target_label: str) -> list[AccuracyContract]:

@@ -288,7 +288,7 @@ def test_report_dir_without_matplotlib_skips_the_html_with_a_note(monkeypatch: p
                                                                   tmp_path: Path) -> None:
     import importlib.util
 
-    from edgecraft.reports import ReportFiles
+    from edgecraft.verify.reports import ReportFiles
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))

@@ -10,7 +10,7 @@ import yaml
 from edgecraft.cli import main
 from edgecraft.errors import PlanValidationError
 from edgecraft.plan import CompressionPlan, StepSpec, TargetSpec
-from edgecraft.plan_io import load_plan, validate_plan
+from edgecraft.plan.loading import load_plan, validate_plan
 from edgecraft.registry import build_registry
 from edgecraft.sources.torch_factory import TorchSourceParams as TorchModelSource
 

@@ -50,7 +50,7 @@ class Recorder:
 
 @pytest.mark.slow
 def test_lifecycle_hooks_fire_in_order(plan_file: Path) -> None:
-    from edgecraft.plan_io import load_plan
+    from edgecraft.plan.loading import load_plan
     from edgecraft.registry import build_registry
     from edgecraft.runner import run_plan
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from edgecraft.cli import main
-from edgecraft.contracts import Verdict
-from edgecraft.report import LatencyReport, MeasurementReport, ReferenceMeasurement, Report, TargetReport
-from edgecraft.reports import ReportFiles, write_reports
-from edgecraft.reports.junit import junit_xml
-from edgecraft.reports.markdown import markdown_summary
+from edgecraft.verify.contracts import Verdict
+from edgecraft.verify.report import LatencyReport, MeasurementReport, ReferenceMeasurement, Report, TargetReport
+from edgecraft.verify.reports import ReportFiles, write_reports
+from edgecraft.verify.reports.junit import junit_xml
+from edgecraft.verify.reports.markdown import markdown_summary
 
 XSD = Path(__file__).with_name("junit.xsd")
 
@@ -117,7 +117,7 @@ def test_markdown_summary_and_github_step_summary(tmp_path: Path, monkeypatch: p
 
 @pytest.mark.reports
 def test_html_is_self_contained_with_plots_and_bounds() -> None:
-    from edgecraft.reports.html import html_report
+    from edgecraft.verify.reports.html import html_report
 
     page = html_report(make_report())
     assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == 2  # one figure per target

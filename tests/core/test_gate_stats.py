@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from edgecraft.backend import Session
 from edgecraft.errors import PlanValidationError
-from edgecraft.gate import EXIT_INCONCLUSIVE, exit_code_for, judge_latency_interval, overall_status, settle
-from edgecraft.measure import InterleavedTimer
 from edgecraft.plan import GateSpec, LatencyContract, LatencySpec
-from edgecraft.stats import decide_at_least, decide_at_most, percentile_interval, ratio_interval
+from edgecraft.verify.gate import EXIT_INCONCLUSIVE, exit_code_for, judge_latency_interval, overall_status, settle
+from edgecraft.verify.measure import InterleavedTimer
+from edgecraft.verify.stats import decide_at_least, decide_at_most, percentile_interval, ratio_interval
 
 
 def drifting_rounds(rng: np.random.Generator, rounds: int, calls: int, base_ms: float, drift: np.ndarray,
@@ -114,7 +114,7 @@ def test_a_real_failure_wins_over_inconclusive_error() -> None:
 
 
 def test_gate_section_is_strict(tmp_path) -> None:
-    from edgecraft.plan_io import load_plan
+    from edgecraft.plan.loading import load_plan
     from edgecraft.registry import build_registry
 
     plan = tmp_path / "plan.yaml"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from edgecraft.errors import CompileError, InputError
-from edgecraft.plan_io import validate_plan
+from edgecraft.plan.loading import validate_plan
 from edgecraft.registry import build_registry
 from edgecraft.runner import compile_all, prepare
 
@@ -159,7 +159,7 @@ def test_file_student_is_checked_relative_to_the_plan_folder(registry: Any, tmp_
 
 
 def test_example_plans_compile(registry: Any) -> None:
-    from edgecraft.plan_io import load_plan
+    from edgecraft.plan.loading import load_plan
 
     examples = HERE.parents[2] / "examples" / "distillation"
     for name in ("student.yaml", "recover.yaml"):

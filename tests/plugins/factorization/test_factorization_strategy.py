@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from edgecraft.compiler import compile_plan
+from edgecraft.compile.compiler import compile_plan
 from edgecraft.errors import CompileError, InputError
 from edgecraft.plan import CompressionPlan
 from edgecraft.registry import build_registry
@@ -126,7 +126,7 @@ def test_recovery_by_distillation_from_the_original_model(registry: Any, tmp_pat
 
 
 def test_the_example_plan_compiles(registry: Any) -> None:
-    from edgecraft.plan_io import load_plan
+    from edgecraft.plan.loading import load_plan
 
     plan, base_dir = load_plan(HERE.parents[2] / "examples" / "factorization" / "plan.yaml", registry)
     compiled = _compile(plan, registry, base_dir)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from edgecraft.errors import CompileError, InputError
-from edgecraft.plan_io import validate_plan
+from edgecraft.plan.loading import validate_plan
 from edgecraft.registry import build_registry
 from edgecraft.runner import compile_all, prepare
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from edgecraft.contracts import Verdict
-from edgecraft.report import Report, TargetReport
 from edgecraft.safe_text import clean_text
+from edgecraft.verify.contracts import Verdict
+from edgecraft.verify.report import Report, TargetReport
 
 ICON = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 

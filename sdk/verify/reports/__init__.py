@@ -1,6 +1,6 @@
 """Report renderers for CI: JUnit XML, a Markdown summary, and a self-contained HTML page with plots.
 
-All of them render an :class:`edgecraft.report.Report` (a finished run, or one read back from its
+All of them render an :class:`edgecraft.verify.report.Report` (a finished run, or one read back from its
 JSON with ``edgecraft report REPORT.json``), so they never re-measure anything.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecraft.errors import EnvironmentFailure
-from edgecraft.report import Report, write_json_atomic
+from edgecraft.verify.report import Report, write_json_atomic
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -72,15 +72,15 @@ class ReportFiles:
     def check_available(self) -> None:
         """Fail before a run (exit 2) if a requested format cannot be rendered here."""
         if self.html is not None:
-            from edgecraft.reports.html import check_matplotlib
+            from edgecraft.verify.reports.html import check_matplotlib
 
             check_matplotlib()
 
 
 def write_reports(report: Report, files: ReportFiles) -> list[Path]:
     """Write every requested format; append the Markdown summary to ``$GITHUB_STEP_SUMMARY`` when set."""
-    from edgecraft.reports.junit import junit_xml
-    from edgecraft.reports.markdown import markdown_summary
+    from edgecraft.verify.reports.junit import junit_xml
+    from edgecraft.verify.reports.markdown import markdown_summary
 
     if files.json is not None:
         with _writing(files.json):
@@ -99,7 +99,7 @@ def write_reports(report: Report, files: ReportFiles) -> list[Path]:
         with _writing(Path(step_summary)), open(step_summary, "a", encoding="utf-8") as handle:
             handle.write(summary + "\n")
     if files.html is not None:
-        from edgecraft.reports.html import html_report
+        from edgecraft.verify.reports.html import html_report
 
         page = html_report(report)
         with _writing(files.html):

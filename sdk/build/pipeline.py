@@ -3,7 +3,7 @@
 A :class:`TargetPipeline` owns everything about one target entry of a run: the backend, its
 options, the cache, and the baseline's outputs (the reference for agreement metrics and for
 accuracy-aware steps). Each artifact is built in a temporary folder and moved into the cache only
-when complete (see :mod:`edgecraft.artifacts`).
+when complete (see :mod:`edgecraft.build.artifacts`).
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecraft.artifacts import Artifact, ArtifactCache, write_manifest
+from edgecraft.build.artifacts import Artifact, ArtifactCache, write_manifest
 from edgecraft.backend import Backend, Session
-from edgecraft.cache_verify import work_dir
-from edgecraft.compiler import CompiledPlan
+from edgecraft.build.cache_verify import work_dir
+from edgecraft.compile.compiler import CompiledPlan
 from edgecraft.context import RunContext, TargetView
 from edgecraft.datasets import Dataset, DatasetStore
 from edgecraft.errors import EdgecraftError, RuntimeFailure
 from edgecraft.feeds import BoundData
 from edgecraft.logging_setup import third_party_output
-from edgecraft.measure import Outputs, check_finite, compute_metrics, run_outputs
+from edgecraft.verify.measure import Outputs, check_finite, compute_metrics, run_outputs
 from edgecraft.model_source import ModelSourceLoader, export_onnx
 from edgecraft.models import ModelHandle, NativeModel, OnnxModel, Stage, TorchModel
 from edgecraft.plan import CompressionPlan

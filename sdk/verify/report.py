@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from edgecraft.contracts import Verdict
+from edgecraft.verify.contracts import Verdict
 from pydantic import BaseModel, ConfigDict, Field
 
 REPORT_SCHEMA_ID = "edgecraft.report/v1"

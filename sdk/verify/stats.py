@@ -3,7 +3,7 @@
 Why this shape: on a shared machine the dominant noise is *drift* (another job starts, the clock
 changes) that hits every model measured in the same round alike, plus per-call jitter inside a
 round. Latency is therefore measured in rounds where every model runs a block of calls in shuffled
-order (:class:`edgecraft.measure.InterleavedTimer`), and the round is the unit the bootstrap resamples:
+order (:class:`edgecraft.verify.measure.InterleavedTimer`), and the round is the unit the bootstrap resamples:
 
 * a **ratio** of two models at p50 (speedup, regression vs a reference) is judged per round (the
   ratio of the two medians inside one round, where drift cancels), summarized over rounds by a

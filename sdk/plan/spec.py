@@ -3,7 +3,7 @@
 Everything here is strict (unknown keys are errors) because a plan is a release gate's
 specification: a misspelled ``max_drop`` silently ignored would let a regression ship.
 Strategy params and target options are validated by the owning plugin's own pydantic model
-(see :mod:`edgecraft.plan_schema`), so this module stays independent of any plugin.
+(see :mod:`edgecraft.plan.schema`), so this module stays independent of any plugin.
 """
 
 from __future__ import annotations

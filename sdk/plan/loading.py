@@ -15,9 +15,9 @@ from typing import Any
 
 from edgecraft.errors import PlanValidationError
 from edgecraft.plan import CompressionPlan
+from edgecraft.plan.yaml_safe import load_json_text, load_yaml_text, read_plan_text
 from edgecraft.registry import Registry
 from edgecraft.safe_text import bounded_repr
-from edgecraft.yaml_safe import load_json_text, load_yaml_text, read_plan_text
 from pydantic import BaseModel, ValidationError
 
 
@@ -133,7 +133,7 @@ def format_validation_error(error: ValidationError, *, source: str, prefix: tupl
 
 
 def _read(path: Path) -> Any:
-    """Parse the plan file (size, alias and duplicate-key checks live in :mod:`edgecraft.yaml_safe`)."""
+    """Parse the plan file (size, alias and duplicate-key checks live in :mod:`edgecraft.plan.yaml_safe`)."""
     text = read_plan_text(path)
     if path.suffix.lower() == ".json":
         return load_json_text(text, str(path))

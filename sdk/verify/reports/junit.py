@@ -13,9 +13,9 @@ import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from edgecraft.contracts import Verdict
-from edgecraft.report import Report, TargetReport
 from edgecraft.safe_text import clean_text
+from edgecraft.verify.contracts import Verdict
+from edgecraft.verify.report import Report, TargetReport
 
 
 def _fmt(value: float) -> str:
@@ -99,6 +99,6 @@ def _clean_tree(root: ET.Element) -> None:
 
 
 def write_junit(report: Report, path: Path) -> None:
-    from edgecraft.reports import write_text_atomic
+    from edgecraft.verify.reports import write_text_atomic
 
     write_text_atomic(path, junit_xml(report))

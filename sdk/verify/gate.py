@@ -1,6 +1,6 @@
 """Release gating: noise-aware latency verdicts, adaptive repetitions, and bounds vs a reference report.
 
-A latency verdict is judged on a bootstrap confidence interval (:mod:`edgecraft.stats`), not on a
+A latency verdict is judged on a bootstrap confidence interval (:mod:`edgecraft.verify.stats`), not on a
 point estimate: ``pass`` when the whole interval meets the bound, ``fail`` when the whole interval
 misses it, ``inconclusive`` otherwise. While any latency verdict of a target is inconclusive, more
 interleaved rounds are measured, up to the plan's ``gate.time_budget_s``; what is still
@@ -20,15 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecraft.contracts import Verdict
 from edgecraft.errors import EXIT_INCONCLUSIVE, InputError
-from edgecraft.measure import InterleavedTimer
 from edgecraft.plan import GateSpec, LatencyContract, ReferenceBounds
 from edgecraft.progress import NullProgress, Progress
-from edgecraft.reference_checks import check_reference_entry
-from edgecraft.report import REPORT_SCHEMA_ID
 from edgecraft.safe_text import bounded_repr
-from edgecraft.stats import (
+from edgecraft.verify.contracts import Verdict
+from edgecraft.verify.measure import InterleavedTimer
+from edgecraft.verify.reference_checks import check_reference_entry
+from edgecraft.verify.report import REPORT_SCHEMA_ID
+from edgecraft.verify.stats import (
     Interval,
     decide_at_least,
     decide_at_most,

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 
 def check_reference_entry(path: Path, label: str, entry: dict[str, Any]) -> None:
-    from edgecraft.report import MeasurementReport
+    from edgecraft.verify.report import MeasurementReport
 
     problems: list[str] = []
     for side in ("baseline", "compressed"):

@@ -144,7 +144,7 @@ class InterleavedTimer:
     threads keep spinning for a while after a call, so alternating sessions call by call makes each
     one compete with the other's spinning threads (measured here: it scrambled a 10% difference).
     The rounds are kept apart (not only pooled) because the gate's bootstrap resamples them as units
-    (see :mod:`edgecraft.stats`), and more rounds can be taken later (:meth:`take`) when a verdict is
+    (see :mod:`edgecraft.verify.stats`), and more rounds can be taken later (:meth:`take`) when a verdict is
     still inconclusive.
     """
 

@@ -11,11 +11,11 @@ import html
 import io
 from typing import Any
 
-from edgecraft.contracts import Verdict
 from edgecraft.errors import InputError
-from edgecraft.report import Report, TargetReport
-from edgecraft.reports.markdown import ICON
 from edgecraft.safe_text import clean_text
+from edgecraft.verify.contracts import Verdict
+from edgecraft.verify.report import Report, TargetReport
+from edgecraft.verify.reports.markdown import ICON
 
 COLORS = {"baseline": "#4c72b0", "compressed": "#dd8452", "reference": "#55a868"}
 

@@ -1,0 +1,87 @@
+"""Every compile-time check of a run, before anything is built: each target compiled, the data bound to
+the model's I/O, contracts checked against the evaluation metrics, emulated-latency contracts refused.
+
+A plan that cannot work fails here, in seconds, not after an hour of training; ``edgecraft validate``
+runs exactly these checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecraft.compile.compiler import CompiledPlan, compile_plan
+from edgecraft.context import TargetView
+from edgecraft.datasets import DatasetContext, DatasetStore
+from edgecraft.errors import CompileError, InputError
+from edgecraft.model_source import ModelSourceLoader
+from edgecraft.plan import AccuracyContract, CompressionPlan, LatencyContract
+from edgecraft.registry import Registry
+
+
+@dataclass
+class RunInputs:
+    """Everything shared by the targets of one run."""
+
+    plan: CompressionPlan
+    registry: Registry
+    base_dir: Path
+    loader: ModelSourceLoader
+    datasets: DatasetStore
+    #: Torch-stage results shared by the targets of this run (see TargetPipeline.torch_memo).
+    torch_memo: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(plan: CompressionPlan, registry: Registry, base_dir: Path) -> RunInputs:
+    """The model loader and dataset store of a run, each bound to the kind plugin that registered it."""
+    from edgecraft.plan.loading import ensure_kinds
+
+    ensure_kinds(plan, registry)
+    source_kind = registry.model_source(plan.model.kind)
+    loader = ModelSourceLoader(source_kind, plan.model, base_dir)  # type: ignore[arg-type]
+    kinds = {spec.kind: registry.dataset_kind(spec.kind, where=f"data.{name}.kind")  # type: ignore[union-attr]
+             for name, spec in plan.data.items()}
+    store = DatasetStore(plan.data, kinds, DatasetContext(base_dir, plan.model, loader.io))  # type: ignore[arg-type]
+    return RunInputs(plan, registry, base_dir, loader, store)
+
+
+def compile_all(run: RunInputs, labels: list[str]) -> dict[str, CompiledPlan]:
+    """Compile every requested target; also check data shapes and emulated-latency contracts."""
+    compiled = {label: compile_plan(run.plan, label, run.registry, loader=run.loader, datasets=run.datasets)
+                for label in labels}
+    io = run.loader.io()
+    if run.plan.evaluation.dataset is not None:
+        run.datasets.bound(run.plan.evaluation.dataset)  # every input fed, shapes and dtypes checked
+        if io.outputs:
+            io.output_index(run.plan.evaluation.output)
+    for i, contract in enumerate(run.plan.contracts):
+        if isinstance(contract, AccuracyContract) and contract.metric not in run.plan.evaluation.metrics:
+            raise InputError(f"contracts[{i}] ({contract.describe_bound()}) needs metric {contract.metric!r}, which "
+                             f"is not in evaluation.metrics ({run.plan.evaluation.metrics})",
+                             hint=f"add {contract.metric} to evaluation.metrics")
+    for label, cp in compiled.items():
+        emulated = target_view(run.plan, run.registry, cp).emulated
+        for contract in run.plan.contracts_for(label):
+            if isinstance(contract, LatencyContract) and emulated and not contract.allow_emulated:
+                raise CompileError(
+                    f"a latency contract ({contract.describe_bound()}) cannot be judged on an emulated device: "
+                    "emulated timings say nothing about a real core", target=label,
+                    hint="run it on a real board (RPC options), or set allow_emulated: true on the contract "
+                         "to accept a verdict labelled emulated")
+        for step in cp.steps:
+            for name in step.needs_data:
+                run.datasets.get(name)  # loads and validates before anything is built
+    return compiled
+
+
+def target_view(plan: CompressionPlan, registry: Registry, compiled: CompiledPlan) -> TargetView:
+    """The target entry with validated options; the backend decides from them whether it is emulated."""
+    backend, info = registry.target(compiled.target)
+    spec_entry = next(t for t in plan.targets if t.label == compiled.target_label)
+    options = spec_entry.options if isinstance(spec_entry.options, info.options_model) else \
+        info.options_model.model_validate(spec_entry.options)
+    return TargetView(compiled.target_label, compiled.target, backend.name, info, options,
+                      emulated=backend.is_emulated(compiled.target, options))
+
+
