@@ -184,6 +184,11 @@ class Teacher:
         self.used_cache = True
         return entry["out"][index], [f[index] for f in entry["feats"]]
 
+    @property
+    def cached(self) -> bool:
+        """Caching is on and no data was too large for it."""
+        return self.cache_enabled and not any(entry["off"] for entry in self._cache.values())
+
     @staticmethod
     def _store(entry: dict[str, Any], index: np.ndarray, logits: torch.Tensor, feats: list[torch.Tensor]) -> None:
         rows = torch.from_numpy(index)
@@ -234,4 +239,4 @@ class TeacherMatch:
         return Loss(parts.total, named)
 
     def summary(self) -> dict[str, Any]:
-        return {"teacher_cached": self.teacher.used_cache}
+        return {"teacher_cached": self.teacher.cached}
