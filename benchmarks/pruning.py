@@ -31,12 +31,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from edgecraft import torchkit
 from edgecraft.backend import Session
 from edgecraft.datasets import Dataset, load_dataset
+from edgecraft.datasources.digits import DigitsParams
 from edgecraft.measure import measure_latency
 from edgecraft.model_source import export_onnx
-from edgecraft import torchkit
-from edgecraft.datasources.digits import DigitsParams
 from edgecraft.modelio import ModelIO, TensorSpec
 from edgecraft.models import TorchModel
 from edgecraft.plan import LatencySpec

@@ -13,8 +13,6 @@ from typing import Any
 
 import torch
 from edgecraft.plugins.factorization.cost import LayerCost, input_shapes, layer_cost, model_cost
-from edgecraft.torchkit.data import TorchData
-from edgecraft.torchkit.evaluation import predict
 from edgecraft.plugins.factorization.decompose import FactorizedLayer, factorize
 from edgecraft.plugins.factorization.latency import LayerTimer
 from edgecraft.plugins.factorization.selection import (
@@ -26,6 +24,8 @@ from edgecraft.plugins.factorization.selection import (
     ranks_for_fixed,
     ranks_for_fraction,
 )
+from edgecraft.torchkit.data import TorchData
+from edgecraft.torchkit.evaluation import predict
 from torch import nn
 
 DEFAULT_CANDIDATES = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75)

@@ -148,8 +148,8 @@ def _output_shapes(model: torch.nn.Module, example: list[torch.Tensor]) -> list[
         return [tuple(o.shape) for o in outputs_of(model(*example))]
 
 
-def prune_structured(model: torch.nn.Module, example: torch.Tensor | list[torch.Tensor], params: PruningParams, *, where: str,
-                     finetuning: FineTuning | None = None) -> dict[str, Any]:
+def prune_structured(model: torch.nn.Module, example: torch.Tensor | list[torch.Tensor], params: PruningParams, *,
+                     where: str, finetuning: FineTuning | None = None) -> dict[str, Any]:
     """Remove channels (one-shot or in rounds with fine-tuning); returns what happened.
 
     ``example`` is the model's inputs in call order (``TorchModel.example_inputs``), for tracing.

@@ -39,7 +39,7 @@ class Batch:
     source: Any = None
 
     def __len__(self) -> int:
-        return int(len(self.index))
+        return len(self.index)
 
     def __iter__(self) -> Iterator[Any]:
         """``inputs, labels = batch``."""
@@ -70,7 +70,7 @@ class TorchData:
         return self.bound.name
 
     def __len__(self) -> int:
-        return int(len(self.indices))
+        return len(self.indices)
 
     @property
     def labeled(self) -> bool:

@@ -206,7 +206,8 @@ def _train(module: nn.Module, data: TorchData, objective: Objective, config: Tra
         epoch_lr = optimizer.param_groups[0]["lr"]
         if schedule is not None:
             schedule.step()
-        row: dict[str, float | None] = {"epoch": float(epoch), "lr": epoch_lr, "train_loss": sums["loss"] / max(seen, 1)}
+        row: dict[str, float | None] = {"epoch": float(epoch), "lr": epoch_lr,
+                                        "train_loss": sums["loss"] / max(seen, 1)}
         for part in objective.parts:
             row[f"{part}_loss"] = sums[part] / seen if part in sums and seen else None
         row["val_loss"], row["val_accuracy"] = None, None
@@ -243,9 +244,9 @@ def _train(module: nn.Module, data: TorchData, objective: Objective, config: Tra
     module.eval()
     facts = {**objective.summary(), **({"kept_zero_tensors": len(masks)} if masks else {})}
     return TrainResult(history=history, best_epoch=best_epoch, stopped_early=stopped_early, monitor=monitor,
-                       best_value=best_value, train_size=len(train_data), validation_size=0 if val is None else len(val),
-                       seconds=time.perf_counter() - started, used_labels=train_data.labeled and _uses_labels(objective),
-                       validation=val, extra=facts)
+                       best_value=best_value, train_size=len(train_data),
+                       validation_size=0 if val is None else len(val), seconds=time.perf_counter() - started,
+                       used_labels=train_data.labeled and _uses_labels(objective), validation=val, extra=facts)
 
 
 def _uses_labels(objective: Objective) -> bool:

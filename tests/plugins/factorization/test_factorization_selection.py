@@ -7,7 +7,6 @@ import torch
 from edgecraft.plugins.factorization.cost import LayerCost, model_cost
 from edgecraft.plugins.factorization.decompose import FactorizedLayer
 from edgecraft.plugins.factorization.engine import FactorizationConfig, factorize_model
-from edgecraft.torchkit import TorchData
 from edgecraft.plugins.factorization.selection import (
     Candidate,
     LayerChoice,
@@ -17,6 +16,7 @@ from edgecraft.plugins.factorization.selection import (
     ranks_for_energy,
     round_rank,
 )
+from edgecraft.torchkit import TorchData
 from factorization_models import SmallCNN, SmallMLP
 from torch import nn
 

@@ -7,8 +7,8 @@ import torch
 from edgecraft.errors import InputError
 from edgecraft.plugins.pruning import engine
 from edgecraft.plugins.pruning.params import PruningParams
-from edgecraft.torchkit import TorchData
 from edgecraft.plugins.pruning.unstructured import cubic_schedule, nm_mask, parse_pattern
+from edgecraft.torchkit import TorchData
 from pruning_models import digits_images, mlp, residual
 
 WHERE = "steps[1] (sparsify)"
