@@ -21,6 +21,7 @@ from edgecraft.plugins.distillation.losses import FeatureAdapter
 from edgecraft.plugins.distillation.params import TrainingParams
 from edgecraft.progress import NullProgress, Progress
 from edgecraft.torchkit.data import Batch, TorchData
+from edgecraft.torchkit.training import TrainResult
 from torch import nn
 
 _NOISE_STD = 0.05
@@ -32,38 +33,39 @@ class DistillationError(ValueError):
 
 @dataclass
 class DistillResult:
-    """The trained student and what happened while training it."""
+    """The trained student and what happened while training it (the SDK loop's result, plus the teacher's)."""
 
     student: nn.Module
-    history: list[dict[str, float | None]]
-    best_epoch: int
-    stopped_early: bool
+    training: TrainResult
     teacher_cached: bool
     used_labels: bool
-    monitor: str | None
-    best_value: float | None
-    train_size: int
-    validation_size: int
-    seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def history(self) -> list[dict[str, float | None]]:
+        return self.training.history
+
+    @property
+    def best_epoch(self) -> int:
+        return self.training.best_epoch
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.training.stopped_early
+
+    @property
+    def monitor(self) -> str | None:
+        return self.training.monitor
+
+    @property
+    def best_value(self) -> float | None:
+        return self.training.best_value
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly facts for a report (the student module aside)."""
-        last = self.history[-1] if self.history else {}
-        return {
-            "epochs_run": len(self.history),
-            "best_epoch": self.best_epoch,
-            "stopped_early": self.stopped_early,
-            "monitor": self.monitor,
-            "best_value": self.best_value,
-            "final_train_loss": last.get("train_loss"),
-            "teacher_cached": self.teacher_cached,
-            "used_labels": self.used_labels,
-            "train_size": self.train_size,
-            "validation_size": self.validation_size,
-            "train_seconds": round(self.seconds, 2),
-            **self.extra,
-        }
+        facts = self.training.summary()
+        facts.pop("teacher_cached", None)
+        return {**facts, "teacher_cached": self.teacher_cached, "used_labels": self.used_labels, **self.extra}
 
 
 def _shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -187,12 +189,9 @@ def _distill(teacher_module: nn.Module, student: nn.Module, data: TorchData, val
         if val is not None and val.labeled:
             correct = sum(int((teacher.outputs(b)[0].argmax(dim=-1) == b.labels).sum()) for b in val.batches(256))
             extra["teacher_val_accuracy"] = correct / len(val)
-        extra.update({k: v for k, v in result.extra.items() if k == "kept_zero_tensors"})
-        return DistillResult(
-            student=student, history=result.history, best_epoch=result.best_epoch,
-            stopped_early=result.stopped_early, teacher_cached=teacher.cached, used_labels=data.labeled,
-            monitor=result.monitor, best_value=result.best_value, train_size=result.train_size,
-            validation_size=result.validation_size, seconds=time.perf_counter() - started, extra=extra)
+        result.seconds = time.perf_counter() - started
+        return DistillResult(student=student, training=result, teacher_cached=teacher.cached,
+                             used_labels=data.labeled, extra=extra)
     finally:
         teacher.close()
         if student_tap is not None:
