@@ -38,18 +38,26 @@ from typing import Any
 import numpy as np
 import torch
 from edgecraft.datasets import Dataset, load_dataset
+from edgecraft.datasources.digits import DigitsParams
 from edgecraft.model_source import export_onnx
-from edgecraft.models import InputSpec, TorchModel
-from edgecraft.plan import DigitsDataset, LatencySpec
+from edgecraft.modelio import ModelIO, TensorSpec
+from edgecraft.models import TorchModel
+from edgecraft.plan import LatencySpec
 from edgecraft.plugins.distillation import TrainingParams, distill, scale_width
-from edgecraft.plugins.distillation.student import count_params
-from edgecraft.plugins.distillation.train import accuracy
 from edgecraft.registry import build_registry
+from edgecraft.torchkit import TorchData, count_params, top1
 from edgecraft.verify.measure import latency_feeds, measure_latency, run_outputs
 from torch import nn
 
 SIZE = 32
 INPUT_SHAPE = (1, 1, SIZE, SIZE)
+IO = ModelIO((TensorSpec("input", "float32", ("batch", *INPUT_SHAPE[1:]), 0),),
+             (TensorSpec("output", "float32", ("batch", 10), 0),))
+EXAMPLE = TorchModel(nn.Identity(), IO).example_inputs(1)
+
+
+def accuracy(model: nn.Module, data: Dataset) -> float:
+    return top1(model, TorchData(data.bind(IO)))
 
 
 def teacher_model() -> nn.Module:
@@ -99,7 +107,7 @@ def subset(data: Dataset, n: int, seed: int) -> Dataset:
             picked.append(int(pool[k]))
         i += 1
     idx = np.sort(np.array(picked))
-    return Dataset(f"{data.name}[{n}]", data.x[idx], data.y[idx])
+    return data.select(idx)
 
 
 def run_pair(teacher: nn.Module, train: Dataset, test: Dataset, width: float, round_to: int | None, seed: int,
@@ -107,9 +115,10 @@ def run_pair(teacher: nn.Module, train: Dataset, test: Dataset, width: float, ro
     """One seed: the same student trained with distillation and on labels alone, same budget."""
     out: dict[str, Any] = {"seed": seed}
     for variant, alpha in (("kd", params.alpha), ("labels_only", 0.0)):
-        student = scale_width(teacher, INPUT_SHAPE, width, init="random", round_to=round_to, seed=seed)
+        student = scale_width(teacher, EXAMPLE, width, init="random", round_to=round_to, seed=seed)
         started = time.perf_counter()
-        result = distill(teacher, student, train, params.model_copy(update={"alpha": alpha}), seed=seed)
+        result = distill(teacher, student, TorchData(train.bind(IO)), params.model_copy(update={"alpha": alpha}),
+                         seed=seed)
         out[variant] = {"accuracy": accuracy(result.student, test), "seconds": time.perf_counter() - started,
                         "final_train_loss": result.history[-1]["train_loss"], "student": result.student}
     return out
@@ -126,21 +135,20 @@ def ort_latency(teacher: nn.Module, student: nn.Module, test: Dataset, threads: 
     registry = build_registry()
     backend, info = registry.target("ort-cpu")
     options = info.options_model()
-    spec = InputSpec("input", INPUT_SHAPE)
     sessions, accuracies, sizes = {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="edgecraft-bench-kd-") as tmp:
         for name, module in (("teacher", teacher), ("student", student)):
             work = Path(tmp) / name
-            onnx_model = export_onnx(TorchModel(module.eval(), spec), work / "exported.onnx")
+            onnx_model = export_onnx(TorchModel(module.eval(), IO), work / "exported.onnx")
             out = work / "artifact"
             out.mkdir()
             files = backend.save(backend.import_onnx(onnx_model.path, "ort-cpu", options, work), "ort-cpu", options,
                                  out)
             sizes[name] = backend.artifact_size(files)
             sessions[name] = backend.load(out, "ort-cpu", options, threads)
-            logits = run_outputs(sessions[name], test, 128, label=name)
+            logits = run_outputs(sessions[name], test.bind(IO), 128, label=name)["output"]
             accuracies[name] = float((logits.argmax(axis=1) == test.y).mean())
-        feeds = latency_feeds(sessions["teacher"], INPUT_SHAPE, 1, 0, test)
+        feeds = latency_feeds(IO, 1, 0, test.bind(IO))
         latency = measure_latency(sessions, feeds, LatencySpec(warmup=50, repeats=repeats, rounds=20,
                                                                threads=threads))
         for session in sessions.values():
@@ -165,12 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    train = load_dataset("train", DigitsDataset(split="train", image_size=SIZE), Path("."))
-    test = load_dataset("test", DigitsDataset(split="test", image_size=SIZE), Path("."))
+    train = load_dataset("train", DigitsParams(split="train", image_size=SIZE), Path("."))
+    test = load_dataset("test", DigitsParams(split="test", image_size=SIZE), Path("."))
     started = time.perf_counter()
     teacher = train_teacher(train, args.teacher_epochs, seed=0)
     teacher_acc = accuracy(teacher, test)
-    probe = scale_width(teacher, INPUT_SHAPE, args.width, round_to=args.round_to)
+    probe = scale_width(teacher, EXAMPLE, args.width, round_to=args.round_to)
     t_params, s_params = count_params(teacher), count_params(probe)
     ratio = s_params / t_params
     print(f"teacher: {t_params} parameters, test top-1 {teacher_acc:.4f} "

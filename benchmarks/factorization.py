@@ -26,17 +26,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from edgecraft.datasets import Dataset, load_dataset
+from edgecraft.datasources.digits import DigitsParams
 from edgecraft.loading import load_callable
 from edgecraft.model_source import export_onnx
-from edgecraft.models import InputSpec, TorchModel
-from edgecraft.plan import DigitsDataset, LatencySpec
+from edgecraft.modelio import ModelIO, TensorSpec
+from edgecraft.models import TorchModel
+from edgecraft.plan import LatencySpec
 from edgecraft.plugins.factorization.cost import model_cost
-from edgecraft.plugins.factorization.engine import EvalData, FactorizationConfig, factorize_model
+from edgecraft.plugins.factorization.engine import FactorizationConfig, factorize_model
 from edgecraft.plugins.factorization.recovery import distill_from, finetune
 from edgecraft.plugins.factorization.selection import TargetUnreachable
 from edgecraft.registry import build_registry
+from edgecraft.torchkit import TorchData
 from edgecraft.verify.measure import latency_feeds, measure_latency, run_outputs
 from torch import nn
 
@@ -54,6 +58,14 @@ class DigitsMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+IO = ModelIO((TensorSpec("input", "float32", ("batch", 1, 32, 32), 0),),
+             (TensorSpec("output", "float32", ("batch", 10), 0),))
+
+
+def bound(data: Dataset) -> TorchData:
+    return TorchData(data.bind(IO))
 
 
 def train_mlp(train: Dataset, seed: int = 0, epochs: int = 25) -> nn.Module:
@@ -92,8 +104,8 @@ def _variant(name: str, module: nn.Module, example: torch.Tensor, note: str = ""
 
 def factorize_variants(label: str, model: nn.Module, train: Dataset, args: argparse.Namespace,
                        target: float) -> list[Variant]:
-    example = torch.from_numpy(train.x[:1])
-    data = EvalData(torch.from_numpy(train.x[-256:]), torch.from_numpy(train.y[-256:]))
+    example = [torch.from_numpy(train.x[:1])]
+    data = bound(train).subset(np.arange(len(train) - 256, len(train)))
     variants = [_variant("original", model, example)]
 
     started = time.perf_counter()
@@ -131,8 +143,8 @@ def factorize_variants(label: str, model: nn.Module, train: Dataset, args: argpa
 
 def _recover(module: nn.Module, original: nn.Module, train: Dataset, args: argparse.Namespace) -> dict[str, Any]:
     if args.recover == "distill":
-        return distill_from(original, module, train, epochs=args.epochs, lr=args.lr, batch_size=64, seed=0)
-    return finetune(module, train, epochs=args.epochs, lr=args.lr, batch_size=64, seed=0)
+        return distill_from(original, module, bound(train), epochs=args.epochs, lr=args.lr, batch_size=64, seed=0)
+    return finetune(module, bound(train), epochs=args.epochs, lr=args.lr, batch_size=64, seed=0)
 
 
 def measure(label: str, variants: list[Variant], shape: tuple[int, ...], test: Dataset, work: Path,
@@ -145,15 +157,15 @@ def measure(label: str, variants: list[Variant], shape: tuple[int, ...], test: D
     for index, variant in enumerate(variants):
         folder = work / f"{label}-{index}"
         folder.mkdir(parents=True)
-        onnx_model = export_onnx(TorchModel(variant.module.eval(), InputSpec("input", shape)), folder / "model.onnx")
+        onnx_model = export_onnx(TorchModel(variant.module.eval(), IO), folder / "model.onnx")
         artifact = folder / "artifact"
         artifact.mkdir()
         backend.save(backend.import_onnx(onnx_model.path, "ort-cpu", options, folder), "ort-cpu", options, artifact)
         session = backend.load(artifact, "ort-cpu", options, THREADS)
-        outputs = run_outputs(session, test, 128, label=variant.name)
+        outputs = run_outputs(session, test.bind(IO), 128, label=variant.name)["output"]
         variant.top1 = float((outputs.argmax(1) == test.y).mean())
         sessions[variant.name] = session
-    feeds = latency_feeds(next(iter(sessions.values())), shape, 1, 0, test)
+    feeds = latency_feeds(IO, 1, 0, test.bind(IO))
     per_block: list[dict[str, float]] = []
     for block in range(blocks):
         stats = measure_latency(sessions, feeds, spec.model_copy(update={"seed": block}))
@@ -206,8 +218,8 @@ def main() -> None:
     torch.set_num_threads(THREADS)
     started = time.perf_counter()
 
-    image_train = load_dataset("train", DigitsDataset(split="train"), ROOT)
-    image_test = load_dataset("test", DigitsDataset(split="test"), ROOT)
+    image_train = load_dataset("train", DigitsParams(split="train"), ROOT)
+    image_test = load_dataset("test", DigitsParams(split="test"), ROOT)
     build = load_callable("examples/digits/model.py:build", ROOT, field="benchmark model")
     cnn = build().eval()
     mlp = train_mlp(image_train)

@@ -31,30 +31,29 @@ from typing import Any
 
 import numpy as np
 import torch
+from edgecraft import torchkit
 from edgecraft.backend import Session
 from edgecraft.datasets import Dataset, load_dataset
+from edgecraft.datasources.digits import DigitsParams
 from edgecraft.model_source import export_onnx
-from edgecraft.models import InputSpec, TorchModel
-from edgecraft.plan import DigitsDataset, LatencySpec
-from edgecraft.plugins.pruning import accounting, engine, training
+from edgecraft.modelio import ModelIO, TensorSpec
+from edgecraft.models import TorchModel
+from edgecraft.plan import LatencySpec
+from edgecraft.plugins.pruning import accounting, engine
 from edgecraft.plugins.pruning.params import PruningParams
 from edgecraft.verify.measure import measure_latency
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "examples" / "digits"
-SPEC = InputSpec("input", (1, 1, 32, 32))
+IO = ModelIO((TensorSpec("input", "float32", ("batch", 1, 32, 32), 0),),
+             (TensorSpec("output", "float32", ("batch", 10), 0),))
 
 
 class OrtSession(Session):
     """A plain onnxruntime session with fixed threads (what the ort-cpu backend runs)."""
 
     def __init__(self, path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = torchkit.ort_session(path, threads=threads)
 
     @property
     def input_names(self) -> list[str]:
@@ -85,8 +84,8 @@ def ort_accuracy(path: Path, data: Dataset, threads: int) -> float:
 
 
 def finetuning(data: Dataset, epochs: int, lr: float) -> engine.FineTuning:
-    return engine.FineTuning(data, training.Objective(data, None, where="benchmark"), epochs=epochs, lr=lr,
-                             batch_size=64, seed=0)
+    return engine.make_finetuning(torchkit.TorchData(data.bind(IO)), None, epochs=epochs, lr=lr, batch_size=64,
+                                  seed=0, where="benchmark")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -104,10 +103,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     torch.manual_seed(0)
     started = time.time()
-    train_set = load_dataset("train", DigitsDataset(split="train"), base_dir=DIGITS)
-    test_set = load_dataset("test", DigitsDataset(split="test"), base_dir=DIGITS)
+    train_set = load_dataset("train", DigitsParams(split="train"), base_dir=DIGITS)
+    test_set = load_dataset("test", DigitsParams(split="test"), base_dir=DIGITS)
     base, source = load_model(args.train_epochs)
-    example = torch.zeros(SPEC.shape)
+    example = TorchModel(base, IO).example_inputs(1)
     where = "benchmark"
 
     structured = copy.deepcopy(base)
@@ -129,13 +128,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for label, module in variants.items():
             module.eval()
             path = Path(tmp) / f"{label}.onnx"
-            export_onnx(TorchModel(module, SPEC), path, opset=18, exporter="dynamo")
-            params, macs = accounting.params_and_macs(module, example)
+            export_onnx(TorchModel(module, IO), path, opset=18, exporter="dynamo")
+            cost = torchkit.model_cost(module, example)
+            params, macs = cost.params, cost.macs
             rows[label] = {
                 "variant": label, "params": params, "macs": macs,
                 "onnx_bytes": path.stat().st_size, "zipped_bytes": accounting.zipped_size(path),
                 "top1_ort": ort_accuracy(path, test_set, args.threads),
-                "top1_torch": training.accuracy(module, test_set),
+                "top1_torch": torchkit.top1(module, torchkit.TorchData(test_set.bind(IO))),
             }
             sessions[label] = OrtSession(path, args.threads)
         feeds = {"input": np.ascontiguousarray(test_set.x[:1])}

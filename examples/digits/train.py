@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 from edgecraft.datasets import load_dataset
-from edgecraft.datasources.digits import DigitsParams as DigitsDataset
+from edgecraft.datasources.digits import DigitsParams
 from torch import nn
 
 try:
@@ -25,8 +25,8 @@ except ImportError:  # run as a module from the repository root
 def train(epochs: int = 12, seed: int = 0) -> tuple[DigitsResNet, float]:
     torch.manual_seed(seed)
     np.random.seed(seed)
-    train_set = load_dataset("train", DigitsDataset(split="train"), base_dir=WEIGHTS.parent)
-    test_set = load_dataset("test", DigitsDataset(split="test"), base_dir=WEIGHTS.parent)
+    train_set = load_dataset("train", DigitsParams(split="train"), base_dir=WEIGHTS.parent)
+    test_set = load_dataset("test", DigitsParams(split="test"), base_dir=WEIGHTS.parent)
     x, y = torch.from_numpy(train_set.x), torch.from_numpy(train_set.y)
     model = DigitsResNet()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)

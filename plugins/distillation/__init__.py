@@ -3,10 +3,10 @@
 Public API (torch is imported lazily, on first use):
 
 * ``distill(teacher, student, dataset, params)`` — the training loop on plain torch modules and an
-  :class:`edgecraft.datasets.Dataset`; returns a :class:`DistillResult` (``.student``, history).
+  :class:`edgecraft.torchkit.TorchData` (or a bound dataset); returns a :class:`DistillResult` (``.student``, history).
 * ``TrainingParams`` / ``DistillationParams`` — the typed settings (loss, optimiser, schedule, ...).
 * ``distillation_loss``, ``soft_target_loss`` — the loss, usable on its own.
-* ``scale_width(teacher, input_shape, width)`` — derive a narrower student from a teacher.
+* ``scale_width(teacher, example_inputs, width)`` — derive a narrower student from a teacher.
 """
 
 from __future__ import annotations

@@ -1,71 +1,18 @@
-"""Distillation losses: soft targets (Hinton et al. 2015), logit MSE, and feature imitation.
+"""Distillation's own loss piece: learned adapters for intermediate feature pairs.
 
-torch has the pieces (``kl_div``, ``cross_entropy``, ``mse_loss``) but not their combination with
-the T² scaling and the "no labels" rule, so that combination is written here once and tested
-against the formula by hand.
+The logit losses (soft targets with T², logit MSE, the "no labels" rule) are the SDK's
+(:mod:`edgecraft.torchkit.objectives`), shared with pruning's and factorization's recovery; they are
+re-exported here because they are part of this plugin's documented API.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
+from edgecraft.torchkit.objectives import LossParts, distillation_loss, logit_mse_loss, soft_target_loss
 from torch import nn
 
-
-def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``T² · KL(softmax(t/T) ‖ softmax(s/T))`` averaged over the batch.
-
-    The T² factor keeps the soft loss's gradient magnitude comparable to the hard loss as T
-    changes (the gradients of softened logits scale as 1/T²).
-    """
-    log_p_student = F.log_softmax(student_logits / temperature, dim=-1)
-    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
-    kl = F.kl_div(log_p_student, log_p_teacher, reduction="batchmean", log_target=True)
-    return kl * temperature**2
-
-
-def logit_mse_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between raw logits (Ba & Caruana 2014): no temperature to tune."""
-    return F.mse_loss(student_logits, teacher_logits)
-
-
-@dataclass
-class LossParts:
-    """The total loss and its parts (floats for logging, the total keeps its graph)."""
-
-    total: torch.Tensor
-    soft: float
-    hard: float | None
-    feature: float | None
-
-
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor | None, *,
-                      kind: str = "kl", temperature: float = 4.0, alpha: float = 0.7,
-                      feature_loss: torch.Tensor | None = None) -> LossParts:
-    """``alpha · soft + (1 - alpha) · CE(student, labels) + feature_loss``.
-
-    Without labels the soft term alone is used (weight 1), whatever ``alpha`` says: there is nothing
-    else to learn from, and scaling the only term by ``alpha`` would just rescale the learning rate.
-    """
-    if kind == "kl":
-        soft = soft_target_loss(student_logits, teacher_logits, temperature)
-    elif kind == "mse":
-        soft = logit_mse_loss(student_logits, teacher_logits)
-    else:
-        raise ValueError(f"unknown distillation loss {kind!r} (expected 'kl' or 'mse')")
-    if labels is None:
-        total, hard_value = soft, None
-    else:
-        hard = F.cross_entropy(student_logits, labels)
-        total = alpha * soft + (1.0 - alpha) * hard
-        hard_value = float(hard.detach())
-    feature_value = None
-    if feature_loss is not None:
-        total = total + feature_loss
-        feature_value = float(feature_loss.detach())
-    return LossParts(total=total, soft=float(soft.detach()), hard=hard_value, feature=feature_value)
+__all__ = ["FeatureAdapter", "LossParts", "distillation_loss", "logit_mse_loss", "soft_target_loss"]
 
 
 class FeatureAdapter(nn.Module):

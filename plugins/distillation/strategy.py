@@ -24,6 +24,7 @@ from edgecraft.strategy import Resolution, ResolvedStep, StepResult, Strategy, S
 
 if TYPE_CHECKING:
     from edgecraft.context import CompileContext, RunContext
+    from edgecraft.modelio import ModelIO
     from torch import nn
 
 
@@ -43,12 +44,19 @@ def _plan_teacher(ctx: CompileContext) -> nn.Module:
     original = getattr(ctx, "original_model", None)
     if callable(original):
         return original().module
-    from edgecraft.plan import TorchModelSource
     from edgecraft.plugins.distillation.student import build_factory_student
 
-    source = ctx.plan.model
-    assert isinstance(source, TorchModelSource)
-    return build_factory_student(source.factory, _base_dir(ctx), field="model.factory")
+    factory = getattr(ctx.plan.model, "factory", None)
+    if not isinstance(factory, str):
+        raise LookupError("the plan's torch model is not available at compile time")
+    return build_factory_student(factory, _base_dir(ctx), field="model.factory")
+
+
+def _output_index(io: ModelIO | None, plan: Any) -> int:
+    """Which model output distillation matches: ``plan.evaluation.output`` (default the first)."""
+    if io is None or not io.outputs:
+        return 0
+    return io.output_index(plan.evaluation.output)
 
 
 def _fingerprint(module: nn.Module) -> str:
@@ -114,22 +122,26 @@ class DistillationStrategy(Strategy):
 
     @staticmethod
     def _check_sample_shape(ctx: CompileContext, name: str | None, param: str) -> None:
-        """Digits datasets declare their sample shape; others are checked when the step runs."""
-        from edgecraft.plan import DigitsDataset, TorchModelSource
+        """Digits datasets declare their sample shape, so a mismatch with the model's input is found
+        now; every other dataset is checked when it is bound to the model's inputs at run time."""
+        from edgecraft.datasources.digits import DigitsParams
 
         spec = ctx.plan.data.get(name) if name else None
-        source = ctx.plan.model
-        if not isinstance(spec, DigitsDataset) or not isinstance(source, TorchModelSource):
+        io = ctx.model_io
+        if not isinstance(spec, DigitsParams) or io is None or len(io.inputs) != 1:
+            return
+        try:
+            expected = list(io.inputs[0].sample_shape())
+        except InputError:
             return
         sample = [1, spec.image_size, spec.image_size] if spec.layout == "image" else [spec.image_size ** 2]
-        if sample != list(source.input_shape[1:]):
+        if sample != expected:
             raise ctx.error(f"params.{param} = {name!r}: its samples have shape {sample} but the model takes "
-                            f"{list(source.input_shape[1:])} per sample (input_shape {list(source.input_shape)})",
+                            f"{expected} per sample (input {io.inputs[0].describe()})",
                             hint=f"set data.{name}.image_size / layout to match the model")
 
     def _check_models(self, params: DistillationParams, ctx: CompileContext) -> list[str]:
         """Build the plan model (and a factory student) once to catch shape and layer-name errors now."""
-        from edgecraft.plan import TorchModelSource
         from edgecraft.plugins.distillation.student import (
             StudentError,
             build_factory_student,
@@ -138,21 +150,26 @@ class DistillationStrategy(Strategy):
             probe_output,
             scale_width,
         )
+        from edgecraft.torchkit.data import example_inputs
 
-        source = ctx.plan.model
-        assert isinstance(source, TorchModelSource)
-        shape = tuple(source.input_shape)
         notes: list[str] = []
         factory = params.student not in (STUDENT_CURRENT, STUDENT_SCALED)
-        if not _resolvable(source.factory, ctx) or (factory and not _resolvable(params.student, ctx)):
+        source_factory = getattr(ctx.plan.model, "factory", None)
+        if ctx.model_io is None or (isinstance(source_factory, str) and not _resolvable(source_factory, ctx)) or (
+                factory and not _resolvable(params.student, ctx)):
             notes.append("model and student checks deferred to run time: a 'file.py:function' factory needs the "
                          "plan's folder, which this compile context does not give")
             return notes
+        output = _output_index(ctx.model_io, ctx.plan)
+        try:
+            example = example_inputs(ctx.model_io, 2)
+        except InputError as exc:
+            raise ctx.error(str(exc)) from exc
         try:
             teacher = _plan_teacher(ctx)
-            teacher_out = probe_output(teacher, shape, label="the plan's model")
+            teacher_out = probe_output(teacher, example, label="the plan's model", output=output)
             if params.student == STUDENT_SCALED:
-                student = scale_width(teacher, shape, params.width, init="teacher", round_to=params.round_to,
+                student = scale_width(teacher, example, params.width, init="teacher", round_to=params.round_to,
                                       label="the plan's model")
                 notes.append(f"width {params.width:g} on the plan's model: {count_params(teacher)} -> "
                              f"{count_params(student)} parameters")
@@ -161,7 +178,8 @@ class DistillationStrategy(Strategy):
             else:
                 seed = params.seed if params.seed is not None else ctx.plan.seed
                 student = build_factory_student(params.student, _base_dir(ctx), field="params.student", seed=seed)
-                check_student_fits(student, teacher_out, shape, label=f"the student from {params.student}")
+                check_student_fits(student, teacher_out, example, label=f"the student from {params.student}",
+                                   output=output)
                 # The fingerprint enters the compiled plan's hash, so editing the factory invalidates the cache.
                 notes.append(f"student factory {params.student}: {count_params(student)} parameters vs the plan "
                              f"model's {count_params(teacher)} (fingerprint {_fingerprint(student)})")
@@ -196,32 +214,30 @@ class DistillationStrategy(Strategy):
         params = DistillationParams.model_validate(step.params)
         if not isinstance(model, TorchModel):
             raise InputError(f"step {step.where}: distillation needs a torch model, got a {model.stage}-stage model")
-        shape = model.input_spec.shape
         seed = params.seed if params.seed is not None else ctx.seed
         teacher_kind = params.effective_teacher()
+        output = _output_index(model.io, ctx.plan)
         try:
+            example = model.example_inputs(2)
             if teacher_kind == "original":
                 if ctx.original_model is None:
                     raise InputError("teacher: original needs the plan's torch model, which this run does not provide")
                 teacher = ctx.original_model().module
             else:
                 teacher = model.module
-            teacher_out = probe_output(teacher, shape, label="the teacher")
+            teacher_out = probe_output(teacher, example, label="the teacher", output=output)
             if params.student == STUDENT_CURRENT:
                 student = model.module
             elif params.student == STUDENT_SCALED:
-                student = scale_width(model.module, shape, params.width, init=params.init, round_to=params.round_to,
+                student = scale_width(model.module, example, params.width, init=params.init, round_to=params.round_to,
                                       seed=seed, label="the teacher")
             else:
                 student = build_factory_student(params.student, _base_dir(ctx), field="params.student", seed=seed)
-            check_student_fits(student, teacher_out, shape, label="the student")
-            train = ctx.dataset(params.train or "")
-            train.check_fits(shape, model_label="the teacher")
-            validation = ctx.dataset(params.validation) if params.validation else None
-            if validation is not None:
-                validation.check_fits(shape, model_label="the teacher")
+            check_student_fits(student, teacher_out, example, label="the student", output=output)
+            train = ctx.feeds(params.train or "")
+            validation = ctx.feeds(params.validation) if params.validation else None
             result = distill(teacher, student, train, params.training(), validation=validation,
-                             progress=ctx.progress, seed=seed)
+                             progress=ctx.progress, seed=seed, output=output)
         except InputError as exc:  # StudentError, a dataset that does not fit, ...
             raise InputError(f"step {step.where}: {exc.message}", hint=exc.hint) from exc
         except DistillationError as exc:
@@ -238,6 +254,7 @@ class DistillationStrategy(Strategy):
             "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}
                         for row in result.history],
         }
-        lineage = [*model.lineage, {"step": step.label, "strategy": self.name, "student": params.student,
-                                    "teacher_params": teacher_params, "student_params": student_params}]
-        return StepResult(TorchModel(result.student, model.input_spec, model.output_name, lineage), details)
+        handle = model.with_module(result.student)
+        handle.lineage.append({"step": step.label, "strategy": self.name, "student": params.student,
+                               "teacher_params": teacher_params, "student_params": student_params})
+        return StepResult(handle, details)

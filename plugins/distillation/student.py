@@ -17,32 +17,40 @@ from pathlib import Path
 import torch
 from edgecraft.errors import InputError
 from edgecraft.loading import load_callable
+from edgecraft.torchkit.counting import count_params
+from edgecraft.torchkit.data import first_output
 from torch import nn
+
+__all__ = ["StudentError", "build_factory_student", "check_student_fits", "count_params", "kept_channels",
+           "probe_output", "scale_width"]
 
 
 class StudentError(InputError):
     """The student cannot be built or does not fit the teacher (a plan problem: exit code 2)."""
 
 
-def count_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def _shapes(example: list[torch.Tensor]) -> list[int] | list[list[int]]:
+    """How an input is described in messages: its shape (one input) or every input's shape."""
+    shapes = [list(t.shape) for t in example]
+    return shapes[0] if len(shapes) == 1 else shapes
 
 
-def probe_output(module: nn.Module, input_shape: tuple[int, ...], *, label: str) -> torch.Size:
-    """Run ``module`` once on zeros of ``input_shape`` (batch 2, eval mode) and return the output shape."""
+def probe_output(module: nn.Module, example: list[torch.Tensor], *, label: str, output: int = 0) -> torch.Size:
+    """Run ``module`` once on ``example`` (the model's inputs, eval mode) and return output ``output``'s shape."""
     was_training = module.training
     module.eval()
     try:
         with torch.no_grad():
-            out = module(torch.zeros((2, *input_shape[1:]), dtype=torch.float32))
+            out = module(*example)
     except Exception as exc:
-        raise StudentError(f"{label} fails on an input of shape {[2, *input_shape[1:]]}: "
+        raise StudentError(f"{label} fails on an input of shape {_shapes(example)}: "
                            f"{type(exc).__name__}: {exc}") from exc
     finally:
         module.train(was_training)
-    if not isinstance(out, torch.Tensor):
-        raise StudentError(f"{label} returns {type(out).__name__}; distillation needs a single logits tensor")
-    return out.shape
+    try:
+        return first_output(out, output).shape
+    except InputError as exc:
+        raise StudentError(f"{label}: {exc.message}; distillation needs a logits tensor") from None
 
 
 def build_factory_student(reference: str, base_dir: Path, *, field: str, seed: int = 0) -> nn.Module:
@@ -60,14 +68,14 @@ def build_factory_student(reference: str, base_dir: Path, *, field: str, seed: i
     return student
 
 
-def check_student_fits(student: nn.Module, teacher_output: torch.Size, input_shape: tuple[int, ...], *,
-                       label: str) -> None:
+def check_student_fits(student: nn.Module, teacher_output: torch.Size, example: list[torch.Tensor], *,
+                       label: str, output: int = 0) -> None:
     """Raise if the student's output shape differs from the teacher's on the same input."""
-    shape = probe_output(student, input_shape, label=label)
+    shape = probe_output(student, example, label=label, output=output)
     if tuple(shape[1:]) != tuple(teacher_output[1:]):
         raise StudentError(
             f"{label} outputs shape {list(shape)} but the teacher outputs {list(teacher_output)} for the same input "
-            f"(shape {[2, *input_shape[1:]]}); the student must predict the same classes",
+            f"(shape {_shapes(example)}); the student must predict the same classes",
             hint="make the student's last layer produce the teacher's number of outputs")
 
 
@@ -88,14 +96,14 @@ def kept_channels(channels: int, width: float, round_to: int | None) -> int:
     return int(min(channels, max(1, round(kept))))
 
 
-def _output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
+def _output_layers(model: nn.Module, example: list[torch.Tensor]) -> list[nn.Module]:
     """Conv/Linear layers that produce the model's output (must keep their width)."""
     order: list[tuple[nn.Module, torch.Tensor]] = []
     hooks = [m.register_forward_hook(lambda mod, _inp, out: order.append((mod, out)))
              for m in model.modules() if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear)]
     try:
         with torch.no_grad():
-            final = model(example)
+            final = first_output(model(*example))
     finally:
         for hook in hooks:
             hook.remove()
@@ -106,9 +114,12 @@ def _output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
     return chosen
 
 
-def scale_width(teacher: nn.Module, input_shape: tuple[int, ...], width: float, *, init: str = "random",
+def scale_width(teacher: nn.Module, example: list[torch.Tensor], width: float, *, init: str = "random",
                 round_to: int | None = None, seed: int = 0, label: str = "the teacher") -> nn.Module:
     """A copy of ``teacher`` with every hidden layer's width multiplied by ``width``.
+
+    ``example`` is the model's inputs in call order (``TorchModel.example_inputs(batch)``);
+    Torch-Pruning traces ``teacher(*example)``.
 
     Uses Torch-Pruning (L1 importance, uniform ratio ``1 - width``, output layer kept). With
     ``init='random'`` every layer is re-initialised afterwards, so the student shares only the
@@ -119,8 +130,8 @@ def scale_width(teacher: nn.Module, input_shape: tuple[int, ...], width: float, 
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise StudentError("student: scaled needs the torch-pruning package (pip install torch-pruning)") from exc
     student = copy.deepcopy(teacher).eval()
-    example = torch.zeros((1, *input_shape[1:]), dtype=torch.float32)
-    before_shape = probe_output(student, input_shape, label=label)
+    example = list(example)
+    before_shape = probe_output(student, example, label=label)
     before_params = count_params(student)
     ignored = _output_layers(student, example)
     if not ignored:
@@ -140,7 +151,7 @@ def scale_width(teacher: nn.Module, input_shape: tuple[int, ...], width: float, 
         raise StudentError(f"cannot scale {label} to width {width}: Torch-Pruning could not trace or prune it "
                            f"({type(exc).__name__}: {exc})",
                            hint="give a student factory instead ('package.module:function')") from exc
-    after_shape = probe_output(student, input_shape, label=f"the width-{width} student")
+    after_shape = probe_output(student, example, label=f"the width-{width} student")
     after_params = count_params(student)
     if tuple(after_shape) != tuple(before_shape):
         raise StudentError(f"scaling {label} to width {width} changed its output shape from {list(before_shape)} "

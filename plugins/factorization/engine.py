@@ -24,6 +24,8 @@ from edgecraft.plugins.factorization.selection import (
     ranks_for_fixed,
     ranks_for_fraction,
 )
+from edgecraft.torchkit.data import TorchData
+from edgecraft.torchkit.evaluation import predict
 from torch import nn
 
 DEFAULT_CANDIDATES = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75)
@@ -46,14 +48,6 @@ class FactorizationConfig:
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
     threads: int = 2
-
-
-@dataclass
-class EvalData:
-    """Evaluation samples for sensitivity; labels optional (without them, outputs are compared to the original's)."""
-
-    x: torch.Tensor
-    y: torch.Tensor | None = None
 
 
 @dataclass
@@ -111,35 +105,35 @@ class FactorizationResult:
 # ---------------------------------------------------------------- evaluation loss
 class LossMeter:
     """Loss of a model on fixed evaluation data: cross-entropy when labels fit the outputs, else the
-    mean squared error to the original model's outputs (relative to their variance)."""
+    mean squared error to the original model's outputs (relative to their variance). Reads output
+    ``output`` of the model."""
 
-    def __init__(self, original: nn.Module, data: EvalData, batch_size: int = 256) -> None:
+    def __init__(self, original: nn.Module, data: TorchData, batch_size: int = 256, output: int = 0) -> None:
         self.data = data
         self.batch_size = batch_size
+        self.output = output
+        self.labels = data.labels
         self.reference = self._outputs(original)
-        labels = data.y
+        labels = self.labels
         self.use_labels = (labels is not None and self.reference.dim() == 2
                            and int(labels.max()) < self.reference.shape[1] and int(labels.min()) >= 0)
         self.scale = float(self.reference.var().clamp_min(1e-12))
 
-    @torch.no_grad()
     def _outputs(self, model: nn.Module) -> torch.Tensor:
-        model.eval()
-        chunks = [model(self.data.x[i:i + self.batch_size]) for i in range(0, len(self.data.x), self.batch_size)]
-        return torch.cat(chunks)
+        return predict(model, self.data, output=self.output, batch_size=self.batch_size)
 
     def __call__(self, model: nn.Module) -> float:
         outputs = self._outputs(model)
         if self.use_labels:
-            assert self.data.y is not None
-            return float(nn.functional.cross_entropy(outputs, self.data.y))
+            assert self.labels is not None
+            return float(nn.functional.cross_entropy(outputs, self.labels))
         return float(((outputs - self.reference) ** 2).mean() / self.scale)
 
     def accuracy(self, model: nn.Module) -> float | None:
         if not self.use_labels:
             return None
-        assert self.data.y is not None
-        return float((self._outputs(model).argmax(1) == self.data.y).float().mean())
+        assert self.labels is not None
+        return float((self._outputs(model).argmax(1) == self.labels).float().mean())
 
 
 # ---------------------------------------------------------------- layer discovery
@@ -187,12 +181,14 @@ def _candidate_ranks(layer: nn.Module, method: str, config: FactorizationConfig)
     return [(fraction, ranks) for ranks, fraction in seen.items()]
 
 
-def factorize_model(module: nn.Module, example: torch.Tensor, config: FactorizationConfig,
-                    data: EvalData | None = None) -> FactorizationResult:
+def factorize_model(module: nn.Module, example: torch.Tensor | list[torch.Tensor], config: FactorizationConfig,
+                    data: TorchData | None = None, *, output: int = 0) -> FactorizationResult:
     """Return a factorized deep copy of ``module`` and what was done to each layer.
 
-    ``example`` is one batch-1 input (for shapes and MACs). ``data`` is required for the target
-    selection (sensitivity) and otherwise only used to report the loss before and after.
+    ``example`` is the model's batch-1 inputs (``TorchModel.example_inputs(1)``; one tensor for a
+    single-input model), for shapes and MACs. ``data`` is required for the target selection
+    (sensitivity) and otherwise only used to report the loss before and after; the loss reads
+    model output ``output``.
     """
     if config.selection == "target" and data is None:
         raise ValueError("target rank selection needs evaluation data for the sensitivity analysis")
@@ -245,7 +241,7 @@ def factorize_model(module: nn.Module, example: torch.Tensor, config: Factorizat
                                      f"({reference * 1e6:.1f} us)")
                 choice.candidates = faster
 
-    meter = LossMeter(model, data) if data is not None else None
+    meter = LossMeter(model, data, output=output) if data is not None else None
     loss_before = meter(model) if meter else None
     result = FactorizationResult(module=model, layers=layers, skipped=skipped, before=before, after=before,
                                  loss_before=loss_before)

@@ -35,19 +35,12 @@ def _torch_runner(module: nn.Module, example: torch.Tensor) -> Runner:
 
 
 def _ort_runner(module: nn.Module, example: torch.Tensor, work_dir: Path, threads: int) -> Runner:
-    import onnxruntime as ort
+    from edgecraft.torchkit.probe import export_probe, ort_session
 
     path = work_dir / f"layer{len(list(work_dir.iterdir()))}.onnx"
-    # The TorchScript exporter is used for these throw-away single-layer graphs because it takes
-    # milliseconds per layer where the dynamo exporter takes seconds; the model itself is
-    # exported by edgecraft's own pipeline.
-    torch.onnx.export(module.eval(), (example,), str(path), input_names=["x"], output_names=["y"],
-                      opset_version=17, dynamo=False)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    feeds = {"x": example.numpy()}
+    names = export_probe(module, [example], path)
+    session = ort_session(path, threads=threads)
+    feeds = {names[0]: example.numpy()}
 
     def run() -> object:
         return session.run(None, feeds)

@@ -77,11 +77,6 @@ class FactorizationStrategy(Strategy):
             p.train = ctx.require_dataset(p.train, f"recover: {p.recover}", param="train")
             needs.append(p.train)
             if p.recover == "distill":
-                from edgecraft.plugins.factorization.recovery import distill_available
-
-                if not distill_available():
-                    raise ctx.error("recover: distill needs the distillation plugin, which is not installed",
-                                    hint="use recover: finetune")
                 notes.append("recovery distils from the plan's original model")
         elif p.train is not None:
             raise ctx.error("params.train is set but recover is 'none'", hint="set recover: finetune or distill")
@@ -96,11 +91,10 @@ class FactorizationStrategy(Strategy):
 
     # ------------------------------------------------------------------ run time
     def apply(self, step: ResolvedStep, model: ModelHandle, ctx: RunContext) -> StepResult:
-        import numpy as np
-        import torch
-        from edgecraft.plugins.factorization.engine import EvalData, FactorizationConfig, factorize_model
+        from edgecraft.plugins.factorization.engine import FactorizationConfig, factorize_model
         from edgecraft.plugins.factorization.recovery import distill_from, finetune
         from edgecraft.plugins.factorization.selection import TargetUnreachable
+        from edgecraft.torchkit.data import TorchData
 
         p = FactorizationParams.model_validate(step.params)
         if not isinstance(model, TorchModel):
@@ -110,16 +104,21 @@ class FactorizationStrategy(Strategy):
             ratio=p.ratio or 0.5, rank=p.rank, target=p.target, cost=p.cost, multiple=p.multiple,
             candidates=tuple(p.candidates), latency=p.latency, include=tuple(p.include), exclude=tuple(p.exclude),
             threads=ctx.plan.latency.threads)
+        output = model.io.output_index(ctx.plan.evaluation.output) if model.io.outputs else 0
+
+        def bound(name: str, param: str) -> TorchData:
+            try:
+                return TorchData(ctx.feeds(name))
+            except InputError as exc:
+                raise InputError(f"step {step.where}: params.{param}: {exc.message}", hint=exc.hint) from None
+
         data = None
         if p.sensitivity_data is not None:
-            dataset = ctx.dataset(p.sensitivity_data).take(p.sensitivity_samples)
-            dataset.check_fits(model.input_spec.shape, model_label=f"step {step.where}'s model")
-            data = EvalData(torch.from_numpy(np.ascontiguousarray(dataset.x)),
-                            None if dataset.y is None else torch.from_numpy(dataset.y))
-        example = data.x[:1] if data is not None else torch.zeros(model.input_spec.shape)
+            data = bound(p.sensitivity_data, "sensitivity_data").take(p.sensitivity_samples)
+        example = model.example_inputs(1)
         ctx.progress.status(f"{step.where}: factorizing ({step.implementation})")
         try:
-            result = factorize_model(model.module, example, config, data)
+            result = factorize_model(model.module, example, config, data, output=output)
         except TargetUnreachable as exc:
             raise InputError(f"step {step.where}: params.target = {p.target:g} of {p.cost} cannot be reached: {exc}",
                              hint="raise the target, add smaller params.candidates, lower params.multiple or "
@@ -131,27 +130,28 @@ class FactorizationStrategy(Strategy):
         details: dict[str, Any] = result.summary()
         if p.recover != "none" and result.factorized:
             assert p.train is not None
-            train = ctx.dataset(p.train)
-            train.check_fits(model.input_spec.shape, model_label=f"step {step.where}'s model")
+            train = bound(p.train, "train")
             ctx.progress.status(f"{step.where}: recovery ({p.recover}, {p.epochs} epochs)")
             try:
                 if p.recover == "finetune":
                     details["recovery"] = finetune(result.module, train, epochs=p.epochs, lr=p.lr,
-                                                   batch_size=p.batch_size, seed=ctx.seed)
+                                                   batch_size=p.batch_size, seed=ctx.seed, output=output,
+                                                   progress=ctx.progress)
                 else:
                     if ctx.original_model is None:
                         raise InputError(f"step {step.where}: recover: distill needs the plan's original torch model")
                     teacher = ctx.original_model().module.eval()
                     details["recovery"] = distill_from(teacher, result.module, train, epochs=p.epochs, lr=p.lr,
-                                                       batch_size=p.batch_size, seed=ctx.seed,
+                                                       batch_size=p.batch_size, seed=ctx.seed, output=output,
                                                        progress=ctx.progress)
             except ValueError as exc:
                 raise InputError(f"step {step.where}: recovery failed: {exc}") from exc
             if data is not None:
                 from edgecraft.plugins.factorization.engine import LossMeter
 
-                details["eval_loss_after_recovery"] = LossMeter(model.module, data)(result.module)
-        lineage = [*model.lineage, {"step": step.where, "strategy": self.name,
-                                    "factorized": {row.name: list(row.chosen.ranks) for row in result.factorized},
-                                    "params_ratio": details["params_ratio"], "macs_ratio": details["macs_ratio"]}]
-        return StepResult(TorchModel(result.module, model.input_spec, model.output_name, lineage), details)
+                details["eval_loss_after_recovery"] = LossMeter(model.module, data, output=output)(result.module)
+        handle = model.with_module(result.module)
+        handle.lineage.append({"step": step.where, "strategy": self.name,
+                               "factorized": {row.name: list(row.chosen.ranks) for row in result.factorized},
+                               "params_ratio": details["params_ratio"], "macs_ratio": details["macs_ratio"]})
+        return StepResult(handle, details)

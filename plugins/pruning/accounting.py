@@ -1,4 +1,5 @@
-"""Honest numbers for the report: what pruning did to parameters, MACs and bytes.
+"""Honest numbers for the report: what pruning did to bytes and sparsity (parameters and MACs are
+counted by :mod:`edgecraft.torchkit.counting`).
 
 Zeros in a dense ONNX file take as many bytes as any other float, so unstructured sparsity does not
 make the shipped model smaller; only a compressed container (zip) benefits. Both sizes are measured
@@ -15,17 +16,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
     from edgecraft.models import TorchModel
-
-
-def params_and_macs(module: torch.nn.Module, example: torch.Tensor) -> tuple[int, int]:
-    """(parameters, multiply-accumulates) for one forward pass, via Torch-Pruning's counter when installed
-    (unstructured mode works without it; MACs are then reported as -1)."""
-    try:
-        import torch_pruning as tp
-    except ImportError:
-        return sum(p.numel() for p in module.parameters()), -1
-    macs, params = tp.utils.count_ops_and_params(module, example)
-    return int(params), int(macs)
 
 
 def zipped_size(path: Path) -> int:

@@ -8,6 +8,7 @@ computed before anything is removed, so a bad ratio fails before the model is to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,16 +21,18 @@ from edgecraft.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
     import torch
-    from edgecraft.datasets import Dataset
-    from edgecraft.plugins.pruning.training import Objective
+    from edgecraft.torchkit.data import TorchData
+    from edgecraft.torchkit.objectives import Objective
 
 
 @dataclass
 class FineTuning:
     """Training data and loop settings for recovery (and gradients for Taylor importance)."""
 
-    dataset: Dataset
+    data: TorchData
     objective: Objective
+    #: 'cross_entropy' (labels) or 'mse_to_unpruned' (imitate the unpruned model), for the report.
+    kind: str
     epochs: int
     lr: float
     batch_size: int
@@ -37,16 +40,39 @@ class FineTuning:
     progress: Progress | None = None
 
 
+def make_finetuning(data: TorchData, teacher: Callable[[], torch.nn.Module] | None, *, epochs: int, lr: float,
+                    batch_size: int, seed: int = 0, progress: Progress | None = None, output: int = 0,
+                    where: str = "pruning") -> FineTuning:
+    """Cross-entropy with labels; without, MSE to the unpruned model's outputs (recovery needs no
+    labels, only the model it was cut from)."""
+    from edgecraft import torchkit
+
+    if data.labeled:
+        return FineTuning(data, torchkit.CrossEntropy(output), "cross_entropy", epochs, lr, batch_size, seed, progress)
+    if teacher is None:
+        raise InputError(f"step {where}: params.dataset {data.name!r} has no labels and no unpruned model is "
+                         "available to imitate", hint="use a labeled dataset")
+    objective = torchkit.TeacherMatch(torchkit.Teacher(teacher().eval(), output=output, cache=False), kind="mse",
+                                      output=output)
+    return FineTuning(data, objective, "mse_to_unpruned", epochs, lr, batch_size, seed, progress)
+
+
 def _finetune_round(model: torch.nn.Module, finetuning: FineTuning | None, round_index: int, *, where: str,
                     progress: Progress | None) -> float | None:
-    """Recover after one pruning round (both modes); None when the plan asks for no fine-tuning."""
-    from edgecraft.plugins.pruning import training
+    """Recover after one pruning round (both modes); None when the plan asks for no fine-tuning.
+
+    Returns the mean loss of the last epoch. BatchNorm trains (the statistics follow the pruned
+    channels); see :mod:`edgecraft.torchkit.training`.
+    """
+    from edgecraft import torchkit
 
     if finetuning is None or finetuning.epochs == 0:
         return None
-    return training.finetune(model, finetuning.dataset, finetuning.objective, epochs=finetuning.epochs,
-                             lr=finetuning.lr, batch_size=finetuning.batch_size, seed=finetuning.seed + round_index,
-                             progress=progress, label=f"{where} fine-tune round {round_index + 1}")
+    config = torchkit.TrainConfig(epochs=finetuning.epochs, lr=finetuning.lr, batch_size=finetuning.batch_size,
+                                  seed=finetuning.seed + round_index)
+    result = torchkit.train(model, finetuning.data, finetuning.objective, config, progress=progress,
+                            label=f"{where} fine-tune round {round_index + 1}")
+    return result.final_loss
 
 
 @dataclass
@@ -74,7 +100,7 @@ def check_layers(model: torch.nn.Module, params: PruningParams, *, where: str) -
 
 
 # ---------------------------------------------------------------- structured
-def _structured_view(model: torch.nn.Module, example: torch.Tensor, choice: LayerChoice,
+def _structured_view(model: torch.nn.Module, example: list[torch.Tensor], choice: LayerChoice,
                      where: str) -> st.GraphView:
     view = st.analyse(model, example, choice.ignored)
     prunable = {m for g in view.groups for m in g.members}
@@ -87,9 +113,10 @@ def _structured_view(model: torch.nn.Module, example: torch.Tensor, choice: Laye
     return view
 
 
-def plan_structured(model: torch.nn.Module, example: torch.Tensor, params: PruningParams, *,
+def plan_structured(model: torch.nn.Module, example: torch.Tensor | list[torch.Tensor], params: PruningParams, *,
                     where: str) -> dict[str, int]:
     """Check every group's target without pruning (uniform and per-layer ratios; global needs scores)."""
+    example = _inputs(example)
     choice = check_layers(model, params, where=where)
     view = _structured_view(model, example, choice, where)
     original = {g.root: g.channels for g in view.groups}
@@ -107,18 +134,33 @@ def _structured_schedule(params: PruningParams) -> list[float]:
     return [(i + 1) / n for i in range(n)]
 
 
-def prune_structured(model: torch.nn.Module, example: torch.Tensor, params: PruningParams, *, where: str,
-                     finetuning: FineTuning | None = None) -> dict[str, Any]:
-    """Remove channels (one-shot or in rounds with fine-tuning); returns what happened."""
-    import torch
-    from edgecraft.plugins.pruning import training
+def _inputs(example: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
+    """A single-input model's example may be given as one tensor."""
+    return list(example) if isinstance(example, list | tuple) else [example]
 
+
+def _output_shapes(model: torch.nn.Module, example: list[torch.Tensor]) -> list[tuple[int, ...]]:
+    import torch
+    from edgecraft.torchkit.data import outputs_of
+
+    model.eval()
+    with torch.no_grad():
+        return [tuple(o.shape) for o in outputs_of(model(*example))]
+
+
+def prune_structured(model: torch.nn.Module, example: torch.Tensor | list[torch.Tensor], params: PruningParams, *,
+                     where: str, finetuning: FineTuning | None = None) -> dict[str, Any]:
+    """Remove channels (one-shot or in rounds with fine-tuning); returns what happened.
+
+    ``example`` is the model's inputs in call order (``TorchModel.example_inputs``), for tracing.
+    """
+    from edgecraft import torchkit
+
+    example = _inputs(example)
     progress = (finetuning.progress if finetuning else None) or NullProgress()
     plan_structured(model, example, params, where=where)  # the final targets, before anything is removed
     choice = check_layers(model, params, where=where)
-    model.eval()
-    with torch.no_grad():
-        reference_shape = tuple(model(example).shape)
+    reference_shape = _output_shapes(model, example)
     widths_before = st.widths(model)
     importance = st.make_importance(params.importance)
     fallback = st.make_importance("l1")
@@ -141,7 +183,7 @@ def prune_structured(model: torch.nn.Module, example: torch.Tensor, params: Prun
                     round_to=params.round_to, max_layer_ratio=params.max_layer_ratio, where=where, dry_run=True)
         if params.importance == "taylor":
             assert finetuning is not None, "taylor importance needs training data"
-            training.accumulate_gradients(model, finetuning.dataset, finetuning.objective,
+            torchkit.accumulate_gradients(model, finetuning.data, finetuning.objective,
                                           batches=params.taylor_batches, batch_size=finetuning.batch_size,
                                           seed=finetuning.seed + round_index)
         scores, fb = st.group_scores(view, importance, fallback, where=where)
@@ -154,9 +196,7 @@ def prune_structured(model: torch.nn.Module, example: torch.Tensor, params: Prun
         loss = _finetune_round(model, finetuning, round_index, where=where, progress=progress)
         rounds.append({"ratio": round(ratio, 6), "channels_kept": sum(alloc.keep.values()),
                        "finetune_loss": loss})
-    model.eval()
-    with torch.no_grad():
-        shape = tuple(model(example).shape)
+    shape = _output_shapes(model, example)
     if shape != reference_shape:  # guarded by the output-layer detection; never ship a changed interface
         raise InputError(f"step {where}: pruning changed the output shape from {list(reference_shape)} to "
                          f"{list(shape)}", hint="add the output layers to params.ignored_layers")

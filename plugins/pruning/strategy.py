@@ -115,14 +115,12 @@ class PruningStrategy(Strategy):
         checks run at the start of ``apply``, before the model is modified.
         """
         try:
-            module, shape = _meta_model(ctx)
+            module, example = _meta_model(ctx)
         except Exception as exc:
             return [f"layer-level checks run when the step is applied (no compile-time model probe: "
                     f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"]
-        import torch
         from edgecraft.plugins.pruning import engine
 
-        example = torch.zeros(shape, device="meta")
         try:
             if params.mode == "structured":
                 engine.plan_structured(module, example, params, where=ctx.where)
@@ -138,7 +136,8 @@ class PruningStrategy(Strategy):
     # ------------------------------------------------------------------ run time
     def apply(self, step: ResolvedStep, model: ModelHandle, ctx: RunContext) -> StepResult:
         import torch
-        from edgecraft.plugins.pruning import accounting, engine, rebuild, training
+        from edgecraft import torchkit
+        from edgecraft.plugins.pruning import accounting, engine, rebuild
 
         if not isinstance(model, TorchModel):
             raise PluginError(f"step {step.where}: pruning needs a torch model, got a {model.stage}-stage model")
@@ -146,22 +145,26 @@ class PruningStrategy(Strategy):
         where = step.where
         torch.manual_seed(ctx.seed)
         module = model.module.eval()
-        example = torch.zeros(model.input_spec.shape)
+        example = model.example_inputs(1)
         finetuning = None
         if params.dataset is not None:
-            dataset = ctx.dataset(params.dataset)
-            training.check_dataset(dataset, model.input_spec.shape, where=where)
+            try:
+                data = torchkit.TorchData(ctx.feeds(params.dataset))
+            except InputError as exc:
+                raise InputError(f"step {where}: params.dataset: {exc.message}", hint=exc.hint) from None
 
             def teacher() -> torch.nn.Module:
                 if ctx.original_model is None:
                     raise InputError(f"step {where}: no unpruned model available as a teacher")
                 return ctx.original_model().module
 
-            objective = training.Objective(dataset, teacher, where=where)
-            finetuning = engine.FineTuning(dataset, objective, params.epochs, params.lr, params.batch_size,
-                                           ctx.seed, ctx.progress)
+            output = model.io.output_index(ctx.plan.evaluation.output) if model.io.outputs else 0
+            finetuning = engine.make_finetuning(data, teacher, epochs=params.epochs, lr=params.lr,
+                                                batch_size=params.batch_size, seed=ctx.seed, progress=ctx.progress,
+                                                output=output, where=where)
         export = _export_settings(ctx)
-        params_before, macs_before = accounting.params_and_macs(module, example)
+        cost_before = torchkit.model_cost(module, example)
+        params_before, macs_before = cost_before.params, cost_before.macs
         attrs_before = rebuild.layer_attrs(module)
         sizes_before = accounting.onnx_sizes(model, **export)
         ctx.progress.status(f"{where}: {params.mode} pruning")
@@ -170,7 +173,8 @@ class PruningStrategy(Strategy):
         else:
             facts = engine.prune_unstructured(module, params, where=where, finetuning=finetuning)
         module.eval()
-        params_after, macs_after = accounting.params_and_macs(module, example)
+        cost_after = torchkit.model_cost(module, example)
+        params_after, macs_after = cost_after.params, cost_after.macs
         sizes_after = accounting.onnx_sizes(model, **export)
         arch = rebuild.architecture(attrs_before, module)
         details: dict[str, Any] = {
@@ -184,8 +188,8 @@ class PruningStrategy(Strategy):
             "onnx_zipped_bytes_before": sizes_before["zipped_bytes"],
             "onnx_zipped_bytes": sizes_after["zipped_bytes"],
             "finetuning": None if finetuning is None else {
-                "dataset": params.dataset, "samples": len(finetuning.dataset), "epochs_per_round": params.epochs,
-                "loss": finetuning.objective.kind},
+                "dataset": params.dataset, "samples": len(finetuning.data), "epochs_per_round": params.epochs,
+                "loss": finetuning.kind},
             "architecture": arch,
             "latency": "measured by edgecraft on the target (see the report); not assumed from sparsity",
         }
@@ -221,13 +225,18 @@ def _check_unstructured(module: Any, params: PruningParams, *, where: str) -> No
                              f"({total} weights)", hint=f"lower its ratio or add {name!r} to params.ignored_layers")
 
 
-def _meta_model(ctx: CompileContext) -> tuple[Any, tuple[int, ...]]:
-    """The plan's torch model built on the meta device, and its input shape."""
+def _meta_model(ctx: CompileContext) -> tuple[Any, list[Any]]:
+    """The plan's torch model built on the meta device, and example inputs (meta tensors) from its I/O."""
     import torch
     from edgecraft.loading import load_callable
+    from edgecraft.torchkit.data import example_inputs
 
     source = ctx.plan.model
-    factory_ref = source.factory  # type: ignore[union-attr]
+    if ctx.model_io is None:
+        raise LookupError("the compile context does not give the model's I/O")
+    factory_ref = getattr(source, "factory", None)
+    if not isinstance(factory_ref, str):
+        raise LookupError(f"a {getattr(source, 'kind', '?')} model source is probed when the step runs")
     base_dir = getattr(ctx, "base_dir", None)
     if base_dir is None and factory_ref.partition(":")[0].endswith(".py"):
         raise LookupError("a file.py factory needs the plan's folder, which the compile context does not give")
@@ -240,4 +249,4 @@ def _meta_model(ctx: CompileContext) -> tuple[Any, tuple[int, ...]]:
         module = factory()
     if not isinstance(module, torch.nn.Module):
         raise TypeError("factory did not return a module")
-    return module.eval(), tuple(source.input_shape)  # type: ignore[union-attr]
+    return module.eval(), example_inputs(ctx.model_io, 1, device="meta")

@@ -81,8 +81,9 @@ def _channel_groups(dg: tp.DependencyGraph, group: Any) -> int:
     return max(counts)
 
 
-def analyse(model: torch.nn.Module, example: torch.Tensor, ignored: list[str]) -> GraphView:
-    """Trace ``model`` and list its prunable groups, leaving out ignored layers and output layers."""
+def analyse(model: torch.nn.Module, example: list[torch.Tensor], ignored: list[str]) -> GraphView:
+    """Trace ``model`` on ``example`` (its inputs in call order; Torch-Pruning calls ``model(*example)``)
+    and list its prunable groups, leaving out ignored layers and output layers."""
     import torch
     import torch_pruning as tp
 

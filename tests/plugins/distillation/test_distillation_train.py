@@ -9,8 +9,8 @@ from typing import TypeVar
 import numpy as np
 import pytest
 import torch
-from edgecraft.datasets import Dataset
-from edgecraft.plugins.distillation.train import DistillationError, accuracy, distill
+from edgecraft.plugins.distillation.train import DistillationError, distill
+from edgecraft.torchkit import TorchData, top1
 from torch import nn
 
 T = TypeVar("T")
@@ -26,11 +26,19 @@ def _teacher() -> nn.Module:
     return model.eval()
 
 
-def _data(teacher: nn.Module, n: int, seed: int, *, labels: bool = True) -> Dataset:
-    x = np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+def _x(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, DIM)).astype(np.float32)
+
+
+def _data(teacher: nn.Module, n: int, seed: int, *, labels: bool = True) -> TorchData:
+    x = _x(n, seed)
     with torch.no_grad():
         y = teacher(torch.from_numpy(x)).argmax(dim=-1).numpy().astype(np.int64)
-    return Dataset(f"synthetic-{seed}", x, y if labels else None)
+    return TorchData.from_arrays(x, y if labels else None, name=f"synthetic-{seed}")
+
+
+def accuracy(model: nn.Module, data: TorchData) -> float:
+    return top1(model, data)
 
 
 def _student(seed: int = 0) -> nn.Module:
@@ -89,7 +97,7 @@ def test_early_stopping_restores_the_best_epoch() -> None:
     teacher = _teacher()
     train = _data(teacher, 80, seed=5)
     # Validation labels are noise: validation accuracy wanders, so patience 2 stops long before 50 epochs.
-    noisy = Dataset("noisy", _data(teacher, 40, seed=6).x, np.random.default_rng(0).integers(0, CLASSES, 40))
+    noisy = TorchData.from_arrays(_x(40, 6), np.random.default_rng(0).integers(0, CLASSES, 40), name="noisy")
     result = distill(teacher, _student(), train, {**FAST, "epochs": 50, "patience": 2}, validation=noisy)
     assert result.stopped_early and len(result.history) < 50
     assert result.monitor == "accuracy"
@@ -139,7 +147,7 @@ def test_zero_weights_stay_zero() -> None:
 
 def test_labels_out_of_the_teachers_range() -> None:
     teacher = _teacher()
-    bad = Dataset("bad", _data(teacher, 8, seed=1).x, np.full(8, 9, dtype=np.int64))
+    bad = TorchData.from_arrays(_x(8, 1), np.full(8, 9, dtype=np.int64), name="bad")
     with pytest.raises(DistillationError, match=r"labels in \[9, 9\] but the teacher predicts 5 classes"):
         distill(teacher, _student(), bad, FAST)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from edgecraft.plugins.factorization.cost import LayerCost, model_cost
 from edgecraft.plugins.factorization.decompose import FactorizedLayer
-from edgecraft.plugins.factorization.engine import EvalData, FactorizationConfig, factorize_model
+from edgecraft.plugins.factorization.engine import FactorizationConfig, factorize_model
 from edgecraft.plugins.factorization.selection import (
     Candidate,
     LayerChoice,
@@ -16,6 +16,7 @@ from edgecraft.plugins.factorization.selection import (
     ranks_for_energy,
     round_rank,
 )
+from edgecraft.torchkit import TorchData
 from factorization_models import SmallCNN, SmallMLP
 from torch import nn
 
@@ -23,6 +24,14 @@ from torch import nn
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+class EvalData:
+    """Tensors for the tests, and the same samples bound as the SDK's TorchData (what factorize_model reads)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        self.x = x
+        self.data = TorchData.from_arrays(x.numpy(), None if y is None else y.numpy())
 
 
 def _cnn_data(n: int = 96) -> EvalData:
@@ -93,7 +102,7 @@ def test_target_selection_meets_the_requested_fraction(cost: str, target: float)
     model = SmallCNN().eval()
     data = _cnn_data()
     result = factorize_model(model, data.x[:1], FactorizationConfig(selection="target", target=target, cost=cost),
-                             data)
+                             data.data)
     before, after = result.before, result.after
     ratio = (after.params / before.params) if cost == "params" else (after.macs / before.macs)
     assert ratio <= target
@@ -111,7 +120,7 @@ def test_target_selection_prefers_insensitive_layers() -> None:
     with torch.no_grad():
         model.body[2].weight.copy_(torch.randn(128, 4) @ torch.randn(4, 128) / 8)
     data = EvalData(torch.randn(128, 64))  # no labels: the loss is the distance to the original outputs
-    result = factorize_model(model, data.x[:1], FactorizationConfig(selection="target", target=0.6), data)
+    result = factorize_model(model, data.x[:1], FactorizationConfig(selection="target", target=0.6), data.data)
     by_name = {layer.name: layer for layer in result.layers}
     assert by_name["body.2"].chosen is not None and by_name["body.2"].chosen.delta_loss == pytest.approx(0, abs=1e-5)
     assert by_name["body.0"].chosen is None
@@ -162,7 +171,7 @@ def test_latency_aware_selection_records_and_respects_timings(runtime: str) -> N
     model = SmallMLP(inputs=64).eval()
     data = EvalData(torch.randn(64, 64), torch.randint(0, 10, (64,)))
     result = factorize_model(model, data.x[:1], FactorizationConfig(selection="ratio", ratio=0.25,
-                                                                    latency=runtime), data)
+                                                                    latency=runtime), data.data)
     for layer in result.layers:
         assert layer.original_latency is not None and layer.original_latency > 0
         if layer.chosen is not None:

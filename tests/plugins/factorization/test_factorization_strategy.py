@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from edgecraft.compile.compiler import compile_plan
 from edgecraft.errors import CompileError, InputError
 from edgecraft.plan import CompressionPlan
+from edgecraft.plan.loading import validate_plan
 from edgecraft.registry import build_registry
 from edgecraft.runner import prepare, run_plan
 
@@ -17,9 +19,14 @@ HERE = Path(__file__).parent
 MODELS = str(HERE / "factorization_models.py")
 
 
+@functools.cache
+def _registry() -> Any:
+    return build_registry()
+
+
 @pytest.fixture(scope="module")
 def registry() -> Any:
-    return build_registry()
+    return _registry()
 
 
 def _plan(params: dict[str, Any], *, model: dict[str, Any] | None = None, **extra: Any) -> CompressionPlan:
@@ -33,7 +40,7 @@ def _plan(params: dict[str, Any], *, model: dict[str, Any] | None = None, **extr
         "latency": {"warmup": 2, "repeats": 10, "rounds": 2},
     }
     raw.update(extra)
-    return CompressionPlan.model_validate(raw)
+    return validate_plan(raw, _registry())  # model and data params are typed by their registered kinds
 
 
 def _compile(plan: CompressionPlan, registry: Any, base_dir: Path = HERE) -> Any:

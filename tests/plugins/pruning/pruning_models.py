@@ -75,9 +75,9 @@ def residual() -> nn.Module:
 def digits_images(n: int = 128, seed: int = 0) -> tuple:
     """Labeled 32x32 digits from the bundled scikit-learn set (for fine-tuning and Taylor scores)."""
     from edgecraft.datasets import load_dataset
-    from edgecraft.plan import DigitsDataset
+    from edgecraft.datasources.digits import DigitsParams
 
-    ds = load_dataset("train", DigitsDataset(split="train", max_samples=n, seed=seed), base_dir=None)  # type: ignore[arg-type]
+    ds = load_dataset("train", DigitsParams(split="train", max_samples=n, seed=seed), base_dir=None)
     return ds.x, ds.y
 
 

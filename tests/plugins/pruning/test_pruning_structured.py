@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from edgecraft.datasets import Dataset
 from edgecraft.errors import InputError
-from edgecraft.plugins.pruning import engine, rebuild, training
+from edgecraft.plugins.pruning import engine, rebuild
 from edgecraft.plugins.pruning.params import PruningParams
+from edgecraft.torchkit import TorchData
 from pruning_models import coupled, digits_images, residual
 from torch import nn
 
@@ -93,10 +93,9 @@ def test_importance_criteria(importance: str) -> None:
 @pytest.mark.slow
 def test_taylor_importance_and_iterative_finetuning_use_the_data() -> None:
     x, y = digits_images(48)
-    data = Dataset("train", x, y)
+    data = TorchData.from_arrays(x, y)
     model = residual()
-    objective = training.Objective(data, None, where=WHERE)
-    tuning = engine.FineTuning(data, objective, epochs=1, lr=1e-3, batch_size=32)
+    tuning = engine.make_finetuning(data, None, epochs=1, lr=1e-3, batch_size=32, where=WHERE)
     facts = engine.prune_structured(model, EXAMPLE, PruningParams(ratio=0.5, importance="taylor", dataset="train",
                                                                   epochs=1, schedule="gradual", iterations=2),
                                     where=WHERE, finetuning=tuning)
@@ -108,12 +107,11 @@ def test_taylor_importance_and_iterative_finetuning_use_the_data() -> None:
 
 def test_taylor_scores_differ_from_magnitude() -> None:
     x, y = digits_images(64)
-    data = Dataset("train", x, y)
+    data = TorchData.from_arrays(x, y)
     kept = {}
     for importance in ("l1", "taylor"):
         model = residual()
-        tuning = engine.FineTuning(data, training.Objective(data, None, where=WHERE), epochs=0, lr=1e-3,
-                                   batch_size=32)
+        tuning = engine.make_finetuning(data, None, epochs=0, lr=1e-3, batch_size=32, where=WHERE)
         engine.prune_structured(model, EXAMPLE, PruningParams(ratio=0.5, importance=importance), where=WHERE,
                                 finetuning=tuning)
         kept[importance] = model.b2.conv1.weight.detach().clone()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from edgecraft.datasets import Dataset
 from edgecraft.errors import InputError
-from edgecraft.plugins.pruning import engine, training
+from edgecraft.plugins.pruning import engine
 from edgecraft.plugins.pruning.params import PruningParams
 from edgecraft.plugins.pruning.unstructured import cubic_schedule, nm_mask, parse_pattern
+from edgecraft.torchkit import TorchData
 from pruning_models import digits_images, mlp, residual
 
 WHERE = "steps[1] (sparsify)"
@@ -84,9 +84,9 @@ def test_cubic_schedule_ends_at_the_target() -> None:
 @pytest.mark.slow
 def test_gradual_pruning_with_finetuning_is_exact_and_masks_survive_training() -> None:
     x, y = digits_images(48)
-    data = Dataset("train", x, y)
+    data = TorchData.from_arrays(x, y)
     model = residual()
-    tuning = engine.FineTuning(data, training.Objective(data, None, where=WHERE), epochs=1, lr=1e-2, batch_size=16)
+    tuning = engine.make_finetuning(data, None, epochs=1, lr=1e-2, batch_size=16, where=WHERE)
     facts = engine.prune_unstructured(model, PruningParams(mode="unstructured", ratio=0.75, schedule="gradual",
                                                            iterations=3, dataset="train", epochs=1),
                                       where=WHERE, finetuning=tuning)
