@@ -40,6 +40,8 @@ _DEBUG = False
 #: Set while a run or gate command has not yet judged every verdict and written its reports: exit 0
 #: is refused until it is cleared, whatever code path (a stray sys.exit, a plugin) tries to end the run.
 _VERDICT_PENDING = False
+#: ``--strict-plugins``: a plugin that fails to load fails every command (exit 3), not only plans that need it.
+_STRICT_PLUGINS = False
 
 
 @app.callback()
@@ -50,27 +52,44 @@ def _global(plugins: Annotated[str | None, typer.Option(
             verbose: Annotated[bool, typer.Option(
                 "--verbose", "-v", help="Show the log lines and warnings of the libraries edgecraft drives (NNCF, "
                 "OpenVINO, ONNX Runtime, TVM, torch); hidden otherwise, with a count at the end.")] = False,
+            strict_plugins: Annotated[bool, typer.Option(
+                "--strict-plugins", envvar="EDGECRAFT_STRICT_PLUGINS",
+                help="Fail (exit 3) when any installed plugin fails to load; by default a broken plugin is "
+                     "skipped with a note and fails only plans that need it. The CI templates set it.")] = False,
+            disable_plugins: Annotated[str | None, typer.Option(
+                "--disable-plugins", envvar="EDGECRAFT_DISABLE_PLUGINS",
+                help="Comma-separated entry-point names never to load (e.g. a broken plugin).")] = None,
             ) -> None:
     from edgecraft import logging_setup
 
-    global _DEBUG
+    global _DEBUG, _STRICT_PLUGINS
     _DEBUG = _DEBUG or debug
+    _STRICT_PLUGINS = strict_plugins
     logging_setup.configure(verbose)
     if plugins is not None:
         os.environ["EDGECRAFT_PLUGINS"] = plugins
+    if disable_plugins is not None:
+        os.environ["EDGECRAFT_DISABLE_PLUGINS"] = disable_plugins
 
 
-def _registry() -> Registry:
+def _registry(*, tolerate_broken: bool = False) -> Registry:
+    """The registry; broken plugins are noted on stderr (``tolerate_broken``: the command lists them itself)."""
     from edgecraft.registry import build_registry
 
-    return build_registry()
+    registry = build_registry(strict=_STRICT_PLUGINS and not tolerate_broken)
+    if not tolerate_broken:
+        for broken in registry.broken.values():
+            err.print(f"note: plugin {broken.plugin!r} ({broken.distribution} {broken.version}) did not load and "
+                      "is skipped; `edgecraft plugins` shows why", highlight=False, markup=False)
+    return registry
 
 
 # ---------------------------------------------------------------------------- plugins / schema
 @app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """List every strategy, backend, target and device with the distribution that provides it."""
-    registry = _registry()
+    """List every strategy, backend, target and device with the distribution that provides it, and every
+    plugin that did not load, with the reason (exit 3 for those only under --strict-plugins)."""
+    registry = _registry(tolerate_broken=True)
     rows: list[dict[str, str]] = []
     for kind, table in (("strategy", registry.strategies), ("backend", registry.backends),
                         ("target", registry.targets), ("device", registry.devices), ("metric", registry.metrics),
@@ -80,15 +99,24 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
                          "version": provided.provenance.version, "plugin": provided.provenance.plugin,
                          "summary": provided.summary})
     rows.extend(_integration_rows(registry))
+    for broken in registry.broken.values():
+        rows.append({"kind": "broken", "name": broken.plugin, "distribution": broken.distribution,
+                     "version": broken.version, "plugin": broken.plugin, "summary": broken.reason})
+    for name in registry.disabled:
+        rows.append({"kind": "disabled", "name": name, "distribution": "", "version": "", "plugin": name,
+                     "summary": "skipped: named in EDGECRAFT_DISABLE_PLUGINS / --disable-plugins"})
     if as_json:
         out.print_json(json.dumps(rows))
-        return
-    table = Table(title="edgecraft plugins")
-    for column in ("kind", "name", "distribution", "version", "plugin", "summary"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row.values())
-    out.print(table)
+    else:
+        table = Table(title="edgecraft plugins")
+        for column in ("kind", "name", "distribution", "version", "plugin", "summary"):
+            table.add_column(column)
+        for row in rows:
+            style = "red" if row["kind"] == "broken" else None
+            table.add_row(*(_safe(v) for v in row.values()), style=style)
+        out.print(table)
+    if registry.broken and _STRICT_PLUGINS:
+        raise next(iter(registry.broken.values())).error()
 
 
 def _integration_rows(registry: Registry) -> list[dict[str, str]]:
@@ -344,11 +372,13 @@ def device_setup(
 # ---------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map errors to exit codes (2 bad input, 3 plugin/runtime failure)."""
-    global _DEBUG, _VERDICT_PENDING
+    global _DEBUG, _VERDICT_PENDING, _STRICT_PLUGINS
+    _STRICT_PLUGINS = False
     from edgecraft.safe_text import clean_text
     from edgecraft.shutdown import EXIT_INTERRUPTED, interrupted_exit, terminate_raises
 
     saved_plugins = os.environ.get("EDGECRAFT_PLUGINS")
+    saved_disabled = os.environ.get("EDGECRAFT_DISABLE_PLUGINS")
     _DEBUG = "--debug" in (sys.argv[1:] if argv is None else argv)  # also for errors raised before the callback
     _VERDICT_PENDING = False
     from edgecraft import logging_setup
@@ -403,10 +433,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"note: {hidden}\n")
         logging_setup.reset()
         # --plugins sets the variable for this invocation only (main() may be called again in-process).
-        if saved_plugins is None:
-            os.environ.pop("EDGECRAFT_PLUGINS", None)
-        else:
-            os.environ["EDGECRAFT_PLUGINS"] = saved_plugins
+        for variable, saved in (("EDGECRAFT_PLUGINS", saved_plugins), ("EDGECRAFT_DISABLE_PLUGINS", saved_disabled)):
+            if saved is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = saved
 
 
 def _refuse_exit_without_verdict(code: int) -> int:
