@@ -174,7 +174,8 @@ def test_broken_plugin_fails_only_plans_that_need_it(fake_dist, example_dir, cap
 def test_plan_needing_a_missing_name_blames_the_broken_plugin(fake_dist, tmp_path, capsys) -> None:
     fake_dist("fakeplug-broken", "fakeplug_broken", BROKEN_IMPORT)
     plan = tmp_path / "plan.yaml"
-    plan.write_text("model: {kind: onnx, path: m.onnx}\nsteps: [{strategy: clustering}]\ntargets: [{target: ort-cpu}]\n")
+    plan.write_text("model: {kind: onnx, path: m.onnx}\nsteps: [{strategy: clustering}]\n"
+                    "targets: [{target: ort-cpu}]\n")
     code = main(["validate", str(plan)])
     text = capsys.readouterr().err
     assert code == 3, text
