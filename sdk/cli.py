@@ -26,6 +26,8 @@ app = typer.Typer(name="edgecraft", add_completion=False, no_args_is_help=True, 
 device_app = typer.Typer(help="Prepare devices that targets run on (e.g. an emulated aarch64 board).",
                          no_args_is_help=True)
 app.add_typer(device_app, name="device")
+cache_app = typer.Typer(help="Show or clear the artifact cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
@@ -219,10 +221,34 @@ def _print_report(report: Report) -> None:
         if precision_note:
             out.print(f"note: {target.target}: {precision_note}", highlight=False, markup=False)
     color = "green" if report.passed else "red"
-    undecided = sum(1 for t in report.targets for v in t.contracts if v.status == "inconclusive")
-    out.print(f"[{color}]{'PASSED' if report.passed else 'FAILED'}[/{color}]: "
-              f"{sum(len(t.contracts) for t in report.targets)} contract(s) on {len(report.targets)} target(s)"
-              + (f", {undecided} inconclusive" if undecided else ""))
+    out.print(f"[{color}]{_safe(summary_line(report))}[/{color}]")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def summary_line(report: Report) -> str:
+    """The run's last line: how many contracts passed, failed and stayed inconclusive, on how many targets.
+
+    The counts are the Markdown summary's (one per verdict), so a reader of either sees the same numbers:
+    "FAILED: 1 of 6 contracts failed (5 passed) on 2 targets", never "FAILED: 6 contract(s)".
+    """
+    verdicts = [v for t in report.targets for v in t.contracts]
+    passed, failed, undecided = (sum(1 for v in verdicts if v.status == s) for s in ("pass", "fail", "inconclusive"))
+    total, on = len(verdicts), f"on {_plural(len(report.targets), 'target')}"
+    status = getattr(report, "status", None) or ("pass" if report.passed else "fail")
+    contracts = "contract" if total == 1 else "contracts"
+    if status == "inconclusive" and not report.passed:
+        rest = ", ".join(p for p in (f"{passed} passed", f"{failed} failed" if failed else "") if p)
+        return f"INCONCLUSIVE: {undecided} of {total} {contracts} inconclusive ({rest}) {on}"
+    if not report.passed:
+        rest = ", ".join(p for p in (f"{passed} passed", f"{undecided} inconclusive" if undecided else "") if p)
+        return f"FAILED: {failed} of {total} {contracts} failed ({rest}) {on}"
+    if not total:
+        return f"PASSED: no contracts to judge {on}"
+    note = f" ({undecided} inconclusive, counted as passed)" if undecided else ""
+    return f"PASSED: {passed + undecided if undecided else passed} of {total} {contracts} passed{note} {on}"
 
 
 ReportJson = Annotated[Path | None, typer.Option("--report-json", help="Write the JSON report here.")]
@@ -238,13 +264,16 @@ ReferenceOpt = Annotated[Path | None, typer.Option(
                         "against it (re-measuring its artifact when it is still in the cache).")]
 TargetOpt = Annotated[list[str] | None, typer.Option("--target", "-t", help="Target label (repeatable); default: "
                                                      "every target of the plan.")]
-CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", envvar="EDGECRAFT_CACHE_DIR",
-                                               help="Artifact cache (default ~/.cache/edgecraft).")]
+CACHE_HELP = ("Artifact cache folder (default: $EDGECRAFT_CACHE_DIR, else $XDG_CACHE_HOME/edgecraft/artifacts, "
+              "else ~/.cache/edgecraft/artifacts).")
+CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", envvar="EDGECRAFT_CACHE_DIR", help=CACHE_HELP)]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Rebuild every artifact (the new builds replace the "
+                                                             "cached ones); for plugin development.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
 def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None, cache_dir: Path | None,
-                    quiet: bool, files: Any) -> None:
+                    quiet: bool, files: Any, no_cache: bool = False) -> None:
     from edgecraft.logging_setup import quiet_runtimes
     from edgecraft.plan.loading import load_plan
     from edgecraft.preflight import preflight_run
@@ -266,7 +295,7 @@ def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None
     progress = NullProgress() if quiet else RichProgress(err)
     with progress if isinstance(progress, RichProgress) else _nullcontext():
         report = run_plan(loaded, registry, base_dir=base_dir, targets=target or None, cache_dir=cache_dir,
-                          progress=progress, plan_path=str(plan), reference=ref)
+                          progress=progress, plan_path=str(plan), reference=ref, no_cache=no_cache)
     _finish(report, files, registry)
 
 
@@ -289,13 +318,13 @@ def _finish(report: Report, files: Any, registry: Registry | None) -> None:
 @app.command()
 def run(plan: PlanArg, target: TargetOpt = None, report_json: ReportJson = None, cache_dir: CacheOpt = None,
         quiet: QuietOpt = False, reference: ReferenceOpt = None, junit: JunitOpt = None, markdown: MarkdownOpt = None,
-        html: HtmlOpt = None, report_dir: ReportDirOpt = None) -> None:
+        html: HtmlOpt = None, report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False) -> None:
     """Compile, build, measure and judge the plan; exit 1 if a contract fails (4: undecided, if the plan says so)."""
     from edgecraft.verify.reports import ReportFiles
 
     files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
                                      html=html)
-    _run_and_report(plan, target, reference, cache_dir, quiet, files)
+    _run_and_report(plan, target, reference, cache_dir, quiet, files, no_cache)
 
 
 @app.command()
@@ -303,13 +332,13 @@ def gate(plan: PlanArg,
          reference: Annotated[Path, typer.Option("--reference", help="JSON report of the last released artifact.")],
          target: TargetOpt = None, report_json: ReportJson = None, cache_dir: CacheOpt = None, quiet: QuietOpt = False,
          junit: JunitOpt = None, markdown: MarkdownOpt = None, html: HtmlOpt = None,
-         report_dir: ReportDirOpt = None) -> None:
+         report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False) -> None:
     """Release gate: `run` with a reference report required (the plan's gate.reference bounds apply)."""
     from edgecraft.verify.reports import ReportFiles
 
     files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
                                      html=html)
-    _run_and_report(plan, target, reference, cache_dir, quiet, files)
+    _run_and_report(plan, target, reference, cache_dir, quiet, files, no_cache)
 
 
 @app.command()
@@ -367,6 +396,56 @@ def device_setup(
                          hint="devices come with backend extras, e.g. pip install 'edgecraft[tvm]'")
     path = registry.devices[name].obj().setup(cache_dir, force=force)
     out.print(f"[green]ready[/green] {name}: {path}")
+
+
+# ---------------------------------------------------------------------------- cache
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+@cache_app.command("info")
+def cache_info_command(cache_dir: CacheOpt = None,
+                       as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False
+                       ) -> None:
+    """Show where the artifact cache is, how many entries it holds and their size."""
+    from edgecraft.build.cache_admin import cache_info
+
+    info = cache_info(cache_dir)
+    if as_json:
+        sys.stdout.write(json.dumps(info.to_json(), indent=2) + "\n")
+        return
+    out.print(f"cache: {info.path}", highlight=False, markup=False)
+    out.print(f"{len(info.entries)} entries, {_human(info.bytes)}"
+              + (f", {len(info.partial)} unfinished build(s)" if info.partial else ""), highlight=False)
+    if info.entries:
+        table = Table()
+        for column in ("key", "size", "created", "plan", "target", "steps"):
+            table.add_column(column)
+        for entry in info.entries:
+            table.add_row(entry.key[:16], _human(entry.bytes), entry.created or "?", _safe(entry.plan or "?"),
+                          _safe(entry.target or "?"), _safe(", ".join(entry.steps) or "(baseline)"))
+        out.print(table)
+
+
+@cache_app.command("clear")
+def cache_clear_command(cache_dir: CacheOpt = None) -> None:
+    """Delete every cached artifact (only what edgecraft wrote: entries and unfinished builds)."""
+    from edgecraft.build.cache_admin import clear_cache
+
+    removed, freed = clear_cache(cache_dir)
+    out.print(f"cleared {removed} entries ({_human(freed)}) from {cache_dir or _default_cache()}",
+              highlight=False, markup=False)
+
+
+def _default_cache() -> Path:
+    from edgecraft.build.artifacts import default_cache_dir
+
+    return default_cache_dir()
 
 
 # ---------------------------------------------------------------------------- entry point

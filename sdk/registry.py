@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -45,9 +46,17 @@ class Provenance:
     plugin: str
     distribution: str
     version: str
+    #: The entry-point module (for the development cache key: see :mod:`edgecraft.dev_cache`).
+    module: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.distribution} {self.version} (plugin {self.plugin!r})"
+
+    def cache_tag(self) -> str:
+        """``dist==version`` for the cache key, with a hash of the plugin's source while it is in development."""
+        from edgecraft.dev_cache import plugin_version_tag
+
+        return plugin_version_tag(self.plugin, self.distribution, self.version, self.module)
 
 
 @dataclass(frozen=True)
@@ -230,7 +239,7 @@ def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None, disable
         except Exception as exc:
             broken[ep.name] = BrokenPlugin(ep.name, dist, version, f"has an invalid hook implementation: {exc}")
             continue
-        provenance[ep.name] = Provenance(ep.name, dist, version)
+        provenance[ep.name] = Provenance(ep.name, dist, version, ep.module)
     return provenance
 
 
@@ -254,7 +263,8 @@ _HOOK_NAMES = ("edgecraft_register_strategies, edgecraft_register_backends, edge
 def _provenance(plugin_name: str, provenance: dict[str, Provenance]) -> Provenance:
     builtin = plugin_name.startswith("edgecraft.")
     return provenance.get(plugin_name, Provenance(plugin_name, "edgecraft" if builtin else "unregistered",
-                                                  _edgecraft_version() if builtin else "?"))
+                                                  _edgecraft_version() if builtin else "?",
+                                                  plugin_name if builtin else None))
 
 
 def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str, Provenance],
@@ -365,7 +375,8 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
             registry.broken[name] = BrokenPlugin(name, getattr(extra, "__distribution__", "local"), "-",
                                                  f"has an invalid hook implementation: {exc}")
             continue
-        provenance.setdefault(name, Provenance(name, getattr(extra, "__distribution__", "local"), "-"))
+        module = name if isinstance(extra, ModuleType) else getattr(type(extra), "__module__", None)
+        provenance.setdefault(name, Provenance(name, getattr(extra, "__distribution__", "local"), "-", module))
     for plugin_name, hooks in _undefined_hooks(pm).items():
         prov = _provenance(plugin_name, provenance)
         registry.broken[plugin_name] = BrokenPlugin(
