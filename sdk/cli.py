@@ -28,6 +28,9 @@ device_app = typer.Typer(help="Prepare devices that targets run on (e.g. an emul
 app.add_typer(device_app, name="device")
 cache_app = typer.Typer(help="Show or clear the artifact cache.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
+plugin_app = typer.Typer(help="For plugin authors: check a plugin's conformance, or start a new plugin package.",
+                         no_args_is_help=True)
+app.add_typer(plugin_app, name="plugin")
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
@@ -396,6 +399,71 @@ def device_setup(
                          hint="devices come with backend extras, e.g. pip install 'edgecraft[tvm]'")
     path = registry.devices[name].obj().setup(cache_dir, force=force)
     out.print(f"[green]ready[/green] {name}: {path}")
+
+
+# ---------------------------------------------------------------------------- plugin authors
+def _json_option(raw: str | None, option: str) -> dict[str, Any]:
+    from edgecraft.errors import InputError
+
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise InputError(f"{option}: not JSON ({exc})", hint=f"e.g. {option} '{{\"key\": 1}}'") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{option}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+@plugin_app.command("check")
+def plugin_check(
+        name: Annotated[str, typer.Argument(help="An installed strategy or backend (or a target's name).")],
+        params: Annotated[str | None, typer.Option(
+            "--params", help="Strategy params for the kit's plans, as JSON (default: the params' defaults). "
+                             "The kit's plans have one dataset, 'kit'.")] = None,
+        target: Annotated[list[str] | None, typer.Option(
+            "--target", "-t", help="Only these targets (repeatable); emulated targets are checked only when "
+                                   "named.")] = None,
+        options: Annotated[str | None, typer.Option(
+            "--options", help="Target options as JSON: {\"TARGET\": {\"option\": value}}.")] = None,
+        tolerance: Annotated[float, typer.Option(
+            "--tolerance", help="Backends: largest allowed difference from onnxruntime's outputs (relative to the "
+                                "output's scale).")] = 1e-3,
+        verbose: Annotated[bool, typer.Option("--all", "-a", help="Also list the checks that passed, refusals and "
+                                                                   "skips.")] = False) -> None:
+    """Run the conformance kit on an installed strategy or backend: exit 0 if it conforms, 1 with one line per
+    violation (method and what was expected)."""
+    from edgecraft.testing import check_plugin
+
+    registry = _registry()
+    report = check_plugin(name, params=_json_option(params, "--params"), targets=target,
+                          options=_json_option(options, "--options"), tolerance=tolerance, registry=registry)
+    for line in report.lines(verbose=verbose):
+        out.print(line, highlight=False, markup=False)
+    color = "green" if report.ok else "red"
+    out.print(f"[{color}]{_safe(report.summary())}[/{color}]")
+    if not verbose and report.ok:
+        refused = sum(1 for f in report.findings if f.outcome in ("refused", "skipped"))
+        if refused:
+            out.print(f"({refused} refusal(s)/skip(s) not shown: --all lists them)", highlight=False)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_CONTRACT_FAILED)
+
+
+@plugin_app.command("new")
+def plugin_new(
+        kind: Annotated[str, typer.Argument(help="strategy or backend.")],
+        name: Annotated[str, typer.Argument(help="The strategy's (or target's) name in plans, e.g. weight-clustering.")],
+        directory: Annotated[Path | None, typer.Argument(help="Where to write the package (default "
+                                                              "./edgecraft-NAME); must be new or empty.")] = None
+        ) -> None:
+    """Write a complete, installable plugin package that passes `edgecraft plugin check` as generated."""
+    from edgecraft.scaffold import create
+
+    root, written = create(kind, name, directory)  # type: ignore[arg-type]
+    out.print(f"[green]created[/green] {_safe(root)} ({len(written)} files): a {kind} plugin {name!r}")
+    for line in (f"  pip install -e {root}", f"  edgecraft plugin check {name}", f"  (cd {root} && pytest)"):
+        out.print(line, highlight=False, markup=False)
 
 
 # ---------------------------------------------------------------------------- cache
