@@ -453,7 +453,8 @@ def plugin_check(
 @plugin_app.command("new")
 def plugin_new(
         kind: Annotated[str, typer.Argument(help="strategy or backend.")],
-        name: Annotated[str, typer.Argument(help="The strategy's (or target's) name in plans, e.g. weight-clustering.")],
+        name: Annotated[str, typer.Argument(help="The strategy's (or target's) name in plans, e.g. "
+                                                 "weight-clustering.")],
         directory: Annotated[Path | None, typer.Argument(help="Where to write the package (default "
                                                               "./edgecraft-NAME); must be new or empty.")] = None
         ) -> None:

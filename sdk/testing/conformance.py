@@ -14,6 +14,7 @@ whose runtime is not installed, an emulated device not named with ``--target``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import tempfile
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-
 from edgecraft.errors import CompileError, EdgecraftError, InputError, PluginError
 
 Outcome = Literal["ok", "violation", "refused", "skipped", "note"]
@@ -295,7 +295,7 @@ class StrategyCheck:
         pipe = TargetPipeline(run.plan, self.registry, view, run.loader, run.datasets, cache)
         try:
             pipe.baseline_artifact(compiled)  # accuracy-aware steps compare against the baseline
-            artifact, cached = pipe.build(compiled)
+            artifact, _ = pipe.build(compiled)
         except PluginError as exc:
             r.add("violation", "apply()", f"{where}: {exc.message}")
             return
@@ -345,10 +345,8 @@ class StrategyCheck:
             r.add("violation", "apply()", f"{where}: the model it returned fails to run on the target: "
                   f"{type(exc).__name__}: {exc}")
         finally:
-            try:
+            with contextlib.suppress(Exception):  # the backend's fault, reported by `plugin check BACKEND`
                 session.close()
-            except Exception:  # the backend's fault, reported by `plugin check BACKEND`
-                pass
 
 
 _STEP_KEYS = {"index", "label", "strategy", "implementation"}
