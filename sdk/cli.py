@@ -440,7 +440,8 @@ def plugin_check(
     report = check_plugin(name, params=_json_option(params, "--params"), targets=target,
                           options=_json_option(options, "--options"), tolerance=tolerance, registry=registry)
     for line in report.lines(verbose=verbose):
-        out.print(line, highlight=False, markup=False)
+        sys.stdout.write(line + "\n")  # one line per finding, never wrapped: CI logs and grep read them
+    sys.stdout.flush()
     color = "green" if report.ok else "red"
     out.print(f"[{color}]{_safe(report.summary())}[/{color}]")
     if not verbose and report.ok:

@@ -81,6 +81,13 @@ class ConformanceError(AssertionError):
     """Raised by :func:`assert_conforms`; its message lists every violation, one per line."""
 
 
+def _plugin_message(exc: PluginError, hook: str) -> str:
+    """A PluginError's message without the long "steps[0] (x): strategy 'x' from dist on target 't':" prefix
+    (the finding's line names the plugin, method and target already)."""
+    cut = exc.message.find(f": {hook}")
+    return exc.message[cut + 2:] if cut >= 0 else exc.message
+
+
 def _one_line(text: object) -> str:
     from edgecraft.safe_text import clean_text
 
@@ -257,7 +264,7 @@ class StrategyCheck:
             r.add("refused", "resolve()", f"{where}: {exc.message}")
             return
         except PluginError as exc:
-            r.add("violation", "resolve()", f"{where}: {exc.message}")
+            r.add("violation", "resolve()", f"{where}: {_plugin_message(exc, 'resolve()')}")
             return
         except InputError as exc:
             r.add("refused", "resolve()", f"{where}: refused with InputError (prefer ctx.error(...), a CompileError "
@@ -297,7 +304,7 @@ class StrategyCheck:
             pipe.baseline_artifact(compiled)  # accuracy-aware steps compare against the baseline
             artifact, _ = pipe.build(compiled)
         except PluginError as exc:
-            r.add("violation", "apply()", f"{where}: {exc.message}")
+            r.add("violation", "apply()", f"{where}: {_plugin_message(exc, 'apply()')}")
             return
         except InputError as exc:
             r.add("refused", "apply()", f"{where}: refused at run time with {type(exc).__name__}: {exc.message}")
