@@ -26,6 +26,11 @@ app = typer.Typer(name="edgecraft", add_completion=False, no_args_is_help=True, 
 device_app = typer.Typer(help="Prepare devices that targets run on (e.g. an emulated aarch64 board).",
                          no_args_is_help=True)
 app.add_typer(device_app, name="device")
+cache_app = typer.Typer(help="Show or clear the artifact cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+plugin_app = typer.Typer(help="For plugin authors: check a plugin's conformance, or start a new plugin package.",
+                         no_args_is_help=True)
+app.add_typer(plugin_app, name="plugin")
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
@@ -40,6 +45,8 @@ _DEBUG = False
 #: Set while a run or gate command has not yet judged every verdict and written its reports: exit 0
 #: is refused until it is cleared, whatever code path (a stray sys.exit, a plugin) tries to end the run.
 _VERDICT_PENDING = False
+#: ``--strict-plugins``: a plugin that fails to load fails every command (exit 3), not only plans that need it.
+_STRICT_PLUGINS = False
 
 
 @app.callback()
@@ -50,27 +57,44 @@ def _global(plugins: Annotated[str | None, typer.Option(
             verbose: Annotated[bool, typer.Option(
                 "--verbose", "-v", help="Show the log lines and warnings of the libraries edgecraft drives (NNCF, "
                 "OpenVINO, ONNX Runtime, TVM, torch); hidden otherwise, with a count at the end.")] = False,
+            strict_plugins: Annotated[bool, typer.Option(
+                "--strict-plugins", envvar="EDGECRAFT_STRICT_PLUGINS",
+                help="Fail (exit 3) when any installed plugin fails to load; by default a broken plugin is "
+                     "skipped with a note and fails only plans that need it. The CI templates set it.")] = False,
+            disable_plugins: Annotated[str | None, typer.Option(
+                "--disable-plugins", envvar="EDGECRAFT_DISABLE_PLUGINS",
+                help="Comma-separated entry-point names never to load (e.g. a broken plugin).")] = None,
             ) -> None:
     from edgecraft import logging_setup
 
-    global _DEBUG
+    global _DEBUG, _STRICT_PLUGINS
     _DEBUG = _DEBUG or debug
+    _STRICT_PLUGINS = strict_plugins
     logging_setup.configure(verbose)
     if plugins is not None:
         os.environ["EDGECRAFT_PLUGINS"] = plugins
+    if disable_plugins is not None:
+        os.environ["EDGECRAFT_DISABLE_PLUGINS"] = disable_plugins
 
 
-def _registry() -> Registry:
+def _registry(*, tolerate_broken: bool = False) -> Registry:
+    """The registry; broken plugins are noted on stderr (``tolerate_broken``: the command lists them itself)."""
     from edgecraft.registry import build_registry
 
-    return build_registry()
+    registry = build_registry(strict=_STRICT_PLUGINS and not tolerate_broken)
+    if not tolerate_broken:
+        for broken in registry.broken.values():
+            err.print(f"note: plugin {broken.plugin!r} ({broken.distribution} {broken.version}) did not load and "
+                      "is skipped; `edgecraft plugins` shows why", highlight=False, markup=False)
+    return registry
 
 
 # ---------------------------------------------------------------------------- plugins / schema
 @app.command()
 def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
-    """List every strategy, backend, target and device with the distribution that provides it."""
-    registry = _registry()
+    """List every strategy, backend, target and device with the distribution that provides it, and every
+    plugin that did not load, with the reason (exit 3 for those only under --strict-plugins)."""
+    registry = _registry(tolerate_broken=True)
     rows: list[dict[str, str]] = []
     for kind, table in (("strategy", registry.strategies), ("backend", registry.backends),
                         ("target", registry.targets), ("device", registry.devices), ("metric", registry.metrics),
@@ -80,15 +104,24 @@ def plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readab
                          "version": provided.provenance.version, "plugin": provided.provenance.plugin,
                          "summary": provided.summary})
     rows.extend(_integration_rows(registry))
+    for broken in registry.broken.values():
+        rows.append({"kind": "broken", "name": broken.plugin, "distribution": broken.distribution,
+                     "version": broken.version, "plugin": broken.plugin, "summary": broken.reason})
+    for name in registry.disabled:
+        rows.append({"kind": "disabled", "name": name, "distribution": "", "version": "", "plugin": name,
+                     "summary": "skipped: named in EDGECRAFT_DISABLE_PLUGINS / --disable-plugins"})
     if as_json:
         out.print_json(json.dumps(rows))
-        return
-    table = Table(title="edgecraft plugins")
-    for column in ("kind", "name", "distribution", "version", "plugin", "summary"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row.values())
-    out.print(table)
+    else:
+        table = Table(title="edgecraft plugins")
+        for column in ("kind", "name", "distribution", "version", "plugin", "summary"):
+            table.add_column(column)
+        for row in rows:
+            style = "red" if row["kind"] == "broken" else None
+            table.add_row(*(_safe(v) for v in row.values()), style=style)
+        out.print(table)
+    if registry.broken and _STRICT_PLUGINS:
+        raise next(iter(registry.broken.values())).error()
 
 
 def _integration_rows(registry: Registry) -> list[dict[str, str]]:
@@ -191,10 +224,34 @@ def _print_report(report: Report) -> None:
         if precision_note:
             out.print(f"note: {target.target}: {precision_note}", highlight=False, markup=False)
     color = "green" if report.passed else "red"
-    undecided = sum(1 for t in report.targets for v in t.contracts if v.status == "inconclusive")
-    out.print(f"[{color}]{'PASSED' if report.passed else 'FAILED'}[/{color}]: "
-              f"{sum(len(t.contracts) for t in report.targets)} contract(s) on {len(report.targets)} target(s)"
-              + (f", {undecided} inconclusive" if undecided else ""))
+    out.print(f"[{color}]{_safe(summary_line(report))}[/{color}]")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def summary_line(report: Report) -> str:
+    """The run's last line: how many contracts passed, failed and stayed inconclusive, on how many targets.
+
+    The counts are the Markdown summary's (one per verdict), so a reader of either sees the same numbers:
+    "FAILED: 1 of 6 contracts failed (5 passed) on 2 targets", never "FAILED: 6 contract(s)".
+    """
+    verdicts = [v for t in report.targets for v in t.contracts]
+    passed, failed, undecided = (sum(1 for v in verdicts if v.status == s) for s in ("pass", "fail", "inconclusive"))
+    total, on = len(verdicts), f"on {_plural(len(report.targets), 'target')}"
+    status = getattr(report, "status", None) or ("pass" if report.passed else "fail")
+    contracts = "contract" if total == 1 else "contracts"
+    if status == "inconclusive" and not report.passed:
+        rest = ", ".join(p for p in (f"{passed} passed", f"{failed} failed" if failed else "") if p)
+        return f"INCONCLUSIVE: {undecided} of {total} {contracts} inconclusive ({rest}) {on}"
+    if not report.passed:
+        rest = ", ".join(p for p in (f"{passed} passed", f"{undecided} inconclusive" if undecided else "") if p)
+        return f"FAILED: {failed} of {total} {contracts} failed ({rest}) {on}"
+    if not total:
+        return f"PASSED: no contracts to judge {on}"
+    note = f" ({undecided} inconclusive, counted as passed)" if undecided else ""
+    return f"PASSED: {passed + undecided if undecided else passed} of {total} {contracts} passed{note} {on}"
 
 
 ReportJson = Annotated[Path | None, typer.Option("--report-json", help="Write the JSON report here.")]
@@ -210,13 +267,16 @@ ReferenceOpt = Annotated[Path | None, typer.Option(
                         "against it (re-measuring its artifact when it is still in the cache).")]
 TargetOpt = Annotated[list[str] | None, typer.Option("--target", "-t", help="Target label (repeatable); default: "
                                                      "every target of the plan.")]
-CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", envvar="EDGECRAFT_CACHE_DIR",
-                                               help="Artifact cache (default ~/.cache/edgecraft).")]
+CACHE_HELP = ("Artifact cache folder (default: $EDGECRAFT_CACHE_DIR, else $XDG_CACHE_HOME/edgecraft/artifacts, "
+              "else ~/.cache/edgecraft/artifacts).")
+CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", envvar="EDGECRAFT_CACHE_DIR", help=CACHE_HELP)]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Rebuild every artifact (the new builds replace the "
+                                                             "cached ones); for plugin development.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
 def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None, cache_dir: Path | None,
-                    quiet: bool, files: Any) -> None:
+                    quiet: bool, files: Any, no_cache: bool = False) -> None:
     from edgecraft.logging_setup import quiet_runtimes
     from edgecraft.plan.loading import load_plan
     from edgecraft.preflight import preflight_run
@@ -238,7 +298,7 @@ def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None
     progress = NullProgress() if quiet else RichProgress(err)
     with progress if isinstance(progress, RichProgress) else _nullcontext():
         report = run_plan(loaded, registry, base_dir=base_dir, targets=target or None, cache_dir=cache_dir,
-                          progress=progress, plan_path=str(plan), reference=ref)
+                          progress=progress, plan_path=str(plan), reference=ref, no_cache=no_cache)
     _finish(report, files, registry)
 
 
@@ -261,13 +321,13 @@ def _finish(report: Report, files: Any, registry: Registry | None) -> None:
 @app.command()
 def run(plan: PlanArg, target: TargetOpt = None, report_json: ReportJson = None, cache_dir: CacheOpt = None,
         quiet: QuietOpt = False, reference: ReferenceOpt = None, junit: JunitOpt = None, markdown: MarkdownOpt = None,
-        html: HtmlOpt = None, report_dir: ReportDirOpt = None) -> None:
+        html: HtmlOpt = None, report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False) -> None:
     """Compile, build, measure and judge the plan; exit 1 if a contract fails (4: undecided, if the plan says so)."""
     from edgecraft.verify.reports import ReportFiles
 
     files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
                                      html=html)
-    _run_and_report(plan, target, reference, cache_dir, quiet, files)
+    _run_and_report(plan, target, reference, cache_dir, quiet, files, no_cache)
 
 
 @app.command()
@@ -275,13 +335,13 @@ def gate(plan: PlanArg,
          reference: Annotated[Path, typer.Option("--reference", help="JSON report of the last released artifact.")],
          target: TargetOpt = None, report_json: ReportJson = None, cache_dir: CacheOpt = None, quiet: QuietOpt = False,
          junit: JunitOpt = None, markdown: MarkdownOpt = None, html: HtmlOpt = None,
-         report_dir: ReportDirOpt = None) -> None:
+         report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False) -> None:
     """Release gate: `run` with a reference report required (the plan's gate.reference bounds apply)."""
     from edgecraft.verify.reports import ReportFiles
 
     files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
                                      html=html)
-    _run_and_report(plan, target, reference, cache_dir, quiet, files)
+    _run_and_report(plan, target, reference, cache_dir, quiet, files, no_cache)
 
 
 @app.command()
@@ -341,14 +401,133 @@ def device_setup(
     out.print(f"[green]ready[/green] {name}: {path}")
 
 
+# ---------------------------------------------------------------------------- plugin authors
+def _json_option(raw: str | None, option: str) -> dict[str, Any]:
+    from edgecraft.errors import InputError
+
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise InputError(f"{option}: not JSON ({exc})", hint=f"e.g. {option} '{{\"key\": 1}}'") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{option}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+@plugin_app.command("check")
+def plugin_check(
+        name: Annotated[str, typer.Argument(help="An installed strategy or backend (or a target's name).")],
+        params: Annotated[str | None, typer.Option(
+            "--params", help="Strategy params for the kit's plans, as JSON (default: the params' defaults). "
+                             "The kit's plans have one dataset, 'kit'.")] = None,
+        target: Annotated[list[str] | None, typer.Option(
+            "--target", "-t", help="Only these targets (repeatable); emulated targets are checked only when "
+                                   "named.")] = None,
+        options: Annotated[str | None, typer.Option(
+            "--options", help="Target options as JSON: {\"TARGET\": {\"option\": value}}.")] = None,
+        tolerance: Annotated[float, typer.Option(
+            "--tolerance", help="Backends: largest allowed difference from onnxruntime's outputs (relative to the "
+                                "output's scale).")] = 1e-3,
+        verbose: Annotated[bool, typer.Option("--all", "-a", help="Also list the checks that passed, refusals and "
+                                                                   "skips.")] = False) -> None:
+    """Run the conformance kit on an installed strategy or backend: exit 0 if it conforms, 1 with one line per
+    violation (method and what was expected)."""
+    from edgecraft.testing import check_plugin
+
+    registry = _registry()
+    report = check_plugin(name, params=_json_option(params, "--params"), targets=target,
+                          options=_json_option(options, "--options"), tolerance=tolerance, registry=registry)
+    for line in report.lines(verbose=verbose):
+        sys.stdout.write(line + "\n")  # one line per finding, never wrapped: CI logs and grep read them
+    sys.stdout.flush()
+    color = "green" if report.ok else "red"
+    out.print(f"[{color}]{_safe(report.summary())}[/{color}]")
+    if not verbose and report.ok:
+        refused = sum(1 for f in report.findings if f.outcome in ("refused", "skipped"))
+        if refused:
+            out.print(f"({refused} refusal(s)/skip(s) not shown: --all lists them)", highlight=False)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_CONTRACT_FAILED)
+
+
+@plugin_app.command("new")
+def plugin_new(
+        kind: Annotated[str, typer.Argument(help="strategy or backend.")],
+        name: Annotated[str, typer.Argument(help="The strategy's (or target's) name in plans, e.g. "
+                                                 "weight-clustering.")],
+        directory: Annotated[Path | None, typer.Argument(help="Where to write the package (default "
+                                                              "./edgecraft-NAME); must be new or empty.")] = None
+        ) -> None:
+    """Write a complete, installable plugin package that passes `edgecraft plugin check` as generated."""
+    from edgecraft.scaffold import create
+
+    root, written = create(kind, name, directory)  # type: ignore[arg-type]
+    out.print(f"[green]created[/green] {_safe(root)} ({len(written)} files): a {kind} plugin {name!r}")
+    for line in (f"  pip install -e {root}", f"  edgecraft plugin check {name}", f"  (cd {root} && pytest)"):
+        out.print(line, highlight=False, markup=False)
+
+
+# ---------------------------------------------------------------------------- cache
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+@cache_app.command("info")
+def cache_info_command(cache_dir: CacheOpt = None,
+                       as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False
+                       ) -> None:
+    """Show where the artifact cache is, how many entries it holds and their size."""
+    from edgecraft.build.cache_admin import cache_info
+
+    info = cache_info(cache_dir)
+    if as_json:
+        sys.stdout.write(json.dumps(info.to_json(), indent=2) + "\n")
+        return
+    out.print(f"cache: {info.path}", highlight=False, markup=False)
+    out.print(f"{len(info.entries)} entries, {_human(info.bytes)}"
+              + (f", {len(info.partial)} unfinished build(s)" if info.partial else ""), highlight=False)
+    if info.entries:
+        table = Table()
+        for column in ("key", "size", "created", "plan", "target", "steps"):
+            table.add_column(column)
+        for entry in info.entries:
+            table.add_row(entry.key[:16], _human(entry.bytes), entry.created or "?", _safe(entry.plan or "?"),
+                          _safe(entry.target or "?"), _safe(", ".join(entry.steps) or "(baseline)"))
+        out.print(table)
+
+
+@cache_app.command("clear")
+def cache_clear_command(cache_dir: CacheOpt = None) -> None:
+    """Delete every cached artifact (only what edgecraft wrote: entries and unfinished builds)."""
+    from edgecraft.build.cache_admin import clear_cache
+
+    removed, freed = clear_cache(cache_dir)
+    out.print(f"cleared {removed} entries ({_human(freed)}) from {cache_dir or _default_cache()}",
+              highlight=False, markup=False)
+
+
+def _default_cache() -> Path:
+    from edgecraft.build.artifacts import default_cache_dir
+
+    return default_cache_dir()
+
+
 # ---------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and map errors to exit codes (2 bad input, 3 plugin/runtime failure)."""
-    global _DEBUG, _VERDICT_PENDING
+    global _DEBUG, _VERDICT_PENDING, _STRICT_PLUGINS
+    _STRICT_PLUGINS = False
     from edgecraft.safe_text import clean_text
     from edgecraft.shutdown import EXIT_INTERRUPTED, interrupted_exit, terminate_raises
 
     saved_plugins = os.environ.get("EDGECRAFT_PLUGINS")
+    saved_disabled = os.environ.get("EDGECRAFT_DISABLE_PLUGINS")
     _DEBUG = "--debug" in (sys.argv[1:] if argv is None else argv)  # also for errors raised before the callback
     _VERDICT_PENDING = False
     from edgecraft import logging_setup
@@ -403,10 +582,11 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"note: {hidden}\n")
         logging_setup.reset()
         # --plugins sets the variable for this invocation only (main() may be called again in-process).
-        if saved_plugins is None:
-            os.environ.pop("EDGECRAFT_PLUGINS", None)
-        else:
-            os.environ["EDGECRAFT_PLUGINS"] = saved_plugins
+        for variable, saved in (("EDGECRAFT_PLUGINS", saved_plugins), ("EDGECRAFT_DISABLE_PLUGINS", saved_disabled)):
+            if saved is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = saved
 
 
 def _refuse_exit_without_verdict(code: int) -> int:

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
+from types import ModuleType
 from typing import Any
 
 import pluggy
@@ -24,6 +25,18 @@ from edgecraft.strategy import Strategy
 
 #: Comma-separated entry-point names to load; unset or empty loads every installed plugin.
 PLUGINS_ENV = "EDGECRAFT_PLUGINS"
+#: Comma-separated entry-point names never to load (a broken plugin you cannot uninstall right now).
+DISABLE_ENV = "EDGECRAFT_DISABLE_PLUGINS"
+#: ``1``/``true``: a plugin that fails to load is an error for every command (``--strict-plugins``; CI).
+STRICT_ENV = "EDGECRAFT_STRICT_PLUGINS"
+
+
+def _env_names(variable: str) -> set[str]:
+    return {n.strip() for n in os.environ.get(variable, "").split(",") if n.strip()}
+
+
+def strict_from_env() -> bool:
+    return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -33,9 +46,37 @@ class Provenance:
     plugin: str
     distribution: str
     version: str
+    #: The entry-point module (for the development cache key: see :mod:`edgecraft.dev_cache`).
+    module: str | None = field(default=None, compare=False)
 
     def __str__(self) -> str:
         return f"{self.distribution} {self.version} (plugin {self.plugin!r})"
+
+    def cache_tag(self) -> str:
+        """``dist==version`` for the cache key, with a hash of the plugin's source while it is in development."""
+        from edgecraft.dev_cache import plugin_version_tag
+
+        return plugin_version_tag(self.plugin, self.distribution, self.version, self.module)
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin that did not load: why, and at which step (import, a hook, listing targets).
+
+    One broken installed plugin must not take the tool down: the registry keeps going without it,
+    ``edgecraft plugins`` lists it, and a command fails (exit 3, naming it) only when its plan needs
+    something no loaded plugin provides, or always under ``--strict-plugins``.
+    """
+
+    plugin: str
+    distribution: str
+    version: str
+    reason: str
+
+    def error(self) -> PluginError:
+        return PluginError(f"plugin {self.plugin!r} from {self.distribution} {self.version} {self.reason}",
+                           hint=f"fix or uninstall it, or skip it with {DISABLE_ENV}={self.plugin} "
+                                "(`edgecraft plugins` lists broken plugins)")
 
 
 @dataclass
@@ -62,11 +103,26 @@ class Registry:
     model_sources: dict[str, Provided] = field(default_factory=dict)
     #: data.<name>.kind -> DatasetKind class
     dataset_kinds: dict[str, Provided] = field(default_factory=dict)
+    #: entry-point name -> why it did not load (see :class:`BrokenPlugin`).
+    broken: dict[str, BrokenPlugin] = field(default_factory=dict)
+    #: entry-point names skipped because EDGECRAFT_DISABLE_PLUGINS names them.
+    disabled: list[str] = field(default_factory=list)
     _backend_instances: dict[str, Backend] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ lookups
+    def blame_broken(self, what: str, name: str) -> None:
+        """A plan needs ``what`` ``name`` that no loaded plugin provides: if some plugin did not load, that
+        plugin may be the provider, so the failure is the plugin's (exit 3, naming it), not the plan's."""
+        if not self.broken:
+            return
+        names = "; ".join(f"{b.plugin!r} ({b.distribution} {b.version}) {b.reason}" for b in self.broken.values())
+        raise PluginError(f"{what} {name!r} is not provided by any loaded plugin, and "
+                          f"{len(self.broken)} plugin(s) did not load and may provide it: {names}",
+                          hint=f"fix or uninstall the broken plugin, or skip it with {DISABLE_ENV}=NAME")
+
     def strategy(self, name: str, *, where: str = "strategy") -> Strategy:
         if name not in self.strategies:
+            self.blame_broken("strategy", name)
             raise InputError(f"{where}: unknown strategy {name!r}; installed strategies: "
                              f"{', '.join(sorted(self.strategies)) or 'none'}",
                              hint="`edgecraft plugins` lists what is installed")
@@ -74,6 +130,7 @@ class Registry:
 
     def target(self, name: str, *, where: str = "target") -> tuple[Backend, TargetInfo]:
         if name not in self.targets:
+            self.blame_broken("target", name)
             raise InputError(f"{where}: unknown target {name!r}; installed targets: "
                              f"{', '.join(sorted(self.targets)) or 'none'}",
                              hint="`edgecraft plugins` lists what is installed; some targets come with "
@@ -88,6 +145,7 @@ class Registry:
 
     def metric(self, name: str, *, where: str = "metric") -> Metric:
         if name not in self.metrics:
+            self.blame_broken("metric", name)
             raise InputError(f"{where}: unknown metric {name!r}; registered metrics: "
                              f"{', '.join(sorted(self.metrics))}")
         return self.metrics[name].obj
@@ -95,6 +153,7 @@ class Registry:
     def model_source(self, kind: str, *, where: str = "model.kind") -> Any:
         """An instance of the model source kind ``kind``; unknown kinds list the installed ones."""
         if kind not in self.model_sources:
+            self.blame_broken("model source kind", kind)
             raise InputError(f"{where} = {kind!r}: unknown model source kind; installed kinds: "
                              f"{', '.join(sorted(self.model_sources)) or 'none'}",
                              hint="`edgecraft plugins` lists what is installed; huggingface needs "
@@ -104,6 +163,7 @@ class Registry:
     def dataset_kind(self, kind: str, *, where: str = "data.kind") -> Any:
         """An instance of the dataset kind ``kind``; unknown kinds list the installed ones."""
         if kind not in self.dataset_kinds:
+            self.blame_broken("dataset kind", kind)
             raise InputError(f"{where} = {kind!r}: unknown dataset kind; installed kinds: "
                              f"{', '.join(sorted(self.dataset_kinds)) or 'none'}",
                              hint="`edgecraft plugins` lists what is installed")
@@ -140,8 +200,13 @@ def _allowlist(explicit: Iterable[str] | None) -> set[str] | None:
     return names or None
 
 
-def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None) -> dict[str, Provenance]:
-    """Load the entry points of the ``edgecraft`` group; return provenance per plugin name."""
+def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None, disable: set[str],
+                       broken: dict[str, BrokenPlugin], disabled: list[str]) -> dict[str, Provenance]:
+    """Load the entry points of the ``edgecraft`` group; return provenance per plugin name.
+
+    A plugin that fails to import or has an invalid hook implementation is recorded in ``broken``
+    and skipped: the other plugins (and ``edgecraft plugins``, which shows why) keep working.
+    """
     provenance: dict[str, Provenance] = {}
     eps = sorted(metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name)
     available = {ep.name for ep in eps}
@@ -150,31 +215,65 @@ def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None) -> dict
         if missing:
             raise InputError(f"{PLUGINS_ENV}/--plugins names plugins that are not installed: {missing}; "
                              f"installed: {sorted(available)}")
+    seen: dict[str, str] = {}
     for ep in eps:
         if allow is not None and ep.name not in allow:
             continue
+        if ep.name in disable:
+            disabled.append(ep.name)
+            continue
         dist = ep.dist.name if ep.dist is not None else "unknown"
         version = ep.dist.version if ep.dist is not None else "?"
-        if ep.name in provenance:
+        if ep.name in seen:
             raise PluginError(f"two distributions register the plugin name {ep.name!r}: "
-                              f"{provenance[ep.name].distribution} and {dist}")
+                              f"{seen[ep.name]} and {dist}")
+        seen[ep.name] = dist
         try:
             plugin = ep.load()
         except Exception as exc:
-            raise PluginError(f"plugin {ep.name!r} from {dist} {version} failed to load ({ep.value}): "
-                              f"{type(exc).__name__}: {exc}") from exc
+            broken[ep.name] = BrokenPlugin(ep.name, dist, version, f"failed to load ({ep.value}): "
+                                           f"{type(exc).__name__}: {exc}")
+            continue
         try:
             pm.register(plugin, name=ep.name)
         except Exception as exc:
-            raise PluginError(f"plugin {ep.name!r} from {dist} {version} has an invalid hook "
-                              f"implementation: {exc}") from exc
-        provenance[ep.name] = Provenance(ep.name, dist, version)
+            broken[ep.name] = BrokenPlugin(ep.name, dist, version, f"has an invalid hook implementation: {exc}")
+            continue
+        provenance[ep.name] = Provenance(ep.name, dist, version, ep.module)
     return provenance
+
+
+def _undefined_hooks(pm: pluggy.PluginManager) -> dict[str, list[str]]:
+    """Plugin name -> hooks it implements that edgecraft does not define (pluggy's check_pending, per plugin)."""
+    found: dict[str, list[str]] = {}
+    for hook_name, caller in vars(pm.hook).items():
+        if hook_name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if not impl.optionalhook:
+                found.setdefault(pm.get_name(impl.plugin) or repr(impl.plugin), []).append(hook_name)
+    return found
+
+
+_HOOK_NAMES = ("edgecraft_register_strategies, edgecraft_register_backends, edgecraft_register_metrics, "
+               "edgecraft_register_devices, edgecraft_register_model_sources, edgecraft_register_datasets, "
+               "edgecraft_run_started, edgecraft_target_finished, edgecraft_report_ready")
+
+
+def _provenance(plugin_name: str, provenance: dict[str, Provenance]) -> Provenance:
+    builtin = plugin_name.startswith("edgecraft.")
+    return provenance.get(plugin_name, Provenance(plugin_name, "edgecraft" if builtin else "unregistered",
+                                                  _edgecraft_version() if builtin else "?",
+                                                  plugin_name if builtin else None))
 
 
 def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str, Provenance],
              accept: Callable[[Any, Provenance], list[Provided]]) -> None:
-    """Call one registration hook plugin by plugin, attributing what each registers."""
+    """Call one registration hook plugin by plugin, attributing what each registers.
+
+    A plugin that raises or registers something invalid is recorded as broken (what it registered in
+    this hook is dropped); two plugins claiming one name stays an error, naming both distributions.
+    """
     table: dict[str, Provided] = {
         "strategy": registry.strategies, "backend": registry.backends, "metric": registry.metrics,
         "device": registry.devices, "model source": registry.model_sources, "dataset kind": registry.dataset_kinds,
@@ -182,8 +281,9 @@ def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str
     caller = getattr(registry.plugin_manager.hook, hook_name)
     for impl in reversed(caller.get_hookimpls()):
         plugin_name = registry.plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
-        prov = provenance.get(plugin_name, Provenance(plugin_name, "edgecraft" if plugin_name.startswith(
-            "edgecraft.") else "unregistered", _edgecraft_version() if plugin_name.startswith("edgecraft.") else "?"))
+        if plugin_name in registry.broken:
+            continue
+        prov = _provenance(plugin_name, provenance)
         found: list[Provided] = []
 
         def register(obj: Any, _prov: Provenance = prov, _found: list[Provided] = found) -> None:
@@ -191,11 +291,15 @@ def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str
 
         try:
             impl.function(register=register)
-        except PluginError:
-            raise
+        except PluginError as exc:
+            registry.broken[plugin_name] = BrokenPlugin(prov.plugin, prov.distribution, prov.version,
+                                                        f"registered something invalid in {hook_name}: "
+                                                        f"{exc.message}")
+            continue
         except Exception as exc:
-            raise PluginError(f"plugin {prov.plugin!r} from {prov.distribution} {prov.version} raised in "
-                              f"{hook_name}: {type(exc).__name__}: {exc}") from exc
+            registry.broken[plugin_name] = BrokenPlugin(prov.plugin, prov.distribution, prov.version,
+                                                        f"raised in {hook_name}: {type(exc).__name__}: {exc}")
+            continue
         for item in found:
             if item.name in table:
                 other = table[item.name].provenance
@@ -241,35 +345,46 @@ def _accept_metric(obj: Any, prov: Provenance) -> list[Provided]:
 
 
 def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Iterable[Any] = (),
-                   load_entry_points: bool = True) -> Registry:
+                   load_entry_points: bool = True, strict: bool | None = None,
+                   disable: Iterable[str] | None = None) -> Registry:
     """Create the plugin manager and collect strategies, backends, targets and metrics.
 
     ``plugins`` (or the ``EDGECRAFT_PLUGINS`` variable) restricts loading to the named entry points,
-    for locked-down CI. ``extra_plugins`` registers objects directly (tests, embedding applications).
+    for locked-down CI; ``disable`` (or ``EDGECRAFT_DISABLE_PLUGINS``) skips the named ones.
+    ``extra_plugins`` registers objects directly (tests, embedding applications).
+
+    A plugin that fails (import, an invalid or misspelled hook, a hook raising, listing its targets) is
+    kept out and recorded in ``Registry.broken``; with ``strict`` (default: ``EDGECRAFT_STRICT_PLUGINS``)
+    the first one is raised instead, as a :class:`PluginError` naming it.
     """
     from edgecraft import metrics
 
+    strict = strict_from_env() if strict is None else strict
+    disabled_names = _env_names(DISABLE_ENV) if disable is None else {n.strip() for n in disable if n.strip()}
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     pm.register(metrics, name="edgecraft.metrics")
-    provenance = _load_entry_points(pm, _allowlist(plugins)) if load_entry_points else {}
+    registry = Registry(pm)
+    provenance = (_load_entry_points(pm, _allowlist(plugins), disabled_names, registry.broken, registry.disabled)
+                  if load_entry_points else {})
     for index, extra in enumerate(extra_plugins):
         name = getattr(extra, "__name__", None) or f"extra-{index}"
         try:
             pm.register(extra, name=name)
         except Exception as exc:
-            raise PluginError(f"plugin {name!r} has an invalid hook implementation: {exc}") from exc
-        provenance.setdefault(name, Provenance(name, getattr(extra, "__distribution__", "local"), "-"))
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"a plugin implements a hook that edgecraft does not define (misspelled?): {exc}",
-                          hint="hooks are named edgecraft_register_strategies, edgecraft_register_backends, "
-                               "edgecraft_register_metrics, edgecraft_register_devices, "
-                               "edgecraft_register_model_sources, edgecraft_register_datasets, "
-                               "edgecraft_run_started, edgecraft_target_finished, edgecraft_report_ready") from exc
+            registry.broken[name] = BrokenPlugin(name, getattr(extra, "__distribution__", "local"), "-",
+                                                 f"has an invalid hook implementation: {exc}")
+            continue
+        module = name if isinstance(extra, ModuleType) else getattr(type(extra), "__module__", None)
+        provenance.setdefault(name, Provenance(name, getattr(extra, "__distribution__", "local"), "-", module))
+    for plugin_name, hooks in _undefined_hooks(pm).items():
+        prov = _provenance(plugin_name, provenance)
+        registry.broken[plugin_name] = BrokenPlugin(
+            prov.plugin, prov.distribution, prov.version,
+            f"implements {', '.join(hooks)}, which edgecraft does not define (misspelled?); hooks are named "
+            f"{_HOOK_NAMES}")
+        pm.unregister(name=plugin_name)
 
-    registry = Registry(pm)
     _collect(registry, "edgecraft_register_strategies", "strategy", provenance,
              _accept_class("edgecraft.strategy", "Strategy", "strategy", "name", ("params_model",)))
     _collect(registry, "edgecraft_register_backends", "backend", provenance,
@@ -281,12 +396,15 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
              _accept_class("edgecraft.model_source", "ModelSourceKind", "model source", "kind", ("params_model",)))
     _collect(registry, "edgecraft_register_datasets", "dataset kind", provenance,
              _accept_class("edgecraft.datasets", "DatasetKind", "dataset kind", "kind", ("params_model",)))
-    for backend_name, provided in registry.backends.items():
+    for backend_name, provided in list(registry.backends.items()):
         try:
             infos = registry.backend(backend_name).targets()
         except Exception as exc:
-            raise PluginError(f"backend {backend_name!r} from {provided.provenance} failed to list its targets: "
-                              f"{type(exc).__name__}: {exc}") from exc
+            prov = provided.provenance
+            registry.broken[prov.plugin] = BrokenPlugin(prov.plugin, prov.distribution, prov.version,
+                                                        f"backend {backend_name!r} failed to list its targets: "
+                                                        f"{type(exc).__name__}: {exc}")
+            continue
         for info in infos:
             if info.name in registry.targets:
                 other = registry.targets[info.name].provenance
@@ -295,4 +413,21 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
                                   hint=f"uninstall one of them, or load a subset with {PLUGINS_ENV}")
             registry.targets[info.name] = Provided(info.name, "target", (backend_name, info),
                                                    provided.provenance, info.summary)
+    _drop_broken(registry)
+    if strict and registry.broken:
+        raise next(iter(registry.broken.values())).error()
     return registry
+
+
+def _drop_broken(registry: Registry) -> None:
+    """Remove everything a broken plugin registered before it failed, and its lifecycle hooks: a half-loaded
+    plugin is not used at all."""
+    if not registry.broken:
+        return
+    for table in (registry.strategies, registry.backends, registry.targets, registry.metrics, registry.devices,
+                  registry.model_sources, registry.dataset_kinds):
+        for name in [n for n, p in table.items() if p.provenance.plugin in registry.broken]:
+            del table[name]
+    for name in registry.broken:
+        if registry.plugin_manager.get_plugin(name) is not None:
+            registry.plugin_manager.unregister(name=name)

@@ -204,7 +204,7 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
 def run_plan(plan: CompressionPlan, registry: Registry, *, base_dir: Path | str = ".",
              targets: list[str] | None = None, cache_dir: Path | None = None,
              progress: Progress | None = None, plan_path: str = "<python>",
-             reference: ReferenceReport | Path | str | None = None) -> Report:
+             reference: ReferenceReport | Path | str | None = None, no_cache: bool = False) -> Report:
     """Compile, build, measure and judge ``plan`` on ``targets`` (default: all of the plan's targets).
 
     ``reference``: the report of the last released artifact; adds the plan's ``gate.reference`` bounds
@@ -220,7 +220,7 @@ def run_plan(plan: CompressionPlan, registry: Registry, *, base_dir: Path | str 
         compiled_bounds(plan)
         for label in labels:
             reference.for_target(label, compiled[label].target)
-    cache = ArtifactCache(cache_dir)
+    cache = ArtifactCache(cache_dir, reuse=not no_cache)  # no_cache: rebuild every artifact, replacing entries
     registry.notify("edgecraft_run_started", plan=plan.model_dump(mode="json", by_alias=True), targets=labels)
     reports = []
     for label in labels:

@@ -6,6 +6,12 @@
   ``nncf.quantize_with_accuracy_control`` when the plan has an accuracy contract for the target.
 * Anything else, TVM included, is a compile-time error that says why: edgecraft never reports int8
   where none runs.
+
+Targets are chosen by capability tags only, never by name: a new backend whose artifact runs ONNX QDQ
+graphs declares ``onnx.int8.qdq`` (and ``onnx.int8.dynamic`` if it runs MatMulInteger/ConvInteger)
+and gets the ONNX Runtime path; one built on OpenVINO declares ``openvino.nncf`` with
+``native_format="openvino"`` and gets NNCF. No edit here is needed (docs/plugins.md, "A target that
+quantizes").
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from edgecraft.strategy import Resolution, ResolvedStep, StepResult, Strategy, S
 
 ORT_CAPS = ("onnx.int8.qdq", "onnx.int8.dynamic")
 OV_CAP = "openvino.nncf"
+#: What a target declaring OV_CAP must hand native-stage steps: an ``openvino.Model``.
+OV_NATIVE_FORMAT = "openvino"
 
 TVM_MESSAGE = (
     "quantization cannot run on this target: as of TVM 0.27 an ONNX QDQ graph imports but computes in "
@@ -53,6 +61,13 @@ class QuantizationStrategy(Strategy):
         if any(target.has(c) for c in ORT_CAPS):
             return self._resolve_ort(p, ctx)
         if target.has(OV_CAP):
+            if target.info.native_format != OV_NATIVE_FORMAT:
+                # NNCF works on the backend's in-memory model, which must be an openvino.Model.
+                raise ctx.error(f"target {target.target!r} declares {OV_CAP!r} but its native_format is "
+                                f"{target.info.native_format!r}; NNCF quantizes an in-memory openvino.Model "
+                                f"(native_format {OV_NATIVE_FORMAT!r})",
+                                hint="a backend declaring openvino.nncf must set native_format='openvino' and "
+                                     "hand native-stage steps an openvino.Model from import_onnx")
             return self._resolve_ov(p, ctx)
         raise ctx.error(_no_int8_message(target),
                         hint="quantize for ort-cpu or openvino-cpu, or keep this target in a plan without "

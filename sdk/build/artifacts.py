@@ -84,11 +84,14 @@ class ArtifactCache:
     is reported (:attr:`rejected`) and rebuilt. See :mod:`edgecraft.build.cache_verify`.
     """
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, *, reuse: bool = True) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
+        #: False (``--no-cache``): every entry is rebuilt once in this run and replaces what the cache held.
+        self.reuse = reuse
         #: key -> why the cached entry was not used (it failed verification), for progress and the report.
         self.rejected: dict[str, str] = {}
         self._swept = False
+        self._built: set[str] = set()
 
     def path_for(self, key: str) -> Path:
         return self.root / key[:2] / key
@@ -96,6 +99,8 @@ class ArtifactCache:
     def lookup(self, key: str) -> Artifact | None:
         """The verified entry for ``key``; None when absent or when it fails verification (see ``rejected``)."""
         folder = self.path_for(key)
+        if not self.reuse and key not in self._built:
+            return None  # --no-cache: only what this run built counts
         if not (folder / MANIFEST).is_file():
             if folder.exists():
                 self.rejected[key] = "the entry has no manifest.json"
@@ -134,13 +139,14 @@ class ArtifactCache:
                                              f"artifact {key[:12]} (the partial build was removed)") from exc
                 if not (tmp / MANIFEST).is_file():
                     raise RuntimeError("artifact build finished without a manifest")
-                self._install(tmp, final)
+                self._install(tmp, final, replace=not self.reuse)
+                self._built.add(key)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
     @staticmethod
-    def _install(tmp: Path, final: Path) -> None:
+    def _install(tmp: Path, final: Path, *, replace: bool = False) -> None:
         """Move the finished build into place; safe with concurrent writers and readers of the same key.
 
         ``rename(2)`` of a directory onto a missing (or empty) one is atomic, onto a non-empty one it
@@ -148,14 +154,15 @@ class ArtifactCache:
         build first and ours is dropped (its readers keep their files). Only an entry that fails
         verification is replaced, by renaming it aside first (one atomic step, so no two writers can
         delete each other's folder, as the old delete-then-rename did with FileNotFoundError) and then
-        renaming ours in; if yet another writer got in between, theirs stays.
+        renaming ours in; if yet another writer got in between, theirs stays. With ``replace``
+        (``--no-cache``) a verified entry is replaced too: the point is to use what this run built.
         """
         try:
             os.rename(tmp, final)
             return
         except OSError:
             pass
-        if final.is_dir() and read_manifest(final)[0] is not None:
+        if not replace and final.is_dir() and read_manifest(final)[0] is not None:
             return  # a concurrent writer's complete, verified build: keep it
         aside = final.with_name(f"{BUILDING_PREFIX}{final.name[:12]}-replaced-{os.getpid()}-{time.monotonic_ns()}")
         try:

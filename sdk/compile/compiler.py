@@ -6,7 +6,9 @@ runtime. It builds nothing and trains nothing, so CI learns of a broken plan in 
 
 The CompiledPlan is plain data; its hash (the resolved steps, the target and options, the input
 model's content hash, the data the steps read, and the versions of edgecraft, the plugins and the
-runtimes) keys the artifact cache.
+runtimes) keys the artifact cache. A plugin in development (an editable install) is recorded with a
+hash of its source files too, so editing it without bumping its version rebuilds (see
+:mod:`edgecraft.dev_cache`).
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def _versions(registry: Registry, target: str, strategies: list[str],
                 "torch": _dist_version("torch"), "onnx": _dist_version("onnx")}
     provs = [registry.provenance_of_target(target)] + [registry.provenance_of_strategy(s) for s in strategies]
     for prov in provs:
-        versions[f"plugin:{prov.plugin}"] = f"{prov.distribution}=={prov.version}"
+        versions[f"plugin:{prov.plugin}"] = prov.cache_tag()  # + a source hash while in development
     versions.update({f"runtime:{k}": v for k, v in backend_runtime.items()})
     return versions
 

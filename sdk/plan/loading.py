@@ -161,6 +161,7 @@ def validate_plan(data: Any, registry: Registry, *, source: str = "plan") -> Com
     problems += _validate_kinds(plan, registry, source)
     for i, step in enumerate(plan.steps):
         if step.strategy not in registry.strategies:
+            registry.blame_broken("strategy", step.strategy)
             problems.append(f"{source}: steps[{i}].strategy = {bounded_repr(step.strategy)}: "
                             f"unknown strategy; installed: "
                             f"{', '.join(sorted(registry.strategies)) or 'none'}")
@@ -173,6 +174,7 @@ def validate_plan(data: Any, registry: Registry, *, source: str = "plan") -> Com
                                                 model=strategy.params_model, data=_as_dict(step.params))
     for i, target in enumerate(plan.targets):
         if target.target not in registry.targets:
+            registry.blame_broken("target", target.target)
             problems.append(f"{source}: targets[{i}].target = {bounded_repr(target.target)}: "
                             f"unknown target; installed: "
                             f"{', '.join(sorted(registry.targets)) or 'none'}")
@@ -206,6 +208,7 @@ def _validate_kinds(plan: CompressionPlan, registry: Registry, source: str) -> l
         problems.append(f"{source}: model.kind is missing; installed kinds: "
                         f"{', '.join(sorted(registry.model_sources))}")
     elif kind not in registry.model_sources:
+        registry.blame_broken("model source kind", kind)
         problems.append(f"{source}: model.kind = {kind!r}: unknown model source kind; installed kinds: "
                         f"{', '.join(sorted(registry.model_sources)) or 'none'}")
     else:
@@ -222,6 +225,7 @@ def _validate_kinds(plan: CompressionPlan, registry: Registry, source: str) -> l
                             f"{', '.join(sorted(registry.dataset_kinds))}")
             continue
         if kind not in registry.dataset_kinds:
+            registry.blame_broken("dataset kind", kind)
             problems.append(f"{source}: data.{name}.kind = {kind!r}: unknown dataset kind; installed kinds: "
                             f"{', '.join(sorted(registry.dataset_kinds)) or 'none'}")
             continue

@@ -63,10 +63,13 @@ def test_misspelled_hook_is_an_error(fake_dist) -> None:
             pass
     """)
     with pytest.raises(PluginError, match="edgecraft_register_strategys"):
-        build_registry()
+        build_registry(strict=True)
+    registry = build_registry()
+    assert "edgecraft_register_strategys" in registry.broken["fakeplug_typo"].reason
+    assert "ort-cpu" in registry.targets
 
 
-def test_plugin_raising_during_registration_is_exit_3(fake_dist, capsys) -> None:
+def test_plugin_raising_during_registration_is_exit_3_under_strict(fake_dist, capsys) -> None:
     fake_dist("fakeplug-raise", "fakeplug_raise", """
         from edgecraft.hookspecs import hookimpl
 
@@ -74,14 +77,14 @@ def test_plugin_raising_during_registration_is_exit_3(fake_dist, capsys) -> None
         def edgecraft_register_backends(register):
             raise RuntimeError("no licence server")
     """)
-    assert main(["plugins"]) == 3
+    assert main(["--strict-plugins", "plugins"]) == 3
     err = capsys.readouterr().err
     assert "fakeplug_raise" in err and "fakeplug-raise" in err and "no licence server" in err
 
 
-def test_plugin_failing_to_import_is_exit_3(fake_dist, capsys) -> None:
+def test_plugin_failing_to_import_is_exit_3_under_strict(fake_dist, capsys) -> None:
     fake_dist("fakeplug-broken", "fakeplug_broken", "import no_such_module_anywhere\n")
-    assert main(["plugins"]) == 3
+    assert main(["--strict-plugins", "plugins"]) == 3
     assert "fakeplug-broken" in capsys.readouterr().err
 
 
@@ -94,7 +97,8 @@ def test_registering_a_non_strategy_is_a_plugin_error(fake_dist) -> None:
             register(object)
     """)
     with pytest.raises(PluginError, match=r"not a subclass of edgecraft\.Strategy"):
-        build_registry()
+        build_registry(strict=True)
+    assert "not a subclass of edgecraft.Strategy" in build_registry().broken["fakeplug_wrong"].reason
 
 
 def test_allowlist_loads_only_listed_plugins(fake_dist, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,3 +145,79 @@ def test_failing_integration_hook_is_exit_3_not_1(fake_dist, tmp_path, example_d
     assert main(["run", str(tmp_path / "plan.yaml"), "--cache-dir", str(tmp_path / "cache"), "-q"]) == 3
     err = capsys.readouterr().err
     assert "fakeplug_tracker" in err and "edgecraft_run_started" in err and "unreachable" in err
+
+
+# ---------------------------------------------------------------------------- one broken plugin (issue 16)
+BROKEN_IMPORT = "import no_such_module_anywhere\n"
+
+
+def test_broken_plugin_is_listed_and_the_rest_works(fake_dist, capsys) -> None:
+    """`edgecraft plugins` lists a plugin that failed to import as broken, with the reason, and exits 0."""
+    fake_dist("fakeplug-broken", "fakeplug_broken", BROKEN_IMPORT)
+    assert main(["plugins", "--json"]) == 0
+    import json
+
+    rows = {(r["kind"], r["name"]): r for r in json.loads(capsys.readouterr().out)}
+    broken = rows[("broken", "fakeplug_broken")]
+    assert broken["distribution"] == "fakeplug-broken" and "no_such_module_anywhere" in broken["summary"]
+    assert ("target", "ort-cpu") in rows
+
+
+def test_broken_plugin_fails_only_plans_that_need_it(fake_dist, example_dir, capsys) -> None:
+    fake_dist("fakeplug-broken", "fakeplug_broken", BROKEN_IMPORT)
+    assert main(["validate", str(example_dir / "plan.yaml")]) == 0
+    assert "fakeplug_broken" in capsys.readouterr().err  # a one-line note, not a failure
+    assert main(["--strict-plugins", "validate", str(example_dir / "plan.yaml")]) == 3
+    assert "fakeplug-broken" in capsys.readouterr().err
+
+
+def test_plan_needing_a_missing_name_blames_the_broken_plugin(fake_dist, tmp_path, capsys) -> None:
+    fake_dist("fakeplug-broken", "fakeplug_broken", BROKEN_IMPORT)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("model: {kind: onnx, path: m.onnx}\nsteps: [{strategy: clustering}]\n"
+                    "targets: [{target: ort-cpu}]\n")
+    code = main(["validate", str(plan)])
+    text = capsys.readouterr().err
+    assert code == 3, text
+    assert "clustering" in text and "fakeplug_broken" in text and "did not load" in text
+
+
+def test_disable_plugins_skips_a_plugin(fake_dist, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    fake_dist("fakeplug-broken", "fakeplug_broken", BROKEN_IMPORT)
+    monkeypatch.setenv("EDGECRAFT_DISABLE_PLUGINS", "fakeplug_broken")
+    registry = build_registry(strict=True)
+    assert not registry.broken and registry.disabled == ["fakeplug_broken"]
+    assert main(["--strict-plugins", "plugins"]) == 0
+    assert "disabled" in capsys.readouterr().out
+
+
+def test_half_registered_plugin_is_dropped_entirely(fake_dist) -> None:
+    """A plugin whose second hook raises contributes nothing (its strategies included) and no lifecycle hooks."""
+    fake_dist("fakeplug-half", "fakeplug_half", """
+        from edgecraft.hookspecs import hookimpl
+        from edgecraft.strategy import Strategy, StrategyParams
+
+        class P(StrategyParams):
+            pass
+
+        class Half(Strategy):
+            name = "half"
+            params_model = P
+            def resolve(self, params, ctx): ...
+            def apply(self, step, model, ctx): ...
+
+        @hookimpl
+        def edgecraft_register_strategies(register):
+            register(Half)
+
+        @hookimpl
+        def edgecraft_register_backends(register):
+            raise RuntimeError("boom")
+
+        @hookimpl
+        def edgecraft_report_ready(report, report_dir):
+            raise AssertionError("a broken plugin's hooks must not run")
+    """)
+    registry = build_registry()
+    assert "half" not in registry.strategies and "fakeplug_half" in registry.broken
+    registry.notify("edgecraft_report_ready", report={}, report_dir=None)

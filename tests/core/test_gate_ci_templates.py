@@ -23,6 +23,12 @@ def test_github_actions_workflow() -> None:
     assert fail["if"] == "steps.gate.outputs.exit_code != '0'"
     assert "exit ${{ steps.gate.outputs.exit_code }}" in fail["run"]
     assert workflow["env"]["EDGECRAFT_CACHE_DIR"].endswith(".edgecraft-cache")
+    assert workflow["env"]["EDGECRAFT_STRICT_PLUGINS"] == "1"  # CI: a broken plugin fails the gate
+
+
+def test_gitlab_template_is_strict_about_plugins() -> None:
+    template = yaml.safe_load((INTEGRATION / "gitlab" / "edgecraft-gate.gitlab-ci.yml").read_text())
+    assert template["variables"]["EDGECRAFT_STRICT_PLUGINS"] == "1"
 
 
 def test_gitlab_template() -> None:

@@ -106,3 +106,11 @@ def test_plan_with_third_party_strategy_and_backend_runs_end_to_end(site: Path, 
         assert target["compressed"]["size_bytes"] < 0.55 * target["baseline"]["size_bytes"]
         assert target["compressed"]["metrics"]["cosine"] > 0.9999
         assert all(v["passed"] for v in target["contracts"])
+
+
+@pytest.mark.parametrize("name", ["fp16-weights", "onnx-reference"])
+def test_example_packages_pass_the_conformance_kit(site: Path, name: str) -> None:
+    """What .ci/run checks too: both example packages conform, as pip installed them."""
+    result = edgecraft(site, "--strict-plugins", "plugin", "check", name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "conforms" in result.stdout

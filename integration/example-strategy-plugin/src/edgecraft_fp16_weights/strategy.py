@@ -21,9 +21,13 @@ class Fp16WeightsStrategy(Strategy):
     summary = "store ONNX weights as float16 (about half the file), compute in float32"
 
     def resolve(self, params: Fp16WeightsParams, ctx: CompileContext) -> Resolution:
+        # Every target runs ONNX-stage steps (the core imports the graph into the backend). This step asks
+        # for more: 'onnx.graph' promises the artifact *is* the ONNX graph, so float16 storage ships as is;
+        # a backend that compiles the graph (OpenVINO IR, TVM) would store its own weights instead.
         if not ctx.target.has("onnx.graph"):
-            raise ctx.error("fp16-weights edits the ONNX graph, but this target does not import ONNX graphs "
-                            "(it lacks the 'onnx.graph' capability)")
+            raise ctx.error("fp16-weights shrinks the ONNX file, but this target ships its own format, not the "
+                            "ONNX graph (it lacks the 'onnx.graph' capability), so the artifact would not shrink",
+                            hint="use it on a target whose artifact is the ONNX file (ort-cpu, onnx-reference)")
         saved = getattr(ctx.target.options, "saved_optimization", None)
         if saved not in (None, "disable"):
             raise ctx.error(f"the target saves its artifact through a graph optimizer (saved_optimization: {saved}) "
