@@ -20,6 +20,7 @@ batch 1, 2 threads; see benchmarks/quantization.py):
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
 from collections.abc import Callable
@@ -99,7 +100,10 @@ def preprocess(src: Path, dst: Path) -> tuple[Path, str]:
     last: Exception | None = None
     for skip_symbolic in (False, True):
         try:
-            quant_pre_process(str(src), str(dst), skip_symbolic_shape=skip_symbolic)
+            # ORT's symbolic shape inference saves 'sym_shape_infer_temp.onnx' into the working directory
+            # when it cannot finish: run it in the output folder, never the user's.
+            with contextlib.chdir(dst.parent):
+                quant_pre_process(str(src.resolve()), str(dst.resolve()), skip_symbolic_shape=skip_symbolic)
             return dst, "quant_pre_process" + (" (skip_symbolic_shape)" if skip_symbolic else "")
         except Exception as exc:
             last = exc
