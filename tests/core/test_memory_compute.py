@@ -77,7 +77,8 @@ def _qdq(name: str, scale: str, zp: str) -> list[Any]:
 def test_qdq_int8_graph_counts_int8_share_and_excludes_scales_from_params(tmp_path: Path) -> None:
     # Conv with DQ on data and weight: int8 (442368 MACs). MatMul with a DQ weight only: float (4096*10 = 40960).
     inits = [numpy_helper.from_array(np.ones((16, 3, 3, 3), np.int8), "w1_int8"),
-             numpy_helper.from_array(np.array(0.1, np.float32), "s"), numpy_helper.from_array(np.array(0, np.int8), "z"),
+             numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+             numpy_helper.from_array(np.array(0, np.int8), "z"),
              numpy_helper.from_array(np.ones((4096, 10), np.int8), "w2_int8"),
              numpy_helper.from_array(np.array([1, 4096], np.int64), "shape")]
     nodes = [*_qdq("x", "s", "z"),
