@@ -188,6 +188,17 @@ def apply_policy(verdict: Verdict, gate: GateSpec, extra_repeats: int) -> Verdic
 
 
 # ------------------------------------------------------------------------------------------ measuring
+def _native_steps_only(folder: Path) -> bool:
+    """True when the artifact's steps all ran at the native stage (so its graph is the baseline's ONNX graph)."""
+    import json
+
+    try:
+        steps = json.loads((Path(folder) / "manifest.json").read_text())["compiled_plan"]["steps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return bool(steps) and all(isinstance(s, dict) and s.get("stage") == "native" for s in steps)
+
+
 def concrete_input_shapes(io: Any) -> dict[str, tuple[int, ...]] | None:
     """Every input's shape at batch 1 (None when one is still symbolic: the counter then uses 1 for it)."""
     try:
@@ -225,6 +236,13 @@ def measure_resources(plan: CompressionPlan, *, label: str, target: str, backend
         paths[REFERENCE] = Path(reference.artifact)
     for name, folder in paths.items():
         count = count_artifact(folder, input_shapes)
+        if count is None and name != BASELINE and _native_steps_only(folder):
+            # Native steps (NNCF on OpenVINO) leave no ONNX graph: the graph they started from is the baseline's.
+            count = count_artifact(paths[BASELINE], input_shapes)
+            if count is not None:
+                count.notes.append("counted on the baseline's ONNX graph: every step of this artifact ran on the "
+                                   "backend's own model (native stage), which keeps the MACs but hides their int8 "
+                                   "share from an ONNX count")
         result.compute[name] = None if count is None else ComputeReport(**count.as_dict())
 
     verdicts: list[Verdict] = []
