@@ -70,6 +70,15 @@ class Session(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, most sessions hold nothing to release
         """Release runtime resources (remote connections, servers)."""
 
+    def memory_stats(self) -> dict[str, Any]:
+        """The runtime's own memory accounting for this session (arena bytes, ...), if it exposes any.
+
+        Reported next to edgecraft's process-level peak memory (:mod:`edgecraft.verify.memory`); the
+        default is empty because neither ONNX Runtime's Python API nor OpenVINO's CPU plugin exposes such
+        statistics (checked for onnxruntime 1.32 and OpenVINO 2026.4).
+        """
+        return {}
+
 
 class Backend(ABC):
     """Subclass this and register the class from ``edgecraft_register_backends``."""
@@ -111,6 +120,20 @@ class Backend(ABC):
         and real hardware (e.g. TVM's ``device: emulated|rpc``) overrides this.
         """
         return next(info.emulated for info in self.targets() if info.name == target)
+
+    def measures_memory_locally(self, target: str, options: TargetOptions) -> bool:
+        """Whether a model loaded by :meth:`load` runs in this host's process, so that process's peak memory is
+        the model's. A backend whose sessions run on a remote device (over RPC, in an emulator) returns False:
+        edgecraft then reports memory as not measured there, never the host's memory for a remote target."""
+        return True
+
+    def load_runtime(self, target: str, options: TargetOptions) -> None:  # noqa: B027 - optional hook
+        """Import and initialise the runtime without any model: the zero of a peak-memory measurement.
+
+        Peak memory is what a model adds to a process in which the runtime is already loaded; a backend
+        that does not override this has its runtime's own libraries counted as the model's memory (the
+        report says so).
+        """
 
     def artifact_size(self, files: list[Path]) -> int:
         """Bytes the deployed model occupies (default: all artifact files)."""

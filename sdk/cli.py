@@ -208,6 +208,10 @@ def _print_report(report: Report) -> None:
             summary.add_row(f"latency {pct} (ms)", f"{bv:.3f}", f"{cv:.3f}", f"{bv / cv:.2f}x")
         summary.add_row("size (bytes)", str(target.baseline.size_bytes), str(target.compressed.size_bytes),
                         f"{target.baseline.size_bytes / max(target.compressed.size_bytes, 1):.2f}x")
+        from edgecraft.verify.reports.resources_rows import resource_rows
+
+        for row in resource_rows(target):  # peak memory and MACs, next to the size (issue 17)
+            summary.add_row(*(_safe(cell) for cell in row))
         out.print(summary)
         if target.contracts:
             verdicts = Table(title=_safe(f"contracts on {target.target}"))

@@ -41,6 +41,7 @@ from edgecraft.verify.gate import (
 )
 from edgecraft.verify.measure import InterleavedTimer, latency_feeds
 from edgecraft.verify.report import LatencyReport, MeasurementReport, ReferenceMeasurement, Report, TargetReport
+from edgecraft.verify.resources import concrete_input_shapes, measure_resources
 
 
 def _measurement(artifact_path: Path, size: int, cached: bool, metrics: dict[str, float], latency: LatencyReport,
@@ -164,7 +165,12 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
         for session in sessions.values():
             session.close()
 
-    verdicts = settled.verdicts
+    # Memory and compute (issue 17): after timing, with this process's sessions closed.
+    resources = measure_resources(
+        plan, label=view.label, target=compiled.target, backend=backend, options=view.options, emulated=emulated,
+        artifacts={BASELINE: base_art.path, COMPRESSED: comp_art.path}, feeds=feeds,
+        input_shapes=concrete_input_shapes(run.loader.io()), reference=ref_side, progress=progress)
+    verdicts = settled.verdicts + resources.verdicts
     n_rounds = timer.n_rounds
 
     def lat(name: str) -> LatencyReport:
@@ -189,7 +195,7 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
             size_bytes=ref_side.size_bytes)
         ratios["latency_vs_reference_p50"] = stats[COMPRESSED].p50 / (
             stats[REFERENCE].p50 if ref_side.remeasured else float(ref_side.entry["compressed"]["latency_ms"]["p50"]))
-    return TargetReport(
+    report = TargetReport(
         target=view.label, target_name=compiled.target, backend=backend.name,
         passed=all(v.passed for v in verdicts),
         baseline=_measurement(base_art.path, base_art.size_bytes, base_cached, base_metrics, lat(BASELINE), [],
@@ -199,6 +205,8 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
         contracts=verdicts, artifact=str(comp_art.path), compiled_key=compiled.key(), device=device,
         emulated=emulated, ratios=ratios, status=overall_status(verdicts), reference=reference_report,
         extra_rounds=settled.extra_rounds)
+    resources.attach(report)
+    return report
 
 
 def run_plan(plan: CompressionPlan, registry: Registry, *, base_dir: Path | str = ".",

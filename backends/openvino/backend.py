@@ -122,6 +122,11 @@ class OpenVinoBackend(Backend):
         return [xml, out_dir / IR_BIN]
 
     # ------------------------------------------------------------------ run
+    def load_runtime(self, target: str, options: TargetOptions) -> None:
+        """Create a Core and load its CPU plugin (the zero of peak-memory measurements)."""
+        ov = _require_openvino()
+        ov.Core().get_property("CPU", "FULL_DEVICE_NAME")
+
     def load(self, artifact_dir: Path, target: str, options: TargetOptions, threads: int) -> Session:
         from edgecraft.backends.openvino.session import compile_ir
 

@@ -16,7 +16,7 @@ from edgecraft.context import TargetView
 from edgecraft.datasets import DatasetContext, DatasetStore
 from edgecraft.errors import CompileError, InputError
 from edgecraft.model_source import ModelSourceLoader
-from edgecraft.plan import AccuracyContract, CompressionPlan, LatencyContract
+from edgecraft.plan import AccuracyContract, CompressionPlan, LatencyContract, MemoryContract
 from edgecraft.registry import Registry
 
 
@@ -69,10 +69,29 @@ def compile_all(run: RunInputs, labels: list[str]) -> dict[str, CompiledPlan]:
                     "emulated timings say nothing about a real core", target=label,
                     hint="run it on a real board (RPC options), or set allow_emulated: true on the contract "
                          "to accept a verdict labelled emulated")
+        _check_memory_measurable(run, label, cp)
         for step in cp.steps:
             for name in step.needs_data:
                 run.datasets.get(name)  # loads and validates before anything is built
     return compiled
+
+
+def _check_memory_measurable(run: RunInputs, label: str, cp: CompiledPlan) -> None:
+    """A memory verdict needs the model's memory; a target whose sessions run on another device cannot give it here."""
+    plan = run.plan
+    asks = [f"contract {c.describe_bound()!r}" for c in plan.contracts_for(label) if isinstance(c, MemoryContract)]
+    if plan.gate.reference is not None and plan.gate.reference.max_memory_growth_pct is not None:
+        asks.append("gate.reference.max_memory_growth_pct")
+    if not asks:
+        return
+    view = target_view(plan, run.registry, cp)
+    backend, _ = run.registry.target(cp.target)
+    if not backend.measures_memory_locally(cp.target, view.options):
+        raise CompileError(
+            f"{' and '.join(asks)} cannot be judged here: the sessions of target {cp.target!r} run on "
+            f"{'an emulated' if view.emulated else 'a remote'} device, and this host's memory is not that "
+            "device's", target=label,
+            hint="remove the memory bound for this target (contract `targets:`), or measure on the board itself")
 
 
 def target_view(plan: CompressionPlan, registry: Registry, compiled: CompiledPlan) -> TargetView:

@@ -150,7 +150,53 @@ class SizeContract(_ContractBase):
         return f"size ratio >= {self.min_ratio:g}x"
 
 
-Contract = Annotated[AccuracyContract | LatencyContract | SizeContract, Field(discriminator="kind")]
+class MemoryContract(_ContractBase):
+    """Either a ceiling on the compressed model's peak memory, or a minimum baseline/compressed peak-memory ratio.
+
+    Peak memory is what loading the artifact and running a warmed inference add to a fresh process's
+    high-water mark on the target's own runtime (the runtime already loaded is the zero); see
+    :mod:`edgecraft.verify.memory`. Judged on the range over the repeated child processes.
+    """
+
+    kind: Literal["memory"] = "memory"
+    max_bytes: int | None = Field(None, gt=0, description="Largest allowed peak memory of the compressed model.")
+    min_ratio: float | None = Field(None, gt=0, description="Smallest allowed baseline/compressed peak-memory ratio.")
+
+    @model_validator(mode="after")
+    def _exactly_one_bound(self) -> MemoryContract:
+        if (self.max_bytes is None) == (self.min_ratio is None):
+            raise ValueError("set exactly one of max_bytes or min_ratio")
+        return self
+
+    def describe_bound(self) -> str:
+        if self.max_bytes is not None:
+            return f"peak memory <= {self.max_bytes} bytes"
+        return f"peak memory ratio >= {self.min_ratio:g}x"
+
+
+class ComputeContract(_ContractBase):
+    """Either a ceiling on the compressed model's multiply-accumulates (batch 1), or a minimum baseline/compressed
+    MAC ratio. MACs are counted on the artifact's ONNX graph (see :mod:`edgecraft.verify.compute`)."""
+
+    kind: Literal["compute"] = "compute"
+    max_macs: int | None = Field(None, gt=0, description="Largest allowed MACs per sample of the compressed model.")
+    min_ratio: float | None = Field(None, gt=0, description="Smallest allowed baseline/compressed MAC ratio.")
+
+    @model_validator(mode="after")
+    def _exactly_one_bound(self) -> ComputeContract:
+        if (self.max_macs is None) == (self.min_ratio is None):
+            raise ValueError("set exactly one of max_macs or min_ratio")
+        return self
+
+    def describe_bound(self) -> str:
+        if self.max_macs is not None:
+            return f"MACs <= {self.max_macs}"
+        return f"MAC ratio >= {self.min_ratio:g}x"
+
+
+Contract = Annotated[AccuracyContract | LatencyContract | SizeContract | MemoryContract | ComputeContract,
+                     Field(discriminator="kind")]
+AnyContract = AccuracyContract | LatencyContract | SizeContract | MemoryContract | ComputeContract
 
 
 # ---------------------------------------------------------------- measurement
@@ -176,6 +222,17 @@ class LatencySpec(StrictModel):
     seed: int = 0
 
 
+class MeasureSpec(StrictModel):
+    """Optional measurements that cost time. Compute (params, MACs) is cheap and always counted."""
+
+    memory: bool = Field(False, description="Measure peak memory of the baseline and compressed artifacts on every "
+                         "target (a few seconds per target). Also switched on by a memory contract or "
+                         "gate.reference.max_memory_growth_pct.")
+    memory_repeats: int = Field(3, ge=1, le=20, description="Fresh child processes per model (and for the "
+                                "runtime-only zero), taken in alternating order; the verdict is judged on their "
+                                "range. One more round is taken per model when a verdict is inconclusive.")
+
+
 # ---------------------------------------------------------------- release gating
 class ReferenceBounds(StrictModel):
     """How far the candidate may fall behind the last released artifact (``run --reference REPORT``).
@@ -194,6 +251,11 @@ class ReferenceBounds(StrictModel):
     max_size_growth_pct: float | None = Field(
         0.0, ge=0, description="Largest allowed artifact size increase vs the reference, in percent (null: not "
         "judged).")
+    max_memory_growth_pct: float | None = Field(
+        None, ge=0, description="Largest allowed peak-memory increase vs the reference, in percent (null: not "
+        "judged; setting it measures memory).")
+    max_macs_growth_pct: float | None = Field(
+        None, ge=0, description="Largest allowed MAC increase vs the reference, in percent (null: not judged).")
     remeasure: bool = Field(True, description="Load the reference artifact from the cache (when it is still "
                             "there) and measure it interleaved with the candidate; otherwise, or when it is gone, "
                             "compare with the numbers recorded in the reference report.")
@@ -233,6 +295,7 @@ class CompressionPlan(StrictModel):
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     latency: LatencySpec = Field(default_factory=LatencySpec)
     gate: GateSpec = Field(default_factory=GateSpec)
+    measure: MeasureSpec = Field(default_factory=MeasureSpec)
     seed: int = 0
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
@@ -263,8 +326,14 @@ class CompressionPlan(StrictModel):
                 raise ValueError("an accuracy contract needs evaluation.dataset (the data to measure it on)")
         return self
 
-    def contracts_for(self, target_label: str) -> list[AccuracyContract | LatencyContract | SizeContract]:
+    def contracts_for(self, target_label: str) -> list[AnyContract]:
         return [c for c in self.contracts if c.applies_to(target_label)]
+
+    def measures_memory(self, target_label: str) -> bool:
+        """Whether memory is measured on this target: asked for, or needed by a contract or a reference bound."""
+        ref = self.gate.reference
+        return (self.measure.memory or any(isinstance(c, MemoryContract) for c in self.contracts_for(target_label))
+                or (ref is not None and ref.max_memory_growth_pct is not None))
 
     def has_accuracy_contract(self, target_label: str) -> bool:
         return any(isinstance(c, AccuracyContract) for c in self.contracts_for(target_label))

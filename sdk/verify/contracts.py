@@ -15,7 +15,7 @@ class Verdict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    kind: Literal["accuracy", "latency", "size"]
+    kind: Literal["accuracy", "latency", "size", "memory", "compute"]
     passed: bool
     status: Literal["pass", "fail", "inconclusive"]
     measured: float
@@ -29,7 +29,8 @@ class Verdict(BaseModel):
     ci_low: float | None = Field(None, description="Lower end of the confidence interval of `measured`.")
     ci_high: float | None = Field(None, description="Upper end of the confidence interval of `measured`.")
     confidence: float | None = Field(None, description="Confidence level of [ci_low, ci_high].")
-    samples: int | None = Field(None, description="Timed calls per model behind a latency verdict.")
+    samples: int | None = Field(None, description="Timed calls per model behind a latency verdict (child processes "
+                                "per model behind a memory verdict).")
     note: str | None = Field(None, description="How an inconclusive verdict was counted, fallbacks used, ...")
     metric: str | None = Field(None, description="The metric an accuracy verdict is about.")
     percentile: str | None = Field(None, description="The percentile a latency verdict is about.")

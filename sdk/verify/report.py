@@ -33,6 +33,42 @@ class LatencyReport(BaseModel):
                                "in order), for re-judging with the bootstrap.")
 
 
+class MemoryReport(BaseModel):
+    """Peak memory one model adds to a fresh process on the target's runtime (see edgecraft.verify.memory)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    measured: bool = Field(description="False when memory could not be measured on this target (see `reason`).")
+    reason: str | None = Field(None, description="Why memory was not measured, or a caveat on how it was.")
+    peak_bytes: int | None = Field(None, description="Median over the repeats of the incremental high-water mark.")
+    min_bytes: int | None = None
+    max_bytes: int | None = None
+    samples: list[int] = Field(default_factory=list, description="One value per repeat (child process).")
+    cv: float | None = Field(None, description="Coefficient of variation over the repeats.")
+    process_peak_bytes: int | None = Field(None, description="Median absolute VmHWM of the model's child processes "
+                                           "(the interpreter and runtime included).")
+    runtime_zero_bytes: int | None = Field(None, description="Median absolute VmHWM of the runtime-only children.")
+    reset: bool | None = Field(None, description="True when the high-water mark was reset after the runtime loaded.")
+    runtime_stats: dict[str, Any] = Field(default_factory=dict, description="The runtime's own memory accounting, "
+                                          "when its API exposes any.")
+    inputs: str | None = Field(None, description="What the children ran (shapes), the batch the peak is for.")
+
+
+class ComputeReport(BaseModel):
+    """Parameters and MACs counted on the artifact's ONNX graph at batch 1 (see edgecraft.verify.compute)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    params: int
+    weight_bytes: int
+    macs: int
+    int8_macs: int
+    int8_fraction: float
+    by_op: dict[str, int] = Field(default_factory=dict)
+    uncounted: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
 class MeasurementReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -46,6 +82,10 @@ class MeasurementReport(BaseModel):
     runtime: dict[str, Any] = Field(default_factory=dict)
     #: Why this run rebuilt the artifact although the cache had an entry (it failed verification).
     cache_rebuilt_reason: str | None = None
+    #: Peak memory (only when measured: a memory contract or reference bound, or `measure.memory: true`).
+    memory: MemoryReport | None = None
+    #: Parameters and MACs of the artifact's ONNX graph (always counted when the artifact has one).
+    compute: ComputeReport | None = None
 
 
 class ReferenceMeasurement(BaseModel):
@@ -61,6 +101,8 @@ class ReferenceMeasurement(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     latency_ms: LatencyReport | None = None
     size_bytes: int
+    memory_bytes: int | None = Field(None, description="The reference's peak memory (re-measured or recorded).")
+    macs: int | None = Field(None, description="The reference's MACs (counted again or recorded).")
 
 
 class TargetReport(BaseModel):

@@ -16,6 +16,7 @@ from edgecraft.safe_text import clean_text
 from edgecraft.verify.contracts import Verdict
 from edgecraft.verify.report import Report, TargetReport
 from edgecraft.verify.reports.markdown import ICON
+from edgecraft.verify.reports.resources_rows import resource_notes, resource_rows
 
 COLORS = {"baseline": "#4c72b0", "compressed": "#dd8452", "reference": "#55a868"}
 
@@ -91,6 +92,32 @@ def _size_bounds(t: TargetReport) -> list[tuple[float, str]]:
     return out
 
 
+def _memory_points(t: TargetReport) -> dict[str, float]:
+    """Peak memory in bytes per model that has one (empty when memory was not measured)."""
+    out: dict[str, float] = {}
+    for name, m in (("baseline", t.baseline.memory), ("compressed", t.compressed.memory)):
+        if m is not None and m.measured and m.peak_bytes is not None:
+            out[name] = float(m.peak_bytes)
+    if out and t.reference is not None and t.reference.memory_bytes is not None:
+        out["reference"] = float(t.reference.memory_bytes)
+    return out
+
+
+def _memory_bounds(t: TargetReport) -> list[tuple[float, str]]:
+    out: list[tuple[float, str]] = []
+    base = t.baseline.memory.peak_bytes if t.baseline.memory is not None else None
+    for v in t.contracts:
+        if v.kind != "memory":
+            continue
+        if v.unit.startswith("bytes"):
+            out.append((v.bound, f"≤ {v.bound / 2**20:,.2f} MiB"))
+        elif v.unit == "peak memory ratio" and base:
+            out.append((base / v.bound, f"ratio ≥ {v.bound:g}x"))
+        elif v.origin == "reference" and t.reference is not None and t.reference.memory_bytes:
+            out.append((t.reference.memory_bytes * (1 + v.bound / 100), f"≤ reference +{v.bound:g}%"))
+    return out
+
+
 def target_figure_svg(t: TargetReport) -> str:
     """The target's figure as inline SVG (text kept as text: small and searchable)."""
     import matplotlib
@@ -112,8 +139,12 @@ def target_figure(t: TargetReport) -> Any:
     pts = _points(t)
     metric = _accuracy_metric(t)
     with matplotlib.rc_context({"font.size": 9}):
-        fig = Figure(figsize=(10, 4.4), layout="constrained")
-        ax, bx = fig.subplots(1, 2, width_ratios=[3, 2])
+        mem = _memory_points(t)
+        fig = Figure(figsize=(12 if mem else 10, 4.4), layout="constrained")
+        if mem:  # peak memory next to size: what a board's RAM and flash each have to hold
+            ax, bx, mx = fig.subplots(1, 3, width_ratios=[3, 2, 2])
+        else:
+            ax, bx = fig.subplots(1, 2, width_ratios=[3, 2])
         max_size = max(p["size"] for p in pts.values()) or 1
         for name, p in pts.items():
             lat = p["lat"]
@@ -145,6 +176,21 @@ def target_figure(t: TargetReport) -> Any:
         bx.set_ylabel("artifact size (kB)")
         bx.set_title("size")
         bx.grid(axis="y", alpha=0.3)
+        if mem:
+            mnames = list(mem)
+            mx.bar(mnames, [mem[n] / 2**20 for n in mnames], color=[COLORS[n] for n in mnames], edgecolor="black")
+            for name, m in (("baseline", t.baseline.memory), ("compressed", t.compressed.memory)):
+                if name in mem and m is not None and m.min_bytes is not None and m.max_bytes is not None:
+                    mid = mem[name] / 2**20
+                    mx.errorbar([mnames.index(name)], [mid], yerr=[[mid - m.min_bytes / 2**20],
+                                [m.max_bytes / 2**20 - mid]], color="black", capsize=4)
+            for y, label in _memory_bounds(t):
+                mx.axhline(y / 2**20, color="crimson", ls=next(styles), lw=1.2, label=f"bound: {label}")
+            if _memory_bounds(t):
+                mx.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=7.5, frameon=False)
+            mx.set_ylabel("peak memory added (MiB; bar: range)")
+            mx.set_title("peak memory")
+            mx.grid(axis="y", alpha=0.3)
     return fig
 
 
@@ -171,6 +217,11 @@ def _measure_table(t: TargetReport) -> str:
         rows.append([f"latency {pct} (ms)"] + [f"{getattr(pts[c]['lat'], pct):.3f}" if pts[c]["lat"] else "–"
                                                for c in cols])
     rows.append(["size (bytes)"] + [f"{pts[c]['size']:,}" for c in cols])
+    for label, base, comp, ratio in resource_rows(t):
+        row = [label, base, comp] + (["–"] if t.reference is not None else [])
+        if ratio:
+            row[2] += f" ({ratio})"
+        rows.append(row)
     head = "".join(f"<th>{_e(c)}</th>" for c in ["", *cols])
     body = "".join("<tr>" + "".join(f"<td>{_e(x)}</td>" for x in r) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
@@ -207,6 +258,9 @@ def html_report(report: Report) -> str:
                      f"{', EMULATED device' if t.emulated else ''})</small></h2>")
         parts.append(target_figure_svg(t))
         parts.append(_measure_table(t))
+        notes = resource_notes(t)
+        if notes:
+            parts.append("<ul>" + "".join(f"<li><small>{_e(n)}</small></li>" for n in notes) + "</ul>")
         if t.reference is not None:
             parts.append(f"<p>Reference artifact <code>{_e(t.reference.artifact)}</code>: {_e(t.reference.how)}.</p>")
         if t.contracts:

@@ -16,6 +16,7 @@ from pathlib import Path
 from edgecraft.safe_text import clean_text
 from edgecraft.verify.contracts import Verdict
 from edgecraft.verify.report import Report, TargetReport
+from edgecraft.verify.reports.resources_rows import resource_rows
 
 
 def _fmt(value: float) -> str:
@@ -53,6 +54,15 @@ def _suite(target: TargetReport, report: Report, policy: str) -> ET.Element:
                         ("artifact", target.artifact), ("emulated", str(target.emulated).lower()),
                         ("status", target.status or ("pass" if target.passed else "fail"))):
         ET.SubElement(props, "property", {"name": name, "value": str(value)})
+    for side, m in (("baseline", target.baseline), ("compressed", target.compressed)):
+        if m.memory is not None:
+            ET.SubElement(props, "property", {"name": f"{side}_peak_memory_bytes",
+                                              "value": str(m.memory.peak_bytes) if m.memory.measured else
+                                              f"not measured: {m.memory.reason}"})
+        if m.compute is not None:
+            ET.SubElement(props, "property", {"name": f"{side}_macs", "value": str(m.compute.macs)})
+            ET.SubElement(props, "property", {"name": f"{side}_int8_fraction",
+                                              "value": f"{m.compute.int8_fraction:.4f}"})
     for verdict, outcome in zip(target.contracts, outcomes, strict=True):
         case = ET.SubElement(suite, "testcase", {"name": verdict.name, "classname": f"edgecraft.{target.target}."
                                                  f"{verdict.origin}.{verdict.kind}", "time": "0"})
@@ -66,6 +76,8 @@ def _suite(target: TargetReport, report: Report, policy: str) -> ET.Element:
     out.text = (f"baseline {target.baseline.metrics} p50 {target.baseline.latency_ms.p50:.3f} ms "
                 f"{target.baseline.size_bytes} B; compressed {target.compressed.metrics} p50 "
                 f"{target.compressed.latency_ms.p50:.3f} ms {target.compressed.size_bytes} B")
+    for label, base, comp, ratio in resource_rows(target):
+        out.text += f"\n{label}: baseline {base}, compressed {comp}{' (' + ratio + ')' if ratio else ''}"
     return suite
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from edgecraft.safe_text import clean_text
 from edgecraft.verify.contracts import Verdict
-from edgecraft.verify.report import Report, TargetReport
+from edgecraft.verify.report import ReferenceMeasurement, Report, TargetReport
+from edgecraft.verify.reports.resources_rows import resource_notes, resource_rows
+from edgecraft.verify.resources import fmt_bytes, fmt_macs
 
 ICON = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 
@@ -23,6 +25,14 @@ def _status(v: Verdict) -> str:
     if v.status == "inconclusive":
         return f"{ICON['inconclusive']} inconclusive → {'pass' if v.passed else 'fail'}"
     return f"{ICON[v.status]} {v.status}"
+
+
+def _ref_resource(label: str, ref: ReferenceMeasurement) -> str:
+    if label.startswith("peak memory") and ref.memory_bytes is not None:
+        return fmt_bytes(ref.memory_bytes)
+    if label.startswith("MACs") and ref.macs is not None:
+        return fmt_macs(ref.macs)
+    return "–"
 
 
 def _target(t: TargetReport) -> list[str]:
@@ -46,6 +56,14 @@ def _target(t: TargetReport) -> list[str]:
     if ref is not None:
         row.append(f"{ref.size_bytes:,}")
     lines.append("| " + " | ".join(row) + " |")
+    for label, base, comp, ratio in resource_rows(t):
+        row = [label, base, comp + (f" ({ratio})" if ratio else "")]
+        if ref is not None:
+            row.append(_ref_resource(label, ref))
+        lines.append("| " + " | ".join(_cell(x) for x in row) + " |")
+    notes = resource_notes(t)
+    if notes:
+        lines += [""] + [f"- {_cell(n)}" for n in notes]
     if ref is not None:
         lines += ["", f"Reference: `{ref.report}` — {_cell(ref.how)}."]
     for side, m in (("baseline", t.baseline), ("compressed", t.compressed)):
