@@ -244,10 +244,12 @@ class HuggingFaceSource(ModelSourceKind):
         pooling, normalize = self.head(params, path)
         from edgecraft.sources.hf_adapter import make_forward_adapter
 
-        module = make_forward_adapter(model, io.input_names, params.task, pooling, normalize)
+        module = make_forward_adapter(model, io.input_names, params.task, pooling, normalize,
+                                      sequence_length=params.sequence_length)
         dynamic = {name: {1: "sequence"} for name in io.input_names}
         lineage = [{"source": "huggingface", "path": str(path), "task": params.task, "pooling": pooling,
-                    "normalize": normalize, "class": type(model).__name__}]
+                    "normalize": normalize, "class": type(model).__name__,
+                    "attention_mask": "additive -10000" if module.additive_mask else "model's own"}]
         return TorchModel(module, io, lineage, dynamic)
 
     def fingerprint(self, params: HuggingFaceParams, handle: TorchModel | OnnxModel,  # type: ignore[override]

@@ -62,14 +62,35 @@ def test_forward_adapter_returns_tensors_and_dynamic_axes(tiny: TinyModels) -> N
     assert out.shape == (2, 16, 32)
 
 
+def test_adapter_masks_with_a_finite_value_and_matches_the_model(tiny: TinyModels) -> None:
+    """The exported graph must not carry finfo.min (-3.4e38): int8 calibration overflows on it."""
+    import torch
+
+    handle = loader(tiny.base, sequence_length=16).fresh()
+    assert handle.module.additive_mask is True
+    assert handle.lineage[0]["attention_mask"] == "additive -10000"
+    feeds = encode(tiny.base, SENTENCES[:3], 16)
+    assert feeds["attention_mask"].min() == 0  # padding present
+    (got,) = torch_outputs(handle.module, feeds)
+    with torch.no_grad():
+        want = handle.module.model(**{k: torch.from_numpy(v) for k, v in feeds.items()}).last_hidden_state
+    assert np.allclose(got, want.numpy(), atol=1e-5)
+
+
 @pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
 def test_export_keeps_batch_and_sequence_dynamic_and_matches_torch(tiny: TinyModels, tmp_path: Path,
                                                                   exporter: str) -> None:
+    import onnx
     import onnxruntime as ort
+    from onnx import numpy_helper
 
     handle = loader(tiny.base, sequence_length=16, exporter=exporter).fresh()
     exported = export_onnx(handle, tmp_path / "m.onnx", opset=18, exporter=exporter)
     session = ort.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
+    proto = onnx.load(str(exported.path))
+    constants = [numpy_helper.to_array(a.t) for n in proto.graph.node if n.op_type == "Constant" for a in n.attribute
+                 if a.name == "value"] + [numpy_helper.to_array(i) for i in proto.graph.initializer]
+    assert all(c.dtype.kind != "f" or c.size == 0 or float(np.abs(c).max()) < 1e30 for c in constants)
     assert [i.name for i in session.get_inputs()] == NAMES
     assert all(i.type == "tensor(int64)" for i in session.get_inputs())
     assert [o.name for o in session.get_outputs()] == ["last_hidden_state"]
@@ -104,6 +125,10 @@ def test_sentence_transformers_folder_is_mean_pooled_and_normalized(tiny: TinyMo
     cls_handle = loader(tiny.sentence, sequence_length=16, pooling="cls", normalize=False).fresh()
     (cls,) = torch_outputs(cls_handle.module, feeds)
     assert np.allclose(cls, hidden[:, 0].numpy(), atol=1e-5)
+    max_handle = loader(tiny.sentence, sequence_length=16, pooling="max", normalize=False).fresh()
+    (biggest,) = torch_outputs(max_handle.module, feeds)
+    masked = np.where(feeds["attention_mask"][..., None] == 1, hidden.numpy(), -np.inf)
+    assert np.allclose(biggest, masked.max(1), atol=1e-5)
 
 
 def test_sequence_classification_outputs_logits(tiny: TinyModels) -> None:
