@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from conftest import SENTENCES, TinyModels
 from edgecraft.cli import main
 from edgecraft.errors import InputError
 from edgecraft.model_source import ModelSourceLoader, export_onnx
 from edgecraft.sources.huggingface import HuggingFaceParams, HuggingFaceSource
+from hf_tiny import SENTENCES, TinyModels
 
 FAST_LATENCY = {"warmup": 1, "repeats": 10, "rounds": 2, "threads": 1}
 NAMES = ["input_ids", "token_type_ids", "attention_mask"]

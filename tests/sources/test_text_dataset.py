@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SENTENCES, TinyModels
 from edgecraft.datasets import DatasetContext
 from edgecraft.datasources.text import TextKind, TextParams
 from edgecraft.errors import InputError
 from edgecraft.model_source import ModelSourceLoader
 from edgecraft.plan import SourceParams
 from edgecraft.sources.huggingface import HuggingFaceParams, HuggingFaceSource
+from hf_tiny import SENTENCES, TinyModels
 
 NAMES = ["input_ids", "token_type_ids", "attention_mask"]
 
