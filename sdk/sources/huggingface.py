@@ -48,6 +48,9 @@ AUTO_CLASSES: dict[str, str] = {
     "question-answering": "AutoModelForQuestionAnswering",
     "fill-mask": "AutoModelForMaskedLM",
 }
+#: Bumped whenever the forward adapter's graph changes (e.g. the attention mask), so cached artifacts
+#: exported by an older adapter are not reused: the fingerprint covers the folder's files, not this code.
+ADAPTER_REVISION = 2
 
 
 class HuggingFaceParams(SourceParams):
@@ -258,7 +261,7 @@ class HuggingFaceSource(ModelSourceKind):
         cheap (no weights loaded) and stable across machines (file names relative to the folder)."""
         path = self._dir(params, ctx)
         return folder_fingerprint(path, self.FINGERPRINT_SUFFIXES,
-                                  extra=json.dumps([params.task, *self.head(params, path)]))
+                                  extra=json.dumps([ADAPTER_REVISION, params.task, *self.head(params, path)]))
 
     def export_options(self, params: HuggingFaceParams) -> dict[str, Any]:  # type: ignore[override]
         return {"opset": params.opset, "exporter": params.exporter}
