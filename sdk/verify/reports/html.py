@@ -15,10 +15,13 @@ from edgecraft.errors import InputError
 from edgecraft.safe_text import clean_text
 from edgecraft.verify.contracts import Verdict
 from edgecraft.verify.report import Report, TargetReport
-from edgecraft.verify.reports.markdown import ICON
 from edgecraft.verify.reports.resources_rows import resource_notes, resource_rows
 
 COLORS = {"baseline": "#4c72b0", "compressed": "#dd8452", "reference": "#55a868"}
+
+#: Status marks from the text fonts every browser has (DejaVu, Liberation): colour emoji render as
+#: empty boxes on machines without an emoji font (headless CI runners, most Linux servers).
+HTML_ICON = {"pass": "\u2713", "fail": "\u2717", "inconclusive": "?"}
 
 
 def check_matplotlib() -> None:
@@ -202,7 +205,7 @@ def _verdict_row(v: Verdict) -> str:
     ci = (f"[{v.ci_low:.4g}, {v.ci_high:.4g}] ({100 * v.confidence:.0f}%)"
           if v.ci_low is not None and v.ci_high is not None and v.confidence is not None else "")
     status = v.status if v.status != "inconclusive" else f"inconclusive → {'pass' if v.passed else 'fail'}"
-    return (f"<tr class='{_e(v.status)}'><td>{_e(v.name)}</td><td>{ICON[v.status]} {_e(status)}</td>"
+    return (f"<tr class='{_e(v.status)}'><td>{_e(v.name)}</td><td>{HTML_ICON[v.status]} {_e(status)}</td>"
             f"<td>{v.measured:.4g} {_e(v.unit)}</td><td>{v.bound:.4g}</td><td>{_e(ci)}</td>"
             f"<td>{_e(v.detail)}{'<br><em>' + _e(v.note) + '</em>' if v.note else ''}</td></tr>")
 
@@ -243,7 +246,7 @@ def html_report(report: Report) -> str:
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>edgecraft: {_e(report.plan_name)}"
              f"</title><style>{CSS}</style></head><body>",
              f"<h1>edgecraft report: {_e(report.plan_name)}</h1>",
-             f"<p class='banner {status}'>{ICON[status]} <b>{'PASSED' if report.passed else 'FAILED'}</b> "
+             f"<p class='banner {status}'>{HTML_ICON[status]} <b>{'PASSED' if report.passed else 'FAILED'}</b> "
              f"(status {status}{', exit code ' + str(report.exit_code) if report.exit_code is not None else ''})</p>",
              f"<p>plan <code>{_e(report.plan)}</code>, edgecraft {_e(report.edgecraft_version)}, {_e(report.created)}"
              + (f", reference <code>{_e(report.reference_report)}</code>" if report.reference_report else "")
@@ -254,7 +257,7 @@ def html_report(report: Report) -> str:
                      f"<b>{_e(report.gate.get('inconclusive', 'fail'))}</b>.</p>")
     for t in report.targets:
         tstatus = t.status or ("pass" if t.passed else "fail")
-        parts.append(f"<h2>{ICON[tstatus]} {_e(t.target)} <small>({_e(t.backend)}, target {_e(t.target_name)}"
+        parts.append(f"<h2>{HTML_ICON[tstatus]} {_e(t.target)} <small>({_e(t.backend)}, target {_e(t.target_name)}"
                      f"{', EMULATED device' if t.emulated else ''})</small></h2>")
         parts.append(target_figure_svg(t))
         parts.append(_measure_table(t))
