@@ -40,7 +40,10 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     for kind, name in (("strategy", "weight-clustering"), ("backend", "ort-basic")):
         assert main(["plugin", "new", kind, name, str(root / name)]) == 0
     env_dir = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)], check=True)
+    # Without pip of its own: the venv then uses the system's pip and (recent) setuptools, whose editable
+    # builds need no `wheel` package; a venv's bundled setuptools would shadow them and fail offline.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(env_dir)],
+                   check=True)
     python = env_dir / "bin" / "python"
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                              check=True, capture_output=True, text=True).stdout.strip()
