@@ -171,6 +171,7 @@ class InterleavedTimer:
         self._cpu_share: dict[str, list[float]] = {label: [] for label in self.sessions}
         self._round_seconds: list[float] = []
         self._warm = False
+        self.warmup_seconds = 0.0
         #: How many times the verdicts on these rounds were judged (set by the gate's sequential check).
         self.look = 1
 
@@ -184,6 +185,7 @@ class InterleavedTimer:
     def warm_up(self) -> None:
         """Untimed calls for every session, whose times set the number of calls per round."""
         slowest = 0.0
+        started = time.perf_counter()
         for session in self.sessions.values():
             times = session.timed_runs(self.feeds, max(self.spec.warmup, 1))
             tail = times[len(times) // 2:] or times  # the first calls pay one-off costs (allocation, caches)
@@ -191,6 +193,7 @@ class InterleavedTimer:
         self.latency_estimate_ms = slowest * 1e3
         calls = math.ceil(self.spec.round_ms / 1e3 / slowest) if slowest > 0 else self.spec.max_calls
         self.per_round = self._cap(calls)
+        self.warmup_seconds = time.perf_counter() - started
         self._warm = True
 
     def round_estimate_s(self) -> float:
@@ -259,7 +262,8 @@ class InterleavedTimer:
         flt = self.round_filter()
         return {"calls_per_round": self.per_round, "round_ms": self.spec.round_ms,
                 "latency_estimate_ms": None if self.latency_estimate_ms is None else round(self.latency_estimate_ms, 4),
-                "rounds": self.n_rounds, "seconds": round(self.seconds, 3), "looks": self.look,
+                "rounds": self.n_rounds, "seconds": round(self.seconds, 3),
+                "warmup_seconds": round(self.warmup_seconds, 3), "looks": self.look,
                 "rounds_discarded": flt.discarded, "discard_reasons": dict(flt.reasons)}
 
 
