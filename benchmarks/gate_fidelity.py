@@ -69,8 +69,8 @@ def build_variant(extra_layers: int) -> Any:
 
 def export(model: Any, path: Path) -> None:
     from edgecraft.model_source import export_onnx
-    from edgecraft.models import TorchModel
     from edgecraft.modelio import ModelIO
+    from edgecraft.models import TorchModel
 
     path.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(TorchModel(model, ModelIO.single("input", (1, 1, 32, 32))), path)

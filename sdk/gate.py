@@ -37,9 +37,11 @@ from edgecraft.safe_text import bounded_repr
 from edgecraft.stats import (
     Interval,
     RoundFilter,
+    contended,
     decide_at_least,
     decide_at_most,
     look_confidence,
+    paired_ratio_interval,
     percentile_interval,
     ratio_interval,
     ratio_to_constant_interval,
@@ -93,6 +95,33 @@ def _basis(timer: InterleavedTimer, labels: list[str], gate: GateSpec) -> _Basis
     return _Basis(timer.round_filter(labels), look_confidence(gate.confidence, timer.look), timer.look)
 
 
+def _ratio(timer: InterleavedTimer, num: str, den: str, pct: str, keep: np.ndarray, gate: GateSpec,
+           seed: int) -> tuple[Interval, str]:
+    """The ``num / den`` latency ratio interval, and a note on the per-round statistic it used.
+
+    ``latency.statistic: auto`` compares wall-clock lower quintiles, unless the wall clock was visibly
+    contended (:func:`edgecraft.stats.contended`): then every call of a slow model is stretched by time
+    slices lost to other processes, no call is clean, and the per-round CPU time per call (which being
+    descheduled does not inflate) is the measure that still tells the models apart.
+    """
+    statistic = timer.spec.statistic
+    if statistic == "auto":
+        shares = {label: timer.cpu_share(label)[keep] for label in (num, den)}
+        local = all(timer.host_timed(label) for label in (num, den))
+        statistic = "cpu" if pct == "p50" and local and contended(shares) else "low"
+    if statistic == "cpu" and pct == "p50" and int(keep.sum()) >= 4:
+        ci = paired_ratio_interval(timer.cpu_ms_per_call(num, keep), timer.cpu_ms_per_call(den, keep),
+                                   confidence=gate.confidence, resamples=gate.bootstrap_resamples, seed=seed)
+        why = ("the wall clock was contended (most blocks got well under their best CPU share)"
+               if timer.spec.statistic == "auto" else "latency.statistic: cpu")
+        return ci, f"; per-round CPU time per call ({why})"
+    if statistic == "cpu":
+        statistic = "low"
+    ci = ratio_interval(timer.rounds_ms(num, keep), timer.rounds_ms(den, keep), pct, confidence=gate.confidence,
+                        resamples=gate.bootstrap_resamples, seed=seed, statistic=statistic)
+    return ci, ""
+
+
 def judge_latency_interval(contract: LatencyContract, timer: InterleavedTimer, gate: GateSpec, *, emulated: bool,
                            seed: int = 0) -> Verdict:
     """A latency contract judged on the bootstrap interval of the undisturbed interleaved rounds so far.
@@ -120,15 +149,15 @@ def judge_latency_interval(contract: LatencyContract, timer: InterleavedTimer, g
                        bound=contract.max_ms, unit=f"ms ({pct})", detail=detail + basis.suffix() + tag,
                        ci_low=ci.low, ci_high=ci.high)
     assert contract.min_speedup is not None
-    ci = ratio_interval(timer.rounds_ms(BASELINE, keep), comp, pct, confidence=gate.confidence,
-                        resamples=gate.bootstrap_resamples, seed=seed,
-                        statistic=timer.spec.statistic).at_confidence(basis.confidence)
+    # speedup = baseline / compressed
+    ratio, how = _ratio(timer, BASELINE, COMPRESSED, pct, keep, gate, seed)
+    ci = ratio.at_confidence(basis.confidence)
     status = basis.status(decide_at_least(ci, contract.min_speedup))
     detail = (f"{pct} speedup {ci.estimate:.2f}x ({_ci_text(ci, 'x', 2)}) vs {contract.min_speedup:g}x required: ")
     detail += {"pass": "met", "fail": f"short by {contract.min_speedup - ci.estimate:.2f}x",
                "inconclusive": "undecided"}[status]
     return Verdict(**common, passed=status == "pass", status=status, measured=ci.estimate,
-                   bound=contract.min_speedup, unit=f"speedup ({pct})", detail=detail + basis.suffix() + tag,
+                   bound=contract.min_speedup, unit=f"speedup ({pct})", detail=detail + how + basis.suffix() + tag,
                    ci_low=ci.low, ci_high=ci.high)
 
 
@@ -205,21 +234,19 @@ def reference_latency_verdict(bounds: ReferenceBounds, gate: GateSpec, timer: In
     undisturbed rounds, at this look's level (see :func:`judge_latency_interval`)."""
     assert bounds.max_latency_regression_pct is not None
     pct = bounds.percentile
-    statistic = timer.spec.statistic
+    stat_note = ""
     if ref.remeasured:
         basis = _basis(timer, [COMPRESSED, REFERENCE], gate)
         comp = timer.rounds_ms(COMPRESSED, basis.keep)
-        ratio = ratio_interval(comp, timer.rounds_ms(REFERENCE, basis.keep), pct, confidence=gate.confidence,
-                               resamples=gate.bootstrap_resamples, seed=seed, statistic=statistic)
+        ratio, stat_note = _ratio(timer, COMPRESSED, REFERENCE, pct, basis.keep, gate, seed)
         how = "re-measured interleaved with the candidate"
     elif ref.same_baseline:
         # The recorded compressed/baseline ratio vs this run's: the shared baseline absorbs machine drift.
         basis = _basis(timer, [COMPRESSED, BASELINE], gate)
         comp = timer.rounds_ms(COMPRESSED, basis.keep)
         recorded = float(ref.entry["compressed"]["latency_ms"][pct]) / float(ref.entry["baseline"]["latency_ms"][pct])
-        ratio = ratio_interval(comp, timer.rounds_ms(BASELINE, basis.keep), pct, confidence=gate.confidence,
-                               resamples=gate.bootstrap_resamples, seed=seed,
-                               statistic=statistic).scaled(1.0 / recorded)
+        ratio, stat_note = _ratio(timer, COMPRESSED, BASELINE, pct, basis.keep, gate, seed)
+        ratio = ratio.scaled(1.0 / recorded)
         how = (f"recorded numbers ({ref.reason}); normalized by the shared baseline, measured again now: "
                f"recorded {pct} ratio compressed/baseline {recorded:.3f}")
     else:
@@ -235,7 +262,7 @@ def reference_latency_verdict(bounds: ReferenceBounds, gate: GateSpec, timer: In
     status = basis.status(decide_at_most(ci, bound))
     detail = (f"{pct} vs reference: {ci.estimate:+.1f}% ({_ci_text(ci, '%', 1)}), at most +{bound:g}% allowed: "
               + {"pass": "within", "fail": f"over by {ci.estimate - bound:.1f} points",
-                 "inconclusive": "undecided"}[status] + f"; reference {how}" + basis.suffix())
+                 "inconclusive": "undecided"}[status] + f"; reference {how}" + stat_note + basis.suffix())
     if emulated:
         detail += " [emulated device: says nothing about real hardware]"
     return Verdict(name=f"reference: {pct} latency regression <= {bound:g}%", kind="latency",

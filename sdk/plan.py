@@ -190,10 +190,12 @@ class LatencySpec(StrictModel):
                         "taken while a verdict is inconclusive (see gate.time_budget_s).")
     threads: int = Field(2, ge=1, description="Intra-op threads of every runtime session. On a shared runner keep "
                          "it below the core count (see the README's 'Noise-aware latency verdicts').")
-    statistic: Literal["low", "median"] = Field(
-        "low", description="Per-round statistic of a p50 ratio (speedup, regression vs a reference): 'low' compares "
-        "the two blocks' lower quintiles (a busy neighbour can only add time to a call, so the low end of a block is "
-        "what the model costs), 'median' their medians.")
+    statistic: Literal["auto", "low", "median", "cpu"] = Field(
+        "auto", description="Per-round statistic of a p50 ratio (speedup, regression vs a reference): 'low' compares "
+        "the two blocks' lower quintiles of wall time (a busy neighbour can only add time to a call), 'median' their "
+        "medians, 'cpu' the process CPU time per call (immune to being descheduled; with several threads a proxy "
+        "that assumes both models parallelize alike). 'auto': 'low', or 'cpu' when the wall clock was visibly "
+        "contended (most blocks got well under the model's best CPU share); the verdict says which.")
     batch_size: int = Field(1, ge=1)
     seed: int = 0
 

@@ -159,13 +159,45 @@ def ratio_interval(numerator: np.ndarray | list[list[float]], denominator: np.nd
     rounds = num.shape[0]
     round_idx = rng.integers(0, rounds, size=(resamples, rounds))
     if percentile == "p50" and rounds >= 4:
-        logs = np.log(round_statistic(num, statistic) / round_statistic(den, statistic))
-        boot = np.exp(_trimmed_mean(logs[round_idx], axis=1))
-        return _interval(float(np.exp(_trimmed_mean(logs, axis=0))), boot, confidence)
+        return paired_ratio_interval(round_statistic(num, statistic), round_statistic(den, statistic),
+                                     confidence=confidence, resamples=resamples, seed=seed)
     q = PERCENTILES[percentile]
     boot = (np.percentile(_resample(num, round_idx, rng), q, axis=1)
             / np.percentile(_resample(den, round_idx, rng), q, axis=1))
     return _interval(float(np.percentile(num, q) / np.percentile(den, q)), boot, confidence)
+
+
+def paired_ratio_interval(numerator: np.ndarray, denominator: np.ndarray, *, confidence: float = 0.95,
+                          resamples: int = 2000, seed: int = 0) -> Interval:
+    """Interval of ``numerator / denominator`` from one value per round each (paired by round): the
+    interquartile mean of the per-round log-ratios, bootstrapped over rounds."""
+    num, den = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
+    if num.shape != den.shape or num.ndim != 1 or num.size < 1:
+        raise ValueError(f"paired per-round values differ in shape: {num.shape} vs {den.shape}")
+    rng = np.random.default_rng(seed)
+    round_idx = rng.integers(0, num.size, size=(resamples, num.size))
+    logs = np.log(num / den)
+    boot = np.exp(_trimmed_mean(logs[round_idx], axis=1))
+    return _interval(float(np.exp(_trimmed_mean(logs, axis=0))), boot, confidence)
+
+
+#: The wall clock counts as contended when a model's typical (median) block got less than this share of
+#: its best (90th percentile) CPU share: most blocks lost a good part of their time to other processes.
+CONTENDED_SHARE = 0.85
+
+
+def contended(cpu_share: Mapping[str, np.ndarray]) -> bool:
+    """Whether most blocks of some model ran well below that model's best CPU share (see CONTENDED_SHARE).
+
+    Models whose host process does not compute (a remote device; share under MIN_CPU_SHARE) say nothing.
+    """
+    for share in cpu_share.values():
+        arr = np.asarray(share, dtype=np.float64)
+        if arr.size >= 4:
+            best = float(np.quantile(arr, 0.9))
+            if best >= MIN_CPU_SHARE and float(np.median(arr)) < CONTENDED_SHARE * best:
+                return True
+    return False
 
 
 def ratio_to_constant_interval(numerator: np.ndarray | list[list[float]], constant: float, percentile: str, *,
