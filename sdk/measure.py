@@ -277,8 +277,9 @@ class InterleavedTimer:
     def round_filter(self, labels: list[str] | None = None) -> RoundFilter:
         """Which rounds are undisturbed for the given sessions (default: all); see :func:`disturbed_rounds`."""
         chosen = labels or list(self.sessions)
+        # CPU time says something only about sessions timed on this process's own clock
         return disturbed_rounds({label: self.rounds_ms(label) for label in chosen},
-                                {label: self.cpu_share(label) for label in chosen})
+                                {label: self.cpu_share(label) for label in chosen if self.host_timed(label)})
 
     def stats(self) -> dict[str, LatencyStats]:
         return {label: LatencyStats.from_seconds([t for block in rounds for t in block])
