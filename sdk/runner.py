@@ -159,6 +159,7 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
                 judges.append(lambda v=verdict: v)
         settled = settle(judges, timer, gate, label=view.label, progress=progress)
         stats = timer.stats()
+        timing = {**timer.describe(), "extra_seconds": round(settled.extra_seconds, 3)}
         device = {**sessions[BASELINE].describe()}
         runtime = {name: sessions[name].describe() for name in (BASELINE, COMPRESSED)}
     finally:
@@ -204,7 +205,7 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
                                 comp_art.manifest.get("steps", []), runtime[COMPRESSED], comp_art.rebuilt_reason),
         contracts=verdicts, artifact=str(comp_art.path), compiled_key=compiled.key(), device=device,
         emulated=emulated, ratios=ratios, status=overall_status(verdicts), reference=reference_report,
-        extra_rounds=settled.extra_rounds)
+        extra_rounds=settled.extra_rounds, timing=timing)
     resources.attach(report)
     return report
 

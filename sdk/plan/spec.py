@@ -212,14 +212,44 @@ class EvaluationSpec(StrictModel):
 
 
 class LatencySpec(StrictModel):
-    """How latency is measured: warm-up, interleaved rounds, fixed threads, the same input for both."""
+    """How latency is measured: warm-up, interleaved rounds sized by time, fixed threads, the same input for all.
 
-    warmup: int = Field(20, ge=0)
-    repeats: int = Field(200, ge=5, description="Timed calls per model, spread over `rounds` interleaved rounds.")
-    rounds: int = Field(10, ge=1)
-    threads: int = Field(2, ge=1, description="Intra-op threads of every runtime session.")
+    Why a time per round and not a fixed repeat count: a fixed count is either too few calls for a
+    0.3 ms model (each block is over in 3 ms, so one scheduler hiccup is its whole median) or minutes
+    of timing for a 25 ms one. Like ``timeit.autorange``, every model runs ``calls_per_round`` calls
+    per round, derived from the warm-up's latency so that the slowest model's block lasts about
+    ``round_ms``, clamped to ``[min_calls, max_calls]``.
+    """
+
+    warmup: int = Field(20, ge=0, description="Untimed calls per model before timing; their times also set the "
+                        "number of calls per round.")
+    round_ms: float = Field(50.0, gt=0, le=60_000, description="Target duration of one model's block of calls in "
+                            "a round, in ms: calls per round = round_ms / the slowest model's latency, clamped to "
+                            "[min_calls, max_calls].")
+    min_calls: int = Field(5, ge=1, description="Fewest timed calls per model per round (a slow model's block "
+                           "still has a low quantile to judge on).")
+    max_calls: int = Field(1000, ge=1, description="Most timed calls per model per round.")
+    repeats: int | None = Field(None, ge=5, description="Deprecated (use round_ms): when set, caps the timed calls "
+                                "per model per round at repeats // rounds, so an old plan never times more than it "
+                                "did; a model too slow to make that many calls in round_ms makes fewer.")
+    rounds: int = Field(10, ge=1, description="Interleaved rounds measured before the first verdict; more are "
+                        "taken while a verdict is inconclusive (see gate.time_budget_s).")
+    threads: int = Field(2, ge=1, description="Intra-op threads of every runtime session. On a shared runner keep "
+                         "it below the core count (see the README's 'Noise-aware latency verdicts').")
+    statistic: Literal["auto", "low", "median", "cpu"] = Field(
+        "auto", description="Per-round statistic of a p50 ratio (speedup, regression vs a reference): 'low' compares "
+        "the two blocks' lower quintiles of wall time (a busy neighbour can only add time to a call), 'median' their "
+        "medians, 'cpu' the process CPU time per call (immune to being descheduled; with several threads a proxy "
+        "that assumes both models parallelize alike). 'auto': 'low', or 'cpu' when the wall clock was visibly "
+        "contended (most blocks got well under the model's best CPU share); the verdict says which.")
     batch_size: int = Field(1, ge=1)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _calls_range(self) -> LatencySpec:
+        if self.min_calls > self.max_calls:
+            raise ValueError(f"min_calls ({self.min_calls}) must not exceed max_calls ({self.max_calls})")
+        return self
 
 
 class MeasureSpec(StrictModel):
@@ -264,12 +294,15 @@ class ReferenceBounds(StrictModel):
 class GateSpec(StrictModel):
     """Noise-aware verdicts: confidence intervals, adaptive repetitions, and what 'inconclusive' means."""
 
-    confidence: float = Field(0.95, ge=0.5, lt=1.0, description="Two-sided confidence level of the bootstrap "
-                              "interval a latency verdict is judged on.")
+    confidence: float = Field(0.95, ge=0.5, lt=1.0, description="Two-sided confidence level of a latency verdict "
+                              "over all its looks: look k is judged at a stricter level (alpha * 6 / (pi^2 k^2)), so "
+                              "re-judging after more rounds does not inflate the false-decision rate.")
     bootstrap_resamples: int = Field(2000, ge=100, le=100_000)
     time_budget_s: float = Field(
         30.0, ge=0, description="Extra measuring time per target while a latency verdict is inconclusive: more "
-        "interleaved rounds are taken until every verdict is decided or this budget is spent.")
+        "interleaved rounds are taken (the verdicts re-judged after each batch, at a stricter confidence per look) "
+        "until every verdict is decided or the next round would not fit in this budget; the clock is checked "
+        "before every round, so it is overrun by at most one round.")
     inconclusive: Literal["fail", "pass", "error"] = Field(
         "fail", description="What an inconclusive verdict means once the budget is spent: 'fail' (exit 1), "
         "'pass' (exit 0, flagged in reports) or 'error' (exit 4: the measurement could not decide; retry on a "

@@ -34,6 +34,13 @@ class Verdict(BaseModel):
     note: str | None = Field(None, description="How an inconclusive verdict was counted, fallbacks used, ...")
     metric: str | None = Field(None, description="The metric an accuracy verdict is about.")
     percentile: str | None = Field(None, description="The percentile a latency verdict is about.")
+    rounds_used: int | None = Field(None, description="Interleaved rounds a latency verdict was judged on.")
+    rounds_discarded: int | None = Field(None, description="Rounds left out of a latency verdict as disturbed "
+                                         "(the timed process descheduled, or a block far slower than usual).")
+    discard_reasons: dict[str, int] | None = Field(None, description="Discarded rounds by reason: 'descheduled', "
+                                                   "'slow'.")
+    look: int | None = Field(None, description="Which look of the sequential check decided a latency verdict "
+                             "(its interval is at the stricter per-look level given in `confidence`).")
 
 
 def _name(contract: AccuracyContract | LatencyContract | SizeContract) -> str:

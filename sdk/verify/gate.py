@@ -3,8 +3,12 @@
 A latency verdict is judged on a bootstrap confidence interval (:mod:`edgecraft.verify.stats`), not on a
 point estimate: ``pass`` when the whole interval meets the bound, ``fail`` when the whole interval
 misses it, ``inconclusive`` otherwise. While any latency verdict of a target is inconclusive, more
-interleaved rounds are measured, up to the plan's ``gate.time_budget_s``; what is still
-inconclusive then is counted as the plan's ``gate.inconclusive`` says (fail, pass, or error: exit 4).
+interleaved rounds are measured in growing batches and the verdicts re-judged after each (a
+sequential check, at a stricter level per look), until all are decided or the next round would not
+fit in the plan's ``gate.time_budget_s``; what is still inconclusive then is counted as the plan's
+``gate.inconclusive`` says (fail, pass, or error: exit 4). Rounds in which the timed process was
+disturbed (descheduled by a neighbour, or far slower than usual) are left out of every verdict and
+counted in it (:func:`edgecraft.verify.stats.disturbed_rounds`).
 
 The reference is the report of the last released artifact (``edgecraft run PLAN --reference
 REPORT.json``). When its artifact is still in the cache it is loaded and measured interleaved with
@@ -14,12 +18,14 @@ the candidate (drift cancels); when it is gone, the recorded numbers are used an
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from edgecraft.errors import EXIT_INCONCLUSIVE, InputError
 from edgecraft.plan import GateSpec, LatencyContract, ReferenceBounds
 from edgecraft.progress import NullProgress, Progress
@@ -30,8 +36,12 @@ from edgecraft.verify.reference_checks import check_reference_entry
 from edgecraft.verify.report import REPORT_SCHEMA_ID
 from edgecraft.verify.stats import (
     Interval,
+    RoundFilter,
+    contended,
     decide_at_least,
     decide_at_most,
+    look_confidence,
+    paired_ratio_interval,
     percentile_interval,
     ratio_interval,
     ratio_to_constant_interval,
@@ -43,7 +53,7 @@ BASELINE, COMPRESSED, REFERENCE = "baseline", "compressed", "reference"
 
 
 def _ci_text(interval: Interval, unit: str = "", digits: int = 3) -> str:
-    return f"{100 * interval.confidence:.0f}% CI [{interval.low:.{digits}f}, {interval.high:.{digits}f}]{unit}"
+    return f"{100 * interval.confidence:.4g}% CI [{interval.low:.{digits}f}, {interval.high:.{digits}f}]{unit}"
 
 
 def _name(contract: LatencyContract) -> str:
@@ -51,35 +61,104 @@ def _name(contract: LatencyContract) -> str:
 
 
 # ------------------------------------------------------------------------------------------ contracts
+@dataclass(frozen=True)
+class _Basis:
+    """What a latency verdict is judged on: the undisturbed rounds, and this look's confidence level."""
+
+    rounds: RoundFilter
+    confidence: float
+    look: int
+
+    @property
+    def keep(self) -> np.ndarray:
+        """The rounds judged on: the undisturbed ones, or all when most were disturbed (then nothing is
+        decided anyway, see :meth:`status`, but the estimate is still reported)."""
+        return np.ones_like(self.rounds.keep) if self.rounds.too_disturbed else self.rounds.keep
+
+    def fields(self) -> dict[str, Any]:
+        return {"rounds_used": self.rounds.kept, "rounds_discarded": self.rounds.discarded,
+                "discard_reasons": dict(self.rounds.reasons), "look": self.look, "confidence": self.confidence}
+
+    def status(self, decided: str) -> str:
+        # Most rounds disturbed: nothing is known about the model's usual latency, so nothing is decided
+        # (more rounds are measured; a quieter stretch may still decide it).
+        return "inconclusive" if self.rounds.too_disturbed else decided
+
+    def suffix(self) -> str:
+        text = f"; look {self.look}, {self.rounds.describe()}"
+        if self.rounds.too_disturbed:
+            text += ": too disturbed to judge (a busy runner? see the README on latency.threads)"
+        return text
+
+
+def _basis(timer: InterleavedTimer, labels: list[str], gate: GateSpec) -> _Basis:
+    return _Basis(timer.round_filter(labels), look_confidence(gate.confidence, timer.look), timer.look)
+
+
+def _ratio(timer: InterleavedTimer, num: str, den: str, pct: str, keep: np.ndarray, gate: GateSpec,
+           seed: int) -> tuple[Interval, str]:
+    """The ``num / den`` latency ratio interval, and a note on the per-round statistic it used.
+
+    ``latency.statistic: auto`` compares wall-clock lower quintiles, unless the wall clock was visibly
+    contended (:func:`edgecraft.verify.stats.contended`): then every call of a slow model is stretched by time
+    slices lost to other processes, no call is clean, and the per-round CPU time per call (which being
+    descheduled does not inflate) is the measure that still tells the models apart.
+    """
+    statistic = timer.spec.statistic
+    if statistic == "auto":
+        shares = {label: timer.cpu_share(label)[keep] for label in (num, den)}
+        local = all(timer.host_timed(label) for label in (num, den))
+        statistic = "cpu" if pct == "p50" and local and contended(shares) else "low"
+    if statistic == "cpu" and pct == "p50" and int(keep.sum()) >= 4:
+        ci = paired_ratio_interval(timer.cpu_ms_per_call(num, keep), timer.cpu_ms_per_call(den, keep),
+                                   confidence=gate.confidence, resamples=gate.bootstrap_resamples, seed=seed)
+        why = ("the wall clock was contended (most blocks got well under their best CPU share)"
+               if timer.spec.statistic == "auto" else "latency.statistic: cpu")
+        return ci, f"; per-round CPU time per call ({why})"
+    if statistic == "cpu":
+        statistic = "low"
+    ci = ratio_interval(timer.rounds_ms(num, keep), timer.rounds_ms(den, keep), pct, confidence=gate.confidence,
+                        resamples=gate.bootstrap_resamples, seed=seed, statistic=statistic)
+    return ci, ""
+
+
 def judge_latency_interval(contract: LatencyContract, timer: InterleavedTimer, gate: GateSpec, *, emulated: bool,
                            seed: int = 0) -> Verdict:
-    """A latency contract judged on the bootstrap interval of the interleaved rounds measured so far."""
+    """A latency contract judged on the bootstrap interval of the undisturbed interleaved rounds so far.
+
+    The interval is at this look's level (:func:`edgecraft.verify.stats.look_confidence`), so the gate can
+    re-judge after every batch of rounds without inflating its false-decision rate.
+    """
     pct = contract.percentile
     tag = " [emulated device: says nothing about real hardware]" if emulated else ""
-    comp = timer.rounds_ms(COMPRESSED)
-    common = {"name": _name(contract), "kind": "latency", "emulated": emulated, "confidence": gate.confidence,
-              "samples": int(comp.size), "percentile": pct}
+    labels = [COMPRESSED] if contract.max_ms is not None else [BASELINE, COMPRESSED]
+    basis = _basis(timer, labels, gate)
+    keep = basis.keep
+    comp = timer.rounds_ms(COMPRESSED, keep)
+    common = {"name": _name(contract), "kind": "latency", "emulated": emulated, "samples": int(comp.size),
+              "percentile": pct, **basis.fields()}
     if contract.max_ms is not None:
         ci = percentile_interval(comp, pct, confidence=gate.confidence, resamples=gate.bootstrap_resamples,
-                                 seed=seed)
-        status = decide_at_most(ci, contract.max_ms)
+                                 seed=seed).at_confidence(basis.confidence)
+        status = basis.status(decide_at_most(ci, contract.max_ms))
         detail = f"{pct} {ci.estimate:.3f} ms ({_ci_text(ci, ' ms')}) vs {contract.max_ms:g} ms ceiling: "
         detail += {"pass": "within", "fail": f"over by {ci.estimate - contract.max_ms:.3f} ms "
                    f"({100 * (ci.estimate / contract.max_ms - 1):.1f}%)",
-                   "inconclusive": "the interval straddles the ceiling"}[status]
+                   "inconclusive": "undecided"}[status]
         return Verdict(**common, passed=status == "pass", status=status, measured=ci.estimate,
-                       bound=contract.max_ms, unit=f"ms ({pct})", detail=detail + tag, ci_low=ci.low,
-                       ci_high=ci.high)
+                       bound=contract.max_ms, unit=f"ms ({pct})", detail=detail + basis.suffix() + tag,
+                       ci_low=ci.low, ci_high=ci.high)
     assert contract.min_speedup is not None
-    ci = ratio_interval(timer.rounds_ms(BASELINE), comp, pct, confidence=gate.confidence,
-                        resamples=gate.bootstrap_resamples, seed=seed)
-    status = decide_at_least(ci, contract.min_speedup)
+    # speedup = baseline / compressed
+    ratio, how = _ratio(timer, BASELINE, COMPRESSED, pct, keep, gate, seed)
+    ci = ratio.at_confidence(basis.confidence)
+    status = basis.status(decide_at_least(ci, contract.min_speedup))
     detail = (f"{pct} speedup {ci.estimate:.2f}x ({_ci_text(ci, 'x', 2)}) vs {contract.min_speedup:g}x required: ")
     detail += {"pass": "met", "fail": f"short by {contract.min_speedup - ci.estimate:.2f}x",
-               "inconclusive": "the interval straddles the bound"}[status]
+               "inconclusive": "undecided"}[status]
     return Verdict(**common, passed=status == "pass", status=status, measured=ci.estimate,
-                   bound=contract.min_speedup, unit=f"speedup ({pct})", detail=detail + tag, ci_low=ci.low,
-                   ci_high=ci.high)
+                   bound=contract.min_speedup, unit=f"speedup ({pct})", detail=detail + how + basis.suffix() + tag,
+                   ci_low=ci.low, ci_high=ci.high)
 
 
 # ------------------------------------------------------------------------------------------ reference report
@@ -151,39 +230,45 @@ class ReferenceSide:
 
 def reference_latency_verdict(bounds: ReferenceBounds, gate: GateSpec, timer: InterleavedTimer, ref: ReferenceSide,
                               *, emulated: bool, seed: int = 0) -> Verdict:
-    """Latency regression of the candidate vs the reference, in percent, on a bootstrap interval."""
+    """Latency regression of the candidate vs the reference, in percent, on a bootstrap interval of the
+    undisturbed rounds, at this look's level (see :func:`judge_latency_interval`)."""
     assert bounds.max_latency_regression_pct is not None
     pct = bounds.percentile
-    comp = timer.rounds_ms(COMPRESSED)
+    stat_note = ""
     if ref.remeasured:
-        ratio = ratio_interval(comp, timer.rounds_ms(REFERENCE), pct, confidence=gate.confidence,
-                               resamples=gate.bootstrap_resamples, seed=seed)
+        basis = _basis(timer, [COMPRESSED, REFERENCE], gate)
+        comp = timer.rounds_ms(COMPRESSED, basis.keep)
+        ratio, stat_note = _ratio(timer, COMPRESSED, REFERENCE, pct, basis.keep, gate, seed)
         how = "re-measured interleaved with the candidate"
     elif ref.same_baseline:
         # The recorded compressed/baseline ratio vs this run's: the shared baseline absorbs machine drift.
+        basis = _basis(timer, [COMPRESSED, BASELINE], gate)
+        comp = timer.rounds_ms(COMPRESSED, basis.keep)
         recorded = float(ref.entry["compressed"]["latency_ms"][pct]) / float(ref.entry["baseline"]["latency_ms"][pct])
-        ratio = ratio_interval(comp, timer.rounds_ms(BASELINE), pct, confidence=gate.confidence,
-                               resamples=gate.bootstrap_resamples, seed=seed).scaled(1.0 / recorded)
+        ratio, stat_note = _ratio(timer, COMPRESSED, BASELINE, pct, basis.keep, gate, seed)
+        ratio = ratio.scaled(1.0 / recorded)
         how = (f"recorded numbers ({ref.reason}); normalized by the shared baseline, measured again now: "
                f"recorded {pct} ratio compressed/baseline {recorded:.3f}")
     else:
+        basis = _basis(timer, [COMPRESSED], gate)
+        comp = timer.rounds_ms(COMPRESSED, basis.keep)
         recorded_ms = float(ref.entry["compressed"]["latency_ms"][pct])
         ratio = ratio_to_constant_interval(comp, recorded_ms, pct, confidence=gate.confidence,
                                            resamples=gate.bootstrap_resamples, seed=seed)
         how = (f"recorded numbers ({ref.reason}): {pct} {recorded_ms:.3f} ms measured in another run, so machine "
                "drift between the runs is not cancelled")
-    ci = ratio.scaled(100.0, -100.0)
+    ci = ratio.at_confidence(basis.confidence).scaled(100.0, -100.0)
     bound = bounds.max_latency_regression_pct
-    status = decide_at_most(ci, bound)
+    status = basis.status(decide_at_most(ci, bound))
     detail = (f"{pct} vs reference: {ci.estimate:+.1f}% ({_ci_text(ci, '%', 1)}), at most +{bound:g}% allowed: "
               + {"pass": "within", "fail": f"over by {ci.estimate - bound:.1f} points",
-                 "inconclusive": "the interval straddles the bound"}[status] + f"; reference {how}")
+                 "inconclusive": "undecided"}[status] + f"; reference {how}" + stat_note + basis.suffix())
     if emulated:
         detail += " [emulated device: says nothing about real hardware]"
     return Verdict(name=f"reference: {pct} latency regression <= {bound:g}%", kind="latency",
                    passed=status == "pass", status=status, measured=ci.estimate, bound=bound,
                    unit=f"% {pct} latency vs reference", detail=detail, emulated=emulated, origin="reference",
-                   ci_low=ci.low, ci_high=ci.high, confidence=gate.confidence, samples=int(comp.size), percentile=pct,
+                   ci_low=ci.low, ci_high=ci.high, samples=int(comp.size), percentile=pct, **basis.fields(),
                    note=None if ref.remeasured else f"compared with recorded numbers: {ref.reason}")
 
 
@@ -228,28 +313,44 @@ class Settled:
     verdicts: list[Verdict]
     extra_rounds: int
     extra_seconds: float
+    looks: int = 1
+
+
+#: Each batch of extra rounds adds this share of the rounds so far (at least 2): the looks come after
+#: geometrically growing batches, so the per-look confidence (which tightens with every look) is paid
+#: a logarithmic number of times, while a clear verdict still stops within half again its rounds.
+BATCH_GROWTH = 0.5
 
 
 def settle(judges: list[Callable[[], Verdict]], timer: InterleavedTimer, gate: GateSpec, *, label: str = "",
            progress: Progress | None = None) -> Settled:
     """Judge; while a latency verdict is inconclusive and budget remains, measure more rounds and re-judge;
-    then count what is still inconclusive as ``gate.inconclusive`` says."""
+    then count what is still inconclusive as ``gate.inconclusive`` says.
+
+    A sequential check: every re-judgement is a new look, judged at a stricter level
+    (:func:`edgecraft.verify.stats.look_confidence`), and measuring stops at the first look where every
+    verdict is decided. The budget is enforced per round (:meth:`InterleavedTimer.take` does not start a
+    round that would not end in time), so it is overrun by at most one round plus one judgement.
+    """
     progress = progress or NullProgress()
+    timer.look = 1
     verdicts = [judge() for judge in judges]
     started = time.monotonic()
+    deadline = started + gate.time_budget_s
     extra = 0
-    while (any(v.status == "inconclusive" for v in verdicts)
-           and time.monotonic() - started < gate.time_budget_s):
-        # Double the rounds each time (at least the plan's rounds): the interval narrows by about 1/sqrt(2)
-        # per step, so an undecidable-looking verdict gets a real chance before the budget runs out.
-        batch = max(timer.spec.rounds, timer.n_rounds)
+    while any(v.status == "inconclusive" for v in verdicts):
+        batch = max(2, math.ceil(BATCH_GROWTH * timer.n_rounds))
         undecided = ", ".join(v.name for v in verdicts if v.status == "inconclusive")
-        progress.status(f"{label}: inconclusive ({undecided}); measuring {batch} more rounds")
-        timer.take(batch, description=f"{label} more latency")
-        extra += batch
+        progress.status(f"{label}: inconclusive ({undecided}); measuring up to {batch} more rounds "
+                        f"(look {timer.look + 1})")
+        taken = timer.take(batch, description=f"{label} more latency", deadline=deadline)
+        if not taken:
+            break
+        extra += taken
+        timer.look += 1
         verdicts = [judge() for judge in judges]
     spent = time.monotonic() - started
-    return Settled([_apply_policy(v, gate, extra, spent) for v in verdicts], extra, spent)
+    return Settled([_apply_policy(v, gate, extra, spent) for v in verdicts], extra, spent, timer.look)
 
 
 def _apply_policy(verdict: Verdict, gate: GateSpec, extra_rounds: int, spent: float) -> Verdict:

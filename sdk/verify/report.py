@@ -124,6 +124,9 @@ class TargetReport(BaseModel):
         None, description="'fail' if a verdict failed, 'inconclusive' if one stayed undecided, else 'pass'.")
     reference: ReferenceMeasurement | None = None
     extra_rounds: int = Field(0, description="Latency rounds added because a verdict was inconclusive.")
+    timing: dict[str, Any] | None = Field(
+        None, description="How latency was timed: calls_per_round (from round_ms and the warm-up latency), rounds, "
+        "seconds of timed rounds, looks of the sequential check, rounds_discarded and discard_reasons.")
 
 
 class Report(BaseModel):

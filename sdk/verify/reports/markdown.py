@@ -78,6 +78,11 @@ def _target(t: TargetReport) -> list[str]:
                          f"{_ci(v)} | {_cell(detail)} |")
     if t.extra_rounds:
         lines += ["", f"{t.extra_rounds} extra latency round(s) were measured because a verdict was inconclusive."]
+    timing = t.timing or {}
+    if timing.get("rounds_discarded"):
+        reasons = ", ".join(f"{n} {why}" for why, n in sorted(dict(timing.get("discard_reasons") or {}).items()))
+        lines += ["", f"{timing['rounds_discarded']} of {timing.get('rounds')} latency round(s) were left out as "
+                  f"disturbed ({reasons})."]
     return lines
 
 

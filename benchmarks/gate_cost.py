@@ -1,0 +1,386 @@
+"""Gate cost and fidelity: how long the latency gate measures, and whether it still tells right from wrong.
+
+Two models, both on ``ort-cpu`` with the bundled example's ``latency:`` settings
+(``examples/digits/plan.yaml``, unless ``--threads`` overrides them):
+
+* **small**: the bundled digits ResNet (~0.3-0.6 ms per call), with its slower variant from
+  ``gate_fidelity.py`` (identity 1x1 convolutions after the stem, calibrated to about +10%);
+* **large**: a ResNet-18-sized net (1x3x224x224, random weights: accuracy is irrelevant to latency,
+  ~25-35 ms per call here), whose slower variant has ``k`` identity 3x3 convolutions after the stem's
+  max-pool (same outputs, real compute), ``k`` calibrated to about +10%.
+
+Every gate run is a full ``edgecraft.runner.run_plan`` against a reference report of the unchanged
+model (bound: p50 regression <= 5%, the reference re-measured interleaved). Figures:
+
+* ``gate_wall_s_small`` / ``_large``: the timing part of one gate run (warm-up + every timed round,
+  including the sequential check's extra rounds) whose verdict has a 10% margin (the unchanged model
+  against a +10% bound), median of 3; ``gate_wall_s_fidelity_*``: the same over the fidelity runs
+  (margin 5%: harder), median and max;
+* ``budget_overrun_s``: an undecidable verdict (bound 0% against the unchanged model itself, so the
+  truth sits on the bound) with ``time_budget_s = --overrun-budget``: how far past the budget the extra
+  measuring went, the worst of both models (goal: at most one round, ``round_s_*`` is written too);
+* ``unchanged_pass_rate_*`` / ``slower_fail_rate_*``: fidelity over ``--runs`` runs per candidate;
+* ``loaded_unchanged_pass_rate`` / ``loaded_slower_fail_rate``: the same under contention: a child
+  process burns one core (pinned to the last one) and ``latency.threads`` equals the core count; the
+  worst of both models (per model also written).
+
+    nice python benchmarks/gate_cost.py --json OUT [--runs 20] [--quick]
+
+The machine is shared: other processes' load is part of what it measures; the load average at start
+and end is written with the figures, and the CPU's int8-relevant flags and core count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gate_fidelity as gf  # noqa: E402 - the digits variants and their export
+
+FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16", "avx2")
+BURNER = "import os\nos.sched_setaffinity(0, {%d})\nwhile True:\n    pass\n"
+
+
+def cpu_facts() -> dict[str, Any]:
+    flags: set[str] = set()
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            if line.startswith("model name") and not model:
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return {"cpu_model": model, "cpu_threads": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+            "cpu_flags": {flag: flag in flags for flag in FLAGS}, "load_average_start": os.getloadavg()}
+
+
+# ------------------------------------------------------------------------------------------ models
+def resnet18(extra: int = 0) -> Any:
+    """A ResNet-18-shaped torch net (random weights) with ``extra`` identity 3x3 convs after the max-pool."""
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self, cin: int, cout: int, stride: int) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.down: nn.Module = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                                    if stride != 1 or cin != cout else nn.Identity())
+
+        def forward(self, x: Any) -> Any:
+            y = torch.relu(self.bn1(self.conv1(x)))
+            return torch.relu(self.bn2(self.conv2(y)) + self.down(x))
+
+    torch.manual_seed(0)
+    stem: list[nn.Module] = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                             nn.MaxPool2d(3, 2, 1)]
+    for _ in range(extra):
+        conv = nn.Conv2d(64, 64, 3, 1, 1, bias=False)
+        with torch.no_grad():
+            conv.weight.zero_()
+            conv.weight[:, :, 1, 1] = torch.eye(64)
+        stem += [conv, nn.ReLU()]  # after ReLU + max-pool x >= 0, so ReLU(identity(x)) == x
+    layers: list[nn.Module] = []
+    cin = 64
+    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        layers += [Block(cin, cout, stride), Block(cout, cout, 1)]
+        cin = cout
+    return nn.Sequential(*stem, *layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 1000)).eval()
+
+
+LARGE_SHAPE = (1, 3, 224, 224)
+
+
+def export_large(extra: int, path: Path) -> None:
+    from edgecraft.model_source import export_onnx
+    from edgecraft.modelio import ModelIO
+    from edgecraft.models import TorchModel
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    export_onnx(TorchModel(resnet18(extra), ModelIO.single("input", LARGE_SHAPE)), path)
+
+
+def calibrate(paths: dict[int, Path], shape: tuple[int, ...], threads: int,
+              rounds: int) -> tuple[int, dict[int, float]]:
+    """Time the variants interleaved with the unchanged one (k=0); the k closest to +10%."""
+    from edgecraft.backends.onnxruntime.backend import OnnxRuntimeBackend, OrtCpuOptions
+    from edgecraft.plan import LatencySpec
+    from edgecraft.verify.measure import measure_latency
+
+    backend = OnnxRuntimeBackend()
+    sessions = {k: backend.load(path.parent, "ort-cpu", OrtCpuOptions(), threads) for k, path in paths.items()}
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    spec = LatencySpec(warmup=10, rounds=rounds, threads=threads, round_ms=100)
+    stats = measure_latency(sessions, {"input": x}, spec)
+    ratios = {k: stats[k].p50 / stats[0].p50 for k in paths if k}
+    return min(ratios, key=lambda k: abs(ratios[k] - 1.10)), ratios
+
+
+# ------------------------------------------------------------------------------------------ gate runs
+def plan_dict(model: str, latency: dict[str, Any], *, bound: float, budget: float, small: bool) -> dict[str, Any]:
+    plan: dict[str, Any] = {
+        "name": "gate-cost", "model": {"kind": "onnx", "path": model}, "latency": latency, "targets": ["ort-cpu"],
+        "gate": {"time_budget_s": budget, "inconclusive": "fail",
+                 "reference": {"max_latency_regression_pct": bound, "max_accuracy_drop": None,
+                               "max_size_growth_pct": None}},
+    }
+    if small:  # the fidelity set-up of gate_fidelity.py: a real evaluation too (it is part of a gate run)
+        plan["data"] = {"test": {"kind": "digits", "split": "test", "max_samples": 64}}
+        plan["evaluation"] = {"dataset": "test", "metrics": ["top1"]}
+        plan["gate"]["reference"]["max_accuracy_drop"] = 0.0
+    return plan
+
+
+class Bench:
+    """One model's unchanged/slower ONNX files, and gate runs against a reference report of the unchanged one."""
+
+    def __init__(self, name: str, work: Path, files: dict[str, Path], small: bool, registry: Any) -> None:
+        self.name, self.work, self.files, self.small, self.registry = name, work, files, small, registry
+        self.cache = work / "cache"
+
+    def _plan(self, candidate: str, latency: dict[str, Any], bound: float, budget: float) -> tuple[Any, Path]:
+        from edgecraft.plan.loading import load_plan
+
+        path = self.work / f"{candidate}-{abs(hash((json.dumps(latency, sort_keys=True), bound, budget)))}.yaml"
+        path.write_text(yaml.safe_dump(plan_dict(self.files[candidate].name, latency, bound=bound, budget=budget,
+                                                 small=self.small)))
+        return load_plan(path, self.registry)
+
+    def reference(self, latency: dict[str, Any], budget: float) -> Path:
+        from edgecraft.runner import run_plan
+
+        plan, base = self._plan("unchanged", latency, 5.0, budget)
+        report = run_plan(plan, self.registry, base_dir=base, cache_dir=self.cache, plan_path="unchanged.yaml")
+        out = self.work / "reference.json"
+        out.write_text(json.dumps(report.to_json()))
+        return out
+
+    def gate(self, candidate: str, latency: dict[str, Any], reference: Path, *, bound: float,
+             budget: float) -> dict[str, Any]:
+        from edgecraft.runner import run_plan
+
+        plan, base = self._plan(candidate, latency, bound, budget)
+        started = time.monotonic()
+        report = run_plan(plan, self.registry, base_dir=base, cache_dir=self.cache, plan_path=f"{candidate}.yaml",
+                          reference=reference)
+        target = report.targets[0]
+        verdict = next(v for v in target.contracts if v.origin == "reference" and v.kind == "latency")
+        timing = target.timing or {}
+        return {"passed": report.passed, "status": verdict.status, "regression_pct": verdict.measured,
+                "ci": [verdict.ci_low, verdict.ci_high], "look": verdict.look,
+                "rounds_discarded": verdict.rounds_discarded, "discard_reasons": verdict.discard_reasons,
+                "rounds": timing.get("rounds"), "calls_per_round": timing.get("calls_per_round"),
+                "timing_s": float(timing.get("seconds", 0.0)) + float(timing.get("warmup_seconds", 0.0)),
+                "extra_s": float(timing.get("extra_seconds", 0.0)), "run_s": time.monotonic() - started,
+                "round_s": float(timing.get("seconds", 0.0)) / max(int(timing.get("rounds", 1)), 1)}
+
+
+def fidelity(bench: Bench, latency: dict[str, Any], runs: int, budget: float, label: str) -> dict[str, Any]:
+    reference = bench.reference(latency, budget)
+    rows: dict[str, list[dict[str, Any]]] = {"unchanged": [], "slower": []}
+    started = time.monotonic()
+    for _ in range(runs):
+        for candidate in ("unchanged", "slower"):  # alternate: both see the same machine conditions
+            rows[candidate].append(bench.gate(candidate, latency, reference, bound=5.0, budget=budget))
+    seconds = time.monotonic() - started
+
+    def summary(items: list[dict[str, Any]]) -> dict[str, Any]:
+        reg = np.array([r["regression_pct"] for r in items])
+        return {"runs": len(items), "passed": sum(r["passed"] for r in items),
+                "statuses": {s: sum(r["status"] == s for r in items) for s in ("pass", "fail", "inconclusive")},
+                "regression_pct_min": float(reg.min()), "regression_pct_median": float(np.median(reg)),
+                "regression_pct_max": float(reg.max()),
+                "timing_s_median": float(np.median([r["timing_s"] for r in items])),
+                "timing_s_max": float(max(r["timing_s"] for r in items)),
+                "rounds_median": float(np.median([r["rounds"] for r in items])),
+                "calls_per_round": sorted({r["calls_per_round"] for r in items}),
+                "rounds_discarded_total": int(sum(r["rounds_discarded"] or 0 for r in items)),
+                "looks_max": max(r["look"] or 1 for r in items)}
+
+    unchanged, slower = summary(rows["unchanged"]), summary(rows["slower"])
+    print(f"  {label}: unchanged {unchanged['passed']}/{runs} passed "
+          f"({unchanged['regression_pct_min']:+.1f}..{unchanged['regression_pct_max']:+.1f}%), slower "
+          f"{runs - slower['passed']}/{runs} failed ({slower['regression_pct_min']:+.1f}.."
+          f"{slower['regression_pct_max']:+.1f}%), {seconds:.0f} s", flush=True)
+    return {"unchanged": unchanged, "slower": slower, "seconds": seconds,
+            "unchanged_pass_rate": unchanged["passed"] / runs, "slower_fail_rate": (runs - slower["passed"]) / runs,
+            "gate_wall_s": float(np.median([r["timing_s"] for r in rows["unchanged"] + rows["slower"]])),
+            "gate_wall_s_max": float(max(r["timing_s"] for r in rows["unchanged"] + rows["slower"]))}
+
+
+def wall(bench: Bench, latency: dict[str, Any], budget: float, tries: int) -> dict[str, Any]:
+    """The timing part of a gate run whose verdict has a 10% margin (the unchanged model, bound +10%)."""
+    reference = bench.reference(latency, budget)
+    results = [bench.gate("unchanged", latency, reference, bound=10.0, budget=budget) for _ in range(tries)]
+    return {"timing_s": [round(r["timing_s"], 3) for r in results], "statuses": [r["status"] for r in results],
+            "looks": [r["look"] for r in results], "median_s": float(np.median([r["timing_s"] for r in results]))}
+
+
+def overrun(bench: Bench, latency: dict[str, Any], budget: float, tries: int) -> dict[str, Any]:
+    """The unchanged model against its own reference with bound 0%: the truth on the bound, undecidable."""
+    reference = bench.reference(latency, budget)
+    results = [bench.gate("unchanged", latency, reference, bound=0.0, budget=budget) for _ in range(tries)]
+    undecided = [r for r in results if r["status"] == "inconclusive"]
+    worst = max((r["extra_s"] - budget for r in undecided), default=None)
+    return {"budget_s": budget, "tries": tries, "undecided": len(undecided),
+            "extra_s": [round(r["extra_s"], 3) for r in results], "overrun_s": worst,
+            "round_s": float(np.median([r["round_s"] for r in results]))}
+
+
+class Burner:
+    """A child process spinning on one core, for the duration of a ``with`` block."""
+
+    def __init__(self, core: int) -> None:
+        self.core = core
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Burner:
+        self.proc = subprocess.Popen([sys.executable, "-c", BURNER % self.core])
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ------------------------------------------------------------------------------------------ main
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=20, help="gate runs per candidate and condition")
+    parser.add_argument("--quick", action="store_true", help="5 runs, shorter budgets, no calibration")
+    parser.add_argument("--threads", type=int, default=None, help="latency.threads of the unloaded runs (default: "
+                        "the example plan's)")
+    parser.add_argument("--budget", type=float, default=30.0, help="gate.time_budget_s of the fidelity runs")
+    parser.add_argument("--overrun-budget", type=float, default=10.0, help="time_budget_s of the undecidable runs")
+    parser.add_argument("--models", default="small,large", help="comma-separated: small, large")
+    parser.add_argument("--no-loaded", action="store_true", help="skip the runs under contention")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    args = parser.parse_args()
+    if args.quick:
+        args.runs = min(args.runs, 5)
+        args.overrun_budget = min(args.overrun_budget, 4.0)
+
+    from edgecraft.registry import build_registry
+
+    started = time.monotonic()
+    facts = cpu_facts()
+    cores = facts["usable_cores"]
+    example = yaml.safe_load((REPO / "examples" / "digits" / "plan.yaml").read_text())["latency"]
+    latency = {**example, **({"threads": args.threads} if args.threads else {})}
+    loaded_latency = {**example, "threads": cores}
+    registry = build_registry()
+    work = Path(tempfile.mkdtemp(prefix="edgecraft-gate-cost-"))
+    out: dict[str, Any] = {**facts, "latency": latency, "loaded_latency": loaded_latency, "runs": args.runs,
+                           "quick": args.quick, "time_budget_s": args.budget, "bound_pct": 5.0}
+    try:
+        for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+            folder = work / name
+            print(f"{name} model: building variants", flush=True)
+            if name == "small":
+                candidates = [3, 4, 5] if not args.quick else [4]
+                paths = {k: folder / f"k{k}" / "model.onnx" for k in [0, *candidates]}
+                for k, path in paths.items():
+                    gf.export(gf.build_variant(k), path)
+                shape: tuple[int, ...] = (1, 1, 32, 32)
+            else:
+                candidates = [1, 2, 3] if not args.quick else [2]
+                paths = {k: folder / f"k{k}" / "model.onnx" for k in [0, *candidates]}
+                for k, path in paths.items():
+                    export_large(k, path)
+                shape = LARGE_SHAPE
+            if len(candidates) > 1:
+                k, ratios = calibrate(paths, shape, int(latency["threads"]), rounds=8)
+            else:
+                k, ratios = candidates[0], {}
+            print(f"  calibration: {', '.join(f'k={c}: {r:.3f}x' for c, r in ratios.items()) or '-'} -> k={k}",
+                  flush=True)
+            shutil.copy(paths[0], folder / "unchanged.onnx")
+            shutil.copy(paths[k], folder / "slower.onnx")
+            bench = Bench(name, folder, {"unchanged": folder / "unchanged.onnx", "slower": folder / "slower.onnx"},
+                          name == "small", registry)
+            quiet = fidelity(bench, latency, args.runs, args.budget, f"{name}, threads {latency['threads']}")
+            cost = wall(bench, latency, args.budget, tries=2 if args.quick else 3)
+            print(f"  margin 10%: timing {cost['timing_s']} s, {cost['statuses']}, looks {cost['looks']}", flush=True)
+            over = overrun(bench, latency, args.overrun_budget, tries=2 if args.quick else 3)
+            print(f"  undecidable verdict, budget {over['budget_s']:g} s: extra measuring {over['extra_s']} s, "
+                  f"a round {over['round_s']:.3f} s", flush=True)
+            out[name] = {"extra_layers": k, "calibration_ratios": {str(c): r for c, r in ratios.items()},
+                         "fidelity": quiet, "overrun": over, "margin_10pct": cost}
+            out[f"gate_wall_s_{name}"] = cost["median_s"]
+            out[f"gate_wall_s_fidelity_{name}"] = quiet["gate_wall_s"]
+            out[f"gate_wall_s_fidelity_max_{name}"] = quiet["gate_wall_s_max"]
+            out[f"unchanged_pass_rate_{name}"] = quiet["unchanged_pass_rate"]
+            out[f"slower_fail_rate_{name}"] = quiet["slower_fail_rate"]
+            out[f"round_s_{name}"] = over["round_s"]
+            if not args.no_loaded:
+                with Burner(cores - 1):
+                    loaded = fidelity(bench, loaded_latency, args.runs, args.budget,
+                                      f"{name} under load, threads {cores}")
+                out[name]["loaded"] = loaded
+                out[f"loaded_unchanged_pass_rate_{name}"] = loaded["unchanged_pass_rate"]
+                out[f"loaded_slower_fail_rate_{name}"] = loaded["slower_fail_rate"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    names = [n for n in ("small", "large") if n in out]
+    overruns = [out[n]["overrun"]["overrun_s"] for n in names if out[n]["overrun"]["overrun_s"] is not None]
+    out["budget_overrun_s"] = max(overruns) if overruns else None
+    for key in ("loaded_unchanged_pass_rate", "loaded_slower_fail_rate"):
+        values = [out[f"{key}_{n}"] for n in names if f"{key}_{n}" in out]
+        out[key] = min(values) if values else None
+    out["load_average_end"] = os.getloadavg()
+    out["seconds"] = time.monotonic() - started
+
+    flags = ", ".join(f"{f}={'yes' if v else 'no'}" for f, v in facts["cpu_flags"].items())
+    print(f"\n{facts['cpu_model']}, {facts['cpu_threads']} threads; {flags}")
+    print(f"load average at start {facts['load_average_start']}, at end {out['load_average_end']} "
+          "(other processes were running)")
+    print(f"{'model':<7}{'condition':<22}{'unchanged pass':>15}{'slower fail':>13}{'unch. est. %':>16}"
+          f"{'slower est. %':>16}{'timing s':>10}{'rounds':>8}{'calls/r':>9}{'disc.':>7}")
+    for n in names:
+        rows = [(f"quiet, {latency['threads']} thr", out[n]["fidelity"])]
+        if "loaded" in out[n]:
+            rows.append((f"1 core busy, {cores} thr", out[n]["loaded"]))
+        for cond, f in rows:
+            u, s = f["unchanged"], f["slower"]
+            print(f"{n:<7}{cond:<22}{u['passed']:>9}/{u['runs']:<5}{s['runs'] - s['passed']:>7}/{s['runs']:<5}"
+                  f"{u['regression_pct_min']:>+7.1f}..{u['regression_pct_max']:<+7.1f}"
+                  f"{s['regression_pct_min']:>+7.1f}..{s['regression_pct_max']:<+7.1f}"
+                  f"{f['gate_wall_s']:>10.1f}{u['rounds_median']:>8.0f}{u['calls_per_round']!s:>9}"
+                  f"{u['rounds_discarded_total'] + s['rounds_discarded_total']:>7}")
+    for n in names:
+        print(f"{n}: gate timing with a 10% margin: {out[n]['margin_10pct']['timing_s']} s")
+        o = out[n]["overrun"]
+        print(f"{n}: undecidable verdict with a {o['budget_s']:g} s budget: extra {o['extra_s']} s, one round "
+              f"{o['round_s']:.3f} s")
+    print(f"\nbudget_overrun_s = {out['budget_overrun_s']}   loaded_unchanged_pass_rate = "
+          f"{out['loaded_unchanged_pass_rate']}   loaded_slower_fail_rate = {out['loaded_slower_fail_rate']}   "
+          f"({out['seconds']:.0f} s in all)")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
