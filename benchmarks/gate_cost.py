@@ -55,17 +55,10 @@ BURNER = "import os\nos.sched_setaffinity(0, {%d})\nwhile True:\n    pass\n"
 
 
 def cpu_facts() -> dict[str, Any]:
-    flags: set[str] = set()
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-            if line.startswith("model name") and not model:
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {"cpu_model": model, "cpu_threads": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+    from edgecraft.cpu import cpu_flags, cpu_summary
+
+    flags = cpu_flags()
+    return {**cpu_summary(), "cpu_threads": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
             "cpu_flags": {flag: flag in flags for flag in FLAGS}, "load_average_start": os.getloadavg()}
 
 
