@@ -17,6 +17,7 @@ from edgecraft.plan.spec import (
     InputDecl,
     LatencyContract,
     LatencySpec,
+    Placement,
     ReferenceBounds,
     SizeContract,
     SourceParams,
@@ -27,6 +28,6 @@ from edgecraft.plan.spec import (
 
 __all__ = [
     "PLAN_SCHEMA_ID", "AccuracyContract", "CompressionPlan", "Contract", "DTypeName", "DatasetParams",
-    "EvaluationSpec", "GateSpec", "InputDecl", "LatencyContract", "LatencySpec", "ReferenceBounds", "SizeContract",
-    "SourceParams", "StepSpec", "StrictModel", "TargetSpec",
+    "EvaluationSpec", "GateSpec", "InputDecl", "LatencyContract", "LatencySpec", "Placement", "ReferenceBounds",
+    "SizeContract", "SourceParams", "StepSpec", "StrictModel", "TargetSpec",
 ]

@@ -82,6 +82,13 @@ class TargetReport(BaseModel):
         None, description="'fail' if a verdict failed, 'inconclusive' if one stayed undecided, else 'pass'.")
     reference: ReferenceMeasurement | None = None
     extra_rounds: int = Field(0, description="Latency rounds added because a verdict was inconclusive.")
+    built_on: dict[str, Any] | None = Field(None, description="The cluster node that built the artifacts "
+                                            "(node id, address, host name); absent for an in-process run.")
+    measured_on: dict[str, Any] | None = Field(None, description="The cluster node that loaded, evaluated and "
+                                               "timed them, holding its timing slot; absent for an in-process run.")
+    retries: list[dict[str, Any]] = Field(default_factory=list, description="Each time this target was sent "
+                                          "again because the node working on it was lost: the attempt, the "
+                                          "node and what happened.")
 
 
 class Report(BaseModel):
@@ -100,6 +107,8 @@ class Report(BaseModel):
     gate: dict[str, Any] | None = Field(None, description="The plan's gate settings (confidence, inconclusive "
                                         "policy, budget, reference bounds).")
     reference_report: str | None = None
+    executor: dict[str, Any] | None = Field(None, description="Where targets were built and measured when not in "
+                                            "the CLI's process: the Ray cluster's address and nodes.")
 
     @classmethod
     def load(cls, path: Path) -> Report:
