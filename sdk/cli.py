@@ -273,10 +273,14 @@ CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", envvar="EDGECRAFT_
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Rebuild every artifact (the new builds replace the "
                                                              "cached ones); for plugin development.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+RayOpt = Annotated[str | None, typer.Option(
+    "--ray", envvar="EDGECRAFT_RAY_ADDRESS", metavar="ADDRESS",
+    help="Build and measure each target on the Ray cluster at ADDRESS (HOST:PORT of its head; 'local' starts "
+         "one in this process); compiling, judging and reports stay here. Needs the ray extra.")]
 
 
 def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None, cache_dir: Path | None,
-                    quiet: bool, files: Any, no_cache: bool = False) -> None:
+                    quiet: bool, files: Any, no_cache: bool = False, ray: str | None = None) -> None:
     from edgecraft.logging_setup import quiet_runtimes
     from edgecraft.plan.loading import load_plan
     from edgecraft.preflight import preflight_run
@@ -287,9 +291,12 @@ def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None
 
     global _VERDICT_PENDING
     _VERDICT_PENDING = True
+    from edgecraft.execute import executor_for
+
     files.check_available()
     for note in files.notes:
         err.print(f"note: {note}", highlight=False, markup=False)
+    executor = executor_for(ray)  # --ray without the extra: exit 2 before anything else
     registry = _registry()
     quiet_runtimes()
     loaded, base_dir = load_plan(plan, registry)
@@ -298,7 +305,8 @@ def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None
     progress = NullProgress() if quiet else RichProgress(err)
     with progress if isinstance(progress, RichProgress) else _nullcontext():
         report = run_plan(loaded, registry, base_dir=base_dir, targets=target or None, cache_dir=cache_dir,
-                          progress=progress, plan_path=str(plan), reference=ref, no_cache=no_cache)
+                          progress=progress, plan_path=str(plan), reference=ref, no_cache=no_cache,
+                          executor=executor)
     _finish(report, files, registry)
 
 
@@ -321,13 +329,14 @@ def _finish(report: Report, files: Any, registry: Registry | None) -> None:
 @app.command()
 def run(plan: PlanArg, target: TargetOpt = None, report_json: ReportJson = None, cache_dir: CacheOpt = None,
         quiet: QuietOpt = False, reference: ReferenceOpt = None, junit: JunitOpt = None, markdown: MarkdownOpt = None,
-        html: HtmlOpt = None, report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False) -> None:
+        html: HtmlOpt = None, report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False,
+        ray: RayOpt = None) -> None:
     """Compile, build, measure and judge the plan; exit 1 if a contract fails (4: undecided, if the plan says so)."""
     from edgecraft.verify.reports import ReportFiles
 
     files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
                                      html=html)
-    _run_and_report(plan, target, reference, cache_dir, quiet, files, no_cache)
+    _run_and_report(plan, target, reference, cache_dir, quiet, files, no_cache, ray)
 
 
 @app.command()
@@ -335,13 +344,13 @@ def gate(plan: PlanArg,
          reference: Annotated[Path, typer.Option("--reference", help="JSON report of the last released artifact.")],
          target: TargetOpt = None, report_json: ReportJson = None, cache_dir: CacheOpt = None, quiet: QuietOpt = False,
          junit: JunitOpt = None, markdown: MarkdownOpt = None, html: HtmlOpt = None,
-         report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False) -> None:
+         report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False, ray: RayOpt = None) -> None:
     """Release gate: `run` with a reference report required (the plan's gate.reference bounds apply)."""
     from edgecraft.verify.reports import ReportFiles
 
     files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
                                      html=html)
-    _run_and_report(plan, target, reference, cache_dir, quiet, files, no_cache)
+    _run_and_report(plan, target, reference, cache_dir, quiet, files, no_cache, ray)
 
 
 @app.command()

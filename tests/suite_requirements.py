@@ -48,6 +48,8 @@ NEEDS = {
                        install="pip install --no-deps rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3"),
     "huggingface": Need("huggingface", "the huggingface extra", modules=("transformers", "tokenizers"),
                         install="pip install -e '.[huggingface]'"),
+    "ray": Need("ray", "the ray extra and `ip` (iproute2; the cluster runs in a network namespace, as root)",
+                modules=("ray",), tools=("ip",), install="pip install -e '.[ray]'"),
 }
 
 #: Fixtures that imply a marker (the fixture builds or runs something that needs it).
