@@ -392,6 +392,25 @@ class RayExecutor:
             with contextlib.suppress(Exception):  # already finished, or its node is gone
                 ray.cancel(ref, force=True)
 
+    def _await_eligible(self, request: _Request, placement: Placement, label: str) -> None:
+        since = time.monotonic()
+        while not self._eligible(request):
+            if self._stop.is_set():
+                raise RuntimeFailure(f"target {label!r}: cancelled (another target failed)")
+            if time.monotonic() - since >= placement.timeout_s:
+                raise self._unsatisfiable(request, placement, label)
+            time.sleep(POLL_S)
+
+    def _unsatisfiable(self, request: _Request, placement: Placement, label: str) -> RuntimeFailure:
+        alive = [n for n in self.nodes.values() if n["alive"]]
+        offered = "; ".join(f"{n['address']} {n['node_id'][:8]}: {_offer(n['resources'])}"
+                            for n in alive) or "no live nodes"
+        return RuntimeFailure(
+            f"target {label!r}: no node of the Ray cluster at {self.address} satisfies the placement of its "
+            f"{request.what} {request.describe()} (waited {placement.timeout_s:g} s); nodes: {offered}",
+            hint="start a node with those resources (ray start --address HEAD:6379 --resources '{...}'), or "
+                 f'change the target\'s placement; every measuring node needs "{TIMING_SLOT}": 1')
+
     def _await(self, ref: Any, request: _Request, placement: Placement, label: str) -> Any:
         """The task's value; RuntimeFailure when no live node offers what it asks for during the timeout."""
         ray = _ray()
@@ -412,16 +431,7 @@ class RayExecutor:
                 infeasible_since = infeasible_since or now
                 if now - infeasible_since >= placement.timeout_s:
                     ray.cancel(ref, force=True)
-                    alive = [n for n in self.nodes.values() if n["alive"]]
-                    offered = "; ".join(f"{n['address']} {n['node_id'][:8]}: {_offer(n['resources'])}"
-                                        for n in alive) or "no live nodes"
-                    raise RuntimeFailure(
-                        f"target {label!r}: no node of the Ray cluster at {self.address} satisfies the placement "
-                        f"of its {request.what} {request.describe()} (waited {placement.timeout_s:g} s); nodes: "
-                        f"{offered}",
-                        hint="start a node with those resources (ray start --address HEAD:6379 --resources "
-                             "'{...}'), or change the target's placement; every measuring node needs "
-                             f'"{TIMING_SLOT}": 1')
+                    raise self._unsatisfiable(request, placement, label)
         finally:
             with self._lock:
                 self._inflight.discard(ref)
@@ -439,6 +449,7 @@ class RayExecutor:
             attempt += 1
             stage = "build"
             try:
+                self._await_eligible(measure_req, placement, work.label)  # no build for a target nobody can time
                 say(f"{work.label}: building on the Ray cluster (attempt {attempt})")
                 meta_ref, blobs_ref = remote_build.options(
                     num_cpus=1, resources=build_req.resources or None, max_retries=0, num_returns=2).remote(work)
@@ -459,8 +470,9 @@ class RayExecutor:
             except lost as exc:
                 text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 node_id = _node_id_in(str(exc))
+                node = {k: v for k, v in self.nodes.get(node_id or "", {"node_id": node_id}).items() if k != "alive"}
                 retries.append({"attempt": attempt, "stage": stage, "error": type(exc).__name__, "detail": text[:400],
-                                "node": self.nodes.get(node_id, {"node_id": node_id}) if node_id else None})
+                                "node": node if node_id else None})
                 if attempt > placement.max_retries:
                     raise RuntimeFailure(f"target {work.label!r}: the node working on its {stage} was lost "
                                          f"{attempt} time(s) (placement.max_retries = {placement.max_retries}): "
