@@ -410,6 +410,82 @@ def device_setup(
     out.print(f"[green]ready[/green] {name}: {path}")
 
 
+@device_app.command("serve")
+def device_serve(
+        name: Annotated[str, typer.Argument(help="Device name, e.g. arm64-emulated.")],
+        tracker: Annotated[str, typer.Option("--tracker", metavar="HOST:PORT",
+                                             help="The TVM RPC tracker to register with "
+                                                  "(python -m tvm.exec.rpc_tracker --host H --port P).")],
+        key: Annotated[str, typer.Option("--key", help="The device key targets ask the tracker for "
+                                                       "(options.tracker_key).")],
+        host: Annotated[str, typer.Option("--host", help="Address the board's RPC server binds to. Keep it "
+                                                         "loopback or a private network: TVM RPC has no "
+                                                         "authentication.")] = "127.0.0.1",
+        port: Annotated[int | None, typer.Option("--port", help="Port of the board's RPC server (default: a free "
+                                                                "one).")] = None,
+        threads: Annotated[int, typer.Option("--threads", help="Runtime threads on the board.")] = 1,
+        board_name: Annotated[str | None, typer.Option("--name", help="A name for this board (reports show it).")
+                              ] = None,
+        log: Annotated[Path | None, typer.Option("--log", help="Write the board's RPC server log here.")] = None,
+        cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Where devices are kept.")] = None,
+        ) -> None:
+    """Serve a prepared device as a board behind a TVM RPC tracker, in the foreground (Ctrl-C stops):
+    targets with device: tracker and this key get it from the tracker's queue."""
+    from edgecraft.errors import InputError
+
+    registry = _registry()
+    if name not in registry.devices:
+        raise InputError(f"unknown device {name!r}; available: {', '.join(sorted(registry.devices)) or 'none'}")
+    code = registry.devices[name].obj().serve(cache_dir, tracker=tracker, key=key, host=host, port=port,
+                                              threads=threads, name=board_name, log_path=log)
+    raise typer.Exit(code)
+
+
+@device_app.command("status")
+def device_status(
+        tracker: Annotated[str, typer.Option("--tracker", metavar="HOST:PORT", help="The TVM RPC tracker.")],
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List a TVM RPC tracker's queue (boards per key: total, free, pending requests) and its boards."""
+    from edgecraft.errors import RuntimeFailure
+
+    try:
+        from edgecraft.backends.tvm.rpc_server import tracker_summary
+
+        summary = tracker_summary(tracker)
+    except ImportError as exc:
+        from edgecraft.errors import InputError
+
+        raise InputError("device status needs TVM", hint="pip install 'edgecraft[tvm]'") from exc
+    except (OSError, RuntimeError) as exc:
+        raise RuntimeFailure(f"cannot read the TVM RPC tracker at {tracker}: {type(exc).__name__}: {exc}") from exc
+    queue: dict[str, Any] = dict(summary.get("queue_info", {}))  # type: ignore[call-overload]
+    boards: list[dict[str, Any]] = list(summary.get("server_info", []))  # type: ignore[call-overload]
+    totals: dict[str, int] = {}
+    for board in boards:
+        board_key = str(board.get("key", "")).removeprefix("server:")
+        totals[board_key] = totals.get(board_key, 0) + 1
+    if as_json:
+        sys.stdout.write(json.dumps({"tracker": tracker, "queue": {k: {**v, "total": totals.get(k, 0)}
+                                                                   for k, v in queue.items()},
+                                     "boards": boards}, indent=2) + "\n")
+        return
+    table = Table(title=f"TVM RPC tracker {tracker}: queue")
+    for column in ("key", "boards", "free", "pending requests"):
+        table.add_column(column)
+    for queue_key in sorted(set(queue) | set(totals)):
+        info = queue.get(queue_key, {})
+        table.add_row(_safe(queue_key), str(totals.get(queue_key, 0)), str(info.get("free", 0)),
+                      str(info.get("pending", 0)))
+    out.print(table)
+    listing = Table(title="boards")
+    for column in ("key", "address"):
+        listing.add_column(column)
+    for board in boards:
+        address = board.get("addr") or ["?", "?"]
+        listing.add_row(_safe(str(board.get("key", "")).removeprefix("server:")), _safe(f"{address[0]}:{address[1]}"))
+    out.print(listing)
+
+
 # ---------------------------------------------------------------------------- plugin authors
 def _json_option(raw: str | None, option: str) -> dict[str, Any]:
     from edgecraft.errors import InputError

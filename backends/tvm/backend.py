@@ -53,8 +53,9 @@ class TvmBackend(Backend):
         ]
 
     def is_emulated(self, target: str, options: TargetOptions) -> bool:
-        """Only the QEMU device is emulated; a board over RPC or a tracker is real hardware."""
-        return target == AARCH64 and isinstance(options, AArch64Options) and options.device == "emulated"
+        """The QEMU device, and boards the options say are emulated (served by `edgecraft device serve`)."""
+        return target == AARCH64 and isinstance(options, AArch64Options) and (
+            options.device == "emulated" or options.board_emulated)
 
     def runtime_versions(self) -> dict[str, str]:
         return {"apache-tvm": dist_version("apache-tvm"), "apache-tvm-ffi": dist_version("apache-tvm-ffi"),
