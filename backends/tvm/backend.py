@@ -82,10 +82,12 @@ class TvmBackend(Backend):
     def _check_tuning(target: str, options: AArch64Options | HostOptions) -> None:
         import importlib.util
 
-        if target == AARCH64:
-            raise InputError("options.tuning on tvm-aarch64 is not supported yet (tuning through a board's "
-                             "RPC needs MetaSchedule's RPC runner, not wired in this version)",
-                             hint="tune tvm-llvm-host, or drop options.tuning")
+        if target == AARCH64 and isinstance(options, AArch64Options) and options.device != "tracker":
+            raise InputError("options.tuning on tvm-aarch64 needs device: tracker: MetaSchedule's RPC runner "
+                             "times candidates on boards it asks a TVM RPC tracker for",
+                             hint="run `python -m tvm.exec.rpc_tracker --host HOST --port 9190`, register the "
+                                  "board with `rpc_server --tracker HOST:9190 --key KEY`, and set device: "
+                                  "tracker, tracker_host, tracker_key")
         ffi = dist_version("apache-tvm-ffi")
         if ffi != TUNING_FFI_VERSION:
             raise InputError(f"options.tuning needs apache-tvm-ffi=={TUNING_FFI_VERSION} (installed: {ffi}; "
@@ -112,7 +114,8 @@ class TvmBackend(Backend):
         if options.tuning is not None:
             from edgecraft.backends.tvm.tuning import tuned_pipeline
 
-            tuner = tuned_pipeline(native, options.tuning)
+            boards = options if isinstance(options, AArch64Options) else None
+            tuner = tuned_pipeline(native, options.tuning, boards)
         return build_library(native, target, options, out_dir, tuning_db=tuner)
 
     def artifact_size(self, files: list[Path]) -> int:

@@ -31,7 +31,8 @@ _FEATURE = re.compile(r"^[+-][a-z0-9][a-z0-9.-]*$")
 
 
 class TuningOptions(BaseModel):
-    """MetaSchedule tuning. Logs are cached per (model, target, trials) and reused by later builds."""
+    """MetaSchedule tuning: on this machine (tvm-llvm-host) or on a tracker's boards (tvm-aarch64 with device:
+    tracker). Logs are cached per (model, target, board kind, trials) and reused by later builds."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -39,6 +40,9 @@ class TuningOptions(BaseModel):
                         "(about 1-2 s each on the host; 15 min bought ~3.4x on a small CNN).")
     log_dir: Path | None = Field(None, description="Where tuning logs are kept and reused. Default: "
                                  "$EDGECRAFT_TUNING_CACHE or ~/.cache/edgecraft/tvm-tuning.")
+    num_cores: int | None = Field(None, ge=1, le=512, description="Cores of the CPU the code runs on; MetaSchedule "
+                                  "sizes parallel schedules with it. Default: this machine's for tvm-llvm-host, 4 "
+                                  "for tvm-aarch64 boards.")
 
 
 class _TvmOptions(TargetOptions):
