@@ -277,10 +277,14 @@ CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", envvar="EDGECRAFT_
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Rebuild every artifact (the new builds replace the "
                                                              "cached ones); for plugin development.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+RayOpt = Annotated[str | None, typer.Option(
+    "--ray", envvar="EDGECRAFT_RAY_ADDRESS", metavar="ADDRESS",
+    help="Build and measure each target on the Ray cluster at ADDRESS (HOST:PORT of its head; 'local' starts "
+         "one in this process); compiling, judging and reports stay here. Needs the ray extra.")]
 
 
 def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None, cache_dir: Path | None,
-                    quiet: bool, files: Any, no_cache: bool = False) -> None:
+                    quiet: bool, files: Any, no_cache: bool = False, ray: str | None = None) -> None:
     from edgecraft.logging_setup import quiet_runtimes
     from edgecraft.plan.loading import load_plan
     from edgecraft.preflight import preflight_run
@@ -291,9 +295,12 @@ def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None
 
     global _VERDICT_PENDING
     _VERDICT_PENDING = True
+    from edgecraft.execute import executor_for
+
     files.check_available()
     for note in files.notes:
         err.print(f"note: {note}", highlight=False, markup=False)
+    executor = executor_for(ray)  # --ray without the extra: exit 2 before anything else
     registry = _registry()
     quiet_runtimes()
     loaded, base_dir = load_plan(plan, registry)
@@ -302,7 +309,8 @@ def _run_and_report(plan: Path, target: list[str] | None, reference: Path | None
     progress = NullProgress() if quiet else RichProgress(err)
     with progress if isinstance(progress, RichProgress) else _nullcontext():
         report = run_plan(loaded, registry, base_dir=base_dir, targets=target or None, cache_dir=cache_dir,
-                          progress=progress, plan_path=str(plan), reference=ref, no_cache=no_cache)
+                          progress=progress, plan_path=str(plan), reference=ref, no_cache=no_cache,
+                          executor=executor)
     _finish(report, files, registry)
 
 
@@ -325,13 +333,14 @@ def _finish(report: Report, files: Any, registry: Registry | None) -> None:
 @app.command()
 def run(plan: PlanArg, target: TargetOpt = None, report_json: ReportJson = None, cache_dir: CacheOpt = None,
         quiet: QuietOpt = False, reference: ReferenceOpt = None, junit: JunitOpt = None, markdown: MarkdownOpt = None,
-        html: HtmlOpt = None, report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False) -> None:
+        html: HtmlOpt = None, report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False,
+        ray: RayOpt = None) -> None:
     """Compile, build, measure and judge the plan; exit 1 if a contract fails (4: undecided, if the plan says so)."""
     from edgecraft.verify.reports import ReportFiles
 
     files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
                                      html=html)
-    _run_and_report(plan, target, reference, cache_dir, quiet, files, no_cache)
+    _run_and_report(plan, target, reference, cache_dir, quiet, files, no_cache, ray)
 
 
 @app.command()
@@ -339,13 +348,13 @@ def gate(plan: PlanArg,
          reference: Annotated[Path, typer.Option("--reference", help="JSON report of the last released artifact.")],
          target: TargetOpt = None, report_json: ReportJson = None, cache_dir: CacheOpt = None, quiet: QuietOpt = False,
          junit: JunitOpt = None, markdown: MarkdownOpt = None, html: HtmlOpt = None,
-         report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False) -> None:
+         report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False, ray: RayOpt = None) -> None:
     """Release gate: `run` with a reference report required (the plan's gate.reference bounds apply)."""
     from edgecraft.verify.reports import ReportFiles
 
     files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
                                      html=html)
-    _run_and_report(plan, target, reference, cache_dir, quiet, files, no_cache)
+    _run_and_report(plan, target, reference, cache_dir, quiet, files, no_cache, ray)
 
 
 @app.command()
@@ -403,6 +412,82 @@ def device_setup(
                          hint="devices come with backend extras, e.g. pip install 'edgecraft[tvm]'")
     path = registry.devices[name].obj().setup(cache_dir, force=force)
     out.print(f"[green]ready[/green] {name}: {path}")
+
+
+@device_app.command("serve")
+def device_serve(
+        name: Annotated[str, typer.Argument(help="Device name, e.g. arm64-emulated.")],
+        tracker: Annotated[str, typer.Option("--tracker", metavar="HOST:PORT",
+                                             help="The TVM RPC tracker to register with "
+                                                  "(python -m tvm.exec.rpc_tracker --host H --port P).")],
+        key: Annotated[str, typer.Option("--key", help="The device key targets ask the tracker for "
+                                                       "(options.tracker_key).")],
+        host: Annotated[str, typer.Option("--host", help="Address the board's RPC server binds to. Keep it "
+                                                         "loopback or a private network: TVM RPC has no "
+                                                         "authentication.")] = "127.0.0.1",
+        port: Annotated[int | None, typer.Option("--port", help="Port of the board's RPC server (default: a free "
+                                                                "one).")] = None,
+        threads: Annotated[int, typer.Option("--threads", help="Runtime threads on the board.")] = 1,
+        board_name: Annotated[str | None, typer.Option("--name", help="A name for this board (reports show it).")
+                              ] = None,
+        log: Annotated[Path | None, typer.Option("--log", help="Write the board's RPC server log here.")] = None,
+        cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Where devices are kept.")] = None,
+        ) -> None:
+    """Serve a prepared device as a board behind a TVM RPC tracker, in the foreground (Ctrl-C stops):
+    targets with device: tracker and this key get it from the tracker's queue."""
+    from edgecraft.errors import InputError
+
+    registry = _registry()
+    if name not in registry.devices:
+        raise InputError(f"unknown device {name!r}; available: {', '.join(sorted(registry.devices)) or 'none'}")
+    code = registry.devices[name].obj().serve(cache_dir, tracker=tracker, key=key, host=host, port=port,
+                                              threads=threads, name=board_name, log_path=log)
+    raise typer.Exit(code)
+
+
+@device_app.command("status")
+def device_status(
+        tracker: Annotated[str, typer.Option("--tracker", metavar="HOST:PORT", help="The TVM RPC tracker.")],
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """List a TVM RPC tracker's queue (boards per key: total, free, pending requests) and its boards."""
+    from edgecraft.errors import RuntimeFailure
+
+    try:
+        from edgecraft.backends.tvm.rpc_server import tracker_summary
+
+        summary = tracker_summary(tracker)
+    except ImportError as exc:
+        from edgecraft.errors import InputError
+
+        raise InputError("device status needs TVM", hint="pip install 'edgecraft[tvm]'") from exc
+    except (OSError, RuntimeError) as exc:
+        raise RuntimeFailure(f"cannot read the TVM RPC tracker at {tracker}: {type(exc).__name__}: {exc}") from exc
+    queue: dict[str, Any] = dict(summary.get("queue_info", {}))  # type: ignore[call-overload]
+    boards: list[dict[str, Any]] = list(summary.get("server_info", []))  # type: ignore[call-overload]
+    totals: dict[str, int] = {}
+    for board in boards:
+        board_key = str(board.get("key", "")).removeprefix("server:")
+        totals[board_key] = totals.get(board_key, 0) + 1
+    if as_json:
+        sys.stdout.write(json.dumps({"tracker": tracker, "queue": {k: {**v, "total": totals.get(k, 0)}
+                                                                   for k, v in queue.items()},
+                                     "boards": boards}, indent=2) + "\n")
+        return
+    table = Table(title=f"TVM RPC tracker {tracker}: queue")
+    for column in ("key", "boards", "free", "pending requests"):
+        table.add_column(column)
+    for queue_key in sorted(set(queue) | set(totals)):
+        info = queue.get(queue_key, {})
+        table.add_row(_safe(queue_key), str(totals.get(queue_key, 0)), str(info.get("free", 0)),
+                      str(info.get("pending", 0)))
+    out.print(table)
+    listing = Table(title="boards")
+    for column in ("key", "address"):
+        listing.add_column(column)
+    for board in boards:
+        address = board.get("addr") or ["?", "?"]
+        listing.add_row(_safe(str(board.get("key", "")).removeprefix("server:")), _safe(f"{address[0]}:{address[1]}"))
+    out.print(listing)
 
 
 # ---------------------------------------------------------------------------- plugin authors

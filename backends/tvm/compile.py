@@ -32,7 +32,10 @@ def target_dict(target: str, options: AArch64Options | HostOptions) -> dict[str,
     if target == "tvm-aarch64":
         assert isinstance(options, AArch64Options)
         mattr = ["+neon", *[f for f in options.mattr if f != "+neon"]]
-        return {"kind": "llvm", "mtriple": AARCH64_TRIPLE, "mcpu": options.cpu, "mattr": mattr}
+        spec_a: dict[str, Any] = {"kind": "llvm", "mtriple": AARCH64_TRIPLE, "mcpu": options.cpu, "mattr": mattr}
+        if options.tuning is not None:  # MetaSchedule sizes parallel schedules with the board's cores
+            spec_a["num-cores"] = options.tuning.num_cores or 4
+        return spec_a
     from tvm.target import codegen
 
     spec: dict[str, Any] = {"kind": "llvm", "mcpu": options.cpu or codegen.llvm_get_system_cpu()}
@@ -41,7 +44,7 @@ def target_dict(target: str, options: AArch64Options | HostOptions) -> dict[str,
     if options.tuning is not None:
         import os
 
-        spec["num-cores"] = max(1, os.cpu_count() or 1)  # MetaSchedule sizes its parallel schedules with it
+        spec["num-cores"] = options.tuning.num_cores or max(1, os.cpu_count() or 1)  # sizes parallel schedules
     return spec
 
 

@@ -11,6 +11,9 @@ Example plan entries::
       - target: tvm-aarch64                 # a farm of boards behind a TVM RPC tracker
         label: farm
         options: {device: tracker, tracker_host: tracker.lan, tracker_port: 9190, tracker_key: rk3588}
+      - target: tvm-aarch64                 # emulated boards behind a tracker (`edgecraft device serve`)
+        label: emulated-farm
+        options: {device: tracker, tracker_host: 127.0.0.1, tracker_key: arm64-emulated, board_emulated: true}
       - target: tvm-llvm-host
         options: {tuning: {trials: 64}}
 """
@@ -28,7 +31,8 @@ _FEATURE = re.compile(r"^[+-][a-z0-9][a-z0-9.-]*$")
 
 
 class TuningOptions(BaseModel):
-    """MetaSchedule tuning. Logs are cached per (model, target, trials) and reused by later builds."""
+    """MetaSchedule tuning: on this machine (tvm-llvm-host) or on a tracker's boards (tvm-aarch64 with device:
+    tracker). Logs are cached per (model, target, board kind, trials) and reused by later builds."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -36,6 +40,9 @@ class TuningOptions(BaseModel):
                         "(about 1-2 s each on the host; 15 min bought ~3.4x on a small CNN).")
     log_dir: Path | None = Field(None, description="Where tuning logs are kept and reused. Default: "
                                  "$EDGECRAFT_TUNING_CACHE or ~/.cache/edgecraft/tvm-tuning.")
+    num_cores: int | None = Field(None, ge=1, le=512, description="Cores of the CPU the code runs on; MetaSchedule "
+                                  "sizes parallel schedules with it. Default: this machine's for tvm-llvm-host, 4 "
+                                  "for tvm-aarch64 boards.")
 
 
 class _TvmOptions(TargetOptions):
@@ -79,6 +86,12 @@ class AArch64Options(_TvmOptions):
                                     "with (`rpc_server --tracker HOST:PORT --key KEY`).")
     session_timeout: float = Field(0, ge=0, description="Seconds after which the RPC server ends the session "
                                    "(0: none). Frees a tracker's board if edgecraft dies.")
+    tracker_timeout: float = Field(300, gt=0, description="device: tracker: seconds to wait for a free board "
+                                   "with tracker_key before the target fails (exit 3, naming the key).")
+    board_emulated: bool = Field(False, description="device: rpc or tracker: the boards are emulated ones "
+                                 "(`edgecraft device serve arm64-emulated`). Their latency is labelled emulated "
+                                 "like device: emulated; a board that says it is emulated while this is false "
+                                 "fails the target, so emulated numbers never pass for a real core's.")
     device_cache_dir: Path | None = Field(None, description="device: emulated: where the prepared device lives "
                                           "(default $EDGECRAFT_DEVICE_CACHE or ~/.cache/edgecraft/devices).")
 
@@ -104,6 +117,8 @@ class AArch64Options(_TvmOptions):
             raise ValueError(f"rpc_host is set but device is {self.device!r}; set device: rpc")
         if self.device != "tracker" and (self.tracker_host or self.tracker_key):
             raise ValueError(f"tracker_host/tracker_key are set but device is {self.device!r}; set device: tracker")
+        if self.board_emulated and self.device == "emulated":
+            raise ValueError("board_emulated is for device: rpc or tracker (device: emulated is emulated already)")
         if self.tuning is not None and self.device == "emulated":
             raise ValueError("tuning on the emulated device is pointless (it would tune for QEMU, not an ARM "
                              "core): tune tvm-llvm-host, or a real board (device: rpc or tracker)")

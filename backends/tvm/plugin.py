@@ -29,6 +29,14 @@ class Arm64EmulatedDevice(Device):
         m = device.manifest()
         return {"ready": True, "path": str(device.home), "tvm": m.get("tvm"), "debian": m.get("suite")}
 
+    def serve(self, cache_dir: Path | None = None, *, tracker: str, key: str, host: str = "127.0.0.1",
+              port: int | None = None, threads: int = 1, name: str | None = None,
+              log_path: Path | None = None) -> int:
+        from edgecraft.backends.tvm.rpc_server import serve
+
+        return serve(EmulatedDevice.at(cache_dir), tracker=tracker, key=key, host=host, port=port, threads=threads,
+                     name=name, log_path=log_path)
+
 
 @hookimpl
 def edgecraft_register_backends(register: Callable[[type[TvmBackend]], None]) -> None:

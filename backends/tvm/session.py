@@ -11,11 +11,13 @@ outputs on the host; a device that computes something else fails loudly instead 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +60,33 @@ class TvmSession(Session):
                 for spec in self._meta["inputs"]]
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        self._vm.set_input("main", *self._args(feeds))
-        self._vm.invoke_stateful("main")
-        return _flatten(self._vm.get_outputs("main"))
+        with self._device_call("running the model"):
+            self._vm.set_input("main", *self._args(feeds))
+            self._vm.invoke_stateful("main")
+            return _flatten(self._vm.get_outputs("main"))
 
     def timed_runs(self, feeds: Mapping[str, np.ndarray], repeats: int) -> list[float]:
         """Seconds per call, timed by TVM's evaluator on the device itself (one untimed warm-up call)."""
-        self._vm.set_input("main", *self._args(feeds))
-        timer = self._vm.time_evaluator("invoke_stateful", self._dev, number=1, repeat=max(1, repeats))
-        return [float(t) for t in timer("main").results]
+        with self._device_call("timing the model"):
+            self._vm.set_input("main", *self._args(feeds))
+            timer = self._vm.time_evaluator("invoke_stateful", self._dev, number=1, repeat=max(1, repeats))
+            return [float(t) for t in timer("main").results]
+
+    @contextlib.contextmanager
+    def _device_call(self, what: str) -> Iterator[None]:
+        """A board that dies or drops the connection mid-run is a RuntimeFailure naming it, not a traceback."""
+        try:
+            yield
+        except (InputError, RuntimeFailure):
+            raise
+        except Exception as exc:
+            if self._keepalive is None:  # local (tvm-llvm-host): a TVM error, not a lost device
+                raise
+            board = self._facts.get("board") or self._facts.get("device", "the device")
+            raise RuntimeFailure(f"the device {board} ({self._facts.get('device')}) failed while {what}: "
+                                 f"{_short(exc)}", hint="the board was lost or its RPC server stopped; check it "
+                                 "(`edgecraft device status --tracker HOST:PORT` lists a tracker's boards) and run "
+                                 "again") from exc
 
     def describe(self) -> dict[str, Any]:
         return dict(self._facts)
@@ -192,17 +212,51 @@ def _open(options: AArch64Options, threads: int) -> _Connection:
         except Exception as exc:
             raise RuntimeFailure(f"cannot reach the TVM RPC server at {where}: {_short(exc)}", hint=BOARD_HINT) from exc
         return _Connection(remote, {"device": f"rpc://{where}", "emulated": False}, lambda: None)
-    where = f"{options.tracker_host}:{options.tracker_port}"
-    try:
-        tracker = rpc.connect_tracker(options.tracker_host, options.tracker_port)
-        remote = tracker.request(options.tracker_key, priority=1, session_timeout=options.session_timeout)
-    except Exception as exc:
-        raise RuntimeFailure(f"cannot get a board with key {options.tracker_key!r} from the TVM RPC tracker "
-                             f"at {where}: {_short(exc)}",
-                             hint=f"python -m tvm.exec.query_rpc_tracker --host {options.tracker_host} "
-                             f"--port {options.tracker_port} lists the boards; {BOARD_HINT}") from exc
-    identity = {"device": f"tracker://{where}/{options.tracker_key}", "emulated": False}
+    remote = request_board(options)
+    identity = {"device": f"tracker://{options.tracker_host}:{options.tracker_port}/{options.tracker_key}",
+                "emulated": options.board_emulated}
     return _Connection(remote, identity, lambda: None)
+
+
+#: How often a board the tracker handed out but that does not answer is skipped for the next one.
+BOARD_ATTEMPTS = 3
+
+
+def request_board(options: AArch64Options) -> Any:
+    """A session on a free board with ``tracker_key``, waiting at most ``tracker_timeout`` seconds.
+
+    TVM's ``TrackerSession.request`` waits in the tracker's queue without a timeout (a key no board
+    serves would hang the run forever), so the tracker socket gets one; a board the tracker hands out that
+    cannot be reached (killed after it registered) is skipped for the next free one, a few times.
+    """
+    from tvm import rpc
+
+    where = f"{options.tracker_host}:{options.tracker_port}"
+    key = options.tracker_key
+    hint = (f"`edgecraft device status --tracker {where}` lists the tracker's boards and queue; start one with "
+            f"`edgecraft device serve arm64-emulated --tracker {where} --key {key}`; for a real board, {BOARD_HINT}")
+    deadline = time.monotonic() + options.tracker_timeout
+    last = "no answer"
+    for _ in range(BOARD_ATTEMPTS):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            tracker = rpc.connect_tracker(options.tracker_host, options.tracker_port)
+        except Exception as exc:
+            raise RuntimeFailure(f"cannot reach the TVM RPC tracker at {where}: {_short(exc)}", hint=hint) from exc
+        try:
+            if tracker._sock is not None:  # see the docstring: the tracker's own client never times out
+                tracker._sock.settimeout(left)
+            return tracker.request(key, priority=1, session_timeout=options.session_timeout, max_retry=1)
+        except Exception as exc:
+            last = _short(exc)
+            if "timed out" in last or isinstance(exc.__context__, TimeoutError):
+                break
+        finally:
+            tracker.close()
+    raise RuntimeFailure(f"no free board with key {key!r} on the TVM RPC tracker at {where} within "
+                         f"{options.tracker_timeout:g} s (tracker_timeout): {last}", hint=hint)
 
 
 def connect(options: AArch64Options, threads: int) -> tuple[Any, dict[str, Any], Callable[[], None]]:
@@ -245,12 +299,35 @@ def load_remote(artifact_dir: Path, options: AArch64Options, threads: int) -> Tv
             identity["threads"] = "device default"
         identity.update({"runtime": f"TVM {meta.get('tvm')} Relax VM over RPC", "tvm_target": meta.get("tvm_target"),
                          "tuned": meta.get("tuned", False), "timer": "TVM time_evaluator on the device"})
+        if options.device != "emulated":
+            _identify_board(remote, identity, options)
         session = TvmSession(VirtualMachine(module, dev), dev, meta, identity, on_close=release, keepalive=remote)
         identity["host_check_max_abs_diff"] = check_against_host(session, artifact_dir, options.check_tolerance)
         return session
     except BaseException:
         release()
         raise
+
+
+def _identify_board(remote: Any, identity: dict[str, Any], options: AArch64Options) -> None:
+    """Which board this is (TVM's server reports its session folder), and refuse an emulated board that the
+    options take for a real one: its latency would be judged as a real core's."""
+    from edgecraft.backends.tvm.rpc_server import EMULATED_BOARD_PREFIX
+
+    try:
+        workdir = str(remote.get_function("tvm.rpc.server.workpath")(""))
+    except Exception:  # a C++ RPC server (no Python) has no workpath function
+        return
+    identity["board_workdir"] = workdir
+    emulated = EMULATED_BOARD_PREFIX in workdir
+    if emulated:
+        identity["board"] = workdir.split(EMULATED_BOARD_PREFIX, 1)[1].split("/", 1)[0].rsplit("--", 1)[0]
+        identity["note"] = "an emulated board (QEMU): its latency says nothing about a real ARM core"
+    if emulated and not options.board_emulated:
+        raise RuntimeFailure(f"{identity['device']} handed out an emulated board ({identity['board']}, served by "
+                             "`edgecraft device serve`), but the target takes it for real hardware",
+                             hint="set board_emulated: true on the target (latency is then labelled emulated), "
+                                  "or keep emulated boards under another tracker key")
 
 
 def _short(exc: BaseException) -> str:

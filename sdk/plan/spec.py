@@ -74,6 +74,47 @@ class StepSpec(StrictModel):
         return self.name or self.strategy
 
 
+#: The Ray custom resource every measuring node offers once (``--resources '{"edgecraft_timing_slot": 1}'``):
+#: a timing task holds it, so no two latency measurements ever share a machine (see edgecraft.execute).
+TIMING_SLOT = "edgecraft_timing_slot"
+
+
+class Placement(StrictModel):
+    """Where a target's work may run when the run goes to a cluster (``edgecraft run --ray ADDRESS``).
+
+    Ignored by the in-process executor (the default): there everything runs in the CLI's process. Not part
+    of the compiled plan's hash: where an artifact is built does not change what is built.
+    """
+
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Ray custom resources the measuring node must offer, e.g. "
+        "{\"arch:aarch64\": 1} for a node started with `ray start --resources '{\"arch:aarch64\": 1, "
+        "\"edgecraft_timing_slot\": 1}'`. The timing slot is always added.")
+    build_resources: dict[str, float] = Field(
+        default_factory=dict, description="Ray custom resources the building node must offer (default: none, "
+        "any node with the target's toolchain builds).")
+    timeout_s: float = Field(
+        600.0, gt=0, description="How long to wait for a node that satisfies the placement (nodes may still be "
+        "joining) before the target fails with exit 3 naming the placement.")
+    max_retries: int = Field(
+        2, ge=0, le=10, description="How many times a target is sent again, to another eligible node, when the "
+        "node working on it is lost (the report lists each retry).")
+    cache_dir: str | None = Field(
+        None, description="A cache folder every node mounts at this same path (NFS or similar): artifacts are "
+        "built into it and read from it. Default: artifacts move through Ray's object store.")
+
+    @field_validator("resources", "build_resources")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, amount in value.items():
+            if not name or amount <= 0:
+                raise ValueError(f"resource {name!r}: amounts must be positive numbers")
+            if name in ("CPU", "GPU", "memory", "object_store_memory"):
+                raise ValueError(f"{name!r} is a Ray built-in resource; placement names custom resources a "
+                                 "node was started with (e.g. \"arch:aarch64\")")
+        return value
+
+
 class TargetSpec(StrictModel):
     """A hardware target from an installed backend, with that backend's options for it."""
 
@@ -81,6 +122,9 @@ class TargetSpec(StrictModel):
     name: str | None = Field(None, description="Label for this target entry; defaults to the target name. "
                              "Lets one plan list one target twice with different options.")
     options: dict[str, Any] | SerializeAsAny[BaseModel] = Field(default_factory=dict)
+    placement: Placement | None = Field(
+        None, description="Where this target runs on a cluster (`edgecraft run --ray`): the node resources it "
+        "needs, how long to wait for them, retries. Ignored when the run is in-process.")
 
     @property
     def label(self) -> str:

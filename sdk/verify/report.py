@@ -127,6 +127,13 @@ class TargetReport(BaseModel):
     timing: dict[str, Any] | None = Field(
         None, description="How latency was timed: calls_per_round (from round_ms and the warm-up latency), rounds, "
         "seconds of timed rounds, looks of the sequential check, rounds_discarded and discard_reasons.")
+    built_on: dict[str, Any] | None = Field(None, description="The cluster node that built the artifacts "
+                                            "(node id, address, host name); absent for an in-process run.")
+    measured_on: dict[str, Any] | None = Field(None, description="The cluster node that loaded, evaluated and "
+                                               "timed them, holding its timing slot; absent for an in-process run.")
+    retries: list[dict[str, Any]] = Field(default_factory=list, description="Each time this target was sent "
+                                          "again because the node working on it was lost: the attempt, the "
+                                          "node and what happened.")
 
 
 class Report(BaseModel):
@@ -145,6 +152,8 @@ class Report(BaseModel):
     gate: dict[str, Any] | None = Field(None, description="The plan's gate settings (confidence, inconclusive "
                                         "policy, budget, reference bounds).")
     reference_report: str | None = None
+    executor: dict[str, Any] | None = Field(None, description="Where targets were built and measured when not in "
+                                            "the CLI's process: the Ray cluster's address and nodes.")
 
     @classmethod
     def load(cls, path: Path) -> Report:
