@@ -44,6 +44,9 @@ class OrtQuantConfig:
     activation_type: str  # uint8 | int8
     weight_type: str  # int8 | uint8
     reduce_range: bool
+    #: Operator types to quantize (None: the tool's defaults). The transformer recipe names only the weight
+    #: ops, so Softmax, LayerNorm, Add and the attention-mask arithmetic are never given Q/DQ pairs.
+    op_types: tuple[str, ...] | None = None
 
 
 def cpu_has_vnni() -> bool:
@@ -169,19 +172,22 @@ def quantize(src: Path, dst: Path, config: OrtQuantConfig, *, batches: list[dict
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_dynamic, quantize_static
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT's calibrator is chatty
+    ops: dict[str, Any] = {} if config.op_types is None else {"op_types_to_quantize": list(config.op_types)}
     if config.mode == "dynamic":
+        # MatMulConstBOnly (dynamic's default, made explicit): activation x activation MatMuls (Q·Kᵀ) stay float.
         quantize_dynamic(str(src), str(dst), per_channel=config.per_channel, reduce_range=config.reduce_range,
-                         weight_type=_qtype(config.weight_type), nodes_to_exclude=list(exclude))
+                         weight_type=_qtype(config.weight_type), nodes_to_exclude=list(exclude),
+                         extra_options={"MatMulConstBOnly": True}, **ops)
         return dst
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[config.calibration_method]
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {} if config.op_types is None else {"MatMulConstBOnly": True}
     if config.calibration_method == "percentile":
         extra["CalibPercentile"] = config.percentile
     quantize_static(str(src), str(dst), _Reader(batches), quant_format=QuantFormat.QDQ,
                     per_channel=config.per_channel, reduce_range=config.reduce_range,
                     activation_type=_qtype(config.activation_type), weight_type=_qtype(config.weight_type),
-                    nodes_to_exclude=list(exclude), calibrate_method=method, extra_options=extra,
+                    nodes_to_exclude=list(exclude), calibrate_method=method, extra_options=extra, **ops,
                     calibration_cache_path=None if calibration_cache is None else str(calibration_cache))
     return dst
 
