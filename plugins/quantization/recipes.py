@@ -87,6 +87,17 @@ def detect_onnx_graph(graph: Any) -> Detection:
     return Detection("cnn", "no attention block (no Softmax fed by a MatMul of two activations)")
 
 
+def detect_torch(module: Any) -> Detection:
+    """Attention layers among a torch model's modules (``nn.MultiheadAttention``, ``nn.Transformer*Layer``, or a
+    class named ``*Attention``, as Hugging Face and timm name theirs)."""
+    names = sorted({type(m).__name__ for m in module.modules()
+                    if type(m).__name__ in ("MultiheadAttention", "TransformerEncoderLayer", "TransformerDecoderLayer")
+                    or type(m).__name__.endswith(("Attention", "SelfAttention"))})
+    if names:
+        return Detection("transformer", f"attention modules in the torch model: {names[:4]}")
+    return Detection("cnn", "no attention module in the torch model (nn.MultiheadAttention or a *Attention class)")
+
+
 def detect_openvino(model: Any) -> Detection:
     """The same test on an ``openvino.Model``: a Softmax fed by a MatMul whose inputs are both computed."""
     ops = list(model.get_ordered_ops())

@@ -79,8 +79,8 @@ class QuantizationStrategy(Strategy):
         """Set ``p.recipe`` to 'cnn' or 'transformer' when it can be told cheaply now; return the note saying why.
 
         A Hugging Face source is a transformer; an ONNX file's graph is read (structure only, no external
-        weights) for attention blocks. A torch factory's graph exists only after export, so the choice is
-        left to apply time (``p.recipe`` stays 'auto') and recorded in the step's details there.
+        weights) for attention blocks; a torch model's modules for attention layers. Otherwise the choice
+        is left to apply time (``p.recipe`` stays 'auto') and recorded in the step's details there.
         """
         if p.recipe != "auto":
             return f"recipe {p.recipe!r}: set in params"
@@ -99,6 +99,16 @@ class QuantizationStrategy(Strategy):
                 return f"recipe decided at apply time from the graph (the ONNX file could not be read now: {exc!r:.80})"
             p.recipe = found.recipe
             return f"recipe {found.recipe!r} (auto): {found.reason}"
+        if ctx.original_model is not None:
+            from edgecraft.plugins.quantization.recipes import detect_torch
+
+            try:
+                found = detect_torch(ctx.original_model().module)
+            except Exception:  # loading the model is the source's job; decide from the graph later
+                found = None
+            if found is not None:
+                p.recipe = found.recipe
+                return f"recipe {found.recipe!r} (auto): {found.reason}"
         return "recipe decided at apply time from the exported graph (attention blocks -> 'transformer')"
 
     def _resolve_accuracy(self, p: QuantizationParams, ctx: CompileContext, notes: list[str]) -> bool:
