@@ -14,8 +14,9 @@ batch 1, 2 threads; see benchmarks/quantization.py):
 * **reduce_range off with VNNI, on without.** AVX2's ``vpmaddubsw`` adds pairs of u8×s8 products into
   int16 and can saturate; 7-bit weights avoid that. VNNI accumulates into int32 directly, so full 8-bit
   weights are safe there and more accurate.
-* **Dynamic quantization only when asked.** ``quantize_dynamic`` turns Conv into ConvInteger, which was
-  slower than fp32 on CNNs here; it wins on MatMul-heavy (transformer) models.
+* **Dynamic quantization for transformers, not CNNs.** ``quantize_dynamic`` turns Conv into ConvInteger,
+  which was slower than fp32 on CNNs here; it wins on MatMul-heavy (transformer) models, where the
+  transformer recipe (:mod:`.recipes`) uses it on the weight MatMuls only, after SmoothQuant.
 """
 
 from __future__ import annotations

@@ -1,9 +1,15 @@
 """The ``quantization`` strategy: one plan step, compiled to the right INT8 method for each target.
 
+* A recipe per model family (``recipe: auto|cnn|transformer``, :mod:`.recipes`): attention blocks in
+  the graph (or a Hugging Face source) select the transformer recipe, which keeps Softmax, LayerNorm,
+  residual Adds and the attention mask in float; everything else gets the CNN recipe.
 * ``ort-cpu`` (capabilities ``onnx.int8.qdq`` / ``onnx.int8.dynamic``): an ONNX-stage step using
-  ``onnxruntime.quantization`` (see :mod:`.ort_engine` for the defaults and why).
-* ``openvino-cpu`` (``openvino.nncf``): a native-stage step on the ``openvino.Model`` using NNCF;
-  ``nncf.quantize_with_accuracy_control`` when the plan has an accuracy contract for the target.
+  ``onnxruntime.quantization`` (see :mod:`.ort_engine` for the defaults and why): static QDQ for CNNs,
+  SmoothQuant + dynamic per-channel on the weight MatMuls for transformers.
+* ``openvino-cpu`` (``openvino.nncf``): a native-stage step on the ``openvino.Model`` using NNCF (its
+  TRANSFORMER model type for transformers); ``nncf.quantize_with_accuracy_control`` when the plan has an
+  accuracy contract for the target (falling back to plain ``nncf.quantize`` with a note if NNCF's
+  layer ranking fails inside OpenVINO).
 * Anything else, TVM included, is a compile-time error that says why: edgecraft never reports int8
   where none runs.
 

@@ -127,7 +127,7 @@ def test_openvino_detection_matches_onnx(tmp_path: Path) -> None:
         assert recipes.detect_openvino(ov.Core().read_model(str(path))).recipe == want
 
 
-def _smooth_check(proto: onnx.ModelProto, tmp_path: Path) -> dict[str, Any]:
+def _smooth_check(proto: onnx.ModelProto, tmp_path: Path, extra: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     """Smooth ``proto`` (alpha 0.7) and check the float rewrite is exact: (X / s) @ (s W) == X @ W."""
     import onnxruntime as ort
 
@@ -137,7 +137,9 @@ def _smooth_check(proto: onnx.ModelProto, tmp_path: Path) -> dict[str, Any]:
     feeds = [{"x": (rng.standard_normal((1, 4, 8)) * np.array([1] * 7 + [40])).astype(np.float32),
               "mask": np.zeros((1, 1, 4), np.float32)} for _ in range(4)]
     stats = recipes.collect_smooth_stats(src, feeds, 1, exclude=set())
-    assert sorted(n for names in stats.groups.values() for n in names) == ["k_proj", "o_proj", "q_proj", "v_proj"]
+    # o_proj's input is attention·V (bounded by V's range): not smoothed.
+    assert sorted(n for names in stats.groups.values() for n in names) == sorted(["k_proj", "q_proj", "v_proj",
+                                                                                  *extra])
     info = recipes.smooth_matmul_inputs(src, dst, stats, 0.7)
     a = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
     b = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
@@ -147,10 +149,9 @@ def _smooth_check(proto: onnx.ModelProto, tmp_path: Path) -> dict[str, Any]:
 
 
 def test_smoothquant_folds_into_a_layernorm_feeding_only_matmuls(tmp_path: Path) -> None:
-    """Pre-LN layout: the norm output feeds only Q, K, V, so 1/s goes into its scale and bias (no extra op);
-    the attention output feeding o_proj gets a Mul."""
+    """Pre-LN layout: the norm output feeds only Q, K, V, so 1/s goes into its scale and bias (no extra op)."""
     info = _smooth_check(attention_graph(), tmp_path)
-    assert (info["matmul_inputs"], info["folded_into_layernorm"], info["muls_inserted"]) == (2, 1, 1)
+    assert (info["matmul_inputs"], info["folded_into_layernorm"], info["muls_inserted"]) == (1, 1, 0)
 
 
 def test_smoothquant_inserts_a_mul_when_the_norm_also_feeds_the_residual(tmp_path: Path) -> None:
@@ -159,7 +160,30 @@ def test_smoothquant_inserts_a_mul_when_the_norm_also_feeds_the_residual(tmp_pat
     residual = next(n for n in proto.graph.node if n.name == "residual")
     residual.input[1] = "h"
     info = _smooth_check(proto, tmp_path)
-    assert (info["folded_into_layernorm"], info["muls_inserted"]) == (0, 2)
+    assert (info["folded_into_layernorm"], info["muls_inserted"]) == (0, 1)
+
+
+def test_smoothquant_folds_into_a_gelu_constant(tmp_path: Path) -> None:
+    """An exported GELU ends in x * (0.5 * (1 + erf(x/√2))): 1/s goes into a copy of the 0.5, no extra op."""
+    proto = attention_graph()
+    g = proto.graph
+    # y = residual + (gelu(y0) @ w2), gelu built as the exporters write it, sharing the constant 0.5.
+    residual = next(n for n in g.node if n.name == "residual")
+    residual.output[0] = "y0"
+    g.node.extend([
+        helper.make_node("Div", ["y0", "sqrt2"], ["d"], name="gelu_div"),
+        helper.make_node("Erf", ["d"], ["e"], name="gelu_erf"),
+        helper.make_node("Add", ["e", "one"], ["e1"], name="gelu_add"),
+        helper.make_node("Mul", ["half", "e1"], ["e2"], name="gelu_half"),
+        helper.make_node("Mul", ["y0", "e2"], ["gelu"], name="gelu"),
+        helper.make_node("Mul", ["y0", "half"], ["unused_half"], name="shares_the_constant"),
+        helper.make_node("MatMul", ["gelu", "w2"], ["f"], name="ffn2"),
+        helper.make_node("Add", ["f", "unused_half"], ["y"], name="out")])
+    g.initializer.extend([numpy_helper.from_array(np.array(v, np.float32), n)
+                          for n, v in (("sqrt2", 2 ** 0.5), ("one", 1.0), ("half", 0.5))])
+    g.initializer.append(_w("w2", 8, 8))
+    info = _smooth_check(proto, tmp_path, extra=["ffn2"])
+    assert info["folded_into_mul"] == 1
 
 
 # ---------------------------------------------------------------- compile time
