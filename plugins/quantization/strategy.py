@@ -237,9 +237,9 @@ class QuantizationStrategy(Strategy):
         if p.mode == "auto":
             p.mode = "static"
         if p.smooth_alpha is not None:
-            raise ctx.error("params.smooth_alpha is an ONNX Runtime option: on OpenVINO NNCF's TRANSFORMER model "
-                            "type applies its own SmoothQuant", hint="drop smooth_alpha for openvino targets "
-                            "(set it per target in a separate plan if needed)")
+            # One step serves every target of the plan: an ORT-only knob is noted, not an error here.
+            notes.append("smooth_alpha is an ONNX Runtime option; ignored here (NNCF's TRANSFORMER model type "
+                         "applies its own SmoothQuant)")
         if p.calibration_method == "entropy":
             raise ctx.error("params.calibration_method 'entropy' is not available in NNCF",
                             hint="use 'minmax' or 'percentile' (NNCF's quantile range estimator)")
