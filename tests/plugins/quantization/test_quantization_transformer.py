@@ -37,7 +37,6 @@ def registry() -> Any:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
-    pytest.importorskip("transformers")
     return build_tiny_models(tmp_path_factory.mktemp("tiny-hf-q"))
 
 
@@ -119,8 +118,10 @@ def test_fused_attention_op_is_a_transformer() -> None:
     assert recipes.detect_onnx_graph(graph).recipe == "transformer"
 
 
+@pytest.mark.openvino
 def test_openvino_detection_matches_onnx(tmp_path: Path) -> None:
-    ov = pytest.importorskip("openvino")
+    import openvino as ov
+
     for proto, want in ((attention_graph(), "transformer"), (cnn_graph(), "cnn")):
         path = tmp_path / f"{want}.onnx"
         onnx.save(proto, str(path))
