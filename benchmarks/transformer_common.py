@@ -23,10 +23,10 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -176,20 +176,34 @@ class BenchContext:
         timer.take(self.rounds)
         return Timing({label: timer.rounds_ms(label) for label in sessions})
 
-    def time_onnx(self, paths: Mapping[str, Path]) -> dict[str, float]:
+    @property
+    def fp32_eval(self) -> np.ndarray:
+        """Alias of ``eval_fp32`` (the name benchmarks/transformer_torch.py reads)."""
+        return self.eval_fp32
+
+    @overload
+    def time_onnx(self, paths: Mapping[str, Path]) -> dict[str, float]: ...
+    @overload
+    def time_onnx(self, paths: Sequence[Path]) -> list[float]: ...
+
+    def time_onnx(self, paths: Mapping[str, Path] | Sequence[Path]) -> dict[str, float] | list[float]:
         """p50 ms of each ONNX model (file or artifact folder), timed interleaved on ONNX Runtime.
 
-        The full per-round samples of the last call are kept in ``extras['last_timing']`` (a
-        :class:`Timing`) for ratios.
+        ``{label: path}`` gives ``{label: p50}``; a list of paths gives the p50s in the same order. The
+        per-round samples of the last call stay in ``extras['last_timing']`` (a :class:`Timing`, keyed by
+        label, or by position as a string for a list) for ratios of medians.
         """
-        sessions = {label: self.ort_session(Path(p)) for label, p in paths.items()}
+        labelled = dict(paths) if isinstance(paths, Mapping) else {str(i): p for i, p in enumerate(paths)}
+        sessions = {label: self.ort_session(Path(p)) for label, p in labelled.items()}
         try:
             timing = self.time_sessions(sessions)
         finally:
             for session in sessions.values():
                 session.close()
         self.extras["last_timing"] = timing
-        return {label: timing.p50(label) for label in paths}
+        if isinstance(paths, Mapping):
+            return {label: timing.p50(label) for label in labelled}
+        return [timing.p50(label) for label in labelled]
 
 
 def build_context(work: Path, *, repeats: int = 200, rounds: int = 10) -> BenchContext:

@@ -27,10 +27,12 @@ Extension point for torch-stage rows: if ``benchmarks/transformer_torch.py`` exi
 (``ctx.fp32_onnx``, ``ctx.train_feeds``, ``ctx.eval_feeds``, ``ctx.eval_fp32``, ``ctx.time_onnx``...).
 It returns ``{"figures": {name: value, ...}, "rows": [row, ...]}``; each row is a dict with at least
 ``variant`` (str) and ideally ``runtime`` ("ort"), ``p50_ms``, ``speedup_vs_fp32``, ``cos``,
-``size_bytes``, ``size_ratio_vs_fp32`` (missing keys print empty). Figures are merged into the JSON's
+``size_bytes``, ``size_ratio_vs_fp32`` (missing keys print empty; ``speedup`` and ``bytes`` are read as
+``speedup_vs_fp32`` and ``size_bytes``). Figures are merged into the JSON's
 top level (a name clash with this script's figures is an error); rows are appended to the table.
 Timing an ONNX model there: ``ctx.time_onnx({"label": path, "fp32": ctx.fp32_onnx})`` returns p50 ms
-and leaves per-round samples in ``ctx.extras["last_timing"]`` for ``Timing.ratio(label, "fp32")``.
+(a list of paths gives a list) and leaves per-round samples in ``ctx.extras["last_timing"]`` for
+``Timing.ratio(label, "fp32")``. ``transformer_common`` is importable by name from that module.
 """
 
 from __future__ import annotations
@@ -268,7 +270,12 @@ def main(argv: list[str] | None = None) -> int:
         if clash:
             raise ValueError(f"transformer_torch figures clash with this script's: {sorted(clash)}")
         figures.update(extra.get("figures", {}))
-        rows += list(extra.get("rows", []))
+        for row in extra.get("rows", []):
+            # Their rows are ORT timings of torch-stage variants; map their column names onto this table's.
+            row = {"runtime": "ort (torch stage)", **row}
+            row.setdefault("speedup_vs_fp32", row.get("speedup"))
+            row.setdefault("size_bytes", row.get("bytes"))
+            rows.append(row)
     figures = {"cpu_int8_features": int8_features(), "threads": THREADS, "batch": 1,
                "sequence_length": SEQUENCE_LENGTH, **figures, "wall_s": round(time.time() - start, 1)}
     print_table(rows)
