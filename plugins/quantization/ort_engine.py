@@ -14,8 +14,9 @@ batch 1, 2 threads; see benchmarks/quantization.py):
 * **reduce_range off with VNNI, on without.** AVX2's ``vpmaddubsw`` adds pairs of u8×s8 products into
   int16 and can saturate; 7-bit weights avoid that. VNNI accumulates into int32 directly, so full 8-bit
   weights are safe there and more accurate.
-* **Dynamic quantization only when asked.** ``quantize_dynamic`` turns Conv into ConvInteger, which was
-  slower than fp32 on CNNs here; it wins on MatMul-heavy (transformer) models.
+* **Dynamic quantization for transformers, not CNNs.** ``quantize_dynamic`` turns Conv into ConvInteger,
+  which was slower than fp32 on CNNs here; it wins on MatMul-heavy (transformer) models, where the
+  transformer recipe (:mod:`.recipes`) uses it on the weight MatMuls only, after SmoothQuant.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class OrtQuantConfig:
     activation_type: str  # uint8 | int8
     weight_type: str  # int8 | uint8
     reduce_range: bool
+    #: Operator types to quantize (None: the tool's defaults). The transformer recipe names only the weight
+    #: ops, so Softmax, LayerNorm, Add and the attention-mask arithmetic are never given Q/DQ pairs.
+    op_types: tuple[str, ...] | None = None
 
 
 def cpu_has_vnni() -> bool:
@@ -169,19 +173,22 @@ def quantize(src: Path, dst: Path, config: OrtQuantConfig, *, batches: list[dict
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_dynamic, quantize_static
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # ORT's calibrator is chatty
+    ops: dict[str, Any] = {} if config.op_types is None else {"op_types_to_quantize": list(config.op_types)}
     if config.mode == "dynamic":
+        # MatMulConstBOnly (dynamic's default, made explicit): activation x activation MatMuls (Q·Kᵀ) stay float.
         quantize_dynamic(str(src), str(dst), per_channel=config.per_channel, reduce_range=config.reduce_range,
-                         weight_type=_qtype(config.weight_type), nodes_to_exclude=list(exclude))
+                         weight_type=_qtype(config.weight_type), nodes_to_exclude=list(exclude),
+                         extra_options={"MatMulConstBOnly": True}, **ops)
         return dst
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[config.calibration_method]
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {} if config.op_types is None else {"MatMulConstBOnly": True}
     if config.calibration_method == "percentile":
         extra["CalibPercentile"] = config.percentile
     quantize_static(str(src), str(dst), _Reader(batches), quant_format=QuantFormat.QDQ,
                     per_channel=config.per_channel, reduce_range=config.reduce_range,
                     activation_type=_qtype(config.activation_type), weight_type=_qtype(config.weight_type),
-                    nodes_to_exclude=list(exclude), calibrate_method=method, extra_options=extra,
+                    nodes_to_exclude=list(exclude), calibrate_method=method, extra_options=extra, **ops,
                     calibration_cache_path=None if calibration_cache is None else str(calibration_cache))
     return dst
 

@@ -64,12 +64,21 @@ def advanced_parameters(per_channel: bool, calibration_method: str) -> Any:
     return AdvancedQuantizationParameters(**kwargs)
 
 
+def _model_type(transformer: bool) -> dict[str, Any]:
+    """NNCF's TRANSFORMER model type for attention models: it keeps Softmax, LayerNorm/MVN and residual Adds
+    in float and applies SmoothQuant before calibration (MiniLM: cosine 0.997 vs 0.61 without it)."""
+    import nncf
+
+    return {"model_type": nncf.ModelType.TRANSFORMER} if transformer else {}
+
+
 def quantize(model: Any, samples: list[dict[str, np.ndarray]], *, per_channel: bool, calibration_method: str,
-             scope: Any) -> Any:
+             scope: Any, transformer: bool = False) -> Any:
     import nncf
 
     return nncf.quantize(model, nncf.Dataset(samples), subset_size=len(samples), ignored_scope=scope,
-                         advanced_parameters=advanced_parameters(per_channel, calibration_method))
+                         advanced_parameters=advanced_parameters(per_channel, calibration_method),
+                         **_model_type(transformer))
 
 
 def compress_weights(model: Any, scope: Any) -> Any:
@@ -108,7 +117,7 @@ def quantize_with_accuracy_control(model: Any, samples: list[dict[str, np.ndarra
                                    metric_fn: Callable[[np.ndarray, np.ndarray], float],
                                    max_drop: float, relative: bool, per_channel: bool,
                                    calibration_method: str, scope: Any, max_iterations: int,
-                                   ranking_samples: int) -> AccuracyControlResult:
+                                   ranking_samples: int, transformer: bool = False) -> AccuracyControlResult:
     """NNCF's accuracy-controlled quantization; ``metric_fn(outputs, indices)`` scores eval outputs.
 
     NNCF compiles every candidate on the OpenVINO CPU plugin with f32 inference precision (its
@@ -140,7 +149,7 @@ def quantize_with_accuracy_control(model: Any, samples: list[dict[str, np.ndarra
         result = nncf.quantize_with_accuracy_control(
             model, nncf.Dataset(samples), nncf.Dataset(items, lambda item: item[0]), validate,
             max_drop=max_drop, drop_type=nncf.DropType.RELATIVE if relative else nncf.DropType.ABSOLUTE,
-            subset_size=len(samples), ignored_scope=scope,
+            subset_size=len(samples), ignored_scope=scope, **_model_type(transformer),
             advanced_quantization_parameters=advanced_parameters(per_channel, calibration_method),
             advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
                 max_num_iterations=max_iterations, ranking_subset_size=min(ranking_samples, full)))

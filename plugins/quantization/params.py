@@ -27,10 +27,18 @@ class AccuracyAwareParams(BaseModel):
 class QuantizationParams(StrategyParams):
     """INT8 post-training quantization, compiled per target (ONNX Runtime QDQ, NNCF on OpenVINO)."""
 
-    mode: Literal["static", "dynamic", "weight_only"] = Field(
-        "static", description="'static': weights and activations in int8, activation ranges from calibration "
-        "data; 'dynamic': int8 weights, activation ranges computed at run time (MatMul-heavy models, no "
-        "calibration); 'weight_only': int8 weights, float compute (size, not speed; OpenVINO only).")
+    recipe: Literal["auto", "cnn", "transformer"] = Field(
+        "auto", description="'auto': 'transformer' when the model has attention blocks (a Softmax fed by a MatMul "
+        "of two activations, Q·Kᵀ), else 'cnn'; detected at compile time from the model source or ONNX graph, or "
+        "at apply time from the graph. 'transformer' keeps Softmax, LayerNorm, residual Adds and the attention "
+        "mask in float: on ONNX Runtime SmoothQuant + dynamic per-channel int8 on the weight MatMuls (a measured "
+        "choice of strength on the calibration data), on OpenVINO NNCF's TRANSFORMER model type. 'cnn': static "
+        "QDQ on every quantizable op (ONNX Runtime), NNCF's default model type (OpenVINO).")
+    mode: Literal["auto", "static", "dynamic", "weight_only"] = Field(
+        "auto", description="'auto': 'static' for the cnn recipe and on OpenVINO, 'dynamic' for the transformer "
+        "recipe on ONNX Runtime. 'static': weights and activations in int8, activation ranges from calibration "
+        "data; 'dynamic': int8 weights, activation ranges computed at run time (MatMul-heavy models); "
+        "'weight_only': int8 weights, float compute (size, not speed; OpenVINO only).")
     per_channel: bool = Field(True, description="One weight scale per output channel (per tensor if false).")
     calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
         "minmax", description="How activation ranges are chosen from calibration data. 'entropy' is ONNX "
@@ -39,6 +47,10 @@ class QuantizationParams(StrategyParams):
                               description="Percentile kept by calibration_method 'percentile' (ONNX Runtime).")
     calibration_dataset: str | None = Field(None, description="Name of a dataset in the plan's data (static mode).")
     calibration_samples: int = Field(128, ge=1, le=100_000, description="Samples used for calibration.")
+    smooth_alpha: float | None = Field(
+        None, ge=0.0, le=1.0, description="Transformer recipe on ONNX Runtime: SmoothQuant strength (the share of "
+        "the activation range moved into the weights). null: measured on the calibration data among no "
+        "smoothing and 0.6/0.75; 0: no smoothing. Needs calibration_dataset.")
     activation_type: Literal["auto", "uint8", "int8"] = Field(
         "auto", description="'auto': uint8 on ONNX Runtime x86 (fastest with VNNI), int8 on ARM, NNCF's per-tensor "
         "choice on OpenVINO.")
