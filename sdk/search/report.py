@@ -64,7 +64,16 @@ def analyze(outcome: SearchOutcome) -> dict[str, TargetAnalysis]:
     spec = outcome.setup.spec
     out: dict[str, TargetAnalysis] = {}
     for label, records in outcome.records.items():
-        complete = [r for r in records if r["state"] == "complete"]
+        # A sampler may propose a recipe again (few categorical choices): it is a cache hit and measured again,
+        # but the front and the best count each recipe once, at its first trial.
+        first: dict[str, int] = {}
+        for r in sorted(records, key=lambda r: r["number"]):
+            key = json.dumps(r.get("recipe", {}), sort_keys=True, default=str)
+            if r["state"] == "complete" and key in first:
+                r["duplicate_of"] = first[key]
+            elif r["state"] == "complete":
+                first[key] = r["number"]
+        complete = [r for r in records if r["state"] == "complete" and "duplicate_of" not in r]
         pct = next((o for o in spec.objective if o.startswith("latency.")), "latency.p50")
         objectives = ["accuracy", pct, "size"]
         if any(r.get("memory_bytes") is not None for r in complete):
@@ -150,7 +159,8 @@ def _row(r: dict[str, Any], a: TargetAnalysis) -> dict[str, Any]:
         "size_bytes": r.get("size_bytes", ""), "size_ratio": f"{r['size_ratio']:.2f}" if r.get("size_ratio") else "",
         "memory_bytes": r.get("memory_bytes") or "",
         "contracts_met": f"{len(met)}/{len(verdicts)}" if verdicts else "",
-        "missed": "; ".join(missed) if r["state"] != "failed" else r.get("reason", ""),
+        "missed": ("; ".join(missed) if r["state"] != "failed" else r.get("reason", ""))
+        + (f" (same recipe as trial {r['duplicate_of']})" if "duplicate_of" in r else ""),
         "front": "yes" if r["number"] in a.front else "", "best": "yes" if r["number"] == a.best else "",
         "seconds": r.get("seconds", ""),
     }
@@ -309,7 +319,9 @@ def _e(text: object) -> str:
 
 def html_page_text(outcome: SearchOutcome, analyses: dict[str, TargetAnalysis], document: dict[str, Any]) -> str:
     import matplotlib
-    from edgecraft.verify.reports.html import CSS
+    from edgecraft.verify.reports.html import CSS as REPORT_CSS
+
+    CSS = REPORT_CSS + ".trials td,.trials th{font-size:.75em;padding:.2em .4em}\n"
 
     code = document["exit_code"]
     status = "pass" if code == 0 else "fail"
@@ -350,8 +362,8 @@ def html_page_text(outcome: SearchOutcome, analyses: dict[str, TargetAnalysis], 
                     f"<li>{_e(n['contract'])}: nearest trial {n['trial']}, {_e(n['detail'])}</li>"
                     for n in c["nearest_per_contract"]) + "</ul>")
             rows = [_row(r, a) for r in a.records]
-            cols = [c for c in COLUMNS if c != "target"]
-            parts.append("<table><tr>" + "".join(f"<th>{_e(c)}</th>" for c in cols) + "</tr>" + "".join(
+            cols = [c for c in COLUMNS if c != "target" and any(row[c] != "" for row in rows)]
+            parts.append("<table class='trials'><tr>" + "".join(f"<th>{_e(c)}</th>" for c in cols) + "</tr>" + "".join(
                 f"<tr class='{'pass' if row['best'] else ('fail' if row['state'] != 'complete' else '')}'>"
                 + "".join(f"<td>{_e(row[c])}</td>" for c in cols) + "</tr>" for row in rows) + "</table>")
     parts.append("</body></html>")

@@ -80,6 +80,8 @@ class SearchSetup:
     notes: list[str]
     run: RunInputs  # loader and datasets shared by every trial; torch_memo shared across trials and targets
     user_space: bool
+    #: Per target, the names its verdicts carry, in the plan's order (the constraints' order in every trial).
+    contract_names: dict[str, list[str]] = field(default_factory=dict)
 
 
 def setup_search(plan_path: Path, registry: Registry, *, targets: list[str] | None = None,
@@ -118,8 +120,10 @@ def setup_search(plan_path: Path, registry: Registry, *, targets: list[str] | No
                                                        user_space=bool(plan.search and plan.search.space),
                                                        source=str(plan_path))
         notes += target_notes
+    names = {label: [c.name or f"{c.kind}: {c.describe_bound()}" for c in plan.contracts_for(label)]
+             for label in labels}
     return SearchSetup(plan, Path(plan_path), base_dir, spec, registry, raw, labels, per_target, notes, run,
-                       bool(plan.search and plan.search.space))
+                       bool(plan.search and plan.search.space), names)
 
 
 def _run_inputs(shared: RunInputs, plan: CompressionPlan, hook: Any = None) -> RunInputs:
@@ -233,17 +237,25 @@ def _constraints(trial: Any) -> list[float]:
     return list(trial.user_attrs.get("constraints") or [0.0])
 
 
+def _per_trial_constraints() -> bool:
+    """Optuna 5 takes constraints per trial (``Trial.set_constraint``); 4 through the sampler's constraints_func."""
+    import optuna
+
+    return hasattr(optuna.trial.Trial, "set_constraint")
+
+
 def make_sampler(spec: SearchSpec, seed: int, name: str | None = None) -> Any:
     import optuna
 
     kind = name or spec.sampler
+    constraints = {} if _per_trial_constraints() else {"constraints_func": _constraints}
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if kind == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=_constraints,
-                                             population_size=max(4, min(50, spec.trials // 3)))
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, spec.trials // 3)),
+                                             **constraints)
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.effective_startup(), multivariate=True,
-                                      group=True, constraints_func=_constraints)
+                                      group=True, **constraints)
 
 
 def _suggest(trial: Any, dims: list[Dimension]) -> dict[str, Any]:
@@ -364,7 +376,14 @@ def run_search(setup: SearchSetup, out_dir: Path, *, cache_dir: Path | None = No
             record["recipe"] = values
             record["from_plan"] = bool(trial.user_attrs.get("from_plan"))
             trial.set_user_attr(RECORD, record)
-            trial.set_user_attr("constraints", [v["violation"] for v in record.get("verdicts", [])] or [0.0])
+            # Constraints: each contract's relative distance from its bound (<= 0: met), so the sampler prefers
+            # recipes that meet the contracts over ones that only look good on the objectives.
+            by_name = {v["name"]: v["violation"] for v in record.get("verdicts", [])}
+            constraints = [by_name.get(name, 0.0) for name in setup.contract_names[label]] or [0.0]
+            trial.set_user_attr("constraints", constraints)
+            if _per_trial_constraints():
+                for i, value in enumerate(constraints):
+                    trial.set_constraint(f"contract{i}", value)
             if state == "complete":
                 study.tell(trial, values_out)
             elif state == "pruned":
