@@ -159,7 +159,12 @@ def validate(plan: PlanArg) -> None:
     """Check a plan against the schema and the installed plugins (nothing is built)."""
     from edgecraft.plan.loading import load_plan
 
-    loaded, _ = load_plan(plan, _registry())
+    registry = _registry()
+    loaded, _ = load_plan(plan, registry)
+    if loaded.search is not None and loaded.search.space:
+        from edgecraft.search.space import resolve_space
+
+        resolve_space(loaded, registry, source=str(plan))  # steps, params and bounds; `search` also compiles them
     out.print(f"[green]ok[/green] {plan}: {len(loaded.steps)} step(s), targets "
               f"{[t.label for t in loaded.targets]}, {len(loaded.contracts)} contract(s)")
 

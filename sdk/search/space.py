@@ -272,7 +272,7 @@ def probe_target(raw: dict[str, Any], dims: list[Dimension], label: str,
             except EdgecraftError as exc:
                 if not getattr(exc, "exit_code", 2) == 2:
                     raise
-                failures[repr(value)] = str(exc).splitlines()[-1].strip()
+                failures[repr(value)] = str(getattr(exc, "message", exc)).splitlines()[0].strip()
         where = f"{source}: {'search.space.' if user_space else 'default search space '}{dim.path}"
         if isinstance(dim.dim, RangeDim) and failures:
             value, reason = next(iter(failures.items()))
