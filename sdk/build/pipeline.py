@@ -60,6 +60,9 @@ class TargetPipeline:
     #: Called with (pipeline, torch model, torch key) once every torch-stage step of a build is done, before
     #: export, graph steps and timing. A search stops hopeless trials here by raising (see edgecraft.search).
     torch_stage_done: Callable[[TargetPipeline, TorchModel, str], None] | None = None
+    #: Baseline outputs by baseline artifact key, shared by the runs of a search: the baseline is evaluated once
+    #: per target, not once per trial (its latency is still timed in every run, interleaved with the candidate).
+    baseline_memo: dict[str, Outputs] | None = None
     _baseline_outputs: Outputs | None = None
     _baseline_metrics: dict[str, float] | None = None
     _baseline_artifact: Artifact | None = None
@@ -242,6 +245,8 @@ class TargetPipeline:
         return outputs
 
     def baseline_outputs(self) -> Outputs:
+        if self._baseline_outputs is None and self.baseline_memo is not None and self._baseline_artifact is not None:
+            self._baseline_outputs = self.baseline_memo.get(self._baseline_artifact.key)
         if self._baseline_outputs is None:
             assert self._baseline_artifact is not None, "build the baseline first"
             session = self.load(self._baseline_artifact.path)
@@ -249,6 +254,8 @@ class TargetPipeline:
                 self._baseline_outputs = self._outputs(session, "baseline")
             finally:
                 session.close()
+            if self.baseline_memo is not None:
+                self.baseline_memo[self._baseline_artifact.key] = self._baseline_outputs
         return self._baseline_outputs
 
     def outputs_metrics(self, outputs: Outputs) -> dict[str, float]:

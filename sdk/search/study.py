@@ -127,8 +127,10 @@ def setup_search(plan_path: Path, registry: Registry, *, targets: list[str] | No
 
 
 def _run_inputs(shared: RunInputs, plan: CompressionPlan, hook: Any = None) -> RunInputs:
+    if shared.baseline_memo is None:
+        shared.baseline_memo = {}
     return RunInputs(plan, shared.registry, shared.base_dir, shared.loader, shared.datasets,
-                     torch_memo=shared.torch_memo, torch_stage_done=hook)
+                     torch_memo=shared.torch_memo, torch_stage_done=hook, baseline_memo=shared.baseline_memo)
 
 
 # ------------------------------------------------------------------------------------------ objectives
