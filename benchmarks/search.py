@@ -15,9 +15,11 @@ sampler does with the remaining trials. Figures:
   normalized by the baseline timed in its own interleaved rounds;
 * ``wall_s`` (both searches), ``int8_features`` and ``threads``.
 
-    nice python benchmarks/search.py --json OUT [--trials 8] [--epochs 3]
+    nice python benchmarks/search.py --json OUT [--trials 8] [--epochs 3] [--transformer-trials 5 [--skip-digits]]
 
-The transformer example is not searched here (minutes per trial on this 2-core machine).
+``--transformer-trials N`` also searches the transformer example (``examples/transformer/plan.yaml``,
+``ort-cpu``, the strategies' default space) with edgecraft's sampler only (no random baseline: minutes
+per trial on a 2-core machine).
 """
 
 from __future__ import annotations
@@ -66,12 +68,37 @@ def normalized(records: list[dict[str, Any]], max_drop: float) -> list[tuple[flo
     return pts
 
 
+def transformer(registry: Any, work: Path, cache: Path, trials: int) -> dict[str, Any]:
+    """edgecraft's search on the transformer example (ort-cpu, the strategies' default space)."""
+    from edgecraft.search.report import analyze
+    from edgecraft.search.study import run_search, setup_search
+
+    plan = ROOT / "examples" / "transformer" / "plan.yaml"
+    t0 = time.monotonic()
+    setup = setup_search(plan, registry, targets=["ort-cpu"], trials=trials)
+    outcome = run_search(setup, work / "transformer", cache_dir=cache,
+                         log=lambda m: print(f"[transformer] {m}", file=sys.stderr, flush=True))
+    a = analyze(outcome)["ort-cpu"]
+    best = a.by_number(a.best) if a.best is not None else None
+    return {"trials": trials, "space": [d.describe() for d in setup.dims["ort-cpu"]],
+            "best_recipe": best.get("recipe") if best else None, "best_speedup": best["speedup"] if best else None,
+            "best_size_ratio": best["size_ratio"] if best else None,
+            "best_accuracy_drop": (best["baseline_accuracy"] - best["accuracy"]) if best else None,
+            "closest": a.closest, "front": a.front, "wall_s": time.monotonic() - t0,
+            "trials_table": [{k: r.get(k) for k in ("number", "state", "recipe", "speedup", "size_ratio", "accuracy",
+                                                    "passed", "seconds")} for r in a.records]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=3, help="pruning fine-tuning epochs (the example's: 3)")
     parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--transformer-trials", type=int, default=0,
+                        help="also search examples/transformer/plan.yaml on ort-cpu (its default space) with this "
+                             "many trials, edgecraft's sampler only (0: skip)")
+    parser.add_argument("--skip-digits", action="store_true", help="only the transformer search")
     args = parser.parse_args()
 
     from edgecraft.cpu import int8_features
@@ -89,6 +116,13 @@ def main() -> int:
     load_start = os.getloadavg()[0]
     results: dict[str, Any] = {}
     started = time.monotonic()
+    figures: dict[str, Any] = {}
+    if args.transformer_trials:
+        figures["transformer"] = transformer(registry, work, cache, args.transformer_trials)
+    if args.skip_digits:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
+        print(json.dumps(figures, indent=2, default=str))
+        return 0
     for name, sampler in (("edgecraft", None), ("random", "random")):
         setup = setup_search(plan_path, registry)
         t0 = time.monotonic()
@@ -102,8 +136,8 @@ def main() -> int:
     a = ours["analysis"]
     best = a.by_number(a.best) if a.best is not None else None
     example = next((r for r in a.records if r.get("from_plan") and r["state"] == "complete"), None)
-    figures: dict[str, Any] = {
-        "trials": args.trials, "pruning_epochs": args.epochs,
+    figures = {
+        **figures, "trials": args.trials, "pruning_epochs": args.epochs,
         "hypervolume_edgecraft": ours["hv"], "hypervolume_random": rnd["hv"],
         "hypervolume_ratio_vs_random": ours["hv"] / rnd["hv"] if rnd["hv"] > 0 else None,
         "best_trial": best["number"] if best else None, "best_recipe": best.get("recipe") if best else None,

@@ -339,8 +339,6 @@ def run_search(setup: SearchSetup, out_dir: Path, *, cache_dir: Path | None = No
     spec = setup.spec
     seed = spec.seed if spec.seed is not None else setup.plan.seed
     cache = ArtifactCache(cache_dir, reuse=True)
-    started = time.monotonic()
-    deadline = started + spec.time_budget_s if spec.time_budget_s else math.inf
     studies = {}
     for i, label in enumerate(setup.labels):
         study = load_study(setup, label, out_dir, make_sampler(spec, seed + i, sampler_name), study_suffix)
@@ -352,6 +350,9 @@ def run_search(setup: SearchSetup, out_dir: Path, *, cache_dir: Path | None = No
             study.enqueue_trial(_plan_values(for_target(setup.raw, label), setup.dims[label]),
                                 user_attrs={"from_plan": True})
         studies[label] = study
+    # The budget is for trials: the clock starts once the studies are open (sqlite schema setup takes seconds).
+    started = time.monotonic()
+    deadline = started + spec.time_budget_s if spec.time_budget_s else math.inf
     ran = dict.fromkeys(setup.labels, 0)
     stopped = False
     pruned_metrics: dict[tuple[str, str], dict[str, float]] = {}

@@ -184,3 +184,27 @@ def test_resume_runs_only_the_missing_trials(workdir: Path, capsys) -> None:
     assert target["trials_run_now"] == 2 and target["trials_finished"] == 4
     numbers = [t["number"] for t in target["trials"]]
     assert numbers[:2] == [0, 1] and 2 not in numbers  # trial 2 was the interrupted one: failed, not counted
+
+
+@pytest.mark.slow
+@pytest.mark.search
+def test_trial_missing_accuracy_after_the_torch_stage_is_pruned(workdir: Path, capsys) -> None:
+    contracts = [{"kind": "accuracy", "metric": "top1", "max_drop": 0.001}, {"kind": "size", "min_ratio": 2.0}]
+    space = {"steps[pruning].params.ratio": {"low": 0.6, "high": 0.7}}
+    code, doc = search_cli(workdir, plan_dict(search={"trials": 1, "space": space}, contracts=contracts,
+                                              pruning=True))
+    assert code == 1
+    assert doc is not None
+    trial = doc["targets"][0]["trials"][0]
+    assert trial["state"] == "pruned"  # stopped before export, int8 and timing
+    assert trial["verdicts"][0]["detail"].startswith("after the torch stage: top1")
+    assert doc["targets"][0]["closest"]["missed"][0]["contract"] == "accuracy: top1 drop <= 0.001"
+
+
+@pytest.mark.slow
+@pytest.mark.search
+def test_time_budget_stops_with_the_front_so_far(workdir: Path) -> None:
+    code, doc = search_cli(workdir, plan_dict(search={"trials": 5, "space": {
+        "steps[quantization].params.calibration_samples": {"low": 16, "high": 64}}}), "--time-budget", "1")
+    assert doc is not None and doc["stopped_by_budget"] is True
+    assert doc["targets"][0]["trials_run_now"] == 1 and code == 0
