@@ -95,6 +95,9 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=3, help="pruning fine-tuning epochs (the example's: 3)")
     parser.add_argument("--cache-dir", type=Path, default=None)
+    parser.add_argument("--work", type=Path, default=None,
+                        help="folder of the studies (default: a new temporary one); rerun with the same folder to "
+                             "resume after a crash (finished trials are kept)")
     parser.add_argument("--transformer-trials", type=int, default=0,
                         help="also search examples/transformer/plan.yaml on ort-cpu (its default space) with this "
                              "many trials, edgecraft's sampler only (0: skip)")
@@ -109,7 +112,8 @@ def main() -> int:
     from edgecraft.search.study import run_search, setup_search
 
     quiet_runtimes()
-    work = Path(tempfile.mkdtemp(prefix="edgecraft-search-bench-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="edgecraft-search-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     cache = args.cache_dir or work / "cache"
     plan_path = search_plan(work, args.trials, args.epochs)
     registry = build_registry()
@@ -149,6 +153,10 @@ def main() -> int:
                                           if best and example else None),
         "random_best_speedup": None, "pruned_trials_edgecraft": sum(r["state"] == "pruned" for r in a.records),
         "pruned_trials_random": sum(r["state"] == "pruned" for r in rnd["analysis"].records),
+        "trials_run_now_edgecraft": ours["outcome"].ran["ort-cpu"],
+        "trials_run_now_random": rnd["outcome"].ran["ort-cpu"],
+        "trial_seconds_edgecraft": sum(r.get("seconds", 0) for r in a.records),
+        "trial_seconds_random": sum(r.get("seconds", 0) for r in rnd["analysis"].records),
         "wall_s_edgecraft": ours["wall_s"], "wall_s_random": rnd["wall_s"], "wall_s": time.monotonic() - started,
         "int8_features": int8_features(), "threads": ours["outcome"].setup.plan.latency.threads,
         "cores": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()[0],

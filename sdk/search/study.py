@@ -343,9 +343,15 @@ def run_search(setup: SearchSetup, out_dir: Path, *, cache_dir: Path | None = No
     for i, label in enumerate(setup.labels):
         study = load_study(setup, label, out_dir, make_sampler(spec, seed + i, sampler_name), study_suffix)
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-            if t.state == TrialState.RUNNING:  # left by a killed search: run it again
+            if t.state == TrialState.RUNNING:  # left by a killed (or crashed) search: not finished, not counted
                 study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-                log(f"{label}: trial {t.number} was interrupted by a previous run; it is run again")
+                log(f"{label}: trial {t.number} was interrupted by a previous run ({_fmt_params(t.params)}); "
+                    "it does not count, a new trial takes its place")
+        existing = len(study.get_trials(deepcopy=False))
+        if existing:
+            # A resumed sampler gets a seed of its own: with the original seed its random start would propose
+            # the first run's recipes again (cache hits, but wasted trials), and maybe the one that crashed it.
+            study.sampler = make_sampler(spec, seed + i + 7919 * existing, sampler_name)
         if enqueue_plan and not study.get_trials(deepcopy=False):
             study.enqueue_trial(_plan_values(for_target(setup.raw, label), setup.dims[label]),
                                 user_attrs={"from_plan": True})
@@ -398,6 +404,10 @@ def run_search(setup: SearchSetup, out_dir: Path, *, cache_dir: Path | None = No
     records = {lbl: [dict(t.user_attrs[RECORD], number=t.number) for t in finished(studies[lbl])]
                for lbl in setup.labels}
     return SearchOutcome(setup, records, ran, stopped, time.monotonic() - started, list(setup.notes))
+
+
+def _fmt_params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items()) or "no params"
 
 
 def _fmt(value: Any) -> str:
