@@ -210,7 +210,9 @@ def search_document(outcome: SearchOutcome, analyses: dict[str, TargetAnalysis],
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "objective": setup.spec.objective, "trials": setup.spec.trials, "time_budget_s": setup.spec.time_budget_s,
             "sampler": setup.spec.sampler, "stopped_by_budget": outcome.stopped_by_budget,
-            "wall_s": round(outcome.wall_s, 1), "notes": outcome.notes, "exit_code": code, "targets": targets}
+            "wall_s": round(outcome.wall_s, 1),
+            "trial_seconds": round(sum(r.get("seconds", 0) for rs in outcome.records.values() for r in rs), 1),
+            "notes": outcome.notes, "exit_code": code, "targets": targets}
 
 
 def write_all(outcome: SearchOutcome, out_dir: Path, *, html_page: bool = True) -> tuple[int, list[Path], dict]:
@@ -332,7 +334,8 @@ def html_page_text(outcome: SearchOutcome, analyses: dict[str, TargetAnalysis], 
              + ("a candidate meets every contract on every target" if code == 0
                 else "no candidate meets every contract on some target") + f" (exit code {code})</p>",
              f"<p>plan <code>{_e(document['plan'])}</code>; objectives {_e(', '.join(document['objective']))}; "
-             f"sampler {_e(document['sampler'])}; {document['wall_s']} s"
+             f"sampler {_e(document['sampler'])}; {document['wall_s']} s in this run, {document['trial_seconds']} s of "
+             "trials in all"
              f"{'; stopped by the time budget' if document['stopped_by_budget'] else ''}.</p>",
              "<p><small>Front: a trial is on it unless another is at least as good on every objective and better on "
              "one <em>outside the confidence interval</em> (latency: the bootstrap CI of the candidate/baseline "
