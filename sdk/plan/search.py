@@ -73,6 +73,10 @@ class SearchSpec(_Strict):
     startup_trials: int | None = Field(
         None, ge=0, description="Random trials before TPE models the space (default: a quarter of trials, 3..10).")
     seed: int | None = Field(None, description="Sampler seed (default: the plan's seed).")
+    isolate: bool = Field(
+        False, description="Run each trial in a child process: a native crash of one recipe (a segfault in a "
+        "runtime or in training) fails that trial instead of ending the search. Costs the child's start-up and "
+        "the in-process sharing of torch-stage results between trials.")
     prune_slack: float = Field(
         0.0, ge=0, description="Stop a trial after its torch-stage steps when its accuracy drop on the target "
         "already exceeds an accuracy contract's max_drop by more than this (in the contract's units): later "

@@ -85,8 +85,10 @@ class SearchSetup:
 
 
 def setup_search(plan_path: Path, registry: Registry, *, targets: list[str] | None = None,
-                 trials: int | None = None, time_budget_s: float | None = None) -> SearchSetup:
-    """Load the plan, resolve and check the space for every target (exit 2 on any problem), before any trial."""
+                 trials: int | None = None, time_budget_s: float | None = None, probe: bool = True) -> SearchSetup:
+    """Load the plan, resolve and check the space for every target (exit 2 on any problem), before any trial.
+
+    ``probe=False`` skips compiling every value (a trial's child process: the parent has checked them)."""
     plan, base_dir = load_plan(plan_path, registry)
     spec = plan.search or SearchSpec()
     if trials is not None:
@@ -110,6 +112,9 @@ def setup_search(plan_path: Path, registry: Registry, *, targets: list[str] | No
 
         find_target(plan, label)  # an unknown --target is exit 2 naming the plan's targets
         raw_t = for_target(raw, label)
+        if not probe:
+            per_target[label] = list(dims)
+            continue
 
         def compile_fn(candidate: dict[str, Any], label: str = label) -> None:
             trial_plan = validate_plan(candidate, registry, source=f"{plan_path} ({label})")
@@ -380,7 +385,10 @@ def run_search(setup: SearchSetup, out_dir: Path, *, cache_dir: Path | None = No
             log(f"{label}: trial {trial.number} ({done}/{spec.trials}): "
                 + ", ".join(f"{k}={_fmt(v)}" for k, v in values.items()))
             t0 = time.monotonic()
-            record, state, values_out = _run_trial(setup, label, values, cache, progress, pruned_metrics)
+            if spec.isolate:
+                record, state, values_out = _run_trial_isolated(setup, label, values, cache_dir)
+            else:
+                record, state, values_out = _run_trial(setup, label, values, cache, progress, pruned_metrics)
             record["seconds"] = round(time.monotonic() - t0, 2)
             record["recipe"] = values
             record["from_plan"] = bool(trial.user_attrs.get("from_plan"))
@@ -423,6 +431,32 @@ def _summary(record: dict[str, Any]) -> str:
     acc = f"{record['metric']} {record['accuracy']:.4f}, " if record.get("accuracy") is not None else ""
     return (f"{'meets every contract' if record['passed'] else 'misses ' + ', '.join(failed)}: {acc}"
             f"speedup {record['speedup']:.2f}x, size {record['size_bytes']:,} B")
+
+
+def _run_trial_isolated(setup: SearchSetup, label: str, values: dict[str, Any],
+                        cache_dir: Path | None) -> tuple[dict[str, Any], str, list[float]]:
+    """Run one trial in a child process (``search.isolate``): a native crash there is this trial's failure."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="edgecraft-trial-") as tmp:
+        job, result = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job.write_text(json.dumps({"plan": str(setup.plan_path.resolve()), "label": label, "values": values,
+                                   "cache_dir": str(cache_dir) if cache_dir else None}))
+        proc = subprocess.run([sys.executable, "-m", "edgecraft.search.worker", str(job), str(result)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False)
+        if result.is_file():
+            record, state, values_out = json.loads(result.read_text())
+            return record, state, values_out
+    code = proc.returncode
+    how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+    tail = " ".join((proc.stderr or "").strip().splitlines()[-2:])[-300:]
+    reason = f"the trial's process died ({how}){': ' + tail if tail else ''}"
+    return ({"plan": apply_recipe(for_target(setup.raw, label), setup.dims[label], values), "target": label,
+             "state": "failed", "reason": reason, "exit_code": 3, "verdicts": []}, "failed", [])
 
 
 def _run_trial(setup: SearchSetup, label: str, values: dict[str, Any], cache: ArtifactCache, progress: Progress,

@@ -208,3 +208,14 @@ def test_time_budget_stops_with_the_front_so_far(workdir: Path) -> None:
         "steps[quantization].params.calibration_samples": {"low": 16, "high": 64}}}), "--time-budget", "1")
     assert doc is not None and doc["stopped_by_budget"] is True
     assert doc["targets"][0]["trials_run_now"] == 1 and code == 0
+
+
+@pytest.mark.slow
+@pytest.mark.search
+def test_isolated_trials_run_in_a_child_process(workdir: Path) -> None:
+    code, doc = search_cli(workdir, plan_dict(search={"trials": 1, "isolate": True, "space": {
+        "steps[quantization].params.per_channel": {"choices": [True]}}}))
+    assert code == 0 and doc is not None
+    trial = doc["targets"][0]["trials"][0]
+    assert trial["state"] == "complete" and trial["passed"] is True
+    assert (workdir / "out" / "best.ort-cpu.plan.yaml").is_file()
