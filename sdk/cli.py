@@ -159,7 +159,12 @@ def validate(plan: PlanArg) -> None:
     """Check a plan against the schema and the installed plugins (nothing is built)."""
     from edgecraft.plan.loading import load_plan
 
-    loaded, _ = load_plan(plan, _registry())
+    registry = _registry()
+    loaded, _ = load_plan(plan, registry)
+    if loaded.search is not None and loaded.search.space:
+        from edgecraft.search.space import resolve_space
+
+        resolve_space(loaded, registry, source=str(plan))  # steps, params and bounds; `search` also compiles them
     out.print(f"[green]ok[/green] {plan}: {len(loaded.steps)} step(s), targets "
               f"{[t.label for t in loaded.targets]}, {len(loaded.contracts)} contract(s)")
 
@@ -355,6 +360,55 @@ def gate(plan: PlanArg,
     files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
                                      html=html)
     _run_and_report(plan, target, reference, cache_dir, quiet, files, no_cache, ray)
+
+
+@app.command()
+def search(plan: PlanArg, target: TargetOpt = None,
+           trials: Annotated[int | None, typer.Option("--trials", min=1, help="Trials per target (default: the "
+                                                      "plan's search.trials); a resumed search runs only the rest.")
+                             ] = None,
+           time_budget: Annotated[float | None, typer.Option("--time-budget", min=1, help="Seconds before no new "
+                                                             "trial starts (default: search.time_budget_s).")] = None,
+           ray: Annotated[str | None, typer.Option("--ray", help="Ray cluster address: run trials there.")] = None,
+           out_dir: Annotated[Path, typer.Option("--out", help="Folder for search.json, trials.md/csv, search.html, "
+                                                 "best.<target>.plan.yaml and the resumable study (search.db).")
+                              ] = Path("search"),
+           cache_dir: CacheOpt = None, quiet: QuietOpt = False) -> None:
+    """Search compression recipes per target (Optuna); exit 0 if a candidate meets every contract, else 1."""
+    from edgecraft.progress import NullProgress
+    from edgecraft.rich_progress import RichProgress
+    from edgecraft.search.command import search_command
+
+    global _VERDICT_PENDING
+    _VERDICT_PENDING = True
+    registry = _registry()
+    progress = NullProgress() if quiet else RichProgress(err)
+
+    def log(message: str) -> None:
+        if not quiet:
+            err.print(message, highlight=False, markup=False)
+
+    with progress if isinstance(progress, RichProgress) else _nullcontext():
+        code, written, document = search_command(plan, registry, targets=target or None, trials=trials,
+                                                 time_budget_s=time_budget, ray=ray, out_dir=out_dir,
+                                                 cache_dir=cache_dir, progress=progress, log=log)
+    _VERDICT_PENDING = False
+    for entry in document["targets"]:
+        best, closest = entry["best"], entry["closest"]
+        if best is not None:
+            out.print(f"{_safe(entry['target'])}: best trial {best['trial']}: speedup {best['speedup']:.2f}x, size "
+                      f"ratio {best['size_ratio']:.2f}x; {len(entry['front'])} on the front; plan "
+                      f"{_safe(best['plan_file'])}", highlight=False)
+        elif closest is not None:
+            missed = "; ".join(f"{m['contract']} (short by {100 * m['relative_shortfall']:.1f}%)"
+                               for m in closest["missed"]) or "pruned"
+            out.print(f"{_safe(entry['target'])}: no candidate meets every contract; closest: trial "
+                      f"{closest['trial']}: {_safe(missed)}", highlight=False)
+        else:
+            out.print(f"{_safe(entry['target'])}: no trial finished", highlight=False)
+    for path in written:
+        out.print(f"search: {path}", highlight=False)
+    raise typer.Exit(code)
 
 
 @app.command()

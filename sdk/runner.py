@@ -100,7 +100,8 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
     view = target_view(plan, registry, compiled)
     emulated = view.emulated
     pipe = TargetPipeline(plan, registry, view, run.loader, run.datasets, cache, progress,
-                          torch_memo=run.torch_memo)
+                          torch_memo=run.torch_memo, torch_stage_done=run.torch_stage_done,
+                          baseline_memo=run.baseline_memo)
     gate = plan.gate
 
     base_art, base_cached = pipe.baseline_artifact(compiled)

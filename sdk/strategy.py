@@ -77,6 +77,18 @@ class Strategy(ABC):
     #: One line for ``edgecraft plugins``.
     summary: ClassVar[str] = ""
 
+    @classmethod
+    def default_space(cls, params: StrategyParams) -> dict[str, dict[str, Any]]:
+        """The dimensions ``edgecraft search`` explores for a step of this strategy when the plan's ``search``
+        names no space: ``{"params.NAME": {"low": ..., "high": ...} | {"choices": [...]}, "enabled": {...}}``.
+
+        Why on the strategy: only its author knows which params trade accuracy for speed or size, and
+        which ranges are sensible; a third-party strategy overrides this exactly like a built-in. ``params``
+        are the step's validated params in the plan, so the space can follow its mode (e.g. no channel
+        ratio for N:M pruning). The default, ``{}``, leaves the step as the plan has it.
+        """
+        return {}
+
     def parse_params(self, raw: dict[str, Any] | BaseModel) -> StrategyParams:
         """Validate raw params with this strategy's own model (the plan loader reports errors)."""
         if isinstance(raw, self.params_model):

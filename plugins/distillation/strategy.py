@@ -87,6 +87,13 @@ class DistillationStrategy(Strategy):
                "model) on the teacher's soft targets; the student becomes the model.")
 
     # ------------------------------------------------------------------ compile time
+    @classmethod
+    def default_space(cls, params: StrategyParams) -> dict[str, dict[str, Any]]:
+        """What `edgecraft search` explores for this step when the plan names no space (see space.py)."""
+        from edgecraft.plugins.distillation.space import default_space
+
+        return default_space(params)
+
     def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
         assert isinstance(params, DistillationParams)
         if ctx.model_kind != "torch":

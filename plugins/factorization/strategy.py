@@ -32,6 +32,13 @@ class FactorizationStrategy(Strategy):
     summary = "Low-rank factorization: truncated SVD (Linear), spatial SVD or Tucker-2 (Conv2d), per-layer ranks"
 
     # ------------------------------------------------------------------ compile time
+    @classmethod
+    def default_space(cls, params: StrategyParams) -> dict[str, dict[str, Any]]:
+        """What `edgecraft search` explores for this step when the plan names no space (see space.py)."""
+        from edgecraft.plugins.factorization.space import default_space
+
+        return default_space(params)
+
     def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
         assert isinstance(params, FactorizationParams)
         p = params.model_copy()

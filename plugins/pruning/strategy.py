@@ -31,6 +31,13 @@ class PruningStrategy(Strategy):
                               "model) or unstructured/N:M sparsity (torch.nn.utils.prune; only zips smaller)")
 
     # ------------------------------------------------------------------ compile time
+    @classmethod
+    def default_space(cls, params: StrategyParams) -> dict[str, dict[str, Any]]:
+        """What `edgecraft search` explores for this step when the plan names no space (see space.py)."""
+        from edgecraft.plugins.pruning.space import default_space
+
+        return default_space(params)
+
     def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
         assert isinstance(params, PruningParams)
         if ctx.model_kind != "torch":

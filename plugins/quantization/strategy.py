@@ -61,6 +61,13 @@ class QuantizationStrategy(Strategy):
                               "U8S8), NNCF on OpenVINO; accuracy-aware")
 
     # ------------------------------------------------------------------ compile time
+    @classmethod
+    def default_space(cls, params: StrategyParams) -> dict[str, dict[str, Any]]:
+        """What `edgecraft search` explores for this step when the plan names no space (see space.py)."""
+        from edgecraft.plugins.quantization.space import default_space
+
+        return default_space(params)
+
     def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
         assert isinstance(params, QuantizationParams)
         p = params.model_copy(deep=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,12 @@ class TargetPipeline:
     #: Shared by the targets of one run, so pruning or distillation trains once, not once per target.
     #: Torch-stage steps must therefore not depend on the target except through their resolved params.
     torch_memo: dict[str, tuple[TorchModel, list[dict[str, Any]]]] = field(default_factory=dict)
+    #: Called with (pipeline, torch model, torch key) once every torch-stage step of a build is done, before
+    #: export, graph steps and timing. A search stops hopeless trials here by raising (see edgecraft.search).
+    torch_stage_done: Callable[[TargetPipeline, TorchModel, str], None] | None = None
+    #: Baseline outputs by baseline artifact key, shared by the runs of a search: the baseline is evaluated once
+    #: per target, not once per trial (its latency is still timed in every run, interleaved with the candidate).
+    baseline_memo: dict[str, Outputs] | None = None
     _baseline_outputs: Outputs | None = None
     _baseline_metrics: dict[str, float] | None = None
     _baseline_artifact: Artifact | None = None
@@ -134,6 +141,8 @@ class TargetPipeline:
             details = [dict(d, reused_from_other_target=True) for d in memo_details]
             steps = [s for s in steps if s.stage != Stage.TORCH]
             self.progress.status(f"{self.view.label}: torch-stage steps reused from an earlier target of this run")
+            if self.torch_stage_done is not None:
+                self.torch_stage_done(self, handle, key)
         for step in steps:
             if step.stage == Stage.ONNX and isinstance(handle, TorchModel):
                 handle = self._to_onnx(handle, work)
@@ -153,6 +162,8 @@ class TargetPipeline:
                     s.stage != Stage.TORCH for s in compiled.steps[step.index + 1:]):
                 snapshot = handle.copy()
                 self.torch_memo[key] = (snapshot, [dict(d) for d in details])
+                if self.torch_stage_done is not None:
+                    self.torch_stage_done(self, handle, key)
         return handle, details
 
     # ------------------------------------------------------------------ artifacts
@@ -234,6 +245,8 @@ class TargetPipeline:
         return outputs
 
     def baseline_outputs(self) -> Outputs:
+        if self._baseline_outputs is None and self.baseline_memo is not None and self._baseline_artifact is not None:
+            self._baseline_outputs = self.baseline_memo.get(self._baseline_artifact.key)
         if self._baseline_outputs is None:
             assert self._baseline_artifact is not None, "build the baseline first"
             session = self.load(self._baseline_artifact.path)
@@ -241,6 +254,8 @@ class TargetPipeline:
                 self._baseline_outputs = self._outputs(session, "baseline")
             finally:
                 session.close()
+            if self.baseline_memo is not None:
+                self.baseline_memo[self._baseline_artifact.key] = self._baseline_outputs
         return self._baseline_outputs
 
     def outputs_metrics(self, outputs: Outputs) -> dict[str, float]:

@@ -31,6 +31,10 @@ class RunInputs:
     datasets: DatasetStore
     #: Torch-stage results shared by the targets of this run (see TargetPipeline.torch_memo).
     torch_memo: dict[str, Any] = field(default_factory=dict)
+    #: Called when a build's torch-stage steps are done (see TargetPipeline.torch_stage_done); None: nothing.
+    torch_stage_done: Any = None
+    #: Baseline outputs shared across runs (see TargetPipeline.baseline_memo); None: evaluated per run.
+    baseline_memo: dict[str, Any] | None = None
 
 
 def prepare(plan: CompressionPlan, registry: Registry, base_dir: Path) -> RunInputs:

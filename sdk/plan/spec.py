@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from edgecraft.plan.search import SearchSpec
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
 PLAN_SCHEMA_ID = "edgecraft.plan/v1"
@@ -373,6 +374,8 @@ class CompressionPlan(StrictModel):
     latency: LatencySpec = Field(default_factory=LatencySpec)
     gate: GateSpec = Field(default_factory=GateSpec)
     measure: MeasureSpec = Field(default_factory=MeasureSpec)
+    search: SearchSpec | None = Field(None, description="What `edgecraft search` explores and optimizes (ignored by "
+                                      "`run`): objectives, trials, time budget, and the space of step params.")
     seed: int = 0
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)

@@ -1,0 +1,22 @@
+"""The quantization step's default search space (``edgecraft search`` on a plan without ``search.space``).
+
+Static vs dynamic int8 is the decision that matters most per target (static wins on CNNs, dynamic on
+MatMul-heavy models; OpenVINO has no dynamic mode, and the search drops choices a target cannot
+compile), per-channel vs per-tensor scales trade accuracy for a little speed on some kernels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgecraft.plugins.quantization.params import QuantizationParams
+from edgecraft.strategy import StrategyParams
+
+
+def default_space(params: StrategyParams) -> dict[str, dict[str, Any]]:
+    assert isinstance(params, QuantizationParams)
+    if params.mode == "weight_only":  # size only, OpenVINO only: nothing to trade
+        return {"enabled": {"choices": [True, False]}}
+    return {"enabled": {"choices": [True, False]},
+            "params.mode": {"choices": ["static", "dynamic"]},
+            "params.per_channel": {"choices": [True, False]}}

@@ -1,0 +1,221 @@
+"""`edgecraft search`: the typed space (exit 2 naming the bad entry), the noise-aware front, and end to end
+on the digits model: a candidate found, an unreachable contract, a resumed study, the best plan re-run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from edgecraft.cli import main
+from edgecraft.search.pareto import Value, dominates, front, hypervolume, pick_best
+
+FAST_LATENCY = {"threads": 1, "warmup": 5, "round_ms": 10, "rounds": 5}
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, example_dir: Path) -> Path:
+    for name in ("model.py", "digits_resnet.pt"):
+        shutil.copy(example_dir / name, tmp_path / name)
+    return tmp_path
+
+
+def plan_dict(*, search: dict[str, Any] | None = None, contracts: list[dict[str, Any]] | None = None,
+              pruning: bool = False) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = []
+    if pruning:
+        steps.append({"strategy": "pruning", "params": {"mode": "structured", "ratio": 0.5, "round_to": 8}})
+    steps.append({"strategy": "quantization", "params": {"mode": "static", "calibration_dataset": "train",
+                                                         "calibration_samples": 32}})
+    return {
+        "name": "search-test",
+        "model": {"kind": "torch", "factory": "model.py:build", "input_shape": [1, 1, 32, 32]},
+        "data": {"train": {"kind": "digits", "split": "train", "max_samples": 200},
+                 "test": {"kind": "digits", "split": "test", "max_samples": 120}},
+        "evaluation": {"dataset": "test", "metrics": ["top1"]},
+        "latency": FAST_LATENCY,
+        "gate": {"time_budget_s": 3},
+        "steps": steps,
+        "targets": ["ort-cpu"],
+        "contracts": contracts if contracts is not None else [
+            {"kind": "accuracy", "metric": "top1", "max_drop": 0.05}, {"kind": "size", "min_ratio": 2.0}],
+        "search": search if search is not None else {
+            "trials": 2, "space": {"steps[quantization].params.per_channel": {"choices": [True, False]}}},
+    }
+
+
+def search_cli(workdir: Path, plan: dict[str, Any], *extra: str) -> tuple[int, dict[str, Any] | None]:
+    path = workdir / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    out = workdir / "out"
+    code = main(["search", str(path), "--out", str(out), "--cache-dir", str(workdir / "cache"), "-q", *extra])
+    doc = out / "search.json"
+    return code, json.loads(doc.read_text()) if doc.exists() else None
+
+
+# ------------------------------------------------------------------------------------------ the front
+def test_dominance_needs_an_advantage_outside_the_interval() -> None:
+    fast_noisy = [Value(0.50, 0.45, 0.55), Value.exact(100.0)]
+    about_as_fast_smaller = [Value(0.52, 0.47, 0.57), Value.exact(90.0)]
+    clearly_slower = [Value(0.80, 0.78, 0.82), Value.exact(80.0)]
+    assert dominates(about_as_fast_smaller, fast_noisy)  # 0.50 vs 0.52 is noise: size decides
+    assert not dominates(fast_noisy, about_as_fast_smaller)
+    assert not dominates(about_as_fast_smaller, clearly_slower)  # a real trade-off
+    assert front({0: fast_noisy, 1: about_as_fast_smaller, 2: clearly_slower}) == [1, 2]
+    # priority: latency first; 0 and 1 tie within noise, so size picks 1
+    assert pick_best({0: fast_noisy, 1: about_as_fast_smaller, 2: clearly_slower}) == 1
+
+
+def test_hypervolume_2d_and_3d() -> None:
+    assert hypervolume([(0.5, 0.5)], (1.0, 1.0)) == pytest.approx(0.25)
+    assert hypervolume([(0.5, 0.5), (0.25, 0.75)], (1.0, 1.0)) == pytest.approx(0.3125)
+    assert hypervolume([(0.5, 0.5, 0.5)], (1.0, 1.0, 1.0)) == pytest.approx(0.125)
+    assert hypervolume([(0.5, 0.5, 0.5), (0.0, 0.9, 0.9)], (1.0, 1.0, 1.0)) == pytest.approx(0.125 + 0.01 * 0.5)
+    assert hypervolume([(1.5, 0.1)], (1.0, 1.0)) == 0.0
+
+
+def test_builtin_strategies_offer_default_spaces() -> None:
+    from edgecraft.registry import build_registry
+
+    registry = build_registry()
+    for name in ("pruning", "quantization", "distillation", "factorization"):
+        strategy = registry.strategy(name)
+        params = strategy.parse_params({})
+        space = type(strategy).default_space(params)
+        assert "enabled" in space and all(k == "enabled" or k.startswith("params.") for k in space), name
+
+
+# ------------------------------------------------------------------------------------------ bad spaces: exit 2
+@pytest.mark.search
+@pytest.mark.parametrize(("space", "needle"), [
+    ({"steps[prunning].params.ratio": {"low": 0.2, "high": 0.5}}, "no step 'prunning'"),
+    ({"steps[pruning].params.ratioo": {"low": 0.2, "high": 0.5}}, "has no param 'ratioo'"),
+    ({"steps[pruning].params.ratio": {"low": -0.2, "high": 0.5}}, "below the param's bound (>= 0)"),
+    ({"steps[quantization].params.calibration_samples": {"low": 8, "high": 200000}}, "above the param's bound"),
+    ({"steps[quantization].params.mode": {"choices": ["static", "int4"]}}, "'int4' is not accepted"),
+    ({"steps[pruning].params.ratio": {"low": 0.2, "high": 1.2}}, "does not compile"),
+    ({"steps[pruning].enabled": {"choices": ["yes"]}}, "'enabled' takes"),
+    ({"pruning.ratio": {"low": 0.2, "high": 0.5}}, "not a space path"),
+])
+def test_bad_space_is_exit_2_naming_the_entry(workdir: Path, capsys, space: dict[str, Any], needle: str) -> None:
+    code, doc = search_cli(workdir, plan_dict(search={"trials": 1, "space": space}, pruning=True))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert doc is None
+    path = next(iter(space))
+    assert f"search.space.{path}" in err and needle in err, err
+
+
+@pytest.mark.search
+def test_bad_objective_is_a_plan_error(workdir: Path, capsys) -> None:
+    code, _ = search_cli(workdir, plan_dict(search={"objective": ["speed"]}))
+    assert code == 2
+    assert "search.objective" in capsys.readouterr().err
+
+
+@pytest.mark.search
+def test_ray_without_executor_is_exit_2(workdir: Path, capsys) -> None:
+    code, _ = search_cli(workdir, plan_dict(), "--ray", "ray://nowhere:10001")
+    assert code == 2
+    assert "--ray" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ end to end
+@pytest.mark.slow
+@pytest.mark.search
+def test_search_finds_a_candidate_and_its_plan_reuses_the_artifact(workdir: Path, capsys) -> None:
+    code, doc = search_cli(workdir, plan_dict())
+    assert code == 0, capsys.readouterr()
+    assert doc is not None and doc["schema"] == "edgecraft.search/v1"
+    target = doc["targets"][0]
+    assert target["trials_finished"] == 2 and target["best"] is not None and target["front"]
+    best = target["best"]
+    out = workdir / "out"
+    for name in ("trials.csv", "trials.md", "search.html", "search.db"):
+        assert (out / name).is_file(), name
+    plan_file = Path(best["plan_file"])
+    assert plan_file == out / "best.ort-cpu.plan.yaml"
+    assert "search" not in yaml.safe_load(plan_file.read_text())
+    report = workdir / "best-report.json"
+    code = main(["run", str(plan_file), "--report-json", str(report), "--cache-dir", str(workdir / "cache"), "-q"])
+    assert code == 0
+    entry = json.loads(report.read_text())["targets"][0]
+    assert entry["compiled_key"] == best["compiled_key"]
+    assert entry["compressed"]["cached"] is True  # the search's artifact, not a rebuild
+
+
+@pytest.mark.slow
+@pytest.mark.search
+def test_unreachable_contract_exits_1_naming_the_closest_trial(workdir: Path, capsys) -> None:
+    contracts = [{"kind": "accuracy", "metric": "top1", "max_drop": 0.05},
+                 {"kind": "latency", "percentile": "p50", "min_speedup": 50.0}]
+    code, doc = search_cli(workdir, plan_dict(contracts=contracts))
+    out = capsys.readouterr().out
+    assert code == 1
+    assert doc is not None
+    closest = doc["targets"][0]["closest"]
+    assert doc["targets"][0]["best"] is None and closest is not None
+    assert [m["contract"] for m in closest["missed"]] == ["latency: p50 speedup >= 50x"]
+    assert closest["missed"][0]["relative_shortfall"] > 0.5
+    assert f"closest: trial {closest['trial']}" in out and "p50 speedup >= 50x" in out
+    assert not (workdir / "out" / "best.ort-cpu.plan.yaml").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.search
+def test_resume_runs_only_the_missing_trials(workdir: Path, capsys) -> None:
+    import optuna
+
+    space = {"steps[quantization].params.per_channel": {"choices": [True, False]},
+             "steps[quantization].params.calibration_samples": {"low": 16, "high": 64}}
+    code, doc = search_cli(workdir, plan_dict(search={"trials": 2, "space": space}))
+    assert code == 0 and doc is not None
+    assert doc["targets"][0]["trials_run_now"] == 2
+    # a search killed mid-trial leaves that trial RUNNING in the storage
+    storage = f"sqlite:///{workdir / 'out' / 'search.db'}"
+    study = optuna.load_study(study_name="search-test/ort-cpu", storage=storage)
+    study.ask()
+    code, doc = search_cli(workdir, plan_dict(search={"trials": 4, "space": space}))
+    assert code == 0 and doc is not None
+    target = doc["targets"][0]
+    assert target["trials_run_now"] == 2 and target["trials_finished"] == 4
+    numbers = [t["number"] for t in target["trials"]]
+    assert numbers[:2] == [0, 1] and 2 not in numbers  # trial 2 was the interrupted one: failed, not counted
+
+
+@pytest.mark.slow
+@pytest.mark.search
+def test_trial_missing_accuracy_after_the_torch_stage_is_pruned(workdir: Path, capsys) -> None:
+    contracts = [{"kind": "accuracy", "metric": "top1", "max_drop": 0.001}, {"kind": "size", "min_ratio": 2.0}]
+    space = {"steps[pruning].params.ratio": {"low": 0.6, "high": 0.7}}
+    code, doc = search_cli(workdir, plan_dict(search={"trials": 1, "space": space}, contracts=contracts,
+                                              pruning=True))
+    assert code == 1
+    assert doc is not None
+    trial = doc["targets"][0]["trials"][0]
+    assert trial["state"] == "pruned"  # stopped before export, int8 and timing
+    assert trial["verdicts"][0]["detail"].startswith("after the torch stage: top1")
+    assert doc["targets"][0]["closest"]["missed"][0]["contract"] == "accuracy: top1 drop <= 0.001"
+
+
+@pytest.mark.slow
+@pytest.mark.search
+def test_time_budget_stops_with_the_front_so_far(workdir: Path) -> None:
+    code, doc = search_cli(workdir, plan_dict(search={"trials": 5, "space": {
+        "steps[quantization].params.calibration_samples": {"low": 16, "high": 64}}}), "--time-budget", "1")
+    assert doc is not None and doc["stopped_by_budget"] is True
+    assert doc["targets"][0]["trials_run_now"] == 1 and code == 0
+
+
+@pytest.mark.slow
+@pytest.mark.search
+def test_isolated_trials_run_in_a_child_process(workdir: Path) -> None:
+    code, doc = search_cli(workdir, plan_dict(search={"trials": 1, "isolate": True, "space": {
+        "steps[quantization].params.per_channel": {"choices": [True]}}}))
+    assert code == 0 and doc is not None
+    trial = doc["targets"][0]["trials"][0]
+    assert trial["state"] == "complete" and trial["passed"] is True
+    assert (workdir / "out" / "best.ort-cpu.plan.yaml").is_file()
