@@ -296,14 +296,14 @@ def match_layers(encoder: Encoder, patterns: Sequence[str]) -> dict[str, list[in
 
 
 # ---------------------------------------------------------------- attention implementation
-class eager_attention:  # noqa: N801 - a context manager used like a function
+class EagerAttention:
     """Switch models to eager attention while attention maps are read (SDPA returns none), then back."""
 
     def __init__(self, *roots: nn.Module) -> None:
         self.models = [enc.model for enc in (find_encoder(r) for r in roots) if enc is not None]
         self.before: list[Any] = []
 
-    def __enter__(self) -> eager_attention:
+    def __enter__(self) -> EagerAttention:
         for model in self.models:
             self.before.append(getattr(model.config, "_attn_implementation", None))
             model.set_attn_implementation("eager")  # type: ignore[operator]
