@@ -196,7 +196,8 @@ def global_keep(scores: list[torch.Tensor], ratio: float, *, minimum: list[int],
         keep[layer] -= 1
         to_remove -= 1
     if multiple > 1:
-        keep = [max(minimum[i], k - k % multiple) if k >= multiple else k for i, k in enumerate(keep)]
+        # Nearest multiple (not floor), so the total stays close to the target.
+        keep = [min(len(scores[i]), max(minimum[i], multiple * round(k / multiple))) for i, k in enumerate(keep)]
     return keep
 
 
