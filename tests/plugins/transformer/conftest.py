@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sources"))
 
-from hf_tiny import TinyModels, build_tiny_models  # noqa: E402
+from hf_tiny import TinyModels, build_tiny_models
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,6 @@ def load(path: Path, length: int = 16) -> Any:
 
 def feeds(handle: Any, n: int = 3) -> list[Any]:
     import torch
-
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(handle.module.model.name_or_path), local_files_only=True)
