@@ -145,8 +145,8 @@ def local_context(train: int | None = None) -> LocalContext:
 @dataclass
 class Settings:
     epochs: int = 2
-    lr: float = 2e-4
-    batch_size: int = 32
+    lr: float = 5e-4
+    batch_size: int = 16
     seed: int = 0
 
 
@@ -228,7 +228,7 @@ def distilled(ctx: Any, handle: Any, teacher: Any, settings: Settings, every: in
     student, kept = _layer_student(handle.module, DistillationParams(student="layers", every=every, train="t"),
                                    "bench")
     out: dict[str, Any] = {"layers": kept, "cos_before_recovery_torch_eval": _torch_cos(ctx, handle, student)}
-    out["recovery"] = _recover(teacher, student, data, settings, layer_map=kept, hidden=1.0, attention=1.0,
+    out["recovery"] = _recover(teacher, student, data, settings, layer_map=kept, hidden=1.0, attention=0.5,
                                epochs=settings.epochs + 1)
     return student, out
 
@@ -280,10 +280,15 @@ def torch_rows(ctx: Any, *, settings: Settings | None = None, only: set[str] | N
     for name in ("pruned", "distilled", "factorized"):
         if name not in wanted and not (name in ("pruned", "distilled") and "stacked" in wanted):
             continue
+        path, saved = work / f"{name}.onnx", work / f"{name}.json"
+        if path.exists() and saved.exists():  # built by an earlier run with the same --work: measure it again
+            variants[name] = (path, json.loads(saved.read_text()))
+            continue
         started = time.perf_counter()
         module, facts = builders[name]()
-        path = export(handle, module, work / f"{name}.onnx")
+        export(handle, module, path)
         facts["build_seconds"] = round(time.perf_counter() - started, 1)
+        saved.write_text(json.dumps(facts))
         variants[name] = (path, facts)
         print(f"[{name}] {json.dumps(facts)}", file=sys.stderr, flush=True)
     if "stacked" in wanted:
@@ -338,17 +343,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--train", type=int, default=None, help="use only the first N training sentences")
     parser.add_argument("--only", default="", help="comma-separated: factorized,pruned,distilled,stacked")
     parser.add_argument("--head-ratio", type=float, default=1 / 3)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--work", type=Path, default=None, help="keep the built models here; a later run with the "
+                        "same --work re-measures them instead of rebuilding (e.g. to time all variants together)")
+    parser.add_argument("--no-measure", action="store_true", help="build (and save to --work) only")
     parser.add_argument("--ffn-ratio", type=float, default=0.5)
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(2)
     ctx = local_context(args.train)
-    result = torch_rows(ctx, settings=Settings(epochs=args.epochs, lr=args.lr),
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
+        ctx.work = args.work
+    if args.no_measure:
+        ctx.time_onnx = lambda paths: [1.0] * len(paths)  # type: ignore[method-assign]
+    result = torch_rows(ctx, settings=Settings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),
                         only=set(filter(None, args.only.split(","))) or None, head_ratio=args.head_ratio,
                         ffn_ratio=args.ffn_ratio)
     print(f"{'variant':<22}{'p50 ms':>9}{'speedup':>9}{'cos':>9}")
