@@ -196,7 +196,7 @@ def test_recipes_run_end_to_end(workdir: Path, capsys: pytest.CaptureFixture[str
     assert 0 < target["compressed"]["metrics"]["cosine"] <= 1.0 + 1e-6
     details = json.dumps(report)
     if step is PRUNE:
-        assert '"heads_after": 2' in details.replace(" ", "").replace('"heads_after":2', '"heads_after": 2')
+        assert '"heads_after": 2' in details  # 2 layers x 1 head left
     if step is FACTORIZE:
         assert "cosine_before_recovery" in details and "cosine_after_recovery" in details
 
