@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 #: ``student`` values that are not factory references.
 STUDENT_CURRENT = "current"
 STUDENT_SCALED = "scaled"
+STUDENT_LAYERS = "layers"
+#: Params of student: layers only.
+LAYERS_ONLY = frozenset({"layers", "every"})
 
 
 class FeaturePair(BaseModel):
@@ -35,9 +38,16 @@ class TrainingParams(StrategyParams):
     """Loss and training-loop settings of a distillation run (shared by the step and :func:`distill`)."""
 
     # ---- loss
-    loss: Literal["kl", "mse"] = Field(
+    loss: Literal["kl", "mse", "cosine"] = Field(
         "kl", description="'kl': KL divergence between temperature-softened distributions, scaled by T²; "
-        "'mse': mean squared error between raw logits.")
+        "'mse': mean squared error between raw logits; 'cosine': 1 - cos of each sample's output (embedding "
+        "models: sentence embeddings are directions, not logits).")
+    hidden_weight: float = Field(
+        0.0, ge=0, description="Transformer students: weight of the per-layer hidden-state loss (MSE / teacher "
+        "variance) between every student encoder layer and the teacher layer it was initialised from.")
+    attention_weight: float = Field(
+        0.0, ge=0, description="Transformer students: weight of the per-layer attention-map loss (KL of the "
+        "attention probabilities, MiniLM's self-attention transfer). Trains with eager attention.")
     temperature: float = Field(4.0, gt=0, description="Softening temperature T of the 'kl' loss.")
     alpha: float = Field(0.7, ge=0, le=1, description="Weight of the soft (teacher) loss; 1 - alpha weighs the "
                          "hard-label cross-entropy. Without labels the soft loss alone is used.")
@@ -79,7 +89,9 @@ class DistillationParams(TrainingParams):
 
     student: str = Field(
         STUDENT_SCALED, description="'scaled': the teacher with every hidden layer's width multiplied by `width` "
-        "(derived with Torch-Pruning's dependency graph); 'current': fine-tune the model handed to this step "
+        "(derived with Torch-Pruning's dependency graph; for a transformer encoder: its attention heads and FFN "
+        "neurons); 'layers': a transformer encoder keeping every `every`-th layer or the listed `layers`, "
+        "initialised from the teacher (DistilBERT); 'current': fine-tune the model handed to this step "
         "(e.g. after pruning or factorization) against the original model; or a 'package.module:function' / "
         "'file.py:function' factory returning an untrained student nn.Module.")
     width: float = Field(0.5, gt=0, lt=1, description="Channel/neuron width factor for student: scaled "
@@ -87,6 +99,12 @@ class DistillationParams(TrainingParams):
     round_to: int | None = Field(8, ge=1, description="Round scaled channel counts to the nearest multiple of this "
                                  "(null: exact width). CPU kernels are blocked by 8/16 channels: 16-32-32 channels ran "
                                  "2.6x faster than 15-30-30 on ONNX Runtime here.")
+    layers: list[int] | None = Field(
+        None, description="student: layers: the teacher's encoder layers the student keeps (0-based, in order), "
+        "e.g. [1, 3, 5].")
+    every: int | None = Field(
+        None, ge=2, description="student: layers: keep every k-th encoder layer, counted so the last one is kept "
+        "(6 layers, every 2: layers 1, 3, 5). Default 2 when `layers` is not given.")
     init: Literal["random", "teacher"] = Field(
         "random", description="student: scaled only. 'random': fresh initialisation; 'teacher': start from the "
         "teacher's largest-L1 channels (a pruned copy), which usually converges faster.")
@@ -99,12 +117,12 @@ class DistillationParams(TrainingParams):
     @field_validator("student")
     @classmethod
     def _student_reference(cls, value: str) -> str:
-        if value in (STUDENT_CURRENT, STUDENT_SCALED):
+        if value in (STUDENT_CURRENT, STUDENT_SCALED, STUDENT_LAYERS):
             return value
         module_ref, _, attr = value.partition(":")
         if not module_ref or not attr:
-            raise ValueError(f"expected 'scaled', 'current' or a 'package.module:function' / 'file.py:function' "
-                             f"factory, got {value!r}")
+            raise ValueError(f"expected 'scaled', 'layers', 'current' or a 'package.module:function' / "
+                             f"'file.py:function' factory, got {value!r}")
         return value
 
     @model_validator(mode="after")

@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from edgecraft.errors import InputError
 from edgecraft.models import ModelHandle, Stage, TorchModel
-from edgecraft.plugins.distillation.params import STUDENT_CURRENT, STUDENT_SCALED, DistillationParams
+from edgecraft.plugins.distillation.params import (
+    LAYERS_ONLY,
+    STUDENT_CURRENT,
+    STUDENT_LAYERS,
+    STUDENT_SCALED,
+    DistillationParams,
+)
 from edgecraft.strategy import Resolution, ResolvedStep, StepResult, Strategy, StrategyParams
 
 if TYPE_CHECKING:
@@ -80,6 +86,32 @@ def _check_layer_names(module: nn.Module, names: list[str], *, role: str, param:
             f"{' ...' if len(known) > 15 else ''}")
 
 
+def student_layers(n: int, layers: list[int] | None, every: int | None) -> list[int]:
+    """The teacher layers a ``student: layers`` keeps: ``layers`` as given, or every ``every``-th counted
+    from the end so the last layer (whose output the pooling reads) is always kept."""
+    if layers is not None:
+        if not layers:
+            raise ValueError("an empty list would keep no encoder layer")
+        bad = [i for i in layers if not 0 <= i < n]
+        if bad:
+            raise ValueError(f"layer(s) {bad} out of range: the teacher has {n} encoder layers (0..{n - 1})")
+        if sorted(set(layers)) != list(layers):
+            raise ValueError(f"{layers} must be increasing without repeats (layers run in order)")
+        if len(layers) == n:
+            raise ValueError(f"{layers} keeps all {n} layers: the student would not be smaller")
+        return list(layers)
+    k = every or 2
+    if k > n:
+        raise ValueError(f"every {k} is more than the teacher's {n} encoder layers")
+    return [i for i in range(n) if (n - 1 - i) % k == 0]
+
+
+def _round_multiple(value: float, multiple: int | None) -> int:
+    if not multiple:
+        return max(1, round(value))
+    return max(multiple, multiple * round(value / multiple))
+
+
 class DistillationStrategy(Strategy):
     name = "distillation"
     params_model = DistillationParams
@@ -111,15 +143,22 @@ class DistillationStrategy(Strategy):
         misplaced = sorted(params.model_fields_set & {"width", "init", "round_to"})
         if params.student != STUDENT_SCALED and misplaced:
             raise ctx.error(f"params {misplaced} only apply to student: scaled (student is {params.student!r})")
+        misplaced = sorted(params.model_fields_set & LAYERS_ONLY)
+        if params.student != STUDENT_LAYERS and misplaced:
+            raise ctx.error(f"params {misplaced} only apply to student: layers (student is {params.student!r})")
         for name, param in ((train, "train"), (params.validation, "validation")):
             self._check_sample_shape(ctx, name, param)
-        notes = self._check_models(params, ctx)
+        transformer_notes = self._check_transformer(params, ctx)
+        notes = transformer_notes if transformer_notes is not None else self._check_models(params, ctx)
         teacher = params.effective_teacher()
-        loss = f"kl(T={params.temperature:g})" if params.loss == "kl" else "logit-mse"
-        student = params.student if params.student in (STUDENT_CURRENT, STUDENT_SCALED) else "factory"
+        loss = {"kl": f"kl(T={params.temperature:g})", "mse": "logit-mse", "cosine": "cosine"}[params.loss]
+        student = params.student if params.student in (STUDENT_CURRENT, STUDENT_SCALED, STUDENT_LAYERS) \
+            else "factory"
         implementation = f"torch-kd:{loss}:student={student}:teacher={teacher}"
         if params.features:
             implementation += f":features={len(params.features)}"
+        if params.hidden_weight or params.attention_weight:
+            implementation += f":hidden={params.hidden_weight:g}:attention={params.attention_weight:g}"
         who = "the plan model before any step" if teacher == "original" else "the model as it stands before this step"
         notes.append(f"teacher = {who}; alpha={params.alpha:g} (soft loss weight; soft only without labels)")
         if params.augment == "none" and params.cache_teacher:
@@ -146,6 +185,58 @@ class DistillationStrategy(Strategy):
             raise ctx.error(f"params.{param} = {name!r}: its samples have shape {sample} but the model takes "
                             f"{expected} per sample (input {io.inputs[0].describe()})",
                             hint=f"set data.{name}.image_size / layout to match the model")
+
+    def _check_transformer(self, params: DistillationParams, ctx: CompileContext) -> list[str] | None:
+        """student: layers / scaled and the per-layer losses on a transformer, checked on config.json.
+
+        Returns None when the generic model checks apply instead (not a transformer student).
+        """
+        layer_losses = params.hidden_weight > 0 or params.attention_weight > 0
+        source = ctx.plan.model
+        is_hf = getattr(source, "kind", None) == "huggingface"
+        if params.student == STUDENT_LAYERS and params.layers is not None and params.every is not None:
+            raise ctx.error("params.layers and params.every both choose the student's layers; set one")
+        if layer_losses and params.student not in (STUDENT_LAYERS, STUDENT_SCALED, STUDENT_CURRENT):
+            raise ctx.error("params.hidden_weight / attention_weight pair student encoder layers with the teacher "
+                            "layers they come from; a factory student has no such pairing",
+                            hint="use student: layers, scaled or current")
+        if not is_hf:
+            if params.student == STUDENT_LAYERS or layer_losses:
+                what = "student: layers" if params.student == STUDENT_LAYERS else "hidden_weight/attention_weight"
+                raise ctx.error(f"{what} needs a transformer encoder (model kind huggingface, BERT family); the "
+                                f"plan's model is a {getattr(source, 'kind', '?')} source")
+            return None
+        if params.student == STUDENT_CURRENT:
+            return None
+        if params.student not in (STUDENT_LAYERS, STUDENT_SCALED):
+            return None
+        from edgecraft.hf_common import resolve_dir
+        from edgecraft.torchkit.encoder import config_supported, encoder_config
+
+        try:
+            config = encoder_config(resolve_dir(source.path, ctx.base_dir, field="model.path"))  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise ctx.error(f"cannot read the model's config.json to build a student: {type(exc).__name__}: "
+                            f"{exc}") from exc
+        kind = getattr(config, "model_type", "?")
+        if not config_supported(config):
+            raise ctx.error(f"student: {params.student} on a transformer edits BERT-family encoders (BERT, RoBERTa, "
+                            f"XLM-R, ELECTRA, MiniLM); the model is a {kind!r}",
+                            hint="give a student factory ('package.module:function')")
+        n = int(config.num_hidden_layers)
+        if params.student == STUDENT_LAYERS:
+            try:
+                kept = student_layers(n, params.layers, params.every)
+            except ValueError as exc:
+                field = "layers" if params.layers is not None else "every"
+                raise ctx.error(f"params.{field}: {exc}") from None
+            return [f"student keeps encoder layers {kept} of {n}, initialised from the teacher (DistilBERT)"]
+        heads, ffn = int(config.num_attention_heads), int(config.intermediate_size)
+        keep_heads = max(1, round(params.width * heads))
+        keep_ffn = _round_multiple(params.width * ffn, params.round_to)
+        return [f"width {params.width:g} on a transformer: attention heads {heads} -> {keep_heads}, FFN {ffn} -> "
+                f"{keep_ffn} per layer. The hidden width ({config.hidden_size}) stays: the embeddings, every "
+                "residual and LayerNorm share it, so a narrower one could not start from the teacher's weights"]
 
     def _check_models(self, params: DistillationParams, ctx: CompileContext) -> list[str]:
         """Build the plan model (and a factory student) once to catch shape and layer-name errors now."""
@@ -233,9 +324,13 @@ class DistillationStrategy(Strategy):
             else:
                 teacher = model.module
             teacher_out = probe_output(teacher, example, label="the teacher", output=output)
+            layer_map: list[int] | None = None
             if params.student == STUDENT_CURRENT:
                 student = model.module
-            elif params.student == STUDENT_SCALED:
+            elif params.student == STUDENT_LAYERS:
+                student, layer_map = _layer_student(model.module, params, step.where)
+            elif params.student == STUDENT_SCALED and _encoder(model.module) is not None:
+                student = _scaled_transformer(model.module, params, seed)
                 student = scale_width(model.module, example, params.width, init=params.init, round_to=params.round_to,
                                       seed=seed, label="the teacher")
             else:
@@ -244,7 +339,7 @@ class DistillationStrategy(Strategy):
             train = ctx.feeds(params.train or "")
             validation = ctx.feeds(params.validation) if params.validation else None
             result = distill(teacher, student, train, params.training(), validation=validation,
-                             progress=ctx.progress, seed=seed, output=output)
+                             progress=ctx.progress, seed=seed, output=output, layer_map=layer_map)
         except InputError as exc:  # StudentError, a dataset that does not fit, ...
             raise InputError(f"step {step.where}: {exc.message}", hint=exc.hint) from exc
         except DistillationError as exc:
@@ -261,7 +356,60 @@ class DistillationStrategy(Strategy):
             "history": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}
                         for row in result.history],
         }
+        student_encoder = _encoder(result.student)
+        if student_encoder is not None:
+            details["student_encoder"] = student_encoder.shape()
+            if layer_map is not None:
+                details["student_layers_from_teacher"] = layer_map
         handle = model.with_module(result.student)
         handle.lineage.append({"step": step.label, "strategy": self.name, "student": params.student,
                                "teacher_params": teacher_params, "student_params": student_params})
         return StepResult(handle, details)
+
+
+def _encoder(module: nn.Module) -> Any:
+    from edgecraft.torchkit.encoder import find_encoder
+
+    return find_encoder(module)
+
+
+def _layer_student(teacher: nn.Module, params: DistillationParams, where: str) -> tuple[nn.Module, list[int]]:
+    """A copy of the teacher keeping some encoder layers (weights and all), and which ones it kept."""
+    import copy
+
+    from edgecraft.torchkit.encoder import keep_layers, require_encoder
+
+    student = copy.deepcopy(teacher)
+    encoder = require_encoder(student, where=where, what="student: layers")
+    try:
+        kept = student_layers(len(encoder), params.layers, params.every)
+    except ValueError as exc:
+        field = "layers" if params.layers is not None else "every"
+        raise InputError(f"step {where}: params.{field}: {exc}") from None
+    keep_layers(encoder, kept)
+    return student, kept
+
+
+def _scaled_transformer(teacher: nn.Module, params: DistillationParams, seed: int) -> nn.Module:
+    """The teacher with ``width`` of its heads and FFN neurons per layer (largest L1 first); ``init: random``
+    re-initialises the encoder layers with the model's own ``_init_weights``."""
+    import copy
+
+    import torch
+    from edgecraft.torchkit import encoder as enc
+
+    student = copy.deepcopy(teacher)
+    encoder = enc.find_encoder(student)
+    assert encoder is not None
+    for i in range(len(encoder)):
+        heads, ffn = encoder.heads(i), encoder.ffn(i)
+        enc.prune_heads(encoder, i, enc.top(enc.head_scores(encoder, i, "l1"), max(1, round(params.width * heads))))
+        enc.prune_ffn(encoder, i, enc.top(enc.ffn_scores(encoder, i, "l1"),
+                                          min(ffn, _round_multiple(params.width * ffn, params.round_to))))
+    enc.sync_config(encoder)
+    if params.init == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for module in encoder.layers.modules():
+                encoder.model._init_weights(module)
+    return student.train()

@@ -119,13 +119,17 @@ def _as_data(data: TorchData | BoundData | None) -> TorchData | None:
 
 def distill(teacher: nn.Module, student: nn.Module, data: TorchData | BoundData,
             params: TrainingParams | dict[str, Any] | None = None, *, validation: TorchData | BoundData | None = None,
-            progress: Progress | None = None, seed: int = 0, output: int = 0) -> DistillResult:
+            progress: Progress | None = None, seed: int = 0, output: int = 0,
+            layer_map: list[int] | None = None) -> DistillResult:
     """Train ``student`` (in place) to imitate ``teacher`` on ``data``; return it with its history.
 
     ``params`` holds the loss and loop settings (:class:`TrainingParams`; ``params.seed`` overrides
     ``seed``). Labels are mixed in by ``alpha``; without labels the soft loss alone is used. The
     best weights on the validation data (``validation``, else a split of ``data``) are kept. The
     loss reads the models' output ``output``. The same seed gives the same student.
+
+    Transformer students: ``params.hidden_weight`` / ``attention_weight`` add per-layer terms pairing
+    student encoder layer ``j`` with teacher layer ``layer_map[j]`` (default: the same index).
     """
     params = params if isinstance(params, TrainingParams) else TrainingParams.model_validate(params or {})
     seed = params.seed if params.seed is not None else seed
@@ -133,17 +137,39 @@ def distill(teacher: nn.Module, student: nn.Module, data: TorchData | BoundData,
     train_data, val = _as_data(data), _as_data(validation)
     assert train_data is not None
     try:
-        return _distill(teacher, student, train_data, val, params, progress or NullProgress(), seed, output, started)
+        return _distill(teacher, student, train_data, val, params, progress or NullProgress(), seed, output, started,
+                        layer_map)
     except InputError as exc:  # a layer that does not exist, a forward that returns no tensor
         raise DistillationError(exc.message) from exc
 
 
 def _distill(teacher_module: nn.Module, student: nn.Module, data: TorchData, validation: TorchData | None,
-             params: TrainingParams, progress: Progress, seed: int, output: int, started: float) -> DistillResult:
+             params: TrainingParams, progress: Progress, seed: int, output: int, started: float,
+             layer_map: list[int] | None) -> DistillResult:
+    from contextlib import nullcontext
+
+    from edgecraft.torchkit import encoder as enc
+
     augment = _augmenter(params.augment, data)
     pairs = params.features
-    teacher = torchkit.Teacher(teacher_module, output=output, layers=[p.teacher for p in pairs],
-                               cache=params.augment == "none" and params.cache_teacher)
+    match = None
+    if params.hidden_weight > 0 or params.attention_weight > 0:
+        t_enc, s_enc = enc.find_encoder(teacher_module), enc.find_encoder(student)
+        if t_enc is None or s_enc is None:
+            raise DistillationError("hidden_weight / attention_weight need transformer encoders in both the teacher "
+                                    "and the student")
+        mapping = layer_map if layer_map is not None else list(range(len(s_enc)))
+        if len(mapping) != len(s_enc) or max(mapping) >= len(t_enc):
+            raise DistillationError(f"the student has {len(s_enc)} encoder layers and the teacher {len(t_enc)}: "
+                                    "no one-to-one pairing for the per-layer losses")
+        match = enc.layer_match(t_enc, s_enc, mapping, hidden_weight=params.hidden_weight,
+                                attention_weight=params.attention_weight)
+    layer_names = [p.teacher for p in pairs] + (match.teacher_layers if match else [])
+    teacher = torchkit.Teacher(teacher_module, output=output, layers=layer_names,
+                               cache=params.augment == "none" and params.cache_teacher,
+                               elements=match.teacher_elements if match else None)
+    eager = enc.EagerAttention(teacher_module, student) if params.attention_weight > 0 else nullcontext()
+    eager.__enter__()
     student_tap = torchkit.LayerTap(student, [p.student for p in pairs], role="the student") if pairs else None
     try:
         probe = data.sample_inputs(2)
@@ -166,14 +192,18 @@ def _distill(teacher_module: nn.Module, student: nn.Module, data: TorchData, val
                                             f"{exc}") from exc
 
         def feature_loss(t_feats: list[torch.Tensor]) -> torch.Tensor:
-            assert student_tap is not None
-            terms = [pair.weight * nn.functional.mse_loss(adapter(student_tap.outputs[pair.student]), t_feat)
-                     for pair, adapter, t_feat in zip(pairs, adapters, t_feats, strict=True)]
+            terms = []
+            if pairs:
+                assert student_tap is not None
+                terms = [pair.weight * nn.functional.mse_loss(adapter(student_tap.outputs[pair.student]), t_feat)
+                         for pair, adapter, t_feat in zip(pairs, adapters, t_feats[:len(pairs)], strict=True)]
+            if match is not None:
+                terms.append(match.loss(t_feats[len(pairs):]))
             return torch.stack(terms).sum()
 
         objective = torchkit.TeacherMatch(teacher, kind=params.loss, temperature=params.temperature,
                                           alpha=params.alpha, output=output,
-                                          feature_loss=feature_loss if pairs else None)
+                                          feature_loss=feature_loss if (pairs or match) else None)
         config = torchkit.TrainConfig(
             epochs=params.epochs, batch_size=params.batch_size, lr=params.lr, optimizer=params.optimizer,
             weight_decay=params.weight_decay, momentum=params.momentum, schedule=params.schedule,
@@ -196,3 +226,6 @@ def _distill(teacher_module: nn.Module, student: nn.Module, data: TorchData, val
         teacher.close()
         if student_tap is not None:
             student_tap.close()
+        if match is not None:
+            match.close()
+        eager.__exit__(None, None, None)

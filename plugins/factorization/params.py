@@ -60,3 +60,10 @@ class FactorizationParams(StrategyParams):
     epochs: int = Field(3, ge=1, description="Recovery epochs.")
     lr: float = Field(5e-4, gt=0, description="Recovery learning rate (Adam).")
     batch_size: int = Field(64, ge=1, description="Recovery batch size.")
+    recover_loss: Literal["auto", "kl", "mse", "cosine"] = Field(
+        "auto", description="recover: distill: what the factorized model minimises against the original: 'kl' "
+        "(T=4, mixed with labels), 'mse' on the outputs, 'cosine' (1 - cos, for embedding models), or 'auto' "
+        "(kl when the train data has labels, else mse).")
+    hidden_weight: float = Field(
+        0.0, ge=0, description="recover: distill on a transformer encoder: weight of a per-layer hidden-state loss "
+        "(MSE / teacher variance) between each factorized layer's output and the original's.")

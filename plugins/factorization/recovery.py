@@ -37,14 +37,34 @@ def finetune(module: nn.Module, data: TorchData, *, epochs: int, lr: float, batc
 
 
 def distill_from(teacher: nn.Module, student: nn.Module, data: TorchData, *, epochs: int, lr: float,
-                 batch_size: int, seed: int, output: int = 0, progress: Progress | None = None) -> dict[str, Any]:
-    """Distil ``teacher`` into ``student`` in place (the SDK's teacher objective and loop)."""
-    teacher_runner = torchkit.Teacher(teacher.eval(), output=output)
-    objective = torchkit.TeacherMatch(teacher_runner, kind="kl", temperature=4.0, alpha=0.7, output=output)
+                 batch_size: int, seed: int, output: int = 0, progress: Progress | None = None,
+                 loss: str = "auto", hidden_weight: float = 0.0) -> dict[str, Any]:
+    """Distil ``teacher`` into ``student`` in place (the SDK's teacher objective and loop).
+
+    ``loss`` 'auto' is KL at T=4 mixed with labels when ``data`` has them; without labels it is MSE on
+    the outputs: a softmax of an embedding at T=4 is nearly uniform and teaches almost nothing.
+    ``hidden_weight`` adds the SDK's per-layer hidden-state term for transformer encoders (the
+    factorized model keeps the original's layers, so layer ``i`` pairs with layer ``i``).
+    """
+    from edgecraft.torchkit import encoder as enc
+
+    kind = ("kl" if data.labeled else "mse") if loss == "auto" else loss
+    match = None
+    if hidden_weight > 0:
+        t_enc, s_enc = enc.find_encoder(teacher), enc.find_encoder(student)
+        if t_enc is None or s_enc is None:
+            raise ValueError("hidden_weight needs a transformer encoder (BERT family) in the model")
+        match = enc.layer_match(t_enc, s_enc, list(range(len(s_enc))), hidden_weight=hidden_weight,
+                                attention_weight=0.0)
+    teacher_runner = torchkit.Teacher(teacher.eval(), output=output, layers=match.teacher_layers if match else None)
+    objective = torchkit.TeacherMatch(teacher_runner, kind=kind, temperature=4.0,  # type: ignore[arg-type]
+                                      alpha=0.7, output=output, feature_loss=match.loss if match else None)
     config = torchkit.TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, schedule="cosine",
                                   validation_fraction=0.1, patience=5)
     try:
         result = torchkit.train(student, data, objective, config, progress=progress, label="recovery distill")
     finally:
         teacher_runner.close()
-    return {"recovery": "distill", **result.summary()}
+        if match is not None:
+            match.close()
+    return {"recovery": "distill", "loss": kind, "hidden_weight": hidden_weight, **result.summary()}

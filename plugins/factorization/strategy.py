@@ -87,6 +87,8 @@ class FactorizationStrategy(Strategy):
                 notes.append("recovery distils from the plan's original model")
         elif p.train is not None:
             raise ctx.error("params.train is set but recover is 'none'", hint="set recover: finetune or distill")
+        if p.recover != "distill" and ("recover_loss" in p.model_fields_set or p.hidden_weight):
+            raise ctx.error("params.recover_loss / hidden_weight only apply to recover: distill")
 
         value = getattr(p, selection)
         detail = f"greedy target {value:g} of {p.cost}" if selection == "target" else f"{selection} {value:g}"
@@ -102,6 +104,7 @@ class FactorizationStrategy(Strategy):
         from edgecraft.plugins.factorization.recovery import distill_from, finetune
         from edgecraft.plugins.factorization.selection import TargetUnreachable
         from edgecraft.torchkit.data import TorchData
+        from edgecraft.torchkit.evaluation import evaluate
 
         p = FactorizationParams.model_validate(step.params)
         if not isinstance(model, TorchModel):
@@ -148,9 +151,17 @@ class FactorizationStrategy(Strategy):
                     if ctx.original_model is None:
                         raise InputError(f"step {step.where}: recover: distill needs the plan's original torch model")
                     teacher = ctx.original_model().module.eval()
+                    probe = data if data is not None else train.take(256)
+                    cos_before = evaluate(result.module, probe, output=output, teacher=teacher).get("cosine")
                     details["recovery"] = distill_from(teacher, result.module, train, epochs=p.epochs, lr=p.lr,
                                                        batch_size=p.batch_size, seed=ctx.seed, output=output,
-                                                       progress=ctx.progress)
+                                                       progress=ctx.progress, loss=p.recover_loss,
+                                                       hidden_weight=p.hidden_weight)
+                    cos_after = evaluate(result.module, probe, output=output, teacher=teacher).get("cosine")
+                    details["cosine_before_recovery"] = round(float(cos_before or 0.0), 5)
+                    details["cosine_after_recovery"] = round(float(cos_after or 0.0), 5)
+                    details["cosine_measured_on"] = (f"{probe.name}: {len(probe)} samples, torch outputs vs the "
+                                                     "original model's")
             except ValueError as exc:
                 raise InputError(f"step {step.where}: recovery failed: {exc}") from exc
             if data is not None:

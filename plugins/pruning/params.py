@@ -5,6 +5,9 @@ One step, two modes, because users ask for "pruning" and the honest answer depen
 * ``structured`` removes whole channels/filters/neurons (Torch-Pruning's dependency graph keeps
   residual adds, concats, BatchNorm and grouped convs consistent). The exported model is smaller
   and faster on every dense runtime.
+* ``heads_ffn`` removes whole attention heads and FFN (intermediate) neurons of a BERT-family
+  transformer encoder, keeping each layer's head bookkeeping and the Hugging Face config
+  consistent, so the exported model is smaller and faster.
 * ``unstructured`` zeroes individual weights (``torch.nn.utils.prune``). The dense ONNX file keeps
   every zero, so it is neither smaller nor faster on dense kernels; only a compressed (zipped)
   artifact shrinks. The step reports exactly that.
@@ -24,14 +27,29 @@ from pydantic import Field
 #: Params that only mean something in one mode; setting them in the other mode is a plan error.
 STRUCTURED_ONLY = frozenset({"importance", "round_to", "max_layer_ratio", "taylor_batches"})
 UNSTRUCTURED_ONLY = frozenset({"pattern"})
+#: Params of mode heads_ffn only (it shares importance, round_to, scope, max_layer_ratio, taylor_batches).
+HEADS_FFN_ONLY = frozenset({"head_ratio", "ffn_ratio", "loss", "hidden_weight"})
 
 
 class PruningParams(StrategyParams):
     """Params of one ``pruning`` step."""
 
-    mode: Literal["structured", "unstructured"] = Field(
+    mode: Literal["structured", "unstructured", "heads_ffn"] = Field(
         "structured", description="'structured': remove whole channels (the model really gets smaller and "
-        "faster); 'unstructured': zero individual weights (only a compressed artifact gets smaller).")
+        "faster); 'heads_ffn': remove attention heads and FFN neurons of a transformer encoder (BERT family); "
+        "'unstructured': zero individual weights (only a compressed artifact gets smaller).")
+    head_ratio: float = Field(
+        0.0, ge=0, description="heads_ffn: fraction of each encoder layer's attention heads to remove (uniform "
+        "scope), or of all heads (global scope). Every layer keeps at least one head.")
+    ffn_ratio: float = Field(
+        0.0, ge=0, description="heads_ffn: fraction of each layer's FFN intermediate neurons to remove (uniform), or "
+        "of all of them (global). Kept counts round down to a multiple of `round_to` (default 8 in this mode).")
+    loss: Literal["mse", "cosine"] = Field(
+        "mse", description="heads_ffn recovery without labels: what the pruned model minimises against the unpruned "
+        "one: 'mse' on the outputs, or 'cosine' (1 - cos; for sentence-embedding outputs).")
+    hidden_weight: float = Field(
+        0.0, ge=0, description="heads_ffn recovery: weight of a per-layer hidden-state loss (MSE / teacher "
+        "variance) between every pruned layer and the unpruned one; 0 matches the outputs only.")
     ratio: float | None = Field(
         None, ge=0, description="Fraction to remove: of each layer's output channels (structured) or of the "
         "prunable weights (unstructured, i.e. the target sparsity). Must be < 1. Optional with `pattern`.")
@@ -40,7 +58,9 @@ class PruningParams(StrategyParams):
         "across all layers and the least important `ratio` of the total is removed.")
     layer_ratios: dict[str, float] = Field(
         default_factory=dict, description="Per-layer overrides {module name: ratio}, e.g. {'stem.0': 0.25}. "
-        "Names are as in `model.named_modules()`; fnmatch patterns ('blocks.*.conv1') are allowed.")
+        "Names are as in `model.named_modules()`; fnmatch patterns ('blocks.*.conv1') are allowed. heads_ffn: "
+        "keys are encoder layers ('model.encoder.layer.3', a glob, or the index '3') and the ratio replaces both "
+        "head_ratio and ffn_ratio there.")
     ignored_layers: list[str] = Field(
         default_factory=list, description="Module names (fnmatch patterns allowed) never pruned. The layers that "
         "produce the model's output are always kept whole (the output shape must not change).")

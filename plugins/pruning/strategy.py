@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from edgecraft.errors import CompileError, InputError, PluginError
 from edgecraft.models import Stage, TorchModel
-from edgecraft.plugins.pruning.params import STRUCTURED_ONLY, UNSTRUCTURED_ONLY, PruningParams
+from edgecraft.plugins.pruning.params import HEADS_FFN_ONLY, STRUCTURED_ONLY, UNSTRUCTURED_ONLY, PruningParams
 from edgecraft.strategy import Resolution, ResolvedStep, StepResult, Strategy, StrategyParams
 
 if TYPE_CHECKING:
@@ -45,7 +45,9 @@ class PruningStrategy(Strategy):
                              "model is an ONNX file", hint="give model as {kind: torch, factory: 'pkg.mod:fn', "
                                                             "input_shape: [...]}")
         given = params.model_fields_set
-        other = UNSTRUCTURED_ONLY if params.mode == "structured" else STRUCTURED_ONLY
+        if params.mode == "heads_ffn":
+            return self._resolve_heads_ffn(params, ctx)
+        other = (UNSTRUCTURED_ONLY if params.mode == "structured" else STRUCTURED_ONLY) | HEADS_FFN_ONLY
         wrong = sorted(given & other)
         if wrong:
             raise _fail(ctx, f"params {wrong} do not apply to mode: {params.mode}",
@@ -113,6 +115,81 @@ class PruningStrategy(Strategy):
                          "faster; only the zipped size shrinks (reported)")
         return Resolution(stage=Stage.TORCH, implementation=impl, params=params, needs_data=needs, notes=notes)
 
+    def _resolve_heads_ffn(self, params: PruningParams, ctx: CompileContext) -> Resolution:
+        """mode: heads_ffn: every ratio and layer name is checked against the model's config.json now."""
+        given = params.model_fields_set
+        wrong = sorted(given & (UNSTRUCTURED_ONLY | {"ratio"}))
+        if wrong:
+            raise _fail(ctx, f"params {wrong} do not apply to mode: heads_ffn",
+                        hint="set params.head_ratio and params.ffn_ratio (fractions of heads and FFN neurons)")
+        if params.importance == "bn_scale":
+            raise _fail(ctx, "params.importance = 'bn_scale' reads BatchNorm scales, and a transformer has none",
+                        hint="use l1, l2 or taylor")
+        for field in ("head_ratio", "ffn_ratio"):
+            value = getattr(params, field)
+            if not 0 <= value < 1:
+                raise _fail(ctx, f"params.{field} = {value:g} must satisfy 0 <= {field} < 1 (1 would remove every "
+                                 f"{'head' if field == 'head_ratio' else 'FFN neuron'} of a layer)")
+        for layer, value in params.layer_ratios.items():
+            if not 0 < value < 1:
+                raise _fail(ctx, f"params.layer_ratios[{layer!r}] = {value:g} must satisfy 0 < ratio < 1")
+        if params.head_ratio == 0 and params.ffn_ratio == 0 and not params.layer_ratios:
+            raise _fail(ctx, "mode: heads_ffn needs params.head_ratio and/or params.ffn_ratio above 0")
+        if "max_layer_ratio" in given and params.scope != "global":
+            raise _fail(ctx, "params.max_layer_ratio only applies to scope: global")
+        if "iterations" in given and params.schedule == "one_shot":
+            raise _fail(ctx, "params.iterations only applies to schedule: gradual")
+        if params.dataset is not None:
+            ctx.require_dataset(params.dataset, "recovery", param="dataset")
+        if params.epochs > 0 and params.dataset is None:
+            ctx.require_dataset(None, f"recovery ({params.epochs} epochs)", param="dataset")
+        if params.importance == "taylor" and params.dataset is None:
+            ctx.require_dataset(None, "importance: taylor (gradients of the loss)", param="dataset")
+        if params.schedule == "gradual" and params.epochs == 0:
+            raise _fail(ctx, "schedule: gradual prunes between recovery rounds, but params.epochs is 0")
+        if params.hidden_weight and params.epochs == 0:
+            raise _fail(ctx, "params.hidden_weight is a recovery loss, but params.epochs is 0")
+        notes = [self._probe_encoder(params, ctx)]
+        notes.append("removes whole attention heads and FFN neurons: the exported model is smaller and faster; "
+                     "the Hugging Face config follows (pruned_heads, intermediate_size)")
+        impl = (f"encoder heads+FFN ({params.importance}, {params.scope}; head_ratio {params.head_ratio:g}, "
+                f"ffn_ratio {params.ffn_ratio:g})")
+        needs = [params.dataset] if params.dataset else []
+        return Resolution(stage=Stage.TORCH, implementation=impl, params=params, needs_data=needs, notes=notes)
+
+    def _probe_encoder(self, params: PruningParams, ctx: CompileContext) -> str:
+        """Check the per-layer head and FFN targets on the model's config.json (no weights loaded)."""
+        from edgecraft.plugins.pruning.transformer import Shape, plan_counts
+
+        source = ctx.plan.model
+        if getattr(source, "kind", None) != "huggingface":
+            return "layer-level checks run when the step is applied (not a huggingface model source)"
+        from edgecraft.hf_common import resolve_dir
+        from edgecraft.torchkit.encoder import config_supported, encoder_config
+
+        try:
+            config = encoder_config(resolve_dir(source.path, ctx.base_dir, field="model.path"))  # type: ignore[attr-defined]
+        except Exception as exc:
+            return f"layer-level checks run when the step is applied (config not readable: {type(exc).__name__})"
+        if not config_supported(config):
+            raise _fail(ctx, f"mode: heads_ffn edits BERT-family encoders (BERT, RoBERTa, XLM-R, ELECTRA, MiniLM); "
+                             f"the model is a {getattr(config, 'model_type', '?')!r}",
+                        hint="use mode: structured, or a BERT-family model")
+        layers = int(config.num_hidden_layers)
+        shape = Shape([int(config.num_attention_heads)] * layers, [int(config.intermediate_size)] * layers)
+        task = getattr(source, "task", "feature-extraction")
+        prefix = "model.encoder.layer" if task == "feature-extraction" else \
+            f"model.{str(config.model_type).replace('-', '_')}.encoder.layer"
+        try:
+            heads, ffn = plan_counts(shape, params, prefix=prefix, where=ctx.where)
+        except InputError as exc:
+            raise CompileError(exc.message.removeprefix(f"step {ctx.where}: "), step=ctx.where,
+                               target=ctx.target.label, hint=exc.hint) from None
+        if params.scope == "global":
+            return (f"{layers} layers x {shape.heads[0]} heads, FFN {shape.ffn[0]}: per-layer floors checked; the "
+                    "global ranking is made on the weights")
+        return f"{layers} layers: heads {shape.heads[0]} -> {heads}, FFN {shape.ffn[0]} -> {ffn}"
+
     def _probe(self, params: PruningParams, ctx: CompileContext) -> list[str]:
         """Layer-level checks on the model's structure, when it can be built cheaply at compile time.
 
@@ -169,6 +246,8 @@ class PruningStrategy(Strategy):
             finetuning = engine.make_finetuning(data, teacher, epochs=params.epochs, lr=params.lr,
                                                 batch_size=params.batch_size, seed=ctx.seed, progress=ctx.progress,
                                                 output=output, where=where)
+        if params.mode == "heads_ffn":
+            return self._apply_heads_ffn(params, model, ctx, where)
         export = _export_settings(ctx)
         cost_before = torchkit.model_cost(module, example)
         params_before, macs_before = cost_before.params, cost_before.macs
@@ -206,6 +285,39 @@ class PruningStrategy(Strategy):
         model.lineage.append({"step": where, "strategy": self.name, "mode": params.mode, "architecture": arch,
                               "rebuild": "edgecraft.plugins.pruning.rebuild.rebuild(original_model, "
                                          "architecture, state_dict)"})
+        return StepResult(model, details)
+
+
+    def _apply_heads_ffn(self, params: PruningParams, model: TorchModel, ctx: RunContext, where: str) -> StepResult:
+        from edgecraft import torchkit
+        from edgecraft.plugins.pruning.transformer import prune_heads_ffn
+
+        module = model.module.eval()
+        example = model.example_inputs(1)
+        data = None
+        if params.dataset is not None:
+            try:
+                data = torchkit.TorchData(ctx.feeds(params.dataset))
+            except InputError as exc:
+                raise InputError(f"step {where}: params.dataset: {exc.message}", hint=exc.hint) from None
+        teacher = ctx.original_model().module.eval() if (data is not None and ctx.original_model) else None
+        output = model.io.output_index(ctx.plan.evaluation.output) if model.io.outputs else 0
+        cost_before = torchkit.model_cost(module, example)
+        ctx.progress.status(f"{where}: pruning attention heads and FFN neurons")
+        facts = prune_heads_ffn(module, params, where=where, data=data, teacher=teacher, output=output,
+                                seed=ctx.seed, progress=ctx.progress)
+        module.eval()
+        cost_after = torchkit.model_cost(module, example)
+        details: dict[str, Any] = {
+            "mode": params.mode, **facts,
+            "params_before": cost_before.params, "params_after": cost_after.params,
+            "params_ratio": round(cost_after.params / cost_before.params, 6),
+            "macs_before": cost_before.macs, "macs_after": cost_after.macs,
+            "macs_ratio": round(cost_after.macs / cost_before.macs, 6) if cost_before.macs else None,
+            "latency": "measured by edgecraft on the target (see the report); sizes too",
+        }
+        model.lineage.append({"step": where, "strategy": self.name, "mode": params.mode,
+                              "encoder": facts["encoder_after"], "config": facts["config"]})
         return StepResult(model, details)
 
 

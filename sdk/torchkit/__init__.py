@@ -13,6 +13,7 @@ used to carry its own copy. They now call these modules (a plugin never imports 
 * :mod:`.evaluation` — :func:`predict`, :func:`evaluate` (top-1, agreement and cosine to a teacher);
 * :mod:`.gradients` — :func:`accumulate_gradients` (data-aware importance scores read ``.grad``);
 * :mod:`.counting` — :func:`count_params`, :func:`count_macs` (torch's own FLOP counter);
+* :mod:`.encoder` — transformer-encoder surgery (heads, FFN neurons, layers) and per-layer taps;
 * :mod:`.probe` — :func:`ort_session`, :func:`export_probe`: ONNX Runtime sessions for timing layers.
 
 Importing this package is cheap; torch is imported by the submodules, on first use of a name.
@@ -28,7 +29,7 @@ _EXPORTS = {
     "first_output": "data", "outputs_of": "data",
     "Loss": "objectives", "Objective": "objectives", "CrossEntropy": "objectives", "TeacherMatch": "objectives",
     "Teacher": "objectives", "soft_target_loss": "objectives", "logit_mse_loss": "objectives",
-    "distillation_loss": "objectives",
+    "distillation_loss": "objectives", "cosine_loss": "objectives",
     "LayerTap": "taps",
     "TrainConfig": "training", "TrainResult": "training", "train": "training",
     "predict": "evaluation", "evaluate": "evaluation", "top1": "evaluation",

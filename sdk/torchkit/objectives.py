@@ -81,6 +81,12 @@ def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     return kl * temperature**2
 
 
+def cosine_loss(student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
+    """``1 - cos`` between each sample's flattened outputs, averaged: for embedding models, whose outputs
+    are directions (sentence embeddings), not logits to soften; it is also the metric they are gated on."""
+    return (1.0 - F.cosine_similarity(student_out.flatten(1), teacher_out.flatten(1), dim=1)).mean()
+
+
 def logit_mse_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
     """Mean squared error between raw outputs (Ba & Caruana 2014): no temperature to tune."""
     return F.mse_loss(student_logits, teacher_logits)
@@ -108,8 +114,10 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
         soft = soft_target_loss(student_logits, teacher_logits, temperature)
     elif kind == "mse":
         soft = logit_mse_loss(student_logits, teacher_logits)
+    elif kind == "cosine":
+        soft = cosine_loss(student_logits, teacher_logits)
     else:
-        raise ValueError(f"unknown distillation loss {kind!r} (expected 'kl' or 'mse')")
+        raise ValueError(f"unknown distillation loss {kind!r} (expected 'kl', 'mse' or 'cosine')")
     if labels is None:
         total, hard_value = soft, None
     else:
@@ -133,14 +141,14 @@ class Teacher:
     """
 
     def __init__(self, module: nn.Module, *, output: int = 0, layers: list[str] | None = None, cache: bool = True,
-                 budget: int = CACHE_BUDGET_BYTES) -> None:
+                 budget: int = CACHE_BUDGET_BYTES, elements: dict[str, int] | None = None) -> None:
         self.module = module
         self.output = output
         self.layers = list(layers or [])
         self.cache_enabled = cache
         self.budget = budget
         self._was_training = module.training
-        self.tap = LayerTap(module, self.layers, role="the teacher") if self.layers else None
+        self.tap = LayerTap(module, self.layers, role="the teacher", elements=elements) if self.layers else None
         self._cache: dict[int, dict[str, Any]] = {}
         self.used_cache = False
 
@@ -204,7 +212,8 @@ class Teacher:
 
 
 class TeacherMatch:
-    """Imitate a teacher: ``kind`` 'mse' (raw outputs) or 'kl' (softened by ``temperature``).
+    """Imitate a teacher: ``kind`` 'mse' (raw outputs), 'kl' (softened by ``temperature``) or 'cosine'
+    (``1 - cos``, for embedding outputs).
 
     ``alpha`` mixes in cross-entropy on labels when a batch has them (``alpha`` · soft + (1 -
     ``alpha``) · CE); ``alpha=None`` ignores labels (pure imitation, e.g. recovering a pruned model
@@ -213,7 +222,7 @@ class TeacherMatch:
     (the caller taps the student itself); it is added during training only.
     """
 
-    def __init__(self, teacher: Teacher, *, kind: Literal["mse", "kl"] = "mse", temperature: float = 4.0,
+    def __init__(self, teacher: Teacher, *, kind: Literal["mse", "kl", "cosine"] = "mse", temperature: float = 4.0,
                  alpha: float | None = None, output: int = 0,
                  feature_loss: Callable[[list[torch.Tensor]], torch.Tensor] | None = None) -> None:
         self.teacher = teacher

@@ -13,10 +13,12 @@ class LayerTap:
     """Keeps the latest output of named submodules while open; ``close()`` removes the hooks.
 
     torch offers the hooks (``register_forward_hook``) but nothing that names them by layer and
-    refuses a typo, so that is what this adds.
+    refuses a typo, so that is what this adds. ``elements`` picks one tensor of a layer that returns
+    a tuple (a Hugging Face attention module returns ``(output, attention map)``).
     """
 
-    def __init__(self, model: nn.Module, names: list[str], *, role: str = "the model") -> None:
+    def __init__(self, model: nn.Module, names: list[str], *, role: str = "the model",
+                 elements: dict[str, int] | None = None) -> None:
         modules = dict(model.named_modules())
         missing = [n for n in names if n not in modules]
         if missing:
@@ -24,11 +26,15 @@ class LayerTap:
             raise InputError(f"{role} has no layer named {missing} (its layers include {sample}"
                              f"{' ...' if len(modules) > 13 else ''})")
         self.names = list(names)
+        #: name -> which element of a tuple output to keep (an attention layer returns (output, attention map)).
+        self.elements = dict(elements or {})
         self.outputs: dict[str, torch.Tensor] = {}
         self._hooks = [modules[n].register_forward_hook(self._saver(n)) for n in names]
 
     def _saver(self, name: str) -> Any:
         def save(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            if name in self.elements and isinstance(output, tuple | list):
+                output = output[self.elements[name]]
             if not isinstance(output, torch.Tensor):
                 raise InputError(f"layer {name!r} returns {type(output).__name__}, not a tensor")
             self.outputs[name] = output
