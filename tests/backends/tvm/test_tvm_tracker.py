@@ -179,7 +179,7 @@ def test_an_emulated_board_is_never_taken_for_a_real_one(farm: dict[str, Any], t
     proc = _run(plan, tmp_path / "cache")
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == EXIT_PLUGIN_FAILURE
-    assert "handed out an emulated board" in stderr and "board_emulated: true" in stderr
+    assert "is an emulated board (board-" in stderr and "board_emulated: true" in stderr
 
 
 def test_a_board_killed_mid_run_fails_clearly(farm: dict[str, Any], tmp_path: Path) -> None:
