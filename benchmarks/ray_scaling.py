@@ -107,6 +107,7 @@ def inside(args: argparse.Namespace) -> dict[str, Any]:
     from ray.cluster_utils import Cluster
 
     rows = []
+    load_before = os.getloadavg()
     started = time.monotonic()
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "resources": {"edgecraft_timing_slot": 1}, "include_dashboard": False})
@@ -142,7 +143,9 @@ def inside(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "ray_scaling", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpu": cpu.describe(), "int8_features": sorted(cpu.int8_features()), "cores": os.cpu_count(),
-                    "python": platform.python_version(), "ray": ray.__version__},
+                    "python": platform.python_version(), "ray": ray.__version__,
+                    # Other work on the machine skews both columns: a load above the core count means noise.
+                    "loadavg_1m_before": round(load_before[0], 2), "loadavg_1m_after": round(os.getloadavg()[0], 2)},
         "threads": 1, "latency": {"repeats": args.repeats, "rounds": args.rounds},
         "cluster": {"nodes": 1, "num_cpus": 1, "timing_slots": 1, "addresses": addresses,
                     "start_s": round(cluster_start_s, 1)},

@@ -31,6 +31,8 @@ from edgecraft.errors import RuntimeFailure
 
 LOOPBACK = "127.0.0.1"
 START_TIMEOUT_S = 180.0
+#: A served board that has not been registered with its tracker for this long stops (see ``serve``).
+LOST_TRACKER_S = 60.0
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -215,9 +217,24 @@ def serve(device: EmulatedDevice, *, tracker: str, key: str, host: str = LOOPBAC
     with server:
         say(f"emulated aarch64 board {name or ''} serving TVM RPC on {server.host}:{server.port}, registered with "
             f"the tracker at {tracker} under key {key!r} (Ctrl-C stops); timings on it are emulated")
+        unregistered_since: float | None = None
+        next_check = time.monotonic()
         try:
             while server.running:
                 time.sleep(0.5)
+                if time.monotonic() < next_check:
+                    continue
+                next_check = time.monotonic() + 5.0  # ask the tracker every 5 s, not on every tick
+                if server._registered():
+                    unregistered_since = None
+                    continue
+                # TVM's server gives up on a tracker that went away and stops serving while its process
+                # lives on: exit instead, so a supervisor (systemd, a CI job) starts the board again.
+                unregistered_since = unregistered_since or time.monotonic()
+                if time.monotonic() - unregistered_since > LOST_TRACKER_S:
+                    say(f"the board is no longer registered with the tracker at {tracker} (for "
+                        f"{LOST_TRACKER_S:.0f} s); stopping:\n{server.log_text(5)}")
+                    return 3
         except KeyboardInterrupt:
             pass
         if not server.running and server._proc is not None:

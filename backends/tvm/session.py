@@ -211,7 +211,7 @@ def _open(options: AArch64Options, threads: int) -> _Connection:
             remote = rpc.connect(options.rpc_host, options.rpc_port, session_timeout=options.session_timeout)
         except Exception as exc:
             raise RuntimeFailure(f"cannot reach the TVM RPC server at {where}: {_short(exc)}", hint=BOARD_HINT) from exc
-        return _Connection(remote, {"device": f"rpc://{where}", "emulated": False}, lambda: None)
+        return _Connection(remote, {"device": f"rpc://{where}", "emulated": options.board_emulated}, lambda: None)
     remote = request_board(options)
     identity = {"device": f"tracker://{options.tracker_host}:{options.tracker_port}/{options.tracker_key}",
                 "emulated": options.board_emulated}
@@ -324,8 +324,8 @@ def _identify_board(remote: Any, identity: dict[str, Any], options: AArch64Optio
         identity["board"] = workdir.split(EMULATED_BOARD_PREFIX, 1)[1].split("/", 1)[0].rsplit("--", 1)[0]
         identity["note"] = "an emulated board (QEMU): its latency says nothing about a real ARM core"
     if emulated and not options.board_emulated:
-        raise RuntimeFailure(f"{identity['device']} handed out an emulated board ({identity['board']}, served by "
-                             "`edgecraft device serve`), but the target takes it for real hardware",
+        raise RuntimeFailure(f"{identity['device']} is an emulated board ({identity['board']}, an edgecraft "
+                             "emulated device), but the target takes it for real hardware",
                              hint="set board_emulated: true on the target (latency is then labelled emulated), "
                                   "or keep emulated boards under another tracker key")
 

@@ -56,6 +56,29 @@ def export_aarch64(mod: Any) -> str:
     return path
 
 
+def _fill_from_host(tensor: Any) -> None:
+    """Random data for a candidate's argument, made here and copied to the board."""
+    import numpy as np
+
+    dtype = np.dtype(str(tensor.dtype))
+    shape = tuple(int(d) for d in tensor.shape)
+    rng = np.random.default_rng(0)
+    data = rng.uniform(-1, 1, size=shape) if dtype.kind == "f" else rng.integers(0, 8, size=shape)
+    tensor.copyfrom(np.ascontiguousarray(data.astype(dtype)))
+
+
+def alloc_arguments(session: Any, device: Any, args_info: Any, alloc_repeat: int) -> list[Any]:
+    """MetaSchedule runner argument allocation that works on a board running only TVM's runtime library.
+
+    The default fills arguments with ``tvm.contrib.random.random_fill_for_measure`` on the board, which the
+    runtime-only library (``TVM_USE_RUNTIME_LIB=1``, what boards and the emulated device run) does not
+    have: every candidate failed with "Module has no function". Filling from the host works everywhere.
+    """
+    from tvm.s_tir.meta_schedule.runner.utils import alloc_argument_common
+
+    return alloc_argument_common(_fill_from_host, device, args_info, alloc_repeat)
+
+
 def board_kind(options: AArch64Options) -> str:
     """What tuning logs are shared by: the tracker key, and whether its boards are emulated."""
     return f"{options.tracker_key}{' (emulated)' if options.board_emulated else ''}"
@@ -77,7 +100,7 @@ def _tune_on_boards(mod: Any, target: Any, trials: int, work_dir: Path, options:
                 num_trials_per_iter=min(trials, 16),
                 builder=ms.builder.LocalBuilder(f_export=export_aarch64, max_workers=1, timeout_sec=BUILD_TIMEOUT_S),
                 runner=ms.runner.RPCRunner(rpc_config=rpc, evaluator_config=ms.runner.EvaluatorConfig(
-                    number=1, repeat=3, min_repeat_ms=0), max_workers=1))
+                    number=1, repeat=3, min_repeat_ms=0), f_alloc_argument=alloc_arguments, max_workers=1))
         return relax.transform.MetaScheduleApplyDatabase(str(work_dir))(mod)
 
 

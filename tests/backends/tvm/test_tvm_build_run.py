@@ -95,16 +95,23 @@ def test_emulated_device_matches_ort(emulated_device, aarch64_artifact: Path, cn
 @pytest.mark.slow
 def test_rpc_board_option_on_loopback(emulated_device, aarch64_artifact: Path, digits_batch: np.ndarray,
                                       cnn_onnx: Path) -> None:
-    """device: rpc against a TVM RPC server at an address (here the emulated device's, on loopback)."""
+    """device: rpc against a TVM RPC server at an address (here the emulated device's, on loopback).
+
+    The emulated device's server announces itself (its session folder), so taking it for a real board is
+    refused, and with board_emulated: true it runs, labelled emulated."""
     from edgecraft.backends.tvm.rpc_server import EmulatedRPCServer
 
-    with EmulatedRPCServer(emulated_device) as server:
+    with EmulatedRPCServer(emulated_device, name="loop") as server:
         host, port = server.address
-        options = AArch64Options(cpu="cortex-a76", mattr=["+dotprod"], device="rpc", rpc_host=host, rpc_port=port)
+        real = AArch64Options(cpu="cortex-a76", mattr=["+dotprod"], device="rpc", rpc_host=host, rpc_port=port)
+        with pytest.raises(RuntimeFailure, match="is an emulated board"):
+            TvmBackend().load(aarch64_artifact, AARCH64, real, threads=1)
+        options = real.model_copy(update={"board_emulated": True})
+        assert TvmBackend().is_emulated(AARCH64, options)
         session = TvmBackend().load(aarch64_artifact, AARCH64, options, threads=1)
         try:
             assert session.describe()["device"] == f"rpc://{host}:{port}"
-            assert session.describe()["emulated"] is False  # edgecraft cannot tell; the address is the identity
+            assert session.describe()["emulated"] is True and session.describe()["board"] == "loop"
             np.testing.assert_allclose(session.run({"input": digits_batch})[0], _ort(cnn_onnx, digits_batch),
                                        atol=1e-4)
         finally:

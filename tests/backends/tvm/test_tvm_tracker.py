@@ -179,7 +179,7 @@ def test_an_emulated_board_is_never_taken_for_a_real_one(farm: dict[str, Any], t
     proc = _run(plan, tmp_path / "cache")
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == EXIT_PLUGIN_FAILURE
-    assert "handed out an emulated board" in stderr and "board_emulated: true" in stderr
+    assert "is an emulated board (board-" in stderr and "board_emulated: true" in stderr
 
 
 def test_a_board_killed_mid_run_fails_clearly(farm: dict[str, Any], tmp_path: Path) -> None:
@@ -201,3 +201,30 @@ def test_a_board_killed_mid_run_fails_clearly(farm: dict[str, Any], tmp_path: Pa
         assert "the device doomed" in stderr and "failed while" in stderr, stderr
     finally:
         _stop(board, signal.SIGKILL)
+
+
+def test_tuning_runs_candidates_on_the_boards(farm: dict[str, Any], tmp_path: Path) -> None:
+    """MetaSchedule tuning through the tracker: candidates cross-linked here and timed on an emulated board;
+    the tuned library runs there and matches onnxruntime, and its timings are labelled, never a verdict."""
+    pytest.importorskip("xgboost", reason="tuning needs xgboost (pip install xgboost-cpu)")
+    logs = tmp_path / "tuning-logs"
+    plan = _plan(tmp_path, "tuned", _options(farm, tuning={"trials": 2, "log_dir": str(logs)}),
+                 contract={"kind": "accuracy", "metric": "agreement", "max_drop": 0.0})
+    report = tmp_path / "report.json"
+    proc = _run(plan, tmp_path / "cache", report)
+    _, stderr = proc.communicate(timeout=1500)
+    assert proc.returncode == EXIT_OK, stderr[-3000:]
+    (target,) = json.loads(report.read_text())["targets"]
+    assert target["device"]["tuned"] is True and target["emulated"] is True
+    assert target["device"]["host_check_max_abs_diff"] < 1e-4  # the tuned library vs onnxruntime on the host
+    assert target["compressed"]["metrics"]["agreement"] == 1.0
+    assert all(v["kind"] != "latency" for v in target["contracts"])
+    (log_dir,) = logs.iterdir()
+    done = json.loads((log_dir / "done").read_text())
+    assert done["boards"] == f"{KEY} (emulated)" and done["trials"] == 2
+    timed = [line for f in (log_dir / "logs").glob("*task_*.log") for line in f.read_text().splitlines()
+             if "Trial #" in line and "Time:" in line]
+    assert timed, "no candidate was timed on a board"
+    meta = next((tmp_path / "cache").rglob("tvm_model.json"))
+    notes = " ".join(json.loads(meta.read_text())["notes"])
+    assert "timed on boards with key" in notes and "emulated boards" in notes
