@@ -206,7 +206,6 @@ def test_a_board_killed_mid_run_fails_clearly(farm: dict[str, Any], tmp_path: Pa
 def test_tuning_runs_candidates_on_the_boards(farm: dict[str, Any], tmp_path: Path) -> None:
     """MetaSchedule tuning through the tracker: candidates cross-linked here and timed on an emulated board;
     the tuned library runs there and matches onnxruntime, and its timings are labelled, never a verdict."""
-    pytest.importorskip("xgboost", reason="tuning needs xgboost (pip install xgboost-cpu)")
     logs = tmp_path / "tuning-logs"
     plan = _plan(tmp_path, "tuned", _options(farm, tuning={"trials": 2, "log_dir": str(logs)}),
                  contract={"kind": "accuracy", "metric": "agreement", "max_drop": 0.0})
