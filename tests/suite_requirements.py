@@ -34,7 +34,8 @@ class Need:
 NEEDS = {
     "openvino": Need("openvino", "the openvino extra", modules=("openvino", "nncf"),
                      install="pip install -e '.[openvino]'"),
-    "tvm": Need("tvm", "the tvm extra (with its rpc part: tornado for the tracker)", modules=("tvm", "tornado", "xgboost"),
+    "tvm": Need("tvm", "the tvm extra (with its rpc part: tornado for the tracker)",
+                modules=("tvm", "tornado", "xgboost"),
                 install="pip install -e '.[tvm]'"),
     "aarch64": Need("aarch64", "the tvm extra, the aarch64 toolchain and the emulated device",
                     modules=("tvm", "tornado"),
