@@ -331,6 +331,7 @@ class DistillationStrategy(Strategy):
                 student, layer_map = _layer_student(model.module, params, step.where)
             elif params.student == STUDENT_SCALED and _encoder(model.module) is not None:
                 student = _scaled_transformer(model.module, params, seed)
+            elif params.student == STUDENT_SCALED:
                 student = scale_width(model.module, example, params.width, init=params.init, round_to=params.round_to,
                                       seed=seed, label="the teacher")
             else:
