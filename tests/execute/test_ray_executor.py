@@ -74,7 +74,7 @@ def test_timing_never_shares_a_node(cluster_run: dict[str, Any]) -> None:
     """Node b has two CPUs: only its single timing slot keeps the two timing tasks from overlapping."""
     targets = {t["target"]: t for t in cluster_run["placed"]["report"]["targets"]}
     (s1, e1), (s2, e2) = (targets[n]["measured_on"]["timing_slot_held"] for n in ("on-b-1", "on-b-2"))
-    assert e1 - s1 > 0.5 and e2 - s2 > 0.5  # long enough that running together would have overlapped
+    assert e1 - s1 > 0.1 and e2 - s2 > 0.1  # long enough that running together would have overlapped
     assert e1 <= s2 or e2 <= s1, ((s1, e1), (s2, e2))
 
 
