@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 FULL_COMMAND = "./scripts/test"
-APT_PACKAGES = "gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user-static binfmt-support debootstrap"
+APT_PACKAGES = "gcc-aarch64-linux-gnu g++-aarch64-linux-gnu qemu-user-static binfmt-support debootstrap iproute2"
 REQUIRE_ALL_REASON = "CI=true or EDGECRAFT_REQUIRE_ALL=1: a missing dependency is a failure, not a skip"
 
 
