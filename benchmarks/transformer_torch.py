@@ -9,7 +9,7 @@ a script, this module builds a minimal context of its own with the same attribut
 * ``fp32_onnx`` — the fp32 export of the baseline (edgecraft's own export);
 * ``train_feeds`` / ``eval_feeds`` — ``{input name: int64 [n, 64]}`` of examples/transformer/train.txt
   and eval.txt (the held-out file is never trained on);
-* ``fp32_eval`` — the fp32 ONNX model's sentence embeddings of eval.txt;
+* ``eval_fp32`` — the fp32 ONNX model's sentence embeddings of eval.txt;
 * ``threads`` — 2;
 * ``time_onnx(paths) -> list[p50 ms]`` — every path timed batch 1, sequence 64, on ONNX Runtime,
   interleaved in shuffled rounds together with the fp32 baseline.
@@ -103,7 +103,7 @@ class LocalContext:
     fp32_onnx: Path
     train_feeds: dict[str, np.ndarray]
     eval_feeds: dict[str, np.ndarray]
-    fp32_eval: np.ndarray
+    eval_fp32: np.ndarray
     threads: int = 2
     rounds: int = 7
     repeats: int = 30
@@ -241,7 +241,7 @@ def _torch_cos(ctx: Any, handle: Any, module: Any) -> float:
     with torch.no_grad():
         out = torch.cat([module(*[torch.from_numpy(ctx.eval_feeds[n][s:s + 50]) for n in names])
                          for s in range(0, len(ctx.eval_feeds[names[0]]), 50)])
-    return round(mean_cosine(out.numpy(), ctx.fp32_eval), 5)
+    return round(mean_cosine(out.numpy(), ctx.eval_fp32), 5)
 
 
 def quantize_dynamic(src: Path, dst: Path) -> Path:
@@ -268,8 +268,8 @@ def torch_rows(ctx: Any, *, settings: Settings | None = None, only: set[str] | N
     torch.manual_seed(0)
     settings = settings or Settings()
     work = Path(getattr(ctx, "work", None) or tempfile.mkdtemp(prefix="edgecraft-tt-"))
-    handle = _load_handle(getattr(ctx, "model_dir", MODEL))
-    teacher = _load_handle(getattr(ctx, "model_dir", MODEL)).module.eval()
+    handle = _load_handle(str(getattr(ctx, "model_dir", MODEL)))
+    teacher = _load_handle(str(getattr(ctx, "model_dir", MODEL))).module.eval()
     variants: dict[str, tuple[Path, dict[str, Any]]] = {}
     wanted = only or {"factorized", "pruned", "distilled", "stacked"}
     builders = {
@@ -301,33 +301,40 @@ def torch_rows(ctx: Any, *, settings: Settings | None = None, only: set[str] | N
     names = list(variants)
     p50 = ctx.time_onnx([Path(ctx.fp32_onnx)] + [variants[n][0] for n in names])
     base_ms = float(p50[0])
-    rows: list[dict[str, Any]] = [{"variant": "fp32", "p50_ms": round(base_ms, 3), "speedup": 1.0, "cos": 1.0}]
+    standalone = isinstance(ctx, LocalContext)
+    fp32_bytes = Path(ctx.fp32_onnx).stat().st_size
+    rows: list[dict[str, Any]] = [{"variant": "fp32", "runtime": "ort", "p50_ms": round(base_ms, 3),
+                                   "speedup_vs_fp32": 1.0, "cos": 1.0}] if standalone else []
     measured: dict[str, dict[str, Any]] = {}
     for name, ms in zip(names, p50[1:], strict=True):
         path, facts = variants[name]
-        cos = mean_cosine(embed(path, ctx.eval_feeds, ctx.threads), ctx.fp32_eval)
-        row = {"variant": name, "p50_ms": round(float(ms), 3), "speedup": round(base_ms / float(ms), 3),
-               "cos": round(cos, 5), "bytes": path.stat().st_size, **facts}
+        cos = mean_cosine(embed(path, ctx.eval_feeds, ctx.threads), ctx.eval_fp32)
+        row = {"variant": f"torch:{name}", "runtime": "ort", "p50_ms": round(float(ms), 3),
+               "speedup_vs_fp32": round(base_ms / float(ms), 3), "cos": round(cos, 5),
+               "size_bytes": path.stat().st_size, "size_ratio_vs_fp32": round(fp32_bytes / path.stat().st_size, 3),
+               **facts}
         measured[name] = row
-        rows.append(row)
+        if standalone or name != "fp32_int8":  # the harness has its own int8 rows
+            rows.append(row)
     figures: dict[str, Any] = {}
     if "factorized" in measured:
         m = measured["factorized"]
         figures.update(factorized_linear_params_ratio=round(m["linear_params_ratio"], 4),
                        factorized_cos_before_recovery=m["cos_before_recovery_torch_eval"],
-                       factorized_cos=m["cos"], factorized_speedup=m["speedup"])
+                       factorized_cos=m["cos"], factorized_speedup=m["speedup_vs_fp32"])
     if "pruned" in measured:
         m = measured["pruned"]
         figures.update(pruned_encoder_params_ratio=round(m["encoder_params_ratio"], 4), pruned_cos=m["cos"],
-                       pruned_speedup=m["speedup"])
+                       pruned_speedup=m["speedup_vs_fp32"])
     if "distilled" in measured:
         m = measured["distilled"]
-        figures.update(distilled_layers=len(m["layers"]), distilled_cos=m["cos"], distilled_speedup=m["speedup"])
+        figures.update(distilled_layers=len(m["layers"]), distilled_cos=m["cos"],
+                       distilled_speedup=m["speedup_vs_fp32"])
     stacked = [measured[n] for n in measured if n.startswith("stacked_")]
     if stacked:
         ok = [s for s in stacked if s["cos"] >= 0.95] or stacked
-        best = max(ok, key=lambda s: s["speedup"])
-        figures.update(stacked_speedup=best["speedup"], stacked_cos=best["cos"], stacked_from=best["from"])
+        best = max(ok, key=lambda s: s["speedup_vs_fp32"])
+        figures.update(stacked_speedup=best["speedup_vs_fp32"], stacked_cos=best["cos"], stacked_from=best["from"])
     return {"figures": figures, "rows": rows}
 
 
@@ -367,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
                         ffn_ratio=args.ffn_ratio)
     print(f"{'variant':<22}{'p50 ms':>9}{'speedup':>9}{'cos':>9}")
     for row in result["rows"]:
-        print(f"{row['variant']:<22}{row['p50_ms']:>9.3f}{row['speedup']:>9.2f}{row['cos']:>9.4f}")
+        print(f"{row['variant']:<22}{row['p50_ms']:>9.3f}{row['speedup_vs_fp32']:>9.2f}{row['cos']:>9.4f}")
     for name, value in result["figures"].items():
         print(f"{name:<34} {value!s:<12} {_goal_text(name, value)}")
     if args.json:
