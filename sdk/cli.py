@@ -155,18 +155,31 @@ def schema() -> None:
 
 
 @app.command()
-def validate(plan: PlanArg) -> None:
-    """Check a plan against the schema and the installed plugins (nothing is built)."""
+def validate(plan: PlanArg,
+             no_compile: Annotated[bool, typer.Option(
+                 "--no-compile", help="Check the schema and the installed plugins only; skip compiling every "
+                 "target (which loads the model and the data, but builds nothing).")] = False) -> None:
+    """Check a plan as `run` would before building: schema, plugins, and every target compiled.
+
+    "ok" means `run` will not refuse the plan at compile time: every step bound to every target, the
+    data bound to the model's inputs, contracts checked against the metrics. Nothing is built or trained.
+    """
     from edgecraft.plan.loading import load_plan
 
     registry = _registry()
-    loaded, _ = load_plan(plan, registry)
+    loaded, base_dir = load_plan(plan, registry)
     if loaded.search is not None and loaded.search.space:
         from edgecraft.search.space import resolve_space
 
         resolve_space(loaded, registry, source=str(plan))  # steps, params and bounds; `search` also compiles them
+    checked = "schema and plugins"
+    if not no_compile:
+        from edgecraft.compile.checks import compile_all, prepare
+
+        compile_all(prepare(loaded, registry, base_dir), [t.label for t in loaded.targets])
+        checked = "schema, plugins and every target compiled"
     out.print(f"[green]ok[/green] {plan}: {len(loaded.steps)} step(s), targets "
-              f"{[t.label for t in loaded.targets]}, {len(loaded.contracts)} contract(s)")
+              f"{[t.label for t in loaded.targets]}, {len(loaded.contracts)} contract(s) ({checked})")
 
 
 @app.command("compile")

@@ -239,3 +239,15 @@ def test_torch_stage_runs_once_for_several_targets(workdir: Path, testing_plugin
     assert "reused_from_other_target" not in first
     assert second["reused_from_other_target"] is True and second["std"] == 0.01
     assert report["targets"][0]["compressed"]["metrics"] == report["targets"][1]["compressed"]["metrics"]
+
+
+def test_validate_compiles_every_target_unless_told_not_to(workdir: Path, capsys) -> None:
+    """`validate` says ok only for plans `run` would not refuse at compile time (issue 14, item 8)."""
+    plan = plan_dict(steps=[{"strategy": "quantization", "params": {"mode": "dynamic"}}],
+                     targets=[{"target": "openvino-cpu"}], contracts=[])
+    path = workdir / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    assert main(["validate", str(path)]) == 2
+    assert "'dynamic' is not available on OpenVINO" in capsys.readouterr().err
+    assert main(["validate", "--no-compile", str(path)]) == 0
+    assert "schema and plugins" in capsys.readouterr().out
