@@ -79,15 +79,6 @@ class Dataset:
         digest.update(repr(sorted(self.mapping.items())).encode())
         return digest.hexdigest()
 
-    def check_fits(self, input_shape: tuple[int, ...], *, model_label: str = "the model") -> None:
-        """Single-array datasets: raise ``InputError`` if a sample's shape differs from the input (batch aside)."""
-        sample = tuple(self.x.shape[1:])
-        expected = tuple(input_shape[1:])
-        if sample != expected:
-            raise InputError(
-                f"dataset {self.name!r}: samples have shape {list(sample)} but {model_label} takes "
-                f"{list(expected)} per sample (input shape {list(input_shape)})",
-                hint="fix the dataset (or, for digits, its image_size/layout) or the model's input shape")
 
 
 def make_dataset(name: str, arrays: Mapping[str, Any], labels: Any | None, *, max_samples: int | None = None,

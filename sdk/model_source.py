@@ -225,7 +225,3 @@ def export_onnx(model: TorchModel, path: Path, *, opset: int = 18, exporter: str
 def _dim_name(name: str) -> str:
     cleaned = "".join(c if c.isalnum() else "_" for c in name)
     return cleaned if cleaned[:1].isalpha() else f"d_{cleaned}"
-
-
-def fresh_copy(handle: TorchModel) -> TorchModel:
-    return handle.copy()
