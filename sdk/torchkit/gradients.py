@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from edgecraft.torchkit.data import TorchData, outputs_of
 from edgecraft.torchkit.objectives import Objective
+from edgecraft.torchkit.onednn_guard import strided_pointwise_guard
 from torch import nn
 
 
@@ -22,9 +23,10 @@ def accumulate_gradients(module: nn.Module, data: TorchData, objective: Objectiv
     module.zero_grad(set_to_none=True)
     generator = torch.Generator().manual_seed(seed)
     used = 0
-    for i, batch in enumerate(data.batches(batch_size, shuffle=True, generator=generator)):
-        if i >= batches:
-            break
-        objective(outputs_of(module(*batch.inputs)), batch, train=True).total.backward()
-        used += len(batch)
+    with strided_pointwise_guard(module):
+        for i, batch in enumerate(data.batches(batch_size, shuffle=True, generator=generator)):
+            if i >= batches:
+                break
+            objective(outputs_of(module(*batch.inputs)), batch, train=True).total.backward()
+            used += len(batch)
     return used

@@ -36,6 +36,7 @@ import torch
 from edgecraft.progress import NullProgress, Progress
 from edgecraft.torchkit.data import Batch, TorchData, outputs_of
 from edgecraft.torchkit.objectives import Objective
+from edgecraft.torchkit.onednn_guard import strided_pointwise_guard
 from torch import nn
 
 
@@ -148,8 +149,9 @@ def train(module: nn.Module, data: TorchData, objective: Objective, config: Trai
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        return _train(module, data, objective, config, validation, progress, label, extra_modules, augment,
-                      after_step, started)
+        with strided_pointwise_guard(module):
+            return _train(module, data, objective, config, validation, progress, label, extra_modules, augment,
+                          after_step, started)
 
 
 def _train(module: nn.Module, data: TorchData, objective: Objective, config: TrainConfig,
