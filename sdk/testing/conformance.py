@@ -18,7 +18,7 @@ import contextlib
 import json
 import math
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -92,6 +92,36 @@ def _one_line(text: object) -> str:
     from edgecraft.safe_text import clean_text
 
     return clean_text(str(text), keep_newlines=False).replace("\n", " ")[:600]
+
+
+#: One rung of an error ladder: an exception type, the finding it becomes, and its message.
+Rung = tuple[type[BaseException], Outcome, Callable[[Any], str]]
+
+
+def _raised(exc: BaseException) -> str:
+    return f"raised {type(exc).__name__}: {exc}"
+
+
+#: Any exception from the plugin is a violation, reported as what it raised.
+RAISED: tuple[Rung, ...] = ((Exception, "violation", _raised),)
+
+
+def _attempt(report: ConformanceReport, method: str, where: str, call: Callable[[], Any],
+             ladder: tuple[Rung, ...] = RAISED) -> tuple[bool, Any]:
+    """Run one plugin call; an exception becomes the finding of the first rung it matches.
+
+    Every check of the kit has the same shape (call the plugin, classify what it raised as a violation,
+    a refusal or a skip, stop that check); the ladder is the only part that differs. Returns
+    ``(True, value)`` or ``(False, None)`` after recording the finding; unmatched exceptions propagate.
+    """
+    try:
+        return True, call()
+    except Exception as exc:
+        for kind, outcome, message in ladder:
+            if isinstance(exc, kind):
+                report.add(outcome, method, f"{where}: {message(exc)}")
+                return False, None
+        raise
 
 
 # ---------------------------------------------------------------------------- entry points
@@ -258,29 +288,24 @@ class StrategyCheck:
         except Exception as exc:
             r.add("skipped", "resolve()", f"{where}: target not available here: {type(exc).__name__}: {exc}")
             return
-        try:
-            compiled = compile_plan(run.plan, target, self.registry, loader=run.loader, datasets=run.datasets)
-        except CompileError as exc:
-            r.add("refused", "resolve()", f"{where}: {exc.message}")
-            return
-        except PluginError as exc:
-            r.add("violation", "resolve()", f"{where}: {_plugin_message(exc, 'resolve()')}")
-            return
-        except InputError as exc:
-            r.add("refused", "resolve()", f"{where}: refused with InputError (prefer ctx.error(...), a CompileError "
-                  f"naming the step and target): {exc.message}")
-            return
-        except Exception as exc:  # the compiler wraps plugin faults; anything else is still the plugin's step
-            r.add("violation", "resolve()", f"{where}: raised {type(exc).__name__}: {exc}; expected a Resolution or "
-                  "ctx.error(...)")
+        def compile_once() -> Any:
+            return compile_plan(run.plan, target, self.registry, loader=run.loader, datasets=run.datasets)
+
+        resolved, compiled = _attempt(r, "resolve()", where, compile_once, (
+            (CompileError, "refused", lambda e: e.message),
+            (PluginError, "violation", lambda e: _plugin_message(e, "resolve()")),
+            (InputError, "refused", lambda e: "refused with InputError (prefer ctx.error(...), a CompileError "
+                                              f"naming the step and target): {e.message}"),
+            # the compiler wraps plugin faults; anything else is still the plugin's step
+            (Exception, "violation", lambda e: f"{_raised(e)}; expected a Resolution or ctx.error(...)")))
+        if not resolved:
             return
         r.add("ok", "resolve()", f"{where}: accepted: {compiled.steps[0].implementation} "
               f"[stage {compiled.steps[0].stage}]")
-        try:
-            again = compile_plan(run.plan, target, self.registry, loader=run.loader, datasets=run.datasets)
-        except Exception as exc:
-            r.add("violation", "resolve()", f"{where}: a second compile of the same plan raised "
-                  f"{type(exc).__name__}: {exc}; expected the same Resolution")
+        resolved, again = _attempt(r, "resolve()", where, compile_once, (
+            (Exception, "violation", lambda e: f"a second compile of the same plan {_raised(e)}; expected the same "
+                                               "Resolution"),))
+        if not resolved:
             return
         if again.key() != compiled.key():
             r.add("violation", "resolve()", f"{where}: two compiles of the same plan differ "
@@ -300,31 +325,27 @@ class StrategyCheck:
         r = self.report
         view = target_view(run.plan, self.registry, compiled)
         pipe = TargetPipeline(run.plan, self.registry, view, run.loader, run.datasets, cache)
-        try:
+        def build() -> Any:
             pipe.baseline_artifact(compiled)  # accuracy-aware steps compare against the baseline
-            artifact, _ = pipe.build(compiled)
-        except PluginError as exc:
-            r.add("violation", "apply()", f"{where}: {_plugin_message(exc, 'apply()')}")
-            return
-        except InputError as exc:
-            r.add("refused", "apply()", f"{where}: refused at run time with {type(exc).__name__}: {exc.message}")
-            return
-        except EdgecraftError as exc:
-            r.add("violation", "apply()", f"{where}: the model it returned did not build on the target: "
-                  f"{type(exc).__name__}: {exc.message}")
-            return
-        except Exception as exc:
-            r.add("violation", "apply()", f"{where}: the build failed: {type(exc).__name__}: {exc}")
+            return pipe.build(compiled)[0]
+
+        built, artifact = _attempt(r, "apply()", where, build, (
+            (PluginError, "violation", lambda e: _plugin_message(e, "apply()")),
+            (InputError, "refused", lambda e: f"refused at run time with {type(e).__name__}: {e.message}"),
+            (EdgecraftError, "violation", lambda e: "the model it returned did not build on the target: "
+                                                    f"{type(e).__name__}: {e.message}"),
+            (Exception, "violation", lambda e: f"the build failed: {type(e).__name__}: {e}")))
+        if not built:
             return
         details = [s for s in artifact.manifest.get("steps", []) if s.get("strategy") == self.name]
         r.add("ok", "apply()", f"{where}: returned a valid StepResult; details are JSON "
               f"({', '.join(sorted(k for k in (details[0] if details else {}) if k not in _STEP_KEYS)) or 'none'})")
         self._check_loads(pipe, model, artifact, where)
-        try:
-            again, hit = pipe.build(compiled)
-        except Exception as exc:
-            r.add("violation", "cache", f"{where}: a second identical build raised {type(exc).__name__}: {exc}")
+        rebuilt, result = _attempt(r, "cache", where, lambda: pipe.build(compiled), (
+            (Exception, "violation", lambda e: f"a second identical build {_raised(e)}"),))
+        if not rebuilt:
             return
+        again, hit = result
         if hit and again.path == artifact.path:
             r.add("ok", "cache", f"{where}: a second identical run hits the cache")
         else:
@@ -366,6 +387,10 @@ def _kit_models() -> tuple[Any, ...]:
 
 
 # ---------------------------------------------------------------------------- backends
+#: A PluginError already says what the backend broke (edgecraft.plugin_checks); anything else, what it raised.
+_PLUGIN_MESSAGE_OR_RAISED: tuple[Rung, ...] = ((PluginError, "violation", lambda e: e.message), *RAISED)
+
+
 class BackendCheck:
     def __init__(self, registry: Any, name: str, targets: Iterable[str] | None,
                  options: Mapping[str, Mapping[str, Any]], tolerance: float, work: Path) -> None:
@@ -462,35 +487,23 @@ class BackendCheck:
         out.mkdir()
         onnx_path = build(folder / "model.onnx")
         who = f"backend {self.name!r}"
-        try:
-            native = self.backend.import_onnx(onnx_path, target, options, work)
-        except Exception as exc:
-            r.add("violation", "import_onnx()", f"{where}: raised {type(exc).__name__}: {exc}")
+        imported, native = _attempt(r, "import_onnx()", where,
+                                    lambda: self.backend.import_onnx(onnx_path, target, options, work))
+        if not imported:
             return
-        try:
-            files = check_saved_files(self.backend.save(native, target, options, out), out, who=who)
-        except PluginError as exc:
-            r.add("violation", "save()", f"{where}: {exc.message}")
+        saved, files = _attempt(r, "save()", where, lambda: check_saved_files(
+            self.backend.save(native, target, options, out), out, who=who), _PLUGIN_MESSAGE_OR_RAISED)
+        if not saved:
             return
-        except Exception as exc:
-            r.add("violation", "save()", f"{where}: raised {type(exc).__name__}: {exc}")
-            return
-        try:
-            size = self.backend.artifact_size(files)
-            if not isinstance(size, int) or size <= 0:
-                r.add("violation", "artifact_size()", f"{where}: returned {size!r}; expected a positive int (bytes)")
-        except Exception as exc:
-            r.add("violation", "artifact_size()", f"{where}: raised {type(exc).__name__}: {exc}")
+        sized, size = _attempt(r, "artifact_size()", where, lambda: self.backend.artifact_size(files))
+        if sized and (not isinstance(size, int) or size <= 0):
+            r.add("violation", "artifact_size()", f"{where}: returned {size!r}; expected a positive int (bytes)")
         r.add("ok", "import_onnx()/save()", f"{where}: wrote {[f.name for f in files]}")
         feeds = kit_model.feeds(4)
         expected = _onnxruntime_outputs(onnx_path, feeds)
-        try:
-            session = check_session(self.backend.load(out, target, options, 1), who=who)
-        except PluginError as exc:
-            r.add("violation", "load()", f"{where}: {exc.message}")
-            return
-        except Exception as exc:
-            r.add("violation", "load()", f"{where}: raised {type(exc).__name__}: {exc}")
+        loaded, session = _attempt(r, "load()", where, lambda: check_session(
+            self.backend.load(out, target, options, 1), who=who), _PLUGIN_MESSAGE_OR_RAISED)
+        if not loaded:
             return
         try:
             self._check_session(session, where, feeds, expected)
@@ -510,20 +523,16 @@ class BackendCheck:
     def _check_session(self, session: Any, where: str, feeds: dict[str, np.ndarray],
                        expected: list[np.ndarray]) -> None:
         r = self.report
-        try:
-            names = list(session.input_names)
-        except Exception as exc:
-            r.add("violation", "Session.input_names", f"{where}: raised {type(exc).__name__}: {exc}")
+        named, names = _attempt(r, "Session.input_names", where, lambda: list(session.input_names))
+        if not named:
             return
         if sorted(names) != sorted(feeds):
             r.add("violation", "Session.input_names", f"{where}: is {names}; expected the model's inputs "
                   f"{list(feeds)} (in the model's order)")
             return
         r.add("ok", "Session.input_names", f"{where}: {names}")
-        try:
-            outputs = session.run(feeds)
-        except Exception as exc:
-            r.add("violation", "Session.run()", f"{where}: raised {type(exc).__name__}: {exc}")
+        ran, outputs = _attempt(r, "Session.run()", where, lambda: session.run(feeds))
+        if not ran:
             return
         if not isinstance(outputs, list | tuple) or len(outputs) != len(expected):
             r.add("violation", "Session.run()", f"{where}: returned {type(outputs).__name__} of "
