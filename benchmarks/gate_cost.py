@@ -63,42 +63,6 @@ def cpu_facts() -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ models
-def resnet18(extra: int = 0) -> Any:
-    """A ResNet-18-shaped torch net (random weights) with ``extra`` identity 3x3 convs after the max-pool."""
-    import torch
-    from torch import nn
-
-    class Block(nn.Module):
-        def __init__(self, cin: int, cout: int, stride: int) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.down: nn.Module = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                                    if stride != 1 or cin != cout else nn.Identity())
-
-        def forward(self, x: Any) -> Any:
-            y = torch.relu(self.bn1(self.conv1(x)))
-            return torch.relu(self.bn2(self.conv2(y)) + self.down(x))
-
-    torch.manual_seed(0)
-    stem: list[nn.Module] = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-                             nn.MaxPool2d(3, 2, 1)]
-    for _ in range(extra):
-        conv = nn.Conv2d(64, 64, 3, 1, 1, bias=False)
-        with torch.no_grad():
-            conv.weight.zero_()
-            conv.weight[:, :, 1, 1] = torch.eye(64)
-        stem += [conv, nn.ReLU()]  # after ReLU + max-pool x >= 0, so ReLU(identity(x)) == x
-    layers: list[nn.Module] = []
-    cin = 64
-    for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-        layers += [Block(cin, cout, stride), Block(cout, cout, 1)]
-        cin = cout
-    return nn.Sequential(*stem, *layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 1000)).eval()
-
-
 LARGE_SHAPE = (1, 3, 224, 224)
 
 
@@ -108,6 +72,8 @@ def export_large(extra: int, path: Path) -> None:
     from edgecraft.models import TorchModel
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    from bench_models import resnet18
+
     export_onnx(TorchModel(resnet18(extra), ModelIO.single("input", LARGE_SHAPE)), path)
 
 

@@ -46,14 +46,16 @@ TARGETS = ["ort-cpu", "openvino-cpu"]
 def resnet18() -> Any:
     """The ResNet-18-sized net of the quantization benchmark (same layout, random weights, fixed seed)."""
     sys.path.insert(0, str(HERE))
-    from quantization import resnet18 as build
+    from bench_models import resnet18 as build
 
     return build()
 
 
 def random_images() -> tuple[np.ndarray, None]:
-    rng = np.random.default_rng(0)
-    return rng.standard_normal((32, 3, 224, 224)).astype(np.float32), None
+    sys.path.insert(0, str(HERE))
+    from bench_models import random_images as images
+
+    return images(32)
 
 
 # ---------------------------------------------------------------- independent MAC counts
@@ -212,6 +214,7 @@ def main() -> int:
         for name in ("model.py", "digits_resnet.pt"):
             shutil.copy(DIGITS / name, base / name)
         shutil.copy(HERE / "quantization.py", base / "quantization.py")
+        shutil.copy(HERE / "bench_models.py", base / "bench_models.py")
         shutil.copy(Path(__file__), base / "memory_bench.py")
         sys.path.insert(0, str(DIGITS))
         from model import build as digits_build  # examples/digits/model.py

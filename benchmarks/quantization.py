@@ -48,49 +48,19 @@ CALIBRATION_SAMPLES = 64
 
 # ---------------------------------------------------------------- the ResNet-18-sized net (model factory)
 def resnet18() -> Any:
-    """ResNet-18 layout (BasicBlocks 2-2-2-2, widths 64-512, 1000 classes), random init with a fixed seed."""
-    import torch
-    from torch import nn
+    """The shared ResNet-18-sized net (:mod:`bench_models`), as this benchmark's plan factory."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # a plan factory file is loaded by path
+    from bench_models import resnet18 as build
 
-    class Block(nn.Module):
-        def __init__(self, cin: int, cout: int, stride: int) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.bn1 = nn.BatchNorm2d(cout)
-            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.bn2 = nn.BatchNorm2d(cout)
-            self.down: nn.Module = nn.Identity()
-            if stride != 1 or cin != cout:
-                self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            y = torch.relu(self.bn1(self.conv1(x)))
-            return torch.relu(self.bn2(self.conv2(y)) + self.down(x))
-
-    class ResNet18(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
-                                      nn.MaxPool2d(3, 2, 1))
-            blocks, cin = [], 64
-            for cout, stride in [(64, 1), (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)]:
-                blocks.append(Block(cin, cout, stride))
-                cin = cout
-            self.blocks = nn.Sequential(*blocks)
-            self.fc = nn.Linear(512, 1000)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            x = self.blocks(self.stem(x))
-            return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
-
-    torch.manual_seed(0)
-    return ResNet18().eval()
+    return build()
 
 
 def random_images() -> tuple[np.ndarray, None]:
     """Calibration inputs for the random-init net (its accuracy is meaningless; its latency is not)."""
-    rng = np.random.default_rng(0)
-    return rng.standard_normal((CALIBRATION_SAMPLES, 3, 224, 224)).astype(np.float32), None
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_models import random_images as images
+
+    return images(CALIBRATION_SAMPLES)
 
 
 # ---------------------------------------------------------------- edgecraft's artifacts via run_plan
