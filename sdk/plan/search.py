@@ -77,6 +77,10 @@ class SearchSpec(_Strict):
         False, description="Run each trial in a child process: a native crash of one recipe (a segfault in a "
         "runtime or in training) fails that trial instead of ending the search. Costs the child's start-up and "
         "the in-process sharing of torch-stage results between trials.")
+    parallel: int | None = Field(
+        None, ge=1, le=1024, description="With --ray: trials in flight at once (default: the cluster's timing "
+        "slots: as many trials as can be timed at once, never two timings on one node). Ignored without --ray: "
+        "there trials run one at a time.")
     prune_slack: float = Field(
         0.0, ge=0, description="Stop a trial after its torch-stage steps when its accuracy drop on the target "
         "already exceeds an accuracy contract's max_drop by more than this (in the contract's units): later "

@@ -261,8 +261,10 @@ def make_sampler(spec: SearchSpec, seed: int, name: str | None = None) -> Any:
     if kind == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, spec.trials // 3)),
                                              **constraints)
+    # constant_liar: a trial still running (several in flight on a Ray cluster) counts as a poor result, so
+    # the next ask does not propose the same region again; with one trial at a time nothing is running.
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=spec.effective_startup(), multivariate=True,
-                                      group=True, **constraints)
+                                      group=True, constant_liar=True, **constraints)
 
 
 def _suggest(trial: Any, dims: list[Dimension]) -> dict[str, Any]:
@@ -332,8 +334,12 @@ def finished(study: Any) -> list[Any]:
 
 def run_search(setup: SearchSetup, out_dir: Path, *, cache_dir: Path | None = None,
                progress: Progress | None = None, log: Callable[[str], None] = lambda _m: None,
-               sampler_name: str | None = None, study_suffix: str = "", enqueue_plan: bool = True) -> SearchOutcome:
-    """Run (or resume) the studies until every target has ``trials`` finished trials or the budget is spent."""
+               sampler_name: str | None = None, study_suffix: str = "", enqueue_plan: bool = True,
+               ray: str | None = None) -> SearchOutcome:
+    """Run (or resume) the studies until every target has ``trials`` finished trials or the budget is spent.
+
+    ``ray``: a Ray cluster's address (``local``: one in this process): trials run there, several in flight
+    (:mod:`edgecraft.search.parallel`); None: one after the other in this process."""
     import optuna
     from optuna.trial import TrialState
 
@@ -365,53 +371,87 @@ def run_search(setup: SearchSetup, out_dir: Path, *, cache_dir: Path | None = No
     started = time.monotonic()
     deadline = started + spec.time_budget_s if spec.time_budget_s else math.inf
     ran = dict.fromkeys(setup.labels, 0)
-    stopped = False
+    if ray is not None:
+        from edgecraft.search.parallel import run_trials_on_ray
+
+        stopped = run_trials_on_ray(setup, studies, ray, deadline=deadline, ran=ran, cache=cache, log=log)
+    else:
+        stopped = _run_trials_here(setup, studies, deadline=deadline, ran=ran, cache=cache, cache_dir=cache_dir,
+                                   progress=progress, log=log)
+    records = {lbl: [dict(t.user_attrs[RECORD], number=t.number) for t in finished(studies[lbl])]
+               for lbl in setup.labels}
+    return SearchOutcome(setup, records, ran, stopped, time.monotonic() - started, list(setup.notes))
+
+
+def pending_labels(setup: SearchSetup, studies: dict[str, Any], in_flight: dict[str, int] | None = None) -> list[str]:
+    """Targets that still need trials (finished plus in-flight trials below ``trials``)."""
+    in_flight = in_flight or {}
+    return [lbl for lbl in setup.labels if len(finished(studies[lbl])) + in_flight.get(lbl, 0) < setup.spec.trials]
+
+
+def start_trial(setup: SearchSetup, label: str, study: Any, log: Callable[[str], None],
+                in_flight: int = 0) -> tuple[Any, dict[str, Any]]:
+    """Ask the study for the next recipe (define-by-run over the target's space) and say which it is."""
+    trial = study.ask()
+    values = _suggest(trial, setup.dims[label])
+    done = len(finished(study)) + in_flight + 1
+    log(f"{label}: trial {trial.number} ({done}/{setup.spec.trials}): "
+        + ", ".join(f"{k}={_fmt(v)}" for k, v in values.items()))
+    return trial, values
+
+
+def finish_trial(setup: SearchSetup, label: str, study: Any, trial: Any, values: dict[str, Any],
+                 outcome: tuple[dict[str, Any], str, list[float]], seconds: float, log: Callable[[str], None]) -> None:
+    """Store the trial's record and constraints with it and tell the study how it ended."""
+    from optuna.trial import TrialState
+
+    record, state, values_out = outcome
+    record["seconds"] = round(seconds, 2)
+    record["recipe"] = values
+    record["from_plan"] = bool(trial.user_attrs.get("from_plan"))
+    trial.set_user_attr(RECORD, record)
+    # Constraints: each contract's relative distance from its bound (<= 0: met), so the sampler prefers
+    # recipes that meet the contracts over ones that only look good on the objectives.
+    by_name = {v["name"]: v["violation"] for v in record.get("verdicts", [])}
+    constraints = [by_name.get(name, 0.0) for name in setup.contract_names[label]] or [0.0]
+    trial.set_user_attr("constraints", constraints)
+    if _per_trial_constraints():
+        for i, value in enumerate(constraints):
+            trial.set_constraint(f"contract{i}", value)
+    if state == "complete":
+        study.tell(trial, values_out)
+    elif state == "pruned":
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, state=TrialState.FAIL)
+    log(f"{label}: trial {trial.number} {_summary(record)} ({record['seconds']:.0f} s)")
+
+
+def _run_trials_here(setup: SearchSetup, studies: dict[str, Any], *, deadline: float, ran: dict[str, int],
+                     cache: ArtifactCache, cache_dir: Path | None, progress: Progress,
+                     log: Callable[[str], None]) -> bool:
+    """One trial at a time in this process (or its child, ``isolate``); True when the budget stopped it."""
+    spec = setup.spec
     pruned_metrics: dict[tuple[str, str], dict[str, float]] = {}
     while True:
-        pending = [lbl for lbl in setup.labels if len(finished(studies[lbl])) < spec.trials]
+        pending = pending_labels(setup, studies)
         if not pending:
-            break
+            return False
         if time.monotonic() >= deadline:
-            stopped = True
             log(f"time budget of {spec.time_budget_s:g} s spent: stopping with the front so far")
-            break
+            return True
         for label in pending:
             if time.monotonic() >= deadline:
                 break
             study = studies[label]
-            trial = study.ask()
-            values = _suggest(trial, setup.dims[label])
-            done = len(finished(study)) + 1
-            log(f"{label}: trial {trial.number} ({done}/{spec.trials}): "
-                + ", ".join(f"{k}={_fmt(v)}" for k, v in values.items()))
+            trial, values = start_trial(setup, label, study, log)
             t0 = time.monotonic()
             if spec.isolate:
-                record, state, values_out = _run_trial_isolated(setup, label, values, cache_dir)
+                outcome = _run_trial_isolated(setup, label, values, cache_dir)
             else:
-                record, state, values_out = _run_trial(setup, label, values, cache, progress, pruned_metrics)
-            record["seconds"] = round(time.monotonic() - t0, 2)
-            record["recipe"] = values
-            record["from_plan"] = bool(trial.user_attrs.get("from_plan"))
-            trial.set_user_attr(RECORD, record)
-            # Constraints: each contract's relative distance from its bound (<= 0: met), so the sampler prefers
-            # recipes that meet the contracts over ones that only look good on the objectives.
-            by_name = {v["name"]: v["violation"] for v in record.get("verdicts", [])}
-            constraints = [by_name.get(name, 0.0) for name in setup.contract_names[label]] or [0.0]
-            trial.set_user_attr("constraints", constraints)
-            if _per_trial_constraints():
-                for i, value in enumerate(constraints):
-                    trial.set_constraint(f"contract{i}", value)
-            if state == "complete":
-                study.tell(trial, values_out)
-            elif state == "pruned":
-                study.tell(trial, state=TrialState.PRUNED)
-            else:
-                study.tell(trial, state=TrialState.FAIL)
+                outcome = _run_trial(setup, label, values, cache, progress, pruned_metrics)
+            finish_trial(setup, label, study, trial, values, outcome, time.monotonic() - t0, log)
             ran[label] += 1
-            log(f"{label}: trial {trial.number} {_summary(record)} ({record['seconds']:.0f} s)")
-    records = {lbl: [dict(t.user_attrs[RECORD], number=t.number) for t in finished(studies[lbl])]
-               for lbl in setup.labels}
-    return SearchOutcome(setup, records, ran, stopped, time.monotonic() - started, list(setup.notes))
 
 
 def _fmt_params(params: dict[str, Any]) -> str:

@@ -117,10 +117,22 @@ def test_bad_objective_is_a_plan_error(workdir: Path, capsys) -> None:
 
 
 @pytest.mark.search
-def test_ray_without_executor_is_exit_2(workdir: Path, capsys) -> None:
-    code, _ = search_cli(workdir, plan_dict(), "--ray", "ray://nowhere:10001")
-    assert code == 2
-    assert "--ray" in capsys.readouterr().err
+def test_ray_without_the_extra_is_exit_2(workdir: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    code, doc = search_cli(workdir, plan_dict(), "--ray", "127.0.0.1:6379")
+    assert code == 2 and doc is None
+    err = capsys.readouterr().err
+    assert "--ray needs the ray extra" in err and "pip install 'edgecraft[ray]'" in err
+
+
+@pytest.mark.search
+@pytest.mark.parametrize("parallel", [0, "two"])
+def test_bad_parallel_is_exit_2_naming_the_field(workdir: Path, capsys, parallel: Any) -> None:
+    code, doc = search_cli(workdir, plan_dict(search={"trials": 2, "parallel": parallel}), "--ray", "local")
+    assert code == 2 and doc is None
+    assert "search.parallel" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------ end to end
