@@ -206,7 +206,22 @@ def record_from_report(report: TargetReport, plan: CompressionPlan, spec: Search
                       "bound": v.bound, "unit": v.unit, "detail": v.detail, "violation": violation(v)}
                      for v in report.contracts],
         "compiled_key": report.compiled_key, "artifact": report.artifact, "cached": report.compressed.cached,
+        "baseline_cached": report.baseline.cached, "torch_stage_reused": _torch_stage_reused(report.artifact),
     }
+
+
+def _torch_stage_reused(artifact: str | None) -> bool | None:
+    """Whether the artifact's torch-stage steps came from an earlier trial's result (its manifest says so);
+    None when the manifest is not readable here (an artifact built on a cluster node)."""
+    import json
+
+    from edgecraft.build.artifacts import MANIFEST
+
+    path = Path(artifact) / MANIFEST if artifact else None
+    if path is None or not path.is_file():
+        return None
+    steps = json.loads(path.read_text()).get("steps", [])
+    return any(bool(d.get("reused_from_other_target")) for d in steps)
 
 
 def objective_values(record: dict[str, Any], spec: SearchSpec) -> list[float]:
@@ -289,8 +304,11 @@ def _suggest(trial: Any, dims: list[Dimension]) -> dict[str, Any]:
     return values
 
 
-def _plan_values(raw: dict[str, Any], dims: list[Dimension]) -> dict[str, Any]:
-    """The hand-written plan's own recipe, where it fits the space (enqueued as the first trial)."""
+def _plan_values(raw: dict[str, Any], dims: list[Dimension], registry: Registry | None = None) -> dict[str, Any]:
+    """The hand-written plan's own recipe, where it fits the space (enqueued as the first trial).
+
+    A param the plan leaves out takes the strategy's default (what the plan runs with), not a sampled
+    value: trial 0 must be exactly the recipe a person wrote, or the comparison against it is not."""
     from edgecraft.plan.search import ChoiceDim
 
     values: dict[str, Any] = {}
@@ -300,9 +318,14 @@ def _plan_values(raw: dict[str, Any], dims: list[Dimension]) -> dict[str, Any]:
             if True in (dim.choices or []):
                 values[dim.path] = True
             continue
-        node: Any = steps[dim.step_index].get("params", {})
+        step = steps[dim.step_index]
+        node: Any = step.get("params", {})
         for name in dim.param:
             node = node.get(name) if isinstance(node, dict) else None
+        if node is None and registry is not None:
+            node = registry.strategy(step["strategy"]).parse_params(step.get("params") or {})
+            for name in dim.param:
+                node = getattr(node, name, None)
         if node is None:
             continue
         if isinstance(dim.dim, ChoiceDim):
@@ -364,7 +387,7 @@ def run_search(setup: SearchSetup, out_dir: Path, *, cache_dir: Path | None = No
             # the first run's recipes again (cache hits, but wasted trials), and maybe the one that crashed it.
             study.sampler = make_sampler(spec, seed + i + 7919 * existing, sampler_name)
         if enqueue_plan and not study.get_trials(deepcopy=False):
-            study.enqueue_trial(_plan_values(for_target(setup.raw, label), setup.dims[label]),
+            study.enqueue_trial(_plan_values(for_target(setup.raw, label), setup.dims[label], setup.registry),
                                 user_attrs={"from_plan": True})
         studies[label] = study
     # The budget is for trials: the clock starts once the studies are open (sqlite schema setup takes seconds).
