@@ -231,3 +231,68 @@ def test_isolated_trials_run_in_a_child_process(workdir: Path) -> None:
     trial = doc["targets"][0]["trials"][0]
     assert trial["state"] == "complete" and trial["passed"] is True
     assert (workdir / "out" / "best.ort-cpu.plan.yaml").is_file()
+
+
+# ------------------------------------------------------------------------------------------ default spaces, trial 0
+@pytest.mark.search
+def test_default_range_is_narrowed_to_what_compiles(workdir: Path) -> None:
+    """The pruning default space reaches ratio 0.8, which would empty a 32-channel layer at round_to 8:
+    without a user space, the range is cut back to what compiles, with a note (a user range is exit 2)."""
+    from edgecraft.registry import build_registry
+    from edgecraft.search.study import setup_search
+
+    plan = plan_dict(search={"trials": 1}, pruning=True)
+    path = workdir / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    setup = setup_search(path, build_registry())
+    ratio = next(d for d in setup.dims["ort-cpu"] if d.path == "steps[pruning].params.ratio")
+    assert ratio.dim.low == 0.2 and 0.74 <= ratio.dim.high < 0.75
+    assert any("steps[pruning].params.ratio: narrowed to [0.2, 0.7" in n and "round_to=8" in n
+               for n in setup.notes), setup.notes
+
+
+@pytest.mark.search
+def test_trial_0_is_the_plans_recipe_with_the_strategies_defaults(workdir: Path) -> None:
+    from edgecraft.registry import build_registry
+    from edgecraft.search.space import for_target
+    from edgecraft.search.study import _plan_values, setup_search
+
+    plan = plan_dict(search={"trials": 1}, pruning=True)
+    plan["steps"][0]["params"].update(dataset="train", epochs=2)
+    path = workdir / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    setup = setup_search(path, build_registry())
+    values = _plan_values(for_target(setup.raw, "ort-cpu"), setup.dims["ort-cpu"], setup.registry)
+    assert values == {"steps[pruning].enabled": True, "steps[pruning].params.ratio": 0.5,
+                      "steps[pruning].params.importance": "l2",  # left out by the plan: the strategy's default
+                      "steps[pruning].params.epochs": 2,
+                      "steps[quantization].enabled": True, "steps[quantization].params.mode": "static",
+                      "steps[quantization].params.per_channel": True}
+    epochs = next(d for d in setup.dims["ort-cpu"] if d.path == "steps[pruning].params.epochs")
+    assert (epochs.dim.low, epochs.dim.high, epochs.is_int) == (2, 6, True)
+
+
+@pytest.mark.slow
+@pytest.mark.search
+def test_int8_variants_share_the_pruning_result_and_the_baseline(workdir: Path) -> None:
+    """Two recipes differing only after the torch stage: the second reuses the first's pruned model
+    (no second pruning) and the baseline artifact; each gets its own compressed artifact."""
+    from edgecraft.build.artifacts import ArtifactCache
+    from edgecraft.progress import NullProgress
+    from edgecraft.registry import build_registry
+    from edgecraft.search.study import _run_trial, setup_search
+
+    space = {"steps[quantization].params.per_channel": {"choices": [True, False]}}
+    path = workdir / "plan.yaml"
+    loose = [{"kind": "size", "min_ratio": 2.0}]  # no fine-tuning here: no accuracy contract, no early stop
+    path.write_text(yaml.safe_dump(plan_dict(search={"trials": 2, "space": space}, pruning=True, contracts=loose),
+                                   sort_keys=False))
+    setup = setup_search(path, build_registry())
+    cache = ArtifactCache(workdir / "cache", reuse=True)
+    records = [_run_trial(setup, "ort-cpu", {"steps[quantization].params.per_channel": value}, cache,
+                          NullProgress(), {})[0] for value in (True, False)]
+    first, second = records
+    assert first["state"] == second["state"] == "complete"
+    assert first["torch_stage_reused"] is False and second["torch_stage_reused"] is True
+    assert first["baseline_cached"] is False and second["baseline_cached"] is True
+    assert first["compiled_key"] != second["compiled_key"] and second["cached"] is False
