@@ -99,19 +99,21 @@ def budget_figures(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def transformer(registry: Any, work: Path, cache: Path, trials: int) -> dict[str, Any]:
-    """edgecraft's search on the transformer example (ort-cpu, the strategies' default space)."""
+def transformer(registry: Any, work: Path, cache: Path, trials: int, budget_s: float | None) -> dict[str, Any]:
+    """edgecraft's search on the transformer example (ort-cpu, the strategies' default space); ``budget_s``:
+    no trial starts after it (a trial in progress finishes)."""
     from edgecraft.search.report import analyze
     from edgecraft.search.study import run_search, setup_search
 
     plan = ROOT / "examples" / "transformer" / "plan.yaml"
     t0 = time.monotonic()
-    setup = setup_search(plan, registry, targets=["ort-cpu"], trials=trials)
+    setup = setup_search(plan, registry, targets=["ort-cpu"], trials=trials, time_budget_s=budget_s)
     outcome = run_search(setup, work / "transformer", cache_dir=cache,
                          log=lambda m: print(f"[transformer] {m}", file=sys.stderr, flush=True))
     a = analyze(outcome)["ort-cpu"]
     best = a.by_number(a.best) if a.best is not None else None
-    return {"trials": trials, "space": [d.describe() for d in setup.dims["ort-cpu"]],
+    return {"trials": trials, "trials_finished": len(a.records), "stopped_by_budget": outcome.stopped_by_budget,
+            "time_budget_s": budget_s, "space": [d.describe() for d in setup.dims["ort-cpu"]],
             "best_recipe": best.get("recipe") if best else None, "best_speedup": best["speedup"] if best else None,
             "best_size_ratio": best["size_ratio"] if best else None,
             "best_accuracy_drop": (best["baseline_accuracy"] - best["accuracy"]) if best else None,
@@ -132,6 +134,8 @@ def main() -> int:
     parser.add_argument("--transformer-trials", type=int, default=0,
                         help="also search examples/transformer/plan.yaml on ort-cpu (its default space) with this "
                              "many trials, edgecraft's sampler only (0: skip)")
+    parser.add_argument("--transformer-budget", type=float, default=None,
+                        help="seconds after which the transformer search starts no new trial")
     parser.add_argument("--skip-digits", action="store_true", help="only the transformer search")
     parser.add_argument("--isolate", action="store_true",
                         help="each trial in a child process (search.isolate; no torch-stage sharing between trials)")
@@ -155,7 +159,7 @@ def main() -> int:
     started = time.monotonic()
     figures: dict[str, Any] = {}
     if args.transformer_trials:
-        figures["transformer"] = transformer(registry, work, cache, args.transformer_trials)
+        figures["transformer"] = transformer(registry, work, cache, args.transformer_trials, args.transformer_budget)
     if args.skip_digits:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
         print(json.dumps(figures, indent=2, default=str))

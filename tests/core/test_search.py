@@ -276,23 +276,28 @@ def test_trial_0_is_the_plans_recipe_with_the_strategies_defaults(workdir: Path)
 @pytest.mark.search
 def test_int8_variants_share_the_pruning_result_and_the_baseline(workdir: Path) -> None:
     """Two recipes differing only after the torch stage: the second reuses the first's pruned model
-    (no second pruning) and the baseline artifact; each gets its own compressed artifact."""
+    (no second pruning) and the baseline artifact; each gets its own compressed artifact. A recipe with
+    pruning switched off shares the baseline too (its key does not carry the steps' plugin versions)."""
     from edgecraft.build.artifacts import ArtifactCache
     from edgecraft.progress import NullProgress
     from edgecraft.registry import build_registry
     from edgecraft.search.study import _run_trial, setup_search
 
-    space = {"steps[quantization].params.per_channel": {"choices": [True, False]}}
+    space = {"steps[pruning].enabled": {"choices": [True, False]},
+             "steps[quantization].params.per_channel": {"choices": [True, False]}}
     path = workdir / "plan.yaml"
     loose = [{"kind": "size", "min_ratio": 2.0}]  # no fine-tuning here: no accuracy contract, no early stop
     path.write_text(yaml.safe_dump(plan_dict(search={"trials": 2, "space": space}, pruning=True, contracts=loose),
                                    sort_keys=False))
     setup = setup_search(path, build_registry())
     cache = ArtifactCache(workdir / "cache", reuse=True)
-    records = [_run_trial(setup, "ort-cpu", {"steps[quantization].params.per_channel": value}, cache,
-                          NullProgress(), {})[0] for value in (True, False)]
-    first, second = records
-    assert first["state"] == second["state"] == "complete"
+    recipes = ((True, True), (True, False), (False, True))
+    records = [_run_trial(setup, "ort-cpu", {"steps[pruning].enabled": pruning,
+                                             "steps[quantization].params.per_channel": per_channel}, cache,
+                          NullProgress(), {})[0] for pruning, per_channel in recipes]
+    first, second, unpruned = records
+    assert first["state"] == second["state"] == unpruned["state"] == "complete"
     assert first["torch_stage_reused"] is False and second["torch_stage_reused"] is True
     assert first["baseline_cached"] is False and second["baseline_cached"] is True
     assert first["compiled_key"] != second["compiled_key"] and second["cached"] is False
+    assert unpruned["baseline_cached"] is True and unpruned["torch_stage_reused"] is False
