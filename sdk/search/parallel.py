@@ -40,12 +40,15 @@ from edgecraft.progress import NullProgress
 from edgecraft.search.space import apply_recipe, for_target
 from edgecraft.search.study import (
     SearchSetup,
+    exhausted,
     finish_trial,
     finished,
     objective_values,
     pending_labels,
     record_from_report,
+    skip_reason,
     start_trial,
+    tell_skipped,
 )
 
 Outcome = tuple[dict[str, Any], str, list[float]]
@@ -110,12 +113,14 @@ def run_trials_on_ray(setup: SearchSetup, studies: dict[str, Any], address: str,
         width = setup.spec.parallel or max(1, slots)
         log(f"Ray cluster at {address}: {slots} timing slot(s); up to {width} trial(s) in flight")
         stopped = False
+        skips = dict.fromkeys(setup.labels, 0)
         in_flight: dict[Future[Outcome], tuple[str, Any, dict[str, Any], float]] = {}
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="edgecraft-search") as pool:
             while True:
                 while len(in_flight) < width:
                     counts = {lbl: sum(1 for v in in_flight.values() if v[0] == lbl) for lbl in setup.labels}
-                    pending = pending_labels(setup, studies, counts)
+                    pending = [lbl for lbl in pending_labels(setup, studies, counts)
+                               if not exhausted(setup, skips, lbl, log)]
                     if not pending:
                         break
                     if time.monotonic() >= deadline:
@@ -126,6 +131,12 @@ def run_trials_on_ray(setup: SearchSetup, studies: dict[str, Any], address: str,
                         break
                     label = min(pending, key=lambda lbl: (len(finished(studies[lbl])) + counts[lbl], lbl))
                     trial, values = start_trial(setup, label, studies[label], log, counts[label])
+                    running = [v[2] for v in in_flight.values() if v[0] == label]
+                    skip = skip_reason(setup, label, studies[label], values, running)
+                    if skip is not None:
+                        tell_skipped(setup, label, studies[label], trial, *skip, log)
+                        skips[label] += 1
+                        continue
                     t0 = time.monotonic()
                     job = prepare_trial(setup, label, values)
                     if not isinstance(job, RemoteTrial):

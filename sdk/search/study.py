@@ -54,6 +54,11 @@ from edgecraft.verify.contracts import Verdict, judge_accuracy
 from edgecraft.verify.report import TargetReport
 
 RECORD = "edgecraft_record"
+#: User attribute of a proposal told without running (a repeat, or no step at all): why.
+SKIPPED = "edgecraft_skipped"
+#: Skipped proposals allowed per target and invocation before the search stops that target: a space
+#: whose every recipe has been tried offers nothing new.
+MAX_SKIPS_FACTOR = 3
 
 
 class TrialStopped(Exception):
@@ -348,11 +353,61 @@ def load_study(setup: SearchSetup, label: str, out_dir: Path, sampler: Any, stud
 
 
 def finished(study: Any) -> list[Any]:
+    """The trials that count toward ``trials``: run to an end (complete, stopped early, or failed with a
+    record), not the proposals skipped as no recipe or a repeat (:func:`skip_reason`)."""
     from optuna.trial import TrialState
 
-    return [t for t in study.get_trials(deepcopy=False)
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-            or (t.state == TrialState.FAIL and RECORD in t.user_attrs)]
+    return [t for t in study.get_trials(deepcopy=False) if SKIPPED not in t.user_attrs and (
+        t.state in (TrialState.COMPLETE, TrialState.PRUNED) or (t.state == TrialState.FAIL and RECORD in t.user_attrs))]
+
+
+def _recipe_key(values: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(values, sort_keys=True, default=str)
+
+
+def skip_reason(setup: SearchSetup, label: str, study: Any, values: dict[str, Any],
+                in_flight: list[dict[str, Any]] | None = None) -> tuple[str, Any] | None:
+    """Why a proposed recipe is not worth a trial, with the finished trial it repeats (or None).
+
+    Why: samplers propose again what they have seen (a few categorical choices, or TPE exploiting the
+    best so far), and a space where every step may be switched off contains the baseline itself. Running
+    those costs a slot of the budget for nothing the study does not already know: a repeat is told the
+    earlier trial's result instead (the sampler learns as much), the baseline is told as a poor trial,
+    and neither counts toward ``trials``."""
+    if not apply_recipe(for_target(setup.raw, label), setup.dims[label], values).get("steps"):
+        return "it switches every step off: that is the baseline itself, not a candidate", None
+    key = _recipe_key(values)
+    for t in finished(study):
+        if _recipe_key(t.user_attrs[RECORD].get("recipe", {})) == key:
+            return f"the same recipe as trial {t.number}", t
+    if any(_recipe_key(v) == key for v in in_flight or []):
+        return "the same recipe as a trial still running", None
+    return None
+
+
+def tell_skipped(setup: SearchSetup, label: str, study: Any, trial: Any, reason: str, original: Any,
+                 log: Callable[[str], None]) -> None:
+    """Tell the study a skipped proposal: a repeat gets its original's result, anything else counts as poor."""
+    from optuna.trial import TrialState
+
+    trial.set_user_attr(SKIPPED, reason)
+    if original is not None:
+        constraints = list(original.user_attrs.get("constraints") or [0.0])
+        state = original.state
+    else:
+        constraints = [1.0] * max(1, len(setup.contract_names[label]))
+        state = TrialState.PRUNED
+    trial.set_user_attr("constraints", constraints)
+    if _per_trial_constraints():
+        for i, value in enumerate(constraints):
+            trial.set_constraint(f"contract{i}", value)
+    if state == TrialState.COMPLETE:
+        study.tell(trial, list(original.values))
+    else:
+        study.tell(trial, state=state if state in (TrialState.PRUNED, TrialState.FAIL) else TrialState.PRUNED)
+    log(f"{label}: trial {trial.number} not run and not counted: {reason}")
 
 
 def run_search(setup: SearchSetup, out_dir: Path, *, cache_dir: Path | None = None,
@@ -412,6 +467,16 @@ def pending_labels(setup: SearchSetup, studies: dict[str, Any], in_flight: dict[
     return [lbl for lbl in setup.labels if len(finished(studies[lbl])) + in_flight.get(lbl, 0) < setup.spec.trials]
 
 
+def exhausted(setup: SearchSetup, skips: dict[str, int], label: str, log: Callable[[str], None]) -> bool:
+    """True (once said) when a target's sampler kept proposing recipes already known: stop asking it."""
+    limit = MAX_SKIPS_FACTOR * setup.spec.trials
+    if skips[label] == limit:
+        log(f"{label}: {limit} proposals were repeats or no recipe: the space offers nothing new, stopping "
+            "this target")
+        skips[label] += 1
+    return skips[label] > limit
+
+
 def start_trial(setup: SearchSetup, label: str, study: Any, log: Callable[[str], None],
                 in_flight: int = 0) -> tuple[Any, dict[str, Any]]:
     """Ask the study for the next recipe (define-by-run over the target's space) and say which it is."""
@@ -456,8 +521,9 @@ def _run_trials_here(setup: SearchSetup, studies: dict[str, Any], *, deadline: f
     """One trial at a time in this process (or its child, ``isolate``); True when the budget stopped it."""
     spec = setup.spec
     pruned_metrics: dict[tuple[str, str], dict[str, float]] = {}
+    skips = dict.fromkeys(setup.labels, 0)
     while True:
-        pending = pending_labels(setup, studies)
+        pending = [lbl for lbl in pending_labels(setup, studies) if not exhausted(setup, skips, lbl, log)]
         if not pending:
             return False
         if time.monotonic() >= deadline:
@@ -468,6 +534,11 @@ def _run_trials_here(setup: SearchSetup, studies: dict[str, Any], *, deadline: f
                 break
             study = studies[label]
             trial, values = start_trial(setup, label, study, log)
+            skip = skip_reason(setup, label, study, values)
+            if skip is not None:
+                tell_skipped(setup, label, study, trial, *skip, log)
+                skips[label] += 1
+                continue
             t0 = time.monotonic()
             if spec.isolate:
                 outcome = _run_trial_isolated(setup, label, values, cache_dir)

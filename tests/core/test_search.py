@@ -301,3 +301,30 @@ def test_int8_variants_share_the_pruning_result_and_the_baseline(workdir: Path) 
     assert first["baseline_cached"] is False and second["baseline_cached"] is True
     assert first["compiled_key"] != second["compiled_key"] and second["cached"] is False
     assert unpruned["baseline_cached"] is True and unpruned["torch_stage_reused"] is False
+
+
+@pytest.mark.slow
+@pytest.mark.search
+def test_repeats_and_the_baseline_are_not_run_nor_counted(workdir: Path, capsys) -> None:
+    """A space with one recipe besides the baseline: trial 0 runs it; every later proposal repeats it or
+    switches int8 off (no step left): told without running, not counted, until the search gives up."""
+    import optuna
+
+    space = {"steps[quantization].enabled": {"choices": [True, False]},
+             "steps[quantization].params.per_channel": {"choices": [True]}}
+    path = workdir / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan_dict(search={"trials": 2, "space": space}), sort_keys=False))
+    code = main(["search", str(path), "--out", str(workdir / "out"), "--cache-dir", str(workdir / "cache")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0, err
+    doc = json.loads((workdir / "out" / "search.json").read_text())
+    target = doc["targets"][0]
+    assert target["trials_finished"] == 1 and [t["number"] for t in target["trials"]] == [0]
+    assert "not run and not counted: the same recipe as trial 0" in err
+    assert "not run and not counted: it switches every step off" in err
+    assert "6 proposals were repeats or no recipe: the space offers nothing new" in err
+    study = optuna.load_study(study_name="search-test/ort-cpu", storage=f"sqlite:///{workdir / 'out' / 'search.db'}")
+    skipped = [t for t in study.trials if "edgecraft_skipped" in t.user_attrs]
+    assert len(skipped) == 6 and len(study.trials) == 7
+    repeats = [t for t in skipped if t.params.get("steps[quantization].enabled")]
+    assert repeats and all(t.values == study.trials[0].values for t in repeats)  # told the original's result
