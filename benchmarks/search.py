@@ -1,4 +1,4 @@
-"""Recipe search: edgecraft's search (multi-objective TPE, constraints, early stopping) vs random search.
+"""Recipe search: edgecraft's search (its default sampler, constraints, early stopping) vs random search.
 
 On the bundled digits example (``examples/digits/plan.yaml``, ``ort-cpu``), both searches get the same
 trial budget and the same space, the one a user gets without writing ``search.space``: each strategy's

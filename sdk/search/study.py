@@ -274,10 +274,14 @@ def _per_trial_constraints() -> bool:
 def make_sampler(spec: SearchSpec, seed: int, name: str | None = None) -> Any:
     import optuna
 
-    kind = name or spec.sampler
+    kind = name or spec.effective_sampler()
     constraints = {} if _per_trial_constraints() else {"constraints_func": _constraints}
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "gp":
+        # Constraints come per trial (Trial.set_constraint); the objectives are measured, not exact.
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=spec.effective_startup(),
+                                         deterministic_objective=False)
     if kind == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, min(50, spec.trials // 3)),
                                              **constraints)
@@ -287,14 +291,16 @@ def make_sampler(spec: SearchSpec, seed: int, name: str | None = None) -> Any:
                                       group=True, constant_liar=True, **constraints)
 
 
-def _suggest(trial: Any, dims: list[Dimension]) -> dict[str, Any]:
-    """Define-by-run: a switched-off step's params are not sampled (TPE models the conditional space)."""
+def _suggest(trial: Any, dims: list[Dimension], conditional: bool = True) -> dict[str, Any]:
+    """The recipe: define-by-run, a switched-off step's params are not sampled (TPE models the conditional
+    space). ``conditional=False`` samples every param anyway (a GP needs one fixed space) and leaves the
+    switched-off steps' params out of the recipe it returns."""
     from edgecraft.plan.search import ChoiceDim
 
     values: dict[str, Any] = {}
     off = set()
     for dim in sorted(dims, key=lambda d: d.param is not None):
-        if dim.param is not None and dim.step_index in off:
+        if dim.param is not None and dim.step_index in off and conditional:
             continue
         if isinstance(dim.dim, ChoiceDim):
             value = trial.suggest_categorical(dim.path, dim.dim.choices)
@@ -306,7 +312,8 @@ def _suggest(trial: Any, dims: list[Dimension]) -> dict[str, Any]:
         values[dim.path] = value
         if dim.param is None and value is False:
             off.add(dim.step_index)
-    return values
+    return {k: v for k, v in values.items()
+            if not any(d.path == k and d.param is not None and d.step_index in off for d in dims)}
 
 
 def _plan_values(raw: dict[str, Any], dims: list[Dimension], registry: Registry | None = None) -> dict[str, Any]:
@@ -480,8 +487,10 @@ def exhausted(setup: SearchSetup, skips: dict[str, int], label: str, log: Callab
 def start_trial(setup: SearchSetup, label: str, study: Any, log: Callable[[str], None],
                 in_flight: int = 0) -> tuple[Any, dict[str, Any]]:
     """Ask the study for the next recipe (define-by-run over the target's space) and say which it is."""
+    import optuna
+
     trial = study.ask()
-    values = _suggest(trial, setup.dims[label])
+    values = _suggest(trial, setup.dims[label], conditional=not isinstance(study.sampler, optuna.samplers.GPSampler))
     done = len(finished(study)) + in_flight + 1
     log(f"{label}: trial {trial.number} ({done}/{setup.spec.trials}): "
         + ", ".join(f"{k}={_fmt(v)}" for k, v in values.items()))
