@@ -114,6 +114,7 @@ def run_trials_on_ray(setup: SearchSetup, studies: dict[str, Any], address: str,
         log(f"Ray cluster at {address}: {slots} timing slot(s); up to {width} trial(s) in flight")
         stopped = False
         skips = dict.fromkeys(setup.labels, 0)
+        explore: set[str] = set()  # targets whose next recipe is drawn at random (see study.start_trial)
         in_flight: dict[Future[Outcome], tuple[str, Any, dict[str, Any], float]] = {}
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="edgecraft-search") as pool:
             while True:
@@ -130,12 +131,15 @@ def run_trials_on_ray(setup: SearchSetup, studies: dict[str, Any], address: str,
                         stopped = True
                         break
                     label = min(pending, key=lambda lbl: (len(finished(studies[lbl])) + counts[lbl], lbl))
-                    trial, values = start_trial(setup, label, studies[label], log, counts[label])
+                    trial, values = start_trial(setup, label, studies[label], log, counts[label],
+                                                explore=label in explore)
+                    explore.discard(label)
                     running = [v[2] for v in in_flight.values() if v[0] == label]
                     skip = skip_reason(setup, label, studies[label], values, running)
                     if skip is not None:
                         tell_skipped(setup, label, studies[label], trial, *skip, log)
                         skips[label] += 1
+                        explore.add(label)
                         continue
                     t0 = time.monotonic()
                     job = prepare_trial(setup, label, values)

@@ -493,14 +493,28 @@ def exhausted(setup: SearchSetup, skips: dict[str, int], label: str, log: Callab
 
 
 def start_trial(setup: SearchSetup, label: str, study: Any, log: Callable[[str], None],
-                in_flight: int = 0) -> tuple[Any, dict[str, Any]]:
-    """Ask the study for the next recipe (define-by-run over the target's space) and say which it is."""
+                in_flight: int = 0, explore: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Ask the study for the next recipe (define-by-run over the target's space) and say which it is.
+
+    ``explore``: this one recipe is drawn at random instead. Why: the sampler's last proposal repeated a
+    trial it cannot learn from (a GP models complete trials only, so a trial stopped early after the
+    torch stage is invisible to it), and it would propose the same again; a random recipe gives it a new
+    point and costs no more than the repeat would have."""
     import optuna
 
-    trial = study.ask()
-    values = _suggest(trial, setup.dims[label], conditional=not isinstance(study.sampler, optuna.samplers.GPSampler))
+    conditional = not isinstance(study.sampler, optuna.samplers.GPSampler)
+    sampler = study.sampler
+    if explore:
+        seed = setup.spec.seed if setup.spec.seed is not None else setup.plan.seed
+        study.sampler = optuna.samplers.RandomSampler(seed=seed + 104729 + len(study.get_trials(deepcopy=False)))
+    try:
+        trial = study.ask()
+        values = _suggest(trial, setup.dims[label], conditional=conditional)
+    finally:
+        study.sampler = sampler
     done = len(finished(study)) + in_flight + 1
-    log(f"{label}: trial {trial.number} ({done}/{setup.spec.trials}): "
+    how = " (random: the last proposal was a repeat)" if explore else ""
+    log(f"{label}: trial {trial.number} ({done}/{setup.spec.trials}){how}: "
         + ", ".join(f"{k}={_fmt(v)}" for k, v in values.items()))
     return trial, values
 
@@ -539,6 +553,7 @@ def _run_trials_here(setup: SearchSetup, studies: dict[str, Any], *, deadline: f
     spec = setup.spec
     pruned_metrics: dict[tuple[str, str], dict[str, float]] = {}
     skips = dict.fromkeys(setup.labels, 0)
+    explore: set[str] = set()  # targets whose next recipe is drawn at random (see start_trial)
     while True:
         pending = [lbl for lbl in pending_labels(setup, studies) if not exhausted(setup, skips, lbl, log)]
         if not pending:
@@ -550,11 +565,13 @@ def _run_trials_here(setup: SearchSetup, studies: dict[str, Any], *, deadline: f
             if time.monotonic() >= deadline:
                 break
             study = studies[label]
-            trial, values = start_trial(setup, label, study, log)
+            trial, values = start_trial(setup, label, study, log, explore=label in explore)
+            explore.discard(label)
             skip = skip_reason(setup, label, study, values)
             if skip is not None:
                 tell_skipped(setup, label, study, trial, *skip, log)
                 skips[label] += 1
+                explore.add(label)
                 continue
             t0 = time.monotonic()
             if spec.isolate:

@@ -328,3 +328,33 @@ def test_repeats_and_the_baseline_are_not_run_nor_counted(workdir: Path, capsys)
     assert len(skipped) == 6 and len(study.trials) == 7
     repeats = [t for t in skipped if t.params.get("steps[quantization].enabled")]
     assert repeats and all(t.values == study.trials[0].values for t in repeats)  # told the original's result
+
+
+def test_auto_sampler_is_gp_for_tens_of_trials_and_tpe_beyond() -> None:
+    from edgecraft.plan.search import GP_MAX_TRIALS, SearchSpec
+
+    assert SearchSpec(trials=12).effective_sampler() == "gp"
+    assert SearchSpec(trials=GP_MAX_TRIALS + 1).effective_sampler() == "tpe"
+    assert SearchSpec(trials=12, sampler="tpe").effective_sampler() == "tpe"
+
+
+@pytest.mark.slow
+@pytest.mark.search
+def test_gp_sampler_searches_a_fixed_space(workdir: Path) -> None:
+    """The GP needs every param in every trial: switched-off steps' params are sampled too but left out
+    of the recipe (so the same recipe is recognized as a repeat)."""
+    import optuna
+
+    space = {"steps[quantization].enabled": {"choices": [True, False]},
+             "steps[quantization].params.per_channel": {"choices": [True, False]},
+             "steps[quantization].params.calibration_samples": {"low": 16, "high": 64}}
+    code, doc = search_cli(workdir, plan_dict(search={"trials": 3, "startup_trials": 1, "sampler": "gp",
+                                                      "space": space}))
+    assert code == 0 and doc is not None and doc["sampler"] == "gp"
+    target = doc["targets"][0]
+    assert target["trials_finished"] == 3 and all(t["state"] == "complete" for t in target["trials"])
+    study = optuna.load_study(study_name="search-test/ort-cpu", storage=f"sqlite:///{workdir / 'out' / 'search.db'}")
+    for t in study.trials:
+        assert set(t.params) == set(space)  # one fixed space, whatever was switched off
+        if not t.params["steps[quantization].enabled"]:
+            assert "edgecraft_skipped" in t.user_attrs
