@@ -54,6 +54,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, this folder is sys.path[0], and its transformers.py (a sibling benchmark) would shadow
+# the transformers package the transformer example's model source imports.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 EXAMPLE = ROOT / "examples" / "digits" / "plan.yaml"
 
 
