@@ -92,12 +92,13 @@ def budget_figures(results: dict[str, Any]) -> dict[str, Any]:
         records = res["analysis"].records
         pruned = [r["seconds"] for r in records if r["state"] == "pruned"]
         complete = [r["seconds"] for r in records if r["state"] == "complete"]
+        out[f"feasible_trials_{name}"] = sum(r["state"] == "complete" and bool(r.get("passed")) for r in records)
         out[f"pruned_trials_{name}"] = len(pruned)
         out[f"pruned_trial_mean_s_{name}"] = sum(pruned) / len(pruned) if pruned else None
         out[f"complete_trial_mean_s_{name}"] = sum(complete) / len(complete) if complete else None
         out[f"failed_trials_{name}"] = sum(r["state"] == "failed" for r in records)
         out[f"torch_stage_reused_{name}"] = sum(bool(r.get("torch_stage_reused")) for r in records)
-        out[f"repeated_recipes_{name}"] = sum("duplicate_of" in r for r in records)
+        out[f"repeated_recipes_{name}"] = sum("duplicate_of" in r for r in records)  # run anyway (resumed studies)
         out[f"baseline_built_{name}"] = sum(r.get("baseline_cached") is False for r in records)
     return out
 
