@@ -382,7 +382,11 @@ def search(plan: PlanArg, target: TargetOpt = None,
                              ] = None,
            time_budget: Annotated[float | None, typer.Option("--time-budget", min=1, help="Seconds before no new "
                                                              "trial starts (default: search.time_budget_s).")] = None,
-           ray: Annotated[str | None, typer.Option("--ray", help="Ray cluster address: run trials there.")] = None,
+           ray: Annotated[str | None, typer.Option(
+               "--ray", envvar="EDGECRAFT_RAY_ADDRESS", metavar="ADDRESS",
+               help="Build and measure the trials on the Ray cluster at ADDRESS (HOST:PORT of its head; 'local' "
+                    "starts one in this process), up to search.parallel at once (default: the cluster's timing "
+                    "slots); asking, judging and reports stay here. Needs the ray extra.")] = None,
            out_dir: Annotated[Path, typer.Option("--out", help="Folder for search.json, trials.md/csv, search.html, "
                                                  "best.<target>.plan.yaml and the resumable study (search.db).")
                               ] = Path("search"),

@@ -17,6 +17,8 @@ def default_space(params: StrategyParams) -> dict[str, dict[str, Any]]:
     assert isinstance(params, QuantizationParams)
     if params.mode == "weight_only":  # size only, OpenVINO only: nothing to trade
         return {"enabled": {"choices": [True, False]}}
+    # A plan that leaves the mode to the recipe ('auto') keeps that choice too: trial 0 is the plan's own recipe.
+    modes = ["auto", "static", "dynamic"] if params.mode == "auto" else ["static", "dynamic"]
     return {"enabled": {"choices": [True, False]},
-            "params.mode": {"choices": ["static", "dynamic"]},
+            "params.mode": {"choices": modes},
             "params.per_channel": {"choices": [True, False]}}

@@ -29,7 +29,7 @@ from edgecraft.plan import CompressionPlan, TargetSpec
 from edgecraft.plugin_checks import call_plugin, check_resolution
 from edgecraft.registry import Registry
 from edgecraft.strategy import ResolvedStep
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 COMPILED_SCHEMA_ID = "edgecraft.compiled/v1"
 _STAGE_ORDER = {Stage.TORCH: 0, Stage.ONNX: 1, Stage.NATIVE: 2}
@@ -61,9 +61,17 @@ class CompiledPlan(BaseModel):
         payload = self.model_dump(mode="json", by_alias=True, exclude={"plan_name", "target_label"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
+    #: Keys of ``versions`` that only the steps bring (their plugins' versions), set by the compiler.
+    _step_version_keys: frozenset[str] = PrivateAttr(default_factory=frozenset)
+
     def baseline(self) -> CompiledPlan:
-        """The same target, options and model with no steps: what the compressed model is judged against."""
-        return self.model_copy(update={"steps": [], "data_fingerprints": {}, "accuracy_terms": {}})
+        """The same target, options and model with no steps: what the compressed model is judged against.
+
+        Without the steps' plugin versions either: the baseline runs no step, so every recipe of a plan
+        (a search's trials switch steps on and off) shares one baseline artifact and one evaluation."""
+        versions = {k: v for k, v in self.versions.items() if k not in self._step_version_keys}
+        return self.model_copy(update={"steps": [], "data_fingerprints": {}, "accuracy_terms": {},
+                                       "versions": versions})
 
     @property
     def model_io(self) -> ModelIO:
@@ -179,10 +187,14 @@ def compile_plan(plan: CompressionPlan, target_label: str, registry: Registry, *
         runtime = backend.runtime_versions()
     except Exception as exc:
         raise PluginError(f"backend {backend.name!r} failed to report runtime versions: {exc}") from exc
-    return CompiledPlan(
+    compiled = CompiledPlan(
         plan_name=plan.name, target_label=spec.label, target=spec.target, backend=backend.name,
         options=options.model_dump(mode="json"), model_source=plan.model.model_dump(mode="json"),
         model_fingerprint=loader.fingerprint(), io=loader.io().to_json(), steps=resolved,
         data_fingerprints=fingerprints, accuracy_terms=accuracy_terms,
         versions=_versions(registry, spec.target, [s.strategy for s in resolved], runtime))
+    compiled._step_version_keys = frozenset(
+        {f"plugin:{registry.provenance_of_strategy(s.strategy).plugin}" for s in resolved}
+        - {f"plugin:{registry.provenance_of_target(spec.target).plugin}"})
+    return compiled
 

@@ -315,6 +315,27 @@ class RayExecutor:
         self._started_here = True
         self._snapshot_nodes()
 
+    @contextlib.contextmanager
+    def connected(self) -> Iterator[RayExecutor]:
+        """Stay connected across many ``run_targets`` calls (``edgecraft search --ray``: one per trial).
+
+        Why: ``run_targets`` disconnects from a cluster it connected to itself (``local`` would start and
+        stop a cluster per trial). Inside this block the connection stays open; give each concurrent call
+        its own ``RayExecutor(address)`` (each has its own in-flight tasks and cancel event), which finds
+        the connection open and leaves it so. The cluster started here (``local``) stops when it ends.
+        """
+        self._connect()
+        started, self._started_here = self._started_here, False
+        try:
+            yield self
+        finally:
+            if started:
+                _ray().shutdown()
+
+    def timing_slots(self) -> int:
+        """``edgecraft_timing_slot`` units offered by the live nodes: how many timings can run at once."""
+        return int(sum(n["Resources"].get(TIMING_SLOT, 0.0) for n in self._snapshot_nodes() if n["Alive"]))
+
     def _snapshot_nodes(self) -> list[dict[str, Any]]:
         nodes = _ray().nodes()
         with self._lock:

@@ -18,6 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 OBJECTIVE_PATTERN = re.compile(r"^(accuracy(\.[A-Za-z0-9_\-]+)?|latency\.(p50|p95|p99)|size|memory|macs)$")
 
 
+#: ``sampler: auto`` takes the GP sampler up to this many trials per target (its ask grows with the trials).
+GP_MAX_TRIALS = 100
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -68,8 +72,12 @@ class SearchSpec(_Strict):
         "dots) with {low, high[, log, step]} or {choices: [...]}, and 'steps[LABEL].enabled' with {choices: "
         "[true, false]} for a step that may be switched off. LABEL is the step's name, its strategy, or its "
         "index. Empty: every step's strategy offers its default space.")
-    sampler: Literal["tpe", "nsga2", "random"] = Field(
-        "tpe", description="Optuna sampler: multi-objective TPE (good with few trials), NSGA-II, or random.")
+    sampler: Literal["auto", "gp", "tpe", "nsga2", "random"] = Field(
+        "auto", description="Optuna sampler. 'gp': Gaussian-process Bayesian optimization (constrained expected "
+        "hypervolume improvement): it models how latency, size and each contract move with a ratio or an epoch "
+        "count, so it extrapolates toward the strong region in tens of trials; each ask costs seconds and grows "
+        "with the trials. 'tpe': multi-objective TPE, cheap to ask with thousands of trials. 'nsga2', 'random'. "
+        f"'auto': gp up to {GP_MAX_TRIALS} trials per target, tpe beyond.")
     startup_trials: int | None = Field(
         None, ge=0, description="Random trials before TPE models the space (default: a quarter of trials, 3..10).")
     seed: int | None = Field(None, description="Sampler seed (default: the plan's seed).")
@@ -77,6 +85,10 @@ class SearchSpec(_Strict):
         False, description="Run each trial in a child process: a native crash of one recipe (a segfault in a "
         "runtime or in training) fails that trial instead of ending the search. Costs the child's start-up and "
         "the in-process sharing of torch-stage results between trials.")
+    parallel: int | None = Field(
+        None, ge=1, le=1024, description="With --ray: trials in flight at once (default: the cluster's timing "
+        "slots: as many trials as can be timed at once, never two timings on one node). Ignored without --ray: "
+        "there trials run one at a time.")
     prune_slack: float = Field(
         0.0, ge=0, description="Stop a trial after its torch-stage steps when its accuracy drop on the target "
         "already exceeds an accuracy contract's max_drop by more than this (in the contract's units): later "
@@ -94,6 +106,11 @@ class SearchSpec(_Strict):
         if len(set(value)) != len(value):
             raise ValueError(f"objectives repeat: {value}")
         return value
+
+    def effective_sampler(self) -> str:
+        if self.sampler != "auto":
+            return self.sampler
+        return "gp" if self.trials <= GP_MAX_TRIALS else "tpe"
 
     def effective_startup(self) -> int:
         return self.startup_trials if self.startup_trials is not None else min(10, max(3, self.trials // 4))

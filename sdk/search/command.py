@@ -18,15 +18,12 @@ def check_optuna() -> None:
 
 
 def check_ray(address: str | None) -> None:
-    """``--ray``: trials on a Ray cluster go through the executor package (edgecraft.execute)."""
+    """``--ray``: the ray extra must be there (exit 2 with the install line before anything is compiled)."""
     if address is None:
         return
-    if importlib.util.find_spec("edgecraft.execute") is None:
-        raise InputError(f"--ray {address}: this edgecraft has no executor package (edgecraft.execute), so trials "
-                         "cannot run on a Ray cluster", hint="run the search without --ray (trials run here, one at "
-                         "a time), or install an edgecraft with the Ray executor")
-    raise InputError(f"--ray {address}: the Ray executor is installed but `search` does not dispatch trials to it "
-                     "yet", hint="run the search without --ray")
+    from edgecraft.execute import executor_for
+
+    executor_for(address)  # InputError naming the extra when Ray is missing
 
 
 def search_command(plan: Path, registry: Any, *, targets: list[str] | None, trials: int | None,
@@ -45,5 +42,7 @@ def search_command(plan: Path, registry: Any, *, targets: list[str] | None, tria
         log(f"note: {note}")
     for label, dims in setup.dims.items():
         log(f"{label}: space " + "; ".join(d.describe() for d in dims))
-    outcome = run_search(setup, out_dir, cache_dir=cache_dir, progress=progress, log=log)
+    if ray is not None and setup.spec.isolate:
+        log("note: search.isolate is ignored with --ray: every trial runs in the cluster's worker processes")
+    outcome = run_search(setup, out_dir, cache_dir=cache_dir, progress=progress, log=log, ray=ray)
     return write_all(outcome, out_dir)

@@ -209,7 +209,7 @@ def search_document(outcome: SearchOutcome, analyses: dict[str, TargetAnalysis],
     return {"schema": SEARCH_SCHEMA_ID, "plan": str(setup.plan_path), "plan_name": setup.plan.name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "objective": setup.spec.objective, "trials": setup.spec.trials, "time_budget_s": setup.spec.time_budget_s,
-            "sampler": setup.spec.sampler, "stopped_by_budget": outcome.stopped_by_budget,
+            "sampler": setup.spec.effective_sampler(), "stopped_by_budget": outcome.stopped_by_budget,
             "wall_s": round(outcome.wall_s, 1),
             "trial_seconds": round(sum(r.get("seconds", 0) for rs in outcome.records.values() for r in rs), 1),
             "notes": outcome.notes, "exit_code": code, "targets": targets}

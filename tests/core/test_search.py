@@ -117,10 +117,22 @@ def test_bad_objective_is_a_plan_error(workdir: Path, capsys) -> None:
 
 
 @pytest.mark.search
-def test_ray_without_executor_is_exit_2(workdir: Path, capsys) -> None:
-    code, _ = search_cli(workdir, plan_dict(), "--ray", "ray://nowhere:10001")
-    assert code == 2
-    assert "--ray" in capsys.readouterr().err
+def test_ray_without_the_extra_is_exit_2(workdir: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    code, doc = search_cli(workdir, plan_dict(), "--ray", "127.0.0.1:6379")
+    assert code == 2 and doc is None
+    err = capsys.readouterr().err
+    assert "--ray needs the ray extra" in err and "pip install 'edgecraft[ray]'" in err
+
+
+@pytest.mark.search
+@pytest.mark.parametrize("parallel", [0, "two"])
+def test_bad_parallel_is_exit_2_naming_the_field(workdir: Path, capsys, parallel: Any) -> None:
+    code, doc = search_cli(workdir, plan_dict(search={"trials": 2, "parallel": parallel}), "--ray", "local")
+    assert code == 2 and doc is None
+    assert "search.parallel" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------ end to end
@@ -219,3 +231,130 @@ def test_isolated_trials_run_in_a_child_process(workdir: Path) -> None:
     trial = doc["targets"][0]["trials"][0]
     assert trial["state"] == "complete" and trial["passed"] is True
     assert (workdir / "out" / "best.ort-cpu.plan.yaml").is_file()
+
+
+# ------------------------------------------------------------------------------------------ default spaces, trial 0
+@pytest.mark.search
+def test_default_range_is_narrowed_to_what_compiles(workdir: Path) -> None:
+    """The pruning default space reaches ratio 0.8, which would empty a 32-channel layer at round_to 8:
+    without a user space, the range is cut back to what compiles, with a note (a user range is exit 2)."""
+    from edgecraft.registry import build_registry
+    from edgecraft.search.study import setup_search
+
+    plan = plan_dict(search={"trials": 1}, pruning=True)
+    path = workdir / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    setup = setup_search(path, build_registry())
+    ratio = next(d for d in setup.dims["ort-cpu"] if d.path == "steps[pruning].params.ratio")
+    assert ratio.dim.low == 0.2 and 0.74 <= ratio.dim.high < 0.75
+    assert any("steps[pruning].params.ratio: narrowed to [0.2, 0.7" in n and "round_to=8" in n
+               for n in setup.notes), setup.notes
+
+
+@pytest.mark.search
+def test_trial_0_is_the_plans_recipe_with_the_strategies_defaults(workdir: Path) -> None:
+    from edgecraft.registry import build_registry
+    from edgecraft.search.space import for_target
+    from edgecraft.search.study import _plan_values, setup_search
+
+    plan = plan_dict(search={"trials": 1}, pruning=True)
+    plan["steps"][0]["params"].update(dataset="train", epochs=2)
+    path = workdir / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    setup = setup_search(path, build_registry())
+    values = _plan_values(for_target(setup.raw, "ort-cpu"), setup.dims["ort-cpu"], setup.registry)
+    assert values == {"steps[pruning].enabled": True, "steps[pruning].params.ratio": 0.5,
+                      "steps[pruning].params.importance": "l2",  # left out by the plan: the strategy's default
+                      "steps[pruning].params.epochs": 2,
+                      "steps[quantization].enabled": True, "steps[quantization].params.mode": "static",
+                      "steps[quantization].params.per_channel": True}
+    epochs = next(d for d in setup.dims["ort-cpu"] if d.path == "steps[pruning].params.epochs")
+    assert (epochs.dim.low, epochs.dim.high, epochs.is_int) == (2, 6, True)
+
+
+@pytest.mark.slow
+@pytest.mark.search
+def test_int8_variants_share_the_pruning_result_and_the_baseline(workdir: Path) -> None:
+    """Two recipes differing only after the torch stage: the second reuses the first's pruned model
+    (no second pruning) and the baseline artifact; each gets its own compressed artifact. A recipe with
+    pruning switched off shares the baseline too (its key does not carry the steps' plugin versions)."""
+    from edgecraft.build.artifacts import ArtifactCache
+    from edgecraft.progress import NullProgress
+    from edgecraft.registry import build_registry
+    from edgecraft.search.study import _run_trial, setup_search
+
+    space = {"steps[pruning].enabled": {"choices": [True, False]},
+             "steps[quantization].params.per_channel": {"choices": [True, False]}}
+    path = workdir / "plan.yaml"
+    loose = [{"kind": "size", "min_ratio": 2.0}]  # no fine-tuning here: no accuracy contract, no early stop
+    path.write_text(yaml.safe_dump(plan_dict(search={"trials": 2, "space": space}, pruning=True, contracts=loose),
+                                   sort_keys=False))
+    setup = setup_search(path, build_registry())
+    cache = ArtifactCache(workdir / "cache", reuse=True)
+    recipes = ((True, True), (True, False), (False, True))
+    records = [_run_trial(setup, "ort-cpu", {"steps[pruning].enabled": pruning,
+                                             "steps[quantization].params.per_channel": per_channel}, cache,
+                          NullProgress(), {})[0] for pruning, per_channel in recipes]
+    first, second, unpruned = records
+    assert first["state"] == second["state"] == unpruned["state"] == "complete"
+    assert first["torch_stage_reused"] is False and second["torch_stage_reused"] is True
+    assert first["baseline_cached"] is False and second["baseline_cached"] is True
+    assert first["compiled_key"] != second["compiled_key"] and second["cached"] is False
+    assert unpruned["baseline_cached"] is True and unpruned["torch_stage_reused"] is False
+
+
+@pytest.mark.slow
+@pytest.mark.search
+def test_repeats_and_the_baseline_are_not_run_nor_counted(workdir: Path, capsys) -> None:
+    """A space with one recipe besides the baseline: trial 0 runs it; every later proposal repeats it or
+    switches int8 off (no step left): told without running, not counted, until the search gives up."""
+    import optuna
+
+    space = {"steps[quantization].enabled": {"choices": [True, False]},
+             "steps[quantization].params.per_channel": {"choices": [True]}}
+    path = workdir / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan_dict(search={"trials": 2, "space": space}), sort_keys=False))
+    code = main(["search", str(path), "--out", str(workdir / "out"), "--cache-dir", str(workdir / "cache")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0, err
+    doc = json.loads((workdir / "out" / "search.json").read_text())
+    target = doc["targets"][0]
+    assert target["trials_finished"] == 1 and [t["number"] for t in target["trials"]] == [0]
+    assert "not run and not counted: the same recipe as trial 0" in err
+    assert "not run and not counted: it switches every step off" in err
+    assert "6 proposals were repeats or no recipe: the space offers nothing new" in err
+    study = optuna.load_study(study_name="search-test/ort-cpu", storage=f"sqlite:///{workdir / 'out' / 'search.db'}")
+    skipped = [t for t in study.trials if "edgecraft_skipped" in t.user_attrs]
+    assert len(skipped) == 6 and len(study.trials) == 7
+    repeats = [t for t in skipped if t.params.get("steps[quantization].enabled")]
+    assert repeats and all(t.values == study.trials[0].values for t in repeats)  # told the original's result
+
+
+def test_auto_sampler_is_gp_for_tens_of_trials_and_tpe_beyond() -> None:
+    from edgecraft.plan.search import GP_MAX_TRIALS, SearchSpec
+
+    assert SearchSpec(trials=12).effective_sampler() == "gp"
+    assert SearchSpec(trials=GP_MAX_TRIALS + 1).effective_sampler() == "tpe"
+    assert SearchSpec(trials=12, sampler="tpe").effective_sampler() == "tpe"
+
+
+@pytest.mark.slow
+@pytest.mark.search
+def test_gp_sampler_searches_a_fixed_space(workdir: Path) -> None:
+    """The GP needs every param in every trial: switched-off steps' params are sampled too but left out
+    of the recipe (so the same recipe is recognized as a repeat)."""
+    import optuna
+
+    space = {"steps[quantization].enabled": {"choices": [True, False]},
+             "steps[quantization].params.per_channel": {"choices": [True, False]},
+             "steps[quantization].params.calibration_samples": {"low": 16, "high": 64}}
+    code, doc = search_cli(workdir, plan_dict(search={"trials": 3, "startup_trials": 1, "sampler": "gp",
+                                                      "space": space}))
+    assert code == 0 and doc is not None and doc["sampler"] == "gp"
+    target = doc["targets"][0]
+    assert target["trials_finished"] == 3 and all(t["state"] == "complete" for t in target["trials"])
+    study = optuna.load_study(study_name="search-test/ort-cpu", storage=f"sqlite:///{workdir / 'out' / 'search.db'}")
+    for t in study.trials:
+        assert set(t.params) == set(space)  # one fixed space, whatever was switched off
+        if not t.params["steps[quantization].enabled"]:
+            assert "edgecraft_skipped" in t.user_attrs
