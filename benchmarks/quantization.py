@@ -49,15 +49,13 @@ CALIBRATION_SAMPLES = 64
 # ---------------------------------------------------------------- the ResNet-18-sized net (model factory)
 def resnet18() -> Any:
     """The shared ResNet-18-sized net (:mod:`bench_models`), as this benchmark's plan factory."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # a plan factory file is loaded by path
-    from bench_models import resnet18 as build
+    from bench_models import resnet18 as build  # this script's folder is sys.path[0]
 
     return build()
 
 
 def random_images() -> tuple[np.ndarray, None]:
     """Calibration inputs for the random-init net (its accuracy is meaningless; its latency is not)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_models import random_images as images
 
     return images(CALIBRATION_SAMPLES)
