@@ -231,6 +231,11 @@ class TargetPipeline:
         io = self.loader.io()
         return io.output_names[io.output_index(self.plan.evaluation.output)] if io.outputs else "output0"
 
+    @property
+    def baseline_size_bytes(self) -> int | None:
+        """The baseline artifact's size once it is built (a search's stopped trial reads it)."""
+        return self._baseline_artifact.size_bytes if self._baseline_artifact is not None else None
+
     def baseline_artifact(self, compiled: CompiledPlan) -> tuple[Artifact, bool]:
         artifact, cached = self.build(compiled.baseline())
         self._baseline_artifact = artifact

@@ -211,6 +211,18 @@ def test_trial_missing_accuracy_after_the_torch_stage_is_pruned(workdir: Path, c
     assert trial["state"] == "pruned"  # stopped before export, int8 and timing
     assert trial["verdicts"][0]["detail"].startswith("after the torch stage: top1")
     assert doc["targets"][0]["closest"]["missed"][0]["contract"] == "accuracy: top1 drop <= 0.001"
+    # The sampler learns from it: told complete with no gain assumed and the accuracy contract violated
+    # (a pruned trial is invisible to the GP sampler, which then proposes the same region again).
+    import optuna
+
+    storage = f"sqlite:///{workdir / 'out' / 'search.db'}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    (told,) = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+    assert told.state == optuna.trial.TrialState.COMPLETE
+    accuracy, latency_ratio, size = told.values  # the default objectives: accuracy, latency.p50, size
+    assert accuracy == trial["metrics"]["top1"] and latency_ratio == 1.0  # no speedup is assumed ...
+    assert size > 0  # ... nor any size gain: the baseline's bytes
+    assert told.user_attrs["constraints"][0] > 0  # infeasible: the accuracy contract is missed
 
 
 @pytest.mark.slow
