@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -22,8 +24,8 @@ def test_warmup_cosine_rises_then_decays_to_zero_per_step() -> None:
         schedule.step()
     peak = int(np.argmax(lrs))
     assert peak == 4 and lrs[peak] == pytest.approx(1.0)  # 20% of 20 steps warm up
-    assert all(a < b for a, b in zip(lrs[:peak], lrs[1:peak + 1], strict=True))
-    assert all(a >= b for a, b in zip(lrs[peak:-1], lrs[peak + 1:], strict=True))
+    assert all(a < b for a, b in itertools.pairwise(lrs[:peak + 1]))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[peak:]))
     assert lrs[-1] < 0.05
 
 

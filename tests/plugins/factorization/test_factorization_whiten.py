@@ -45,7 +45,7 @@ def test_full_rank_is_exact_and_output_error_beats_plain_svd_at_every_rank() -> 
 def test_rank_out_of_range_is_rejected() -> None:
     layer = nn.Linear(8, 6)
     moments = input_moments(nn.Sequential(layer), _data(_skewed_inputs(64, dims=8)), ["0"])
-    with pytest.raises(ValueError, match="outside 1..6"):
+    with pytest.raises(ValueError, match=r"outside 1\.\.6"):
         activation_aware_linear(layer, 7, whitened_basis(layer, *moments["0"]))
 
 
