@@ -17,7 +17,8 @@ a script, this module builds a minimal context of its own with the same attribut
 
 Every recovery is distillation against the unpruned fp32 model on train-large.txt (unlabeled: teacher
 outputs only) through the SDK's trainer (AdamW, batch 32, warm-up then cosine decay per step, batches
-cut to their longest sentence); cosine is the mean cosine of the ONNX model's sentence
+cut to their longest sentence, the token embeddings frozen: every student keeps the teacher's); cosine
+is the mean cosine of the ONNX model's sentence
 embeddings to the fp32 ONNX model's on eval.txt; speedups are p50 ratios from one interleaved run.
 """
 
@@ -185,7 +186,7 @@ def _recover(teacher: Any, student: Any, data: Any, settings: Settings, recipe: 
     params = TrainingParams(loss="cosine", hidden_weight=hidden, attention_weight=attention,
                             epochs=epochs, batch_size=settings.batch_size, lr=lr, optimizer="adamw",
                             schedule="warmup_cosine", warmup=0.06, weight_decay=0.01, validation_fraction=0,
-                            patience=None, seed=settings.seed)
+                            patience=None, seed=settings.seed, freeze=["*embeddings.*"])
     started = time.perf_counter()
     result = distill(teacher, student, data, params, layer_map=layer_map)
     return {"epochs": params.epochs, "lr": params.lr, "train_seconds": round(time.perf_counter() - started, 1),
@@ -280,6 +281,34 @@ def quantize_dynamic(src: Path, dst: Path) -> Path:
     return dst
 
 
+def quantize_edgecraft(src: Path, out: Path, model_dir: str, threads: int) -> Path:
+    """edgecraft's own int8 step on an exported model: a plan whose model is the ONNX file, calibrated on the
+    first 64 training sentences (the automatic transformer recipe for ort-cpu, as examples/transformer/plan.yaml
+    builds it). Returns the artifact's model file (a folder ORT loads)."""
+    from edgecraft.hf_common import resolve_dir
+    from edgecraft.plan import CompressionPlan
+    from edgecraft.registry import build_registry
+    from edgecraft.runner import run_plan
+
+    tokenizer = str(resolve_dir(model_dir, EXAMPLE, field="model.path"))
+    text = {"kind": "text", "tokenizer": tokenizer, "max_length": SEQ}
+    plan = CompressionPlan.model_validate({
+        "name": f"stacked-{src.stem}",
+        "model": {"kind": "onnx", "path": str(src)},
+        "data": {"calibration": {**text, "path": "train.txt"}, "held-out": {**text, "path": "eval.txt"}},
+        "evaluation": {"dataset": "held-out", "metrics": ["cosine"], "output": "sentence_embedding", "batch_size": 32},
+        "steps": [{"strategy": "quantization", "name": "int8",
+                   "params": {"calibration_dataset": "calibration", "calibration_samples": 64}}],
+        "targets": ["ort-cpu"],
+        "latency": {"threads": threads, "warmup": 2, "repeats": 10, "rounds": 2},
+    })
+    from edgecraft.backends.onnxruntime.backend import ARTIFACT_FILE
+
+    report = run_plan(plan, build_registry(), base_dir=EXAMPLE, cache_dir=out)
+    artifact = Path(report.targets[0].compressed.artifact)
+    return artifact / ARTIFACT_FILE if artifact.is_dir() else artifact
+
+
 # ---------------------------------------------------------------- the rows
 def torch_rows(ctx: Any, *, settings: Settings | None = None, only: set[str] | None = None,
                head_ratio: float = 1 / 3, ffn_ratio: float = 0.5) -> dict[str, Any]:
@@ -315,8 +344,16 @@ def torch_rows(ctx: Any, *, settings: Settings | None = None, only: set[str] | N
     if "stacked" in wanted:
         for base in ("distilled", "pruned"):
             if base in variants:
-                q = quantize_dynamic(variants[base][0], work / f"{base}-int8.onnx")
-                variants[f"stacked_{base}"] = (q, {"from": base, "int8": "ORT quantize_dynamic per-channel"})
+                try:
+                    q = quantize_edgecraft(variants[base][0], work / f"{base}-int8-edgecraft",
+                                           str(getattr(ctx, "model_dir", MODEL)), ctx.threads)
+                    how = "edgecraft quantization step (ort-cpu transformer recipe)"
+                except Exception as exc:  # report it, and fall back to the tool's own dynamic int8
+                    print(f"[stacked_{base}] edgecraft quantization failed: {type(exc).__name__}: {exc}",
+                          file=sys.stderr, flush=True)
+                    q = quantize_dynamic(variants[base][0], work / f"{base}-int8.onnx")
+                    how = "ORT quantize_dynamic per-channel (edgecraft's step failed)"
+                variants[f"stacked_{base}"] = (q, {"from": base, "int8": how})
         variants["fp32_int8"] = (quantize_dynamic(Path(ctx.fp32_onnx), work / "fp32-int8.onnx"),
                                  {"from": "fp32", "int8": "ORT quantize_dynamic per-channel"})
     names = list(variants)

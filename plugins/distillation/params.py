@@ -85,6 +85,10 @@ class TrainingParams(StrategyParams):
         True, description="Token inputs with an `attention_mask` (transformers): batch sentences of similar length "
         "and cut each batch to its longest one. Exact for models that mask padding, and several times faster "
         "on short sentences padded to a fixed length; the teacher then runs on every batch (no caching).")
+    freeze: list[str] = Field(
+        default_factory=list, description="Student parameters left untrained, as fnmatch patterns of their names, "
+        "e.g. ['*embeddings.*']: a transformer student keeps the teacher's token embeddings (a third to half of a "
+        "small encoder's parameters), and training skips their gradients.")
     cache_teacher: bool = Field(True, description="Compute the teacher's outputs once and reuse them every epoch "
                                 "(only when augment is 'none').")
     keep_zeros: bool = Field(True, description="Weights that are exactly zero in the student before training "

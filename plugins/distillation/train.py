@@ -209,7 +209,7 @@ def _distill(teacher_module: nn.Module, student: nn.Module, data: TorchData, val
             weight_decay=params.weight_decay, momentum=params.momentum, schedule=params.schedule,
             step_size=params.step_size, gamma=params.gamma, validation_fraction=params.validation_fraction,
             patience=params.patience, monitor=params.monitor, seed=seed, keep_zeros=params.keep_zeros,
-            warmup=params.warmup, trim_padding=params.trim_padding)
+            warmup=params.warmup, trim_padding=params.trim_padding, freeze=tuple(params.freeze))
         try:
             result = torchkit.train(student, data, objective, config, validation=validation, progress=progress,
                                     label="distill", extra_modules=adapters, augment=augment)

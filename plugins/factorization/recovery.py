@@ -60,11 +60,13 @@ def distill_from(teacher: nn.Module, student: nn.Module, data: TorchData, *, epo
     objective = torchkit.TeacherMatch(teacher_runner, kind=kind, temperature=4.0,  # type: ignore[arg-type]
                                       alpha=0.7, output=output, feature_loss=match.loss if match else None)
     # Token inputs (a transformer): the transformer fine-tuning recipe, warm-up then cosine decay per step,
-    # batches cut to their longest sentence (exact: padding is masked).
+    # batches cut to their longest sentence (exact: padding is masked), the embeddings (never factorized:
+    # they are no Linear) kept as they are.
     tokens = data.padding_mask() is not None
     config = torchkit.TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
                                   schedule="warmup_cosine" if tokens else "cosine", trim_padding=tokens,
-                                  optimizer="adamw" if tokens else "adam", validation_fraction=0.1, patience=5)
+                                  optimizer="adamw" if tokens else "adam", validation_fraction=0.1, patience=5,
+                                  freeze=("*embeddings.*",) if tokens else ())
     try:
         result = torchkit.train(student, data, objective, config, progress=progress, label="recovery distill")
     finally:

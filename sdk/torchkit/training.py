@@ -33,6 +33,7 @@ best weights). What it does, once for all of them:
 from __future__ import annotations
 
 import copy
+import fnmatch
 import math
 import time
 from collections.abc import Callable
@@ -70,6 +71,9 @@ class TrainConfig:
     grad_clip: float | None = None
     keep_zeros: bool = False
     trim_padding: bool = False
+    #: fnmatch patterns of parameter names left untrained (e.g. ``*embeddings.*``: a compressed transformer
+    #: keeps the original token embeddings, and skipping their dense gradient and optimizer state saves time).
+    freeze: tuple[str, ...] = ()
 
 
 @dataclass
@@ -111,10 +115,11 @@ class TrainResult:
 
 
 def make_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    # foreach: one multi-tensor update instead of a Python loop over tensors (torch picks it on GPUs only).
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
@@ -169,11 +174,20 @@ def train(module: nn.Module, data: TorchData, objective: Objective, config: Trai
     """
     progress = progress or NullProgress()
     started = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        with strided_pointwise_guard(module):
-            return _train(module, data, objective, config, validation, progress, label, extra_modules, augment,
-                          after_step, started)
+    # Frozen parameters get no gradient at all (not merely no update): no backward work for them.
+    frozen = [p for name, p in module.named_parameters()
+              if p.requires_grad and any(fnmatch.fnmatchcase(name, f) for f in config.freeze)]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            with strided_pointwise_guard(module):
+                return _train(module, data, objective, config, validation, progress, label, extra_modules, augment,
+                              after_step, started)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 def _train(module: nn.Module, data: TorchData, objective: Objective, config: TrainConfig,
