@@ -154,7 +154,7 @@ def local_context(train: int | None = None) -> LocalContext:
 #: Recovery epochs and AdamW learning rates per recipe (chosen on the training loss and on the cosine to
 #: the teacher on training sentences, never on eval.txt). The layer student starts much further from the
 #: teacher (half its layers gone) than the pruned and factorized models, so it trains longer and faster.
-EPOCHS = {"pruned": 4, "distilled": 5, "factorized": 4}
+EPOCHS = {"pruned": 3, "distilled": 4, "factorized": 3}
 LR = {"pruned": 2e-4, "distilled": 4e-4, "factorized": 2e-4}
 
 
@@ -164,6 +164,10 @@ class Settings:
     lr: float | None = None  # None: LR per recipe
     batch_size: int = 32
     seed: int = 0
+    #: torch threads while building (training). One, not two: with another job on these 2 shared cores, a
+    #: MiniLM training step (batch 32, 24 tokens) took 2.3 s on one thread and 10-18 s on two (intra-op
+    #: threads wait for each other whenever one is descheduled). Timing and cosines run on ORT, 2 threads.
+    train_threads: int = 1
 
     def for_recipe(self, name: str) -> tuple[int, float]:
         return self.epochs or EPOCHS[name], self.lr or LR[name]
@@ -327,6 +331,8 @@ def torch_rows(ctx: Any, *, settings: Settings | None = None, only: set[str] | N
         "distilled": lambda: distilled(ctx, handle, teacher, settings),
         "factorized": lambda: factorized(ctx, handle, teacher, settings),
     }
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(settings.train_threads)
     for name in ("pruned", "distilled", "factorized"):
         if name not in wanted and not (name in ("pruned", "distilled") and "stacked" in wanted):
             continue
@@ -341,6 +347,7 @@ def torch_rows(ctx: Any, *, settings: Settings | None = None, only: set[str] | N
         saved.write_text(json.dumps(facts))
         variants[name] = (path, facts)
         print(f"[{name}] {json.dumps(facts)}", file=sys.stderr, flush=True)
+    torch.set_num_threads(threads_before)
     if "stacked" in wanted:
         for base in ("distilled", "pruned"):
             if base in variants:
@@ -413,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated: factorized,pruned,distilled,stacked")
     parser.add_argument("--head-ratio", type=float, default=1 / 3)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--train-threads", type=int, default=1, help="torch threads while training (see Settings)")
     parser.add_argument("--work", type=Path, default=None, help="keep the built models here; a later run with the "
                         "same --work re-measures them instead of rebuilding (e.g. to time all variants together)")
     parser.add_argument("--no-measure", action="store_true", help="build (and save to --work) only")
@@ -427,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
         ctx.work = args.work
     if args.no_measure:
         ctx.time_onnx = lambda paths: [1.0] * len(paths)  # type: ignore[method-assign]
-    result = torch_rows(ctx, settings=Settings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),
+    settings = Settings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, train_threads=args.train_threads)
+    result = torch_rows(ctx, settings=settings,
                         only=set(filter(None, args.only.split(","))) or None, head_ratio=args.head_ratio,
                         ffn_ratio=args.ffn_ratio)
     print(f"{'variant':<22}{'p50 ms':>9}{'speedup':>9}{'cos':>9}")
