@@ -298,7 +298,9 @@ def quantize_edgecraft(src: Path, out: Path, model_dir: str, threads: int) -> Pa
     text = {"kind": "text", "tokenizer": tokenizer, "max_length": SEQ}
     plan = CompressionPlan.model_validate({
         "name": f"stacked-{src.stem}",
-        "model": {"kind": "onnx", "path": str(src)},
+        "model": {"kind": "onnx", "path": str(src),
+                  "inputs": {name: {"shape": ["batch", SEQ]} for name in ("input_ids", "token_type_ids",
+                                                                          "attention_mask")}},
         "data": {"calibration": {**text, "path": "train.txt"}, "held-out": {**text, "path": "eval.txt"}},
         "evaluation": {"dataset": "held-out", "metrics": ["cosine"], "output": "sentence_embedding", "batch_size": 32},
         "steps": [{"strategy": "quantization", "name": "int8",
