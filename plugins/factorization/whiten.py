@@ -7,8 +7,9 @@ is ``‖(W - W')S‖``, so the best rank-r ``W'`` is the truncated SVD of ``W S`
 back into the first factor: ``W' = U_r Σ_r (V_rᵀ S⁻¹)``. This is SVD-LLM's truncation-aware
 whitening (Wang et al., 2024; ASVD, Yuan et al., 2023, scales by activation magnitudes for the
 same reason). In transformers a few hidden dimensions carry very large activations, so the plain
-SVD's choice of directions is far from the one that keeps the outputs: on all-MiniLM-L6-v2 the
-embedding cosine before any recovery rose from 0.63 (plain) to much higher at the same ranks.
+SVD's choice of directions is far from the one that keeps the outputs: on all-MiniLM-L6-v2, with
+the encoder Linears cut to half their parameters by the same greedy rank search, the held-out
+embedding cosine before any recovery was 0.83 with this whitening against 0.62 with plain SVD.
 
 Neither torch nor the field's compression libraries ship this for arbitrary ``nn.Linear`` layers
 (SVD-LLM and ASVD are research code for LLaMA checkpoints), and the arithmetic is a Cholesky and an
