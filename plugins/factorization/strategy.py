@@ -137,7 +137,12 @@ class FactorizationStrategy(Strategy):
         if p.sensitivity_data is not None:
             data = bound(p.sensitivity_data, "sensitivity_data").take(p.sensitivity_samples)
         example = model.example_inputs(1)
-        calibration = data if data is not None else (bound(p.train, "train") if p.train is not None else None)
+        # The whitening statistics read their own `calibration_samples` of the sensitivity data (else of the
+        # training data), not the sensitivity subset: whitening fitted to 32 sentences generalizes poorly.
+        calibration_name, calibration_param = ((p.sensitivity_data, "sensitivity_data") if p.sensitivity_data
+                                               else (p.train, "train"))
+        calibration = (bound(calibration_name, calibration_param).take(p.calibration_samples)
+                       if calibration_name is not None else None)
         linear_method = p.method
         if linear_method == "auto":
             from edgecraft.torchkit.encoder import find_encoder
