@@ -88,3 +88,17 @@ def test_training_on_trimmed_batches_matches_the_padded_outputs() -> None:
     result = train(student, data, objective, config)
     assert min(student.seen) < 32  # the student saw cut batches
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_frozen_parameters_stay_unchanged_and_trainable_afterwards() -> None:
+    torch.manual_seed(0)
+    data = _token_data()
+    teacher, student = _Tokens(), _Tokens()
+    student.register_parameter("unused", nn.Parameter(torch.ones(1)))  # something left to train
+    before = student.embed.weight.detach().clone()
+    objective = torchkit.TeacherMatch(torchkit.Teacher(teacher), kind="cosine")
+    train(student, data, objective, TrainConfig(epochs=1, batch_size=16, lr=0.1, freeze=("embed.*",)))
+    assert torch.equal(student.embed.weight, before)
+    assert student.embed.weight.requires_grad  # only frozen while training
+    train(student, data, objective, TrainConfig(epochs=1, batch_size=16, lr=0.1))
+    assert not torch.equal(student.embed.weight, before)
