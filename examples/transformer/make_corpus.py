@@ -6,6 +6,13 @@ offline. Docstrings of the standard library are such text. Training/calibration 
 held-out evaluation sentences come from disjoint sets of modules, so evaluation never sees a
 calibration sentence. Deterministic for a given Python version (the committed files were made
 with CPython 3.11): ``python examples/transformer/make_corpus.py``.
+
+``train-large.txt`` is ``train.txt`` followed by sentences from many more standard-library modules
+(``EXTRA_TRAIN_MODULES``, none of them an evaluation module or inside one): the recoveries after
+pruning, layer distillation and factorization only imitate the original model's outputs, so any
+real text helps, and 400 sentences were far too few (the compressed models fitted the training
+sentences and not the held-out ones). It excludes every evaluation sentence, and its first 400
+lines are ``train.txt`` (so calibration, which reads the first sentences, is unchanged).
 """
 
 from __future__ import annotations
@@ -21,6 +28,20 @@ TRAIN_MODULES = ("argparse", "collections", "functools", "itertools", "json", "l
 EVAL_MODULES = ("asyncio", "csv", "datetime", "decimal", "email", "fractions", "heapq", "http.client",
                 "inspect", "random", "statistics", "tarfile", "urllib.parse", "zipfile")
 TRAIN_COUNT, EVAL_COUNT = 400, 200
+#: More training-only modules for train-large.txt (disjoint from EVAL_MODULES and their packages; modules
+#: that do not import here, e.g. tkinter without Tk, are skipped, which the script reports).
+EXTRA_TRAIN_MODULES = (
+    "abc", "ast", "base64", "bdb", "bz2", "calendar", "cmd", "code", "codecs", "configparser", "contextlib",
+    "copy", "dataclasses", "dbm", "difflib", "dis", "doctest", "enum", "filecmp", "fileinput", "fnmatch",
+    "ftplib", "getopt", "glob", "graphlib", "gzip", "hmac", "imaplib", "importlib.metadata", "io", "ipaddress",
+    "linecache", "locale", "lzma", "mailbox", "mimetypes", "multiprocessing.managers", "numbers", "optparse",
+    "pdb", "pickletools", "pkgutil", "platform", "plistlib", "poplib", "pstats", "py_compile", "pyclbr", "pydoc",
+    "queue", "quopri", "sched", "secrets", "selectors", "shelve", "shlex", "signal", "site", "smtplib", "socket",
+    "socketserver", "sqlite3", "ssl", "symtable", "sysconfig", "tempfile", "timeit", "tokenize", "traceback",
+    "tracemalloc", "unittest.mock", "uuid", "venv", "warnings", "weakref", "webbrowser", "wsgiref.handlers",
+    "wsgiref.simple_server", "xml.dom.minidom", "xml.etree.ElementTree", "xmlrpc.client", "xmlrpc.server",
+    "zipapp", "zipimport", "_pyio", "tkinter", "turtle")
+LARGE_COUNT = 4400
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
 
@@ -57,8 +78,22 @@ def sentences(text: str) -> list[str]:
     return out
 
 
-def collect(modules: tuple[str, ...], count: int, seen: set[str]) -> list[str]:
-    """Up to ``count`` distinct sentences, taken round-robin across ``modules`` for variety."""
+def importable(modules: tuple[str, ...]) -> tuple[str, ...]:
+    """The modules that import in this Python (the others are reported and skipped)."""
+    found = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # any import failure means: not available in this Python
+            print(f"skipping {name}: {type(exc).__name__}: {exc}")
+            continue
+        found.append(name)
+    return tuple(found)
+
+
+def collect(modules: tuple[str, ...], count: int, seen: set[str], *, exact: bool = True) -> list[str]:
+    """Up to ``count`` distinct sentences, taken round-robin across ``modules`` for variety (``exact``:
+    fewer is an error)."""
     per_module = []
     for name in modules:
         found = []
@@ -73,7 +108,7 @@ def collect(modules: tuple[str, ...], count: int, seen: set[str]) -> list[str]:
         for found in per_module:
             if i < len(found) and len(picked) < count:
                 picked.append(found[i])
-    if len(picked) < count:
+    if exact and len(picked) < count:
         raise SystemExit(f"only {len(picked)} sentences from {modules}; add modules")
     return picked
 
@@ -84,7 +119,14 @@ def main() -> None:
     held_out = collect(EVAL_MODULES, EVAL_COUNT, seen)
     (HERE / "train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
     (HERE / "eval.txt").write_text("\n".join(held_out) + "\n", encoding="utf-8")
-    print(f"wrote {len(train)} training and {len(held_out)} evaluation sentences to {HERE}")
+    # After the held-out sentences are drawn: `seen` holds them, so none of them can enter train-large.txt.
+    assert not set(EVAL_MODULES) & set(EXTRA_TRAIN_MODULES)
+    assert not any(m.startswith(tuple(e + "." for e in EVAL_MODULES)) for m in EXTRA_TRAIN_MODULES)
+    more = collect(importable(EXTRA_TRAIN_MODULES), LARGE_COUNT - len(train), seen, exact=False)
+    large = train + more
+    (HERE / "train-large.txt").write_text("\n".join(large) + "\n", encoding="utf-8")
+    print(f"wrote {len(train)} training ({len(large)} in train-large.txt) and {len(held_out)} evaluation sentences "
+          f"to {HERE}")
 
 
 if __name__ == "__main__":

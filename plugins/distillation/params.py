@@ -59,7 +59,12 @@ class TrainingParams(StrategyParams):
     lr: float = Field(1e-3, gt=0, description="Initial learning rate.")
     weight_decay: float = Field(0.0, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (sgd only).")
-    schedule: Literal["cosine", "step", "none"] = Field("cosine", description="Learning-rate schedule per epoch.")
+    schedule: Literal["cosine", "step", "none", "warmup_cosine"] = Field(
+        "cosine", description="Learning-rate schedule: 'cosine' / 'step' per epoch, or 'warmup_cosine': a linear "
+        "warm-up over the first `warmup` fraction of all steps, then a cosine decay to zero per step (the usual "
+        "transformer recipe).")
+    warmup: float = Field(0.06, ge=0, lt=1, description="warmup_cosine: fraction of all optimizer steps spent "
+                          "warming the learning rate up.")
     step_size: int = Field(10, ge=1, description="Epochs between decays ('step' schedule).")
     gamma: float = Field(0.1, gt=0, le=1, description="Decay factor ('step' schedule).")
     epochs: int = Field(20, ge=1)
@@ -76,6 +81,14 @@ class TrainingParams(StrategyParams):
     augment: Literal["none", "noise", "shift"] = Field(
         "none", description="'noise': Gaussian noise (std 0.05); 'shift': random ±1-pixel shifts of image inputs. "
         "Any augmentation means the teacher runs on every batch (no caching).")
+    trim_padding: bool = Field(
+        True, description="Token inputs with an `attention_mask` (transformers): batch sentences of similar length "
+        "and cut each batch to its longest one. Exact for models that mask padding, and several times faster "
+        "on short sentences padded to a fixed length; the teacher then runs on every batch (no caching).")
+    freeze: list[str] = Field(
+        default_factory=list, description="Student parameters left untrained, as fnmatch patterns of their names, "
+        "e.g. ['*embeddings.*']: a transformer student keeps the teacher's token embeddings (a third to half of a "
+        "small encoder's parameters), and training skips their gradients.")
     cache_teacher: bool = Field(True, description="Compute the teacher's outputs once and reuse them every epoch "
                                 "(only when augment is 'none').")
     keep_zeros: bool = Field(True, description="Weights that are exactly zero in the student before training "

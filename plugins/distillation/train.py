@@ -208,7 +208,8 @@ def _distill(teacher_module: nn.Module, student: nn.Module, data: TorchData, val
             epochs=params.epochs, batch_size=params.batch_size, lr=params.lr, optimizer=params.optimizer,
             weight_decay=params.weight_decay, momentum=params.momentum, schedule=params.schedule,
             step_size=params.step_size, gamma=params.gamma, validation_fraction=params.validation_fraction,
-            patience=params.patience, monitor=params.monitor, seed=seed, keep_zeros=params.keep_zeros)
+            patience=params.patience, monitor=params.monitor, seed=seed, keep_zeros=params.keep_zeros,
+            warmup=params.warmup, trim_padding=params.trim_padding, freeze=tuple(params.freeze))
         try:
             result = torchkit.train(student, data, objective, config, validation=validation, progress=progress,
                                     label="distill", extra_modules=adapters, augment=augment)

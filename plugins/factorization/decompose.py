@@ -52,7 +52,7 @@ def _check_rank(rank: int, full: int, what: str) -> None:
 
 def max_rank(layer: nn.Module, method: str) -> tuple[int, ...]:
     """Largest meaningful rank(s) of ``layer`` for ``method`` (the rank at which it is exact)."""
-    if method == "svd":
+    if method in ("svd", "activation_aware"):
         if isinstance(layer, nn.Linear):
             return (min(layer.in_features, layer.out_features),)
         return (min(layer.in_channels, layer.out_channels),)

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 from edgecraft.plugins.factorization.cost import LayerCost, input_shapes, layer_cost, model_cost
-from edgecraft.plugins.factorization.decompose import FactorizedLayer, factorize
+from edgecraft.plugins.factorization.decompose import FactorizedLayer, factorize, max_rank
 from edgecraft.plugins.factorization.latency import LayerTimer
 from edgecraft.plugins.factorization.selection import (
     Candidate,
@@ -23,6 +23,14 @@ from edgecraft.plugins.factorization.selection import (
     ranks_for_energy,
     ranks_for_fixed,
     ranks_for_fraction,
+    round_rank,
+)
+from edgecraft.plugins.factorization.whiten import (
+    WhitenedBasis,
+    activation_aware_linear,
+    energy_rank,
+    input_moments,
+    whitened_basis,
 )
 from edgecraft.torchkit.data import TorchData
 from edgecraft.torchkit.evaluation import predict
@@ -48,6 +56,10 @@ class FactorizationConfig:
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
     threads: int = 2
+    #: Linear layers: 'svd' (truncate W) or 'activation_aware' (truncate W·S, S from the inputs' second
+    #: moment on calibration data; see :mod:`.whiten`).
+    linear_method: str = "svd"
+    calibration_samples: int = 128
 
 
 @dataclass
@@ -158,6 +170,8 @@ def find_layers(model: nn.Module, config: FactorizationConfig) -> tuple[list[tup
         if not _matches(name, config.include) or _matches(name, config.exclude):
             continue
         method = default_method(module, config.conv_method)
+        if method == "svd" and isinstance(module, nn.Linear) and config.linear_method == "activation_aware":
+            method = "activation_aware"
         if method is None:
             skipped[name] = "grouped/depthwise convolution or string padding: nothing to factorize"
             continue
@@ -166,9 +180,12 @@ def find_layers(model: nn.Module, config: FactorizationConfig) -> tuple[list[tup
 
 
 # ---------------------------------------------------------------- the pipeline
-def _candidate_ranks(layer: nn.Module, method: str, config: FactorizationConfig) -> list[tuple[float | None,
-                                                                                             tuple[int, ...]]]:
+def _candidate_ranks(layer: nn.Module, method: str, config: FactorizationConfig,
+                     basis: WhitenedBasis | None = None) -> list[tuple[float | None, tuple[int, ...]]]:
     if config.selection == "energy":
+        if basis is not None:  # the energy of the layer's outputs on calibration data, not of its weights
+            full = max_rank(layer, method)[0]
+            return [(None, (round_rank(energy_rank(basis, config.energy), full, config.multiple),))]
         return [(None, ranks_for_energy(layer, method, config.energy, config.multiple))]
     if config.selection == "ratio":
         return [(config.ratio, ranks_for_fraction(layer, method, config.ratio, config.multiple))]
@@ -182,21 +199,35 @@ def _candidate_ranks(layer: nn.Module, method: str, config: FactorizationConfig)
 
 
 def factorize_model(module: nn.Module, example: torch.Tensor | list[torch.Tensor], config: FactorizationConfig,
-                    data: TorchData | None = None, *, output: int = 0) -> FactorizationResult:
+                    data: TorchData | None = None, *, output: int = 0,
+                    calibration: TorchData | None = None) -> FactorizationResult:
     """Return a factorized deep copy of ``module`` and what was done to each layer.
 
     ``example`` is the model's batch-1 inputs (``TorchModel.example_inputs(1)``; one tensor for a
     single-input model), for shapes and MACs. ``data`` is required for the target selection
     (sensitivity) and otherwise only used to report the loss before and after; the loss reads
-    model output ``output``.
+    model output ``output``. ``calibration`` (default ``data``) feeds the input statistics of
+    ``linear_method: activation_aware``.
     """
     if config.selection == "target" and data is None:
         raise ValueError("target rank selection needs evaluation data for the sensitivity analysis")
+    calibration = calibration if calibration is not None else data
+    if config.linear_method == "activation_aware" and calibration is None:
+        raise ValueError("activation-aware factorization needs calibration data (the Linear layers' inputs)")
     metric = config.cost
     model = copy.deepcopy(module).eval()
     before = model_cost(model, example)
     found, skipped = find_layers(model, config)
     shapes = input_shapes(model, example, [name for name, _, _ in found])
+
+    bases: dict[str, WhitenedBasis] = {}
+    whitened = [name for name, _, method in found if method == "activation_aware" and name in shapes]
+    if whitened:
+        assert calibration is not None
+        moments = input_moments(model, calibration, whitened, samples=config.calibration_samples)
+        for name in whitened:
+            if name in moments:
+                bases[name] = whitened_basis(model.get_submodule(name), *moments[name])  # type: ignore[arg-type]
 
     layers: list[LayerChoice] = []
     modules: dict[tuple[str, tuple[int, ...]], FactorizedLayer] = {}
@@ -204,11 +235,14 @@ def factorize_model(module: nn.Module, example: torch.Tensor | list[torch.Tensor
         if name not in shapes:
             skipped[name] = "not called in the forward pass"
             continue
+        if method == "activation_aware" and name not in bases:
+            method = "svd"  # not reached by the calibration data: nothing to whiten with
         in_shape = shapes[name]
         choice = LayerChoice(name=name, kind=type(layer).__name__, method=method, in_shape=in_shape,
                              original=layer_cost(layer, in_shape))
-        for fraction, ranks in _candidate_ranks(layer, method, config):
-            replacement = factorize(layer, method, ranks)
+        for fraction, ranks in _candidate_ranks(layer, method, config, bases.get(name)):
+            replacement = (activation_aware_linear(layer, ranks[0], bases[name])  # type: ignore[arg-type]
+                           if method == "activation_aware" else factorize(layer, method, ranks))
             modules[(name, ranks)] = replacement
             choice.candidates.append(Candidate(ranks=ranks, cost=layer_cost(replacement, in_shape),
                                                fraction=fraction))

@@ -24,6 +24,15 @@ class FactorizationParams(StrategyParams):
         "1×1; Tucker-2), or 'auto': Tucker-2 when the layer has at least 16 input and output channels, else "
         "spatial SVD. Linear layers and 1×1 convolutions always use truncated SVD; grouped convolutions are "
         "left alone.")
+    method: Literal["auto", "svd", "activation_aware"] = Field(
+        "auto", description="Linear layers: 'svd' truncates the weights (keeps the largest weight energy); "
+        "'activation_aware' truncates W·S, S from the layer inputs' second moment on calibration data "
+        "(SVD-LLM's whitening: keeps what changes the outputs most, far better on transformers, whose few huge "
+        "hidden dimensions plain SVD ignores); 'auto': activation_aware on a transformer encoder when "
+        "calibration data is given (`sensitivity_data`, else `train`), else svd.")
+    calibration_samples: int = Field(
+        128, ge=1, description="activation_aware: samples of the calibration data whose Linear-layer inputs are "
+        "measured (token inputs run one sample at a time without padding).")
     # ---- rank selection (set one of rank / ratio / energy / target, or name the mode in `selection`)
     selection: Literal["energy", "ratio", "rank", "target"] | None = Field(
         None, description="Rank selection mode; inferred from whichever of rank/ratio/energy/target is set "

@@ -59,8 +59,14 @@ def distill_from(teacher: nn.Module, student: nn.Module, data: TorchData, *, epo
     teacher_runner = torchkit.Teacher(teacher.eval(), output=output, layers=match.teacher_layers if match else None)
     objective = torchkit.TeacherMatch(teacher_runner, kind=kind, temperature=4.0,  # type: ignore[arg-type]
                                       alpha=0.7, output=output, feature_loss=match.loss if match else None)
-    config = torchkit.TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, schedule="cosine",
-                                  validation_fraction=0.1, patience=5)
+    # Token inputs (a transformer): the transformer fine-tuning recipe, warm-up then cosine decay per step,
+    # batches cut to their longest sentence (exact: padding is masked), the embeddings (never factorized:
+    # they are no Linear) kept as they are.
+    tokens = data.padding_mask() is not None
+    config = torchkit.TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                                  schedule="warmup_cosine" if tokens else "cosine", trim_padding=tokens,
+                                  optimizer="adamw" if tokens else "adam", validation_fraction=0.1, patience=5,
+                                  freeze=("*embeddings.*",) if tokens else ())
     try:
         result = torchkit.train(student, data, objective, config, progress=progress, label="recovery distill")
     finally:

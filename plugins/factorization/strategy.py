@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from edgecraft.errors import InputError
@@ -89,10 +90,20 @@ class FactorizationStrategy(Strategy):
             raise ctx.error("params.train is set but recover is 'none'", hint="set recover: finetune or distill")
         if p.recover != "distill" and ("recover_loss" in p.model_fields_set or p.hidden_weight):
             raise ctx.error("params.recover_loss / hidden_weight only apply to recover: distill")
+        if p.method == "activation_aware" and p.sensitivity_data is None and p.train is None:
+            raise ctx.error("params.method = 'activation_aware' measures the Linear layers' inputs on calibration "
+                            "data, and this step names none",
+                            hint="set params.sensitivity_data (or params.train with a recovery) to a training "
+                                 "dataset of the plan")
+        if p.method != "svd" and (p.sensitivity_data or p.train):
+            notes.append("Linear layers: activation-aware SVD (inputs' second moment on "
+                         f"{p.sensitivity_data or p.train}, {p.calibration_samples} samples)"
+                         + (" when the model has a transformer encoder" if p.method == "auto" else ""))
 
         value = getattr(p, selection)
         detail = f"greedy target {value:g} of {p.cost}" if selection == "target" else f"{selection} {value:g}"
-        implementation = f"lowrank-{p.conv_method}/{detail}" + (f"+{p.recover}" if p.recover != "none" else "")
+        implementation = f"lowrank-{p.conv_method}/{detail}" + (f"/{p.method}" if p.method != "auto" else "")
+        implementation += f"+{p.recover}" if p.recover != "none" else ""
         if p.latency != "none":
             notes.append(f"candidates not faster than the original layer on {p.latency} are dropped")
         return Resolution(stage=Stage.TORCH, implementation=implementation, params=p,
@@ -113,7 +124,7 @@ class FactorizationStrategy(Strategy):
             conv_method=p.conv_method, selection=p.selection or "energy", energy=p.energy or 0.9,
             ratio=p.ratio or 0.5, rank=p.rank, target=p.target, cost=p.cost, multiple=p.multiple,
             candidates=tuple(p.candidates), latency=p.latency, include=tuple(p.include), exclude=tuple(p.exclude),
-            threads=ctx.plan.latency.threads)
+            threads=ctx.plan.latency.threads, calibration_samples=p.calibration_samples)
         output = model.io.output_index(ctx.plan.evaluation.output) if model.io.outputs else 0
 
         def bound(name: str, param: str) -> TorchData:
@@ -126,9 +137,21 @@ class FactorizationStrategy(Strategy):
         if p.sensitivity_data is not None:
             data = bound(p.sensitivity_data, "sensitivity_data").take(p.sensitivity_samples)
         example = model.example_inputs(1)
+        # The whitening statistics read their own `calibration_samples` of the sensitivity data (else of the
+        # training data), not the sensitivity subset: whitening fitted to 32 sentences generalizes poorly.
+        calibration_name, calibration_param = ((p.sensitivity_data, "sensitivity_data") if p.sensitivity_data
+                                               else (p.train, "train"))
+        calibration = (bound(calibration_name, calibration_param).take(p.calibration_samples)
+                       if calibration_name is not None else None)
+        linear_method = p.method
+        if linear_method == "auto":
+            from edgecraft.torchkit.encoder import find_encoder
+
+            linear_method = "activation_aware" if calibration is not None and find_encoder(model.module) else "svd"
+        config = replace(config, linear_method=linear_method)
         ctx.progress.status(f"{step.where}: factorizing ({step.implementation})")
         try:
-            result = factorize_model(model.module, example, config, data, output=output)
+            result = factorize_model(model.module, example, config, data, output=output, calibration=calibration)
         except TargetUnreachable as exc:
             raise InputError(f"step {step.where}: params.target = {p.target:g} of {p.cost} cannot be reached: {exc}",
                              hint="raise the target, add smaller params.candidates, lower params.multiple or "
@@ -138,6 +161,7 @@ class FactorizationStrategy(Strategy):
                              f"exclude={p.exclude}", hint="layer names are those of model.named_modules()")
 
         details: dict[str, Any] = result.summary()
+        details["linear_method"] = linear_method
         if p.recover != "none" and result.factorized:
             assert p.train is not None
             train = bound(p.train, "train")

@@ -180,8 +180,12 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
             if teacher is not None and r == 0:
                 row["cosine_before_recovery"] = round(torchkit.evaluate(module, data, output=output,
                                                                         teacher=teacher)["cosine"], 5)
+            # The transformer fine-tuning recipe: warm-up then cosine decay per step, batches cut to their
+            # longest sentence (exact: padding is masked; several times less compute on short sentences); the
+            # embeddings, which pruning does not touch, stay the unpruned model's.
             config = torchkit.TrainConfig(epochs=params.epochs, lr=params.lr, batch_size=params.batch_size,
-                                          seed=seed + r, optimizer="adamw", schedule="cosine")
+                                          seed=seed + r, optimizer="adamw", schedule="warmup_cosine",
+                                          trim_padding=True, freeze=("*embeddings.*",))
             try:
                 result = torchkit.train(module, data, round_objective, config, progress=progress,
                                         label=f"{where} recovery round {r + 1}")

@@ -37,6 +37,9 @@ class Batch:
     augmented: bool = False
     #: The bound data ``index`` refers to (keys per-sample caches).
     source: Any = None
+    #: Sequence inputs were cut to the batch's longest sample (:meth:`TorchData.trimmed`): per-sample outputs
+    #: cached at the full length no longer have this batch's shapes.
+    trimmed: bool = False
 
     def __len__(self) -> int:
         return len(self.index)
@@ -107,20 +110,77 @@ class TorchData:
         return Batch(inputs, labels, index, source=self.bound)
 
     def batches(self, batch_size: int, *, shuffle: bool = False,
-                generator: torch.Generator | None = None, seed: int | None = None) -> Iterator[Batch]:
+                generator: torch.Generator | None = None, seed: int | None = None,
+                trim: bool = False) -> Iterator[Batch]:
         """Batches of at most ``batch_size`` samples (fewer if the model fixes its batch size).
 
         ``shuffle`` draws the order from ``generator`` (or a fresh one seeded with ``seed``), so the
-        same seed gives the same batches.
+        same seed gives the same batches. ``trim`` (token inputs with an ``attention_mask``, see
+        :meth:`padding_mask`): each batch's sequence inputs are cut to its longest sample, and when
+        shuffling, samples of similar length are batched together (shuffled within groups of 16
+        batches, then the batches shuffled), so little compute goes to padding.
         """
         size = self.bound.effective_batch(batch_size)
+        trim = trim and self.padding_mask() is not None
         if shuffle:
             gen = generator if generator is not None else torch.Generator().manual_seed(seed or 0)
             order = torch.randperm(len(self), generator=gen).numpy()
         else:
             order = np.arange(len(self))
-        for start in range(0, len(order), size):
-            yield self.batch(order[start:start + size])
+        groups = [order[start:start + size] for start in range(0, len(order), size)]
+        if shuffle and trim:
+            groups = self._grouped_by_length(order, size, gen)
+        for positions in groups:
+            batch = self.batch(positions)
+            yield self.trimmed(batch) if trim else batch
+
+    # ---------------------------------------------------------------- padding (token inputs)
+    def padding_mask(self) -> int | None:
+        """Position of an ``attention_mask`` input of shape [batch, sequence] (Hugging Face's name for the
+        padding mask), or None: then there is nothing to trim."""
+        for i, spec in enumerate(self.io.inputs):
+            if spec.name == "attention_mask" and spec.batch_axis == 0 and len(spec.shape) == 2:
+                return i
+        return None
+
+    def lengths(self, positions: np.ndarray) -> np.ndarray:
+        """Real (unpadded) length of the samples at ``positions``: the last non-zero mask position + 1."""
+        mask_index = self.padding_mask()
+        assert mask_index is not None
+        mask = self.bound.feeds(self.indices[positions])[self.io.inputs[mask_index].name]
+        nonzero = np.asarray(mask) != 0
+        return np.where(nonzero.any(axis=1), nonzero.shape[1] - np.argmax(nonzero[:, ::-1], axis=1), 0)
+
+    def trimmed(self, batch: Batch) -> Batch:
+        """``batch`` with every [batch, sequence] input cut to the longest real sample.
+
+        Exact for attention models that mask padding (BERT family): real tokens never attend to
+        padding, so their outputs, and masked mean pooling, do not depend on how much padding follows.
+        """
+        mask_index = self.padding_mask()
+        if mask_index is None:
+            return batch
+        mask = batch.inputs[mask_index]
+        full = mask.shape[1]
+        nonzero = (mask != 0).any(dim=0).nonzero()
+        length = int(nonzero.max()) + 1 if len(nonzero) else 1
+        if length >= full:
+            return batch
+        inputs = [t[:, :length].contiguous() if t.dim() == 2 and t.shape[1] == full else t for t in batch.inputs]
+        return Batch(inputs, batch.labels, batch.index, augmented=batch.augmented, source=batch.source, trimmed=True)
+
+    def _grouped_by_length(self, order: np.ndarray, size: int, generator: torch.Generator) -> list[np.ndarray]:
+        """``order`` regrouped so each batch holds samples of similar length (the usual "group by length"
+        sampler of transformer training): within chunks of 16 batches, sort by length, cut into batches,
+        then shuffle the batches."""
+        lengths = self.lengths(np.arange(len(self)))
+        chunk = size * 16
+        groups: list[np.ndarray] = []
+        for start in range(0, len(order), chunk):
+            part = order[start:start + chunk]
+            part = part[np.argsort(-lengths[part], kind="stable")]
+            groups.extend(part[i:i + size] for i in range(0, len(part), size))
+        return [groups[i] for i in torch.randperm(len(groups), generator=generator).numpy()]
 
     def __iter__(self) -> Iterator[Batch]:
         return self.batches(64)

@@ -137,7 +137,7 @@ class Teacher:
 
     With ``cache`` its outputs are kept per sample of the bound data the first time a sample is
     seen (while they fit in ``budget`` bytes), so later epochs and the validation split reuse them;
-    augmented batches always run the teacher.
+    augmented and trimmed batches (whose shapes vary) always run the teacher.
     """
 
     def __init__(self, module: nn.Module, *, output: int = 0, layers: list[str] | None = None, cache: bool = True,
@@ -165,7 +165,7 @@ class Teacher:
     def outputs(self, batch: Batch) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The teacher's outputs for ``batch`` (from the cache when its samples were seen before)."""
         source = batch.source
-        if not self.cache_enabled or batch.augmented or source is None:
+        if not self.cache_enabled or batch.augmented or batch.trimmed or source is None:
             return self.run(batch.inputs)
         key = id(source)
         entry = self._cache.get(key)

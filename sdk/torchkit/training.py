@@ -9,7 +9,14 @@ best weights). What it does, once for all of them:
   from ``config.seed``, inside ``torch.random.fork_rng`` so the caller's RNG state is untouched:
   the same seed gives the same weights;
 * **optimizer and schedule** — Adam, AdamW or SGD (momentum); cosine, step or no LR schedule,
-  stepped per epoch; gradient-norm clipping when ``grad_clip`` is set;
+  stepped per epoch, or ``warmup_cosine``: a linear warm-up over the first ``warmup`` fraction of
+  all optimizer steps, then a cosine decay to zero, stepped per batch (the BERT fine-tuning
+  schedule: a per-epoch cosine over two or three epochs barely decays, and a full learning rate on
+  the first steps of a pretrained transformer's recovery undoes part of what it knows);
+  gradient-norm clipping when ``grad_clip`` is set;
+* **padding** — ``trim_padding`` (token inputs with an ``attention_mask``): batches of similar
+  lengths, each cut to its longest sample (:meth:`TorchData.batches`), which is exact for models
+  that mask padding and saves most of the compute on short sentences padded to a fixed length;
 * **validation and early stopping** — on ``validation`` data, else a seeded ``validation_fraction``
   split of the training data; the monitored value is top-1 accuracy when the validation data has
   labels (ties broken by the lower validation loss), else the validation loss; training stops
@@ -26,6 +33,7 @@ best weights). What it does, once for all of them:
 from __future__ import annotations
 
 import copy
+import fnmatch
 import math
 import time
 from collections.abc import Callable
@@ -50,7 +58,9 @@ class TrainConfig:
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     weight_decay: float = 0.0
     momentum: float = 0.9
-    schedule: Literal["none", "cosine", "step"] = "none"
+    schedule: Literal["none", "cosine", "step", "warmup_cosine"] = "none"
+    #: ``warmup_cosine``: fraction of all optimizer steps spent warming the learning rate up from 0.
+    warmup: float = 0.06
     step_size: int = 10
     gamma: float = 0.1
     validation_fraction: float = 0.0
@@ -60,6 +70,10 @@ class TrainConfig:
     batchnorm: Literal["train", "freeze"] = "train"
     grad_clip: float | None = None
     keep_zeros: bool = False
+    trim_padding: bool = False
+    #: fnmatch patterns of parameter names left untrained (e.g. ``*embeddings.*``: a compressed transformer
+    #: keeps the original token embeddings, and skipping their dense gradient and optimizer state saves time).
+    freeze: tuple[str, ...] = ()
 
 
 @dataclass
@@ -101,14 +115,27 @@ class TrainResult:
 
 
 def make_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    # foreach: one multi-tensor update instead of a Python loop over tensors (torch picks it on GPUs only).
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
-def make_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer) -> Any:
+def make_schedule(config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int = 1) -> Any:
+    """The LR scheduler (None for 'none'); ``warmup_cosine`` is stepped per batch, the others per epoch."""
+    if config.schedule == "warmup_cosine":
+        total = max(1, config.epochs * steps_per_epoch)
+        warm = min(total - 1, round(config.warmup * total))
+
+        def factor(step: int) -> float:
+            if step < warm:
+                return (step + 1) / (warm + 1)
+            progress = (step - warm) / max(1, total - warm)
+            return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     if config.schedule == "step":
@@ -147,11 +174,20 @@ def train(module: nn.Module, data: TorchData, objective: Objective, config: Trai
     """
     progress = progress or NullProgress()
     started = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        with strided_pointwise_guard(module):
-            return _train(module, data, objective, config, validation, progress, label, extra_modules, augment,
-                          after_step, started)
+    # Frozen parameters get no gradient at all (not merely no update): no backward work for them.
+    frozen = [p for name, p in module.named_parameters()
+              if p.requires_grad and any(fnmatch.fnmatchcase(name, f) for f in config.freeze)]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            with strided_pointwise_guard(module):
+                return _train(module, data, objective, config, validation, progress, label, extra_modules, augment,
+                              after_step, started)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 def _train(module: nn.Module, data: TorchData, objective: Objective, config: TrainConfig,
@@ -164,7 +200,9 @@ def _train(module: nn.Module, data: TorchData, objective: Objective, config: Tra
     extra = extra_modules if extra_modules is not None else nn.ModuleList()
     trainable = [p for p in module.parameters() if p.requires_grad] + list(extra.parameters())
     optimizer = make_optimizer(config, trainable)
-    schedule = make_schedule(config, optimizer)
+    n_batches = math.ceil(len(train_data) / train_data.bound.effective_batch(config.batch_size))
+    schedule = make_schedule(config, optimizer, n_batches)
+    per_step = config.schedule == "warmup_cosine"
     generator = torch.Generator().manual_seed(config.seed)
     monitor = None
     if val is not None:
@@ -183,8 +221,8 @@ def _train(module: nn.Module, data: TorchData, objective: Objective, config: Tra
         extra.train()
         sums: dict[str, float] = {"loss": 0.0}
         seen = 0
-        n_batches = math.ceil(len(train_data) / train_data.bound.effective_batch(config.batch_size))
-        batches = train_data.batches(config.batch_size, shuffle=True, generator=generator)
+        batches = train_data.batches(config.batch_size, shuffle=True, generator=generator,
+                                     trim=config.trim_padding)
         for batch in progress.track(batches, total=n_batches, description=f"{label} {epoch}/{config.epochs}{note}"):
             if augment is not None:
                 batch = augment(batch, generator)
@@ -194,6 +232,8 @@ def _train(module: nn.Module, data: TorchData, objective: Objective, config: Tra
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_(trainable, config.grad_clip)
             optimizer.step()
+            if per_step:
+                schedule.step()
             if masks:
                 with torch.no_grad():
                     for p, mask in masks:
@@ -206,7 +246,7 @@ def _train(module: nn.Module, data: TorchData, objective: Objective, config: Tra
             for key, value in loss.parts.items():
                 sums[key] = sums.get(key, 0.0) + value * n
         epoch_lr = optimizer.param_groups[0]["lr"]
-        if schedule is not None:
+        if schedule is not None and not per_step:
             schedule.step()
         row: dict[str, float | None] = {"epoch": float(epoch), "lr": epoch_lr,
                                         "train_loss": sums["loss"] / max(seen, 1)}

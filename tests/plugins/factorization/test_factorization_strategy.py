@@ -66,6 +66,7 @@ def test_the_strategy_is_registered(registry: Any) -> None:
     ({"recover": "finetune", "train": "missing"}, "'missing' is not in the plan's data"),
     ({"train": "calib"}, "recover is 'none'"),
     ({"target": 0.5, "candidates": [0.5, 1.0]}, "strictly between 0 and 1"),
+    ({"ratio": 0.5, "method": "activation_aware"}, "params.method = 'activation_aware' measures"),
 ])
 def test_bad_params_are_compile_errors_naming_the_step(registry: Any, params: dict[str, Any], message: str) -> None:
     with pytest.raises(CompileError) as info:

@@ -144,6 +144,45 @@ def test_distill_with_hidden_and_attention_losses(tiny: TinyModels) -> None:
     assert teacher.model.config._attn_implementation == student.model.config._attn_implementation != "eager"
 
 
+def test_trimmed_batches_give_the_padded_outputs(tiny: TinyModels) -> None:
+    import torch
+    from edgecraft import torchkit
+
+    handle = load(tiny.sentence)
+    inputs = feeds(handle, 6)
+    data = torchkit.TorchData.from_arrays({n: t.numpy() for n, t in zip(handle.io.input_names, inputs, strict=True)},
+                                          io=handle.io)
+    assert data.padding_mask() == handle.io.input_names.index("attention_mask")
+    full = torchkit.predict(handle.module, data)
+    batches = list(data.batches(3, shuffle=True, seed=0, trim=True))
+    assert any(b.trimmed for b in batches)
+    with torch.no_grad():
+        for batch in batches:
+            out = torchkit.first_output(handle.module(*batch.inputs))
+            assert torch.allclose(out, full[batch.index], atol=1e-5)
+
+
+def test_activation_aware_factorization_keeps_the_embeddings_closer(tiny: TinyModels) -> None:
+    import torch
+    from edgecraft import torchkit
+    from edgecraft.plugins.factorization.engine import FactorizationConfig, factorize_model
+
+    handle = load(tiny.sentence)
+    inputs = feeds(handle, 8)
+    data = torchkit.TorchData.from_arrays({n: t.numpy() for n, t in zip(handle.io.input_names, inputs, strict=True)},
+                                          io=handle.io)
+    reference = torchkit.predict(handle.module, data)
+    cosine = {}
+    for method in ("svd", "activation_aware"):
+        config = FactorizationConfig(selection="ratio", ratio=0.25, multiple=4, include=("model.encoder.*",),
+                                     linear_method=method)
+        result = factorize_model(handle.module, handle.example_inputs(1), config, calibration=data)
+        assert {row.method for row in result.factorized} == {method}
+        out = torchkit.predict(result.module, data)
+        cosine[method] = float(torch.nn.functional.cosine_similarity(out, reference).mean())
+    assert cosine["activation_aware"] > cosine["svd"]
+
+
 # ---------------------------------------------------------------- through the CLI
 def plan(steps: list[dict[str, Any]]) -> dict[str, Any]:
     return {
@@ -199,6 +238,7 @@ def test_recipes_run_end_to_end(workdir: Path, capsys: pytest.CaptureFixture[str
         assert '"heads_after": 2' in details  # 2 layers x 1 head left
     if step is FACTORIZE:
         assert "cosine_before_recovery" in details and "cosine_after_recovery" in details
+        assert '"linear_method": "activation_aware"' in details  # auto on a transformer with data
 
 
 @pytest.mark.parametrize(("step", "message"), [
@@ -216,6 +256,11 @@ def test_recipes_run_end_to_end(workdir: Path, capsys: pytest.CaptureFixture[str
      "params.every: every 3 is more than"),
     ({"strategy": "distillation", "params": {"student": "scaled", "every": 2, "train": "sentences"}},
      "only apply to student: layers"),
+    ({"strategy": "factorization", "params": {"ratio": 0.5, "method": "whitened"}}, "method"),
+    ({"strategy": "factorization", "params": {"ratio": 0.5, "method": "activation_aware"}},
+     "params.method = 'activation_aware' measures the Linear layers' inputs"),
+    ({"strategy": "distillation", "params": {"student": "layers", "train": "sentences", "schedule": "warmup_cosine",
+                                             "warmup": 1.5}}, "warmup"),
 ])
 def test_bad_params_exit_2_naming_step_and_field(workdir: Path, capsys: pytest.CaptureFixture[str],
                                                  step: dict[str, Any], message: str) -> None:
