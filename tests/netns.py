@@ -15,6 +15,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
 
 
 def available() -> str | None:
@@ -57,3 +59,21 @@ def loopback_namespace(prefix: str = "edgecraft-test", *, ray: str | None = None
 def command(name: str, *argv: str) -> list[str]:
     """``argv`` run inside namespace ``name``."""
     return ["ip", "netns", "exec", name, *argv]
+
+
+def run_ray_driver(driver: Path, work: Path, prefix: str) -> dict[str, Any]:
+    """Run a test driver script on a Ray cluster inside a fresh loopback-only namespace; its JSON result.
+
+    The driver gets ``WORK OUT`` as arguments, starts its cluster with the ``ray`` next to this Python,
+    and writes ``OUT``; the namespace (and every Ray process in it) is gone when this returns.
+    """
+    import json
+    import sys
+
+    out = work / "out.json"
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    with loopback_namespace(prefix, ray=ray_bin) as ns:
+        done = subprocess.run(command(ns, sys.executable, str(driver), str(work), str(out)),
+                              capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0 and out.is_file(), done.stderr[-3000:]
+    return dict(json.loads(out.read_text()))

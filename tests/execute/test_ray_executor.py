@@ -11,9 +11,6 @@ a placement no node offers (exit 3 after the plan's timeout, naming it).
 from __future__ import annotations
 
 import ipaddress
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +28,7 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     if why:
         pytest.skip(f"needs a network namespace: {why}")
     work = tmp_path_factory.mktemp("ray-cluster")
-    out = work / "out.json"
-    ray_bin = str(Path(sys.executable).with_name("ray"))
-    with netns.loopback_namespace("edgecraft-ray", ray=ray_bin) as ns:
-        done = subprocess.run(netns.command(ns, sys.executable, str(DRIVER), str(work), str(out)),
-                              capture_output=True, text=True, timeout=900, check=False)
-    assert done.returncode == 0 and out.is_file(), done.stderr[-3000:]
-    return json.loads(out.read_text())
+    return netns.run_ray_driver(DRIVER, work, "edgecraft-ray")
 
 
 def _loopback(address: str) -> bool:

@@ -8,9 +8,6 @@ the best plan were written as in-process.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -30,13 +27,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     if why:
         pytest.skip(f"needs a network namespace: {why}")
     work = tmp_path_factory.mktemp("ray-search")
-    out = work / "out.json"
-    ray_bin = str(Path(sys.executable).with_name("ray"))
-    with netns.loopback_namespace("edgecraft-rsearch", ray=ray_bin) as ns:
-        done = subprocess.run(netns.command(ns, sys.executable, str(DRIVER), str(work), str(out)),
-                              capture_output=True, text=True, timeout=900, check=False)
-    assert done.returncode == 0 and out.is_file(), done.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result = netns.run_ray_driver(DRIVER, work, "edgecraft-rsearch")
     assert result["search"]["code"] == EXIT_OK, result["search"]["stderr"]
     return result
 
