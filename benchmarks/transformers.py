@@ -164,6 +164,29 @@ def ov_peers(ctx: BenchContext) -> dict[str, Path]:
 
 
 # ---------------------------------------------------------------- the table
+def _measure_runtime(ctx: BenchContext, runtime: str, variants: dict[str, Path], open_session: Any, fp32: str,
+                     rows: list[dict[str, Any]], *, reference_is_fp32_variant: bool) -> tuple[dict[str, float], Any]:
+    """Cosine of every variant, then their interleaved timing; appends one row per variant.
+
+    The reference embeddings are the torch fp32 model's (``ctx.eval_fp32``), or, when
+    ``reference_is_fp32_variant``, the runtime's own fp32 variant (OpenVINO: its f32 graph is the baseline).
+    """
+    log(f"{runtime}: cosine of {len(variants)} variants on {len(ctx.eval_fp32)} held-out sentences")
+    sessions = {label: open_session(path) for label, path in variants.items()}
+    reference = ctx.embed(sessions[fp32]) if reference_is_fp32_variant else None
+    cos = {label: ctx.cosine(ctx.embed(s), reference) for label, s in sessions.items()}
+    log(f"{runtime}: timing {len(sessions)} variants interleaved ({ctx.repeats} calls each, {ctx.rounds} rounds)")
+    timing = ctx.time_sessions(sessions)
+    for s in sessions.values():
+        s.close()
+    for label, path in variants.items():
+        rows.append({"variant": label, "runtime": runtime, "p50_ms": round(timing.p50(label), 3),
+                     "speedup_vs_fp32": round(1 / timing.ratio(label, fp32), 3), "cos": round(cos[label], 5),
+                     "size_bytes": folder_bytes(path),
+                     "size_ratio_vs_fp32": round(folder_bytes(variants[fp32]) / folder_bytes(path), 3)})
+    return cos, timing
+
+
 def measure(ctx: BenchContext, reports: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     ort_r, ov_r = reports["ort-cpu"], reports["openvino-cpu"]
     ort_variants = {"ort fp32": Path(ort_r.baseline.artifact), "ort int8 edgecraft": Path(ort_r.compressed.artifact),
@@ -173,34 +196,10 @@ def measure(ctx: BenchContext, reports: dict[str, Any]) -> tuple[list[dict[str, 
     rows: list[dict[str, Any]] = []
     timings: dict[str, Any] = {}
 
-    log(f"ORT: cosine of {len(ort_variants)} variants on {len(ctx.eval_fp32)} held-out sentences")
-    ort_sessions = {label: ctx.ort_session(path) for label, path in ort_variants.items()}
-    cos = {label: ctx.cosine(ctx.embed(s)) for label, s in ort_sessions.items()}
-    log(f"ORT: timing {len(ort_sessions)} variants interleaved ({ctx.repeats} calls each, {ctx.rounds} rounds)")
-    timings["ort"] = ctx.time_sessions(ort_sessions)
-    for s in ort_sessions.values():
-        s.close()
-    for label, path in ort_variants.items():
-        t = timings["ort"]
-        rows.append({"variant": label, "runtime": "ort", "p50_ms": round(t.p50(label), 3),
-                     "speedup_vs_fp32": round(1 / t.ratio(label, "ort fp32"), 3), "cos": round(cos[label], 5),
-                     "size_bytes": folder_bytes(path),
-                     "size_ratio_vs_fp32": round(folder_bytes(ort_variants["ort fp32"]) / folder_bytes(path), 3)})
-
-    log(f"OpenVINO: cosine of {len(ov_variants)} variants")
-    ov_sessions = {label: ctx.ov_session(path) for label, path in ov_variants.items()}
-    ov_ref = ctx.embed(ov_sessions["ov f32"])
-    ov_cos = {label: ctx.cosine(ctx.embed(s), ov_ref) for label, s in ov_sessions.items()}
-    log(f"OpenVINO: timing {len(ov_sessions)} variants interleaved")
-    timings["ov"] = ctx.time_sessions(ov_sessions)
-    for s in ov_sessions.values():
-        s.close()
-    for label, path in ov_variants.items():
-        t = timings["ov"]
-        rows.append({"variant": label, "runtime": "ov", "p50_ms": round(t.p50(label), 3),
-                     "speedup_vs_fp32": round(1 / t.ratio(label, "ov f32"), 3), "cos": round(ov_cos[label], 5),
-                     "size_bytes": folder_bytes(path),
-                     "size_ratio_vs_fp32": round(folder_bytes(ov_variants["ov f32"]) / folder_bytes(path), 3)})
+    cos, timings["ort"] = _measure_runtime(ctx, "ort", ort_variants, ctx.ort_session, "ort fp32", rows,
+                                           reference_is_fp32_variant=False)
+    ov_cos, timings["ov"] = _measure_runtime(ctx, "ov", ov_variants, ctx.ov_session, "ov f32", rows,
+                                             reference_is_fp32_variant=True)
 
     ort_step = ort_r.compressed.steps[0] if ort_r.compressed.steps else {}
     ov_step = ov_r.compressed.steps[0] if ov_r.compressed.steps else {}
