@@ -33,8 +33,9 @@ def build():
 SLOT = "edgecraft_timing_slot"
 
 
-def write_plan(folder: Path, name: str, targets: list[dict[str, Any]], *, repeats: int = 20,
-               rounds: int = 2) -> Path:
+def write_plan(folder: Path, name: str, targets: list[Any], *, repeats: int = 20, rounds: int = 2,
+               **sections: Any) -> Path:
+    """The tiny net's plan for ``targets``; ``sections`` add or replace top-level plan sections."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "net.py").write_text(NET)
     plan = {
@@ -47,6 +48,7 @@ def write_plan(folder: Path, name: str, targets: list[dict[str, Any]], *, repeat
         "targets": targets,
         "contracts": [{"kind": "accuracy", "metric": "agreement", "max_drop": 0.01},
                       {"kind": "latency", "max_ms": 100}],
+        **sections,
     }
     path = folder / "plan.yaml"
     path.write_text(yaml.safe_dump(plan))

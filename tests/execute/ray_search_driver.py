@@ -15,37 +15,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).parent))
-from ray_cluster_driver import NET, SLOT  # the sibling driver's tiny model
+from ray_cluster_driver import SLOT
+from ray_cluster_driver import write_plan as write_tiny_plan  # the sibling driver's tiny net
 
 TRIALS = 4
 
 
 def write_plan(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "net.py").write_text(NET)
-    plan = {
-        "schema": "edgecraft.plan/v1", "name": "ray-search",
-        "model": {"kind": "torch", "factory": "net.py:build", "input_shape": [1, 1, 8, 8],
-                  "exporter": "torchscript", "opset": 17},
-        "data": {"digits": {"kind": "digits", "image_size": 8, "max_samples": 32}},
-        "evaluation": {"dataset": "digits", "metrics": ["agreement"], "batch_size": 16},
-        "latency": {"warmup": 2, "repeats": 2000, "rounds": 3, "threads": 1},
-        "steps": [{"strategy": "quantization",
-                   "params": {"mode": "static", "calibration_dataset": "digits", "calibration_samples": 16,
-                              "accuracy_aware": {"enabled": "off"}}}],
-        "targets": ["ort-cpu"],
-        "contracts": [{"kind": "accuracy", "metric": "agreement", "max_drop": 0.5},
-                      {"kind": "latency", "max_ms": 100}],
-        "search": {"trials": TRIALS, "space": {
+    return write_tiny_plan(folder, "ray-search", ["ort-cpu"], repeats=2000, rounds=3, steps=[
+        {"strategy": "quantization", "params": {"mode": "static", "calibration_dataset": "digits",
+                                                "calibration_samples": 16, "accuracy_aware": {"enabled": "off"}}}],
+        contracts=[{"kind": "accuracy", "metric": "agreement", "max_drop": 0.5}, {"kind": "latency", "max_ms": 100}],
+        search={"trials": TRIALS, "space": {
             "steps[quantization].params.per_channel": {"choices": [True, False]},
-            "steps[quantization].params.calibration_samples": {"low": 8, "high": 32}}},
-    }
-    path = folder / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan))
-    return path
+            "steps[quantization].params.calibration_samples": {"low": 8, "high": 32}}})
 
 
 def main() -> int:
