@@ -114,7 +114,7 @@ class FactorizationStrategy(Strategy):
         from edgecraft.plugins.factorization.engine import FactorizationConfig, factorize_model
         from edgecraft.plugins.factorization.recovery import distill_from, finetune
         from edgecraft.plugins.factorization.selection import TargetUnreachable
-        from edgecraft.torchkit.data import TorchData
+        from edgecraft.torchkit.data import step_data
         from edgecraft.torchkit.evaluation import evaluate
 
         p = FactorizationParams.model_validate(step.params)
@@ -127,21 +127,15 @@ class FactorizationStrategy(Strategy):
             threads=ctx.plan.latency.threads, calibration_samples=p.calibration_samples)
         output = model.io.output_index(ctx.plan.evaluation.output) if model.io.outputs else 0
 
-        def bound(name: str, param: str) -> TorchData:
-            try:
-                return TorchData(ctx.feeds(name))
-            except InputError as exc:
-                raise InputError(f"step {step.where}: params.{param}: {exc.message}", hint=exc.hint) from None
-
         data = None
         if p.sensitivity_data is not None:
-            data = bound(p.sensitivity_data, "sensitivity_data").take(p.sensitivity_samples)
+            data = step_data(ctx, p.sensitivity_data, "sensitivity_data").take(p.sensitivity_samples)
         example = model.example_inputs(1)
         # The whitening statistics read their own `calibration_samples` of the sensitivity data (else of the
         # training data), not the sensitivity subset: whitening fitted to 32 sentences generalizes poorly.
         calibration_name, calibration_param = ((p.sensitivity_data, "sensitivity_data") if p.sensitivity_data
                                                else (p.train, "train"))
-        calibration = (bound(calibration_name, calibration_param).take(p.calibration_samples)
+        calibration = (step_data(ctx, calibration_name, calibration_param).take(p.calibration_samples)
                        if calibration_name is not None else None)
         linear_method = p.method
         if linear_method == "auto":
@@ -164,7 +158,7 @@ class FactorizationStrategy(Strategy):
         details["linear_method"] = linear_method
         if p.recover != "none" and result.factorized:
             assert p.train is not None
-            train = bound(p.train, "train")
+            train = step_data(ctx, p.train, "train")
             ctx.progress.status(f"{step.where}: recovery ({p.recover}, {p.epochs} epochs)")
             try:
                 if p.recover == "finetune":

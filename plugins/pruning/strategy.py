@@ -232,10 +232,7 @@ class PruningStrategy(Strategy):
         example = model.example_inputs(1)
         finetuning = None
         if params.dataset is not None:
-            try:
-                data = torchkit.TorchData(ctx.feeds(params.dataset))
-            except InputError as exc:
-                raise InputError(f"step {where}: params.dataset: {exc.message}", hint=exc.hint) from None
+            data = torchkit.step_data(ctx, params.dataset, "dataset")
 
             def teacher() -> torch.nn.Module:
                 if ctx.original_model is None:
@@ -294,12 +291,7 @@ class PruningStrategy(Strategy):
 
         module = model.module.eval()
         example = model.example_inputs(1)
-        data = None
-        if params.dataset is not None:
-            try:
-                data = torchkit.TorchData(ctx.feeds(params.dataset))
-            except InputError as exc:
-                raise InputError(f"step {where}: params.dataset: {exc.message}", hint=exc.hint) from None
+        data = torchkit.step_data(ctx, params.dataset, "dataset") if params.dataset is not None else None
         teacher = ctx.original_model().module.eval() if (data is not None and ctx.original_model) else None
         output = model.io.output_index(ctx.plan.evaluation.output) if model.io.outputs else 0
         cost_before = torchkit.model_cost(module, example)

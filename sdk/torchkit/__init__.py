@@ -25,7 +25,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "TorchData": "data", "Batch": "data", "io_for_arrays": "data", "example_inputs": "data",
+    "TorchData": "data", "Batch": "data", "step_data": "data", "io_for_arrays": "data", "example_inputs": "data",
     "first_output": "data", "outputs_of": "data",
     "Loss": "objectives", "Objective": "objectives", "CrossEntropy": "objectives", "TeacherMatch": "objectives",
     "Teacher": "objectives", "soft_target_loss": "objectives", "logit_mse_loss": "objectives",

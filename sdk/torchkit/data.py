@@ -19,6 +19,7 @@ from edgecraft.errors import InputError
 from edgecraft.modelio import ModelIO, TensorSpec
 
 if TYPE_CHECKING:
+    from edgecraft.context import RunContext
     from edgecraft.feeds import BoundData
 
 
@@ -188,6 +189,15 @@ class TorchData:
     def sample_inputs(self, n: int = 2) -> list[torch.Tensor]:
         """The first ``n`` samples as inputs (a probe batch of real data)."""
         return self.batch(np.arange(min(n, len(self)))).inputs
+
+
+def step_data(ctx: RunContext, name: str, field: str) -> TorchData:
+    """Plan dataset ``name`` as training batches for the running step; a dataset that does not fit the
+    model is an error naming the step and ``params.<field>`` (the plan line to fix)."""
+    try:
+        return TorchData(ctx.feeds(name))
+    except InputError as exc:
+        raise InputError(f"step {ctx.step.where}: params.{field}: {exc.message}", hint=exc.hint) from None
 
 
 def io_for_arrays(arrays: Mapping[str, np.ndarray]) -> ModelIO:
