@@ -41,6 +41,7 @@ from edgecraft.search.space import apply_recipe, for_target
 from edgecraft.search.study import (
     SearchSetup,
     exhausted,
+    failed_outcome,
     finish_trial,
     finished,
     objective_values,
@@ -76,8 +77,7 @@ def prepare_trial(setup: SearchSetup, label: str, values: dict[str, Any]) -> Rem
         run = _run_inputs(setup.run, plan)
         compiled = compile_all(run, [label])[label]
     except EdgecraftError as exc:
-        return ({**base, "state": "failed", "reason": str(exc).replace("\n", " "), "exit_code": exc.exit_code,
-                 "verdicts": []}, "failed", [])
+        return failed_outcome(base, str(exc), exc.exit_code)
     return RemoteTrial(label, base, plan, run, compiled)
 
 
@@ -90,11 +90,9 @@ def run_remote(setup: SearchSetup, address: str, job: RemoteTrial, cache: Artifa
         [report] = RayExecutor(address).run_targets(job.run, {job.label: job.compiled}, [job.label], cache,
                                                     NullProgress(), None, lambda _report: None)
     except EdgecraftError as exc:
-        return ({**job.base, "state": "failed", "reason": str(exc).replace("\n", " "), "exit_code": exc.exit_code,
-                 "verdicts": [], "wall_clock": [started, time.time()]}, "failed", [])
+        return failed_outcome(job.base, str(exc), exc.exit_code, wall_clock=[started, time.time()])
     except Exception as exc:  # a Ray error the executor does not map: this trial's failure, not the search's
-        return ({**job.base, "state": "failed", "reason": f"{type(exc).__name__}: {exc}".replace("\n", " "),
-                 "exit_code": 3, "verdicts": [], "wall_clock": [started, time.time()]}, "failed", [])
+        return failed_outcome(job.base, f"{type(exc).__name__}: {exc}", 3, wall_clock=[started, time.time()])
     record = {**job.base, **record_from_report(report, job.plan, setup.spec, job.label),
               "built_on": report.built_on, "measured_on": report.measured_on, "retries": report.retries,
               "wall_clock": [started, time.time()]}

@@ -153,7 +153,10 @@ def _run_inputs(shared: RunInputs, plan: CompressionPlan, hook: Any = None) -> R
 
 
 # ------------------------------------------------------------------------------------------ objectives
-def accuracy_metric(plan: CompressionPlan, label: str, objective: str | None = None) -> str | None:
+def accuracy_metric(plan: CompressionPlan, label: str, spec: SearchSpec) -> str | None:
+    """The metric the accuracy objective reads: ``accuracy.METRIC``, else the accuracy contract's, else the
+    plan's first evaluation metric."""
+    objective = next((o for o in spec.objective if o.startswith("accuracy")), None)
     if objective and "." in objective:
         return objective.split(".", 1)[1]
     for contract in plan.contracts_for(label):
@@ -197,7 +200,7 @@ def violation(v: Verdict) -> float:
 
 def record_from_report(report: TargetReport, plan: CompressionPlan, spec: SearchSpec, label: str) -> dict[str, Any]:
     """The JSON-safe facts of a finished trial (stored with it in the study)."""
-    metric = accuracy_metric(plan, label, next((o for o in spec.objective if o.startswith("accuracy")), None))
+    metric = accuracy_metric(plan, label, spec)
     pct = next((o.split(".")[1] for o in spec.objective if o.startswith("latency.")), "p50")
     est, low, high = latency_interval(report, pct, plan)
     memory = report.compressed.memory
@@ -254,6 +257,16 @@ def objective_values(record: dict[str, Any], spec: SearchSpec) -> list[float]:
     return out
 
 
+def failed_outcome(base: dict[str, Any], reason: str, exit_code: int | None = None,
+                   **extra: Any) -> tuple[dict[str, Any], str, list[float]]:
+    """A failed trial's (record, state, objective values): one recipe that cannot be built or run is a
+    failed trial, not a failed search; the report keeps its exit code."""
+    record = {**base, "state": "failed", "reason": reason.replace("\n", " "), "verdicts": [], **extra}
+    if exit_code is not None:
+        record["exit_code"] = exit_code
+    return record, "failed", []
+
+
 def stopped_values(plan: CompressionPlan, spec: SearchSpec, label: str, stop: TrialStopped) -> list[float]:
     """Objective values for a trial stopped after its torch stage: what is known, and no gain for the rest.
 
@@ -265,7 +278,7 @@ def stopped_values(plan: CompressionPlan, spec: SearchSpec, label: str, stop: Tr
     every constrained sampler, and its region is learned. Empty when a value cannot be stated (the
     sampler is then told the trial was pruned).
     """
-    metric = accuracy_metric(plan, label, next((o for o in spec.objective if o.startswith("accuracy")), None))
+    metric = accuracy_metric(plan, label, spec)
     out: list[float] = []
     for name in spec.objective:
         if name.startswith("accuracy") and metric in stop.metrics:
@@ -649,8 +662,8 @@ def _run_trial_isolated(setup: SearchSetup, label: str, values: dict[str, Any],
     how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
     tail = " ".join((proc.stderr or "").strip().splitlines()[-2:])[-300:]
     reason = f"the trial's process died ({how}){': ' + tail if tail else ''}"
-    return ({"plan": apply_recipe(for_target(setup.raw, label), setup.dims[label], values), "target": label,
-             "state": "failed", "reason": reason, "exit_code": 3, "verdicts": []}, "failed", [])
+    return failed_outcome({"plan": apply_recipe(for_target(setup.raw, label), setup.dims[label], values),
+                           "target": label}, reason, 3)
 
 
 def _run_trial(setup: SearchSetup, label: str, values: dict[str, Any], cache: ArtifactCache, progress: Progress,
@@ -663,7 +676,7 @@ def _run_trial(setup: SearchSetup, label: str, values: dict[str, Any], cache: Ar
     try:
         plan = validate_plan(raw, setup.registry, source=f"recipe on {label}")
     except EdgecraftError as exc:
-        return {**base, "state": "failed", "reason": str(exc).replace("\n", " "), "verdicts": []}, "failed", []
+        return failed_outcome(base, str(exc))
     slack = setup.spec.prune_slack
     contracts = [c for c in plan.contracts_for(label) if isinstance(c, AccuracyContract)]
 
@@ -693,9 +706,7 @@ def _run_trial(setup: SearchSetup, label: str, values: dict[str, Any], cache: Ar
                                 "detail": f"after the torch stage: {v.detail}", "violation": violation(v)}]}
         return record, "pruned", stopped_values(plan, setup.spec, label, stop)
     except EdgecraftError as exc:
-        # One recipe a plugin or runtime cannot build is a failed trial, not a failed search; the report
-        # keeps its exit code (a search whose every trial failed that way exits with it).
-        return ({**base, "state": "failed", "reason": str(exc).replace("\n", " "), "exit_code": exc.exit_code,
-                 "verdicts": []}, "failed", [])
+        # a search whose every trial failed that way exits with the trials' exit code
+        return failed_outcome(base, str(exc), exc.exit_code)
     record = {**base, **record_from_report(report, plan, setup.spec, label)}
     return record, "complete", objective_values(record, setup.spec)
