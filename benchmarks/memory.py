@@ -99,9 +99,9 @@ def program_macs(pt2: Path, example: Any) -> int | None:
 
 # ---------------------------------------------------------------- runs through the product
 def _plan(model: dict[str, Any], data: dict[str, Any], step: dict[str, Any] | None, repeats: int) -> Any:
-    from edgecraft.plan import CompressionPlan
+    from edgecraft.plan import RawPlan
 
-    return CompressionPlan.model_validate({
+    return RawPlan.model_validate({
         "name": "memory-benchmark", "model": model, "data": data, "steps": [step] if step else [],
         "targets": TARGETS,
         "latency": {"threads": THREADS, "warmup": 1, "repeats": 5, "rounds": 1},

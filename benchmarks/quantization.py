@@ -64,9 +64,9 @@ def random_images() -> tuple[np.ndarray, None]:
 # ---------------------------------------------------------------- edgecraft's artifacts via run_plan
 def _plan(model: dict[str, Any], data: dict[str, Any], calib: str, evaluation: dict[str, Any],
           contracts: list[dict[str, Any]]) -> Any:
-    from edgecraft.plan import CompressionPlan
+    from edgecraft.plan import RawPlan
 
-    return CompressionPlan.model_validate({
+    return RawPlan.model_validate({
         "name": "quantization-benchmark", "model": model, "data": data, "evaluation": evaluation,
         "steps": [{"strategy": "quantization", "name": "int8",
                    "params": {"calibration_dataset": calib, "calibration_samples": CALIBRATION_SAMPLES}}],

@@ -290,13 +290,13 @@ def quantize_edgecraft(src: Path, out: Path, model_dir: str, threads: int) -> Pa
     first 64 training sentences (the automatic transformer recipe for ort-cpu, as examples/transformer/plan.yaml
     builds it). Returns the artifact's model file (a folder ORT loads)."""
     from edgecraft.hf_common import resolve_dir
-    from edgecraft.plan import CompressionPlan
+    from edgecraft.plan import RawPlan
     from edgecraft.registry import build_registry
     from edgecraft.runner import run_plan
 
     tokenizer = str(resolve_dir(model_dir, EXAMPLE, field="model.path"))
     text = {"kind": "text", "tokenizer": tokenizer, "max_length": SEQ}
-    plan = CompressionPlan.model_validate({
+    plan = RawPlan.model_validate({
         "name": f"stacked-{src.stem}",
         "model": {"kind": "onnx", "path": str(src),
                   "inputs": {name: {"shape": ["batch", SEQ]} for name in ("input_ids", "token_type_ids",

@@ -85,9 +85,9 @@ CALIBRATION_SAMPLES = 64
 # ---------------------------------------------------------------- edgecraft's artifacts, as the product builds them
 def edgecraft_plan(cache: Path) -> Any:
     """The example plan, built in Python (same model, data, step params, targets and accuracy contract)."""
-    from edgecraft.plan import CompressionPlan
+    from edgecraft.plan import RawPlan
 
-    return CompressionPlan.model_validate({
+    return RawPlan.model_validate({
         "name": "minilm-int8-benchmark",
         "model": {"kind": "huggingface", "path": MODEL_PATH, "task": "feature-extraction",
                   "sequence_length": SEQUENCE_LENGTH},

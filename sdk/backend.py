@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
+#: The base of every target's options model: strict and frozen, defined with the plan's other sections.
+from edgecraft.plan.sections import TargetOptions
 
-class TargetOptions(BaseModel):
-    """Base for a target's options: strict, so a misspelled option is a plan error."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+__all__ = ["Backend", "Session", "TargetInfo", "TargetOptions"]
 
 
 @dataclass(frozen=True)

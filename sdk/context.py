@@ -110,7 +110,9 @@ class RunContext:
     @property
     def io(self) -> ModelIO:
         """The plan's model I/O (every input with dtype, shape and batch axis; outputs)."""
-        return self.model_io()  # type: ignore[misc]
+        if self.model_io is None:
+            raise RuntimeError("this run context was built without the plan's model I/O")
+        return self.model_io()
 
     def evaluate(self, model: ModelHandle) -> dict[str, float]:
         """Metrics of ``model`` measured on the target runtime (not on torch): what ships is what runs."""

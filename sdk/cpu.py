@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import platform
 from pathlib import Path
+from typing import TypedDict
 
 CPUINFO = Path("/proc/cpuinfo")
 
@@ -83,7 +84,19 @@ def has_bf16(cpuinfo_text: str | None = None) -> bool:
     return bool(bf16_features(cpuinfo_text))
 
 
-def cpu_summary(cpuinfo_text: str | None = None) -> dict[str, object]:
+class CpuSummary(TypedDict):
+    """What :func:`cpu_summary` records (a plain dict at run time: it goes into JSON files as it is)."""
+
+    model: str
+    machine: str
+    cores: int | None
+    int8: list[str]
+    bf16: list[str]
+    avx512f: bool
+    avx2: bool
+
+
+def cpu_summary(cpuinfo_text: str | None = None) -> CpuSummary:
     """What benchmarks and reports record about the CPU: its name, core count and the relevant features."""
     import os
 
@@ -103,11 +116,11 @@ def describe(cpuinfo_text: str | None = None) -> str:
     """One line for logs and the test suite's header, e.g.
     ``Intel Xeon (2 cores, x86_64): int8 avx512_vnni, avx_vnni; bf16 none; AVX-512``."""
     s = cpu_summary(cpuinfo_text)
-    int8 = ", ".join(s["int8"]) or "none (no VNNI/AMX)"  # type: ignore[arg-type]
-    bf16 = ", ".join(s["bf16"]) or "none (f32 only)"  # type: ignore[arg-type]
+    int8 = ", ".join(s["int8"]) or "none (no VNNI/AMX)"
+    bf16 = ", ".join(s["bf16"]) or "none (f32 only)"
     vector = "AVX-512" if s["avx512f"] else "AVX2" if s["avx2"] else "no AVX2"
     return f"{s['model']} ({s['cores']} cores, {s['machine']}, {vector}): int8 {int8}; bf16 {bf16}"
 
 
-__all__ = ["BF16_FLAGS", "FEATURE_FLAGS", "INT8_FLAGS", "bf16_features", "cpu_flags", "cpu_summary", "describe",
-           "has_bf16", "has_vnni", "int8_features", "parse_flags"]
+__all__ = ["BF16_FLAGS", "FEATURE_FLAGS", "INT8_FLAGS", "CpuSummary", "bf16_features", "cpu_flags", "cpu_summary",
+           "describe", "has_bf16", "has_vnni", "int8_features", "parse_flags"]

@@ -14,7 +14,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from edgecraft.errors import InputError
 from edgecraft.modelio import ModelIO, apply_overrides
@@ -108,7 +108,7 @@ class ModelSourceLoader:
         self._fingerprint: str | None = None
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Literal["torch", "onnx"]:
         """'torch' when the source yields a torch module (torch-level steps apply), else 'onnx'."""
         return "torch" if self.source_kind.stage == Stage.TORCH else "onnx"
 

@@ -22,7 +22,7 @@ from edgecraft.compile.checks import RunInputs, compile_all, prepare, target_vie
 from edgecraft.compile.compiler import CompiledPlan
 from edgecraft.errors import InputError
 from edgecraft.execute import Executor
-from edgecraft.plan import AccuracyContract, CompressionPlan, LatencyContract, ReferenceBounds, SizeContract
+from edgecraft.plan import AccuracyContract, CompressionPlan, LatencyContract, RawPlan, ReferenceBounds, SizeContract
 from edgecraft.progress import NullProgress, Progress
 from edgecraft.registry import Registry
 from edgecraft.verify.contracts import Verdict, judge_accuracy, judge_size
@@ -212,7 +212,7 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
     return report
 
 
-def run_plan(plan: CompressionPlan, registry: Registry, *, base_dir: Path | str = ".",
+def run_plan(plan: CompressionPlan | RawPlan, registry: Registry, *, base_dir: Path | str = ".",
              targets: list[str] | None = None, cache_dir: Path | None = None,
              progress: Progress | None = None, plan_path: str = "<python>",
              reference: ReferenceReport | Path | str | None = None, no_cache: bool = False,
@@ -228,6 +228,7 @@ def run_plan(plan: CompressionPlan, registry: Registry, *, base_dir: Path | str 
 
     progress = progress or NullProgress()
     run = prepare(plan, registry, Path(base_dir))
+    plan = run.plan  # bound by prepare (a plan as written or built in Python), read from here on
     labels = targets or [t.label for t in plan.targets]
     compiled = compile_all(run, labels)
     if reference is not None and not isinstance(reference, ReferenceReport):

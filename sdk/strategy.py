@@ -13,20 +13,21 @@ A strategy does two things, at two different times:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from edgecraft.models import ModelHandle, Stage
+from edgecraft.plan.sections import StrategyParams
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from edgecraft.context import CompileContext, RunContext
 
+__all__ = ["Resolution", "ResolvedStep", "StepResult", "Strategy", "StrategyParams"]
 
-class StrategyParams(BaseModel):
-    """Base for a strategy's params: strict, so a misspelled param is a plan error."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+#: A strategy's own params model.
+P = TypeVar("P", bound=StrategyParams)
 
 
 class ResolvedStep(BaseModel):
@@ -67,18 +68,23 @@ class StepResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class Strategy(ABC):
-    """Subclass this, set the class variables, and register the class from ``edgecraft_register_strategies``."""
+class Strategy(ABC, Generic[P]):
+    """Subclass this, set the class variables, and register the class from ``edgecraft_register_strategies``.
+
+    Parametrize it with the params model (``class ClusteringStrategy(Strategy[ClusteringParams])``) so
+    ``resolve`` takes that model, typed: the plan is bound before compile, so the params a strategy gets are
+    always an instance of its ``params_model``. An unparametrized subclass gets :class:`StrategyParams`.
+    """
 
     #: Unique name used in plans (``steps[].strategy``).
     name: ClassVar[str]
     #: The pydantic model of this strategy's params (subclass :class:`StrategyParams`).
-    params_model: ClassVar[type[StrategyParams]]
+    params_model: type[P]
     #: One line for ``edgecraft plugins``.
     summary: ClassVar[str] = ""
 
     @classmethod
-    def default_space(cls, params: StrategyParams) -> dict[str, dict[str, Any]]:
+    def default_space(cls, params: P) -> dict[str, dict[str, Any]]:
         """The dimensions ``edgecraft search`` explores for a step of this strategy when the plan's ``search``
         names no space: ``{"params.NAME": {"low": ..., "high": ...} | {"choices": [...]}, "enabled": {...}}``.
 
@@ -89,16 +95,20 @@ class Strategy(ABC):
         """
         return {}
 
-    def parse_params(self, raw: dict[str, Any] | BaseModel) -> StrategyParams:
-        """Validate raw params with this strategy's own model (the plan loader reports errors)."""
-        if isinstance(raw, self.params_model):
-            return raw
-        data = raw.model_dump() if isinstance(raw, BaseModel) else raw
-        return self.params_model.model_validate(data)
+    def parse_params(self, raw: Mapping[str, Any]) -> P:
+        """Validate params written as data with this strategy's own model (the plan binder reports errors)."""
+        return self.params_model.model_validate(raw)
+
+    def params_of(self, step: ResolvedStep) -> P:
+        """The resolved params of ``step`` (plain data in the compiled plan) as this strategy's model, in ``apply``."""
+        return self.params_model.model_validate(step.params)
 
     @abstractmethod
-    def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
-        """Bind the step to the target in ``ctx``; raise ``CompileError`` if the target cannot do it."""
+    def resolve(self, params: P, ctx: CompileContext) -> Resolution:
+        """Bind the step to the target in ``ctx``; raise ``CompileError`` if the target cannot do it.
+
+        ``params`` are the plan's (frozen): return filled-in params as a new instance
+        (``params.model_copy(update={...})``)."""
 
     @abstractmethod
     def apply(self, step: ResolvedStep, model: ModelHandle, ctx: RunContext) -> StepResult:

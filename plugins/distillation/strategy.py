@@ -26,7 +26,7 @@ from edgecraft.plugins.distillation.params import (
     STUDENT_SCALED,
     DistillationParams,
 )
-from edgecraft.strategy import Resolution, ResolvedStep, StepResult, Strategy, StrategyParams
+from edgecraft.strategy import Resolution, ResolvedStep, StepResult, Strategy
 
 if TYPE_CHECKING:
     from edgecraft.context import CompileContext, RunContext
@@ -112,7 +112,7 @@ def _round_multiple(value: float, multiple: int | None) -> int:
     return max(multiple, multiple * round(value / multiple))
 
 
-class DistillationStrategy(Strategy):
+class DistillationStrategy(Strategy[DistillationParams]):
     name = "distillation"
     params_model = DistillationParams
     summary = ("Knowledge distillation: train a smaller student (width-scaled, factory, or the current compressed "
@@ -120,14 +120,13 @@ class DistillationStrategy(Strategy):
 
     # ------------------------------------------------------------------ compile time
     @classmethod
-    def default_space(cls, params: StrategyParams) -> dict[str, dict[str, Any]]:
+    def default_space(cls, params: DistillationParams) -> dict[str, dict[str, Any]]:
         """What `edgecraft search` explores for this step when the plan names no space (see space.py)."""
         from edgecraft.plugins.distillation.space import default_space
 
         return default_space(params)
 
-    def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
-        assert isinstance(params, DistillationParams)
+    def resolve(self, params: DistillationParams, ctx: CompileContext) -> Resolution:
         if ctx.model_kind != "torch":
             raise ctx.error("distillation trains a torch student, but the plan's model is an ONNX file",
                             hint="give model as {kind: torch, factory: ..., input_shape: ...}")
@@ -193,7 +192,7 @@ class DistillationStrategy(Strategy):
         """
         layer_losses = params.hidden_weight > 0 or params.attention_weight > 0
         source = ctx.plan.model
-        is_hf = getattr(source, "kind", None) == "huggingface"
+        is_hf = source.kind == "huggingface"
         if params.student == STUDENT_LAYERS and params.layers is not None and params.every is not None:
             raise ctx.error("params.layers and params.every both choose the student's layers; set one")
         if layer_losses and params.student not in (STUDENT_LAYERS, STUDENT_SCALED, STUDENT_CURRENT):
@@ -214,7 +213,8 @@ class DistillationStrategy(Strategy):
         from edgecraft.torchkit.encoder import config_supported, encoder_config
 
         try:
-            config = encoder_config(resolve_dir(source.path, ctx.base_dir, field="model.path"))  # type: ignore[attr-defined]
+            # a huggingface source's folder (the source kind is another plugin's: read by name)
+            config = encoder_config(resolve_dir(str(getattr(source, "path", "")), ctx.base_dir, field="model.path"))
         except Exception as exc:
             raise ctx.error(f"cannot read the model's config.json to build a student: {type(exc).__name__}: "
                             f"{exc}") from exc

@@ -108,8 +108,10 @@ def _augmenter(kind: str, data: TorchData) -> Any:
 
 def _check_labels(data: TorchData | None, n_classes: int) -> None:
     labels = None if data is None else data.labels
-    if labels is not None and len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
-        raise DistillationError(f"dataset {data.name!r} has labels in [{int(labels.min())}, {int(labels.max())}] "  # type: ignore[union-attr]
+    if data is None or labels is None:
+        return
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise DistillationError(f"dataset {data.name!r} has labels in [{int(labels.min())}, {int(labels.max())}] "
                                 f"but the teacher predicts {n_classes} classes")
 
 

@@ -226,8 +226,9 @@ def factorize_model(module: nn.Module, example: torch.Tensor | list[torch.Tensor
         assert calibration is not None
         moments = input_moments(model, calibration, whitened, samples=config.calibration_samples)
         for name in whitened:
-            if name in moments:
-                bases[name] = whitened_basis(model.get_submodule(name), *moments[name])  # type: ignore[arg-type]
+            linear = model.get_submodule(name)
+            if name in moments and isinstance(linear, nn.Linear):  # find_layers whitens Linear layers only
+                bases[name] = whitened_basis(linear, *moments[name])
 
     layers: list[LayerChoice] = []
     modules: dict[tuple[str, tuple[int, ...]], FactorizedLayer] = {}
@@ -241,8 +242,9 @@ def factorize_model(module: nn.Module, example: torch.Tensor | list[torch.Tensor
         choice = LayerChoice(name=name, kind=type(layer).__name__, method=method, in_shape=in_shape,
                              original=layer_cost(layer, in_shape))
         for fraction, ranks in _candidate_ranks(layer, method, config, bases.get(name)):
-            replacement = (activation_aware_linear(layer, ranks[0], bases[name])  # type: ignore[arg-type]
-                           if method == "activation_aware" else factorize(layer, method, ranks))
+            replacement = (activation_aware_linear(layer, ranks[0], bases[name])
+                           if method == "activation_aware" and isinstance(layer, nn.Linear)
+                           else factorize(layer, method, ranks))
             modules[(name, ranks)] = replacement
             choice.candidates.append(Candidate(ranks=ranks, cost=layer_cost(replacement, in_shape),
                                                fraction=fraction))

@@ -57,7 +57,7 @@ def distill_from(teacher: nn.Module, student: nn.Module, data: TorchData, *, epo
         match = enc.layer_match(t_enc, s_enc, list(range(len(s_enc))), hidden_weight=hidden_weight,
                                 attention_weight=0.0)
     teacher_runner = torchkit.Teacher(teacher.eval(), output=output, layers=match.teacher_layers if match else None)
-    objective = torchkit.TeacherMatch(teacher_runner, kind=kind, temperature=4.0,  # type: ignore[arg-type]
+    objective = torchkit.TeacherMatch(teacher_runner, kind=kind, temperature=4.0,
                                       alpha=0.7, output=output, feature_loss=match.loss if match else None)
     # Token inputs (a transformer): the transformer fine-tuning recipe, warm-up then cosine decay per step,
     # batches cut to their longest sentence (exact: padding is masked), the embeddings (never factorized:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from edgecraft.errors import InputError
 from edgecraft.models import Stage, TorchModel
 from edgecraft.plugins.factorization.params import FactorizationParams
-from edgecraft.strategy import Resolution, ResolvedStep, StepResult, Strategy, StrategyParams
+from edgecraft.strategy import Resolution, ResolvedStep, StepResult, Strategy
 
 if TYPE_CHECKING:
     from edgecraft.context import CompileContext, RunContext
@@ -27,22 +27,21 @@ def _unit_interval(ctx: CompileContext, name: str, value: float | None, *, close
                                                                         if name == "target" else ""))
 
 
-class FactorizationStrategy(Strategy):
+class FactorizationStrategy(Strategy[FactorizationParams]):
     name = "factorization"
     params_model = FactorizationParams
     summary = "Low-rank factorization: truncated SVD (Linear), spatial SVD or Tucker-2 (Conv2d), per-layer ranks"
 
     # ------------------------------------------------------------------ compile time
     @classmethod
-    def default_space(cls, params: StrategyParams) -> dict[str, dict[str, Any]]:
+    def default_space(cls, params: FactorizationParams) -> dict[str, dict[str, Any]]:
         """What `edgecraft search` explores for this step when the plan names no space (see space.py)."""
         from edgecraft.plugins.factorization.space import default_space
 
         return default_space(params)
 
-    def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
-        assert isinstance(params, FactorizationParams)
-        p = params.model_copy()
+    def resolve(self, params: FactorizationParams, ctx: CompileContext) -> Resolution:
+        p = params
         if ctx.model_kind != "torch":
             raise ctx.error("factorization rewrites torch layers, but the plan's model is an ONNX file",
                             hint="use a torch model source (model.kind: torch, factory: 'pkg.mod:fn')")
@@ -60,8 +59,9 @@ class FactorizationStrategy(Strategy):
         if selection == "rank" and p.rank is None:
             raise ctx.error("selection 'rank' needs params.rank (an integer >= 1)")
         defaults = {"ratio": 0.5, "energy": 0.9}
+        filled: dict[str, Any] = {"selection": selection}
         if selection in defaults and getattr(p, selection) is None:
-            setattr(p, selection, defaults[selection])
+            filled[selection] = defaults[selection]
         if selection == "target" and p.target is None:
             raise ctx.error("selection 'target' needs params.target (fraction of the model's cost to keep, in (0, 1])")
         if not p.candidates or any(not 0 < c < 1 for c in p.candidates):
@@ -70,26 +70,26 @@ class FactorizationStrategy(Strategy):
             raise ctx.error("cost: latency needs measured latencies: set params.latency to 'ort' or 'torch'")
         if selection != "target" and p.cost == "latency":
             raise ctx.error("cost: latency is only used by the target selection", hint="set params.target")
-        p.selection = selection
 
         needs: list[str] = []
         notes: list[str] = []
         if selection == "target":
             data = p.sensitivity_data or ctx.plan.evaluation.dataset
-            p.sensitivity_data = ctx.require_dataset(data, "target rank selection (sensitivity analysis)",
-                                                     param="sensitivity_data")
-            needs.append(p.sensitivity_data)
+            filled["sensitivity_data"] = ctx.require_dataset(data, "target rank selection (sensitivity analysis)",
+                                                             param="sensitivity_data")
+            needs.append(filled["sensitivity_data"])
         elif p.sensitivity_data is not None:
             needs.append(ctx.require_dataset(p.sensitivity_data, "loss reporting", param="sensitivity_data"))
         if p.recover != "none":
-            p.train = ctx.require_dataset(p.train, f"recover: {p.recover}", param="train")
-            needs.append(p.train)
+            filled["train"] = ctx.require_dataset(p.train, f"recover: {p.recover}", param="train")
+            needs.append(filled["train"])
             if p.recover == "distill":
                 notes.append("recovery distils from the plan's original model")
         elif p.train is not None:
             raise ctx.error("params.train is set but recover is 'none'", hint="set recover: finetune or distill")
         if p.recover != "distill" and ("recover_loss" in p.model_fields_set or p.hidden_weight):
             raise ctx.error("params.recover_loss / hidden_weight only apply to recover: distill")
+        p = params.model_copy(update=filled)  # the plan's params stay as written; the resolved ones are filled in
         if p.method == "activation_aware" and p.sensitivity_data is None and p.train is None:
             raise ctx.error("params.method = 'activation_aware' measures the Linear layers' inputs on calibration "
                             "data, and this step names none",

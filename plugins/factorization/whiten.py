@@ -20,7 +20,7 @@ padding positions (which the pooled output ignores) do not weigh in the statisti
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,10 +55,10 @@ def input_moments(model: nn.Module, data: TorchData, names: Iterable[str], *,
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
 
-    def hook(name: str):  # type: ignore[no-untyped-def]
+    def hook(name: str) -> Callable[[nn.Module, tuple[torch.Tensor, ...], torch.Tensor], None]:
         def record(_module: nn.Module, args: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
             x = args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float64)
-            sums[name] = sums.get(name, 0) + x.T @ x  # type: ignore[operator]
+            sums[name] = sums.get(name, 0) + x.T @ x
             counts[name] = counts.get(name, 0) + int(x.shape[0])
         return record
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from edgecraft.errors import CompileError, InputError, PluginError
 from edgecraft.models import Stage, TorchModel
 from edgecraft.plugins.pruning.params import HEADS_FFN_ONLY, STRUCTURED_ONLY, UNSTRUCTURED_ONLY, PruningParams
-from edgecraft.strategy import Resolution, ResolvedStep, StepResult, Strategy, StrategyParams
+from edgecraft.strategy import Resolution, ResolvedStep, StepResult, Strategy
 
 if TYPE_CHECKING:
     from edgecraft.context import CompileContext, RunContext
@@ -24,22 +24,21 @@ def _check_ratio(ctx: CompileContext, value: float, field: str, what: str) -> No
                          f"0 < {field} < 1 (a ratio of 1 would remove every {what.rstrip('s')})")
 
 
-class PruningStrategy(Strategy):
+class PruningStrategy(Strategy[PruningParams]):
     name: ClassVar[str] = "pruning"
-    params_model: ClassVar[type[StrategyParams]] = PruningParams
+    params_model = PruningParams
     summary: ClassVar[str] = ("Magnitude pruning: structured channel removal (Torch-Pruning; smaller, faster "
                               "model) or unstructured/N:M sparsity (torch.nn.utils.prune; only zips smaller)")
 
     # ------------------------------------------------------------------ compile time
     @classmethod
-    def default_space(cls, params: StrategyParams) -> dict[str, dict[str, Any]]:
+    def default_space(cls, params: PruningParams) -> dict[str, dict[str, Any]]:
         """What `edgecraft search` explores for this step when the plan names no space (see space.py)."""
         from edgecraft.plugins.pruning.space import default_space
 
         return default_space(params)
 
-    def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
-        assert isinstance(params, PruningParams)
+    def resolve(self, params: PruningParams, ctx: CompileContext) -> Resolution:
         if ctx.model_kind != "torch":
             raise _fail(ctx, "pruning works on the torch model (it edits layers and fine-tunes), but the plan's "
                              "model is an ONNX file", hint="give model as {kind: torch, factory: 'pkg.mod:fn', "
@@ -162,13 +161,14 @@ class PruningStrategy(Strategy):
         from edgecraft.plugins.pruning.transformer import Shape, plan_counts
 
         source = ctx.plan.model
-        if getattr(source, "kind", None) != "huggingface":
+        path = getattr(source, "path", None)  # a huggingface source's folder (the source kind is another plugin)
+        if source.kind != "huggingface" or not isinstance(path, str):
             return "layer-level checks run when the step is applied (not a huggingface model source)"
         from edgecraft.hf_common import resolve_dir
         from edgecraft.torchkit.encoder import config_supported, encoder_config
 
         try:
-            config = encoder_config(resolve_dir(source.path, ctx.base_dir, field="model.path"))  # type: ignore[attr-defined]
+            config = encoder_config(resolve_dir(path, ctx.base_dir, field="model.path"))
         except Exception as exc:
             return f"layer-level checks run when the step is applied (config not readable: {type(exc).__name__})"
         if not config_supported(config):

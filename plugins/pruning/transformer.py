@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import torch
     from edgecraft.progress import Progress
     from edgecraft.torchkit.data import TorchData
+    from edgecraft.torchkit.objectives import Objective
 
 #: FFN widths round down to this multiple unless ``round_to`` says otherwise (SIMD-friendly GEMMs).
 DEFAULT_FFN_MULTIPLE = 8
@@ -149,8 +150,14 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
         if kind == "taylor":
             if data is None:
                 raise InputError(f"step {where}: importance: taylor needs params.dataset")
-            grad_objective = objective or torchkit.TeacherMatch(torchkit.Teacher(teacher.eval(), output=output),  # type: ignore[union-attr]
-                                                                kind=params.loss, output=output)
+            grad_objective: Objective
+            if objective is not None:
+                grad_objective = objective
+            elif teacher is not None:
+                grad_objective = torchkit.TeacherMatch(torchkit.Teacher(teacher.eval(), output=output),
+                                                       kind=params.loss, output=output)
+            else:  # unlabeled data without the unpruned model has failed above
+                raise InputError(f"step {where}: importance: taylor needs labels or the unpruned model")
             torchkit.accumulate_gradients(module, data, grad_objective, batches=params.taylor_batches,
                                           batch_size=params.batch_size, seed=seed + r)
         h_scores = [enc_mod.head_scores(encoder, i, kind) for i in range(len(encoder))]

@@ -27,6 +27,10 @@ class AccuracyAwareParams(BaseModel):
 class QuantizationParams(StrategyParams):
     """INT8 post-training quantization, compiled per target (ONNX Runtime QDQ, NNCF on OpenVINO)."""
 
+    # Not frozen yet, unlike every other plan section: resolve() and apply() fill in a deep copy field by
+    # field. To be dropped once they derive new params with model_copy(update=...) (issue 23, point 4).
+    model_config = ConfigDict(frozen=False, validate_assignment=True)
+
     recipe: Literal["auto", "cnn", "transformer"] = Field(
         "auto", description="'auto': 'transformer' when the model has attention blocks (a Softmax fed by a MatMul "
         "of two activations, Q·Kᵀ), else 'cnn'; detected at compile time from the model source or ONNX graph, or "

@@ -99,12 +99,10 @@ class QuantizationStrategy(Strategy):
             return f"recipe {p.recipe!r}: set in params"
         from edgecraft.plugins.quantization.recipes import detect_onnx
 
-        model = ctx.plan.model
-        kind = model.get("kind") if isinstance(model, dict) else getattr(model, "kind", None)
+        kind, path = ctx.plan.model.kind, getattr(ctx.plan.model, "path", None)
         if kind == "huggingface":
             p.recipe = "transformer"
             return "recipe 'transformer' (auto): the model source is a Hugging Face transformer"
-        path = model.get("path") if isinstance(model, dict) else getattr(model, "path", None)
         if kind == "onnx" and isinstance(path, str):
             try:
                 found = detect_onnx((ctx.base_dir / path).resolve())

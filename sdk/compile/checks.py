@@ -16,7 +16,7 @@ from edgecraft.context import TargetView
 from edgecraft.datasets import DatasetContext, DatasetStore
 from edgecraft.errors import CompileError, InputError
 from edgecraft.model_source import ModelSourceLoader
-from edgecraft.plan import AccuracyContract, CompressionPlan, LatencyContract, MemoryContract
+from edgecraft.plan import AccuracyContract, CompressionPlan, LatencyContract, MemoryContract, RawPlan
 from edgecraft.registry import Registry
 
 
@@ -37,16 +37,19 @@ class RunInputs:
     baseline_memo: dict[str, Any] | None = None
 
 
-def prepare(plan: CompressionPlan, registry: Registry, base_dir: Path) -> RunInputs:
-    """The model loader and dataset store of a run, each bound to the kind plugin that registered it."""
-    from edgecraft.plan.loading import ensure_kinds
+def prepare(plan: CompressionPlan | RawPlan, registry: Registry, base_dir: Path) -> RunInputs:
+    """The model loader and dataset store of a run, each bound to the kind plugin that registered it.
 
-    ensure_kinds(plan, registry)
+    A plan as written, or built in Python, is bound here (a loaded plan already is): the run holds the bound
+    plan."""
+    from edgecraft.plan.loading import validate_plan
+
+    plan = validate_plan(plan, registry)
     source_kind = registry.model_source(plan.model.kind)
-    loader = ModelSourceLoader(source_kind, plan.model, base_dir)  # type: ignore[arg-type]
-    kinds = {spec.kind: registry.dataset_kind(spec.kind, where=f"data.{name}.kind")  # type: ignore[union-attr]
+    loader = ModelSourceLoader(source_kind, plan.model, base_dir)
+    kinds = {spec.kind: registry.dataset_kind(spec.kind, where=f"data.{name}.kind")
              for name, spec in plan.data.items()}
-    store = DatasetStore(plan.data, kinds, DatasetContext(base_dir, plan.model, loader.io))  # type: ignore[arg-type]
+    store = DatasetStore(plan.data, kinds, DatasetContext(base_dir, plan.model, loader.io))
     return RunInputs(plan, registry, base_dir, loader, store)
 
 
@@ -102,9 +105,7 @@ def target_view(plan: CompressionPlan, registry: Registry, compiled: CompiledPla
     """The target entry with validated options; the backend decides from them whether it is emulated."""
     backend, info = registry.target(compiled.target)
     spec_entry = next(t for t in plan.targets if t.label == compiled.target_label)
-    options = spec_entry.options if isinstance(spec_entry.options, info.options_model) else \
-        info.options_model.model_validate(spec_entry.options)
-    return TargetView(compiled.target_label, compiled.target, backend.name, info, options,
-                      emulated=backend.is_emulated(compiled.target, options))
+    return TargetView(compiled.target_label, compiled.target, backend.name, info, spec_entry.options,
+                      emulated=backend.is_emulated(compiled.target, spec_entry.options))
 
 

@@ -126,11 +126,16 @@ def find_target(plan: CompressionPlan, label: str) -> TargetSpec:
 
 def compile_plan(plan: CompressionPlan, target_label: str, registry: Registry, *, loader: ModelSourceLoader,
                  datasets: DatasetStore) -> CompiledPlan:
-    """Resolve every step of ``plan`` for the target entry labelled ``target_label``."""
+    """Resolve every step of the bound ``plan`` for the target entry labelled ``target_label``.
+
+    The plan's params and options are already their plugins' models (see :mod:`edgecraft.plan.binding`):
+    they are read here, never validated again."""
+    if not plan.is_bound:
+        raise InputError("compile_plan takes a bound plan: bind a plan built in Python with "
+                         "edgecraft.validate_plan(plan, registry) (load_plan and run_plan do it)")
     spec = find_target(plan, target_label)
     backend, info = registry.target(spec.target, where=f"targets[{plan.targets.index(spec)}].target")
-    options = spec.options if isinstance(spec.options, info.options_model) else info.options_model.model_validate(
-        spec.options if isinstance(spec.options, dict) else spec.options.model_dump())
+    options = spec.options
     view = TargetView(spec.label, spec.target, backend.name, info, options,
                       emulated=backend.is_emulated(spec.target, options))
     try:
@@ -145,12 +150,12 @@ def compile_plan(plan: CompressionPlan, target_label: str, registry: Registry, *
     last_stage = Stage.TORCH
     for index, step in enumerate(plan.steps):
         strategy = registry.strategy(step.strategy, where=f"steps[{index}].strategy")
-        params = strategy.parse_params(step.params)
-        ctx = CompileContext(plan, view, index, step.label, loader.kind, loader.base_dir,  # type: ignore[arg-type]
+        ctx = CompileContext(plan, view, index, step.label, loader.kind, loader.base_dir,
                              loader.original_copy if loader.kind == "torch" else None, loader.io())
         who = (f"{ctx.where}: strategy {step.strategy!r} from {registry.provenance_of_strategy(step.strategy)} "
                f"compiling for {spec.label!r}")
-        resolution = check_resolution(call_plugin(strategy.resolve, params, ctx, who=who, hook="resolve()"), who=who)
+        resolution = check_resolution(call_plugin(strategy.resolve, step.params, ctx, who=who, hook="resolve()"),
+                                      who=who)
         where = ctx.where
         if resolution.stage == Stage.TORCH and loader.kind != "torch":
             raise CompileError(f"works on a torch model, but the plan's model ({loader.params.kind}) is an ONNX graph",

@@ -1,7 +1,8 @@
 """JSON Schema of the plan, with each installed strategy's params and each target's options inlined.
 
 Editors (VS Code's YAML extension, for one) use this to complete and check plans as they are typed.
-The core schema leaves params/options open; here they become a ``oneOf`` selected by the
+It describes plan files, so it starts from the plan as written (:class:`~edgecraft.plan.raw.RawPlan`),
+whose params/options are open; here they become a ``oneOf`` selected by the
 ``strategy``/``target`` name, built from the plugins' own pydantic models.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgecraft.plan import CompressionPlan
+from edgecraft.plan.raw import RawPlan
 from edgecraft.registry import Registry
 
 
@@ -20,7 +21,7 @@ def _inline(model_schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any
 
 
 def plan_json_schema(registry: Registry) -> dict[str, Any]:
-    schema = CompressionPlan.model_json_schema(by_alias=True)
+    schema = RawPlan.model_json_schema(by_alias=True)
     defs = schema.setdefault("$defs", {})
     step_variants = []
     for name, provided in sorted(registry.strategies.items()):

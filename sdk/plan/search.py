@@ -23,7 +23,7 @@ GP_MAX_TRIALS = 100
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class RangeDim(_Strict):

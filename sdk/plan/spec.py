@@ -1,74 +1,32 @@
-"""The typed CompressionPlan: what to do to a model, for which targets, under which contracts.
+"""The core's sections of a plan (contracts, evaluation, latency, gate, measure, placement) and what the plan
+as written (:class:`~edgecraft.plan.raw.RawPlan`) and the bound plan (:class:`~edgecraft.plan.bound.CompressionPlan`)
+share: the step and target entries and the plan's cross-references.
 
-Everything here is strict (unknown keys are errors) because a plan is a release gate's
-specification: a misspelled ``max_drop`` silently ignored would let a regression ship.
-Strategy params and target options are validated by the owning plugin's own pydantic model
-(see :mod:`edgecraft.plan.schema`), so this module stays independent of any plugin.
+Everything here is strict and frozen (:class:`~edgecraft.plan.sections.StrictModel`). The sections a plugin
+owns (a step's params, a target's options, the model source, the datasets) are typed by the two subclasses:
+plain data in the raw plan, the plugins' own models in the bound one (see :mod:`edgecraft.plan.binding`), so
+this module stays independent of any plugin.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from edgecraft.plan.search import SearchSpec
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator, model_validator
+from edgecraft.plan.sections import StrictModel
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 PLAN_SCHEMA_ID = "edgecraft.plan/v1"
 
 
-class StrictModel(BaseModel):
-    """Base for every plan model: unknown keys are errors, values are validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-# ---------------------------------------------------------------- model I/O declarations
-DTypeName = Literal["float32", "float16", "float64", "bfloat16", "int64", "int32", "int16", "int8", "uint8",
-                    "uint32", "uint64", "bool"]
-
-
-class InputDecl(StrictModel):
-    """What the plan says about one model input; every field is optional and completes the model's own I/O."""
-
-    shape: list[int | str] | None = Field(
-        None, description="Full shape; integers fix dimensions, a string keeps one symbolic (the batch axis), "
-        "e.g. [batch, 3, 320, 320] or [1, 64].")
-    dtype: DTypeName | None = Field(None, description="Element type (torch sources: default float32).")
-    batch_axis: int | None = Field(
-        None, description="The axis that carries samples (default: the axis of the model's batch symbol, else 0); "
-        "null for an input without one (a scalar, a fixed state).")
-
-    @field_validator("shape")
-    @classmethod
-    def _positive_dims(cls, value: list[int | str] | None) -> list[int | str] | None:
-        if value is not None and any(isinstance(d, int) and d <= 0 for d in value):
-            raise ValueError("every fixed dimension must be a positive integer (use a name for a symbolic one)")
-        return value
-
-
-class SourceParams(StrictModel):
-    """Base of every model source kind's params (built-in and plugin): its ``kind`` and the I/O overrides."""
-
-    kind: str
-    inputs: dict[str, InputDecl] = Field(
-        default_factory=dict, description="Per-input shape/dtype/batch_axis; fixes symbolic dimensions of the "
-        "model's inputs (unlisted inputs keep what the model says).")
-
-
-class DatasetParams(StrictModel):
-    """Base of every dataset kind's params (built-in and plugin)."""
-
-    kind: str
-    max_samples: int | None = Field(None, ge=1, description="Keep only the first N samples.")
-
-
 # ---------------------------------------------------------------- steps and targets
-class StepSpec(StrictModel):
-    """One compression step: a strategy name and that strategy's params (validated by its plugin)."""
+class StepBase(StrictModel):
+    """One compression step: a strategy name and that strategy's params (typed by the raw and the bound step)."""
 
     strategy: str = Field(description="Name of an installed strategy (see `edgecraft plugins`).")
     name: str | None = Field(None, description="Optional label used in reports; defaults to the strategy name.")
-    params: dict[str, Any] | SerializeAsAny[BaseModel] = Field(default_factory=dict)
+    params: Any
 
     @property
     def label(self) -> str:
@@ -116,13 +74,14 @@ class Placement(StrictModel):
         return value
 
 
-class TargetSpec(StrictModel):
-    """A hardware target from an installed backend, with that backend's options for it."""
+class TargetBase(StrictModel):
+    """A hardware target from an installed backend, with that backend's options for it (typed by the raw and
+    the bound target entry)."""
 
     target: str = Field(description="Name of an installed target (see `edgecraft plugins`).")
     name: str | None = Field(None, description="Label for this target entry; defaults to the target name. "
                              "Lets one plan list one target twice with different options.")
-    options: dict[str, Any] | SerializeAsAny[BaseModel] = Field(default_factory=dict)
+    options: Any
     placement: Placement | None = Field(
         None, description="Where this target runs on a cluster (`edgecraft run --ray`): the node resources it "
         "needs, how long to wait for them, retries. Ignored when the run is in-process.")
@@ -357,19 +316,21 @@ class GateSpec(StrictModel):
 
 
 # ---------------------------------------------------------------- the plan
-class CompressionPlan(StrictModel):
-    """What to do to a model, for which targets, and which contracts the result must meet."""
+class PlanBase(StrictModel):
+    """What to do to a model, for which targets, and which contracts the result must meet.
+
+    The fields and checks a plan has whether it is as written (:class:`~edgecraft.plan.raw.RawPlan`) or bound
+    (:class:`~edgecraft.plan.bound.CompressionPlan`); the two type ``model``, ``steps``, ``targets`` and
+    ``data``, the sections plugins own.
+    """
 
     schema_id: Literal["edgecraft.plan/v1"] = Field(PLAN_SCHEMA_ID, alias="schema")
     name: str = "edgecraft-plan"
-    model: dict[str, Any] | SerializeAsAny[SourceParams] = Field(
-        description="The model source: {kind: onnx|torch|huggingface|<plugin kind>, ...} (validated by that kind).")
-    steps: list[StepSpec] = Field(default_factory=list)
-    targets: list[TargetSpec] = Field(min_length=1)
+    model: Any
+    steps: Sequence[StepBase]
+    targets: Sequence[TargetBase]
     contracts: list[Contract] = Field(default_factory=list)
-    data: dict[str, dict[str, Any] | SerializeAsAny[DatasetParams]] = Field(
-        default_factory=dict,
-        description="Named datasets: {kind: digits|npz|factory|text|image-folder|<plugin kind>, ...}.")
+    data: Mapping[str, Any]
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     latency: LatencySpec = Field(default_factory=LatencySpec)
     gate: GateSpec = Field(default_factory=GateSpec)
@@ -378,7 +339,7 @@ class CompressionPlan(StrictModel):
                                       "`run`): objectives, trials, time budget, and the space of step params.")
     seed: int = 0
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @field_validator("targets", mode="before")
     @classmethod
@@ -389,7 +350,7 @@ class CompressionPlan(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _cross_references(self) -> CompressionPlan:
+    def _cross_references(self) -> PlanBase:
         labels = [t.label for t in self.targets]
         dupes = sorted({lbl for lbl in labels if labels.count(lbl) > 1})
         if dupes:

@@ -107,13 +107,14 @@ class {cls}Params(StrategyParams):
     strip_doc_strings: bool = Field(True, description="Remove doc strings from the graph's nodes.")
 
 
-class {cls}(Strategy):
+class {cls}(Strategy[{cls}Params]):
     name = "{name}"
     params_model = {cls}Params
     summary = "{name}: an ONNX graph rewrite (edit me)"
 
-    def resolve(self, params: {cls}Params, ctx: CompileContext) -> Resolution:  # type: ignore[override]
+    def resolve(self, params: {cls}Params, ctx: CompileContext) -> Resolution:
         # Compile time: decide per target or refuse with ctx.error(...) (exit 2, names step and target).
+        # params are the plan's, frozen: return filled-in ones as params.model_copy(update={{...}}).
         # Every target runs ONNX-stage steps; test capability tags only for what you need beyond that
         # (e.g. ctx.target.has("onnx.int8.qdq")). Nothing may be built or trained here.
         return Resolution(Stage.ONNX, "onnx-rewrite", params, notes=["graph rewritten in place of the export"])
@@ -192,7 +193,7 @@ class {cls}Session(Session):
         return {{"runtime": f"onnxruntime {{ort.__version__}}", "provider": "CPUExecutionProvider"}}
 
     def close(self) -> None:
-        self._session = None  # type: ignore[assignment]
+        vars(self).pop("_session", None)  # the runtime frees the session with its last reference
 
 
 class {cls}Backend(Backend):

@@ -144,9 +144,8 @@ def default_space(plan: CompressionPlan, registry: Registry) -> dict[str, SpaceD
     out: dict[str, SpaceDim] = {}
     for index, step in enumerate(plan.steps):
         strategy = registry.strategy(step.strategy)
-        params = strategy.parse_params(step.params)
         ref = step.label if sum(1 for s in plan.steps if s.label == step.label) == 1 else str(index)
-        raw = type(strategy).default_space(params) or {}
+        raw = type(strategy).default_space(step.params) or {}
         for rel, dim in space_from_raw(raw).items():
             out[f"steps[{ref}].{rel}"] = dim
     return out

@@ -30,7 +30,7 @@ import fnmatch
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 from edgecraft.errors import InputError
@@ -61,11 +61,11 @@ class Encoder:
 
     @property
     def config(self) -> Any:
-        return self.model.config  # type: ignore[union-attr]
+        return self.model.config
 
     @property
     def layers(self) -> nn.ModuleList:
-        return getattr(self.owner, self.attr)  # type: ignore[no-any-return]
+        return getattr(self.owner, self.attr)
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -297,23 +297,33 @@ def match_layers(encoder: Encoder, patterns: Sequence[str]) -> dict[str, list[in
 
 
 # ---------------------------------------------------------------- attention implementation
+@runtime_checkable
+class _SwitchesAttention(Protocol):
+    """A Hugging Face model that can change its attention implementation (``set_attn_implementation``)."""
+
+    config: Any
+
+    def set_attn_implementation(self, attn_implementation: str) -> None: ...
+
+
 class EagerAttention:
     """Switch models to eager attention while attention maps are read (SDPA returns none), then back."""
 
     def __init__(self, *roots: nn.Module) -> None:
-        self.models = [enc.model for enc in (find_encoder(r) for r in roots) if enc is not None]
+        encoders = [find_encoder(r) for r in roots]
+        self.models = [enc.model for enc in encoders if enc is not None and isinstance(enc.model, _SwitchesAttention)]
         self.before: list[Any] = []
 
     def __enter__(self) -> EagerAttention:
         for model in self.models:
             self.before.append(getattr(model.config, "_attn_implementation", None))
-            model.set_attn_implementation("eager")  # type: ignore[operator]
+            model.set_attn_implementation("eager")
         return self
 
     def __exit__(self, *exc: object) -> None:
         for model, previous in zip(self.models, self.before, strict=True):
             if previous:
-                model.set_attn_implementation(previous)  # type: ignore[operator]
+                model.set_attn_implementation(previous)
 
 
 # ---------------------------------------------------------------- per-layer distillation terms

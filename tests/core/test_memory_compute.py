@@ -178,7 +178,7 @@ def test_memory_bound_on_a_remote_target_is_a_compile_error(tmp_path: Path) -> N
     from edgecraft.backend import TargetInfo
     from edgecraft.backends.onnxruntime.backend import OnnxRuntimeBackend, OrtCpuOptions
     from edgecraft.errors import CompileError
-    from edgecraft.plan import CompressionPlan
+    from edgecraft.plan import RawPlan
     from edgecraft.registry import build_registry
     from edgecraft.runner import run_plan
 
@@ -203,7 +203,7 @@ def test_memory_bound_on_a_remote_target_is_a_compile_error(tmp_path: Path) -> N
     plugin.edgecraft_register_backends = edgecraft_register_backends  # type: ignore[attr-defined]
     model = _model([helper.make_node("Relu", ["x"], ["y"])], [_f("x", [1, 4])], [_f("y", [1, 4])], [])
     onnx.save(model, tmp_path / "m.onnx")
-    plan = CompressionPlan.model_validate({**BASE_PLAN, "targets": ["remote-cpu"],
+    plan = RawPlan.model_validate({**BASE_PLAN, "targets": ["remote-cpu"],
                                            "contracts": [{"kind": "memory", "max_bytes": 1000}]})
     with pytest.raises(CompileError, match="remote device"):
         run_plan(plan, build_registry(extra_plugins=[plugin]), base_dir=tmp_path, cache_dir=tmp_path / "cache")

@@ -244,14 +244,14 @@ def test_bundled_plan_on_openvino_reloads_from_the_cache(tmp_path: Path) -> None
     if not (EXAMPLE / "digits_resnet.pt").is_file():
         pytest.skip("the bundled digits weights are not in this checkout")
     import yaml
-    from edgecraft.plan import CompressionPlan
+    from edgecraft.plan import RawPlan
     from edgecraft.registry import build_registry
     from edgecraft.runner import run_plan
 
     raw = yaml.safe_load((EXAMPLE / "plan.yaml").read_text())
     raw.update(targets=["openvino-cpu"], contracts=[], steps=[],
                latency={"threads": 2, "warmup": 2, "repeats": 10, "rounds": 2})
-    plan, base, registry = CompressionPlan.model_validate(raw), EXAMPLE, build_registry()
+    plan, base, registry = RawPlan.model_validate(raw), EXAMPLE, build_registry()
     first = run_plan(plan, registry, base_dir=base, cache_dir=tmp_path).targets[0]
     again = run_plan(plan, registry, base_dir=base, cache_dir=tmp_path).targets[0]
     assert first.target_name == "openvino-cpu" and first.device["precision"] == "f32"

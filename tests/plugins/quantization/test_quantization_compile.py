@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from edgecraft.cpu import has_vnni
 from edgecraft.errors import EXIT_BAD_INPUT, CompileError, InputError
-from edgecraft.plan import CompressionPlan
+from edgecraft.plan import RawPlan
 from edgecraft.registry import build_registry
 from edgecraft.runner import compile_all, prepare
 
@@ -21,7 +21,7 @@ def registry() -> Any:
     return build_registry()
 
 
-def _plan(params: dict[str, Any], target: str = "ort-cpu", *, contract: bool = False) -> CompressionPlan:
+def _plan(params: dict[str, Any], target: str = "ort-cpu", *, contract: bool = False) -> RawPlan:
     data: dict[str, Any] = {
         "calib": {"kind": "digits", "split": "train", "image_size": 8, "max_samples": 32},
         "test": {"kind": "digits", "split": "test", "image_size": 8},
@@ -33,14 +33,14 @@ def _plan(params: dict[str, Any], target: str = "ort-cpu", *, contract: bool = F
     }
     if contract:
         plan["contracts"] = [{"kind": "accuracy", "max_drop": 0.01}]
-    return CompressionPlan.model_validate(plan)
+    return RawPlan.model_validate(plan)
 
 
-def _compile(registry: Any, plan: CompressionPlan, target: str = "ort-cpu") -> Any:
+def _compile(registry: Any, plan: RawPlan, target: str = "ort-cpu") -> Any:
     return compile_all(prepare(plan, registry, HERE), [target])[target]
 
 
-def _error(registry: Any, plan: CompressionPlan, target: str = "ort-cpu") -> CompileError:
+def _error(registry: Any, plan: RawPlan, target: str = "ort-cpu") -> CompileError:
     with pytest.raises(CompileError) as info:
         _compile(registry, plan, target)
     assert info.value.exit_code == EXIT_BAD_INPUT

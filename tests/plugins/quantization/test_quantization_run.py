@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from edgecraft.errors import EXIT_BAD_INPUT, InputError
-from edgecraft.plan import CompressionPlan
+from edgecraft.plan import RawPlan
 from edgecraft.registry import build_registry
 from edgecraft.runner import run_plan
 
@@ -24,7 +24,7 @@ def registry() -> Any:
 
 
 def _plan(model: str, target: str, params: dict[str, Any], *, max_drop: float | None = None,
-          data: dict[str, Any] | None = None) -> CompressionPlan:
+          data: dict[str, Any] | None = None) -> RawPlan:
     plan: dict[str, Any] = {
         "model": {"kind": "torch", "factory": f"qmodels.py:{model}", "input_shape": [1, 1, 8, 8]},
         "steps": [{"strategy": "quantization", "name": "int8", "params": {"calibration_samples": 64, **params}}],
@@ -36,10 +36,10 @@ def _plan(model: str, target: str, params: dict[str, Any], *, max_drop: float | 
     }
     if max_drop is not None:
         plan["contracts"] = [{"kind": "accuracy", "metric": "top1", "max_drop": max_drop}]
-    return CompressionPlan.model_validate(plan)
+    return RawPlan.model_validate(plan)
 
 
-def _run(registry: Any, plan: CompressionPlan, cache: Path) -> Any:
+def _run(registry: Any, plan: RawPlan, cache: Path) -> Any:
     report = run_plan(plan, registry, base_dir=HERE, cache_dir=cache)
     (target,) = report.targets
     return target

@@ -16,7 +16,7 @@ import onnx
 import pytest
 import yaml
 from edgecraft.errors import EXIT_BAD_INPUT
-from edgecraft.plan import CompressionPlan
+from edgecraft.plan import RawPlan
 from edgecraft.plugins.quantization import recipes
 from edgecraft.registry import build_registry
 from edgecraft.runner import compile_all, prepare, run_plan
@@ -189,7 +189,7 @@ def test_smoothquant_folds_into_a_gelu_constant(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- compile time
 def _hf_plan(workdir: Path, target: Any = "ort-cpu", params: dict[str, Any] | None = None, *,
-             contract: bool = True) -> CompressionPlan:
+             contract: bool = True) -> RawPlan:
     plan: dict[str, Any] = {
         "model": {"kind": "huggingface", "path": "model", "sequence_length": 16},
         "data": {"calib": {"kind": "text", "path": "calib.txt"}, "held": {"kind": "text", "path": "held.txt"}},
@@ -201,10 +201,10 @@ def _hf_plan(workdir: Path, target: Any = "ort-cpu", params: dict[str, Any] | No
     }
     if contract:
         plan["contracts"] = [{"kind": "accuracy", "metric": "cosine", "max_drop": 0.05}]
-    return CompressionPlan.model_validate(plan)
+    return RawPlan.model_validate(plan)
 
 
-def _compile(registry: Any, plan: CompressionPlan, base: Path, target: str = "ort-cpu") -> Any:
+def _compile(registry: Any, plan: RawPlan, base: Path, target: str = "ort-cpu") -> Any:
     (step,) = compile_all(prepare(plan, registry, base), [target])[target].steps
     return step
 
@@ -235,7 +235,7 @@ def test_recipe_cnn_can_be_forced(registry: Any, workdir: Path) -> None:
 
 
 def test_cnn_torch_model_gets_the_cnn_recipe(registry: Any) -> None:
-    plan = CompressionPlan.model_validate({
+    plan = RawPlan.model_validate({
         "model": {"kind": "torch", "factory": "qmodels.py:untrained", "input_shape": [1, 1, 8, 8]},
         "steps": [{"strategy": "quantization", "name": "int8", "params": {"calibration_dataset": "calib"}}],
         "targets": ["ort-cpu"], "data": {"calib": {"kind": "digits", "split": "train", "image_size": 8,
@@ -248,7 +248,7 @@ def test_cnn_torch_model_gets_the_cnn_recipe(registry: Any) -> None:
 
 def test_onnx_file_is_detected_at_compile_time(registry: Any, tmp_path: Path) -> None:
     onnx.save(attention_graph(), str(tmp_path / "att.onnx"))
-    plan = CompressionPlan.model_validate({
+    plan = RawPlan.model_validate({
         "model": {"kind": "onnx", "path": "att.onnx"},
         "steps": [{"strategy": "quantization", "name": "int8", "params": {"mode": "dynamic"}}],
         "targets": ["ort-cpu"]})
@@ -287,7 +287,7 @@ def test_smooth_alpha_is_noted_and_ignored_on_openvino(registry: Any, workdir: P
 
 
 # ---------------------------------------------------------------- run time (slow)
-def _run(registry: Any, plan: CompressionPlan, base: Path) -> Any:
+def _run(registry: Any, plan: RawPlan, base: Path) -> Any:
     report = run_plan(plan, registry, base_dir=base, cache_dir=base / "cache")
     (target,) = report.targets
     (step,) = target.compressed.steps
@@ -367,7 +367,7 @@ def test_ort_transformer_int8_keeps_sensitive_ops_and_integer_inputs_float(regis
 def test_accuracy_aware_loop_runs_on_a_cosine_contract(registry: Any, workdir: Path) -> None:
     """An unreachable cosine bound makes the loop rank layers and return them to float within its budget."""
     plan = _hf_plan(workdir, params={"smooth_alpha": 0, "accuracy_aware": {"max_evaluations": 3}}, contract=False)
-    plan = CompressionPlan.model_validate({**plan.model_dump(by_alias=True, exclude_none=True),
+    plan = RawPlan.model_validate({**plan.model_dump(by_alias=True, exclude_none=True),
                                           "contracts": [{"kind": "accuracy", "metric": "cosine", "max_drop": 0.0}]})
     _, step = _run(registry, plan, workdir)
     loop = step["accuracy_aware"]
