@@ -60,6 +60,8 @@ def plan_json_schema(registry: Registry) -> dict[str, Any]:
     if target_variants:
         schema["properties"]["targets"] = {"type": "array", "minItems": 1, "items": {
             "oneOf": [*target_variants, {"enum": sorted(registry.targets)}]}}
+    schema["title"] = "CompressionPlan"  # what a plan file is, whichever model parses it
+    schema["description"] = "What to do to a model, for which targets, and which contracts the result must meet."
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "edgecraft.plan/v1"
     return schema

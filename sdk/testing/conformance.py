@@ -276,11 +276,10 @@ class StrategyCheck:
         from edgecraft.compile.compiler import compile_plan
 
         r, where = self.report, f"on {target} ({model.name} model)"
-        backend, info = self.registry.target(target)
+        backend, _ = self.registry.target(target)
         spec = next(t for t in run.plan.targets if t.label == target)
         try:
-            options = info.options_model.model_validate(spec.options if isinstance(spec.options, dict)
-                                                        else spec.options.model_dump())
+            options = spec.options  # the bound plan's: already the target's options model
             backend.check_available(target, options)
         except EdgecraftError as exc:
             r.add("skipped", "resolve()", f"{where}: target not available here: {exc.message}")
