@@ -309,7 +309,7 @@ class DistillationStrategy(Strategy[DistillationParams]):
         )
         from edgecraft.plugins.distillation.train import DistillationError, distill
 
-        params = DistillationParams.model_validate(step.params)
+        params = self.params_of(step)
         if not isinstance(model, TorchModel):
             raise InputError(f"step {step.where}: distillation needs a torch model, got a {model.stage}-stage model")
         seed = params.seed if params.seed is not None else ctx.seed

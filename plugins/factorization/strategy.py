@@ -117,7 +117,7 @@ class FactorizationStrategy(Strategy[FactorizationParams]):
         from edgecraft.torchkit.data import step_data
         from edgecraft.torchkit.evaluation import evaluate
 
-        p = FactorizationParams.model_validate(step.params)
+        p = self.params_of(step)
         if not isinstance(model, TorchModel):
             raise InputError(f"step {step.where}: factorization needs a torch model, got a {model.stage} model")
         config = FactorizationConfig(

@@ -225,7 +225,7 @@ class PruningStrategy(Strategy[PruningParams]):
 
         if not isinstance(model, TorchModel):
             raise PluginError(f"step {step.where}: pruning needs a torch model, got a {model.stage}-stage model")
-        params = PruningParams.model_validate(step.params)
+        params = self.params_of(step)
         where = step.where
         torch.manual_seed(ctx.seed)
         module = model.module.eval()
