@@ -20,6 +20,7 @@ import pluggy
 from edgecraft import hookspecs
 from edgecraft.backend import Backend, TargetInfo
 from edgecraft.errors import InputError, PluginError
+from edgecraft.implementations import Providers, check_implementation, find_providers
 from edgecraft.metrics import Metric
 from edgecraft.strategy import Strategy
 
@@ -103,6 +104,8 @@ class Registry:
     model_sources: dict[str, Provided] = field(default_factory=dict)
     #: data.<name>.kind -> DatasetKind class
     dataset_kinds: dict[str, Provided] = field(default_factory=dict)
+    #: "capability@backend" -> a backend's Implementation class (see :mod:`edgecraft.implementations`)
+    implementations: dict[str, Provided] = field(default_factory=dict)
     #: entry-point name -> why it did not load (see :class:`BrokenPlugin`).
     broken: dict[str, BrokenPlugin] = field(default_factory=dict)
     #: entry-point names skipped because EDGECRAFT_DISABLE_PLUGINS names them.
@@ -168,6 +171,12 @@ class Registry:
                              f"{', '.join(sorted(self.dataset_kinds)) or 'none'}",
                              hint="`edgecraft plugins` lists what is installed")
         return self.dataset_kinds[kind].obj()
+
+    def implementations_for(self, capability: str, backend: str) -> Providers:
+        """``backend``'s implementation of ``capability`` if it has one; else why not and who does provide it."""
+        return find_providers({k: p.obj for k, p in self.implementations.items()}, capability, backend,
+                              {name: t.obj[0] for name, t in self.targets.items()},
+                              self.backends[backend].obj.refusals if backend in self.backends else {})
 
     def provenance_of_strategy(self, name: str) -> Provenance:
         return self.strategies[name].provenance
@@ -257,6 +266,7 @@ def _undefined_hooks(pm: pluggy.PluginManager) -> dict[str, list[str]]:
 
 _HOOK_NAMES = ("edgecraft_register_strategies, edgecraft_register_backends, edgecraft_register_metrics, "
                "edgecraft_register_devices, edgecraft_register_model_sources, edgecraft_register_datasets, "
+               "edgecraft_register_implementations, "
                "edgecraft_run_started, edgecraft_target_finished, edgecraft_report_ready")
 
 
@@ -277,6 +287,7 @@ def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str
     table: dict[str, Provided] = {
         "strategy": registry.strategies, "backend": registry.backends, "metric": registry.metrics,
         "device": registry.devices, "model source": registry.model_sources, "dataset kind": registry.dataset_kinds,
+        "implementation": registry.implementations,
     }[kind]
     caller = getattr(registry.plugin_manager.hook, hook_name)
     for impl in reversed(caller.get_hookimpls()):
@@ -396,6 +407,8 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
              _accept_class("edgecraft.model_source", "ModelSourceKind", "model source", "kind", ("params_model",)))
     _collect(registry, "edgecraft_register_datasets", "dataset kind", provenance,
              _accept_class("edgecraft.datasets", "DatasetKind", "dataset kind", "kind", ("params_model",)))
+    _collect(registry, "edgecraft_register_implementations", "implementation", provenance, lambda obj, prov: [
+        Provided(check_implementation(obj, str(prov)), "implementation", obj, prov, obj.summary)])
     for backend_name, provided in list(registry.backends.items()):
         try:
             infos = registry.backend(backend_name).targets()
@@ -425,7 +438,7 @@ def _drop_broken(registry: Registry) -> None:
     if not registry.broken:
         return
     for table in (registry.strategies, registry.backends, registry.targets, registry.metrics, registry.devices,
-                  registry.model_sources, registry.dataset_kinds):
+                  registry.model_sources, registry.dataset_kinds, registry.implementations):
         for name in [n for n, p in table.items() if p.provenance.plugin in registry.broken]:
             del table[name]
     for name in registry.broken:

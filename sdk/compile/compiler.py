@@ -147,7 +147,7 @@ def compile_plan(plan: CompressionPlan, target_label: str, registry: Registry, *
         strategy = registry.strategy(step.strategy, where=f"steps[{index}].strategy")
         params = strategy.parse_params(step.params)
         ctx = CompileContext(plan, view, index, step.label, loader.kind, loader.base_dir,  # type: ignore[arg-type]
-                             loader.original_copy if loader.kind == "torch" else None, loader.io())
+                             loader.original_copy if loader.kind == "torch" else None, loader.io(), plugins=registry)
         who = (f"{ctx.where}: strategy {step.strategy!r} from {registry.provenance_of_strategy(step.strategy)} "
                f"compiling for {spec.label!r}")
         resolution = check_resolution(call_plugin(strategy.resolve, params, ctx, who=who, hook="resolve()"), who=who)
