@@ -14,7 +14,7 @@ import yaml
 from edgecraft.cli import main
 from edgecraft.errors import InputError
 from edgecraft.model_source import ModelSourceLoader, export_onnx
-from edgecraft.sources.huggingface import HuggingFaceParams, HuggingFaceSource
+from edgecraft.plugins.sources.huggingface import HuggingFaceParams, HuggingFaceSource
 from hf_tiny import SENTENCES, TinyModels
 
 pytestmark = pytest.mark.huggingface
