@@ -23,12 +23,22 @@ from edgecraft.errors import InputError, PluginError
 from edgecraft.metrics import Metric
 from edgecraft.strategy import Strategy
 
-#: Comma-separated entry-point names to load; unset or empty loads every installed plugin.
+#: Comma-separated entry-point names to load; unset or empty loads every installed plugin. The core
+#: plugins (:data:`CORE_PLUGINS`) are loaded whatever the allowlist says.
 PLUGINS_ENV = "EDGECRAFT_PLUGINS"
 #: Comma-separated entry-point names never to load (a broken plugin you cannot uninstall right now).
 DISABLE_ENV = "EDGECRAFT_DISABLE_PLUGINS"
 #: ``1``/``true``: a plugin that fails to load is an error for every command (``--strict-plugins``; CI).
 STRICT_ENV = "EDGECRAFT_STRICT_PLUGINS"
+#: Entry points of the ``edgecraft`` distribution that every plan needs: where the model comes from
+#: (``sources``), where the data comes from (``datasets``) and how accuracy is scored (``metrics``; a plan's
+#: default ``evaluation.metrics`` is top1). They register through the entry-point group like any plugin, but an
+#: allowlist (``EDGECRAFT_PLUGINS``/``--plugins``) narrows the *other* plugins: ``--plugins onnxruntime,quantization``
+#: still gets them. Only ``EDGECRAFT_DISABLE_PLUGINS``/``--disable-plugins`` naming one skips it. Another
+#: distribution's entry point of the same name is no core plugin (and two distributions claiming one plugin
+#: name is an error anyway).
+CORE_PLUGINS = frozenset({"sources", "datasets", "metrics"})
+CORE_DISTRIBUTION = "edgecraft"
 
 
 def _env_names(variable: str) -> set[str]:
@@ -217,12 +227,12 @@ def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None, disable
                              f"installed: {sorted(available)}")
     seen: dict[str, str] = {}
     for ep in eps:
-        if allow is not None and ep.name not in allow:
+        dist = ep.dist.name if ep.dist is not None else "unknown"
+        if allow is not None and ep.name not in allow and not _is_core(ep.name, dist):
             continue
         if ep.name in disable:
             disabled.append(ep.name)
             continue
-        dist = ep.dist.name if ep.dist is not None else "unknown"
         version = ep.dist.version if ep.dist is not None else "?"
         if ep.name in seen:
             raise PluginError(f"two distributions register the plugin name {ep.name!r}: "
@@ -243,6 +253,11 @@ def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None, disable
     return provenance
 
 
+def _is_core(plugin: str, distribution: str) -> bool:
+    """A core plugin (see :data:`CORE_PLUGINS`): loaded even when an allowlist does not name it."""
+    return plugin in CORE_PLUGINS and distribution == CORE_DISTRIBUTION
+
+
 def _undefined_hooks(pm: pluggy.PluginManager) -> dict[str, list[str]]:
     """Plugin name -> hooks it implements that edgecraft does not define (pluggy's check_pending, per plugin)."""
     found: dict[str, list[str]] = {}
@@ -261,10 +276,7 @@ _HOOK_NAMES = ("edgecraft_register_strategies, edgecraft_register_backends, edge
 
 
 def _provenance(plugin_name: str, provenance: dict[str, Provenance]) -> Provenance:
-    builtin = plugin_name.startswith("edgecraft.")
-    return provenance.get(plugin_name, Provenance(plugin_name, "edgecraft" if builtin else "unregistered",
-                                                  _edgecraft_version() if builtin else "?",
-                                                  plugin_name if builtin else None))
+    return provenance.get(plugin_name, Provenance(plugin_name, "unregistered", "?"))
 
 
 def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str, Provenance],
@@ -308,12 +320,6 @@ def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str
             table[item.name] = item
 
 
-def _edgecraft_version() -> str:
-    from edgecraft import __version__
-
-    return __version__
-
-
 def _accept_class(base_module: str, base_name: str, label: str, key: str,
                   required: tuple[str, ...] = ()) -> Callable[[Any, Provenance], list[Provided]]:
     """A ``register`` check for plugin classes: a subclass of ``base`` with its ``key`` and ``required`` attributes.
@@ -349,21 +355,20 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
                    disable: Iterable[str] | None = None) -> Registry:
     """Create the plugin manager and collect strategies, backends, targets and metrics.
 
-    ``plugins`` (or the ``EDGECRAFT_PLUGINS`` variable) restricts loading to the named entry points,
-    for locked-down CI; ``disable`` (or ``EDGECRAFT_DISABLE_PLUGINS``) skips the named ones.
+    Every plugin comes from the ``edgecraft`` entry-point group, the built-in ones included (the core
+    registers nothing itself). ``plugins`` (or the ``EDGECRAFT_PLUGINS`` variable) restricts loading to
+    the named entry points plus the core plugins (:data:`CORE_PLUGINS`), for locked-down CI; ``disable``
+    (or ``EDGECRAFT_DISABLE_PLUGINS``) skips the named ones, core plugins included.
     ``extra_plugins`` registers objects directly (tests, embedding applications).
 
     A plugin that fails (import, an invalid or misspelled hook, a hook raising, listing its targets) is
     kept out and recorded in ``Registry.broken``; with ``strict`` (default: ``EDGECRAFT_STRICT_PLUGINS``)
     the first one is raised instead, as a :class:`PluginError` naming it.
     """
-    from edgecraft import metrics
-
     strict = strict_from_env() if strict is None else strict
     disabled_names = _env_names(DISABLE_ENV) if disable is None else {n.strip() for n in disable if n.strip()}
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    pm.register(metrics, name="edgecraft.metrics")
     registry = Registry(pm)
     provenance = (_load_entry_points(pm, _allowlist(plugins), disabled_names, registry.broken, registry.disabled)
                   if load_entry_points else {})
