@@ -359,7 +359,8 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
     registers nothing itself). ``plugins`` (or the ``EDGECRAFT_PLUGINS`` variable) restricts loading to
     the named entry points plus the core plugins (:data:`CORE_PLUGINS`), for locked-down CI; ``disable``
     (or ``EDGECRAFT_DISABLE_PLUGINS``) skips the named ones, core plugins included.
-    ``extra_plugins`` registers objects directly (tests, embedding applications).
+    ``extra_plugins`` registers objects directly (tests, embedding applications);
+    ``load_entry_points=False`` loads no entry point at all, the core plugins included.
 
     A plugin that fails (import, an invalid or misspelled hook, a hook raising, listing its targets) is
     kept out and recorded in ``Registry.broken``; with ``strict`` (default: ``EDGECRAFT_STRICT_PLUGINS``)
