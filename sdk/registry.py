@@ -23,22 +23,16 @@ from edgecraft.errors import InputError, PluginError
 from edgecraft.metrics import Metric
 from edgecraft.strategy import Strategy
 
-#: Comma-separated entry-point names to load; unset or empty loads every installed plugin. The core
-#: plugins (:data:`CORE_PLUGINS`) are loaded whatever the allowlist says.
+#: Comma-separated entry-point names to load (plus :data:`CORE_PLUGINS`); unset or empty loads every plugin.
 PLUGINS_ENV = "EDGECRAFT_PLUGINS"
 #: Comma-separated entry-point names never to load (a broken plugin you cannot uninstall right now).
 DISABLE_ENV = "EDGECRAFT_DISABLE_PLUGINS"
 #: ``1``/``true``: a plugin that fails to load is an error for every command (``--strict-plugins``; CI).
 STRICT_ENV = "EDGECRAFT_STRICT_PLUGINS"
-#: Entry points of the ``edgecraft`` distribution that every plan needs: where the model comes from
-#: (``sources``), where the data comes from (``datasets``) and how accuracy is scored (``metrics``; a plan's
-#: default ``evaluation.metrics`` is top1). They register through the entry-point group like any plugin, but an
-#: allowlist (``EDGECRAFT_PLUGINS``/``--plugins``) narrows the *other* plugins: ``--plugins onnxruntime,quantization``
-#: still gets them. Only ``EDGECRAFT_DISABLE_PLUGINS``/``--disable-plugins`` naming one skips it. Another
-#: distribution's entry point of the same name is no core plugin (and two distributions claiming one plugin
-#: name is an error anyway).
+#: The ``edgecraft`` distribution's entry points every plan needs (model sources, dataset kinds, metrics): an
+#: allowlist narrows the *other* plugins (``--plugins onnxruntime,quantization`` still loads these); only
+#: ``EDGECRAFT_DISABLE_PLUGINS`` naming one skips it. Same-named entry points of other distributions are not core.
 CORE_PLUGINS = frozenset({"sources", "datasets", "metrics"})
-CORE_DISTRIBUTION = "edgecraft"
 
 
 def _env_names(variable: str) -> set[str]:
@@ -228,7 +222,7 @@ def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None, disable
     seen: dict[str, str] = {}
     for ep in eps:
         dist = ep.dist.name if ep.dist is not None else "unknown"
-        if allow is not None and ep.name not in allow and not _is_core(ep.name, dist):
+        if allow is not None and ep.name not in allow and not (ep.name in CORE_PLUGINS and dist == "edgecraft"):
             continue
         if ep.name in disable:
             disabled.append(ep.name)
@@ -251,11 +245,6 @@ def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None, disable
             continue
         provenance[ep.name] = Provenance(ep.name, dist, version, ep.module)
     return provenance
-
-
-def _is_core(plugin: str, distribution: str) -> bool:
-    """A core plugin (see :data:`CORE_PLUGINS`): loaded even when an allowlist does not name it."""
-    return plugin in CORE_PLUGINS and distribution == CORE_DISTRIBUTION
 
 
 def _undefined_hooks(pm: pluggy.PluginManager) -> dict[str, list[str]]:
