@@ -23,16 +23,12 @@ from edgecraft.errors import InputError, PluginError
 from edgecraft.metrics import Metric
 from edgecraft.strategy import Strategy
 
-#: Comma-separated entry-point names to load (plus :data:`CORE_PLUGINS`); unset or empty loads every plugin.
+#: Comma-separated entry-point names to load; unset or empty loads every installed plugin.
 PLUGINS_ENV = "EDGECRAFT_PLUGINS"
 #: Comma-separated entry-point names never to load (a broken plugin you cannot uninstall right now).
 DISABLE_ENV = "EDGECRAFT_DISABLE_PLUGINS"
 #: ``1``/``true``: a plugin that fails to load is an error for every command (``--strict-plugins``; CI).
 STRICT_ENV = "EDGECRAFT_STRICT_PLUGINS"
-#: The ``edgecraft`` distribution's entry points every plan needs (model sources, dataset kinds, metrics): an
-#: allowlist narrows the *other* plugins (``--plugins onnxruntime,quantization`` still loads these); only
-#: ``EDGECRAFT_DISABLE_PLUGINS`` naming one skips it. Same-named entry points of other distributions are not core.
-CORE_PLUGINS = frozenset({"sources", "datasets", "metrics"})
 
 
 def _env_names(variable: str) -> set[str]:
@@ -221,12 +217,12 @@ def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None, disable
                              f"installed: {sorted(available)}")
     seen: dict[str, str] = {}
     for ep in eps:
-        dist = ep.dist.name if ep.dist is not None else "unknown"
-        if allow is not None and ep.name not in allow and not (ep.name in CORE_PLUGINS and dist == "edgecraft"):
+        if allow is not None and ep.name not in allow and not _is_core(ep):
             continue
         if ep.name in disable:
             disabled.append(ep.name)
             continue
+        dist = ep.dist.name if ep.dist is not None else "unknown"
         version = ep.dist.version if ep.dist is not None else "?"
         if ep.name in seen:
             raise PluginError(f"two distributions register the plugin name {ep.name!r}: "
@@ -266,6 +262,17 @@ _HOOK_NAMES = ("edgecraft_register_strategies, edgecraft_register_backends, edge
 
 def _provenance(plugin_name: str, provenance: dict[str, Provenance]) -> Provenance:
     return provenance.get(plugin_name, Provenance(plugin_name, "unregistered", "?"))
+
+
+#: The ``edgecraft`` distribution's entry points every plan needs (model sources, dataset kinds, metrics). An
+#: allowlist (EDGECRAFT_PLUGINS, --plugins) narrows the *other* plugins: ``--plugins onnxruntime,quantization``
+#: still loads these; only EDGECRAFT_DISABLE_PLUGINS naming one skips it (``load_entry_points=False``: none).
+CORE_PLUGINS = frozenset({"sources", "datasets", "metrics"})
+
+
+def _is_core(ep: metadata.EntryPoint) -> bool:
+    """A core plugin: one of :data:`CORE_PLUGINS` from edgecraft itself (another distribution's namesake is not)."""
+    return ep.name in CORE_PLUGINS and ep.dist is not None and ep.dist.name == "edgecraft"
 
 
 def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str, Provenance],
@@ -344,12 +351,9 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
                    disable: Iterable[str] | None = None) -> Registry:
     """Create the plugin manager and collect strategies, backends, targets and metrics.
 
-    Every plugin comes from the ``edgecraft`` entry-point group, the built-in ones included (the core
-    registers nothing itself). ``plugins`` (or the ``EDGECRAFT_PLUGINS`` variable) restricts loading to
-    the named entry points plus the core plugins (:data:`CORE_PLUGINS`), for locked-down CI; ``disable``
-    (or ``EDGECRAFT_DISABLE_PLUGINS``) skips the named ones, core plugins included.
-    ``extra_plugins`` registers objects directly (tests, embedding applications);
-    ``load_entry_points=False`` loads no entry point at all, the core plugins included.
+    ``plugins`` (or the ``EDGECRAFT_PLUGINS`` variable) restricts loading to the named entry points,
+    for locked-down CI; ``disable`` (or ``EDGECRAFT_DISABLE_PLUGINS``) skips the named ones.
+    ``extra_plugins`` registers objects directly (tests, embedding applications).
 
     A plugin that fails (import, an invalid or misspelled hook, a hook raising, listing its targets) is
     kept out and recorded in ``Registry.broken``; with ``strict`` (default: ``EDGECRAFT_STRICT_PLUGINS``)
