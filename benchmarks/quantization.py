@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help="artifact cache (default: a temporary directory)")
     args = parser.parse_args(argv)
     from edgecraft.datasets import load_dataset
-    from edgecraft.datasources.digits import DigitsParams as DigitsDataset
+    from edgecraft.plugins.datasets.digits import DigitsParams as DigitsDataset
 
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="edgecraft-qbench-") as tmp:

@@ -226,7 +226,7 @@ def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None, disable
                              f"installed: {sorted(available)}")
     seen: dict[str, str] = {}
     for ep in eps:
-        if allow is not None and ep.name not in allow:
+        if allow is not None and ep.name not in allow and not _is_core(ep):
             continue
         if ep.name in disable:
             disabled.append(ep.name)
@@ -271,10 +271,18 @@ _HOOK_NAMES = ("edgecraft_register_strategies, edgecraft_register_backends, edge
 
 
 def _provenance(plugin_name: str, provenance: dict[str, Provenance]) -> Provenance:
-    builtin = plugin_name.startswith("edgecraft.")
-    return provenance.get(plugin_name, Provenance(plugin_name, "edgecraft" if builtin else "unregistered",
-                                                  _edgecraft_version() if builtin else "?",
-                                                  plugin_name if builtin else None))
+    return provenance.get(plugin_name, Provenance(plugin_name, "unregistered", "?"))
+
+
+#: The ``edgecraft`` distribution's entry points every plan needs (model sources, dataset kinds, metrics). An
+#: allowlist (EDGECRAFT_PLUGINS, --plugins) narrows the *other* plugins: ``--plugins onnxruntime,quantization``
+#: still loads these; only EDGECRAFT_DISABLE_PLUGINS naming one skips it (``load_entry_points=False``: none).
+CORE_PLUGINS = frozenset({"sources", "datasets", "metrics"})
+
+
+def _is_core(ep: metadata.EntryPoint) -> bool:
+    """A core plugin: one of :data:`CORE_PLUGINS` from edgecraft itself (another distribution's namesake is not)."""
+    return ep.name in CORE_PLUGINS and ep.dist is not None and ep.dist.name == "edgecraft"
 
 
 def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str, Provenance],
@@ -317,12 +325,6 @@ def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str
                 raise PluginError(f"{kind} name {item.name!r} is registered twice: by {other} and by {item.provenance}",
                                   hint=f"uninstall one of them, or load a subset with {PLUGINS_ENV}")
             table[item.name] = item
-
-
-def _edgecraft_version() -> str:
-    from edgecraft import __version__
-
-    return __version__
 
 
 def _accept_class(base_module: str, base_name: str, label: str, key: str,
@@ -368,13 +370,10 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
     kept out and recorded in ``Registry.broken``; with ``strict`` (default: ``EDGECRAFT_STRICT_PLUGINS``)
     the first one is raised instead, as a :class:`PluginError` naming it.
     """
-    from edgecraft import metrics
-
     strict = strict_from_env() if strict is None else strict
     disabled_names = _env_names(DISABLE_ENV) if disable is None else {n.strip() for n in disable if n.strip()}
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    pm.register(metrics, name="edgecraft.metrics")
     registry = Registry(pm)
     provenance = (_load_entry_points(pm, _allowlist(plugins), disabled_names, registry.broken, registry.disabled)
                   if load_entry_points else {})

@@ -1,7 +1,7 @@
 """The transformer recipe: detection (graph, source), compile-time resolution, what stays float, errors.
 
 Graph-level detection runs on hand-built ONNX graphs (milliseconds); plans use tiny BERT folders built
-from a config (tests/sources/hf_tiny.py: random weights, offline). Runs through ``run_plan`` are slow.
+from a config (tests/plugins/sources/hf_tiny.py: random weights, offline). Runs through ``run_plan`` are slow.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from edgecraft.runner import compile_all, prepare, run_plan
 from onnx import TensorProto, helper, numpy_helper
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parents[1] / "sources"))
+sys.path.insert(0, str(HERE.parent / "sources"))
 from hf_tiny import SENTENCES, TinyModels, build_tiny_models  # noqa: E402
 
 QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
