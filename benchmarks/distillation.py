@@ -38,11 +38,11 @@ from typing import Any
 import numpy as np
 import torch
 from edgecraft.datasets import Dataset, load_dataset
-from edgecraft.datasources.digits import DigitsParams
 from edgecraft.model_source import export_onnx
 from edgecraft.modelio import ModelIO, TensorSpec
 from edgecraft.models import TorchModel
 from edgecraft.plan import LatencySpec
+from edgecraft.plugins.datasets.digits import DigitsParams
 from edgecraft.plugins.distillation import TrainingParams, distill, scale_width
 from edgecraft.registry import build_registry
 from edgecraft.torchkit import TorchData, count_params, top1

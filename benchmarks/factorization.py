@@ -29,12 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 from edgecraft.datasets import Dataset, load_dataset
-from edgecraft.datasources.digits import DigitsParams
 from edgecraft.loading import load_callable
 from edgecraft.model_source import export_onnx
 from edgecraft.modelio import ModelIO, TensorSpec
 from edgecraft.models import TorchModel
 from edgecraft.plan import LatencySpec
+from edgecraft.plugins.datasets.digits import DigitsParams
 from edgecraft.plugins.factorization.cost import model_cost
 from edgecraft.plugins.factorization.engine import FactorizationConfig, factorize_model
 from edgecraft.plugins.factorization.recovery import distill_from, finetune

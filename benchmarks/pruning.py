@@ -34,11 +34,11 @@ import torch
 from edgecraft import torchkit
 from edgecraft.backend import Session
 from edgecraft.datasets import Dataset, load_dataset
-from edgecraft.datasources.digits import DigitsParams
 from edgecraft.model_source import export_onnx
 from edgecraft.modelio import ModelIO, TensorSpec
 from edgecraft.models import TorchModel
 from edgecraft.plan import LatencySpec
+from edgecraft.plugins.datasets.digits import DigitsParams
 from edgecraft.plugins.pruning import accounting, engine
 from edgecraft.plugins.pruning.params import PruningParams
 from edgecraft.verify.measure import measure_latency

@@ -119,6 +119,7 @@ def bench_model(label: str, plan: Any, base: Path, cache: Path, calib: np.ndarra
                 repeats: int, rounds: int, input_shape: tuple[int, ...]) -> list[dict[str, Any]]:
     from edgecraft.backends.onnxruntime.backend import OnnxRuntimeBackend, OrtCpuOptions
     from edgecraft.backends.openvino.backend import OpenVinoBackend, OpenVinoCpuOptions
+    from edgecraft.modelio import ModelIO
     from edgecraft.plan import LatencySpec
     from edgecraft.verify.measure import latency_feeds, measure_latency, run_outputs
 
@@ -152,7 +153,8 @@ def bench_model(label: str, plan: Any, base: Path, cache: Path, calib: np.ndarra
                                            _size(peer_ov)),
     }
     sessions = {name: v[2] for name, v in variants.items()}
-    feeds = latency_feeds(sessions["ort fp32"], input_shape, 1, 0, None)
+    io = ModelIO.single("input", input_shape)  # the exported graph's one input (and one output)
+    feeds = latency_feeds(io, 1, 0, None)
     spec = LatencySpec(warmup=20, repeats=repeats, rounds=rounds, threads=2)
     stats: dict[str, Any] = {}
     # One interleaved group per runtime: ORT's worker threads spin-wait after each call, which would
@@ -174,7 +176,7 @@ def bench_model(label: str, plan: Any, base: Path, cache: Path, calib: np.ndarra
             "_samples": stats[name].samples,
         }
         if evaluation is not None:
-            outputs = run_outputs(session, evaluation, 64)
+            outputs = run_outputs(session, evaluation.bind(io), 64)["output"]
             row["top1"] = round(float(np.mean(outputs.argmax(1) == evaluation.y)), 4)
         rows.append(row)
     for row in rows:
@@ -210,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help="artifact cache (default: a temporary directory)")
     args = parser.parse_args(argv)
     from edgecraft.datasets import load_dataset
-    from edgecraft.datasources.digits import DigitsParams as DigitsDataset
+    from edgecraft.plugins.datasets.digits import DigitsParams as DigitsDataset
 
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="edgecraft-qbench-") as tmp:

@@ -214,7 +214,7 @@ def build_context(work: Path, *, repeats: int = 200, rounds: int = 10) -> BenchC
     """Load MiniLM through edgecraft's Hugging Face source, export it once, tokenize the corpus, embed eval."""
     from edgecraft.hf_common import resolve_dir
     from edgecraft.model_source import ModelSourceLoader, export_onnx
-    from edgecraft.sources.huggingface import HuggingFaceParams, HuggingFaceSource
+    from edgecraft.plugins.sources.huggingface import HuggingFaceParams, HuggingFaceSource
 
     work.mkdir(parents=True, exist_ok=True)
     params = HuggingFaceParams(path=MODEL_PATH, sequence_length=SEQUENCE_LENGTH)

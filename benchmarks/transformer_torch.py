@@ -60,7 +60,7 @@ GOALS = {
 # ---------------------------------------------------------------- the standalone context
 def _load_handle(model_dir: str = MODEL) -> Any:
     from edgecraft.model_source import ModelSourceLoader
-    from edgecraft.sources.huggingface import HuggingFaceParams, HuggingFaceSource
+    from edgecraft.plugins.sources.huggingface import HuggingFaceParams, HuggingFaceSource
 
     params = HuggingFaceParams(path=str(model_dir), sequence_length=SEQ)
     return ModelSourceLoader(HuggingFaceSource(), params, ROOT).fresh()

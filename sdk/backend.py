@@ -84,6 +84,9 @@ class Backend(ABC):
     #: Unique backend name (e.g. ``onnxruntime``).
     name: ClassVar[str]
     summary: ClassVar[str] = ""
+    #: Capabilities this backend deliberately does not provide, with why (e.g. ``{"quantization.int8": "..."}``):
+    #: a strategy asking for one (``ctx.implementation``) fails at compile time quoting the reason.
+    refusals: ClassVar[Mapping[str, str]] = {}
 
     @abstractmethod
     def targets(self) -> list[TargetInfo]:

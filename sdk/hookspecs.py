@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from edgecraft.backend import Backend
     from edgecraft.datasets import DatasetKind
     from edgecraft.devices import Device
+    from edgecraft.implementations import Implementation
     from edgecraft.metrics import Metric
     from edgecraft.model_source import ModelSourceKind
     from edgecraft.strategy import Strategy
@@ -38,6 +39,17 @@ def edgecraft_register_strategies(register: Callable[[type[Strategy]], None]) ->
 @hookspec
 def edgecraft_register_backends(register: Callable[[type[Backend]], None]) -> None:
     """Register backend classes: call ``register(BackendClass)`` for each; a backend provides targets."""
+
+
+@hookspec
+def edgecraft_register_implementations(register: Callable[[type[Implementation]], None]) -> None:
+    """Register a backend's part of an algorithm: call ``register(ImplementationClass)`` for each.
+
+    The class subclasses an interface of the SDK (e.g. :class:`edgecraft.quantize.Int8Implementation`,
+    capability ``"quantization.int8"``) and sets ``backend`` to the ``Backend.name`` whose targets it serves;
+    a strategy gets it with ``ctx.implementation(Int8Implementation)``, never by naming a runtime. One
+    implementation per (capability, backend): a second is an error naming both distributions.
+    """
 
 
 @hookspec

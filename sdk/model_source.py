@@ -14,7 +14,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from edgecraft.errors import InputError
 from edgecraft.modelio import ModelIO, apply_overrides
@@ -23,6 +23,9 @@ from edgecraft.plan import SourceParams
 
 if TYPE_CHECKING:
     import onnx
+
+#: A model source kind's own params model.
+P = TypeVar("P", bound=SourceParams)
 
 
 @dataclass
@@ -35,8 +38,12 @@ class SourceContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-class ModelSourceKind(ABC):
-    """Subclass this and register the class from ``edgecraft_register_model_sources``."""
+class ModelSourceKind(ABC, Generic[P]):
+    """Subclass this and register the class from ``edgecraft_register_model_sources``.
+
+    Parametrize it with the kind's params model (``class OnnxFileSource(ModelSourceKind[OnnxSourceParams])``)
+    so its methods take that model, typed: the plan loader validates ``model:`` with ``params_model`` first.
+    """
 
     #: The ``model.kind`` value plans use.
     kind: ClassVar[str]
@@ -47,14 +54,14 @@ class ModelSourceKind(ABC):
     stage: ClassVar[Stage] = Stage.ONNX
 
     @abstractmethod
-    def io(self, params: SourceParams, ctx: SourceContext) -> ModelIO:
+    def io(self, params: P, ctx: SourceContext) -> ModelIO:
         """The model's own I/O (symbolic dimensions allowed); the plan's ``inputs`` are applied after."""
 
     @abstractmethod
-    def load(self, params: SourceParams, io: ModelIO, ctx: SourceContext) -> TorchModel | OnnxModel:
+    def load(self, params: P, io: ModelIO, ctx: SourceContext) -> TorchModel | OnnxModel:
         """The model as a handle carrying ``io`` (the completed I/O). Called once per run."""
 
-    def fingerprint(self, params: SourceParams, handle: TorchModel | OnnxModel, ctx: SourceContext) -> str:
+    def fingerprint(self, params: P, handle: TorchModel | OnnxModel, ctx: SourceContext) -> str:
         """Hash of the model's content for the cache key (default: the ONNX bytes or the torch weights)."""
         if isinstance(handle, OnnxModel):
             from edgecraft.loading import file_sha256
@@ -62,11 +69,11 @@ class ModelSourceKind(ABC):
             return file_sha256(handle.path)
         return torch_fingerprint(handle.module)
 
-    def export_options(self, params: SourceParams) -> dict[str, Any]:
+    def export_options(self, params: P) -> dict[str, Any]:
         """Options for :func:`export_onnx` (torch sources: opset, exporter)."""
         return {}
 
-    def describe(self, params: SourceParams) -> str:
+    def describe(self, params: P) -> str:
         """One line for logs and reports."""
         text = getattr(params, "path", None) or getattr(params, "factory", None) or ""
         return f"{self.kind} {text}".strip()

@@ -20,6 +20,7 @@ import pluggy
 from edgecraft import hookspecs
 from edgecraft.backend import Backend, TargetInfo
 from edgecraft.errors import InputError, PluginError
+from edgecraft.implementations import Providers, check_implementation, find_providers
 from edgecraft.metrics import Metric
 from edgecraft.strategy import Strategy
 
@@ -103,6 +104,8 @@ class Registry:
     model_sources: dict[str, Provided] = field(default_factory=dict)
     #: data.<name>.kind -> DatasetKind class
     dataset_kinds: dict[str, Provided] = field(default_factory=dict)
+    #: "capability@backend" -> a backend's Implementation class (see :mod:`edgecraft.implementations`)
+    implementations: dict[str, Provided] = field(default_factory=dict)
     #: entry-point name -> why it did not load (see :class:`BrokenPlugin`).
     broken: dict[str, BrokenPlugin] = field(default_factory=dict)
     #: entry-point names skipped because EDGECRAFT_DISABLE_PLUGINS names them.
@@ -169,6 +172,12 @@ class Registry:
                              hint="`edgecraft plugins` lists what is installed")
         return self.dataset_kinds[kind].obj()
 
+    def implementations_for(self, capability: str, backend: str) -> Providers:
+        """``backend``'s implementation of ``capability`` if it has one; else why not and who does provide it."""
+        return find_providers({k: p.obj for k, p in self.implementations.items()}, capability, backend,
+                              {name: t.obj[0] for name, t in self.targets.items()},
+                              self.backends[backend].obj.refusals if backend in self.backends else {})
+
     def provenance_of_strategy(self, name: str) -> Provenance:
         return self.strategies[name].provenance
 
@@ -217,7 +226,7 @@ def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None, disable
                              f"installed: {sorted(available)}")
     seen: dict[str, str] = {}
     for ep in eps:
-        if allow is not None and ep.name not in allow:
+        if allow is not None and ep.name not in allow and not _is_core(ep):
             continue
         if ep.name in disable:
             disabled.append(ep.name)
@@ -257,14 +266,23 @@ def _undefined_hooks(pm: pluggy.PluginManager) -> dict[str, list[str]]:
 
 _HOOK_NAMES = ("edgecraft_register_strategies, edgecraft_register_backends, edgecraft_register_metrics, "
                "edgecraft_register_devices, edgecraft_register_model_sources, edgecraft_register_datasets, "
+               "edgecraft_register_implementations, "
                "edgecraft_run_started, edgecraft_target_finished, edgecraft_report_ready")
 
 
 def _provenance(plugin_name: str, provenance: dict[str, Provenance]) -> Provenance:
-    builtin = plugin_name.startswith("edgecraft.")
-    return provenance.get(plugin_name, Provenance(plugin_name, "edgecraft" if builtin else "unregistered",
-                                                  _edgecraft_version() if builtin else "?",
-                                                  plugin_name if builtin else None))
+    return provenance.get(plugin_name, Provenance(plugin_name, "unregistered", "?"))
+
+
+#: The ``edgecraft`` distribution's entry points every plan needs (model sources, dataset kinds, metrics). An
+#: allowlist (EDGECRAFT_PLUGINS, --plugins) narrows the *other* plugins: ``--plugins onnxruntime,quantization``
+#: still loads these; only EDGECRAFT_DISABLE_PLUGINS naming one skips it (``load_entry_points=False``: none).
+CORE_PLUGINS = frozenset({"sources", "datasets", "metrics"})
+
+
+def _is_core(ep: metadata.EntryPoint) -> bool:
+    """A core plugin: one of :data:`CORE_PLUGINS` from edgecraft itself (another distribution's namesake is not)."""
+    return ep.name in CORE_PLUGINS and ep.dist is not None and ep.dist.name == "edgecraft"
 
 
 def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str, Provenance],
@@ -277,6 +295,7 @@ def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str
     table: dict[str, Provided] = {
         "strategy": registry.strategies, "backend": registry.backends, "metric": registry.metrics,
         "device": registry.devices, "model source": registry.model_sources, "dataset kind": registry.dataset_kinds,
+        "implementation": registry.implementations,
     }[kind]
     caller = getattr(registry.plugin_manager.hook, hook_name)
     for impl in reversed(caller.get_hookimpls()):
@@ -306,12 +325,6 @@ def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str
                 raise PluginError(f"{kind} name {item.name!r} is registered twice: by {other} and by {item.provenance}",
                                   hint=f"uninstall one of them, or load a subset with {PLUGINS_ENV}")
             table[item.name] = item
-
-
-def _edgecraft_version() -> str:
-    from edgecraft import __version__
-
-    return __version__
 
 
 def _accept_class(base_module: str, base_name: str, label: str, key: str,
@@ -357,13 +370,10 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
     kept out and recorded in ``Registry.broken``; with ``strict`` (default: ``EDGECRAFT_STRICT_PLUGINS``)
     the first one is raised instead, as a :class:`PluginError` naming it.
     """
-    from edgecraft import metrics
-
     strict = strict_from_env() if strict is None else strict
     disabled_names = _env_names(DISABLE_ENV) if disable is None else {n.strip() for n in disable if n.strip()}
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    pm.register(metrics, name="edgecraft.metrics")
     registry = Registry(pm)
     provenance = (_load_entry_points(pm, _allowlist(plugins), disabled_names, registry.broken, registry.disabled)
                   if load_entry_points else {})
@@ -396,6 +406,8 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
              _accept_class("edgecraft.model_source", "ModelSourceKind", "model source", "kind", ("params_model",)))
     _collect(registry, "edgecraft_register_datasets", "dataset kind", provenance,
              _accept_class("edgecraft.datasets", "DatasetKind", "dataset kind", "kind", ("params_model",)))
+    _collect(registry, "edgecraft_register_implementations", "implementation", provenance, lambda obj, prov: [
+        Provided(check_implementation(obj, str(prov)), "implementation", obj, prov, obj.summary)])
     for backend_name, provided in list(registry.backends.items()):
         try:
             infos = registry.backend(backend_name).targets()
@@ -425,7 +437,7 @@ def _drop_broken(registry: Registry) -> None:
     if not registry.broken:
         return
     for table in (registry.strategies, registry.backends, registry.targets, registry.metrics, registry.devices,
-                  registry.model_sources, registry.dataset_kinds):
+                  registry.model_sources, registry.dataset_kinds, registry.implementations):
         for name in [n for n, p in table.items() if p.provenance.plugin in registry.broken]:
             del table[name]
     for name in registry.broken:

@@ -12,3 +12,10 @@ def edgecraft_register_backends(register: Callable[[type], None]) -> None:
     from edgecraft.backends.onnxruntime.backend import OnnxRuntimeBackend
 
     register(OnnxRuntimeBackend)
+
+
+@hookimpl
+def edgecraft_register_implementations(register: Callable[[type], None]) -> None:
+    from edgecraft.backends.onnxruntime.quantize import OrtInt8
+
+    register(OrtInt8)

@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 from edgecraft.backend import Session
-from edgecraft.backends.openvino.backend import (
+from edgecraft.backends.openvino.options import (
     IR_BIN,
     TARGET,
     OpenVinoCpuOptions,
-    _require_openvino,
     error_text,
+    require_openvino,
 )
 from edgecraft.errors import InputError, RuntimeFailure
 
@@ -35,7 +35,7 @@ def compile_config(options: OpenVinoCpuOptions, threads: int) -> dict[str, Any]:
 
 def read_ir(xml: Path) -> Any:
     """Read an IR pair, turning a missing or corrupt file into an ``InputError`` (exit code 2)."""
-    ov = _require_openvino()
+    ov = require_openvino()
     if not xml.is_file() or not xml.with_suffix(".bin").is_file():
         missing = xml if not xml.is_file() else xml.with_suffix(".bin")
         raise InputError(f"OpenVINO artifact is incomplete: {missing} does not exist",
@@ -50,7 +50,7 @@ def read_ir(xml: Path) -> Any:
 
 def compile_ir(source: Path | Any, options: OpenVinoCpuOptions, threads: int) -> OpenVinoSession:
     """Compile an IR file (or an in-memory ``openvino.Model``) on CPU with the target's options."""
-    ov = _require_openvino()
+    ov = require_openvino()
     model = read_ir(source) if isinstance(source, Path) else source
     config = compile_config(options, threads)
     try:

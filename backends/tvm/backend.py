@@ -40,6 +40,10 @@ class TvmBackend(Backend):
     name: ClassVar[str] = "tvm"
     summary: ClassVar[str] = ("Apache TVM Relax: cross-compiled aarch64 (emulated device or boards over TVM RPC) "
                               "and the host CPU; optional MetaSchedule tuning")
+    refusals: ClassVar[dict[str, str]] = {"quantization.int8": (
+        "as of TVM 0.27 an ONNX QDQ graph imports but computes in fp32 (no int8 kernel runs, so nothing would be "
+        "faster), and QOperator ops (QLinearConv, QGemm, ConvInteger) are not implemented in its ONNX frontend; "
+        "edgecraft does not report int8 where none runs")}
 
     def targets(self) -> list[TargetInfo]:
         return [

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 from edgecraft.datasets import load_dataset
-from edgecraft.datasources.digits import DigitsParams
+from edgecraft.plugins.datasets.digits import DigitsParams
 from torch import nn
 
 try:

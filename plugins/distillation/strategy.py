@@ -167,23 +167,22 @@ class DistillationStrategy(Strategy[DistillationParams]):
 
     @staticmethod
     def _check_sample_shape(ctx: CompileContext, name: str | None, param: str) -> None:
-        """Digits datasets declare their sample shape, so a mismatch with the model's input is found
-        now; every other dataset is checked when it is bound to the model's inputs at run time."""
-        from edgecraft.datasources.digits import DigitsParams
+        """Datasets whose params declare their sample shape (digits) have a mismatch with the model's input
+        found now; every other dataset is checked when it is bound to the model's inputs at run time."""
+        from edgecraft.datasets import sample_shape_of
 
-        spec = ctx.plan.data.get(name) if name else None
+        declared = sample_shape_of(ctx.plan.data.get(name)) if name else None
         io = ctx.model_io
-        if not isinstance(spec, DigitsParams) or io is None or len(io.inputs) != 1:
+        if declared is None or io is None or len(io.inputs) != 1:
             return
         try:
             expected = list(io.inputs[0].sample_shape())
         except InputError:
             return
-        sample = [1, spec.image_size, spec.image_size] if spec.layout == "image" else [spec.image_size ** 2]
-        if sample != expected:
-            raise ctx.error(f"params.{param} = {name!r}: its samples have shape {sample} but the model takes "
-                            f"{expected} per sample (input {io.inputs[0].describe()})",
-                            hint=f"set data.{name}.image_size / layout to match the model")
+        if declared.shape != expected:
+            raise ctx.error(f"params.{param} = {name!r}: its samples have shape {declared.shape} but the model "
+                            f"takes {expected} per sample (input {io.inputs[0].describe()})",
+                            hint=f"set data.{name}.{declared.fields} to match the model")
 
     def _check_transformer(self, params: DistillationParams, ctx: CompileContext) -> list[str] | None:
         """student: layers / scaled and the per-layer losses on a transformer, checked on config.json.

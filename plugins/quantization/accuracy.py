@@ -1,8 +1,8 @@
 """The accuracy-aware loop: quantize, measure on the target, return sensitive layers to float until the
-plan's accuracy contracts hold or the evaluation budget is spent.
+plan's accuracy contracts hold or the evaluation budget is spent; and the budget a step may spend.
 
-Verdicts use the core's own :func:`edgecraft.verify.contracts.judge_accuracy`, so "the contract holds" here
-means exactly what the final report will say.
+Verdicts use the core's own :func:`edgecraft.verify.contracts.judge_accuracy` with the registered metric
+(its direction), so "the contract holds" here means exactly what the final report will say.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgecraft.metrics import BUILTIN_METRICS, Metric
+from edgecraft.metrics import Metric
 from edgecraft.plan import AccuracyContract, CompressionPlan
 from edgecraft.verify.contracts import judge_accuracy
 
@@ -20,20 +20,25 @@ def accuracy_contracts(plan: CompressionPlan, target_label: str) -> list[Accurac
     return [c for c in plan.contracts_for(target_label) if isinstance(c, AccuracyContract)]
 
 
-def _metric(name: str) -> Metric:
-    for metric in BUILTIN_METRICS:
-        if metric.name == name:
-            return metric
-    # A plugin metric: assume higher is better, as every accuracy metric edgecraft ships is.
-    return Metric(name, lambda *_: 0.0, "plugin metric")
+def remaining_budget(contract: AccuracyContract, baseline: float, current: float, higher_is_better: bool) -> float:
+    """The drop a step may still cause, in the contract's terms but measured from ``current``.
+
+    ``contract.max_drop`` is measured from the baseline; what earlier steps already lost is
+    subtracted. Relative contracts are re-expressed relative to ``current``.
+    """
+    spent = (baseline - current) if higher_is_better else (current - baseline)
+    if contract.relative:
+        allowed_abs = contract.max_drop * abs(baseline)
+        return max(0.0, (allowed_abs - spent) / max(abs(current), 1e-12))
+    return max(0.0, contract.max_drop - spent)
 
 
-def contracts_hold(contracts: list[AccuracyContract], baseline: dict[str, float],
-                   metrics: dict[str, float]) -> tuple[bool, dict[str, float]]:
-    """Whether every contract holds, and the measured drop per contract metric."""
+def contracts_hold(contracts: list[AccuracyContract], baseline: dict[str, float], metrics: dict[str, float],
+                   metric: Callable[[str], Metric]) -> tuple[bool, dict[str, float]]:
+    """Whether every contract holds, and the measured drop per contract metric (``metric``: the registry's)."""
     ok, drops = True, {}
     for contract in contracts:
-        verdict = judge_accuracy(contract, _metric(contract.metric), baseline, metrics)
+        verdict = judge_accuracy(contract, metric(contract.metric), baseline, metrics)
         drops[contract.metric] = round(verdict.measured, 6)
         ok = ok and verdict.passed
     return ok, drops
@@ -50,7 +55,7 @@ class LoopResult:
 
 
 def restore_until_met(*, quantize: Callable[[list[str]], Any], evaluate: Callable[[Any], dict[str, float]],
-                      baseline: dict[str, float], contracts: list[AccuracyContract],
+                      baseline: dict[str, float], contracts: list[AccuracyContract], metric: Callable[[str], Metric],
                       ranking: list[list[str]] | Callable[[], list[list[str]]],
                       group_size: int, budget: int, first: Any | None = None,
                       status: Callable[[str], None] = lambda _: None) -> LoopResult:
@@ -63,7 +68,7 @@ def restore_until_met(*, quantize: Callable[[list[str]], Any], evaluate: Callabl
     model = first if first is not None else quantize([])
     kept: list[str] = []
     metrics = evaluate(model)
-    met, drops = contracts_hold(contracts, baseline, metrics)
+    met, drops = contracts_hold(contracts, baseline, metrics, metric)
     result = LoopResult(model, kept, [{"step": 0, "kept_float": [], "metrics": metrics, "drop": drops,
                                        "contract_met": met}], met, 1)
     remaining = list(ranking) if not callable(ranking) else []
@@ -77,7 +82,7 @@ def restore_until_met(*, quantize: Callable[[list[str]], Any], evaluate: Callabl
         model = quantize(kept)
         metrics = evaluate(model)
         result.evaluations += 1
-        met, drops = contracts_hold(contracts, baseline, metrics)
+        met, drops = contracts_hold(contracts, baseline, metrics, metric)
         result.history.append({"step": len(result.history), "returned_to_float": group, "kept_float": list(kept),
                                "metrics": metrics, "drop": drops, "contract_met": met})
         result.model, result.kept_float = model, list(kept)

@@ -1,9 +1,12 @@
-"""Typed params of the ``quantization`` step (they appear in the plan's JSON Schema)."""
+"""Typed params of the ``quantization`` step (they appear in the plan's JSON Schema), and the runtime-neutral
+request a backend's int8 implementation receives (:class:`edgecraft.quantize.Int8Request`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
+from edgecraft.quantize import Int8Request
 from edgecraft.strategy import StrategyParams
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,10 +29,6 @@ class AccuracyAwareParams(BaseModel):
 
 class QuantizationParams(StrategyParams):
     """INT8 post-training quantization, compiled per target (ONNX Runtime QDQ, NNCF on OpenVINO)."""
-
-    # Not frozen yet, unlike every other plan section: resolve() and apply() fill in a deep copy field by
-    # field. To be dropped once they derive new params with model_copy(update=...) (issue 23, point 4).
-    model_config = ConfigDict(frozen=False, validate_assignment=True)
 
     recipe: Literal["auto", "cnn", "transformer"] = Field(
         "auto", description="'auto': 'transformer' when the model has attention blocks (a Softmax fed by a MatMul "
@@ -68,3 +67,26 @@ class QuantizationParams(StrategyParams):
     keep_float_ops: list[str] = Field(
         default_factory=list, description="Operator types kept in float (e.g. ['Softmax', 'Add']).")
     accuracy_aware: AccuracyAwareParams = Field(default_factory=AccuracyAwareParams)
+
+
+#: Params carried into the request as they are (the rest: keep-float lists become tuples, accuracy_aware a bool).
+_SAME = ("recipe", "mode", "per_channel", "calibration_method", "percentile", "calibration_dataset",
+         "calibration_samples", "smooth_alpha", "activation_type", "weight_type", "reduce_range")
+
+
+def to_request(p: QuantizationParams, *, accuracy_contracts: int = 0) -> Int8Request:
+    """The request a backend sees: the params, frozen (``accuracy_aware`` true only once settled 'on')."""
+    return Int8Request(**{name: getattr(p, name) for name in _SAME}, keep_float_layers=tuple(p.keep_float_layers),
+                       keep_float_ops=tuple(p.keep_float_ops), accuracy_aware=p.accuracy_aware.enabled == "on",
+                       accuracy_contracts=accuracy_contracts)
+
+
+def with_request(p: QuantizationParams, request: Int8Request) -> QuantizationParams:
+    """``p`` completed from a settled request: what the compiled plan records (and its cache key hashes)."""
+    values = dataclasses.asdict(request)
+    update = {name: values[name] for name in _SAME}
+    update["keep_float_layers"] = list(request.keep_float_layers)
+    update["keep_float_ops"] = list(request.keep_float_ops)
+    update["accuracy_aware"] = p.accuracy_aware.model_copy(
+        update={"enabled": "on" if request.accuracy_aware else "off"})
+    return p.model_copy(update=update)

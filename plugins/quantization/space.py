@@ -1,7 +1,7 @@
 """The quantization step's default search space (``edgecraft search`` on a plan without ``search.space``).
 
 Static vs dynamic int8 is the decision that matters most per target (static wins on CNNs, dynamic on
-MatMul-heavy models; OpenVINO has no dynamic mode, and the search drops choices a target cannot
+MatMul-heavy models; some runtimes have no dynamic mode, and the search drops choices a target cannot
 compile), per-channel vs per-tensor scales trade accuracy for a little speed on some kernels.
 """
 
@@ -15,7 +15,7 @@ from edgecraft.strategy import StrategyParams
 
 def default_space(params: StrategyParams) -> dict[str, dict[str, Any]]:
     assert isinstance(params, QuantizationParams)
-    if params.mode == "weight_only":  # size only, OpenVINO only: nothing to trade
+    if params.mode == "weight_only":  # size only (where a backend offers it): nothing to trade
         return {"enabled": {"choices": [True, False]}}
     # A plan that leaves the mode to the recipe ('auto') keeps that choice too: trial 0 is the plan's own recipe.
     modes = ["auto", "static", "dynamic"] if params.mode == "auto" else ["static", "dynamic"]

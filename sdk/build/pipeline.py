@@ -118,7 +118,7 @@ class TargetPipeline:
                           original_model=original,
                           evaluator=self.evaluate_handle if has_eval else None,
                           baseline_metrics=self.baseline_metrics if has_eval else None,
-                          model_io=self.loader.io)
+                          model_io=self.loader.io, plugins=self.registry)
 
     @staticmethod
     def _torch_key(compiled: CompiledPlan) -> str | None:

@@ -151,7 +151,7 @@ def compile_plan(plan: CompressionPlan, target_label: str, registry: Registry, *
     for index, step in enumerate(plan.steps):
         strategy = registry.strategy(step.strategy, where=f"steps[{index}].strategy")
         ctx = CompileContext(plan, view, index, step.label, loader.kind, loader.base_dir,
-                             loader.original_copy if loader.kind == "torch" else None, loader.io())
+                             loader.original_copy if loader.kind == "torch" else None, loader.io(), plugins=registry)
         who = (f"{ctx.where}: strategy {step.strategy!r} from {registry.provenance_of_strategy(step.strategy)} "
                f"compiling for {spec.label!r}")
         resolution = check_resolution(call_plugin(strategy.resolve, step.params, ctx, who=who, hook="resolve()"),

@@ -64,7 +64,7 @@ def test_cpu_summary_names_the_model_and_features() -> None:
 
 
 def test_the_quantizer_reads_the_shared_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgecraft.plugins.quantization.ort_engine import cpu_has_vnni
+    from edgecraft.backends.onnxruntime.quantize_engine import cpu_has_vnni
 
     monkeypatch.setattr(cpu, "_cpuinfo", lambda: AVX2_EPYC)
     assert cpu_has_vnni() is False

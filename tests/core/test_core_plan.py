@@ -11,8 +11,8 @@ from edgecraft.cli import main
 from edgecraft.errors import PlanValidationError
 from edgecraft.plan import CompressionPlan, StepSpec, TargetSpec
 from edgecraft.plan.loading import load_plan, validate_plan
+from edgecraft.plugins.sources.torch_factory import TorchSourceParams as TorchModelSource
 from edgecraft.registry import build_registry
-from edgecraft.sources.torch_factory import TorchSourceParams as TorchModelSource
 
 EXAMPLE = {
     "model": {"kind": "torch", "factory": "model.py:build", "input_shape": [1, 1, 32, 32]},

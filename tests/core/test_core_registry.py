@@ -115,6 +115,26 @@ def test_allowlist_loads_only_listed_plugins(fake_dist, monkeypatch: pytest.Monk
     assert not registry.strategies
 
 
+def test_allowlist_keeps_the_core_plugins() -> None:
+    """Restricting plugins narrows the optional ones: the built-in sources, datasets and metrics every plan
+    needs stay, attributed to their entry points of the edgecraft distribution."""
+    registry = build_registry(plugins=["onnxruntime", "quantization"])
+    assert set(registry.strategies) == {"quantization"} and set(registry.targets) == {"ort-cpu"}
+    assert {"onnx", "torch", "huggingface"} <= set(registry.model_sources)
+    assert {"digits", "npz", "factory", "text", "image-folder"} <= set(registry.dataset_kinds)
+    assert {"top1", "top5", "agreement", "cosine"} <= set(registry.metrics)
+    for table, plugin in ((registry.model_sources, "sources"), (registry.dataset_kinds, "datasets"),
+                          (registry.metrics, "metrics")):
+        assert {(p.provenance.plugin, p.provenance.distribution) for p in table.values()} == {(plugin, "edgecraft")}
+    assert "mlflow" not in {p.provenance.plugin for p in registry.metrics.values()}
+
+
+def test_a_core_plugin_is_skipped_only_when_disabled_by_name() -> None:
+    registry = build_registry(plugins=["onnxruntime"], disable=["metrics"])
+    assert not registry.metrics and registry.disabled == ["metrics"]
+    assert "onnx" in registry.model_sources
+
+
 def test_allowlist_naming_a_missing_plugin_is_bad_input() -> None:
     with pytest.raises(InputError, match="not installed"):
         build_registry(plugins=["onnxruntime", "nope"])

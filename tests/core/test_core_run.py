@@ -188,10 +188,10 @@ def test_onnx_source_with_npz_and_factory_data(workdir: Path) -> None:
     import importlib.util
 
     from edgecraft.datasets import load_dataset
-    from edgecraft.datasources.digits import DigitsParams as DigitsDataset
     from edgecraft.model_source import export_onnx
     from edgecraft.modelio import ModelIO
     from edgecraft.models import TorchModel
+    from edgecraft.plugins.datasets.digits import DigitsParams as DigitsDataset
     spec = importlib.util.spec_from_file_location("ex_model2", workdir / "model.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -63,21 +63,21 @@ def test_lifecycle_hooks_fire_in_order(plan_file: Path) -> None:
 
 
 def test_mlflow_hook_is_inert_without_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgecraft.integrations import mlflow_tracking
+    from edgecraft.plugins.mlflow import plugin as mlflow_plugin
 
-    monkeypatch.delenv(mlflow_tracking.URI_ENV, raising=False)
+    monkeypatch.delenv(mlflow_plugin.URI_ENV, raising=False)
     monkeypatch.setitem(sys.modules, "mlflow", None)  # importing it would raise: it must not be imported
-    mlflow_tracking.edgecraft_report_ready(report={"targets": []}, report_dir=None)
+    mlflow_plugin.edgecraft_report_ready(report={"targets": []}, report_dir=None)
 
 
 def test_mlflow_missing_is_a_plugin_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from edgecraft.errors import PluginError
-    from edgecraft.integrations import mlflow_tracking
+    from edgecraft.plugins.mlflow import plugin as mlflow_plugin
 
-    monkeypatch.setenv(mlflow_tracking.URI_ENV, f"file:{tmp_path / 'mlruns'}")
+    monkeypatch.setenv(mlflow_plugin.URI_ENV, f"file:{tmp_path / 'mlruns'}")
     monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(PluginError, match=r"mlflow is not installed.*\n  hint: pip install 'edgecraft\[mlflow\]'"):
-        mlflow_tracking.edgecraft_report_ready(report={"targets": []}, report_dir=None)
+        mlflow_plugin.edgecraft_report_ready(report={"targets": []}, report_dir=None)
 
 
 @pytest.mark.slow

@@ -223,7 +223,7 @@ def example_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_bundled_example_matches_onnxruntime(example_onnx: Path, tmp_path: Path) -> None:
     import onnxruntime as ort
     from edgecraft.datasets import load_dataset
-    from edgecraft.datasources.digits import DigitsParams as DigitsDataset
+    from edgecraft.plugins.datasets.digits import DigitsParams as DigitsDataset
 
     data = load_dataset("test", DigitsDataset(split="test", image_size=32, max_samples=64), EXAMPLE)
     reference = ort.InferenceSession(str(example_onnx), providers=["CPUExecutionProvider"])

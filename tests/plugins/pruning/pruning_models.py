@@ -75,7 +75,7 @@ def residual() -> nn.Module:
 def digits_images(n: int = 128, seed: int = 0) -> tuple:
     """Labeled 32x32 digits from the bundled scikit-learn set (for fine-tuning and Taylor scores)."""
     from edgecraft.datasets import load_dataset
-    from edgecraft.datasources.digits import DigitsParams
+    from edgecraft.plugins.datasets.digits import DigitsParams
 
     ds = load_dataset("train", DigitsParams(split="train", max_samples=n, seed=seed), base_dir=None)
     return ds.x, ds.y

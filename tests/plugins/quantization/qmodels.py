@@ -38,7 +38,7 @@ class SmallCnn(nn.Module):
 
 def digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     from edgecraft.datasets import load_dataset
-    from edgecraft.datasources.digits import DigitsParams as DigitsDataset
+    from edgecraft.plugins.datasets.digits import DigitsParams as DigitsDataset
 
     data = load_dataset(split, DigitsDataset(split=split, image_size=SIZE), base_dir=Path(__file__).parent)
     assert data.y is not None

@@ -1,7 +1,7 @@
 """The transformer recipe: detection (graph, source), compile-time resolution, what stays float, errors.
 
 Graph-level detection runs on hand-built ONNX graphs (milliseconds); plans use tiny BERT folders built
-from a config (tests/sources/hf_tiny.py: random weights, offline). Runs through ``run_plan`` are slow.
+from a config (tests/plugins/sources/hf_tiny.py: random weights, offline). Runs through ``run_plan`` are slow.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 import yaml
+from edgecraft.backends.onnxruntime import quantize_recipes as smoothquant
 from edgecraft.errors import EXIT_BAD_INPUT
 from edgecraft.plan import RawPlan
 from edgecraft.plugins.quantization import recipes
@@ -23,7 +24,7 @@ from edgecraft.runner import compile_all, prepare, run_plan
 from onnx import TensorProto, helper, numpy_helper
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parents[1] / "sources"))
+sys.path.insert(0, str(HERE.parent / "sources"))
 from hf_tiny import SENTENCES, TinyModels, build_tiny_models  # noqa: E402
 
 QUANT_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger",
@@ -121,11 +122,12 @@ def test_fused_attention_op_is_a_transformer() -> None:
 @pytest.mark.openvino
 def test_openvino_detection_matches_onnx(tmp_path: Path) -> None:
     import openvino as ov
+    from edgecraft.backends.openvino.quantize_nncf import detect_openvino
 
     for proto, want in ((attention_graph(), "transformer"), (cnn_graph(), "cnn")):
         path = tmp_path / f"{want}.onnx"
         onnx.save(proto, str(path))
-        assert recipes.detect_openvino(ov.Core().read_model(str(path))).recipe == want
+        assert detect_openvino(ov.Core().read_model(str(path))).recipe == want
 
 
 def _smooth_check(proto: onnx.ModelProto, tmp_path: Path, extra: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
@@ -137,11 +139,11 @@ def _smooth_check(proto: onnx.ModelProto, tmp_path: Path, extra: tuple[str, ...]
     rng = np.random.default_rng(1)
     feeds = [{"x": (rng.standard_normal((1, 4, 8)) * np.array([1] * 7 + [40])).astype(np.float32),
               "mask": np.zeros((1, 1, 4), np.float32)} for _ in range(4)]
-    stats = recipes.collect_smooth_stats(src, feeds, 1, exclude=set())
+    stats = smoothquant.collect_smooth_stats(src, feeds, 1, exclude=set())
     # o_proj's input is attention·V (bounded by V's range): not smoothed.
     assert sorted(n for names in stats.groups.values() for n in names) == sorted(["k_proj", "q_proj", "v_proj",
                                                                                   *extra])
-    info = recipes.smooth_matmul_inputs(src, dst, stats, 0.7)
+    info = smoothquant.smooth_matmul_inputs(src, dst, stats, 0.7)
     a = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
     b = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
     for f in feeds:
@@ -382,7 +384,7 @@ def test_accuracy_aware_loop_runs_on_a_cosine_contract(registry: Any, workdir: P
 @pytest.mark.openvino
 def test_openvino_transformer_preset_and_accuracy_control_fallback(registry: Any, workdir: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgecraft.plugins.quantization import ov_engine
+    from edgecraft.backends.openvino import quantize_nncf as ov_engine
 
     calls: list[dict[str, Any]] = []
     real_quantize = ov_engine.quantize

@@ -1,4 +1,4 @@
-"""Tiny BERT folders for the transformer compression tests (the helpers of tests/sources/hf_tiny.py)."""
+"""Tiny BERT folders for the transformer compression tests (the helpers of tests/plugins/sources/hf_tiny.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sources"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sources"))
 
 from hf_tiny import TinyModels, build_tiny_models
 

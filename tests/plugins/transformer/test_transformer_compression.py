@@ -21,7 +21,7 @@ FAST_LATENCY = {"warmup": 1, "repeats": 5, "rounds": 1, "threads": 1}
 
 def load(path: Path, length: int = 16) -> Any:
     from edgecraft.model_source import ModelSourceLoader
-    from edgecraft.sources.huggingface import HuggingFaceParams, HuggingFaceSource
+    from edgecraft.plugins.sources.huggingface import HuggingFaceParams, HuggingFaceSource
 
     return ModelSourceLoader(HuggingFaceSource(), HuggingFaceParams(path=str(path), sequence_length=length),
                              path.parent).fresh()

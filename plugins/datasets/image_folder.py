@@ -80,12 +80,12 @@ def list_classes(root: Path, *, where: str) -> list[tuple[str, list[Path]]]:
     return classes
 
 
-class ImageFolderKind(DatasetKind):
+class ImageFolderKind(DatasetKind[ImageFolderParams]):
     kind = "image-folder"
     params_model = ImageFolderParams
     summary = "A folder with one subfolder of images per class (Pillow), resized and normalized; labeled."
 
-    def load(self, name: str, params: ImageFolderParams, ctx: DatasetContext) -> Dataset:  # type: ignore[override]
+    def load(self, name: str, params: ImageFolderParams, ctx: DatasetContext) -> Dataset:
         where = f"data.{name}.path"
         try:
             from PIL import Image
@@ -107,8 +107,8 @@ class ImageFolderKind(DatasetKind):
         for i, (file, _) in enumerate(order):
             try:
                 with Image.open(file) as image:
-                    image = image.convert(mode).resize((width, height), Image.Resampling.BILINEAR)
-                    pixels = np.asarray(image, dtype=np.float32)
+                    resized = image.convert(mode).resize((width, height), Image.Resampling.BILINEAR)
+                    pixels = np.asarray(resized, dtype=np.float32)
             except Exception as exc:
                 raise InputError(f"{where}: cannot read image {file}: {type(exc).__name__}: {str(exc)[:200]}",
                                  hint="remove or replace the file (only image files belong in class folders)"

@@ -1,5 +1,5 @@
 """INT8 for OpenVINO with NNCF: ``nncf.quantize``, ``nncf.quantize_with_accuracy_control``,
-``nncf.compress_weights``.
+``nncf.compress_weights``; the transformer test on an ``openvino.Model``; what the quantized model holds.
 
 NNCF inserts FakeQuantize ops that the OpenVINO CPU plugin executes as int8 kernels. Its defaults
 for CPU (preset PERFORMANCE: symmetric int8 weights per channel, activations u8/i8 chosen per
@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from edgecraft.errors import InputError
+from edgecraft.quantize import RecipeFinding
 
 #: ONNX operator names users write in keep_float_ops → OpenVINO opset names NNCF's IgnoredScope sees.
 ONNX_TO_OV_OPS = {"Conv": "Convolution", "ConvTranspose": "ConvolutionBackpropData", "Gemm": "MatMul",
@@ -164,3 +165,57 @@ def quantize_with_accuracy_control(model: Any, samples: list[dict[str, np.ndarra
     if not out.reverted_final and out.reverted_steps:
         out.reverted_final = [name for step in out.reverted_steps for name in step]
     return out
+
+
+def detect_openvino(model: Any) -> RecipeFinding:
+    """The same test on an ``openvino.Model``: a Softmax fed by a MatMul whose inputs are both computed."""
+    ops = list(model.get_ordered_ops())
+    if any(op.get_type_name() == "ScaledDotProductAttention" for op in ops):
+        return RecipeFinding("transformer", "a ScaledDotProductAttention op in the OpenVINO model")
+    for op in ops:
+        if op.get_type_name() not in ("Softmax", "SoftMax"):
+            continue
+        stack, seen = [op.input_value(0).get_node()], set()
+        while stack:
+            node = stack.pop()
+            if node.get_friendly_name() in seen:
+                continue
+            seen.add(node.get_friendly_name())
+            kind = node.get_type_name()
+            if kind == "MatMul" and all(_ov_computed(node.input_value(i).get_node()) for i in range(2)):
+                return RecipeFinding("transformer", f"attention: Softmax fed by MatMul {node.get_friendly_name()!r} "
+                                 "of two activations (Q·Kᵀ)")
+            if kind in ("Add", "Divide", "Multiply", "Select", "Convert", "Reshape", "Subtract", "Transpose",
+                        "Slice", "StridedSlice", "Broadcast"):
+                stack.extend(node.input_value(i).get_node() for i in range(node.get_input_size()))
+    return RecipeFinding("cnn", "no attention block (no Softmax fed by a MatMul of two activations)")
+
+
+def _ov_computed(node: Any) -> bool:
+    """False for weights: a Constant, possibly behind Convert/FakeQuantize-free decompression ops."""
+    while node.get_type_name() in ("Convert", "Multiply", "Subtract", "Reshape") and node.get_input_size():
+        if node.get_type_name() == "Convert":
+            node = node.input_value(0).get_node()
+            continue
+        return all(_ov_computed(node.input_value(i).get_node()) for i in range(node.get_input_size()))
+    return node.get_type_name() != "Constant"
+
+
+def reference_outputs(model: Any, items: list[dict[str, np.ndarray]], output_index: int, threads: int) -> np.ndarray:
+    """The float model's outputs on OpenVINO f32, the reference agreement/cosine metrics compare to."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                                      "INFERENCE_NUM_THREADS": threads})
+    port = compiled.outputs[output_index]
+    return np.concatenate([np.asarray(compiled(item)[port]) for item in items], axis=0)
+
+
+def ov_facts(model: Any) -> dict[str, Any]:
+    """What NNCF inserted (FakeQuantize for int8 compute, Convert for compressed weights)."""
+    ops: dict[str, int] = {}
+    for op in model.get_ordered_ops():
+        name = op.get_type_name()
+        if name in ("FakeQuantize", "Convert"):
+            ops[name] = ops.get(name, 0) + 1
+    return {"openvino_ops": ops}

@@ -24,12 +24,12 @@ class FactoryParams(DatasetParams):
     inputs: dict[str, str] = Field(default_factory=dict, description="Model input -> key of the returned dict.")
 
 
-class FactoryKind(DatasetKind):
+class FactoryKind(DatasetKind[FactoryParams]):
     kind = "factory"
     params_model = FactoryParams
     summary = "User code returning (array or {name: array}, labels or None)."
 
-    def load(self, name: str, params: FactoryParams, ctx: DatasetContext) -> Dataset:  # type: ignore[override]
+    def load(self, name: str, params: FactoryParams, ctx: DatasetContext) -> Dataset:
         fn = load_callable(params.factory, ctx.base_dir, field=f"data.{name}.factory")
         result = call_user_code(fn, what=f"data.{name}.factory: {params.factory}")
         if not (isinstance(result, tuple) and len(result) == 2):

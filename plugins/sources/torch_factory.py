@@ -62,13 +62,13 @@ class TorchSourceParams(SourceParams):
         return self
 
 
-class TorchFactorySource(ModelSourceKind):
+class TorchFactorySource(ModelSourceKind[TorchSourceParams]):
     kind = "torch"
     params_model = TorchSourceParams
     summary = "A torch nn.Module from 'pkg.mod:fn' or 'file.py:fn'; torch-level steps (pruning, distillation) apply."
     stage = Stage.TORCH
 
-    def io(self, params: TorchSourceParams, ctx: SourceContext) -> ModelIO:  # type: ignore[override]
+    def io(self, params: TorchSourceParams, ctx: SourceContext) -> ModelIO:
         specs: list[TensorSpec] = []
         if params.input_shape is not None:
             shape: tuple[int | str, ...] = ("batch", *params.input_shape[1:])
@@ -82,7 +82,7 @@ class TorchFactorySource(ModelSourceKind):
         outputs = tuple(TensorSpec(n, "float32", ("batch",), 0) for n in names)
         return ModelIO(tuple(specs), outputs)
 
-    def load(self, params: TorchSourceParams, io: ModelIO, ctx: SourceContext) -> TorchModel:  # type: ignore[override]
+    def load(self, params: TorchSourceParams, io: ModelIO, ctx: SourceContext) -> TorchModel:
         import torch
 
         factory = load_callable(params.factory, ctx.base_dir, field="model.factory")
@@ -93,5 +93,5 @@ class TorchFactorySource(ModelSourceKind):
         module.eval()
         return TorchModel(module, io)
 
-    def export_options(self, params: TorchSourceParams) -> dict[str, Any]:  # type: ignore[override]
+    def export_options(self, params: TorchSourceParams) -> dict[str, Any]:
         return {"opset": params.opset, "exporter": params.exporter}

@@ -111,7 +111,7 @@ def model_sequence_length(ctx: DatasetContext, input_names: list[str]) -> tuple[
     return (declared, field) if isinstance(declared, int) else (None, field)
 
 
-class TextKind(DatasetKind):
+class TextKind(DatasetKind[TextParams]):
     kind = "text"
     params_model = TextParams
     summary = ".txt (a line each) or .jsonl (text, optional integer label), tokenized by the model's tokenizer."
@@ -127,7 +127,7 @@ class TextKind(DatasetKind):
                          hint=f"set data.{name}.tokenizer to a Hugging Face folder with the model's tokenizer "
                               "files (tokenizer.json or vocab.txt, tokenizer_config.json)")
 
-    def load(self, name: str, params: TextParams, ctx: DatasetContext) -> Dataset:  # type: ignore[override]
+    def load(self, name: str, params: TextParams, ctx: DatasetContext) -> Dataset:
         where = f"data.{name}.path"
         path = (ctx.base_dir / params.path).resolve()
         texts, labels, numbers = read_examples(path, params, where=where)

@@ -16,7 +16,7 @@ batch 1, 2 threads; see benchmarks/quantization.py):
   weights are safe there and more accurate.
 * **Dynamic quantization for transformers, not CNNs.** ``quantize_dynamic`` turns Conv into ConvInteger,
   which was slower than fp32 on CNNs here; it wins on MatMul-heavy (transformer) models, where the
-  transformer recipe (:mod:`.recipes`) uses it on the weight MatMuls only, after SmoothQuant.
+  transformer recipe (:mod:`.quantize_recipes`) uses it on the weight MatMuls only, after SmoothQuant.
 """
 
 from __future__ import annotations
@@ -259,3 +259,30 @@ def _outputs(path: Path, batches: list[dict[str, np.ndarray]], threads: int) -> 
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return np.concatenate([np.ravel(session.run(None, b)[0]) for b in batches], axis=0).astype(np.float64)
+
+
+def graph_facts(before: Path, after: Path) -> dict[str, Any]:
+    """Sizes and what the quantized ONNX graph holds (so the report shows int8 really is there)."""
+    import onnx
+
+    graph = onnx.load(str(after), load_external_data=False).graph
+    ops: dict[str, int] = {}
+    for node in graph.node:
+        ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    int8_weights = sum(1 for t in graph.initializer if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+                       and len(t.dims) > 1)
+    return {"onnx_bytes_before": before.stat().st_size, "onnx_bytes_after": after.stat().st_size,
+            "int8_weight_tensors": int8_weights,
+            "quantize_ops": {k: v for k, v in sorted(ops.items()) if k in (
+                "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger")}}
+
+
+def float_ops(path: Path) -> dict[str, int]:
+    """Counts of the sensitive op types left in float in a quantized graph (what the transformer recipe keeps)."""
+    import onnx
+
+    ops: dict[str, int] = {}
+    for node in onnx.load(str(path), load_external_data=False).graph.node:
+        if node.op_type in ("Softmax", "LayerNormalization", "Add", "ReduceMean", "Erf", "Gelu", "Where"):
+            ops[node.op_type] = ops.get(node.op_type, 0) + 1
+    return ops

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 from edgecraft.datasets import DatasetContext
-from edgecraft.datasources.image_folder import ImageFolderKind, ImageFolderParams
 from edgecraft.errors import InputError
+from edgecraft.plugins.datasets.image_folder import ImageFolderKind, ImageFolderParams
 from PIL import Image
 
 pytestmark = pytest.mark.huggingface

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from edgecraft.datasets import Dataset, DatasetContext, DatasetKind, make_dataset
+from edgecraft.datasets import Dataset, DatasetContext, DatasetKind, SampleShape, make_dataset
 from edgecraft.plan import DatasetParams
 from pydantic import Field
 
@@ -23,13 +23,19 @@ class DigitsParams(DatasetParams):
     input: str = Field("x", description="Name of the images array (name it like the model input to feed it "
                        "explicitly; a single-input model takes the only array anyway).")
 
+    def declared_sample_shape(self) -> SampleShape:
+        """One sample's shape, known without loading (a step checks it against the model's input at compile
+        time: see :class:`edgecraft.datasets.DeclaresSampleShape`)."""
+        shape = [1, self.image_size, self.image_size] if self.layout == "image" else [self.image_size ** 2]
+        return SampleShape(shape, "image_size / layout")
 
-class DigitsKind(DatasetKind):
+
+class DigitsKind(DatasetKind[DigitsParams]):
     kind = "digits"
     params_model = DigitsParams
     summary = "scikit-learn's bundled 8x8 handwritten digits, resized; labeled, offline."
 
-    def load(self, name: str, params: DigitsParams, ctx: DatasetContext) -> Dataset:  # type: ignore[override]
+    def load(self, name: str, params: DigitsParams, ctx: DatasetContext) -> Dataset:
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
 

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 from edgecraft.datasets import DatasetContext
-from edgecraft.datasources.text import TextKind, TextParams
 from edgecraft.errors import InputError
 from edgecraft.model_source import ModelSourceLoader
 from edgecraft.plan import SourceParams
-from edgecraft.sources.huggingface import HuggingFaceParams, HuggingFaceSource
+from edgecraft.plugins.datasets.text import TextKind, TextParams
+from edgecraft.plugins.sources.huggingface import HuggingFaceParams, HuggingFaceSource
 from hf_tiny import SENTENCES, TinyModels
 
 pytestmark = pytest.mark.huggingface

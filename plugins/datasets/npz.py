@@ -28,12 +28,12 @@ class NpzParams(DatasetParams):
                                "(a missing 'y' is fine when labels is left at its default).")
 
 
-class NpzKind(DatasetKind):
+class NpzKind(DatasetKind[NpzParams]):
     kind = "npz"
     params_model = NpzParams
     summary = "A .npz file; arrays named like model inputs (or mapped with inputs:) feed them; optional labels."
 
-    def load(self, name: str, params: NpzParams, ctx: DatasetContext) -> Dataset:  # type: ignore[override]
+    def load(self, name: str, params: NpzParams, ctx: DatasetContext) -> Dataset:
         path = (ctx.base_dir / params.path).resolve()
         where = f"data.{name}.path"
         if not path.is_file():

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -120,11 +121,28 @@ def sentence_transformers_head(path: Path) -> tuple[str, bool]:
 
 
 def _major_minor(version: str) -> tuple[int, int]:
-    parts = [*version.split("."), "0", "0"][:2]
-    return tuple(int("".join(c for c in p if c.isdigit()) or 0) for p in parts)  # type: ignore[return-value]
+    """(major, minor) of a version string, ignoring suffixes ('4.57.0.dev0' -> (4, 57))."""
+    major, minor = [*version.split("."), "0", "0"][:2]
+    return _leading_number(major), _leading_number(minor)
 
 
-class HuggingFaceSource(ModelSourceKind):
+def _leading_number(part: str) -> int:
+    return int("".join(c for c in part if c.isdigit()) or 0)
+
+
+@dataclass(frozen=True)
+class _Meta:
+    """What the folder says without loading weights: its config, the tokenizer's inputs the model takes."""
+
+    path: Path
+    #: transformers' PretrainedConfig of the folder.
+    config: Any
+    input_names: list[str]
+    #: The task's model class (for forward's parameters).
+    model_class: Any
+
+
+class HuggingFaceSource(ModelSourceKind[HuggingFaceParams]):
     kind = "huggingface"
     params_model = HuggingFaceParams
     summary = ("A local Hugging Face model folder (or pkg://PACKAGE/DIR), offline; inputs from its tokenizer, "
@@ -148,11 +166,12 @@ class HuggingFaceSource(ModelSourceKind):
             raise InputError("model.normalize: true needs a pooled embedding; set model.pooling (mean, cls or max)")
         return pooling, normalize
 
-    def _meta(self, params: HuggingFaceParams, ctx: SourceContext) -> dict[str, Any]:
+    def _meta(self, params: HuggingFaceParams, ctx: SourceContext) -> _Meta:
         path = self._dir(params, ctx)
-        key = ("hf-meta", str(path), params.task)
-        if key in ctx.extras:
-            return ctx.extras[key]  # type: ignore[no-any-return]
+        key = f"hf-meta:{params.task}:{path}"
+        cached = ctx.extras.get(key)
+        if isinstance(cached, _Meta):
+            return cached
         transformers = require_transformers()
         try:
             config = transformers.AutoConfig.from_pretrained(str(path), local_files_only=True)
@@ -168,7 +187,7 @@ class HuggingFaceSource(ModelSourceKind):
         if "input_ids" not in names:
             raise InputError(f"model.path: the tokenizer of {path} produces {names}, which has no input_ids the model "
                              f"accepts; edgecraft's Hugging Face source handles text models")
-        meta = {"path": path, "config": config, "input_names": names, "model_class": model_class}
+        meta = _Meta(path, config, names, model_class)
         ctx.extras[key] = meta
         return meta
 
@@ -192,18 +211,18 @@ class HuggingFaceSource(ModelSourceKind):
             return None
         return set(parameters)
 
-    def io(self, params: HuggingFaceParams, ctx: SourceContext) -> ModelIO:  # type: ignore[override]
+    def io(self, params: HuggingFaceParams, ctx: SourceContext) -> ModelIO:
         meta = self._meta(params, ctx)
-        config = meta["config"]
+        config = meta.config
         limit = getattr(config, "max_position_embeddings", None)
         if isinstance(limit, int) and params.sequence_length > limit:
             raise InputError(f"model.sequence_length = {params.sequence_length}: the model takes at most {limit} "
                              "tokens (config.max_position_embeddings)")
         seq = params.sequence_length
-        inputs = tuple(TensorSpec(name, "int64", ("batch", seq), 0) for name in meta["input_names"])
+        inputs = tuple(TensorSpec(name, "int64", ("batch", seq), 0) for name in meta.input_names)
         hidden = getattr(config, "hidden_size", None) or getattr(config, "dim", None) or "hidden"
         labels = int(getattr(config, "num_labels", 2))
-        pooling, _ = self.head(params, meta["path"])
+        pooling, _ = self.head(params, meta.path)
         outputs: tuple[TensorSpec, ...]
         if params.task == "feature-extraction":
             outputs = ((TensorSpec("last_hidden_state", "float32", ("batch", seq, hidden), 0),) if pooling == "none"
@@ -220,12 +239,12 @@ class HuggingFaceSource(ModelSourceKind):
         return ModelIO(inputs, outputs)
 
     # -- loading (once per run)
-    def load(self, params: HuggingFaceParams, io: ModelIO, ctx: SourceContext) -> TorchModel:  # type: ignore[override]
+    def load(self, params: HuggingFaceParams, io: ModelIO, ctx: SourceContext) -> TorchModel:
         import torch
 
         meta = self._meta(params, ctx)
         transformers = require_transformers()
-        path: Path = meta["path"]
+        path = meta.path
         dtype_key = "dtype" if _major_minor(transformers.__version__) >= (4, 56) else "torch_dtype"
         auto = getattr(transformers, AUTO_CLASSES[params.task])
         try:
@@ -245,7 +264,7 @@ class HuggingFaceSource(ModelSourceKind):
                              "model has no classification head: use feature-extraction)")
         model.eval()
         pooling, normalize = self.head(params, path)
-        from edgecraft.sources.hf_adapter import make_forward_adapter
+        from edgecraft.plugins.sources.hf_adapter import make_forward_adapter
 
         module = make_forward_adapter(model, io.input_names, params.task, pooling, normalize,
                                       sequence_length=params.sequence_length)
@@ -255,7 +274,7 @@ class HuggingFaceSource(ModelSourceKind):
                     "attention_mask": "additive -10000" if module.additive_mask else "model's own"}]
         return TorchModel(module, io, lineage, dynamic)
 
-    def fingerprint(self, params: HuggingFaceParams, handle: TorchModel | OnnxModel,  # type: ignore[override]
+    def fingerprint(self, params: HuggingFaceParams, handle: TorchModel | OnnxModel,
                     ctx: SourceContext) -> str:
         """Hash of the folder's model files (weights, config, tokenizer, pooling head) and the head choice:
         cheap (no weights loaded) and stable across machines (file names relative to the folder)."""
@@ -263,10 +282,10 @@ class HuggingFaceSource(ModelSourceKind):
         return folder_fingerprint(path, self.FINGERPRINT_SUFFIXES,
                                   extra=json.dumps([ADAPTER_REVISION, params.task, *self.head(params, path)]))
 
-    def export_options(self, params: HuggingFaceParams) -> dict[str, Any]:  # type: ignore[override]
+    def export_options(self, params: HuggingFaceParams) -> dict[str, Any]:
         return {"opset": params.opset, "exporter": params.exporter}
 
-    def describe(self, params: HuggingFaceParams) -> str:  # type: ignore[override]
+    def describe(self, params: HuggingFaceParams) -> str:
         return f"huggingface {params.path} ({params.task}, sequence_length {params.sequence_length})"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "transformer"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "transformer"
 
 
 def _lines(name: str) -> list[str]:

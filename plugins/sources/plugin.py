@@ -1,0 +1,27 @@
+"""Registers the built-in model source kinds through the same hook a third-party package uses.
+
+The ``sources`` entry point is one of the core plugins (see :data:`edgecraft.registry.CORE_PLUGINS`):
+an allowlist of other plugins still loads it. The kinds' modules import no framework at import time
+(torch and transformers are imported when a model is loaded), so every kind registers whatever extras
+are installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from edgecraft.hookspecs import hookimpl
+from edgecraft.model_source import ModelSourceKind
+from edgecraft.plugins.sources.huggingface import HuggingFaceSource
+from edgecraft.plugins.sources.onnx_file import OnnxFileSource
+from edgecraft.plugins.sources.torch_factory import TorchFactorySource
+
+#: The built-in kinds, in listing order.
+KINDS: tuple[type[ModelSourceKind[Any]], ...] = (OnnxFileSource, TorchFactorySource, HuggingFaceSource)
+
+
+@hookimpl
+def edgecraft_register_model_sources(register: Callable[[type[ModelSourceKind[Any]]], None]) -> None:
+    for cls in KINDS:
+        register(cls)
