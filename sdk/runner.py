@@ -15,9 +15,9 @@ from typing import Any
 
 from edgecraft import __version__
 from edgecraft.backend import Session
-from edgecraft.build.artifacts import MANIFEST, Artifact, ArtifactCache
-from edgecraft.build.cache_verify import read_manifest
-from edgecraft.build.pipeline import TargetPipeline
+from edgecraft.assembly.artifacts import MANIFEST, Artifact, ArtifactCache
+from edgecraft.assembly.cache_verify import read_manifest
+from edgecraft.assembly.pipeline import TargetPipeline
 from edgecraft.compile.checks import RunInputs, compile_all, prepare, target_view
 from edgecraft.compile.compiler import CompiledPlan
 from edgecraft.errors import InputError

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from edgecraft.build.artifacts import ArtifactCache
+    from edgecraft.assembly.artifacts import ArtifactCache
     from edgecraft.compile.checks import RunInputs
     from edgecraft.compile.compiler import CompiledPlan
     from edgecraft.progress import Progress

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from edgecraft.execute import OnTarget
 
 if TYPE_CHECKING:
-    from edgecraft.build.artifacts import ArtifactCache
+    from edgecraft.assembly.artifacts import ArtifactCache
     from edgecraft.compile.checks import RunInputs
     from edgecraft.compile.compiler import CompiledPlan
     from edgecraft.progress import Progress

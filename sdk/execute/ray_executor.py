@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgecraft.build.artifacts import ArtifactCache
+from edgecraft.assembly.artifacts import ArtifactCache
 from edgecraft.errors import EXIT_PLUGIN_FAILURE, EdgecraftError, InputError, RuntimeFailure
 from edgecraft.execute import OnTarget
 from edgecraft.plan.spec import TIMING_SLOT, Placement
@@ -193,7 +193,7 @@ def _error(exc: BaseException, node: dict[str, Any], label: str) -> dict[str, An
 
 def build_task(work: TargetWork) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Build (or take from this node's cache) the baseline and the compressed artifact of one target."""
-    from edgecraft.build.pipeline import TargetPipeline
+    from edgecraft.assembly.pipeline import TargetPipeline
     from edgecraft.compile.checks import target_view
     from edgecraft.progress import NullProgress
 

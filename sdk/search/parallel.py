@@ -30,7 +30,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from edgecraft.build.artifacts import ArtifactCache
+from edgecraft.assembly.artifacts import ArtifactCache
 from edgecraft.compile.checks import RunInputs, compile_all
 from edgecraft.compile.compiler import CompiledPlan
 from edgecraft.errors import EdgecraftError

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecraft.build.artifacts import ArtifactCache
+from edgecraft.assembly.artifacts import ArtifactCache
 from edgecraft.compile.checks import RunInputs, compile_all, prepare
 from edgecraft.errors import EdgecraftError, InputError
 from edgecraft.plan import AccuracyContract, CompressionPlan
@@ -232,7 +232,7 @@ def _torch_stage_reused(artifact: str | None) -> bool | None:
     None when the manifest is not readable here (an artifact built on a cluster node)."""
     import json
 
-    from edgecraft.build.artifacts import MANIFEST
+    from edgecraft.assembly.artifacts import MANIFEST
 
     path = Path(artifact) / MANIFEST if artifact else None
     if path is None or not path.is_file():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    from edgecraft.build.artifacts import ArtifactCache
+    from edgecraft.assembly.artifacts import ArtifactCache
     from edgecraft.logging_setup import quiet_runtimes
     from edgecraft.progress import NullProgress
     from edgecraft.registry import build_registry

@@ -256,7 +256,7 @@ class StrategyCheck:
         return validate_plan(data, self.registry, source=f"conformance plan ({model.name} model)")
 
     def _check_model(self, model: Any) -> None:
-        from edgecraft.build.artifacts import ArtifactCache
+        from edgecraft.assembly.artifacts import ArtifactCache
         from edgecraft.compile.checks import prepare
 
         folder = self.work / model.name
@@ -319,7 +319,7 @@ class StrategyCheck:
         self._check_apply(run, model, compiled, cache, where)
 
     def _check_apply(self, run: Any, model: Any, compiled: Any, cache: Any, where: str) -> None:
-        from edgecraft.build.pipeline import TargetPipeline
+        from edgecraft.assembly.pipeline import TargetPipeline
         from edgecraft.compile.checks import target_view
 
         r = self.report

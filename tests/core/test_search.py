@@ -290,7 +290,7 @@ def test_int8_variants_share_the_pruning_result_and_the_baseline(workdir: Path) 
     """Two recipes differing only after the torch stage: the second reuses the first's pruned model
     (no second pruning) and the baseline artifact; each gets its own compressed artifact. A recipe with
     pruning switched off shares the baseline too (its key does not carry the steps' plugin versions)."""
-    from edgecraft.build.artifacts import ArtifactCache
+    from edgecraft.assembly.artifacts import ArtifactCache
     from edgecraft.progress import NullProgress
     from edgecraft.registry import build_registry
     from edgecraft.search.study import _run_trial, setup_search

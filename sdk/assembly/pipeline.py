@@ -3,7 +3,7 @@
 A :class:`TargetPipeline` owns everything about one target entry of a run: the backend, its
 options, the cache, and the baseline's outputs (the reference for agreement metrics and for
 accuracy-aware steps). Each artifact is built in a temporary folder and moved into the cache only
-when complete (see :mod:`edgecraft.build.artifacts`).
+when complete (see :mod:`edgecraft.assembly.artifacts`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from edgecraft.backend import Backend, Session
-from edgecraft.build.artifacts import Artifact, ArtifactCache, write_manifest
-from edgecraft.build.cache_verify import work_dir
+from edgecraft.assembly.artifacts import Artifact, ArtifactCache, write_manifest
+from edgecraft.assembly.cache_verify import work_dir
 from edgecraft.compile.compiler import CompiledPlan
 from edgecraft.context import RunContext, TargetView
 from edgecraft.datasets import Dataset, DatasetStore
