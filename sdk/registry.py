@@ -103,6 +103,8 @@ class Registry:
     model_sources: dict[str, Provided] = field(default_factory=dict)
     #: data.<name>.kind -> DatasetKind class
     dataset_kinds: dict[str, Provided] = field(default_factory=dict)
+    #: contracts[].kind -> ContractKind class
+    contract_kinds: dict[str, Provided] = field(default_factory=dict)
     #: entry-point name -> why it did not load (see :class:`BrokenPlugin`).
     broken: dict[str, BrokenPlugin] = field(default_factory=dict)
     #: entry-point names skipped because EDGECRAFT_DISABLE_PLUGINS names them.
@@ -168,6 +170,15 @@ class Registry:
                              f"{', '.join(sorted(self.dataset_kinds)) or 'none'}",
                              hint="`edgecraft plugins` lists what is installed")
         return self.dataset_kinds[kind].obj()
+
+    def contract_kind(self, kind: str, *, where: str = "contracts[].kind") -> Any:
+        """An instance of the contract kind ``kind`` (an edgecraft.verify.judging.ContractKind)."""
+        if kind not in self.contract_kinds:
+            self.blame_broken("contract kind", kind)
+            raise InputError(f"{where} = {kind!r}: unknown contract kind; installed kinds: "
+                             f"{', '.join(sorted(self.contract_kinds)) or 'none'}",
+                             hint="the built-in kinds come with the `contracts` plugin: name it in --plugins too")
+        return self.contract_kinds[kind].obj()
 
     def provenance_of_strategy(self, name: str) -> Provenance:
         return self.strategies[name].provenance
@@ -257,7 +268,8 @@ def _undefined_hooks(pm: pluggy.PluginManager) -> dict[str, list[str]]:
 
 _HOOK_NAMES = ("edgecraft_register_strategies, edgecraft_register_backends, edgecraft_register_metrics, "
                "edgecraft_register_devices, edgecraft_register_model_sources, edgecraft_register_datasets, "
-               "edgecraft_run_started, edgecraft_target_finished, edgecraft_report_ready")
+               "edgecraft_register_contract_kinds, edgecraft_run_started, edgecraft_target_finished, "
+               "edgecraft_report_ready")
 
 
 def _provenance(plugin_name: str, provenance: dict[str, Provenance]) -> Provenance:
@@ -277,6 +289,7 @@ def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str
     table: dict[str, Provided] = {
         "strategy": registry.strategies, "backend": registry.backends, "metric": registry.metrics,
         "device": registry.devices, "model source": registry.model_sources, "dataset kind": registry.dataset_kinds,
+        "contract kind": registry.contract_kinds,
     }[kind]
     caller = getattr(registry.plugin_manager.hook, hook_name)
     for impl in reversed(caller.get_hookimpls()):
@@ -396,6 +409,8 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
              _accept_class("edgecraft.model_source", "ModelSourceKind", "model source", "kind", ("params_model",)))
     _collect(registry, "edgecraft_register_datasets", "dataset kind", provenance,
              _accept_class("edgecraft.datasets", "DatasetKind", "dataset kind", "kind", ("params_model",)))
+    _collect(registry, "edgecraft_register_contract_kinds", "contract kind", provenance,
+             _accept_class("edgecraft.verify.judging", "ContractKind", "contract kind", "kind", ("model", "measures")))
     for backend_name, provided in list(registry.backends.items()):
         try:
             infos = registry.backend(backend_name).targets()
@@ -425,7 +440,7 @@ def _drop_broken(registry: Registry) -> None:
     if not registry.broken:
         return
     for table in (registry.strategies, registry.backends, registry.targets, registry.metrics, registry.devices,
-                  registry.model_sources, registry.dataset_kinds):
+                  registry.model_sources, registry.dataset_kinds, registry.contract_kinds):
         for name in [n for n, p in table.items() if p.provenance.plugin in registry.broken]:
             del table[name]
     for name in registry.broken:

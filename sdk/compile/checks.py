@@ -14,9 +14,9 @@ from typing import Any
 from edgecraft.compile.compiler import CompiledPlan, compile_plan
 from edgecraft.context import TargetView
 from edgecraft.datasets import DatasetContext, DatasetStore
-from edgecraft.errors import CompileError, InputError
+from edgecraft.errors import CompileError
 from edgecraft.model_source import ModelSourceLoader
-from edgecraft.plan import AccuracyContract, CompressionPlan, LatencyContract, MemoryContract
+from edgecraft.plan import CompressionPlan, DatasetParams, SourceParams
 from edgecraft.registry import Registry
 
 
@@ -42,12 +42,19 @@ def prepare(plan: CompressionPlan, registry: Registry, base_dir: Path) -> RunInp
     from edgecraft.plan.loading import ensure_kinds
 
     ensure_kinds(plan, registry)
-    source_kind = registry.model_source(plan.model.kind)
-    loader = ModelSourceLoader(source_kind, plan.model, base_dir)  # type: ignore[arg-type]
-    kinds = {spec.kind: registry.dataset_kind(spec.kind, where=f"data.{name}.kind")  # type: ignore[union-attr]
-             for name, spec in plan.data.items()}
-    store = DatasetStore(plan.data, kinds, DatasetContext(base_dir, plan.model, loader.io))  # type: ignore[arg-type]
+    model, data = _typed_sources(plan)
+    loader = ModelSourceLoader(registry.model_source(model.kind), model, base_dir)
+    kinds = {spec.kind: registry.dataset_kind(spec.kind, where=f"data.{name}.kind") for name, spec in data.items()}
+    store = DatasetStore(data, kinds, DatasetContext(base_dir, model, loader.io))
     return RunInputs(plan, registry, base_dir, loader, store)
+
+
+def _typed_sources(plan: CompressionPlan) -> tuple[SourceParams, dict[str, DatasetParams]]:
+    """The plan's model and data as their kinds' params (what ``ensure_kinds`` made of them)."""
+    model = plan.model
+    data = {name: spec for name, spec in plan.data.items() if isinstance(spec, DatasetParams)}
+    assert isinstance(model, SourceParams) and len(data) == len(plan.data), "ensure_kinds types model and data"
+    return model, data
 
 
 def compile_all(run: RunInputs, labels: list[str]) -> dict[str, CompiledPlan]:
@@ -59,20 +66,12 @@ def compile_all(run: RunInputs, labels: list[str]) -> dict[str, CompiledPlan]:
         run.datasets.bound(run.plan.evaluation.dataset)  # every input fed, shapes and dtypes checked
         if io.outputs:
             io.output_index(run.plan.evaluation.output)
-    for i, contract in enumerate(run.plan.contracts):
-        if isinstance(contract, AccuracyContract) and contract.metric not in run.plan.evaluation.metrics:
-            raise InputError(f"contracts[{i}] ({contract.describe_bound()}) needs metric {contract.metric!r}, which "
-                             f"is not in evaluation.metrics ({run.plan.evaluation.metrics})",
-                             hint=f"add {contract.metric} to evaluation.metrics")
+    for i, contract in enumerate(run.plan.contracts):  # each kind says what the plan must offer to judge it
+        run.registry.contract_kind(contract.kind, where=f"contracts[{i}].kind").check_plan(contract, i, run.plan)
     for label, cp in compiled.items():
         emulated = target_view(run.plan, run.registry, cp).emulated
         for contract in run.plan.contracts_for(label):
-            if isinstance(contract, LatencyContract) and emulated and not contract.allow_emulated:
-                raise CompileError(
-                    f"a latency contract ({contract.describe_bound()}) cannot be judged on an emulated device: "
-                    "emulated timings say nothing about a real core", target=label,
-                    hint="run it on a real board (RPC options), or set allow_emulated: true on the contract "
-                         "to accept a verdict labelled emulated")
+            run.registry.contract_kind(contract.kind).check_target(contract, label, emulated=emulated)
         _check_memory_measurable(run, label, cp)
         for step in cp.steps:
             for name in step.needs_data:
@@ -83,7 +82,8 @@ def compile_all(run: RunInputs, labels: list[str]) -> dict[str, CompiledPlan]:
 def _check_memory_measurable(run: RunInputs, label: str, cp: CompiledPlan) -> None:
     """A memory verdict needs the model's memory; a target whose sessions run on another device cannot give it here."""
     plan = run.plan
-    asks = [f"contract {c.describe_bound()!r}" for c in plan.contracts_for(label) if isinstance(c, MemoryContract)]
+    asks = [f"contract {c.describe_bound()!r}" for c in plan.contracts_for(label)
+            if run.registry.contract_kind(c.kind).measures == "memory"]
     if plan.gate.reference is not None and plan.gate.reference.max_memory_growth_pct is not None:
         asks.append("gate.reference.max_memory_growth_pct")
     if not asks:
