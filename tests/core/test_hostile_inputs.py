@@ -243,9 +243,9 @@ def _disk_full_writing_report(w: Workspace) -> None:
 
 def _disk_full_writing_lineage(w: Workspace) -> None:
     w.write_plan(w.plan())
-    import edgecraft.assembly.pipeline
+    import edgecraft.assembly.builder
 
-    w.monkeypatch.setattr(edgecraft.assembly.pipeline.shutil, "copyfile", enospc)
+    w.monkeypatch.setattr(edgecraft.assembly.builder.shutil, "copyfile", enospc)
 
 
 def _disk_full_writing_manifest(w: Workspace) -> None:
