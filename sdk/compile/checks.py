@@ -29,11 +29,11 @@ class RunInputs:
     base_dir: Path
     loader: ModelSourceLoader
     datasets: DatasetStore
-    #: Torch-stage results shared by the targets of this run (see TargetPipeline.torch_memo).
+    #: Torch-stage results shared by the targets of this run (see assembly.builder.Builder.torch_memo).
     torch_memo: dict[str, Any] = field(default_factory=dict)
-    #: Called when a build's torch-stage steps are done (see TargetPipeline.torch_stage_done); None: nothing.
+    #: Called when a build's torch-stage steps are done (see assembly.builder.TorchStageDone); None: nothing.
     torch_stage_done: Any = None
-    #: Baseline outputs shared across runs (see TargetPipeline.baseline_memo); None: evaluated per run.
+    #: Baseline outputs shared across runs (see verify.evaluator.TargetEvaluator.baseline_memo); None: per run.
     baseline_memo: dict[str, Any] | None = None
 
 
