@@ -45,7 +45,7 @@ class Builder:
     loader: ModelSourceLoader
     datasets: DatasetStore
     cache: ArtifactCache
-    on_target: ArtifactIO
+    artifact_io: ArtifactIO
     progress: Progress = field(default_factory=NullProgress)
     #: What steps measure candidates with (None: the plan has no evaluation dataset).
     evaluator: Evaluator | None = None
@@ -70,8 +70,8 @@ class Builder:
 
     # ------------------------------------------------------------------ steps
     def _run_context(self, step: ResolvedStep, work: Path) -> RunContext:
-        return RunContext(plan=self.plan, target=self.view, backend=self.on_target.backend, step=step, work_dir=work,
-                          datasets=self.datasets, seed=self.plan.seed, io=self.loader.io(),
+        return RunContext(plan=self.plan, target=self.view, backend=self.artifact_io.backend, step=step,
+                          work_dir=work, datasets=self.datasets, seed=self.plan.seed, io=self.loader.io(),
                           base_dir=self.loader.base_dir, progress=self.progress, source=self.loader,
                           evaluator=self.evaluator)
 
@@ -100,9 +100,9 @@ class Builder:
                 self.torch_stage_done(self, handle, key)
         for step in steps:
             if step.stage == Stage.ONNX and isinstance(handle, TorchModel):
-                handle = self.on_target.to_onnx(handle, work)
+                handle = self.artifact_io.to_onnx(handle, work)
             elif step.stage == Stage.NATIVE and not isinstance(handle, NativeModel):
-                handle = self.on_target.to_native(handle, work)
+                handle = self.artifact_io.to_native(handle, work)
             strategy = self.registry.strategy(step.strategy)
             self.progress.status(f"{self.view.label}: {step.where} {step.strategy} ({step.implementation})")
             prov = self.registry.provenance_of_strategy(step.strategy)
@@ -141,12 +141,12 @@ class Builder:
             lineage.mkdir()
             if isinstance(handle, TorchModel):
                 extra["torch_program"] = self._save_torch_program(handle, lineage) if compiled.steps else None
-                handle = self.on_target.to_onnx(handle, work)
+                handle = self.artifact_io.to_onnx(handle, work)
             if isinstance(handle, OnnxModel):
                 # The graph the backend imported: portable, and enough to rebuild any step's result.
                 shutil.copyfile(handle.path, lineage / "model.onnx")
-            files = self.on_target.save(handle, out, work)
-            size = self.on_target.size(files)
+            files = self.artifact_io.save(handle, out, work)
+            size = self.artifact_io.size(files)
             manifest = write_manifest(out, key=key, compiled=compiled.model_dump(mode="json", by_alias=True),
                                       files=files, size_bytes=size, steps=details, extra=extra)
         return Artifact(self.cache.path_for(key), manifest, rebuilt_reason=rejected), False

@@ -43,8 +43,9 @@ def compiled_bounds(plan: CompressionPlan) -> ReferenceBounds:
     return plan.gate.reference
 
 
-def reference_side(ref_entry: dict[str, Any], reference: ReferenceReport, plan: CompressionPlan, on_target: ArtifactIO,
-                   compiled: CompiledPlan, base_key: str) -> tuple[ReferenceSide, Session | None]:
+def reference_side(ref_entry: dict[str, Any], reference: ReferenceReport, plan: CompressionPlan,
+                   artifact_io: ArtifactIO, compiled: CompiledPlan,
+                   base_key: str) -> tuple[ReferenceSide, Session | None]:
     """Load the reference artifact when it is still there (and the plan asks to), else use the recorded numbers."""
     bounds = compiled_bounds(plan)
     artifact = str(ref_entry.get("artifact") or ref_entry["compressed"].get("artifact", ""))
@@ -70,7 +71,7 @@ def reference_side(ref_entry: dict[str, Any], reference: ReferenceReport, plan: 
     if built_for != compiled.target:
         raise InputError(f"--reference {reference.path}: the reference artifact {folder} was built for target "
                          f"{built_for!r}, not {compiled.target!r}")
-    session = on_target.load(folder)
+    session = artifact_io.load(folder)
     side = ReferenceSide(ref_entry, True, str(folder), "re-measured", recorded["metrics"], ref_art.size_bytes,
                          same_baseline)
     return side, session

@@ -46,7 +46,7 @@ class TargetServices:
     """What works on one target: saving and loading there, evaluating there, building for it."""
 
     view: TargetView
-    on_target: ArtifactIO
+    artifact_io: ArtifactIO
     evaluator: TargetEvaluator
     builder: Builder
 
@@ -54,13 +54,13 @@ class TargetServices:
     def of(cls, run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, progress: Progress) -> TargetServices:
         plan = run.plan
         view = target_view(plan, run.registry, compiled)
-        on_target = ArtifactIO.of(run.registry, view, plan.latency.threads, run.loader.export_options)
-        evaluator = TargetEvaluator(plan, run.registry, view.label, run.datasets, on_target, run.loader.io(),
+        artifact_io = ArtifactIO.of(run.registry, view, plan.latency.threads, run.loader.export_options)
+        evaluator = TargetEvaluator(plan, run.registry, view.label, run.datasets, artifact_io, run.loader.io(),
                                     progress, baseline_memo=run.baseline_memo)
-        builder = Builder(plan, run.registry, view, run.loader, run.datasets, cache, on_target, progress,
+        builder = Builder(plan, run.registry, view, run.loader, run.datasets, cache, artifact_io, progress,
                           evaluator=evaluator if plan.evaluation.dataset is not None else None,
                           torch_memo=run.torch_memo, torch_stage_done=run.torch_stage_done)
-        return cls(view, on_target, evaluator, builder)
+        return cls(view, artifact_io, evaluator, builder)
 
     def build(self, compiled: CompiledPlan) -> tuple[tuple[Artifact, bool], tuple[Artifact, bool]]:
         """(baseline, cached), (compressed, cached): the baseline first, since steps measure against it."""
@@ -89,11 +89,11 @@ def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, pro
     ref_side: ReferenceSide | None = None
     sessions: dict[str, Session] = {}
     try:
-        sessions[BASELINE] = services.on_target.load(base_art.path)
-        sessions[COMPRESSED] = services.on_target.load(comp_art.path)
+        sessions[BASELINE] = services.artifact_io.load(base_art.path)
+        sessions[COMPRESSED] = services.artifact_io.load(comp_art.path)
         if reference is not None:
             ref_entry = reference.for_target(view.label, compiled.target)
-            ref_side, ref_sess = reference_side(ref_entry, reference, plan, services.on_target, compiled,
+            ref_side, ref_sess = reference_side(ref_entry, reference, plan, services.artifact_io, compiled,
                                                 base_art.key)
             if ref_sess is not None:
                 sessions[REFERENCE] = ref_sess

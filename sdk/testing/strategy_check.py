@@ -176,7 +176,7 @@ class StrategyCheck:
         details = [s for s in artifact.manifest.get("steps", []) if s.get("strategy") == self.name]
         r.add("ok", "apply()", f"{where}: returned a valid StepResult; details are JSON "
               f"({', '.join(sorted(k for k in (details[0] if details else {}) if k not in _STEP_KEYS)) or 'none'})")
-        self._check_loads(services.on_target, model, artifact, where)
+        self._check_loads(services.artifact_io, model, artifact, where)
         rebuilt, result = attempt(r, "cache", where, lambda: services.builder.build(compiled), (
             (Exception, "violation", lambda e: f"a second identical build {raised(e)}"),))
         if not rebuilt:
@@ -188,10 +188,10 @@ class StrategyCheck:
             r.add("violation", "cache", f"{where}: a second identical run rebuilt the artifact "
                   f"({cache.rejected.get(compiled.key(), 'no cache hit')}); expected a cache hit")
 
-    def _check_loads(self, on_target: Any, model: Any, artifact: Any, where: str) -> None:
+    def _check_loads(self, artifact_io: Any, model: Any, artifact: Any, where: str) -> None:
         r = self.report
         try:
-            session = on_target.load(artifact.path)
+            session = artifact_io.load(artifact.path)
         except Exception as exc:
             r.add("violation", "apply()", f"{where}: the artifact built from its model does not load on the target: "
                   f"{exc}")

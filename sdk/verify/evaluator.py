@@ -36,7 +36,7 @@ class TargetEvaluator:
     registry: Registry
     label: str
     datasets: DatasetStore
-    on_target: ArtifactIO
+    artifact_io: ArtifactIO
     #: The plan's model I/O: which output the metrics read.
     model_io: ModelIO
     progress: Progress = field(default_factory=NullProgress)
@@ -85,7 +85,7 @@ class TargetEvaluator:
             self._baseline_outputs = self.baseline_memo.get(self._baseline.key)
         if self._baseline_outputs is None:
             assert self._baseline is not None, "build the baseline first"
-            session = self.on_target.load(self._baseline.path)
+            session = self.artifact_io.load(self._baseline.path)
             try:
                 self._baseline_outputs = self._outputs(session, "baseline")
             finally:
@@ -115,8 +115,8 @@ class TargetEvaluator:
             work, out = Path(tmp) / "work", Path(tmp) / "artifact"
             work.mkdir()
             out.mkdir()
-            self.on_target.save(model, out, work)
-            session = self.on_target.load(out)
+            self.artifact_io.save(model, out, work)
+            session = self.artifact_io.load(out)
             try:
                 metrics, _ = self.session_metrics(session, "candidate")
             finally:
