@@ -643,7 +643,7 @@ def cache_info_command(cache_dir: CacheOpt = None,
                        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False
                        ) -> None:
     """Show where the artifact cache is, how many entries it holds and their size."""
-    from edgecraft.build.cache_admin import cache_info
+    from edgecraft.assembly.cache_admin import cache_info
 
     info = cache_info(cache_dir)
     if as_json:
@@ -665,7 +665,7 @@ def cache_info_command(cache_dir: CacheOpt = None,
 @cache_app.command("clear")
 def cache_clear_command(cache_dir: CacheOpt = None) -> None:
     """Delete every cached artifact (only what edgecraft wrote: entries and unfinished builds)."""
-    from edgecraft.build.cache_admin import clear_cache
+    from edgecraft.assembly.cache_admin import clear_cache
 
     removed, freed = clear_cache(cache_dir)
     out.print(f"cleared {removed} entries ({_human(freed)}) from {cache_dir or _default_cache()}",
@@ -673,7 +673,7 @@ def cache_clear_command(cache_dir: CacheOpt = None) -> None:
 
 
 def _default_cache() -> Path:
-    from edgecraft.build.artifacts import default_cache_dir
+    from edgecraft.assembly.artifacts import default_cache_dir
 
     return default_cache_dir()
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from edgecraft.errors import CompileError
 from edgecraft.implementations import ImplementationT, Providers, select_implementation
@@ -101,6 +101,41 @@ class CompileContext:
         return _implementation(self.plugins, interface, self.target, lambda m, h: self.error(m, hint=h))
 
 
+class Evaluator(Protocol):
+    """Measures models on the run's target against its baseline, on the plan's evaluation data.
+
+    What an accuracy-aware step needs, as one service: :class:`edgecraft.verify.evaluator.TargetEvaluator`
+    implements it; a strategy reaches it through :meth:`RunContext.evaluate` and
+    :meth:`RunContext.baseline_metrics`.
+    """
+
+    @property
+    def metrics(self) -> Sequence[Metric]:
+        """The plan's evaluation metrics (``evaluation.metrics``), as objects."""
+        ...
+
+    def evaluate(self, model: ModelHandle) -> dict[str, float]:
+        """Metrics of ``model`` built and run on the target."""
+        ...
+
+    def baseline_metrics(self) -> dict[str, float]:
+        """The baseline's metrics on the target (same data)."""
+        ...
+
+
+class ModelSource(Protocol):
+    """The plan's model as loaded for the run (:class:`edgecraft.model_source.ModelSourceLoader`)."""
+
+    @property
+    def kind(self) -> str:
+        """``torch`` or ``onnx``: the stage the source's model starts at."""
+        ...
+
+    def original_copy(self) -> TorchModel:
+        """A fresh copy of the plan's torch model, before any step."""
+        ...
+
+
 @dataclass
 class RunContext:
     """Everything ``Strategy.apply`` may use while it transforms a model."""
@@ -112,18 +147,15 @@ class RunContext:
     work_dir: Path
     datasets: DatasetStore
     seed: int
+    #: The plan's model I/O (every input with dtype, shape and batch axis; outputs), completed by model.inputs.
+    io: ModelIO
     #: The plan's folder: relative paths and 'file.py:function' references resolve from here.
     base_dir: Path = Path(".")
     progress: Progress = field(default_factory=NullProgress)
-    #: The plan's model before any step (the teacher for distillation, the reference for recovery).
-    original_model: Callable[[], TorchModel] | None = None
-    #: Builds a model handle on this target and returns its metrics on the plan's evaluation data.
-    evaluator: Callable[[ModelHandle], dict[str, float]] | None = None
-    #: The baseline's metrics on this target (same data), for accuracy-aware loops.
-    baseline_metrics: Callable[[], dict[str, float]] | None = None
-    #: The plan's model I/O (completed by the plan's model.inputs).
-    model_io: Callable[[], ModelIO] | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: The plan's model source (the teacher for distillation, the reference for recovery).
+    source: ModelSource | None = None
+    #: Measurements on this target (None: the plan has no evaluation dataset).
+    evaluator: Evaluator | None = None
     #: The installed plugins, for :meth:`implementation` and :meth:`metric` (None only in hand-built contexts).
     plugins: PluginLookup | None = None
 
@@ -135,17 +167,24 @@ class RunContext:
         return self.datasets.bound(name)
 
     @property
-    def io(self) -> ModelIO:
-        """The plan's model I/O (every input with dtype, shape and batch axis; outputs)."""
-        if self.model_io is None:
-            raise RuntimeError("this run context was built without the plan's model I/O")
-        return self.model_io()
+    def original_model(self) -> Callable[[], TorchModel] | None:
+        """A fresh copy of the plan's model before any step, when it is a torch model (else None)."""
+        if self.source is None or self.source.kind != "torch":
+            return None
+        return self.source.original_copy
+
+    def _evaluator(self) -> Evaluator:
+        if self.evaluator is None:
+            raise RuntimeError("this run has no evaluation dataset (plan.evaluation.dataset)")
+        return self.evaluator
 
     def evaluate(self, model: ModelHandle) -> dict[str, float]:
         """Metrics of ``model`` measured on the target runtime (not on torch): what ships is what runs."""
-        if self.evaluator is None:
-            raise RuntimeError("this run has no evaluation dataset (plan.evaluation.dataset)")
-        return self.evaluator(model)
+        return self._evaluator().evaluate(model)
+
+    def baseline_metrics(self) -> dict[str, float]:
+        """The baseline's metrics on this target (same data), for accuracy-aware loops."""
+        return self._evaluator().baseline_metrics()
 
     def implementation(self, interface: type[ImplementationT]) -> ImplementationT:
         """This target's backend's implementation of ``interface`` (what ``resolve`` was given at compile time)."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from edgecraft.metrics import Metric
     from edgecraft.model_source import ModelSourceKind
     from edgecraft.strategy import Strategy
+    from edgecraft.verify.judging import ContractKind
 
 PROJECT_NAME = "edgecraft"
 ENTRY_POINT_GROUP = "edgecraft"
@@ -78,6 +79,15 @@ def edgecraft_register_datasets(register: Callable[[type[DatasetKind]], None]) -
 @hookspec
 def edgecraft_register_devices(register: Callable[[type[Device]], None]) -> None:
     """Register devices that ``edgecraft device setup NAME`` prepares (e.g. an emulated board)."""
+
+
+@hookspec
+def edgecraft_register_contract_kinds(register: Callable[[type[ContractKind[Any]]], None]) -> None:
+    """Register contract kinds (``contracts: [{kind: NAME, ...}]``): call ``register(KindClass)`` for each.
+
+    A kind says what it needs measured, how to check it before anything is built and how to judge it
+    (see :class:`edgecraft.verify.judging.ContractKind`); the built-in kinds register through this hook too.
+    """
 
 
 @hookspec

@@ -72,7 +72,7 @@ def preflight_reports(files: Any) -> None:
 
 def preflight_run(files: Any, cache_dir: Path | None) -> None:
     """Check the cache folder and every report path before building."""
-    from edgecraft.build.artifacts import default_cache_dir
+    from edgecraft.assembly.artifacts import default_cache_dir
 
     check_writable_dir(Path(cache_dir) if cache_dir is not None else default_cache_dir(), "cache folder")
     preflight_reports(files)

@@ -106,6 +106,8 @@ class Registry:
     dataset_kinds: dict[str, Provided] = field(default_factory=dict)
     #: "capability@backend" -> a backend's Implementation class (see :mod:`edgecraft.implementations`)
     implementations: dict[str, Provided] = field(default_factory=dict)
+    #: contracts[].kind -> ContractKind class
+    contract_kinds: dict[str, Provided] = field(default_factory=dict)
     #: entry-point name -> why it did not load (see :class:`BrokenPlugin`).
     broken: dict[str, BrokenPlugin] = field(default_factory=dict)
     #: entry-point names skipped because EDGECRAFT_DISABLE_PLUGINS names them.
@@ -177,6 +179,14 @@ class Registry:
         return find_providers({k: p.obj for k, p in self.implementations.items()}, capability, backend,
                               {name: t.obj[0] for name, t in self.targets.items()},
                               self.backends[backend].obj.refusals if backend in self.backends else {})
+    def contract_kind(self, kind: str, *, where: str = "contracts[].kind") -> Any:
+        """An instance of the contract kind ``kind`` (an edgecraft.verify.judging.ContractKind)."""
+        if kind not in self.contract_kinds:
+            self.blame_broken("contract kind", kind)
+            raise InputError(f"{where} = {kind!r}: unknown contract kind; installed kinds: "
+                             f"{', '.join(sorted(self.contract_kinds)) or 'none'}",
+                             hint="`edgecraft plugins` lists what is installed")
+        return self.contract_kinds[kind].obj()
 
     def provenance_of_strategy(self, name: str) -> Provenance:
         return self.strategies[name].provenance
@@ -266,7 +276,7 @@ def _undefined_hooks(pm: pluggy.PluginManager) -> dict[str, list[str]]:
 
 _HOOK_NAMES = ("edgecraft_register_strategies, edgecraft_register_backends, edgecraft_register_metrics, "
                "edgecraft_register_devices, edgecraft_register_model_sources, edgecraft_register_datasets, "
-               "edgecraft_register_implementations, "
+               "edgecraft_register_implementations, edgecraft_register_contract_kinds, "
                "edgecraft_run_started, edgecraft_target_finished, edgecraft_report_ready")
 
 
@@ -274,10 +284,10 @@ def _provenance(plugin_name: str, provenance: dict[str, Provenance]) -> Provenan
     return provenance.get(plugin_name, Provenance(plugin_name, "unregistered", "?"))
 
 
-#: The ``edgecraft`` distribution's entry points every plan needs (model sources, dataset kinds, metrics). An
+#: The ``edgecraft`` distribution's entry points every plan needs (sources, datasets, metrics, contract kinds). An
 #: allowlist (EDGECRAFT_PLUGINS, --plugins) narrows the *other* plugins: ``--plugins onnxruntime,quantization``
 #: still loads these; only EDGECRAFT_DISABLE_PLUGINS naming one skips it (``load_entry_points=False``: none).
-CORE_PLUGINS = frozenset({"sources", "datasets", "metrics"})
+CORE_PLUGINS = frozenset({"sources", "datasets", "metrics", "contracts"})
 
 
 def _is_core(ep: metadata.EntryPoint) -> bool:
@@ -296,6 +306,7 @@ def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str
         "strategy": registry.strategies, "backend": registry.backends, "metric": registry.metrics,
         "device": registry.devices, "model source": registry.model_sources, "dataset kind": registry.dataset_kinds,
         "implementation": registry.implementations,
+        "contract kind": registry.contract_kinds,
     }[kind]
     caller = getattr(registry.plugin_manager.hook, hook_name)
     for impl in reversed(caller.get_hookimpls()):
@@ -408,6 +419,8 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
              _accept_class("edgecraft.datasets", "DatasetKind", "dataset kind", "kind", ("params_model",)))
     _collect(registry, "edgecraft_register_implementations", "implementation", provenance, lambda obj, prov: [
         Provided(check_implementation(obj, str(prov)), "implementation", obj, prov, obj.summary)])
+    _collect(registry, "edgecraft_register_contract_kinds", "contract kind", provenance,
+             _accept_class("edgecraft.verify.judging", "ContractKind", "contract kind", "kind", ("model", "measures")))
     for backend_name, provided in list(registry.backends.items()):
         try:
             infos = registry.backend(backend_name).targets()
@@ -437,7 +450,7 @@ def _drop_broken(registry: Registry) -> None:
     if not registry.broken:
         return
     for table in (registry.strategies, registry.backends, registry.targets, registry.metrics, registry.devices,
-                  registry.model_sources, registry.dataset_kinds, registry.implementations):
+                  registry.model_sources, registry.dataset_kinds, registry.implementations, registry.contract_kinds):
         for name in [n for n, p in table.items() if p.provenance.plugin in registry.broken]:
             del table[name]
     for name in registry.broken:

@@ -5,7 +5,7 @@ action ends the process at once, skipping every ``finally``: the ``.building-*``
 and the ``edgecraft-work-*`` folder in the temp dir stayed forever. The handler installed here raises
 :class:`~edgecraft.user_code.Terminated` (a KeyboardInterrupt) instead, so the same cleanup runs as
 for Ctrl-C, and the CLI reports one line and exits 143 (128 + SIGTERM), or 130 for SIGINT.
-What SIGKILL leaves behind is collected by :mod:`edgecraft.build.cache_verify` on a later run.
+What SIGKILL leaves behind is collected by :mod:`edgecraft.assembly.cache_verify` on a later run.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from typing import Any
 from edgecraft.compile.compiler import CompiledPlan, compile_plan
 from edgecraft.context import TargetView
 from edgecraft.datasets import DatasetContext, DatasetStore
-from edgecraft.errors import CompileError, InputError
+from edgecraft.errors import CompileError
 from edgecraft.model_source import ModelSourceLoader
-from edgecraft.plan import AccuracyContract, CompressionPlan, LatencyContract, MemoryContract, RawPlan
+from edgecraft.plan import CompressionPlan, RawPlan
 from edgecraft.registry import Registry
 
 
@@ -29,11 +29,11 @@ class RunInputs:
     base_dir: Path
     loader: ModelSourceLoader
     datasets: DatasetStore
-    #: Torch-stage results shared by the targets of this run (see TargetPipeline.torch_memo).
+    #: Torch-stage results shared by the targets of this run (see assembly.builder.Builder.torch_memo).
     torch_memo: dict[str, Any] = field(default_factory=dict)
-    #: Called when a build's torch-stage steps are done (see TargetPipeline.torch_stage_done); None: nothing.
+    #: Called when a build's torch-stage steps are done (see assembly.builder.TorchStageDone); None: nothing.
     torch_stage_done: Any = None
-    #: Baseline outputs shared across runs (see TargetPipeline.baseline_memo); None: evaluated per run.
+    #: Baseline outputs shared across runs (see verify.evaluator.TargetEvaluator.baseline_memo); None: per run.
     baseline_memo: dict[str, Any] | None = None
 
 
@@ -62,20 +62,12 @@ def compile_all(run: RunInputs, labels: list[str]) -> dict[str, CompiledPlan]:
         run.datasets.bound(run.plan.evaluation.dataset)  # every input fed, shapes and dtypes checked
         if io.outputs:
             io.output_index(run.plan.evaluation.output)
-    for i, contract in enumerate(run.plan.contracts):
-        if isinstance(contract, AccuracyContract) and contract.metric not in run.plan.evaluation.metrics:
-            raise InputError(f"contracts[{i}] ({contract.describe_bound()}) needs metric {contract.metric!r}, which "
-                             f"is not in evaluation.metrics ({run.plan.evaluation.metrics})",
-                             hint=f"add {contract.metric} to evaluation.metrics")
+    for i, contract in enumerate(run.plan.contracts):  # each kind says what the plan must offer to judge it
+        run.registry.contract_kind(contract.kind, where=f"contracts[{i}].kind").check_plan(contract, i, run.plan)
     for label, cp in compiled.items():
         emulated = target_view(run.plan, run.registry, cp).emulated
         for contract in run.plan.contracts_for(label):
-            if isinstance(contract, LatencyContract) and emulated and not contract.allow_emulated:
-                raise CompileError(
-                    f"a latency contract ({contract.describe_bound()}) cannot be judged on an emulated device: "
-                    "emulated timings say nothing about a real core", target=label,
-                    hint="run it on a real board (RPC options), or set allow_emulated: true on the contract "
-                         "to accept a verdict labelled emulated")
+            run.registry.contract_kind(contract.kind).check_target(contract, label, emulated=emulated)
         _check_memory_measurable(run, label, cp)
         for step in cp.steps:
             for name in step.needs_data:
@@ -86,7 +78,8 @@ def compile_all(run: RunInputs, labels: list[str]) -> dict[str, CompiledPlan]:
 def _check_memory_measurable(run: RunInputs, label: str, cp: CompiledPlan) -> None:
     """A memory verdict needs the model's memory; a target whose sessions run on another device cannot give it here."""
     plan = run.plan
-    asks = [f"contract {c.describe_bound()!r}" for c in plan.contracts_for(label) if isinstance(c, MemoryContract)]
+    asks = [f"contract {c.describe_bound()!r}" for c in plan.contracts_for(label)
+            if run.registry.contract_kind(c.kind).measures == "memory"]
     if plan.gate.reference is not None and plan.gate.reference.max_memory_growth_pct is not None:
         asks.append("gate.reference.max_memory_growth_pct")
     if not asks:

@@ -2,7 +2,9 @@
 
 Compiling, judging the run and writing the report always happen in the CLI; an executor only decides
 where each target's compile-checked work (build, then load, evaluate, time and judge its verdicts) runs.
-So a report means the same wherever it was measured. Two executors exist:
+So a report means the same wherever it was measured. That work is one function,
+:func:`edgecraft.execute.target.run_target`, which every executor runs (and a search's trials too); no
+executor imports the runner that hands it the targets. Two executors exist:
 
 * :class:`~edgecraft.execute.local.InProcessExecutor` (the default): one target after the other in
   this process, exactly as ``run_plan`` always did.
@@ -12,31 +14,7 @@ So a report means the same wherever it was measured. Two executors exist:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from edgecraft.build.artifacts import ArtifactCache
-    from edgecraft.compile.checks import RunInputs
-    from edgecraft.compile.compiler import CompiledPlan
-    from edgecraft.progress import Progress
-    from edgecraft.verify.gate import ReferenceReport
-    from edgecraft.verify.report import TargetReport
-
-#: Called with each target's report as soon as it is final (the ``edgecraft_target_finished`` hook).
-OnTarget = Callable[["TargetReport"], None]
-
-
-class Executor(Protocol):
-    """Runs the compiled targets of one run and returns their reports, in the order of ``labels``."""
-
-    def run_targets(self, run: RunInputs, compiled: dict[str, CompiledPlan], labels: list[str],
-                    cache: ArtifactCache, progress: Progress, reference: ReferenceReport | None,
-                    on_target: OnTarget) -> list[TargetReport]: ...
-
-    def describe(self) -> dict[str, Any] | None:
-        """What the report says about where the run went (None: in-process)."""
-        ...
+from edgecraft.execute.base import Executor, OnTarget, ignore_target
 
 
 def executor_for(ray_address: str | None) -> Executor:
@@ -50,4 +28,4 @@ def executor_for(ray_address: str | None) -> Executor:
     return RayExecutor(ray_address)
 
 
-__all__ = ["Executor", "OnTarget", "executor_for"]
+__all__ = ["Executor", "OnTarget", "executor_for", "ignore_target"]

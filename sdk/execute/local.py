@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edgecraft.execute import OnTarget
+from edgecraft.execute.base import OnTarget
+from edgecraft.execute.target import run_target
 
 if TYPE_CHECKING:
-    from edgecraft.build.artifacts import ArtifactCache
+    from edgecraft.assembly.artifacts import ArtifactCache
     from edgecraft.compile.checks import RunInputs
     from edgecraft.compile.compiler import CompiledPlan
     from edgecraft.progress import Progress
@@ -21,8 +22,6 @@ class InProcessExecutor:
     def run_targets(self, run: RunInputs, compiled: dict[str, CompiledPlan], labels: list[str],
                     cache: ArtifactCache, progress: Progress, reference: ReferenceReport | None,
                     on_target: OnTarget) -> list[TargetReport]:
-        from edgecraft.runner import run_target
-
         reports = []
         for label in labels:
             report = run_target(run, compiled[label], cache, progress, reference)

@@ -27,84 +27,34 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 
-from edgecraft.build.artifacts import ArtifactCache
-from edgecraft.compile.checks import RunInputs, compile_all
-from edgecraft.compile.compiler import CompiledPlan
-from edgecraft.errors import EdgecraftError
-from edgecraft.plan import CompressionPlan
-from edgecraft.plan.loading import validate_plan
+from edgecraft.assembly.artifacts import ArtifactCache
+from edgecraft.execute.ray_executor import RayExecutor
 from edgecraft.progress import NullProgress
-from edgecraft.search.space import apply_recipe, for_target
-from edgecraft.search.study import (
-    SearchSetup,
+from edgecraft.search.records import Outcome
+from edgecraft.search.setup import SearchSetup
+from edgecraft.search.studies import (
     exhausted,
-    failed_outcome,
     finish_trial,
     finished,
-    objective_values,
     pending_labels,
-    record_from_report,
     skip_reason,
     start_trial,
     tell_skipped,
 )
-
-Outcome = tuple[dict[str, Any], str, list[float]]
-
-
-@dataclass
-class RemoteTrial:
-    """One trial's compiled recipe, ready to go to the cluster (made in the asking thread)."""
-
-    label: str
-    base: dict[str, Any]  # {"plan": raw recipe plan, "target": label}
-    plan: CompressionPlan
-    run: RunInputs
-    compiled: CompiledPlan
+from edgecraft.search.trials import Trial, compile_trial, execute_trial
 
 
-def prepare_trial(setup: SearchSetup, label: str, values: dict[str, Any]) -> RemoteTrial | Outcome:
-    """Validate and compile the recipe here; a recipe that does not is a failed trial, not a task."""
-    from edgecraft.search.study import _run_inputs
-
-    raw = apply_recipe(for_target(setup.raw, label), setup.dims[label], values)
-    base = {"plan": raw, "target": label}
-    try:
-        plan = validate_plan(raw, setup.registry, source=f"recipe on {label}")
-        run = _run_inputs(setup.run, plan)
-        compiled = compile_all(run, [label])[label]
-    except EdgecraftError as exc:
-        return failed_outcome(base, str(exc), exc.exit_code)
-    return RemoteTrial(label, base, plan, run, compiled)
-
-
-def run_remote(setup: SearchSetup, address: str, job: RemoteTrial, cache: ArtifactCache) -> Outcome:
+def run_remote(setup: SearchSetup, address: str, trial: Trial, cache: ArtifactCache) -> Outcome:
     """Build, measure and judge one recipe on the cluster (a worker thread; the connection is open)."""
-    from edgecraft.execute.ray_executor import RayExecutor
-
-    started = time.time()
-    try:
-        [report] = RayExecutor(address).run_targets(job.run, {job.label: job.compiled}, [job.label], cache,
-                                                    NullProgress(), None, lambda _report: None)
-    except EdgecraftError as exc:
-        return failed_outcome(job.base, str(exc), exc.exit_code, wall_clock=[started, time.time()])
-    except Exception as exc:  # a Ray error the executor does not map: this trial's failure, not the search's
-        return failed_outcome(job.base, f"{type(exc).__name__}: {exc}", 3, wall_clock=[started, time.time()])
-    record = {**job.base, **record_from_report(report, job.plan, setup.spec, job.label),
-              "built_on": report.built_on, "measured_on": report.measured_on, "retries": report.retries,
-              "wall_clock": [started, time.time()]}
-    return record, "complete", objective_values(record, setup.spec)
+    return execute_trial(setup, trial, RayExecutor(address), cache, NullProgress(), remote=True)
 
 
 def run_trials_on_ray(setup: SearchSetup, studies: dict[str, Any], address: str, *, deadline: float,
                       ran: dict[str, int], cache: ArtifactCache, log: Callable[[str], None]) -> bool:
     """Keep up to ``parallel`` trials in flight on the cluster until every target has its trials or the
     budget is spent (no new trial starts then; the ones in flight finish). True when the budget stopped it."""
-    from edgecraft.execute.ray_executor import RayExecutor
-
     session = RayExecutor(address)
     with session.connected():
         slots = session.timing_slots()
@@ -112,7 +62,7 @@ def run_trials_on_ray(setup: SearchSetup, studies: dict[str, Any], address: str,
         log(f"Ray cluster at {address}: {slots} timing slot(s); up to {width} trial(s) in flight")
         stopped = False
         skips = dict.fromkeys(setup.labels, 0)
-        explore: set[str] = set()  # targets whose next recipe is drawn at random (see study.start_trial)
+        explore: set[str] = set()  # targets whose next recipe is drawn at random (see studies.start_trial)
         in_flight: dict[Future[Outcome], tuple[str, Any, dict[str, Any], float]] = {}
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="edgecraft-search") as pool:
             while True:
@@ -140,8 +90,8 @@ def run_trials_on_ray(setup: SearchSetup, studies: dict[str, Any], address: str,
                         explore.add(label)
                         continue
                     t0 = time.monotonic()
-                    job = prepare_trial(setup, label, values)
-                    if not isinstance(job, RemoteTrial):
+                    job = compile_trial(setup, label, values)
+                    if not isinstance(job, Trial):
                         finish_trial(setup, label, studies[label], trial, values, job, time.monotonic() - t0, log)
                         ran[label] += 1
                         continue

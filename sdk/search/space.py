@@ -22,7 +22,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat
 
 import annotated_types
 from edgecraft.errors import EdgecraftError, PlanValidationError
@@ -110,6 +110,13 @@ def _field(model: type[BaseModel], param: tuple[str, ...]) -> Any:
     raise ValueError("empty param path")
 
 
+def _number(bound: object) -> float:
+    """A field's bound as a float (annotated_types types ``ge``/``gt``/``le``/``lt`` only as comparable)."""
+    if not isinstance(bound, SupportsFloat):
+        raise ValueError(f"the bound {bound!r} is not a number")
+    return float(bound)
+
+
 def field_bounds(info: Any) -> tuple[float | None, bool, float | None, bool]:
     """(lower, lower_inclusive, upper, upper_inclusive) from a field's ``ge``/``gt``/``le``/``lt``."""
     low: float | None = None
@@ -117,13 +124,13 @@ def field_bounds(info: Any) -> tuple[float | None, bool, float | None, bool]:
     low_inc = high_inc = True
     for meta in info.metadata:
         if isinstance(meta, annotated_types.Ge):
-            low, low_inc = float(meta.ge), True  # type: ignore[arg-type]
+            low, low_inc = _number(meta.ge), True
         elif isinstance(meta, annotated_types.Gt):
-            low, low_inc = float(meta.gt), False  # type: ignore[arg-type]
+            low, low_inc = _number(meta.gt), False
         elif isinstance(meta, annotated_types.Le):
-            high, high_inc = float(meta.le), True  # type: ignore[arg-type]
+            high, high_inc = _number(meta.le), True
         elif isinstance(meta, annotated_types.Lt):
-            high, high_inc = float(meta.lt), False  # type: ignore[arg-type]
+            high, high_inc = _number(meta.lt), False
     return low, low_inc, high, high_inc
 
 

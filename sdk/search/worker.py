@@ -1,6 +1,6 @@
 """One search trial in a child process (``search.isolate: true``): ``python -m edgecraft.search.worker JOB RESULT``.
 
-The parent (:func:`edgecraft.search.study._run_trial_isolated`) writes the job (plan, target, recipe,
+The parent (:func:`edgecraft.search.trials.run_trial_isolated`) writes the job (plan, target, recipe,
 cache folder) and reads ``[record, state, objective values]`` from RESULT; when the child dies
 without writing it (a segfault in a runtime or in training), the trial is recorded as failed with the
 signal, and the search goes on.
@@ -14,17 +14,18 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    from edgecraft.build.artifacts import ArtifactCache
+    from edgecraft.assembly.artifacts import ArtifactCache
     from edgecraft.logging_setup import quiet_runtimes
     from edgecraft.progress import NullProgress
     from edgecraft.registry import build_registry
-    from edgecraft.search.study import _run_trial, setup_search
+    from edgecraft.search.setup import setup_search
+    from edgecraft.search.trials import run_trial_here
 
     job = json.loads(Path(argv[0]).read_text())
     quiet_runtimes()
     setup = setup_search(Path(job["plan"]), build_registry(), targets=[job["label"]], probe=False)
     cache = ArtifactCache(Path(job["cache_dir"]) if job["cache_dir"] else None, reuse=True)
-    outcome = _run_trial(setup, job["label"], job["values"], cache, NullProgress(), {})
+    outcome = run_trial_here(setup, job["label"], job["values"], cache, NullProgress(), {})
     Path(argv[1]).write_text(json.dumps(list(outcome)))
     return 0
 

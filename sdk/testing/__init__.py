@@ -12,13 +12,8 @@ In a plugin's own test suite (what ``edgecraft plugin new`` generates)::
 
 from __future__ import annotations
 
-from edgecraft.testing.conformance import (
-    ConformanceError,
-    ConformanceReport,
-    Finding,
-    assert_conforms,
-    check_plugin,
-)
+from edgecraft.testing.conformance import assert_conforms, check_plugin
+from edgecraft.testing.findings import ConformanceError, ConformanceReport, Finding
 from edgecraft.testing.models import CNN, KIT_MODELS, MULTI, cnn_onnx, multi_input_onnx, tiny_cnn, tiny_multi_input
 
 __all__ = ["CNN", "KIT_MODELS", "MULTI", "ConformanceError", "ConformanceReport", "Finding", "assert_conforms",

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from edgecraft.errors import InputError
@@ -24,8 +24,12 @@ from edgecraft.plan import CompressionPlan, ComputeContract, GateSpec, MemoryCon
 from edgecraft.progress import NullProgress, Progress
 from edgecraft.verify.compute import count_artifact
 from edgecraft.verify.contracts import Verdict
+from edgecraft.verify.judging import Measured, measures_memory, of_measure
 from edgecraft.verify.memory import MemoryMeter, MemoryProbeError, MemoryStats, range_confidence
 from edgecraft.verify.report import ComputeReport, MemoryReport, TargetReport
+
+if TYPE_CHECKING:
+    from edgecraft.registry import Registry
 
 BASELINE, COMPRESSED, REFERENCE = "baseline", "compressed", "reference"
 MIB = 1024 * 1024
@@ -217,7 +221,7 @@ def _memory_report(stats: MemoryStats, caveats: list[str], inputs: str) -> Memor
     return MemoryReport(measured=True, reason="; ".join(caveats) or None, inputs=inputs, **stats.as_dict())
 
 
-def measure_resources(plan: CompressionPlan, *, label: str, target: str, backend: Any, options: Any,
+def measure_resources(plan: CompressionPlan, *, registry: Registry, label: str, target: str, backend: Any, options: Any,
                       emulated: bool, artifacts: Mapping[str, Path], feeds: Mapping[str, np.ndarray],
                       input_shapes: Mapping[str, tuple[int, ...]] | None, reference: Any | None = None,
                       progress: Progress | None = None) -> ResourceResult:
@@ -245,18 +249,13 @@ def measure_resources(plan: CompressionPlan, *, label: str, target: str, backend
                                    "share from an ONNX count")
         result.compute[name] = None if count is None else ComputeReport(**count.as_dict())
 
-    verdicts: list[Verdict] = []
-    for contract in contracts:
-        if isinstance(contract, ComputeContract):
-            base, comp = result.compute.get(BASELINE), result.compute.get(COMPRESSED)
-            if base is None or comp is None:
-                raise InputError(f"contract {contract.describe_bound()!r} on target {label!r}: the artifact has no "
-                                 "ONNX graph (lineage/model.onnx) to count MACs on")
-            verdicts.append(judge_compute(contract, base, comp))
-    if bounds is not None and bounds.max_macs_growth_pct is not None:
+    measured = Measured(plan, label, emulated, registry.metric, compute=result.compute)
+    verdicts = [kind.judge(contract, measured) for contract, kind in of_measure(registry, contracts, ["compute"])]
+    if bounds is not None and reference is not None and bounds.max_macs_growth_pct is not None:
         comp = result.compute.get(COMPRESSED)
-        if reference.remeasured and result.compute.get(REFERENCE) is not None:
-            ref_macs, how = result.compute[REFERENCE].macs, "counted on its artifact"  # type: ignore[union-attr]
+        counted = result.compute.get(REFERENCE)
+        if reference.remeasured and counted is not None:
+            ref_macs, how = counted.macs, "counted on its artifact"
         else:
             recorded = (reference.entry.get("compressed", {}).get("compute") or {}).get("macs")
             if recorded is None:
@@ -269,22 +268,23 @@ def measure_resources(plan: CompressionPlan, *, label: str, target: str, backend
                              "to count MACs on")
         verdicts.append(reference_macs_verdict(bounds.max_macs_growth_pct, comp.macs, ref_macs, how))
 
-    if plan.measures_memory(label):
-        verdicts += _memory(plan, result, label=label, target=target, backend=backend, options=options,
+    if measures_memory(registry, plan, label):
+        verdicts += _memory(measured, registry, result, label=label, target=target, backend=backend, options=options,
                             emulated=emulated, paths=paths, feeds=feeds, reference=reference, progress=progress)
     result.verdicts = verdicts
     return result
 
 
-def _memory(plan: CompressionPlan, result: ResourceResult, *, label: str, target: str, backend: Any, options: Any,
-            emulated: bool, paths: Mapping[str, Path], feeds: Mapping[str, np.ndarray], reference: Any | None,
-            progress: Progress) -> list[Verdict]:
+def _memory(measured: Measured, registry: Registry, result: ResourceResult, *, label: str, target: str,
+            backend: Any, options: Any, emulated: bool, paths: Mapping[str, Path], feeds: Mapping[str, np.ndarray],
+            reference: Any | None, progress: Progress) -> list[Verdict]:
+    plan = measured.plan
     if not backend.measures_memory_locally(target, options):
         reason = remote_reason(target, emulated)
         for name in paths:
             result.memory[name] = MemoryReport(measured=False, reason=reason)
         return []  # memory contracts on such targets are refused at compile time
-    contracts = [c for c in plan.contracts_for(label) if isinstance(c, MemoryContract)]
+    contracts = of_measure(registry, plan.contracts_for(label), ["memory"])
     bounds = plan.gate.reference if reference is not None else None
     threads = getattr(options, "intra_op_threads", None) or plan.latency.threads
     inputs = ", ".join(f"{k} {list(np.shape(v))} {np.asarray(v).dtype}" for k, v in feeds.items())
@@ -297,7 +297,8 @@ def _memory(plan: CompressionPlan, result: ResourceResult, *, label: str, target
 
             def judge() -> list[Verdict]:
                 stats = meter.stats()
-                out = [judge_memory(c, stats[BASELINE], stats[COMPRESSED]) for c in contracts]
+                measured.memory = stats
+                out = [kind.judge(contract, measured) for contract, kind in contracts]
                 if bounds is not None and bounds.max_memory_growth_pct is not None:
                     out.append(_reference_memory(bounds.max_memory_growth_pct, stats, reference, label))
                 return out

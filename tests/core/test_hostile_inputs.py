@@ -243,9 +243,9 @@ def _disk_full_writing_report(w: Workspace) -> None:
 
 def _disk_full_writing_lineage(w: Workspace) -> None:
     w.write_plan(w.plan())
-    import edgecraft.build.pipeline
+    import edgecraft.assembly.builder
 
-    w.monkeypatch.setattr(edgecraft.build.pipeline.shutil, "copyfile", enospc)
+    w.monkeypatch.setattr(edgecraft.assembly.builder.shutil, "copyfile", enospc)
 
 
 def _disk_full_writing_manifest(w: Workspace) -> None:
@@ -397,7 +397,7 @@ def test_damaged_cache_entry_is_rebuilt_and_reported(ws: Workspace, capsys: pyte
 
 
 def test_concurrent_writers_never_delete_each_others_entry(tmp_path: Path) -> None:
-    from edgecraft.build.artifacts import ArtifactCache, write_manifest
+    from edgecraft.assembly.artifacts import ArtifactCache, write_manifest
 
     cache = ArtifactCache(tmp_path / "cache")
     key = "ab" * 32
@@ -423,7 +423,7 @@ def test_concurrent_writers_never_delete_each_others_entry(tmp_path: Path) -> No
 
 def test_leftovers_of_killed_runs_are_swept_but_live_ones_kept(ws: Workspace,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    from edgecraft.build.cache_verify import held_lock
+    from edgecraft.assembly.cache_verify import held_lock
 
     shard = ws.cache / "zz"
     shard.mkdir(parents=True)
@@ -528,7 +528,7 @@ def test_signal_during_a_build_cleans_up(ws: Workspace, tmp_path: Path, signum: 
 @pytest.mark.slow
 def test_sigkill_leftovers_are_swept_by_the_next_run(ws: Workspace, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    import edgecraft.build.cache_verify
+    import edgecraft.assembly.cache_verify
 
     marker = ws.root / "building"
     ws.write_plan(ws.plan(steps=[{"strategy": "hostile", "params": {"mode": "sleep", "marker": str(marker)}}]))
@@ -542,7 +542,7 @@ def test_sigkill_leftovers_are_swept_by_the_next_run(ws: Workspace, tmp_path: Pa
     assert ws.leftovers()  # what SIGKILL leaves
     for lock in [*ws.cache.rglob("*.lock"), *ws.tmp.glob("*.lock")]:
         os.utime(lock, (time.time() - 3600,) * 2)  # past the just-created grace period
-    ws.monkeypatch.setattr(edgecraft.build.cache_verify, "UNLOCKED_GRACE_S", 3600)
+    ws.monkeypatch.setattr(edgecraft.assembly.cache_verify, "UNLOCKED_GRACE_S", 3600)
     ws.write_plan(ws.plan(steps=[{"strategy": "hostile", "params": {"mode": "ok"}}]))
     assert main(ws.argv()) == 0, capsys.readouterr().err
     assert ws.leftovers() == []

@@ -267,14 +267,15 @@ def test_default_range_is_narrowed_to_what_compiles(workdir: Path) -> None:
 def test_trial_0_is_the_plans_recipe_with_the_strategies_defaults(workdir: Path) -> None:
     from edgecraft.registry import build_registry
     from edgecraft.search.space import for_target
-    from edgecraft.search.study import _plan_values, setup_search
+    from edgecraft.search.studies import plan_values
+    from edgecraft.search.study import setup_search
 
     plan = plan_dict(search={"trials": 1}, pruning=True)
     plan["steps"][0]["params"].update(dataset="train", epochs=2)
     path = workdir / "plan.yaml"
     path.write_text(yaml.safe_dump(plan, sort_keys=False))
     setup = setup_search(path, build_registry())
-    values = _plan_values(for_target(setup.raw, "ort-cpu"), setup.dims["ort-cpu"], setup.registry)
+    values = plan_values(for_target(setup.raw, "ort-cpu"), setup.dims["ort-cpu"], setup.registry)
     assert values == {"steps[pruning].enabled": True, "steps[pruning].params.ratio": 0.5,
                       "steps[pruning].params.importance": "l2",  # left out by the plan: the strategy's default
                       "steps[pruning].params.epochs": 2,
@@ -290,10 +291,11 @@ def test_int8_variants_share_the_pruning_result_and_the_baseline(workdir: Path) 
     """Two recipes differing only after the torch stage: the second reuses the first's pruned model
     (no second pruning) and the baseline artifact; each gets its own compressed artifact. A recipe with
     pruning switched off shares the baseline too (its key does not carry the steps' plugin versions)."""
-    from edgecraft.build.artifacts import ArtifactCache
+    from edgecraft.assembly.artifacts import ArtifactCache
     from edgecraft.progress import NullProgress
     from edgecraft.registry import build_registry
-    from edgecraft.search.study import _run_trial, setup_search
+    from edgecraft.search.study import setup_search
+    from edgecraft.search.trials import run_trial_here
 
     space = {"steps[pruning].enabled": {"choices": [True, False]},
              "steps[quantization].params.per_channel": {"choices": [True, False]}}
@@ -304,9 +306,9 @@ def test_int8_variants_share_the_pruning_result_and_the_baseline(workdir: Path) 
     setup = setup_search(path, build_registry())
     cache = ArtifactCache(workdir / "cache", reuse=True)
     recipes = ((True, True), (True, False), (False, True))
-    records = [_run_trial(setup, "ort-cpu", {"steps[pruning].enabled": pruning,
-                                             "steps[quantization].params.per_channel": per_channel}, cache,
-                          NullProgress(), {})[0] for pruning, per_channel in recipes]
+    records = [run_trial_here(setup, "ort-cpu", {"steps[pruning].enabled": pruning,
+                                                 "steps[quantization].params.per_channel": per_channel}, cache,
+                              NullProgress(), {})[0] for pruning, per_channel in recipes]
     first, second, unpruned = records
     assert first["state"] == second["state"] == unpruned["state"] == "complete"
     assert first["torch_stage_reused"] is False and second["torch_stage_reused"] is True

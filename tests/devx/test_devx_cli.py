@@ -62,7 +62,7 @@ def test_cache_info_and_clear_touch_only_edgecraft_entries(tmp_path: Path, capsy
 
 
 def test_readme_and_cache_dir_help_agree_on_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgecraft.build.artifacts import default_cache_dir
+    from edgecraft.assembly.artifacts import default_cache_dir
     from edgecraft.cli import CACHE_HELP
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()

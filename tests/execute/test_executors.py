@@ -49,7 +49,7 @@ def test_ray_without_the_extra_is_bad_input(monkeypatch: pytest.MonkeyPatch, tmp
 
 @pytest.mark.ray
 def test_the_measuring_node_never_builds(tmp_path: Path) -> None:
-    from edgecraft.execute.ray_executor import ShippedCache
+    from edgecraft.execute.ray_tasks import ShippedCache
 
     cache = ShippedCache(tmp_path)
     assert cache.lookup("ab" * 32) is None
@@ -59,7 +59,7 @@ def test_the_measuring_node_never_builds(tmp_path: Path) -> None:
 
 @pytest.mark.ray
 def test_artifacts_pack_and_unpack(tmp_path: Path) -> None:
-    from edgecraft.execute.ray_executor import _pack, _unpack
+    from edgecraft.execute.ray_tasks import _pack, _unpack
 
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "lineage").mkdir()

@@ -16,6 +16,7 @@ from pathlib import Path
 from edgecraft.safe_text import clean_text
 from edgecraft.verify.contracts import Verdict
 from edgecraft.verify.report import Report, TargetReport
+from edgecraft.verify.reports.atomic import write_text_atomic
 from edgecraft.verify.reports.resources_rows import resource_rows
 
 
@@ -111,6 +112,4 @@ def _clean_tree(root: ET.Element) -> None:
 
 
 def write_junit(report: Report, path: Path) -> None:
-    from edgecraft.verify.reports import write_text_atomic
-
     write_text_atomic(path, junit_xml(report))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecraft.build.cache_verify import BUILDING_PREFIX, held_lock, read_manifest, sweep_stale
+from edgecraft.assembly.cache_verify import BUILDING_PREFIX, held_lock, read_manifest, sweep_stale
 from edgecraft.errors import EnvironmentFailure
 from edgecraft.loading import file_sha256
 
@@ -81,7 +81,7 @@ class ArtifactCache:
     """Artifacts keyed by compiled-plan hash under one root folder.
 
     Entries are verified against their manifest (sizes and sha256) on every lookup; one that fails
-    is reported (:attr:`rejected`) and rebuilt. See :mod:`edgecraft.build.cache_verify`.
+    is reported (:attr:`rejected`) and rebuilt. See :mod:`edgecraft.assembly.cache_verify`.
     """
 
     def __init__(self, root: Path | None = None, *, reuse: bool = True) -> None:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecraft.build.artifacts import MANIFEST, default_cache_dir
-from edgecraft.build.cache_verify import BUILDING_PREFIX, LOCK_SUFFIX
+from edgecraft.assembly.artifacts import MANIFEST, default_cache_dir
+from edgecraft.assembly.cache_verify import BUILDING_PREFIX, LOCK_SUFFIX
 
 _SHARD = re.compile(r"^[0-9a-f]{2}$")
 _KEY = re.compile(r"^[0-9a-f]{64}$")
