@@ -26,9 +26,25 @@ RUNTIMES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "nncf": "openv
 #: quiets its C++ log. Everyone else, backends included, goes through those services.
 SDK_RUNTIME_USERS = {
     "edgecraft.torchkit.probe": {"onnxruntime"},
-    "edgecraft.testing.conformance": {"onnxruntime"},
+    "edgecraft.testing.conformance": {"onnxruntime"},  # the backend check gets its reference from here
     "edgecraft.logging_setup": {"onnxruntime"},
 }
+
+
+#: The stages a plan flows through, in order (docs/architecture.md): a stage may import the ones before it,
+#: never one after it. Modules outside these packages are the foundation every stage shares (plan, registry,
+#: contexts, models, datasets...) and import no stage; the edges drive the stages from outside (the CLI, the
+#: conformance kit, the run's pre-flight checks).
+STAGES = ("compile", "assembly", "verify", "execute", "runner", "search")
+EDGES = ("cli", "testing", "preflight", "scaffold")
+
+
+def _stage_rank(module: str) -> int | None:
+    """The stage's position for ``edgecraft.STAGE[...]``, len(STAGES) for an edge, None for the foundation."""
+    part = module.split(".")[1] if module.count(".") else ""
+    if part in STAGES:
+        return STAGES.index(part)
+    return len(STAGES) if part in EDGES else None
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +80,31 @@ def test_each_folder_imports_only_what_it_may(graph: ImportGraph) -> None:
     assert layer_violations(graph) == []
 
 
+def test_data_flows_one_way(graph: ImportGraph) -> None:
+    """plan -> compile -> assembly (build) -> verify (measure, judge, report) -> execute -> runner -> search: no
+    stage imports a later one, and the foundation imports no stage (lazy imports count)."""
+    back = []
+    for module, targets in sorted(graph.arrows.items()):
+        if layer_of(module)[0] != "sdk":
+            continue
+        rank = _stage_rank(module)
+        for target in sorted(targets):
+            target_rank = _stage_rank(target)
+            if target_rank is None or target_rank == rank:
+                continue
+            if rank is None or target_rank > rank:
+                back.append(f"{module} -> {target}")
+    assert back == []
+
+
+def test_the_stage_check_sees_a_back_arrow() -> None:
+    builder, gate = _stage_rank("edgecraft.assembly.builder"), _stage_rank("edgecraft.verify.gate")
+    assert builder == STAGES.index("assembly")
+    assert gate is not None and builder is not None and gate > builder
+    assert _stage_rank("edgecraft.registry") is None
+    assert _stage_rank("edgecraft.cli") == len(STAGES)
+
+
 def test_runtimes_live_in_their_backend(graph: ImportGraph) -> None:
     """No strategy names a runtime: onnxruntime, openvino/nncf and tvm are imported only by their backend."""
     bad = []
@@ -97,3 +138,16 @@ def test_type_ignores_are_few() -> None:
                     found.append(f"{path.relative_to(REPO)}:{number}")
     listing = "\n".join(found)
     assert len(found) <= MAX_TYPE_IGNORES, f"{len(found)} type: ignore (at most {MAX_TYPE_IGNORES}):\n{listing}"
+
+
+def test_the_architecture_page_names_what_exists(graph: ImportGraph) -> None:
+    """docs/architecture.md stays true: every plugin, backend and stage package is on the page, and every
+    ``edgecraft.…`` module the page names exists."""
+    text = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    for folder in ("plugins", "backends"):
+        for package in sorted(p.name for p in (REPO / folder).iterdir() if (p / "__init__.py").is_file()):
+            assert f"`{package}`" in text, f"docs/architecture.md does not name {folder}/{package}"
+    for stage in STAGES:
+        assert f"sdk/{stage}" in text and f"`edgecraft.{stage}`" in text, stage
+    for named in sorted(set(re.findall(r"`(edgecraft(?:\.[a-z_]+)+)", text))):
+        assert graph.resolve(named) is not None, f"docs/architecture.md names {named}, which does not exist"
