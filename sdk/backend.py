@@ -3,7 +3,10 @@
 A backend provides one or more **targets**. For each it declares an options model and its
 capabilities (what strategies may ask of it), and it knows how to turn an ONNX model into an
 artifact on disk (``import_onnx`` → optional native steps → ``save``) and how to run that artifact
-(``load`` → :class:`Session`). Measurement (warm-up, interleaving, percentiles) is the core's job,
+(``load`` → :class:`Session`). A runtime whose compiler starts from the framework's own graph rather than
+ONNX (ExecuTorch: ``torch.export``) declares ``imports="torch"`` on its targets and implements
+``import_torch`` instead: the builder then hands it the torch model after the torch-stage steps, and
+graph-stage (ONNX) steps are refused for such targets at compile time. Measurement (warm-up, interleaving, percentiles) is the core's job,
 so numbers from different backends are comparable.
 """
 
@@ -14,12 +17,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
 #: The base of every target's options model: strict and frozen, defined with the plan's other sections.
 from edgecraft.plan.sections import TargetOptions
+
+if TYPE_CHECKING:
+    from edgecraft.models import TorchModel
 
 __all__ = ["Backend", "Session", "TargetInfo", "TargetOptions"]
 
@@ -37,6 +43,10 @@ class TargetInfo:
     native_format: str | None = None
     #: True when latency on this target is measured on an emulated device (not real hardware).
     emulated: bool = False
+    #: What the backend builds its artifact from: ``"onnx"`` (the exported graph, :meth:`Backend.import_onnx`)
+    #: or ``"torch"`` (the torch model itself, :meth:`Backend.import_torch`; no ONNX export, so graph-stage
+    #: steps are refused at compile time and the plan's model must be a torch model).
+    imports: Literal["onnx", "torch"] = "onnx"
 
 
 class Session(ABC):
@@ -105,6 +115,12 @@ class Backend(ABC):
     @abstractmethod
     def import_onnx(self, onnx_path: Path, target: str, options: TargetOptions, work_dir: Path) -> Any:
         """Turn an ONNX file into the backend's in-memory model (for native steps and ``save``)."""
+
+    def import_torch(self, model: TorchModel, target: str, options: TargetOptions, work_dir: Path) -> Any:
+        """Turn a torch model (after the torch-stage steps) into the backend's in-memory model, for targets
+        declared with ``imports="torch"``. ``model.module`` takes ``model.example_inputs()`` in ``model.io``'s
+        input order; the module may be a quantized ``GraphModule`` made by this backend's own int8 step."""
+        raise NotImplementedError(f"backend {self.name!r} declares no torch-importing target")
 
     @abstractmethod
     def save(self, native: Any, target: str, options: TargetOptions, out_dir: Path) -> list[Path]:

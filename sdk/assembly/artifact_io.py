@@ -58,9 +58,22 @@ class ArtifactIO:
             return export_onnx(handle, work / "exported.onnx", **self.export_options())
         raise RuntimeFailure("a native model cannot be turned back into ONNX")
 
+    @property
+    def imports_torch(self) -> bool:
+        """Whether the target builds from the torch model (``TargetInfo.imports``), not from an ONNX export."""
+        return self.view.info.imports == "torch"
+
     def to_native(self, handle: ModelHandle, work: Path) -> NativeModel:
         if isinstance(handle, NativeModel):
             return handle
+        if self.imports_torch:
+            if not isinstance(handle, TorchModel):
+                raise RuntimeFailure(f"target {self.view.label!r} builds from a torch model; got a "
+                                     f"{handle.stage}-stage model")
+            native_t = backend_call(self.backend, "import the torch model", self.backend.import_torch,
+                                    handle, self.view.target, self.view.options, work)
+            return NativeModel(native_t, self.view.info.native_format or self.backend.name, handle.io,
+                               list(handle.lineage))
         onnx_model = self.to_onnx(handle, work)
         native = backend_call(self.backend, f"import {onnx_model.path.name}", self.backend.import_onnx,
                               onnx_model.path, self.view.target, self.view.options, work)

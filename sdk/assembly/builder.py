@@ -1,4 +1,5 @@
-"""Build artifacts for one target: model source → torch steps → ONNX → graph steps → native steps → backend files.
+"""Build artifacts for one target: model source → torch steps → ONNX → graph steps → native steps → backend files
+(a target that imports torch models: model source → torch steps → backend files, no ONNX).
 
 A :class:`Builder` turns a compiled plan into an artifact in the cache and does nothing else: it
 never evaluates or times a model. Steps that need measurements on the target (accuracy-aware loops)
@@ -141,7 +142,8 @@ class Builder:
             lineage.mkdir()
             if isinstance(handle, TorchModel):
                 extra["torch_program"] = self._save_torch_program(handle, lineage) if compiled.steps else None
-                handle = self.artifact_io.to_onnx(handle, work)
+                if not self.artifact_io.imports_torch:  # a torch-importing backend takes the module itself
+                    handle = self.artifact_io.to_onnx(handle, work)
             if isinstance(handle, OnnxModel):
                 # The graph the backend imported: portable, and enough to rebuild any step's result.
                 shutil.copyfile(handle.path, lineage / "model.onnx")

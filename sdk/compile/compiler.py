@@ -146,6 +146,12 @@ def compile_plan(plan: CompressionPlan, target_label: str, registry: Registry, *
         raise PluginError(f"backend {backend.name!r} failed while checking target {spec.target!r}: "
                           f"{type(exc).__name__}: {exc}") from exc
 
+    if info.imports == "torch" and loader.kind != "torch":
+        raise CompileError(f"model: the plan's model ({loader.params.kind}) is not a torch model, and target {spec.target!r} "
+                           "builds from the torch model itself (its backend imports torch, not ONNX: an ONNX graph "
+                           "cannot feed torch.export)", target=spec.label,
+                           hint="use a model source that yields a torch module: {kind: torch, factory: ...} or "
+                                "{kind: huggingface, path: ...}, or an ONNX-importing target")
     resolved: list[ResolvedStep] = []
     last_stage = Stage.TORCH
     for index, step in enumerate(plan.steps):
@@ -162,6 +168,11 @@ def compile_plan(plan: CompressionPlan, target_label: str, registry: Registry, *
                                step=where, target=spec.label,
                                hint="use a model source that yields a torch module: {kind: torch, factory: ...} "
                                     "or {kind: huggingface, path: ...}")
+        if resolution.stage == Stage.ONNX and info.imports == "torch":
+            raise CompileError(f"works on the ONNX graph ({resolution.implementation}), but target {spec.target!r} "
+                               "builds from the torch model (its backend imports torch, so no ONNX graph is made)",
+                               step=where, target=spec.label,
+                               hint="drop this step for this target, or use a torch-stage strategy")
         if resolution.stage == Stage.NATIVE and info.native_format is None:
             raise CompileError(f"needs the backend's native model, which target {spec.target!r} does not expose",
                                step=where, target=spec.label)

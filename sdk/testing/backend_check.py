@@ -1,7 +1,9 @@
 """The conformance checks of a backend: its targets (strict options, capability tags), runtime versions, and on
 every available target a round trip of the kit's ONNX models: ``import_onnx()``, ``save()``,
 ``artifact_size()``, ``load()``, a session whose outputs match the reference runtime's, ``timed_runs()``,
-``describe()``, and ``close()`` releasing what ``load()`` took.
+``describe()``, and ``close()`` releasing what ``load()`` took. A target that imports torch models
+(``TargetInfo.imports == "torch"``) gets the same round trip from the kit's torch modules through
+``import_torch()``, its outputs compared with torch's own.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ class BackendCheck:
         return r
 
     def _check_target(self, info: Any) -> None:
-        from edgecraft.testing.models import ONNX_BUILDERS
+        from edgecraft.testing.models import KIT_MODELS, ONNX_BUILDERS
 
         r, target = self.report, info.name
         try:
@@ -110,12 +112,39 @@ class BackendCheck:
             r.add("violation", "check_available()", f"target {target!r}: raised {type(exc).__name__}: {exc}; "
                   "expected None, or InputError with an install hint")
             return
+        if info.imports == "torch":
+            for kit_model in KIT_MODELS:
+                self._torch_round_trip(info, options, kit_model)
+            return
         for model_name, (build, kit_model) in ONNX_BUILDERS.items():
             self._round_trip(info, options, model_name, build, kit_model)
 
-    def _round_trip(self, info: Any, options: Any, model_name: str, build: Any, kit_model: Any) -> None:
-        from edgecraft.plugin_checks import check_saved_files, check_session
+    def _torch_round_trip(self, info: Any, options: Any, kit_model: Any) -> None:
+        """``import_torch()`` of the kit's torch module, then the same save/load/session checks as ONNX's."""
+        import torch
+        from edgecraft.modelio import ModelIO, TensorSpec
+        from edgecraft.models import TorchModel
+        from edgecraft.testing.models import tiny_cnn, tiny_multi_input
 
+        r, target = self.report, info.name
+        where = f"target {target!r} ({kit_model.name} torch model)"
+        folder = self.work / f"{target}-{kit_model.name}-torch"
+        work, out = folder / "work", folder / "artifact"
+        work.mkdir(parents=True)
+        out.mkdir()
+        module = {"cnn": tiny_cnn, "multi": tiny_multi_input}[kit_model.name]()
+        io = ModelIO(tuple(TensorSpec(n, dt, ("batch", *shape), 0) for n, (shape, dt) in kit_model.inputs.items()),
+                     (TensorSpec(kit_model.source["output_name"], "float32", ("batch", 3), 0),))
+        imported, native = attempt(r, "import_torch()", where, lambda: self.backend.import_torch(
+            TorchModel(module, io), target, options, work))
+        if not imported:
+            return
+        feeds = kit_model.feeds(4)
+        with torch.no_grad():
+            got = module(*(torch.from_numpy(feeds[n]) for n in io.input_names))
+        self._save_and_check(info, options, where, native, out, feeds, [got.numpy().astype(np.float64)])
+
+    def _round_trip(self, info: Any, options: Any, model_name: str, build: Any, kit_model: Any) -> None:
         r, target = self.report, info.name
         where = f"target {target!r} ({model_name} model)"
         folder = self.work / f"{target}-{model_name}"
@@ -123,11 +152,18 @@ class BackendCheck:
         work.mkdir(parents=True)
         out.mkdir()
         onnx_path = build(folder / "model.onnx")
-        who = f"backend {self.name!r}"
         imported, native = attempt(r, "import_onnx()", where,
                                     lambda: self.backend.import_onnx(onnx_path, target, options, work))
         if not imported:
             return
+        feeds = kit_model.feeds(4)
+        self._save_and_check(info, options, where, native, out, feeds, self.reference(onnx_path, feeds))
+
+    def _save_and_check(self, info: Any, options: Any, where: str, native: Any, out: Path,
+                        feeds: dict[str, np.ndarray], expected: list[np.ndarray]) -> None:
+        from edgecraft.plugin_checks import check_saved_files, check_session
+
+        r, target, who = self.report, info.name, f"backend {self.name!r}"
         saved, files = attempt(r, "save()", where, lambda: check_saved_files(
             self.backend.save(native, target, options, out), out, who=who), _PLUGIN_MESSAGE_OR_RAISED)
         if not saved:
@@ -135,9 +171,8 @@ class BackendCheck:
         sized, size = attempt(r, "artifact_size()", where, lambda: self.backend.artifact_size(files))
         if sized and (not isinstance(size, int) or size <= 0):
             r.add("violation", "artifact_size()", f"{where}: returned {size!r}; expected a positive int (bytes)")
-        r.add("ok", "import_onnx()/save()", f"{where}: wrote {[f.name for f in files]}")
-        feeds = kit_model.feeds(4)
-        expected = self.reference(onnx_path, feeds)
+        r.add("ok", f"import_{'torch' if info.imports == 'torch' else 'onnx'}()/save()",
+              f"{where}: wrote {[f.name for f in files]}")
         loaded, session = attempt(r, "load()", where, lambda: check_session(
             self.backend.load(out, target, options, 1), who=who), _PLUGIN_MESSAGE_OR_RAISED)
         if not loaded:

@@ -1,0 +1,115 @@
+"""ExecuTorch with the XNNPACK delegate on this machine's CPU.
+
+The artifact is a ``.pte`` program lowered from ``torch.export`` (no ONNX anywhere: the target declares
+``imports="torch"``, so the builder hands :meth:`ExecutorchBackend.import_torch` the torch model after the
+torch-stage steps, int8 by PT2E included) plus ``program.json`` (the model's I/O and what the lowering
+delegated). Sessions run it with ``executorch.runtime`` (the Python binding of the C++ runtime a device
+embeds), so the numbers are XNNPACK's kernels on this CPU.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from edgecraft.backend import Backend, Session, TargetInfo, TargetOptions
+from edgecraft.backends.executorch.options import (
+    CAPABILITIES,
+    INSTALL_HINT,
+    META_FILE,
+    NATIVE_FORMAT,
+    PROGRAM_FILE,
+    TARGET,
+    ExecutorchXnnpackOptions,
+    check_precision,
+    executorch_installed,
+    require_executorch,
+)
+from edgecraft.errors import InputError, RuntimeFailure
+from edgecraft.modelio import ModelIO
+from edgecraft.models import TorchModel
+
+
+class ExecutorchBackend(Backend):
+    name: ClassVar[str] = "executorch"
+    summary: ClassVar[str] = "ExecuTorch with the XNNPACK delegate (torch.export → .pte; PT2E int8)"
+
+    def targets(self) -> list[TargetInfo]:
+        return [TargetInfo(
+            name=TARGET, summary="ExecuTorch + XNNPACK on this machine's CPU; artifact is a .pte built from "
+            "torch.export (the plan's model must be a torch model)",
+            options_model=ExecutorchXnnpackOptions, capabilities=CAPABILITIES, native_format=None,
+            imports="torch")]
+
+    def runtime_versions(self) -> dict[str, str]:
+        versions = {}
+        for dist in ("executorch", "torchao"):
+            try:
+                versions[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                versions[dist] = "not installed"
+        return versions
+
+    def check_available(self, target: str, options: TargetOptions) -> None:
+        if not executorch_installed():
+            raise InputError(f"target {target!r} needs ExecuTorch, which is not installed", hint=INSTALL_HINT)
+        assert isinstance(options, ExecutorchXnnpackOptions)
+        check_precision(options)
+
+    # ------------------------------------------------------------------ build
+    def import_onnx(self, onnx_path: Path, target: str, options: TargetOptions, work_dir: Path) -> Any:
+        raise InputError(f"target {target!r} builds from torch models (torch.export); an ONNX graph "
+                         f"({Path(onnx_path).name}) cannot feed it",
+                         hint="use a torch model source, or an ONNX-importing target (ort-cpu, openvino-cpu)")
+
+    def import_torch(self, model: TorchModel, target: str, options: TargetOptions, work_dir: Path) -> Any:
+        from edgecraft.backends.executorch.lower import lower
+
+        assert isinstance(options, ExecutorchXnnpackOptions)
+        return lower(model, options)
+
+    def save(self, native: Any, target: str, options: TargetOptions, out_dir: Path) -> list[Path]:
+        from edgecraft.backends.executorch.lower import LoweredProgram
+
+        if not isinstance(native, LoweredProgram):
+            raise RuntimeFailure(f"executorch backend: expected a lowered program to save, got {type(native).__name__}")
+        pte, meta = out_dir / PROGRAM_FILE, out_dir / META_FILE
+        pte.write_bytes(native.buffer)
+        meta.write_text(json.dumps({"io": native.io.to_json(), "facts": native.facts}, indent=2))
+        return [pte, meta]
+
+    def artifact_size(self, files: list[Path]) -> int:
+        """The ``.pte`` alone: ``program.json`` is edgecraft's bookkeeping, not deployed."""
+        return sum(f.stat().st_size for f in files if f.name == PROGRAM_FILE)
+
+    # ------------------------------------------------------------------ run
+    def load_runtime(self, target: str, options: TargetOptions) -> None:
+        """Import the runtime and create its singleton (the zero of peak-memory measurements)."""
+        require_executorch().Runtime.get()
+
+    def load(self, artifact_dir: Path, target: str, options: TargetOptions, threads: int) -> Session:
+        from edgecraft.backends.executorch.session import ExecutorchSession
+
+        assert isinstance(options, ExecutorchXnnpackOptions)
+        pte, meta = artifact_dir / PROGRAM_FILE, artifact_dir / META_FILE
+        if not pte.is_file() or not meta.is_file():
+            raise InputError(f"artifact {artifact_dir} has no {PROGRAM_FILE} and {META_FILE}")
+        runtime = require_executorch()
+        n = options.threads or threads
+        set_threads(n)
+        method = runtime.Runtime.get().load_program(pte).load_method("forward")
+        data = json.loads(meta.read_text())
+        return ExecutorchSession(method, ModelIO.from_json(data["io"]), data["facts"], n,
+                                 importlib.metadata.version("executorch"))
+
+
+def set_threads(n: int) -> None:
+    """Size XNNPACK's threadpool. ExecuTorch has one process-wide pool (``_unsafe_reset_threadpool`` is its
+    Python binding's only knob), so the last session loaded decides for all: edgecraft times sessions of one
+    target with the same thread count, so that is the count every one of them runs with."""
+    from executorch.extension.pybindings import portable_lib
+
+    if portable_lib._threadpool_get_thread_count() != n:
+        portable_lib._unsafe_reset_threadpool(n)

@@ -1,0 +1,88 @@
+"""``torch.export`` → ``to_edge_transform_and_lower`` with the XNNPACK partitioner → ``.pte`` bytes, and what ran where.
+
+ExecuTorch's documented path for XNNPACK (executorch 1.5.1): the partitioner hands every subgraph XNNPACK
+supports to the delegate; what it does not support stays as portable ExecuTorch operators. The facts
+counted here (nodes inside delegates vs left outside, int8 quantize/dequantize nodes taken by XNNPACK)
+are read from the lowered edge program, so the report says what the runtime executes, not what was asked.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgecraft.backends.executorch.options import EXPORT_BATCH, ExecutorchXnnpackOptions
+from edgecraft.errors import InputError
+from edgecraft.modelio import ModelIO
+from edgecraft.models import TorchModel
+
+#: Edge-dialect operator names that mark int8 tensors in a PT2E-quantized graph.
+_QUANT_MARKERS = ("quantize_per_tensor", "quantize_per_channel", "dequantize_per_tensor", "dequantize_per_channel",
+                  "choose_qparams")
+_PLUMBING = ("getitem", "executorch_call_delegate")
+
+
+@dataclass
+class LoweredProgram:
+    """The backend's in-memory model: the serialized program and what the lowering found."""
+
+    buffer: bytes
+    io: ModelIO
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def _op_name(node: Any) -> str:
+    target = node.target
+    return str(getattr(target, "__name__", None) or target).split("::")[-1]
+
+
+def delegation_facts(edge_program: Any) -> dict[str, Any]:
+    """Nodes inside XNNPACK delegates and outside them, and the int8 (quantize/dequantize) nodes delegated."""
+    gm = edge_program.graph_module
+    inside: Counter[str] = Counter()
+    outside: Counter[str] = Counter()
+    delegates = 0
+    for node in gm.graph.nodes:
+        if node.op == "get_attr" and hasattr(getattr(gm, str(node.target), None), "original_module"):
+            delegates += 1
+            lowered = getattr(gm, str(node.target))
+            for inner in lowered.original_module.graph.nodes:
+                if inner.op == "call_function":
+                    inside[_op_name(inner)] += 1
+        elif node.op == "call_function" and not any(p in _op_name(node) for p in _PLUMBING):
+            outside[_op_name(node)] += 1
+    int8 = sum(n for op, n in inside.items() if any(m in op for m in _QUANT_MARKERS))
+    int8_outside = sum(n for op, n in outside.items() if any(m in op for m in _QUANT_MARKERS))
+    return {"delegate": "XnnpackBackend", "delegated_subgraphs": delegates,
+            "delegated_nodes": sum(inside.values()), "not_delegated_nodes": sum(outside.values()),
+            "not_delegated_ops": dict(sorted(outside.items())),
+            "int8_qdq_nodes_delegated": int8, "int8_qdq_nodes_not_delegated": int8_outside,
+            "precision": "int8" if int8 else "fp32"}
+
+
+def lower(model: TorchModel, options: ExecutorchXnnpackOptions) -> LoweredProgram:
+    """Export ``model`` at batch :data:`EXPORT_BATCH`, lower it to XNNPACK and serialize it."""
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    module = model.module.eval() if hasattr(model.module, "eval") else model.module
+    try:
+        example = tuple(model.example_inputs(batch=EXPORT_BATCH))
+    except Exception as exc:
+        raise InputError(f"the model's inputs have no concrete shape to export ({exc})",
+                         hint="declare every input's shape in model.inputs") from exc
+    if options.precision == "fp16":
+        # XNNPACK's fp16 path: a half-precision graph; float inputs are cast by the session.
+        module = module.half()
+        example = tuple(t.half() if t.is_floating_point() else t for t in example)
+    with torch.no_grad():
+        program = torch.export.export(module, example)
+    edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+    facts = delegation_facts(edge.exported_program())
+    if options.precision == "fp16" and facts["precision"] == "fp32":
+        facts["precision"] = "fp16"
+    buffer = edge.to_executorch().buffer
+    facts["export_batch"] = EXPORT_BATCH
+    return LoweredProgram(bytes(buffer), model.io, facts)

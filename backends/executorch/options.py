@@ -1,0 +1,71 @@
+"""What the ``executorch-xnnpack`` backend, its lowering, session and int8 implementation share.
+
+Its own module so that :mod:`.backend`, :mod:`.session` and :mod:`.quantize` import it and never each other.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+from typing import Any, Literal
+
+from edgecraft.backend import TargetOptions
+from edgecraft.cpu import cpu_flags
+from edgecraft.errors import InputError
+from pydantic import Field
+
+TARGET = "executorch-xnnpack"
+NATIVE_FORMAT = "executorch"
+PROGRAM_FILE = "model.pte"
+META_FILE = "program.json"
+INSTALL_HINT = "pip install 'edgecraft[executorch]'  (installs executorch==1.5.1 and torchao)"
+#: The batch the program is exported with: ExecuTorch plans memory for fixed shapes, and XNNPACK's dynamic
+#: batch is bounded by guesses torch.export makes (a Conv+Linear net got an upper bound of 15, measured with
+#: executorch 1.5.1). Edge devices run one sample at a time; a larger batch runs as that many calls.
+EXPORT_BATCH = 1
+
+#: ``executorch.xnnpack``: an XNNPACK-lowered ``.pte``; ``executorch.int8.pt2e``: int8 by PT2E with the XNNPACK
+#: quantizer (a torch-stage step); ``torch.export``: the artifact is built from the torch model, never ONNX.
+CAPABILITIES = frozenset({"executorch.xnnpack", "executorch.int8.pt2e", "torch.export", "precision.f32"})
+
+#: CPU flags meaning fp16 *arithmetic* (not just F16C conversions): x86 AVX512-FP16, ARM FEAT_FP16.
+FP16_FLAGS = frozenset({"avx512_fp16", "asimdhp", "fphp"})
+
+
+class ExecutorchXnnpackOptions(TargetOptions):
+    """Options of the ``executorch-xnnpack`` target."""
+
+    precision: Literal["fp32", "fp16"] = Field(
+        "fp32", description="Float compute precision of the XNNPACK-delegated graph. 'fp16' converts the model "
+        "to half precision (XNNPACK fp16 kernels) and is refused at compile time on a CPU without fp16 "
+        "arithmetic (x86 AVX512-FP16, ARM FEAT_FP16), where it would not run in fp16.")
+    threads: int | None = Field(
+        None, ge=1, description="XNNPACK threadpool size. Default: the plan's latency.threads, like every backend.")
+
+
+def require_executorch() -> Any:
+    """The ``executorch.runtime`` module, or an InputError with the install hint."""
+    try:
+        import executorch.runtime as runtime
+    except ImportError as exc:
+        raise InputError(f"target {TARGET!r} needs ExecuTorch, which is not importable ({exc})",
+                         hint=INSTALL_HINT) from exc
+    return runtime
+
+
+def executorch_installed() -> bool:
+    return importlib.util.find_spec("executorch") is not None
+
+
+def fp16_arithmetic() -> list[str]:
+    """The CPU's fp16-arithmetic flags (empty: fp16 would be emulated, so it is refused)."""
+    return sorted(cpu_flags() & FP16_FLAGS)
+
+
+def check_precision(options: ExecutorchXnnpackOptions) -> None:
+    """Refuse fp16 where the CPU cannot compute in it (called at compile time)."""
+    if options.precision == "fp16" and not fp16_arithmetic():
+        raise InputError(f"target {TARGET!r} option precision 'fp16': this CPU ({platform.machine()}) has no fp16 "
+                         "arithmetic (none of the flags " + ", ".join(sorted(FP16_FLAGS)) + "), so XNNPACK would "
+                         "not compute in fp16 here; edgecraft does not report fp16 where it does not run",
+                         hint="use precision 'fp32' (or int8 through the quantization step) on this CPU")
