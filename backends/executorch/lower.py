@@ -67,7 +67,8 @@ def lower(model: TorchModel, options: ExecutorchXnnpackOptions) -> LoweredProgra
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    module = model.module.eval() if hasattr(model.module, "eval") else model.module
+    module = model.module
+    module.eval()  # not ``module = module.eval()``: an exported GraphModule's allowed eval() returns None
     try:
         example = tuple(model.example_inputs(batch=EXPORT_BATCH))
     except Exception as exc:

@@ -49,6 +49,7 @@ def quantize(model: TorchModel, *, per_channel: bool, dynamic: bool, keep_float:
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     example = tuple(model.example_inputs(batch=EXPORT_BATCH))
@@ -65,7 +66,11 @@ def quantize(model: TorchModel, *, per_channel: bool, dynamic: bool, keep_float:
             prepared(*(torch.from_numpy(feeds[n]) for n in names))
         if dynamic and not calibration:
             prepared(*example)
-    return convert_pt2e(prepared)
+    converted = convert_pt2e(prepared)
+    # Steps and the builder call .eval() on torch models; an exported GraphModule refuses it unless allowed
+    # (torchao's documented switch: it only toggles dropout/batchnorm, which the converted graph has folded).
+    allow_exported_model_train_eval(converted)
+    return converted
 
 
 def int8_facts(graph_module: Any) -> dict[str, Any]:

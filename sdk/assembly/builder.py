@@ -164,7 +164,9 @@ class Builder:
             dims: dict[str, Any] = {}
             shapes = tuple({axis: dims.setdefault(name, torch.export.Dim(name.replace("?", "d"), min=1, max=4096))
                             for axis, name in axes.items()} or None for axes in handle.dynamic_axes().values())
-            program = torch.export.export(handle.module.eval(), example, dynamic_shapes=shapes)
+            module = handle.module
+            module.eval()  # its return value is None for a PT2E-quantized GraphModule (torchao's eval switch)
+            program = torch.export.export(module, example, dynamic_shapes=shapes)
             torch.export.save(program, str(lineage / "torch_model.pt2"))
         except Exception as exc:  # the ONNX graph still carries the model; note why the program is missing
             return f"not saved: {type(exc).__name__}: {exc}"
