@@ -7,14 +7,17 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
 from edgecraft.cli.app import app
 from edgecraft.cli.session import CliSession
 from edgecraft.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_PLUGIN_FAILURE, EdgecraftError
 
-# typer vendors its own click; its exception base is reached through a public typer class.
-_CLICK_EXCEPTION = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+if TYPE_CHECKING:
+    from typer._click.exceptions import ClickException
+else:  # typer vendors its own click; at run time its exception base is reached through a public typer class
+    ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         _debug_traceback(session, exc)
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        code = interrupted_exit()
-        if code is None:
+        signalled = interrupted_exit()
+        if signalled is None:
             sys.stderr.write("interrupted; partial artifacts removed\n")
-        return code or EXIT_INTERRUPTED
+        return signalled or EXIT_INTERRUPTED
     except OSError as exc:
         # The environment failed (disk full, read-only, not a directory): its path and the OS's words.
         where = exc.filename if exc.filename is not None else "(unknown path)"
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
                          "before every verdict was judged; exit 3, not a verdict\n")
         _debug_traceback(session, exc)
         return EXIT_PLUGIN_FAILURE
-    except _CLICK_EXCEPTION as exc:
+    except ClickException as exc:
         # Usage errors (a missing option, a bad choice) arrive here in non-standalone mode.
         exc.show()
         return EXIT_BAD_INPUT

@@ -11,7 +11,6 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import typer
 from edgecraft.settings import Settings, default_cache_dir
 from rich.console import Console
 
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
     from edgecraft.cli.plugin_commands import PluginCommands
     from edgecraft.plugin_loading import BrokenPlugin
     from edgecraft.registry import Registry
+    from typer._click import Context  # typer's click (typer.Context is one): plugins' commands pass theirs
 
 
 class CliSession:
@@ -42,7 +42,7 @@ class CliSession:
         self._plugin_commands: PluginCommands | None = None
 
     @classmethod
-    def of(cls, ctx: typer.Context) -> CliSession:
+    def of(cls, ctx: Context) -> CliSession:
         """The session of the invocation ``ctx`` belongs to (created on first use when ``main()`` did not)."""
         root = ctx.find_root()
         if not isinstance(root.obj, CliSession):
