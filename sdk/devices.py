@@ -1,5 +1,9 @@
-"""Devices a backend can prepare for the user (e.g. an emulated aarch64 board), exposed as
-``edgecraft device list`` and ``edgecraft device setup NAME``."""
+"""Devices a backend can prepare for the user (e.g. an emulated aarch64 board), registered through
+``edgecraft_register_devices`` and listed by ``edgecraft plugins``.
+
+Only what any runtime's device does lives here; what is specific to one runtime (serving a board to TVM's
+RPC tracker) lives with that backend, as do the commands that drive it (``edgecraft device ...`` comes
+from the TVM backend)."""
 
 from __future__ import annotations
 
@@ -22,12 +26,3 @@ class Device(ABC):
     def status(self, cache_dir: Path | None = None) -> dict[str, Any]:
         """Whether the device is ready, and facts about it."""
         return {}
-
-    def serve(self, cache_dir: Path | None = None, *, tracker: str, key: str, host: str = "127.0.0.1",
-              port: int | None = None, threads: int = 1, name: str | None = None,
-              log_path: Path | None = None) -> int:
-        """Serve the device as a board registered with a TVM RPC tracker, in the foreground, until
-        interrupted; return the exit code. Devices that cannot be served keep this default."""
-        from edgecraft.errors import InputError
-
-        raise InputError(f"device {self.name!r} cannot be served to a tracker")

@@ -16,6 +16,7 @@ import pluggy
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import typer
     from edgecraft.backend import Backend
     from edgecraft.datasets import DatasetKind
     from edgecraft.devices import Device
@@ -87,6 +88,22 @@ def edgecraft_register_contract_kinds(register: Callable[[type[ContractKind[Any]
 
     A kind says what it needs measured, how to check it before anything is built and how to judge it
     (see :class:`edgecraft.verify.judging.ContractKind`); the built-in kinds register through this hook too.
+    """
+
+
+@hookspec
+def edgecraft_register_commands(cli: typer.Typer) -> None:
+    """Add commands to the ``edgecraft`` command line, as simonw/llm's ``register_commands(cli)`` does.
+
+    ``cli`` is a :class:`typer.Typer` of this plugin's own: add commands with ``@cli.command()`` and command
+    groups with ``cli.add_typer(group, name="...")``; they appear in ``edgecraft --help`` next to the
+    built-in ones. The hook runs when the CLI needs the plugins' commands (``edgecraft --help``, a command
+    that is not built in, ``edgecraft plugins``), so keep the entry module and the module defining the
+    commands light: import heavy things inside the command bodies. A command body gets the invocation's
+    plugin registry and settings from ``edgecraft.cli.session.CliSession.of(ctx)``.
+
+    A plugin whose hook raises, or whose command clashes with a built-in command or another plugin's, adds
+    no command and is listed as broken by ``edgecraft plugins`` (an error under ``--strict-plugins``).
     """
 
 

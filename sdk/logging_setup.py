@@ -20,13 +20,25 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 #: Python loggers of the libraries edgecraft drives.
 THIRD_PARTY_LOGGERS = ("nncf", "openvino", "onnxruntime", "tvm", "torch.onnx", "torch.export", "torch._dynamo",
                        "onnxscript", "torch_pruning", "py.warnings")
 DEBUG_LOGGER = "edgecraft.thirdparty"
 
-_state: dict[str, object] = {"configured": False, "verbose": False}
+
+
+@dataclass
+class _Routing:
+    """How this process routes library output: logging is process-wide, so this is too (set by :func:`configure`,
+    cleared by :func:`reset`; the CLI configures it once per invocation from its settings' ``verbose``)."""
+
+    configured: bool = False
+    verbose: bool = False
+
+
+_routing = _Routing()
 hidden_warnings: Counter[str] = Counter()
 
 
@@ -51,7 +63,7 @@ def configure(verbose: bool = False) -> None:
     what it hides otherwise) go to stderr. Otherwise library log records and Python warnings go to
     DEBUG only, counted by :func:`hidden_summary`.
     """
-    _state.update(configured=True, verbose=verbose)
+    _routing.configured, _routing.verbose = True, verbose
     hidden_warnings.clear()
     ours = logging.getLogger(DEBUG_LOGGER)
     ours.propagate = False
@@ -83,7 +95,7 @@ def quiet_logger(name: str) -> None:
 
 
 def is_quiet() -> bool:
-    return bool(_state["configured"]) and not _state["verbose"]
+    return _routing.configured and not _routing.verbose
 
 
 def quiet_runtimes() -> None:
@@ -102,10 +114,13 @@ def quiet_runtimes() -> None:
         quiet_logger(name)
 
 
-class _LineLog(io.TextIOBase):
-    """A text stream that sends every line written to it to the debug log (for libraries that print)."""
+class _LineLog(io.StringIO):
+    """A text stream that sends every line written to it to the debug log (for libraries that print).
+
+    A StringIO only to be a ``TextIO`` (what ``redirect_stdout`` takes); nothing is kept in its buffer."""
 
     def __init__(self, name: str) -> None:
+        super().__init__()
         self._logger = logging.getLogger(f"{DEBUG_LOGGER}.{name}")
         self._buffer = ""
 
@@ -145,7 +160,7 @@ def third_party_output(name: str = "stdout") -> Iterator[None]:
         return
     quiet_runtimes()
     sink = _LineLog(name)
-    with contextlib.redirect_stdout(sink):  # type: ignore[type-var]
+    with contextlib.redirect_stdout(sink):
         try:
             yield
         finally:
@@ -164,7 +179,7 @@ def hidden_summary() -> str | None:
 
 def reset() -> None:
     """Forget :func:`configure` (tests; a long-lived process embedding the CLI)."""
-    _state.update(configured=False, verbose=False)
+    _routing.configured, _routing.verbose = False, False
     hidden_warnings.clear()
     logging.captureWarnings(False)
 

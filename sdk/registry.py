@@ -1,5 +1,6 @@
-"""The plugin manager: loads entry points, collects what each plugin registers, rejects conflicts.
+"""The plugin registry: collects what each loaded plugin registers, rejects conflicts, answers lookups.
 
+Loading the plugins (entry points, provenance, broken plugins) is :mod:`edgecraft.plugin_loading`'s job.
 Strategies and backends are discovered only through the ``edgecraft`` entry-point group; the core
 never imports a plugin by name (built-ins included). Registration hooks are called one plugin at a
 time so every strategy, backend and target is attributed to the distribution that provides it:
@@ -9,75 +10,29 @@ that is what makes "two plugins claim one name" an error naming both distributio
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import metadata
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from edgecraft import hookspecs
-from edgecraft.backend import Backend, TargetInfo
 from edgecraft.errors import InputError, PluginError
 from edgecraft.implementations import Providers, check_implementation, find_providers
-from edgecraft.metrics import Metric
-from edgecraft.strategy import Strategy
+from edgecraft.plugin_loading import CORE_PLUGINS as CORE_PLUGINS  # documented here too (docs/plugins.md)
+from edgecraft.plugin_loading import (
+    BrokenPlugin,
+    Provenance,
+    drop_undefined_hooks,
+    import_entry_points,
+    provenance_of,
+)
+from edgecraft.settings import DISABLE_ENV, PLUGINS_ENV, Settings
 
-#: Comma-separated entry-point names to load; unset or empty loads every installed plugin.
-PLUGINS_ENV = "EDGECRAFT_PLUGINS"
-#: Comma-separated entry-point names never to load (a broken plugin you cannot uninstall right now).
-DISABLE_ENV = "EDGECRAFT_DISABLE_PLUGINS"
-#: ``1``/``true``: a plugin that fails to load is an error for every command (``--strict-plugins``; CI).
-STRICT_ENV = "EDGECRAFT_STRICT_PLUGINS"
-
-
-def _env_names(variable: str) -> set[str]:
-    return {n.strip() for n in os.environ.get(variable, "").split(",") if n.strip()}
-
-
-def strict_from_env() -> bool:
-    return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Who provides something: the plugin (entry-point) name and its distribution."""
-
-    plugin: str
-    distribution: str
-    version: str
-    #: The entry-point module (for the development cache key: see :mod:`edgecraft.dev_cache`).
-    module: str | None = field(default=None, compare=False)
-
-    def __str__(self) -> str:
-        return f"{self.distribution} {self.version} (plugin {self.plugin!r})"
-
-    def cache_tag(self) -> str:
-        """``dist==version`` for the cache key, with a hash of the plugin's source while it is in development."""
-        from edgecraft.dev_cache import plugin_version_tag
-
-        return plugin_version_tag(self.plugin, self.distribution, self.version, self.module)
-
-
-@dataclass(frozen=True)
-class BrokenPlugin:
-    """A plugin that did not load: why, and at which step (import, a hook, listing targets).
-
-    One broken installed plugin must not take the tool down: the registry keeps going without it,
-    ``edgecraft plugins`` lists it, and a command fails (exit 3, naming it) only when its plan needs
-    something no loaded plugin provides, or always under ``--strict-plugins``.
-    """
-
-    plugin: str
-    distribution: str
-    version: str
-    reason: str
-
-    def error(self) -> PluginError:
-        return PluginError(f"plugin {self.plugin!r} from {self.distribution} {self.version} {self.reason}",
-                           hint=f"fix or uninstall it, or skip it with {DISABLE_ENV}={self.plugin} "
-                                "(`edgecraft plugins` lists broken plugins)")
+if TYPE_CHECKING:  # the registry module stays light: `edgecraft --help` imports it to find plugins' commands
+    from edgecraft.backend import Backend, TargetInfo
+    from edgecraft.metrics import Metric
+    from edgecraft.strategy import Strategy
 
 
 @dataclass
@@ -112,6 +67,8 @@ class Registry:
     broken: dict[str, BrokenPlugin] = field(default_factory=dict)
     #: entry-point names skipped because EDGECRAFT_DISABLE_PLUGINS names them.
     disabled: list[str] = field(default_factory=list)
+    #: The plugin selection this registry was built with (child processes load the same: Settings.child_environ).
+    settings: Settings = field(default_factory=Settings)
     _backend_instances: dict[str, Backend] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ lookups
@@ -210,91 +167,6 @@ class Registry:
                 raise PluginError(f"plugin {plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
 
 
-def _allowlist(explicit: Iterable[str] | None) -> set[str] | None:
-    if explicit is not None:
-        names = {n.strip() for n in explicit if n.strip()}
-        return names or None
-    raw = os.environ.get(PLUGINS_ENV, "")
-    names = {n.strip() for n in raw.split(",") if n.strip()}
-    return names or None
-
-
-def _load_entry_points(pm: pluggy.PluginManager, allow: set[str] | None, disable: set[str],
-                       broken: dict[str, BrokenPlugin], disabled: list[str]) -> dict[str, Provenance]:
-    """Load the entry points of the ``edgecraft`` group; return provenance per plugin name.
-
-    A plugin that fails to import or has an invalid hook implementation is recorded in ``broken``
-    and skipped: the other plugins (and ``edgecraft plugins``, which shows why) keep working.
-    """
-    provenance: dict[str, Provenance] = {}
-    eps = sorted(metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name)
-    available = {ep.name for ep in eps}
-    if allow is not None:
-        missing = sorted(allow - available)
-        if missing:
-            raise InputError(f"{PLUGINS_ENV}/--plugins names plugins that are not installed: {missing}; "
-                             f"installed: {sorted(available)}")
-    seen: dict[str, str] = {}
-    for ep in eps:
-        if allow is not None and ep.name not in allow and not _is_core(ep):
-            continue
-        if ep.name in disable:
-            disabled.append(ep.name)
-            continue
-        dist = ep.dist.name if ep.dist is not None else "unknown"
-        version = ep.dist.version if ep.dist is not None else "?"
-        if ep.name in seen:
-            raise PluginError(f"two distributions register the plugin name {ep.name!r}: "
-                              f"{seen[ep.name]} and {dist}")
-        seen[ep.name] = dist
-        try:
-            plugin = ep.load()
-        except Exception as exc:
-            broken[ep.name] = BrokenPlugin(ep.name, dist, version, f"failed to load ({ep.value}): "
-                                           f"{type(exc).__name__}: {exc}")
-            continue
-        try:
-            pm.register(plugin, name=ep.name)
-        except Exception as exc:
-            broken[ep.name] = BrokenPlugin(ep.name, dist, version, f"has an invalid hook implementation: {exc}")
-            continue
-        provenance[ep.name] = Provenance(ep.name, dist, version, ep.module)
-    return provenance
-
-
-def _undefined_hooks(pm: pluggy.PluginManager) -> dict[str, list[str]]:
-    """Plugin name -> hooks it implements that edgecraft does not define (pluggy's check_pending, per plugin)."""
-    found: dict[str, list[str]] = {}
-    for hook_name, caller in vars(pm.hook).items():
-        if hook_name.startswith("_") or caller.has_spec():
-            continue
-        for impl in caller.get_hookimpls():
-            if not impl.optionalhook:
-                found.setdefault(pm.get_name(impl.plugin) or repr(impl.plugin), []).append(hook_name)
-    return found
-
-
-_HOOK_NAMES = ("edgecraft_register_strategies, edgecraft_register_backends, edgecraft_register_metrics, "
-               "edgecraft_register_devices, edgecraft_register_model_sources, edgecraft_register_datasets, "
-               "edgecraft_register_implementations, edgecraft_register_contract_kinds, "
-               "edgecraft_run_started, edgecraft_target_finished, edgecraft_report_ready")
-
-
-def _provenance(plugin_name: str, provenance: dict[str, Provenance]) -> Provenance:
-    return provenance.get(plugin_name, Provenance(plugin_name, "unregistered", "?"))
-
-
-#: The ``edgecraft`` distribution's entry points every plan needs (sources, datasets, metrics, contract kinds). An
-#: allowlist (EDGECRAFT_PLUGINS, --plugins) narrows the *other* plugins: ``--plugins onnxruntime,quantization``
-#: still loads these; only EDGECRAFT_DISABLE_PLUGINS naming one skips it (``load_entry_points=False``: none).
-CORE_PLUGINS = frozenset({"sources", "datasets", "metrics", "contracts"})
-
-
-def _is_core(ep: metadata.EntryPoint) -> bool:
-    """A core plugin: one of :data:`CORE_PLUGINS` from edgecraft itself (another distribution's namesake is not)."""
-    return ep.name in CORE_PLUGINS and ep.dist is not None and ep.dist.name == "edgecraft"
-
-
 def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str, Provenance],
              accept: Callable[[Any, Provenance], list[Provided]]) -> None:
     """Call one registration hook plugin by plugin, attributing what each registers.
@@ -313,7 +185,7 @@ def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str
         plugin_name = registry.plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
         if plugin_name in registry.broken:
             continue
-        prov = _provenance(plugin_name, provenance)
+        prov = provenance_of(plugin_name, provenance)
         found: list[Provided] = []
 
         def register(obj: Any, _prov: Provenance = prov, _found: list[Provided] = found) -> None:
@@ -362,6 +234,8 @@ def _accept_class(base_module: str, base_name: str, label: str, key: str,
 
 
 def _accept_metric(obj: Any, prov: Provenance) -> list[Provided]:
+    from edgecraft.metrics import Metric
+
     if not isinstance(obj, Metric):
         raise PluginError(f"plugin {prov.plugin!r} ({prov.distribution}) registered {obj!r}, which is not an "
                           "edgecraft.metrics.Metric")
@@ -370,24 +244,24 @@ def _accept_metric(obj: Any, prov: Provenance) -> list[Provided]:
 
 def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Iterable[Any] = (),
                    load_entry_points: bool = True, strict: bool | None = None,
-                   disable: Iterable[str] | None = None) -> Registry:
+                   disable: Iterable[str] | None = None, settings: Settings | None = None) -> Registry:
     """Create the plugin manager and collect strategies, backends, targets and metrics.
 
-    ``plugins`` (or the ``EDGECRAFT_PLUGINS`` variable) restricts loading to the named entry points,
-    for locked-down CI; ``disable`` (or ``EDGECRAFT_DISABLE_PLUGINS``) skips the named ones.
+    ``settings`` (default: :meth:`Settings.from_env`) selects the plugins; ``plugins`` restricts loading to the
+    named entry points (locked-down CI), ``disable`` skips the named ones, ``strict`` overrides, each when given.
     ``extra_plugins`` registers objects directly (tests, embedding applications).
 
     A plugin that fails (import, an invalid or misspelled hook, a hook raising, listing its targets) is
-    kept out and recorded in ``Registry.broken``; with ``strict`` (default: ``EDGECRAFT_STRICT_PLUGINS``)
-    the first one is raised instead, as a :class:`PluginError` naming it.
+    kept out and recorded in ``Registry.broken``; with ``strict`` the first one is raised instead, as a
+    :class:`PluginError` naming it.
     """
-    strict = strict_from_env() if strict is None else strict
-    disabled_names = _env_names(DISABLE_ENV) if disable is None else {n.strip() for n in disable if n.strip()}
+    chosen = (Settings.from_env() if settings is None else settings).with_plugin_options(
+        plugins=plugins, disable=disable, strict=strict)
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    registry = Registry(pm)
-    provenance = (_load_entry_points(pm, _allowlist(plugins), disabled_names, registry.broken, registry.disabled)
-                  if load_entry_points else {})
+    registry = Registry(pm, settings=chosen)
+    provenance = (import_entry_points(pm, chosen.plugins, chosen.disabled_plugins, registry.broken,
+                                       registry.disabled) if load_entry_points else {})
     for index, extra in enumerate(extra_plugins):
         name = getattr(extra, "__name__", None) or f"extra-{index}"
         try:
@@ -398,13 +272,7 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
             continue
         module = name if isinstance(extra, ModuleType) else getattr(type(extra), "__module__", None)
         provenance.setdefault(name, Provenance(name, getattr(extra, "__distribution__", "local"), "-", module))
-    for plugin_name, hooks in _undefined_hooks(pm).items():
-        prov = _provenance(plugin_name, provenance)
-        registry.broken[plugin_name] = BrokenPlugin(
-            prov.plugin, prov.distribution, prov.version,
-            f"implements {', '.join(hooks)}, which edgecraft does not define (misspelled?); hooks are named "
-            f"{_HOOK_NAMES}")
-        pm.unregister(name=plugin_name)
+    drop_undefined_hooks(pm, provenance, registry.broken)
 
     _collect(registry, "edgecraft_register_strategies", "strategy", provenance,
              _accept_class("edgecraft.strategy", "Strategy", "strategy", "name", ("params_model",)))
@@ -439,7 +307,7 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
             registry.targets[info.name] = Provided(info.name, "target", (backend_name, info),
                                                    provided.provenance, info.summary)
     _drop_broken(registry)
-    if strict and registry.broken:
+    if chosen.strict_plugins and registry.broken:
         raise next(iter(registry.broken.values())).error()
     return registry
 

@@ -163,10 +163,10 @@ def probe_inputs(inputs: list[dict[str, Any]], seed: int = 0) -> list[np.ndarray
 
 def host_reference(model: TvmModel) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """A probe input and ONNX Runtime's outputs for it on the host: the reference every device must match."""
-    import onnxruntime as ort
+    from edgecraft.torchkit.probe import ort_session  # the SDK's ONNX Runtime service (threads 0: ORT's defaults)
 
     feeds = probe_inputs(model.inputs)
-    session = ort.InferenceSession(str(model.onnx_path), providers=["CPUExecutionProvider"])
+    session = ort_session(model.onnx_path, threads=0, inter_op_threads=0)
     outputs = session.run(None, {spec["name"]: a for spec, a in zip(model.inputs, feeds, strict=True)})
     return feeds, [np.asarray(o) for o in outputs]
 

@@ -9,21 +9,22 @@ registers whatever extras are installed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgecraft.datasets import DatasetKind
 from edgecraft.hookspecs import hookimpl
-from edgecraft.plugins.datasets.digits import DigitsKind
-from edgecraft.plugins.datasets.factory import FactoryKind
-from edgecraft.plugins.datasets.image_folder import ImageFolderKind
-from edgecraft.plugins.datasets.npz import NpzKind
-from edgecraft.plugins.datasets.text import TextKind
 
-#: The built-in kinds, in listing order.
-KINDS: tuple[type[DatasetKind[Any]], ...] = (DigitsKind, NpzKind, FactoryKind, TextKind, ImageFolderKind)
+if TYPE_CHECKING:
+    from edgecraft.datasets import DatasetKind
 
 
 @hookimpl
 def edgecraft_register_datasets(register: Callable[[type[DatasetKind[Any]]], None]) -> None:
-    for cls in KINDS:
+    # Imported here: this entry module stays light (`edgecraft --help` imports every entry module).
+    from edgecraft.plugins.datasets.digits import DigitsKind
+    from edgecraft.plugins.datasets.factory import FactoryKind
+    from edgecraft.plugins.datasets.image_folder import ImageFolderKind
+    from edgecraft.plugins.datasets.npz import NpzKind
+    from edgecraft.plugins.datasets.text import TextKind
+
+    for cls in (DigitsKind, NpzKind, FactoryKind, TextKind, ImageFolderKind):  # listing order
         register(cls)

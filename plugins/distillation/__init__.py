@@ -11,15 +11,19 @@ Public API (torch is imported lazily, on first use):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgecraft.plugins.distillation.params import DistillationParams, FeaturePair, TrainingParams
+if TYPE_CHECKING:
+    from edgecraft.plugins.distillation.params import DistillationParams, FeaturePair, TrainingParams
 
 __all__ = ["DistillResult", "DistillationParams", "FeaturePair", "TrainingParams", "distill", "distillation_loss",
            "scale_width", "soft_target_loss"]
 
+#: Everything is imported on first use, the params too (pydantic): `edgecraft --help` imports this package
+#: (through the plugin's entry module) to find the commands plugins add.
 _LAZY = {"distill": "train", "DistillResult": "train", "distillation_loss": "losses", "soft_target_loss": "losses",
-         "scale_width": "student"}
+         "scale_width": "student", "DistillationParams": "params", "FeaturePair": "params",
+         "TrainingParams": "params"}
 
 
 def __getattr__(name: str) -> Any:

@@ -7,13 +7,17 @@ an allowlist of other plugins still loads it, since the plan's default ``evaluat
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from edgecraft.hookspecs import hookimpl
-from edgecraft.metrics import Metric
-from edgecraft.plugins.metrics.accuracy import METRICS
+
+if TYPE_CHECKING:
+    from edgecraft.metrics import Metric
 
 
 @hookimpl
 def edgecraft_register_metrics(register: Callable[[Metric], None]) -> None:
+    from edgecraft.plugins.metrics.accuracy import METRICS  # here: `edgecraft --help` imports this entry module
+
     for metric in METRICS:
         register(metric)

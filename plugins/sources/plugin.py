@@ -9,19 +9,20 @@ are installed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgecraft.hookspecs import hookimpl
-from edgecraft.model_source import ModelSourceKind
-from edgecraft.plugins.sources.huggingface import HuggingFaceSource
-from edgecraft.plugins.sources.onnx_file import OnnxFileSource
-from edgecraft.plugins.sources.torch_factory import TorchFactorySource
 
-#: The built-in kinds, in listing order.
-KINDS: tuple[type[ModelSourceKind[Any]], ...] = (OnnxFileSource, TorchFactorySource, HuggingFaceSource)
+if TYPE_CHECKING:
+    from edgecraft.model_source import ModelSourceKind
 
 
 @hookimpl
 def edgecraft_register_model_sources(register: Callable[[type[ModelSourceKind[Any]]], None]) -> None:
-    for cls in KINDS:
+    # Imported here: this entry module stays light (`edgecraft --help` imports every entry module).
+    from edgecraft.plugins.sources.huggingface import HuggingFaceSource
+    from edgecraft.plugins.sources.onnx_file import OnnxFileSource
+    from edgecraft.plugins.sources.torch_factory import TorchFactorySource
+
+    for cls in (OnnxFileSource, TorchFactorySource, HuggingFaceSource):  # listing order
         register(cls)

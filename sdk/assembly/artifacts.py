@@ -22,16 +22,10 @@ from typing import Any
 from edgecraft.assembly.cache_verify import BUILDING_PREFIX, held_lock, read_manifest, sweep_stale
 from edgecraft.errors import EnvironmentFailure
 from edgecraft.loading import file_sha256
+from edgecraft.settings import default_cache_dir  # the folder the environment names; also imported from here
 
 MANIFEST = "manifest.json"
 ARTIFACT_SCHEMA_ID = "edgecraft.artifact/v1"
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("EDGECRAFT_CACHE_DIR")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgecraft" / "artifacts"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import threading
 import time
@@ -39,6 +38,7 @@ from edgecraft.errors import EXIT_PLUGIN_FAILURE, EdgecraftError, RuntimeFailure
 from edgecraft.execute.base import OnTarget
 from edgecraft.execute.ray_tasks import TargetWork, build_task, describe_node, measure_task, ray_module
 from edgecraft.plan.spec import TIMING_SLOT, Placement
+from edgecraft.settings import DISABLE_ENV, PLUGINS_ENV
 from edgecraft.verify.report import TargetReport
 
 if TYPE_CHECKING:
@@ -164,11 +164,12 @@ class RayExecutor:
         ray = ray_module()
         self._connect()
         plan_json = run.plan.model_dump(mode="json", by_alias=True)
+        selection = run.registry.settings.child_environ()  # the nodes load the plugins this registry loaded
         works = {label: TargetWork(
             plan=plan_json, plan_source=f"plan (target {label})", base_dir=str(run.base_dir.resolve()), label=label,
             key=compiled[label].key(), baseline_key=compiled[label].baseline().key(),
             versions=dict(compiled[label].versions), edgecraft_version=__version__,
-            plugins=os.environ.get("EDGECRAFT_PLUGINS"), disabled_plugins=os.environ.get("EDGECRAFT_DISABLE_PLUGINS"),
+            plugins=selection[PLUGINS_ENV] or None, disabled_plugins=selection[DISABLE_ENV] or None,
             shared_cache=_placement(run, label).cache_dir, reference=reference) for label in labels}
         remote_build = ray.remote(build_task)
         remote_measure = ray.remote(measure_task)

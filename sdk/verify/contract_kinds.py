@@ -1,17 +1,15 @@
 """The built-in contract kinds: accuracy, latency, size, memory (peak memory) and compute.
 
-Registered through the ``edgecraft`` entry-point group (``contracts = "edgecraft.verify.contract_kinds"``)
+Registered through the ``edgecraft`` entry-point group (``contracts``, :mod:`edgecraft.verify.contracts_plugin`)
 exactly as a third party's kinds would be; the judging itself lives with the measurement it reads
 (:mod:`edgecraft.verify.contracts`, :mod:`edgecraft.verify.gate`, :mod:`edgecraft.verify.resources`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from edgecraft.errors import CompileError, InputError
-from edgecraft.hookspecs import hookimpl
 from edgecraft.plan import AccuracyContract, ComputeContract, LatencyContract, MemoryContract, SizeContract
 from edgecraft.verify.contracts import Verdict, judge_accuracy, judge_size
 from edgecraft.verify.gate import BASELINE, COMPRESSED, judge_latency_interval
@@ -102,9 +100,3 @@ class Compute(ContractKind[ComputeContract]):
 
 
 BUILTIN_KINDS: tuple[type[ContractKind[Any]], ...] = (Accuracy, Latency, Size, Memory, Compute)
-
-
-@hookimpl
-def edgecraft_register_contract_kinds(register: Callable[[type[ContractKind[Any]]], None]) -> None:
-    for kind in BUILTIN_KINDS:
-        register(kind)

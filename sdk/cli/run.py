@@ -1,0 +1,127 @@
+"""``run``, ``gate`` and ``report``: judge a plan (or render a judged report) and exit with the verdict."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+from edgecraft.cli.app import app
+from edgecraft.cli.options import (
+    CacheOpt,
+    HtmlOpt,
+    JunitOpt,
+    MarkdownOpt,
+    NoCacheOpt,
+    PlanArg,
+    QuietOpt,
+    RayOpt,
+    ReferenceOpt,
+    ReportDirOpt,
+    ReportJson,
+    TargetOpt,
+)
+from edgecraft.cli.output import print_report
+from edgecraft.cli.session import CliSession
+from edgecraft.errors import EXIT_CONTRACT_FAILED, EXIT_OK
+
+if TYPE_CHECKING:
+    from edgecraft.registry import Registry
+    from edgecraft.verify.report import Report
+    from edgecraft.verify.reports import ReportFiles
+
+
+@app.command()
+def run(ctx: typer.Context, plan: PlanArg, target: TargetOpt = None, report_json: ReportJson = None,
+        cache_dir: CacheOpt = None, quiet: QuietOpt = False, reference: ReferenceOpt = None, junit: JunitOpt = None,
+        markdown: MarkdownOpt = None, html: HtmlOpt = None, report_dir: ReportDirOpt = None,
+        no_cache: NoCacheOpt = False, ray: RayOpt = None) -> None:
+    """Compile, build, measure and judge the plan; exit 1 if a contract fails (4: undecided, if the plan says so)."""
+    from edgecraft.verify.reports import ReportFiles
+
+    files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
+                                     html=html)
+    _run_and_report(CliSession.of(ctx), plan, target, reference, cache_dir, quiet, files, no_cache, ray)
+
+
+@app.command()
+def gate(ctx: typer.Context, plan: PlanArg,
+         reference: Annotated[Path, typer.Option("--reference", help="JSON report of the last released artifact.")],
+         target: TargetOpt = None, report_json: ReportJson = None, cache_dir: CacheOpt = None, quiet: QuietOpt = False,
+         junit: JunitOpt = None, markdown: MarkdownOpt = None, html: HtmlOpt = None,
+         report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False, ray: RayOpt = None) -> None:
+    """Release gate: `run` with a reference report required (the plan's gate.reference bounds apply)."""
+    from edgecraft.verify.reports import ReportFiles
+
+    files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
+                                     html=html)
+    _run_and_report(CliSession.of(ctx), plan, target, reference, cache_dir, quiet, files, no_cache, ray)
+
+
+@app.command()
+def report(ctx: typer.Context,
+           source: Annotated[Path, typer.Argument(help="A JSON report written by --report-json.")],
+           junit: JunitOpt = None, markdown: MarkdownOpt = None, html: HtmlOpt = None,
+           report_dir: ReportDirOpt = None) -> None:
+    """Render an existing JSON report as JUnit XML, Markdown and/or HTML; exits with the report's exit code."""
+    from edgecraft.preflight import preflight_reports
+    from edgecraft.verify.report import Report as ReportModel
+    from edgecraft.verify.reports import ReportFiles
+
+    session = CliSession.of(ctx)
+    files = ReportFiles.from_options(report_dir=report_dir, junit=junit, markdown=markdown, html=html)
+    if report_dir is not None:
+        files.json = None  # never overwrite the source with itself
+    files.check_available()
+    preflight_reports(files)
+    for note in files.notes:
+        session.err.print(f"note: {note}", highlight=False, markup=False)
+    finish(session, ReportModel.load(source), files, None)
+
+
+def _run_and_report(session: CliSession, plan: Path, target: list[str] | None, reference: Path | None,
+                    cache_option: Path | None, quiet: bool, files: ReportFiles, no_cache: bool,
+                    ray: str | None) -> None:
+    from edgecraft.execute import executor_for
+    from edgecraft.logging_setup import quiet_runtimes
+    from edgecraft.plan.loading import load_plan
+    from edgecraft.preflight import preflight_run
+    from edgecraft.progress import NullProgress
+    from edgecraft.rich_progress import RichProgress
+    from edgecraft.runner import run_plan
+    from edgecraft.verify.gate import ReferenceReport
+
+    session.verdict_pending = True
+    files.check_available()
+    for note in files.notes:
+        session.err.print(f"note: {note}", highlight=False, markup=False)
+    executor = executor_for(ray)  # --ray without the extra: exit 2 before anything else
+    registry = session.registry()
+    quiet_runtimes()
+    loaded, base_dir = load_plan(plan, registry)
+    ref = ReferenceReport.load(reference) if reference is not None else None
+    cache_dir = session.cache_dir(cache_option)
+    preflight_run(files, cache_dir)
+    progress = NullProgress() if quiet else RichProgress(session.err)
+    with progress if isinstance(progress, RichProgress) else contextlib.nullcontext():
+        report = run_plan(loaded, registry, base_dir=base_dir, targets=target or None, cache_dir=cache_dir,
+                          progress=progress, plan_path=str(plan), reference=ref, no_cache=no_cache,
+                          executor=executor)
+    finish(session, report, files, registry)
+
+
+def finish(session: CliSession, report: Report, files: ReportFiles, registry: Registry | None) -> NoReturn:
+    """Write the reports, tell integrations, print the tables, and exit with the report's code."""
+    from edgecraft.verify.reports import write_reports
+
+    written = write_reports(report, files)
+    session.verdict_pending = False  # every verdict is judged and every report written: exit codes may be final
+    if registry is not None:
+        registry.notify("edgecraft_report_ready", report=report.to_json(),
+                        report_dir=written[0].parent if written else None)
+    print_report(session.out, report)
+    for path in written:
+        session.out.print(f"report: {path}", highlight=False)
+    code = report.exit_code if report.exit_code is not None else (EXIT_OK if report.passed else EXIT_CONTRACT_FAILED)
+    raise typer.Exit(code)
