@@ -42,6 +42,8 @@ NEEDS = {
                     tools=("aarch64-linux-gnu-g++", "qemu-aarch64-static"), device=True,
                     install=f"pip install -e '.[tvm]' && apt-get install -y {APT_PACKAGES} && "
                             "edgecraft device setup arm64-emulated"),
+    "executorch": Need("executorch", "the executorch extra (executorch, torchao)", modules=("executorch", "torchao"),
+                       install="pip install -e '.[executorch]'"),
     "reports": Need("reports", "the reports extra (matplotlib)", modules=("matplotlib",),
                     install="pip install -e '.[reports]'"),
     "mlflow": Need("mlflow", "the mlflow extra", modules=("mlflow",), install="pip install -e '.[mlflow]'"),

@@ -19,7 +19,8 @@ MAX_MODULE_LINES = 450
 #: ``type: ignore`` comments allowed in the whole package (each one a place the types do not say the truth).
 MAX_TYPE_IGNORES = 10
 #: Runtimes: only their backend package may import them (the SDK's shared ONNX Runtime probe excepted, see below).
-RUNTIMES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "nncf": "openvino", "tvm": "tvm"}
+RUNTIMES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "nncf": "openvino", "tvm": "tvm",
+            "executorch": "executorch", "torchao": "executorch"}
 #: SDK modules allowed to import a runtime, and why. ONNX Runtime is a core dependency (not an extra) and the
 #: SDK's reference runtime: the probe service strategies use (architecture: "an ONNX Runtime session for
 #: probing" lives once in the SDK), the conformance kit's reference outputs, and the logging set-up that
