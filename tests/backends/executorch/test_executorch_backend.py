@@ -69,6 +69,7 @@ def test_fp32_program_runs_on_xnnpack_and_matches_torch(tmp_path: Path) -> None:
     assert all(t > 0 for t in session.timed_runs({"input": _images(1)}, 3))
 
 
+@pytest.mark.slow
 def test_pt2e_int8_is_delegated_to_xnnpack_and_stays_close(tmp_path: Path) -> None:
     from edgecraft.backends.executorch.quantize_pt2e import int8_facts, quantize
 
