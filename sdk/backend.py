@@ -6,8 +6,8 @@ artifact on disk (``import_onnx`` → optional native steps → ``save``) and ho
 (``load`` → :class:`Session`). A runtime whose compiler starts from the framework's own graph rather than
 ONNX (ExecuTorch: ``torch.export``) declares ``imports="torch"`` on its targets and implements
 ``import_torch`` instead: the builder then hands it the torch model after the torch-stage steps, and
-graph-stage (ONNX) steps are refused for such targets at compile time. Measurement (warm-up, interleaving, percentiles) is the core's job,
-so numbers from different backends are comparable.
+graph-stage (ONNX) steps are refused for such targets at compile time. Measurement (warm-up,
+interleaving, percentiles) is the core's job, so numbers from different backends are comparable.
 """
 
 from __future__ import annotations

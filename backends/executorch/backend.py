@@ -19,7 +19,6 @@ from edgecraft.backends.executorch.options import (
     CAPABILITIES,
     INSTALL_HINT,
     META_FILE,
-    NATIVE_FORMAT,
     PROGRAM_FILE,
     TARGET,
     ExecutorchXnnpackOptions,

@@ -147,9 +147,9 @@ def compile_plan(plan: CompressionPlan, target_label: str, registry: Registry, *
                           f"{type(exc).__name__}: {exc}") from exc
 
     if info.imports == "torch" and loader.kind != "torch":
-        raise CompileError(f"model: the plan's model ({loader.params.kind}) is not a torch model, and target {spec.target!r} "
-                           "builds from the torch model itself (its backend imports torch, not ONNX: an ONNX graph "
-                           "cannot feed torch.export)", target=spec.label,
+        raise CompileError(f"model: the plan's model ({loader.params.kind}) is not a torch model, and target "
+                           f"{spec.target!r} builds from the torch model itself (its backend imports torch, not ONNX: "
+                           "an ONNX graph cannot feed torch.export)", target=spec.label,
                            hint="use a model source that yields a torch module: {kind: torch, factory: ...} or "
                                 "{kind: huggingface, path: ...}, or an ONNX-importing target")
     resolved: list[ResolvedStep] = []

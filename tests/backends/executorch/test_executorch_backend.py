@@ -22,7 +22,6 @@ from edgecraft.backends.executorch.options import (  # noqa: E402
     ExecutorchXnnpackOptions,
     fp16_arithmetic,
 )
-
 from etmodels import trained  # noqa: E402
 
 
