@@ -8,6 +8,7 @@ are read from the lowered edge program, so the report says what the runtime exec
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,7 +77,7 @@ def lower(model: TorchModel, options: ExecutorchXnnpackOptions) -> LoweredProgra
                          hint="declare every input's shape in model.inputs") from exc
     if options.precision == "fp16":
         # XNNPACK's fp16 path: a half-precision graph; float inputs are cast by the session.
-        module = module.half()
+        module = copy.deepcopy(module).half()  # a copy: the caller's model (memoized, shared) stays fp32
         example = tuple(t.half() if t.is_floating_point() else t for t in example)
     with torch.no_grad():
         program = torch.export.export(module, example)

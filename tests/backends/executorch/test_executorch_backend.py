@@ -120,3 +120,37 @@ def test_conformance_kit_passes() -> None:
 
     report = check_plugin("executorch")
     assert report.ok, "\n".join(report.lines())
+
+
+def test_fp16_lowering_delegates_a_half_graph_and_leaves_the_model_fp32() -> None:
+    """The path a CPU with fp16 arithmetic takes (this one may lack it: compile time refuses fp16 there)."""
+    from edgecraft.backends.executorch.lower import lower
+    from edgecraft.backends.executorch.session import ExecutorchSession
+    from executorch.runtime import Runtime
+
+    module = trained()
+    handle = _handle(module)
+    program = lower(handle, ExecutorchXnnpackOptions(precision="fp16"))
+    assert program.facts["precision"] == "fp16" and program.facts["not_delegated_nodes"] == 0
+    assert next(module.parameters()).dtype == torch.float32  # lowered a copy
+    session = ExecutorchSession(Runtime.get().load_program(program.buffer).load_method("forward"), handle.io,
+                                program.facts, 1, "test")
+    x = _images(4)
+    (got,) = session.run({"input": x})
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy()
+    assert got.dtype == np.float32 and np.abs(got - want).max() < 0.05
+
+
+@pytest.mark.slow
+def test_dynamic_int8_for_linear_layers_is_delegated() -> None:
+    from edgecraft.backends.executorch.lower import lower
+    from edgecraft.backends.executorch.quantize_pt2e import int8_facts, quantize
+
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)).eval()
+    handle = TorchModel(mlp, ModelIO.single("input", (1, 64), output="y"))
+    converted = quantize(handle, per_channel=True, dynamic=True, keep_float=[], calibration=[])
+    assert int8_facts(converted)["pt2e_qdq_nodes"].get("choose_qparams", 0) > 0  # scales computed per call
+    program = lower(handle.with_module(converted), ExecutorchXnnpackOptions())
+    assert program.facts["precision"] == "int8" and program.facts["int8_qdq_nodes_not_delegated"] == 0
