@@ -46,13 +46,14 @@ def _compile(target: str) -> Any:
 
 def test_builtin_implementations_come_from_their_backends() -> None:
     registry = build_registry()
-    for backend in ("onnxruntime", "openvino"):
+    for backend in ("onnxruntime", "openvino", "executorch"):
         provided = registry.implementations[f"quantization.int8@{backend}"]
         assert provided.provenance.plugin == backend and provided.provenance.distribution == "edgecraft"
         assert provided.obj.__module__ == f"edgecraft.backends.{backend}.quantize"
     tvm = registry.implementations_for("quantization.int8", "tvm")
     assert tvm.found is None and "TVM 0.27" in (tvm.refusal or "")
-    assert tvm.elsewhere == {"onnxruntime": ("ort-cpu",), "openvino": ("openvino-cpu",)}
+    assert tvm.elsewhere == {"onnxruntime": ("ort-cpu",), "openvino": ("openvino-cpu",),
+                             "executorch": ("executorch-xnnpack",)}
 
 
 def test_target_without_int8_names_its_backend_and_who_has_it(fake_dist: Any) -> None:
