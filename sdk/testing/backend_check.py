@@ -143,7 +143,7 @@ class BackendCheck:
         if not loaded:
             return
         try:
-            self._check_session(session, where, feeds, expected)
+            self._check_session(session, where, feeds, expected, onnx_path)
         finally:
             try:
                 session.close()
@@ -158,7 +158,7 @@ class BackendCheck:
                   f"{type(exc).__name__}: {exc}; expected close() to release what load() took")
 
     def _check_session(self, session: Any, where: str, feeds: dict[str, np.ndarray],
-                       expected: list[np.ndarray]) -> None:
+                       expected: list[np.ndarray], onnx_path: Path) -> None:
         r = self.report
         named, names = attempt(r, "Session.input_names", where, lambda: list(session.input_names))
         if not named:
@@ -166,6 +166,10 @@ class BackendCheck:
         if sorted(names) != sorted(feeds):
             r.add("violation", "Session.input_names", f"{where}: is {names}; expected the model's inputs "
                   f"{list(feeds)} (in the model's order)")
+            return
+        if names != list(feeds):  # feeds are built and fed positionally in this order (e.g. by a device server)
+            r.add("violation", "Session.input_names", f"{where}: lists the inputs as {names}; expected the model's "
+                  f"order {list(feeds)}")
             return
         r.add("ok", "Session.input_names", f"{where}: {names}")
         ran, outputs = attempt(r, "Session.run()", where, lambda: session.run(feeds))
@@ -176,12 +180,18 @@ class BackendCheck:
                   f"{len(outputs) if isinstance(outputs, list | tuple) else '?'} outputs; expected a list of "
                   f"{len(expected)} numpy arrays, in the model's output order")
             return
-        worst = 0.0
+        worst, kinds = 0.0, []
+        dtypes = _output_dtypes(onnx_path)
         for got, want in zip(outputs, expected, strict=True):
             got = np.asarray(got)
             if got.shape != want.shape:
                 r.add("violation", "Session.run()", f"{where}: output shape {got.shape}; expected {want.shape}")
                 return
+            if dtypes and got.dtype != dtypes[len(kinds)]:
+                r.add("violation", "Session.run()", f"{where}: output {len(kinds)} is {got.dtype}; expected the "
+                      f"model's {dtypes[len(kinds)]} (metrics, contracts and reports compare outputs as declared)")
+                return
+            kinds.append(got.dtype)
             scale = max(1.0, float(np.abs(want).max(initial=0.0)))
             worst = max(worst, float(np.abs(got.astype(np.float64) - want).max(initial=0.0)) / scale)
         if not math.isfinite(worst) or worst > self.tolerance:
@@ -207,3 +217,12 @@ class BackendCheck:
                 raise TypeError(f"a {type(described).__name__}")
         except Exception as exc:
             r.add("violation", "Session.describe()", f"{where}: {exc}; expected a JSON-ready dict for the report")
+
+
+def _output_dtypes(onnx_path: Path) -> list[np.dtype[Any]]:
+    """The numpy dtype of each output the ONNX graph declares (what a session must return)."""
+    import onnx
+    from onnx import helper
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    return [np.dtype(helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type)) for o in graph.output]

@@ -69,6 +69,49 @@ def check_plugin(name: str, *, kind: Literal["strategy", "backend"] | None = Non
         return BackendCheck(registry, name, targets, options or {}, tolerance, Path(tmp), _onnxruntime_outputs).run()
 
 
+def distribution_plugins(registry: Any, distribution: str) -> list[tuple[Literal["strategy", "backend"], str]]:
+    """(kind, name) of every strategy and backend an installed distribution provides (its name as pip spells
+    it, case and ``-``/``_`` ignored)."""
+    found: list[tuple[Literal["strategy", "backend"], str]] = []
+    found += [("strategy", n) for n, p in sorted(registry.strategies.items())
+              if norm_dist(p.provenance.distribution) == norm_dist(distribution)]
+    found += [("backend", n) for n, p in sorted(registry.backends.items())
+              if norm_dist(p.provenance.distribution) == norm_dist(distribution)]
+    return found
+
+
+def check_distribution(distribution: str, *, registry: Any = None, plugins: Iterable[Any] = (),
+                       **kwargs: Any) -> list[ConformanceReport]:
+    """:func:`check_plugin` on every strategy and backend of the installed ``distribution``; a strategy is
+    checked on the distribution's own targets too (besides the built-in ones), since they ship together."""
+    from edgecraft.registry import build_registry
+
+    registry = registry or build_registry(extra_plugins=list(plugins))
+    found = distribution_plugins(registry, distribution)
+    if not found:
+        raise InputError(f"distribution {distribution!r} provides no installed strategy or backend",
+                         hint="`edgecraft plugins` lists what each installed distribution provides")
+    own = [t for t, p in registry.targets.items() if norm_dist(p.provenance.distribution) == norm_dist(distribution)]
+    reports = []
+    for kind, name in found:
+        options = dict(kwargs)
+        if kind == "strategy" and own and options.get("targets") is None:
+            builtin = [t for t, p in registry.targets.items()  # emulated devices only when named, as by default
+                       if p.provenance.distribution == "edgecraft" and not p.obj[1].emulated]
+            options["targets"] = sorted(builtin) + sorted(own)
+        if kind == "backend" and options.get("targets") is not None:  # each backend its own of the named targets
+            mine = {t for t, p in registry.targets.items() if p.obj[0] == name}
+            options["targets"] = [t for t in options["targets"] if t in mine]
+            if not options["targets"]:
+                continue
+        reports.append(check_plugin(name, kind=kind, registry=registry, **options))
+    return reports
+
+
+def norm_dist(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
 def assert_conforms(name: str, **kwargs: Any) -> ConformanceReport:
     """:func:`check_plugin`, raising :class:`ConformanceError` (an AssertionError) listing each violation.
 
