@@ -36,9 +36,10 @@ def check_plugin(name: str, *, kind: Literal["strategy", "backend"] | None = Non
     ``params``: the strategy's params for the kit's plans (default ``{}``: its defaults). The kit's
     plans define one dataset, ``kit`` (every model input plus labels), for params that name one.
     ``targets``: check on these targets (default for a strategy: the built-in ones, so a broken third-party
-    backend cannot fail it; for a backend: its own; emulated targets only when named). ``options``: target name -> options. ``tolerance``: a backend's outputs may differ from
-    onnxruntime's by this much (absolute, and relative to the output's scale). ``plugins``: plugin
-    objects (modules) registered besides the installed entry points, for testing a plugin in-process.
+    backend cannot fail it; for a backend: its own; emulated targets only when named). ``options``: target
+    name -> options. ``tolerance``: a backend's outputs may differ from onnxruntime's by this much
+    (absolute, and relative to the output's scale). ``plugins``: plugin objects (modules)
+    registered besides the installed entry points, for testing a plugin in-process.
     """
     from edgecraft.registry import build_registry
 
