@@ -25,9 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.ao.quantization.fx._decomposed  # noqa: F401 - registers torch.ops.quantized_decomposed (ONNX-exportable)
+import torch.ao.quantization.fx._decomposed
 from torch import nn
-from torch.nn import functional as F  # noqa: N812
+from torch.nn import functional as F
 
 #: uint8 activations, int8 weights. ONNX allows the full (-128, 127) range for int8; a symmetric scale of
 #: max|w|/127 never produces -128, so the weights stay in the symmetric range every int8 kernel accepts.

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from typing import cast
 
 import torch
-from torch import fx, nn
-from torch.nn import functional as F  # noqa: N812
-
 from edgecraft.plugins.quantization.qat.fakequant import ActivationQuant, QuantWeight
+from torch import fx, nn
+from torch.nn import functional as F
 
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
 _ACT_MODULES = (nn.ReLU, nn.ReLU6)
