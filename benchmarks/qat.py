@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         cache = args.cache or Path(tmp)
         ptq = run_plan(_plan({"mode": "static", "accuracy_aware": {"enabled": "off"}}, targets, latency), registry,
                        base_dir=EXAMPLE, cache_dir=cache)
-        qat = run_plan(_plan({"mode": "qat", "qat": {"dataset": "digits-train", "epochs": epochs}}, targets, latency),
+        qat = run_plan(_plan({"mode": "qat", "qat": {"dataset": "digits-train", "epochs": epochs, "lr": 3e-4}}, targets, latency),
                        registry, base_dir=EXAMPLE, cache_dir=cache)
     rows = _rows("ptq", ptq) + _rows("qat", qat)
 
