@@ -20,7 +20,7 @@ from qmodels import SmallCnn, digits, plain
 from torch import nn
 
 
-def _prepared(per_channel: bool = True):  # noqa: ANN202 - test helper
+def _prepared(per_channel: bool = True):
     x, _ = digits("train")
     p = prepare(plain(), per_channel=per_channel)
     set_phase(p, "calibrate")
