@@ -9,6 +9,7 @@ then freeze, so the last steps train the weights against the exact ranges the ex
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -56,6 +57,7 @@ def run_qat(model: TorchModel, p: QuantizationParams, ctx: RunContext) -> tuple[
             prepared.module(*batch.inputs)
     set_phase(prepared, "frozen")
     before = _accuracy(prepared.module, evaluation, reference, output)  # = post-training int8, simulated
+    measured = _on_target(ctx, model, prepared, "ptq_same_scheme")
 
     set_phase(prepared, "observe")
     objective = _objective(q.loss, teacher_module, train, q.temperature, output, where)
@@ -75,6 +77,7 @@ def run_qat(model: TorchModel, p: QuantizationParams, ctx: RunContext) -> tuple[
     set_phase(prepared, "frozen")
     after = _accuracy(prepared.module, evaluation, reference, output)
     module = finalize(prepared)
+    measured.update(_on_target(ctx, model, None, "qat", module))
     details = {
         "qat": {"epochs": q.epochs, "loss": _loss_name(q.loss, train), "dataset": q.dataset, "lr": q.lr,
                 "ranges_frozen_after_steps": freeze_at, **result.summary()},
@@ -85,9 +88,24 @@ def run_qat(model: TorchModel, p: QuantizationParams, ctx: RunContext) -> tuple[
         "torch_simulated": {"dataset": ctx.plan.evaluation.dataset, "float": _accuracy(teacher_module, evaluation,
                                                                                         reference, output),
                             "int8_before_qat": before, "int8_after_qat": after},
+        # On the runtime of the target that ran this step (the torch stage is shared: another target reuses it).
+        "measured_on_target": measured,
         "activation_ranges": _ranges(prepared),
     }
     return module, details
+
+
+def _on_target(ctx: RunContext, model: TorchModel, prepared: Prepared | None, key: str,
+               module: nn.Module | None = None) -> dict[str, Any]:
+    """Metrics of an int8 model on this step's target runtime: ``prepared`` as calibrated, before any training
+    (post-training int8 with QAT's own scheme and ranges), or the finished ``module``."""
+    if ctx.evaluator is None:
+        return {}
+    if module is None:
+        assert prepared is not None
+        module = finalize(copy.deepcopy(prepared))
+    metrics = ctx.evaluate(TorchModel(module, model.io, list(model.lineage), dict(model.dynamic)))
+    return {"target": ctx.target.label, key: {k: round(v, 6) for k, v in metrics.items()}}
 
 
 def _loss_name(loss: str, data: torchkit.TorchData) -> str:
