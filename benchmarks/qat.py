@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         "qat_wall_s": max(r["step_wall_s"] or 0.0 for r in pick("qat")),
         "qat_epochs": epochs,
         "all_int8": {f"{r['variant']}@{r['target']}": r["all_int8"] for r in rows},
+        # Wall time on a shared 2-core machine depends on what else runs: the load says how busy it was.
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
     cols = ["variant", "target", "fp32_top1", "top1", "drop_pt", "fp32_p50_ms", "p50_ms", "speedup_vs_fp32",
             "size_bytes", "int8_layers", "float_layers", "contract", "step_wall_s"]
