@@ -1,6 +1,6 @@
-"""Train the QAT example's MobileNet-style model and save its weights (under a minute on two cores).
+"""Train the QAT example's MobileNet-style model and save its weights (1-4 minutes on two shared cores).
 
-    python examples/digits/train.py
+    python examples/qat/train.py
 
 Deterministic (fixed seeds, one thread order); the shipped ``digits_mobilenet.pt`` came from this script.
 """

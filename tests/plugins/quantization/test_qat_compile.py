@@ -112,3 +112,14 @@ def test_accuracy_aware_on_is_refused(registry: Any) -> None:
 def test_a_target_without_int8_is_refused_with_the_backends_reason(registry: Any) -> None:
     text = _error(registry, _plan([_qat()], ["tvm-llvm-host"]), "tvm-llvm-host")
     assert "quantization.int8 cannot run on target 'tvm-llvm-host'" in text
+
+
+@pytest.mark.openvino
+def test_the_example_plan_compiles_on_both_targets(registry: Any) -> None:
+    from edgecraft.plan.loading import load_plan
+
+    plan, base = load_plan(HERE.parents[2] / "examples" / "qat" / "plan.yaml", registry)
+    compiled = compile_all(prepare(plan, registry, base), ["ort-cpu", "openvino-cpu"])
+    steps = [compiled[t].steps[0] for t in ("ort-cpu", "openvino-cpu")]
+    assert steps[0].model_dump() == steps[1].model_dump() and steps[0].stage == "torch"
+    assert steps[0].params["per_channel"] is False and steps[0].params["qat"]["loss"] == "distill"
