@@ -115,3 +115,31 @@ def test_untraceable_models_are_refused_with_the_reason() -> None:
 
     with pytest.raises(NotTraceable):
         prepare(Branchy())
+
+
+@pytest.mark.slow  # two dynamo exports and two runtimes' compilations: ~10 s each on a busy machine
+@pytest.mark.parametrize("backend", ["onnxruntime", pytest.param("openvino", marks=pytest.mark.openvino)])
+def test_sessions_say_per_layer_whether_it_ran_int8(tmp_path: Path, backend: str) -> None:
+    """The runtimes' own account (``describe()["int8_layers"]``): all int8 for the QAT graph, all float for fp32."""
+    from edgecraft.model_source import export_onnx
+    from edgecraft.registry import build_registry
+
+    registry = build_registry()
+    io = ModelIO.single("x", (1, 1, 8, 8), output="logits")
+    p, _ = _prepared()
+    graphs = {"qat": export_onnx(TorchModel(finalize(p), io), tmp_path / "qat.onnx").path,
+              "fp32": export_onnx(TorchModel(plain(), io), tmp_path / "fp32.onnx").path}
+    target = "ort-cpu" if backend == "onnxruntime" else "openvino-cpu"
+    runtime, info = registry.target(target)
+    options = info.options_model.model_validate(
+        {} if backend == "onnxruntime" else {"inference_precision": "f32"})
+    for name, path in graphs.items():
+        work, out = tmp_path / f"work-{name}", tmp_path / f"out-{name}"
+        work.mkdir()
+        out.mkdir()
+        runtime.save(runtime.import_onnx(path, target, options, work), target, options, out)
+        session = runtime.load(out, target, options, 1)
+        layers = session.describe()["int8_layers"]
+        session.close()
+        assert sum(layers["int8" if name == "qat" else "float"].values()) == 4, layers
+        assert layers["all_int8"] is (name == "qat") and (not layers["float_layers"]) is (name == "qat")
