@@ -143,3 +143,20 @@ def test_sessions_say_per_layer_whether_it_ran_int8(tmp_path: Path, backend: str
         session.close()
         assert sum(layers["int8" if name == "qat" else "float"].values()) == 4, layers
         assert layers["all_int8"] is (name == "qat") and (not layers["float_layers"]) is (name == "qat")
+
+
+def test_the_default_loss_is_distillation_and_labels_join_only_when_present() -> None:
+    from edgecraft import torchkit
+    from edgecraft.errors import InputError
+    from edgecraft.plugins.quantization.qat.training import _objective
+
+    x, y = digits("test")
+    labeled, unlabeled = torchkit.TorchData.from_arrays(x, y), torchkit.TorchData.from_arrays(x)
+    teacher = plain()
+    pure = _objective("auto", teacher, unlabeled, 2.0, 0, "steps[0] (qat)")
+    mixed = _objective("auto", teacher, labeled, 2.0, 0, "steps[0] (qat)")
+    assert isinstance(pure, torchkit.TeacherMatch) and pure.alpha is None and pure.kind == "kl"
+    assert isinstance(mixed, torchkit.TeacherMatch) and mixed.alpha == 0.5
+    assert isinstance(_objective("labels", teacher, labeled, 2.0, 0, "w"), torchkit.CrossEntropy)
+    with pytest.raises(InputError, match=r"params\.qat\.loss 'labels'"):
+        _objective("labels", teacher, unlabeled, 2.0, 0, "steps[0] (qat)")
