@@ -25,13 +25,14 @@ _PLUGIN_MESSAGE_OR_RAISED: tuple[Rung, ...] = ((PluginError, "violation", lambda
 
 class BackendCheck:
     """The checks of backend ``name``; its sessions' outputs are compared with ``reference``'s (the kit's
-    reference runtime, ONNX Runtime: see :mod:`edgecraft.testing.conformance`)."""
+    reference runtime, ONNX Runtime: see :mod:`edgecraft.testing.conformance`), and a target tagged for int8
+    runs ``int8_model``'s QDQ graph (written by ONNX Runtime's quantization tool, from the same module)."""
 
     def __init__(self, registry: Any, name: str, targets: Iterable[str] | None,
                  options: Mapping[str, Mapping[str, Any]], tolerance: float, work: Path,
-                 reference: ReferenceOutputs) -> None:
+                 reference: ReferenceOutputs, int8_model: Callable[[Path], Path]) -> None:
         self.registry, self.name, self.tolerance, self.work = registry, name, tolerance, work
-        self.reference = reference
+        self.reference, self.int8_model = reference, int8_model
         self.requested = list(targets) if targets is not None else None
         self.options = options
         provided = registry.backends[name]
@@ -112,6 +113,53 @@ class BackendCheck:
             return
         for model_name, (build, kit_model) in ONNX_BUILDERS.items():
             self._round_trip(info, options, model_name, build, kit_model)
+        claims = sorted(tag for tag in info.capabilities if "int8" in tag)
+        if claims:
+            self._check_int8(info, options, claims)
+
+    def _check_int8(self, info: Any, options: Any, claims: list[str]) -> None:
+        """A target tagged for int8 runs an int8 QDQ graph on integer kernels, as its session's ``describe()``
+        reads back from the runtime (``int8_layers``: the built-in backends report which compute layers ran
+        int8). A runtime that dequantizes to float would make every int8 plan's speed and memory claims false."""
+        from edgecraft.plugin_checks import check_saved_files, check_session
+
+        r, target = self.report, info.name
+        where = f"target {target!r} (cnn model, int8 QDQ)"
+        folder = self.work / f"{target}-int8"
+        work, out = folder / "work", folder / "artifact"
+        work.mkdir(parents=True)
+        out.mkdir()
+        who = f"backend {self.name!r}"
+        try:
+            onnx_path = self.int8_model(folder / "model.onnx")
+        except Exception as exc:  # the kit's own tool failed: not the backend's fault
+            r.add("skipped", "int8", f"{where}: the kit could not quantize its model: {type(exc).__name__}: {exc}")
+            return
+        built, _ = attempt(r, "int8", where, lambda: check_saved_files(self.backend.save(
+            self.backend.import_onnx(onnx_path, target, options, work), target, options, out), out, who=who),
+            _PLUGIN_MESSAGE_OR_RAISED)
+        if not built:
+            return
+        loaded, session = attempt(r, "int8", where, lambda: check_session(
+            self.backend.load(out, target, options, 1), who=who), _PLUGIN_MESSAGE_OR_RAISED)
+        if not loaded:
+            return
+        try:
+            layers = session.describe().get("int8_layers")
+        except Exception:  # describe() itself is checked on the round trips
+            layers = None
+        finally:
+            session.close()
+        tags = ", ".join(claims)
+        if not isinstance(layers, dict) or "int8" not in layers:
+            r.add("note", "int8", f"{where}: tagged {tags}, but Session.describe() has no 'int8_layers' saying which "
+                  "compute layers ran int8, so the kit cannot check the claim")
+        elif not layers["int8"]:
+            r.add("violation", "int8", f"{where}: tagged {tags}, but its runtime ran every compute layer of an int8 "
+                  f"QDQ graph in float ({layers.get('float')}); expected integer kernels, or drop the int8 tags")
+        else:
+            r.add("ok", "int8", f"{where}: integer kernels ran ({layers['int8']}; float: "
+                  f"{layers.get('float') or 'none'})")
 
     def _round_trip(self, info: Any, options: Any, model_name: str, build: Any, kit_model: Any) -> None:
         from edgecraft.plugin_checks import check_saved_files, check_session

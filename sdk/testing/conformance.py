@@ -67,7 +67,8 @@ def check_plugin(name: str, *, kind: Literal["strategy", "backend"] | None = Non
         if name not in registry.backends:
             registry.blame_broken("backend", name)
             raise InputError(f"no installed backend is named {name!r}")
-        return BackendCheck(registry, name, targets, options or {}, tolerance, Path(tmp), _onnxruntime_outputs).run()
+        return BackendCheck(registry, name, targets, options or {}, tolerance, Path(tmp), _onnxruntime_outputs,
+                            _int8_cnn_onnx).run()
 
 
 def distribution_plugins(registry: Any, distribution: str) -> list[tuple[Literal["strategy", "backend"], str]]:
@@ -135,3 +136,24 @@ def _onnxruntime_outputs(path: Path, feeds: dict[str, np.ndarray]) -> list[np.nd
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return [np.asarray(o, dtype=np.float64) for o in session.run(None, feeds)]
+
+
+def _int8_cnn_onnx(path: Path) -> Path:
+    """The CNN as an int8 QDQ graph (QuantizeLinear/DequantizeLinear around Conv and Gemm, int8 weights),
+    quantized with ONNX Runtime's own tool (a core dependency) on the kit's feeds: what a backend that claims
+    int8 kernels must run on integer kernels."""
+    from edgecraft.testing.models import CNN, cnn_onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    float_path = cnn_onnx(path.with_name(path.stem + "-float.onnx"))
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"input": CNN.feeds(8, seed=s)["input"]} for s in range(4)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    quantize_static(str(float_path), str(path), Feeds(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=False)
+    return path

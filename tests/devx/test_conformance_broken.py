@@ -154,9 +154,22 @@ BROKEN_BACKENDS = """
         def load(self, artifact_dir, target, options, threads):
             raise RuntimeError("this backend is broken")
 
+    class Dequantizes(OnnxRuntimeBackend):
+        # claims ort-cpu's int8 tags, but saves and runs with ONNX Runtime's graph optimizations off, so a QDQ
+        # graph is never fused into integer kernels: it dequantizes and runs Conv/Gemm in float
+        name = "kit-dequantizes"
+        def targets(self):
+            return [replace(t, name="kit-dequant") for t in super().targets()]
+        def save(self, native, target, options, out_dir):
+            off = options.model_copy(update={"saved_optimization": "disable", "runtime_optimization": "disable"})
+            return super().save(native, "ort-cpu", off, out_dir)
+        def load(self, artifact_dir, target, options, threads):
+            off = options.model_copy(update={"saved_optimization": "disable", "runtime_optimization": "disable"})
+            return super().load(artifact_dir, "ort-cpu", off, threads)
+
     @hookimpl
     def edgecraft_register_backends(register):
-        for cls in (Float64, Order, Unloadable):
+        for cls in (Float64, Order, Unloadable, Dequantizes):
             register(cls)
 """
 
@@ -169,6 +182,7 @@ def broken_backends(fake_dist: Callable[..., None]) -> None:
 @pytest.mark.parametrize(("name", "method", "reason"), [
     ("kit-float64", "Session.run()", "output 0 is float64; expected the model's float32"),
     ("kit-order", "Session.input_names", "lists the inputs as ['ids', 'x']; expected the model's order ['x', 'ids']"),
+    ("kit-dequantizes", "int8", "but its runtime ran every compute layer of an int8 QDQ graph in float"),
 ])
 def test_a_broken_backend_is_caught_with_a_one_line_reason(broken_backends: None, name: str, method: str,
                                                            reason: str) -> None:
@@ -189,9 +203,9 @@ def test_a_broken_backend_beside_a_good_strategy_does_not_fail_it(broken: None, 
 def test_plugin_check_a_distribution_checks_every_plugin_of_it(broken_backends: None,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugin", "check", "fakeplug-brokenbackends", "--target", "kit-f64", "--target", "kit-ord",
-                 "--target", "kit-unloadable"]) == 1
+                 "--target", "kit-unloadable", "--target", "kit-dequant"]) == 1
     out = capsys.readouterr().out
-    for name in ("kit-float64", "kit-order", "kit-unloadable"):
+    for name in ("kit-float64", "kit-order", "kit-unloadable", "kit-dequantizes"):
         assert f"backend {name!r} from fakeplug-brokenbackends" in out
 
 
