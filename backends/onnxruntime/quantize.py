@@ -41,6 +41,9 @@ MODE_CAPABILITY = {"static": "onnx.int8.qdq", "dynamic": "onnx.int8.dynamic"}
 class OrtInt8(Int8Implementation):
     backend: ClassVar[str] = "onnxruntime"
     stage: ClassVar[Stage] = Stage.ONNX
+    #: QDQ graphs fuse into QLinearConv/QGemm at the saved (extended) optimization level;
+    #: the session's ``int8_layers`` says per layer what ran.
+    runs_qdq_graphs: ClassVar[bool] = True
     summary: ClassVar[str] = "onnxruntime.quantization: QDQ static (per-channel, U8S8), dynamic; SmoothQuant"
 
     # ------------------------------------------------------------------ compile time

@@ -39,6 +39,9 @@ ACCURACY_CONTROL = "nncf.quantize_with_accuracy_control"
 class OvInt8(Int8Implementation):
     backend: ClassVar[str] = "openvino"
     stage: ClassVar[Stage] = Stage.NATIVE
+    #: the ONNX frontend turns QDQ pairs into FakeQuantize, run as u8/i8 convolutions;
+    #: the session's ``int8_layers`` says per layer what ran.
+    runs_qdq_graphs: ClassVar[bool] = True
     summary: ClassVar[str] = "NNCF: nncf.quantize (CPU preset), compress_weights, quantize_with_accuracy_control"
 
     # ------------------------------------------------------------------ compile time

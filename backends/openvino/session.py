@@ -85,6 +85,11 @@ def effective_precision(requested: str, reported: Any, bf16_cpu: bool | None = N
     return actual, f"inference_precision {requested} requested, but OpenVINO compiled the model in {actual}"
 
 
+#: Runtime layer types that multiply-accumulate (OpenVINO's CPU plugin names).
+COMPUTE_LAYERS = frozenset({"Convolution", "GroupConvolution", "FullyConnected", "MatMul", "Deconvolution",
+                            "BinaryConvolution"})
+
+
 class OpenVinoSession(Session):
     """One compiled model and one infer request (batch-1 latency is a single request's job)."""
 
@@ -142,6 +147,7 @@ class OpenVinoSession(Session):
             "threads": prop("INFERENCE_NUM_THREADS"),
             "cpu_pinning": prop("ENABLE_CPU_PINNING"),
             "int8": self._has_int8(),
+            "int8_layers": self._int8_layers(),
             "emulated": False,
         }
 
@@ -156,6 +162,27 @@ class OpenVinoSession(Session):
             if "runtimePrecision" in info and info["runtimePrecision"].astype(str).lower() in {"u8", "i8"}:
                 return True
         return False
+
+    def _int8_layers(self) -> dict[str, Any]:
+        """Per compute layer of the runtime graph, the precision it executes in (u8/i8: integer kernels)."""
+        try:
+            ops = self._compiled.get_runtime_model().get_ordered_ops()
+        except Exception as exc:
+            return {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        int8: dict[str, int] = {}
+        floats: dict[str, int] = {}
+        float_layers: list[str] = []
+        for op in ops:
+            info = op.get_rt_info()
+            layer = info["layerType"].astype(str) if "layerType" in info else ""
+            if layer not in COMPUTE_LAYERS:
+                continue
+            precision = info["runtimePrecision"].astype(str).lower() if "runtimePrecision" in info else "?"
+            bucket = int8 if precision in {"u8", "i8"} else floats
+            bucket[layer] = bucket.get(layer, 0) + 1
+            if bucket is floats:
+                float_layers.append(f"{op.get_friendly_name()} ({precision})")
+        return {"int8": int8, "float": floats, "float_layers": float_layers[:20], "all_int8": bool(int8) and not floats}
 
     def close(self) -> None:
         self._request = None

@@ -27,6 +27,26 @@ class AccuracyAwareParams(BaseModel):
         32, ge=1, le=2048, description="Calibration samples used to rank layers by sensitivity.")
 
 
+class QatParams(BaseModel):
+    """Quantization-aware training (``mode: qat``): fine-tune with int8 simulated, then export the int8 graph."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    dataset: str | None = Field(None, description="Training data (a dataset of the plan). null: calibration_dataset.")
+    epochs: int = Field(3, ge=1, le=1000, description="Training epochs with int8 simulated.")
+    lr: float = Field(1e-4, gt=0, le=1.0, description="Adam learning rate (cosine decay to 0): small, the model "
+                      "is already trained and only learns to live with int8.")
+    batch_size: int = Field(64, ge=1, le=65536)
+    loss: Literal["auto", "labels", "distill"] = Field(
+        "auto", description="'distill': match the float model (the step's input; KL at `temperature`), the "
+        "default when the data has no labels; 'labels': cross-entropy; 'auto': distill, mixed half and half "
+        "with cross-entropy when the data has labels.")
+    temperature: float = Field(2.0, gt=0, le=100, description="Softening of the distillation targets.")
+    freeze_ranges_after: float = Field(
+        0.5, ge=0.0, le=1.0, description="Share of the training after which activation ranges stop following "
+        "the data (exponential moving average) and are fixed: the weights then adapt to the final ranges.")
+
+
 class QuantizationParams(StrategyParams):
     """INT8 post-training quantization, compiled per target (ONNX Runtime QDQ, NNCF on OpenVINO)."""
 
@@ -37,11 +57,12 @@ class QuantizationParams(StrategyParams):
         "mask in float: on ONNX Runtime SmoothQuant + dynamic per-channel int8 on the weight MatMuls (a measured "
         "choice of strength on the calibration data), on OpenVINO NNCF's TRANSFORMER model type. 'cnn': static "
         "QDQ on every quantizable op (ONNX Runtime), NNCF's default model type (OpenVINO).")
-    mode: Literal["auto", "static", "dynamic", "weight_only"] = Field(
+    mode: Literal["auto", "static", "dynamic", "weight_only", "qat"] = Field(
         "auto", description="'auto': 'static' for the cnn recipe and on OpenVINO, 'dynamic' for the transformer "
         "recipe on ONNX Runtime. 'static': weights and activations in int8, activation ranges from calibration "
         "data; 'dynamic': int8 weights, activation ranges computed at run time (MatMul-heavy models); "
-        "'weight_only': int8 weights, float compute (size, not speed; OpenVINO only).")
+        "'weight_only': int8 weights, float compute (size, not speed; OpenVINO only); 'qat': quantization-aware "
+        "training in torch (see `qat`), exported as an int8 QDQ graph every int8 target runs as it is.")
     per_channel: bool = Field(True, description="One weight scale per output channel (per tensor if false).")
     calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
         "minmax", description="How activation ranges are chosen from calibration data. 'entropy' is ONNX "
@@ -67,6 +88,7 @@ class QuantizationParams(StrategyParams):
     keep_float_ops: list[str] = Field(
         default_factory=list, description="Operator types kept in float (e.g. ['Softmax', 'Add']).")
     accuracy_aware: AccuracyAwareParams = Field(default_factory=AccuracyAwareParams)
+    qat: QatParams = Field(default_factory=QatParams, description="Settings of mode 'qat' (ignored otherwise).")
 
 
 #: Params carried into the request as they are (the rest: keep-float lists become tuples, accuracy_aware a bool).

@@ -35,7 +35,8 @@ class QuantizationStrategy(Strategy):
     name: ClassVar[str] = "quantization"
     params_model: ClassVar[type[StrategyParams]] = QuantizationParams
     summary: ClassVar[str] = ("INT8 post-training quantization, made by each target's backend (its int8 "
-                              "implementation); a recipe per model family; accuracy-aware")
+                              "implementation); a recipe per model family; accuracy-aware; or quantization-aware "
+                              "training (mode 'qat')")
 
     # ------------------------------------------------------------------ compile time
     @classmethod
@@ -47,6 +48,10 @@ class QuantizationStrategy(Strategy):
 
     def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
         assert isinstance(params, QuantizationParams)
+        if params.mode == "qat":
+            from edgecraft.plugins.quantization.qat.step import resolve_qat
+
+            return resolve_qat(params, ctx)
         impl = ctx.implementation(Int8Implementation)
         recipe, recipe_note = self._resolve_recipe(params, ctx)
         p = params.model_copy(update={"recipe": recipe})  # the plan's params stay as written
@@ -129,6 +134,10 @@ class QuantizationStrategy(Strategy):
         from edgecraft.plugins.quantization.restore import restore_by_backend, restore_by_loop
 
         params = QuantizationParams.model_validate(step.params)
+        if params.mode == "qat":
+            from edgecraft.plugins.quantization.qat.step import apply_qat
+
+            return apply_qat(step, model, ctx)
         impl = ctx.implementation(Int8Implementation)
         request, recipe_details = self._recipe_at_apply(to_request(params), model, impl, ctx)
         calibration = CalibrationSource(ctx, request.calibration_dataset, request.calibration_samples)

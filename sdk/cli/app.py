@@ -16,6 +16,35 @@ from edgecraft.cli.root_group import RootGroup
 from edgecraft.cli.session import CliSession
 from edgecraft.settings import DISABLE_ENV, PLUGINS_ENV, STRICT_ENV, Settings
 
+
+def _flags_without_placeholder() -> None:
+    """typer 0.29's rich help shows a type placeholder for every option, ``<bool>`` for on/off flags too
+    (``--debug <bool>``), which reads as if the flag took a value. Flags take none: show no placeholder, as
+    click's plain help does. Only the rendering changes (``TyperOption.display_type_rich``)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "edgecraft_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag and not self.count else shown(self, ctx)
+
+    display_type_rich.edgecraft_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_without_placeholder()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"edgecraft {version('edgecraft')}")
+        raise typer.Exit()
+
+
 app = typer.Typer(name="edgecraft", cls=RootGroup, add_completion=False, no_args_is_help=True,
                   pretty_exceptions_enable=False,
                   help="Compress neural networks for edge hardware and prove it: plan → compile → run → verify.")
@@ -42,6 +71,9 @@ def _global(ctx: typer.Context,
             disable_plugins: Annotated[str | None, typer.Option(
                 "--disable-plugins", envvar=DISABLE_ENV,
                 help="Comma-separated entry-point names never to load (e.g. a broken plugin).")] = None,
+            _version: Annotated[bool, typer.Option(
+                "--version", is_eager=True, callback=_print_version, expose_value=True,
+                help="Print edgecraft's version and exit.")] = False,
             ) -> None:
     """The options above are read into the session's settings by the root group as soon as they are parsed
     (resolving a plugin's command needs them before this runs); here the invocation is set up with them."""

@@ -34,7 +34,9 @@ def _json_option(raw: str | None, option: str) -> dict[str, Any]:
 @plugin_app.command("check")
 def plugin_check(
         ctx: typer.Context,
-        name: Annotated[str, typer.Argument(help="An installed strategy or backend (or a target's name).")],
+        name: Annotated[str, typer.Argument(
+            help="An installed strategy or backend (or a target's name), or an installed distribution: every "
+                 "strategy and backend it provides.")],
         params: Annotated[str | None, typer.Option(
             "--params", help="Strategy params for the kit's plans, as JSON (default: the params' defaults). "
                              "The kit's plans have one dataset, 'kit'.")] = None,
@@ -50,22 +52,30 @@ def plugin_check(
                                                                    "skips.")] = False) -> None:
     """Run the conformance kit on an installed strategy or backend: exit 0 if it conforms, 1 with one line per
     violation (method and what was expected)."""
-    from edgecraft.testing import check_plugin
+    from edgecraft.testing import check_distribution, check_plugin
+    from edgecraft.testing.conformance import distribution_plugins
 
     session = CliSession.of(ctx)
     registry = session.registry()
-    report = check_plugin(name, params=_json_option(params, "--params"), targets=target,
-                          options=_json_option(options, "--options"), tolerance=tolerance, registry=registry)
-    for line in report.lines(verbose=verbose):
-        sys.stdout.write(line + "\n")  # one line per finding, never wrapped: CI logs and grep read them
-    sys.stdout.flush()
-    color = "green" if report.ok else "red"
-    session.out.print(f"[{color}]{safe(report.summary())}[/{color}]")
-    if not verbose and report.ok:
-        refused = sum(1 for f in report.findings if f.outcome in ("refused", "skipped"))
-        if refused:
-            session.out.print(f"({refused} refusal(s)/skip(s) not shown: --all lists them)", highlight=False)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_CONTRACT_FAILED)
+    kwargs: dict[str, Any] = {"params": _json_option(params, "--params"), "targets": target,
+                              "options": _json_option(options, "--options"), "tolerance": tolerance,
+                              "registry": registry}
+    known = name in registry.strategies or name in registry.backends or name in registry.targets
+    if not known and distribution_plugins(registry, name):  # an installed distribution: every plugin of it
+        reports = check_distribution(name, **kwargs)
+    else:
+        reports = [check_plugin(name, **kwargs)]
+    for report in reports:
+        for line in report.lines(verbose=verbose):
+            sys.stdout.write(line + "\n")  # one line per finding, never wrapped: CI logs and grep read them
+        sys.stdout.flush()
+        color = "green" if report.ok else "red"
+        session.out.print(f"[{color}]{safe(report.summary())}[/{color}]")
+        if not verbose and report.ok:
+            refused = sum(1 for f in report.findings if f.outcome in ("refused", "skipped"))
+            if refused:
+                session.out.print(f"({refused} refusal(s)/skip(s) not shown: --all lists them)", highlight=False)
+    raise typer.Exit(EXIT_OK if all(r.ok for r in reports) else EXIT_CONTRACT_FAILED)
 
 
 @plugin_app.command("new")

@@ -239,7 +239,7 @@ class LatencySpec(StrictModel):
     rounds: int = Field(10, ge=1, description="Interleaved rounds measured before the first verdict; more are "
                         "taken while a verdict is inconclusive (see gate.time_budget_s).")
     threads: int = Field(2, ge=1, description="Intra-op threads of every runtime session. On a shared runner keep "
-                         "it below the core count (see the README's 'Noise-aware latency verdicts').")
+                         "it below the core count (see docs/release-gating.md, 'Noise-aware latency verdicts').")
     statistic: Literal["auto", "low", "median", "cpu"] = Field(
         "auto", description="Per-round statistic of a p50 ratio (speedup, regression vs a reference): 'low' compares "
         "the two blocks' lower quintiles of wall time (a busy neighbour can only add time to a call), 'median' their "

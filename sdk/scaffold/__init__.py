@@ -39,6 +39,22 @@ class Names:
         return cls(name, f"edgecraft-{name}", f"edgecraft_{name.replace('-', '_')}", camel)
 
 
+def builtin_names() -> dict[str, str]:
+    """Name -> what it names (plugin, strategy, backend, target), for everything edgecraft itself provides: the
+    scaffold's name becomes an entry-point name and a strategy or target name, and must clash with none."""
+    from importlib import metadata
+
+    from edgecraft.registry import build_registry
+
+    taken = {ep.name: "plugin" for ep in metadata.entry_points(group="edgecraft")
+             if ep.dist is not None and ep.dist.name == "edgecraft"}
+    registry = build_registry()
+    for kind, table in (("strategy", registry.strategies), ("backend", registry.backends),
+                        ("target", registry.targets)):
+        taken.update({n: kind for n, p in table.items() if p.provenance.distribution == "edgecraft"})
+    return taken
+
+
 def files_for(kind: Kind, names: Names) -> dict[str, str]:
     """Relative path -> file content for a ``kind`` plugin called ``names.name``."""
     fields = {"name": names.name, "distribution": names.distribution, "module": names.module, "cls": names.cls,
@@ -62,6 +78,11 @@ def create(kind: Kind, name: str, directory: Path | None = None) -> tuple[Path, 
     if kind not in ("strategy", "backend"):
         raise InputError(f"plugin kind {kind!r}: expected 'strategy' or 'backend'")
     names = Names.of(name)
+    taken = builtin_names()
+    if name in taken:
+        raise InputError(f"plugin name {name!r} is a built-in {taken[name]}'s name; a package using it would clash "
+                         "with edgecraft's own plugin (every command would stop on the collision)",
+                         hint=f"choose another name, e.g. my-{name}")
     root = Path(directory) if directory is not None else Path(names.distribution)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise InputError(f"{root} already exists and is not an empty folder; nothing was written",

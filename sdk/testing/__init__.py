@@ -7,14 +7,17 @@ In a plugin's own test suite (what ``edgecraft plugin new`` generates)::
     def test_my_strategy_conforms():
         assert_conforms("my-strategy")
 
-``edgecraft plugin check NAME`` runs the same checks from the command line. See docs/plugins.md.
+Unit-test ``apply()`` itself with :func:`apply_inputs` (the step, model and RunContext a build passes).
+``edgecraft plugin check NAME`` (or ``DISTRIBUTION``) runs the same checks from the command line. See docs/plugins.md.
 """
 
 from __future__ import annotations
 
-from edgecraft.testing.conformance import assert_conforms, check_plugin
+from edgecraft.testing.conformance import assert_conforms, check_distribution, check_plugin
 from edgecraft.testing.findings import ConformanceError, ConformanceReport, Finding
+from edgecraft.testing.harness import ApplyInputs, apply_inputs
 from edgecraft.testing.models import CNN, KIT_MODELS, MULTI, cnn_onnx, multi_input_onnx, tiny_cnn, tiny_multi_input
 
-__all__ = ["CNN", "KIT_MODELS", "MULTI", "ConformanceError", "ConformanceReport", "Finding", "assert_conforms",
-           "check_plugin", "cnn_onnx", "multi_input_onnx", "tiny_cnn", "tiny_multi_input"]
+__all__ = ["CNN", "KIT_MODELS", "MULTI", "ApplyInputs", "ConformanceError", "ConformanceReport", "Finding",
+           "apply_inputs", "assert_conforms", "check_distribution", "check_plugin", "cnn_onnx",
+           "multi_input_onnx", "tiny_cnn", "tiny_multi_input"]

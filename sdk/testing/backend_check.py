@@ -27,13 +27,14 @@ _PLUGIN_MESSAGE_OR_RAISED: tuple[Rung, ...] = ((PluginError, "violation", lambda
 
 class BackendCheck:
     """The checks of backend ``name``; its sessions' outputs are compared with ``reference``'s (the kit's
-    reference runtime, ONNX Runtime: see :mod:`edgecraft.testing.conformance`)."""
+    reference runtime, ONNX Runtime: see :mod:`edgecraft.testing.conformance`), and a target tagged for int8
+    runs ``int8_model``'s QDQ graph (written by ONNX Runtime's quantization tool, from the same module)."""
 
     def __init__(self, registry: Any, name: str, targets: Iterable[str] | None,
                  options: Mapping[str, Mapping[str, Any]], tolerance: float, work: Path,
-                 reference: ReferenceOutputs) -> None:
+                 reference: ReferenceOutputs, int8_model: Callable[[Path], Path]) -> None:
         self.registry, self.name, self.tolerance, self.work = registry, name, tolerance, work
-        self.reference = reference
+        self.reference, self.int8_model = reference, int8_model
         self.requested = list(targets) if targets is not None else None
         self.options = options
         provided = registry.backends[name]
@@ -118,6 +119,53 @@ class BackendCheck:
             return
         for model_name, (build, kit_model) in ONNX_BUILDERS.items():
             self._round_trip(info, options, model_name, build, kit_model)
+        claims = sorted(tag for tag in info.capabilities if "int8" in tag)
+        if claims:
+            self._check_int8(info, options, claims)
+
+    def _check_int8(self, info: Any, options: Any, claims: list[str]) -> None:
+        """A target tagged for int8 runs an int8 QDQ graph on integer kernels, as its session's ``describe()``
+        reads back from the runtime (``int8_layers``: the built-in backends report which compute layers ran
+        int8). A runtime that dequantizes to float would make every int8 plan's speed and memory claims false."""
+        from edgecraft.plugin_checks import check_saved_files, check_session
+
+        r, target = self.report, info.name
+        where = f"target {target!r} (cnn model, int8 QDQ)"
+        folder = self.work / f"{target}-int8"
+        work, out = folder / "work", folder / "artifact"
+        work.mkdir(parents=True)
+        out.mkdir()
+        who = f"backend {self.name!r}"
+        try:
+            onnx_path = self.int8_model(folder / "model.onnx")
+        except Exception as exc:  # the kit's own tool failed: not the backend's fault
+            r.add("skipped", "int8", f"{where}: the kit could not quantize its model: {type(exc).__name__}: {exc}")
+            return
+        built, _ = attempt(r, "int8", where, lambda: check_saved_files(self.backend.save(
+            self.backend.import_onnx(onnx_path, target, options, work), target, options, out), out, who=who),
+            _PLUGIN_MESSAGE_OR_RAISED)
+        if not built:
+            return
+        loaded, session = attempt(r, "int8", where, lambda: check_session(
+            self.backend.load(out, target, options, 1), who=who), _PLUGIN_MESSAGE_OR_RAISED)
+        if not loaded:
+            return
+        try:
+            layers = session.describe().get("int8_layers")
+        except Exception:  # describe() itself is checked on the round trips
+            layers = None
+        finally:
+            session.close()
+        tags = ", ".join(claims)
+        if not isinstance(layers, dict) or "int8" not in layers:
+            r.add("note", "int8", f"{where}: tagged {tags}, but Session.describe() has no 'int8_layers' saying which "
+                  "compute layers ran int8, so the kit cannot check the claim")
+        elif not layers["int8"]:
+            r.add("violation", "int8", f"{where}: tagged {tags}, but its runtime ran every compute layer of an int8 "
+                  f"QDQ graph in float ({layers.get('float')}); expected integer kernels, or drop the int8 tags")
+        else:
+            r.add("ok", "int8", f"{where}: integer kernels ran ({layers['int8']}; float: "
+                  f"{layers.get('float') or 'none'})")
 
     def _torch_round_trip(self, info: Any, options: Any, kit_model: Any) -> None:
         """``import_torch()`` of the kit's torch module, then the same save/load/session checks as ONNX's."""
@@ -142,7 +190,8 @@ class BackendCheck:
         feeds = kit_model.feeds(4)
         with torch.no_grad():
             got = module(*(torch.from_numpy(feeds[n]) for n in io.input_names))
-        self._save_and_check(info, options, where, native, out, feeds, [got.numpy().astype(np.float64)])
+        self._save_and_check(info, options, where, native, out, feeds, [got.numpy().astype(np.float64)],
+                             [got.numpy().dtype])
 
     def _round_trip(self, info: Any, options: Any, model_name: str, build: Any, kit_model: Any) -> None:
         r, target = self.report, info.name
@@ -157,10 +206,12 @@ class BackendCheck:
         if not imported:
             return
         feeds = kit_model.feeds(4)
-        self._save_and_check(info, options, where, native, out, feeds, self.reference(onnx_path, feeds))
+        self._save_and_check(info, options, where, native, out, feeds, self.reference(onnx_path, feeds),
+                             _output_dtypes(onnx_path))
 
     def _save_and_check(self, info: Any, options: Any, where: str, native: Any, out: Path,
-                        feeds: dict[str, np.ndarray], expected: list[np.ndarray]) -> None:
+                        feeds: dict[str, np.ndarray], expected: list[np.ndarray],
+                        dtypes: list[np.dtype[Any]]) -> None:
         from edgecraft.plugin_checks import check_saved_files, check_session
 
         r, target, who = self.report, info.name, f"backend {self.name!r}"
@@ -178,7 +229,7 @@ class BackendCheck:
         if not loaded:
             return
         try:
-            self._check_session(session, where, feeds, expected)
+            self._check_session(session, where, feeds, expected, dtypes)
         finally:
             try:
                 session.close()
@@ -193,7 +244,8 @@ class BackendCheck:
                   f"{type(exc).__name__}: {exc}; expected close() to release what load() took")
 
     def _check_session(self, session: Any, where: str, feeds: dict[str, np.ndarray],
-                       expected: list[np.ndarray]) -> None:
+                       expected: list[np.ndarray], dtypes: list[np.dtype[Any]]) -> None:
+        """``dtypes``: what each output must be (the ONNX graph's declared types, or torch's own outputs')."""
         r = self.report
         named, names = attempt(r, "Session.input_names", where, lambda: list(session.input_names))
         if not named:
@@ -201,6 +253,10 @@ class BackendCheck:
         if sorted(names) != sorted(feeds):
             r.add("violation", "Session.input_names", f"{where}: is {names}; expected the model's inputs "
                   f"{list(feeds)} (in the model's order)")
+            return
+        if names != list(feeds):  # feeds are built and fed positionally in this order (e.g. by a device server)
+            r.add("violation", "Session.input_names", f"{where}: lists the inputs as {names}; expected the model's "
+                  f"order {list(feeds)}")
             return
         r.add("ok", "Session.input_names", f"{where}: {names}")
         ran, outputs = attempt(r, "Session.run()", where, lambda: session.run(feeds))
@@ -211,12 +267,17 @@ class BackendCheck:
                   f"{len(outputs) if isinstance(outputs, list | tuple) else '?'} outputs; expected a list of "
                   f"{len(expected)} numpy arrays, in the model's output order")
             return
-        worst = 0.0
+        worst, kinds = 0.0, []
         for got, want in zip(outputs, expected, strict=True):
             got = np.asarray(got)
             if got.shape != want.shape:
                 r.add("violation", "Session.run()", f"{where}: output shape {got.shape}; expected {want.shape}")
                 return
+            if dtypes and got.dtype != dtypes[len(kinds)]:
+                r.add("violation", "Session.run()", f"{where}: output {len(kinds)} is {got.dtype}; expected the "
+                      f"model's {dtypes[len(kinds)]} (metrics, contracts and reports compare outputs as declared)")
+                return
+            kinds.append(got.dtype)
             scale = max(1.0, float(np.abs(want).max(initial=0.0)))
             worst = max(worst, float(np.abs(got.astype(np.float64) - want).max(initial=0.0)) / scale)
         if not math.isfinite(worst) or worst > self.tolerance:
@@ -242,3 +303,12 @@ class BackendCheck:
                 raise TypeError(f"a {type(described).__name__}")
         except Exception as exc:
             r.add("violation", "Session.describe()", f"{where}: {exc}; expected a JSON-ready dict for the report")
+
+
+def _output_dtypes(onnx_path: Path) -> list[np.dtype[Any]]:
+    """The numpy dtype of each output the ONNX graph declares (what a session must return)."""
+    import onnx
+    from onnx import helper
+
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    return [np.dtype(helper.tensor_dtype_to_np_dtype(o.type.tensor_type.elem_type)) for o in graph.output]

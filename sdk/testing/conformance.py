@@ -35,10 +35,11 @@ def check_plugin(name: str, *, kind: Literal["strategy", "backend"] | None = Non
 
     ``params``: the strategy's params for the kit's plans (default ``{}``: its defaults). The kit's
     plans define one dataset, ``kit`` (every model input plus labels), for params that name one.
-    ``targets``: restrict to these targets (default: every installed one; emulated targets only when
-    named). ``options``: target name -> options. ``tolerance``: a backend's outputs may differ from
-    onnxruntime's by this much (absolute, and relative to the output's scale). ``plugins``: plugin
-    objects (modules) registered besides the installed entry points, for testing a plugin in-process.
+    ``targets``: check on these targets (default for a strategy: the built-in ones, so a broken third-party
+    backend cannot fail it; for a backend: its own; emulated targets only when named). ``options``: target
+    name -> options. ``tolerance``: a backend's outputs may differ from onnxruntime's by this much
+    (absolute, and relative to the output's scale). ``plugins``: plugin objects (modules)
+    registered besides the installed entry points, for testing a plugin in-process.
     """
     from edgecraft.registry import build_registry
 
@@ -66,7 +67,51 @@ def check_plugin(name: str, *, kind: Literal["strategy", "backend"] | None = Non
         if name not in registry.backends:
             registry.blame_broken("backend", name)
             raise InputError(f"no installed backend is named {name!r}")
-        return BackendCheck(registry, name, targets, options or {}, tolerance, Path(tmp), _onnxruntime_outputs).run()
+        return BackendCheck(registry, name, targets, options or {}, tolerance, Path(tmp), _onnxruntime_outputs,
+                            _int8_cnn_onnx).run()
+
+
+def distribution_plugins(registry: Any, distribution: str) -> list[tuple[Literal["strategy", "backend"], str]]:
+    """(kind, name) of every strategy and backend an installed distribution provides (its name as pip spells
+    it, case and ``-``/``_`` ignored)."""
+    found: list[tuple[Literal["strategy", "backend"], str]] = []
+    found += [("strategy", n) for n, p in sorted(registry.strategies.items())
+              if norm_dist(p.provenance.distribution) == norm_dist(distribution)]
+    found += [("backend", n) for n, p in sorted(registry.backends.items())
+              if norm_dist(p.provenance.distribution) == norm_dist(distribution)]
+    return found
+
+
+def check_distribution(distribution: str, *, registry: Any = None, plugins: Iterable[Any] = (),
+                       **kwargs: Any) -> list[ConformanceReport]:
+    """:func:`check_plugin` on every strategy and backend of the installed ``distribution``; a strategy is
+    checked on the distribution's own targets too (besides the built-in ones), since they ship together."""
+    from edgecraft.registry import build_registry
+
+    registry = registry or build_registry(extra_plugins=list(plugins))
+    found = distribution_plugins(registry, distribution)
+    if not found:
+        raise InputError(f"distribution {distribution!r} provides no installed strategy or backend",
+                         hint="`edgecraft plugins` lists what each installed distribution provides")
+    own = [t for t, p in registry.targets.items() if norm_dist(p.provenance.distribution) == norm_dist(distribution)]
+    reports = []
+    for kind, name in found:
+        options = dict(kwargs)
+        if kind == "strategy" and own and options.get("targets") is None:
+            builtin = [t for t, p in registry.targets.items()  # emulated devices only when named, as by default
+                       if p.provenance.distribution == "edgecraft" and not p.obj[1].emulated]
+            options["targets"] = sorted(builtin) + sorted(own)
+        if kind == "backend" and options.get("targets") is not None:  # each backend its own of the named targets
+            mine = {t for t, p in registry.targets.items() if p.obj[0] == name}
+            options["targets"] = [t for t in options["targets"] if t in mine]
+            if not options["targets"]:
+                continue
+        reports.append(check_plugin(name, kind=kind, registry=registry, **options))
+    return reports
+
+
+def norm_dist(name: str) -> str:
+    return name.lower().replace("_", "-")
 
 
 def assert_conforms(name: str, **kwargs: Any) -> ConformanceReport:
@@ -91,3 +136,24 @@ def _onnxruntime_outputs(path: Path, feeds: dict[str, np.ndarray]) -> list[np.nd
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return [np.asarray(o, dtype=np.float64) for o in session.run(None, feeds)]
+
+
+def _int8_cnn_onnx(path: Path) -> Path:
+    """The CNN as an int8 QDQ graph (QuantizeLinear/DequantizeLinear around Conv and Gemm, int8 weights),
+    quantized with ONNX Runtime's own tool (a core dependency) on the kit's feeds: what a backend that claims
+    int8 kernels must run on integer kernels."""
+    from edgecraft.testing.models import CNN, cnn_onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    float_path = cnn_onnx(path.with_name(path.stem + "-float.onnx"))
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"input": CNN.feeds(8, seed=s)["input"]} for s in range(4)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    quantize_static(str(float_path), str(path), Feeds(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=False)
+    return path

@@ -156,3 +156,4 @@ def multi_input_onnx(path: Path, *, opset: int = 17) -> Path:
 
 
 ONNX_BUILDERS = {"cnn": (cnn_onnx, CNN), "multi": (multi_input_onnx, MULTI)}
+

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from edgecraft.errors import CompileError, EdgecraftError, InputError, PluginError
+from edgecraft.testing.apply_probe import graph_outputs, probing
 from edgecraft.testing.findings import ConformanceReport, attempt, plugin_message, raised
 
 
@@ -23,6 +24,7 @@ class StrategyCheck:
         self.registry, self.name, self.params, self.work = registry, name, params, work
         self.requested = list(targets) if targets is not None else None
         self.options = options
+        self._noted_others = False
         provided = registry.strategies[name]
         self.cls = provided.obj
         self.report = ConformanceReport("strategy", name, str(provided.provenance))
@@ -71,23 +73,26 @@ class StrategyCheck:
 
     # ---------------------------------------------------------------- per model and target
     def _targets(self) -> list[str]:
+        """The built-in targets by default: a broken third-party backend installed beside the strategy must not
+        fail the strategy's check (name other targets with ``targets=``/``--target`` to include them)."""
         names = sorted(self.registry.targets)
         if self.requested is None:
-            return names
+            builtin = [n for n in names if self.registry.targets[n].provenance.distribution == "edgecraft"]
+            others = sorted(set(names) - set(builtin))
+            if others and not self._noted_others:
+                self._noted_others = True
+                self.report.add("note", "targets", f"checked on the built-in targets only; name others with "
+                                f"--target to include them: {', '.join(others)}")
+            return builtin
         for name in self.requested:
             self.registry.target(name)  # unknown: InputError listing what is installed
         return list(self.requested)
 
     def _plan(self, model: Any, folder: Path, targets: list[str]) -> Any:
         from edgecraft.plan.loading import validate_plan
+        from edgecraft.testing.harness import kit_plan
 
-        model.write_dataset(folder / "kit.npz")
-        data = {"name": f"conformance-{self.name}-{model.name}", "model": dict(model.source),
-                "data": {"kit": {"kind": "npz", "path": "kit.npz"}},
-                "evaluation": {"dataset": "kit", "metrics": ["top1"], "batch_size": 8},
-                "latency": {"warmup": 0, "repeats": 5, "rounds": 1, "threads": 1},
-                "steps": [{"strategy": self.name, "params": self.params}],
-                "targets": [{"target": t, "options": dict(self.options.get(t, {}))} for t in targets]}
+        data = kit_plan(self.name, self.params, model, folder, targets, self.options)
         return validate_plan(data, self.registry, source=f"conformance plan ({model.name} model)")
 
     def _check_model(self, model: Any) -> None:
@@ -112,6 +117,9 @@ class StrategyCheck:
 
         r, where = self.report, f"on {target} ({model.name} model)"
         backend, _ = self.registry.target(target)
+        owner = self.registry.targets[target].provenance
+        if owner.distribution != "edgecraft":  # a failure there may be the backend's: name it
+            where = f"on {target} ({model.name} model; target of backend {backend.name!r} from {owner})"
         spec = next(t for t in run.plan.targets if t.label == target)
         try:
             options = spec.options  # the bound plan's: already the target's options model
@@ -161,21 +169,28 @@ class StrategyCheck:
         services = TargetServices.of(dataclasses.replace(run, torch_memo={}), compiled, cache, NullProgress())
 
         def build() -> Any:
-            _baseline, (artifact, _cached) = services.build(compiled)  # accuracy-aware steps need the baseline
-            return artifact
+            (baseline, _), (artifact, _cached) = services.build(compiled)  # accuracy-aware steps need the baseline
+            return baseline, artifact
 
-        built, artifact = attempt(r, "apply()", where, build, (
-            (PluginError, "violation", lambda e: plugin_message(e, "apply()")),
-            (InputError, "refused", lambda e: f"refused at run time with {type(e).__name__}: {e.message}"),
-            (EdgecraftError, "violation", lambda e: "the model it returned did not build on the target: "
-                                                    f"{type(e).__name__}: {e.message}"),
-            (Exception, "violation", lambda e: f"the build failed: {type(e).__name__}: {e}")))
+        with probing(self.registry, self.name) as calls:
+            built, artifacts = attempt(r, "apply()", where, build, (
+                (PluginError, "violation", lambda e: plugin_message(e, "apply()")),
+                (InputError, "refused", lambda e: f"refused at run time with {type(e).__name__}: {e.message}"),
+                (EdgecraftError, "violation", lambda e: "the model it returned did not build on the target: "
+                                                        f"{type(e).__name__}: {e.message}"),
+                (Exception, "violation", lambda e: f"the build failed: {type(e).__name__}: {e}")))
         if not built:
+            return
+        baseline, artifact = artifacts
+        broken = [p for call in calls for p in call.problems] + _changed_outputs(baseline.path, artifact.path)
+        for problem in broken:
+            r.add("violation", "apply()", f"{where}: {problem}")
+        if broken:
             return
         details = [s for s in artifact.manifest.get("steps", []) if s.get("strategy") == self.name]
         r.add("ok", "apply()", f"{where}: returned a valid StepResult; details are JSON "
               f"({', '.join(sorted(k for k in (details[0] if details else {}) if k not in _STEP_KEYS)) or 'none'})")
-        self._check_loads(services.artifact_io, model, artifact, where)
+        self._check_loads(services.artifact_io, model, artifact, where, baseline)
         rebuilt, result = attempt(r, "cache", where, lambda: services.builder.build(compiled), (
             (Exception, "violation", lambda e: f"a second identical build {raised(e)}"),))
         if not rebuilt:
@@ -187,8 +202,18 @@ class StrategyCheck:
             r.add("violation", "cache", f"{where}: a second identical run rebuilt the artifact "
                   f"({cache.rejected.get(compiled.key(), 'no cache hit')}); expected a cache hit")
 
-    def _check_loads(self, artifact_io: Any, model: Any, artifact: Any, where: str) -> None:
+    def _check_loads(self, artifact_io: Any, model: Any, artifact: Any, where: str, baseline: Any) -> None:
         r = self.report
+        feeds = model.feeds(4)
+        try:
+            reference = artifact_io.load(baseline.path)
+            try:
+                expected = [np.shape(o) for o in reference.run({k: v for k, v in feeds.items()
+                                                                 if k in reference.input_names})]
+            finally:
+                reference.close()
+        except Exception:  # the baseline is the backend's: `plugin check BACKEND` reports it
+            expected = None
         try:
             session = artifact_io.load(artifact.path)
         except Exception as exc:
@@ -196,11 +221,13 @@ class StrategyCheck:
                   f"{exc}")
             return
         try:
-            feeds = model.feeds(4)
             outputs = session.run({k: v for k, v in feeds.items() if k in session.input_names})
             if not outputs or any(not np.all(np.isfinite(np.asarray(o, dtype=np.float64))) for o in outputs):
                 r.add("violation", "apply()", f"{where}: the model it returned runs but gives no or non-finite "
                       "outputs on the kit's inputs")
+            elif expected is not None and [np.shape(o) for o in outputs] != expected:
+                r.add("violation", "apply()", f"{where}: its model's outputs have shapes "
+                      f"{[tuple(np.shape(o)) for o in outputs]}; expected the original model's {expected}")
             else:
                 r.add("ok", "apply()", f"{where}: its model loads and runs on the target "
                       f"(outputs {[tuple(np.shape(o)) for o in outputs]})")
@@ -210,6 +237,14 @@ class StrategyCheck:
         finally:
             with contextlib.suppress(Exception):  # the backend's fault, reported by `plugin check BACKEND`
                 session.close()
+
+
+def _changed_outputs(baseline: Path, artifact: Path) -> list[str]:
+    """The graph the backend imported has the original model's outputs (names and shapes), when both are ONNX."""
+    before, after = (graph_outputs(Path(p) / "lineage" / "model.onnx") for p in (baseline, artifact))
+    if before is None or after is None or before == after:
+        return []
+    return [f"its model's outputs are {after} (name, shape); expected the original model's {before}"]
 
 
 _STEP_KEYS = {"index", "label", "strategy", "implementation"}

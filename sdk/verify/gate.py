@@ -87,7 +87,7 @@ class _Basis:
     def suffix(self) -> str:
         text = f"; look {self.look}, {self.rounds.describe()}"
         if self.rounds.too_disturbed:
-            text += ": too disturbed to judge (a busy runner? see the README on latency.threads)"
+            text += ": too disturbed to judge (a busy runner? see docs/release-gating.md on latency.threads)"
         return text
 
 
