@@ -4,6 +4,7 @@ overwrite inputs, reports that contradict the exit code. Each case runs ``edgecr
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,65 @@ def test_schema_says_numbers_are_finite(capsys: pytest.CaptureFixture[str]) -> N
 def test_integral_numbers_still_read(ws: Ws, capsys: pytest.CaptureFixture[str]) -> None:
     ws.write(ws.plan(contracts=[{"kind": "size", "max_bytes": 1.0e6}], gate={"time_budget_s": 0}))
     assert main(["validate", str(ws.plan_path)]) == 0, capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- class 3: no exit 0 without a judged contract
+def test_a_plan_without_contracts_is_not_a_pass(ws: Ws, capsys: pytest.CaptureFixture[str]) -> None:
+    ws.write(ws.plan(contracts=[]))
+    assert ws.run() == 2
+    err = capsys.readouterr().err
+    assert "nothing to judge: the plan has no contracts" in err and "--allow-no-contracts" in err, err
+    assert not ws.cache.exists() or not any(ws.cache.iterdir())  # refused before anything was built
+    assert not (ws.reports / "report.json").exists()
+
+
+def test_a_target_no_contract_applies_to_is_not_a_pass(ws: Ws, capsys: pytest.CaptureFixture[str]) -> None:
+    ws.write(ws.plan(targets=[{"target": "ort-cpu", "name": "a"}, {"target": "ort-cpu", "name": "b"}],
+                     contracts=[{"kind": "size", "min_ratio": 0.5, "targets": ["a"]}]))
+    assert ws.run("--target", "b") == 2
+    assert "no contract applies to the targets this run measures ('b'" in capsys.readouterr().err
+
+
+def test_allow_no_contracts_measures_without_judging(ws: Ws, capsys: pytest.CaptureFixture[str]) -> None:
+    ws.write(ws.plan(contracts=[]))
+    assert ws.run("--allow-no-contracts") == 0, capsys.readouterr().err
+    report = json.loads((ws.reports / "report.json").read_text())
+    assert report["targets"][0]["contracts"] == []
+
+
+# ---------------------------------------------------------------- class 4: no output destroys an input
+def _clobber_cases(ws: Ws) -> dict[str, tuple[list[str], str]]:
+    ref = ws.root / "ref.json"
+    (ws.root / "link.json").symlink_to(ref)
+    os.link(ws.plan_path, ws.root / "hard.yaml")
+    return {
+        "report is the reference": (["--reference", str(ref), "--report-json", str(ref)],
+                                    "is the same file as --reference"),
+        "report is the plan": (["--report-json", str(ws.plan_path)], "is the same file as the plan"),
+        "report is the plan by a hard link": (["--report-json", str(ws.root / "hard.yaml")],
+                                              "is the same file as the plan"),
+        "report is the reference by a symlink": (["--reference", str(ref), "--report-json",
+                                                  str(ws.root / "link.json")], "is the same file as --reference"),
+        "junit is the report": (["--report-json", str(ws.root / "r.json"), "--junit",
+                                 str(ws.root / "sub" / ".." / "r.json")], "is the same file as --report-json"),
+        "markdown is the model": (["--markdown", str(ws.root / "tiny.onnx")], "is the same file as model.path"),
+    }
+
+
+CLOBBER_IDS = ["report is the reference", "report is the plan", "report is the plan by a hard link",
+               "report is the reference by a symlink", "junit is the report", "markdown is the model"]
+
+
+@pytest.mark.parametrize("case", CLOBBER_IDS)
+def test_an_output_never_overwrites_an_input(ws: Ws, capsys: pytest.CaptureFixture[str], case: str) -> None:
+    ws.write(ws.plan(gate={"reference": {"max_size_growth_pct": 5}}))
+    ref = ws.root / "ref.json"
+    ref.write_text('{"schema": "edgecraft.report/v1", "precious": true}')
+    (ws.root / "sub").mkdir()
+    before = {p: p.read_bytes() for p in (ws.plan_path, ref, ws.root / "tiny.onnx")}
+    args, message = _clobber_cases(ws)[case]
+    assert ws.run(*args, report=False) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert {p: p.read_bytes() for p in before} == before
+    assert not ws.cache.exists()  # refused before anything ran

@@ -47,6 +47,12 @@ class ReportFiles:
                 html = html or report_dir / "report.html"
         return cls(json, junit, markdown, html, notes)
 
+    def outputs(self) -> dict[str, Path | None]:
+        """Every file this set writes, by the option that names it (``$GITHUB_STEP_SUMMARY`` is appended to)."""
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        return {"--report-json": self.json, "--junit": self.junit, "--markdown": self.markdown, "--html": self.html,
+                "$GITHUB_STEP_SUMMARY": Path(step_summary) if step_summary else None}
+
     def written(self) -> list[Path]:
         return [p for p in (self.json, self.junit, self.markdown, self.html) if p is not None]
 
