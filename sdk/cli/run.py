@@ -126,16 +126,29 @@ def _run_and_report(session: CliSession, plan: Path, target: list[str] | None, r
 
 
 def finish(session: CliSession, report: Report, files: ReportFiles, registry: Registry | None) -> NoReturn:
-    """Write the reports, tell integrations, print the tables, and exit with the report's code."""
-    from edgecraft.verify.reports import write_reports
+    """Write the reports, tell integrations, print the tables, and exit with the report's code.
 
-    written = write_reports(report, files)
-    session.verdict_pending = False  # every verdict is judged and every report written: exit codes may be final
-    if registry is not None:
-        registry.notify("edgecraft_report_ready", report=report.to_json(),
-                        report_dir=written[0].parent if written else None)
-    print_report(session.out, report)
-    for path in written:
-        session.out.print(f"report: {path}", highlight=False)
+    The reports are written as one set (:func:`~edgecraft.verify.reports.write_reports`); if anything fails
+    after that (a raising ``edgecraft_report_ready`` hook, a broken terminal), they are removed before the
+    error's exit code: a passing report behind an exit 3 would contradict it.
+    """
+    from edgecraft.verify.reports import remove_reports, write_reports
+
     code = report.exit_code if report.exit_code is not None else (EXIT_OK if report.passed else EXIT_CONTRACT_FAILED)
+    written = write_reports(report, files)
+    session.record({"reports": [str(p) for p in written]})
+    try:
+        if registry is not None:
+            registry.notify("edgecraft_report_ready", report=report.to_json(),
+                            report_dir=written[0].parent if written else None)
+        print_report(session.out, report)
+        for path in written:
+            session.out.print(f"report: {path}", highlight=False)
+    except BaseException:
+        remove_reports(written)
+        session.err.print(f"note: reports removed, the run did not finish: {', '.join(map(str, written))}",
+                          highlight=False, markup=False)
+        raise
+    session.verdict_pending = False  # every verdict is judged and every report written: exit codes may be final
+    session.record({"verdict": code})
     raise typer.Exit(code)

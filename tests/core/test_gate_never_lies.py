@@ -3,8 +3,11 @@ overwrite inputs, reports that contradict the exit code. Each case runs ``edgecr
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -194,3 +197,113 @@ def test_an_output_never_overwrites_an_input(ws: Ws, capsys: pytest.CaptureFixtu
     assert message in err, err
     assert {p: p.read_bytes() for p in before} == before
     assert not ws.cache.exists()  # refused before anything ran
+
+
+# ---------------------------------------------------------------- classes 7 and 8: exit code and reports agree
+ENDING_PLUGIN = '''
+import os
+from edgecraft.hookspecs import hookimpl
+from edgecraft.models import Stage
+from edgecraft.strategy import Resolution, Strategy, StepResult, StrategyParams
+
+
+class EndParams(StrategyParams):
+    pass
+
+
+class End(Strategy):
+    name = "os-exit"
+    params_model = EndParams
+
+    def resolve(self, params, ctx):
+        return Resolution(Stage.ONNX, "onnx-os-exit", params)
+
+    def apply(self, step, model, ctx):
+        os._exit(0)
+
+
+@hookimpl
+def edgecraft_register_strategies(register):
+    register(End)
+
+
+@hookimpl
+def edgecraft_report_ready(report, report_dir):
+    how = os.environ.get("FAKEPLUG_REPORT_READY")
+    if how == "exit":
+        os._exit(0)
+    if how == "raise":
+        raise ConnectionError("tracking server unreachable")
+'''
+
+
+def _supervised(ws: Ws, site: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]), **env}
+    environ.pop("EDGECRAFT_PLUGINS", None)
+    environ.pop("EDGECRAFT_SUPERVISE", None)
+    return subprocess.run([sys.executable, "-c", "from edgecraft.supervise import console_main; console_main()",
+                           *args], env=environ, text=True, capture_output=True, timeout=300)
+
+
+@pytest.fixture
+def ending(fake_dist: Any, tmp_path: Path) -> Path:
+    fake_dist("ending-plugins", "fakeplug_ending", ENDING_PLUGIN, entry_point="ending")
+    return tmp_path / "site"
+
+
+@pytest.mark.parametrize("where", ["strategy", "report_ready"])
+def test_os_exit_0_in_a_plugin_is_never_a_pass(ws: Ws, ending: Path, where: str) -> None:
+    steps = [{"strategy": "os-exit"}] if where == "strategy" else []
+    ws.write(ws.plan(steps=steps))
+    args = ["run", str(ws.plan_path), "--cache-dir", str(ws.cache), "-q", "--report-dir", str(ws.reports)]
+    done = _supervised(ws, ending, *args, FAKEPLUG_REPORT_READY="exit" if where == "report_ready" else "")
+    assert done.returncode == 3, done.stderr
+    assert "error (no verdict)" in done.stderr and "os._exit" in done.stderr
+    assert not (ws.reports / "report.json").exists() and not (ws.reports / "junit.xml").exists()
+
+
+def test_supervised_run_keeps_the_verdict(ws: Ws, ending: Path) -> None:
+    ws.write(ws.plan(contracts=[{"kind": "size", "max_bytes": 1}]))  # fails: exit 1 through the supervisor
+    done = _supervised(ws, ending, "run", str(ws.plan_path), "--cache-dir", str(ws.cache), "-q",
+                       "--report-json", str(ws.reports / "report.json"))
+    assert done.returncode == 1, done.stderr
+    assert json.loads((ws.reports / "report.json").read_text())["passed"] is False
+
+
+def test_a_raising_report_hook_leaves_no_passing_report(ws: Ws, ending: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FAKEPLUG_REPORT_READY", "raise")
+    ws.write(ws.plan())
+    assert ws.run("--junit", str(ws.reports / "junit.xml")) == 3
+    err = capsys.readouterr().err
+    assert "unreachable" in err and "reports removed" in err, err
+    assert list(ws.reports.iterdir()) == []
+
+
+def test_a_full_disk_at_the_last_report_leaves_none(ws: Ws, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    real = os.replace
+
+    def replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(dst).name == "summary.md":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+    ws.write(ws.plan())
+    assert ws.run("--junit", str(ws.reports / "junit.xml"), "--markdown", str(ws.reports / "summary.md")) == 3
+    assert "summary.md: cannot write the report: No space left on device" in capsys.readouterr().err
+    assert list(ws.reports.iterdir()) == []
+
+
+def test_supervisor_and_child_agree_on_the_pipe() -> None:
+    import edgecraft.supervise
+    from edgecraft.cli import verdict_pipe
+
+    assert edgecraft.supervise.VERDICT_FD_ENV == verdict_pipe.VERDICT_FD_ENV
+    assert edgecraft.supervise.PROG_NAME_ENV == verdict_pipe.PROG_NAME_ENV
+    # a child that ended 0 after a failing verdict keeps the verdict; one that ended 0 mid-run is exit 3
+    assert edgecraft.supervise.decide(0, [{"pending": True}, {"verdict": 1}]) == 1
+    assert edgecraft.supervise.decide(0, [{"pending": True}]) == 3
+    assert edgecraft.supervise.decide(-15, [{"pending": True}]) == 143
+    assert edgecraft.supervise.decide(0, []) == 0  # not a run (validate, --help)
