@@ -307,3 +307,66 @@ def test_supervisor_and_child_agree_on_the_pipe() -> None:
     assert edgecraft.supervise.decide(0, [{"pending": True}]) == 3
     assert edgecraft.supervise.decide(-15, [{"pending": True}]) == 143
     assert edgecraft.supervise.decide(0, []) == 0  # not a run (validate, --help)
+
+
+# ---------------------------------------------------------------- class 1: the cache key covers the model's code
+MODEL_PY = '''
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+import gate2_helper  # a project-local module the forward reads
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        return gate2_helper.work(self.fc(x))
+
+
+def build():
+    torch.manual_seed(0)
+    return Net()
+'''
+
+
+def test_editing_a_module_the_forward_reads_rebuilds_the_artifact(ws: Ws, capsys: pytest.CaptureFixture[str]) -> None:
+    (ws.root / "model.py").write_text(MODEL_PY)
+    helper = ws.root / "gate2_helper.py"
+    helper.write_text("def work(x):\n    return x\n")
+    ws.write(ws.plan(model={"kind": "torch", "factory": "model.py:build", "input_shape": [1, 4]}))
+    try:
+        assert ws.run() == 0, capsys.readouterr().err
+        first = json.loads((ws.reports / "report.json").read_text())["targets"][0]
+        assert ws.run() == 0
+        again = json.loads((ws.reports / "report.json").read_text())["targets"][0]
+        assert again["compiled_key"] == first["compiled_key"] and again["baseline"]["cached"] is True
+        helper.write_text("import torch\n\ndef work(x):\n    for _ in range(40):\n"
+                          "        x = torch.tanh(x)\n    return x\n")
+        assert ws.run() == 0
+        edited = json.loads((ws.reports / "report.json").read_text())["targets"][0]
+        assert edited["compiled_key"] != first["compiled_key"]
+        assert edited["baseline"]["cached"] is False
+    finally:
+        sys.modules.pop("gate2_helper", None)
+        sys.path[:] = [p for p in sys.path if p != str(ws.root)]
+
+
+def test_a_model_whose_code_has_no_file_is_never_served_from_the_cache(ws: Ws,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    (ws.root / "nofile.py").write_text(
+        "import torch\n\nclass Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.fc = torch.nn.Linear(4, 3)\n\n    def forward(self, x):\n        return self.fc(x)\n\n"
+        "Net.__module__ = 'gate2_generated'  # as code built at run time: no source file\n\n"
+        "def build():\n    torch.manual_seed(0)\n    return Net()\n")
+    ws.write(ws.plan(model={"kind": "torch", "factory": "nofile.py:build", "input_shape": [1, 4]}))
+    for _ in range(2):
+        assert ws.run() == 0
+        baseline = json.loads((ws.reports / "report.json").read_text())["targets"][0]["baseline"]
+        assert baseline["cached"] is False
+        assert "not cached: the code of gate2_generated.Net has no source file" in baseline["cache_rebuilt_reason"]
