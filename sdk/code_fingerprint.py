@@ -40,7 +40,9 @@ def code_fingerprint(module: Any, project_dir: Path) -> tuple[str | None, list[s
             else:
                 files.add(source)
     project = project_dir.resolve()
-    for mod in list(sys.modules.values()):
+    for name, mod in list(sys.modules.items()):
+        if name == "edgecraft" or name.startswith("edgecraft."):
+            continue  # edgecraft and its plugins are keyed by their versions (a plan may sit in a checkout)
         path = getattr(mod, "__file__", None)
         if not isinstance(path, str) or not path.endswith(".py"):
             continue
