@@ -370,3 +370,36 @@ def test_a_model_whose_code_has_no_file_is_never_served_from_the_cache(ws: Ws,
         baseline = json.loads((ws.reports / "report.json").read_text())["targets"][0]["baseline"]
         assert baseline["cached"] is False
         assert "not cached: the code of gate2_generated.Net has no source file" in baseline["cache_rebuilt_reason"]
+
+
+# ---------------------------------------------------------------- class 6: labels the model cannot produce
+def _labelled(ws: Ws, labels: list[int]) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(ws.root / "d.npz", x=rng.normal(size=(len(labels), 4)).astype(np.float32), y=np.array(labels))
+
+
+def test_labels_outside_the_models_classes_are_bad_input(ws: Ws, capsys: pytest.CaptureFixture[str]) -> None:
+    _labelled(ws, [7, 8, 9, 7])  # the model has 3 classes
+    ws.write(ws.plan(data={"eval": {"kind": "npz", "path": "d.npz"}}, evaluation={"dataset": "eval"},
+                     contracts=[{"kind": "accuracy", "max_drop": 0.0}]))
+    assert ws.run() == 2
+    err = capsys.readouterr().err
+    assert "dataset 'eval', metric 'top1': 4 of 4 labels are outside the model's 3 classes (0..2): 7, 8, 9" in err
+    assert not (ws.reports / "report.json").exists()
+
+
+def test_a_relative_drop_over_a_zero_baseline_is_not_zero(ws: Ws, capsys: pytest.CaptureFixture[str]) -> None:
+    import onnx
+
+    model = onnx.load(str(ws.root / "tiny.onnx"))  # labels 0 where the model always says 2: top1 0 on both sides
+    _labelled(ws, [0, 0, 0, 0])
+    weight = np.zeros((4, 3), dtype=np.float32)
+    weight[:, 2] = 1.0
+    x = np.abs(np.load(ws.root / "d.npz")["x"])
+    np.savez(ws.root / "d.npz", x=x, y=np.zeros(4, dtype=np.int64))
+    model.graph.initializer[0].CopyFrom(onnx.numpy_helper.from_array(weight, "W"))
+    onnx.save(model, str(ws.root / "tiny.onnx"))
+    ws.write(ws.plan(data={"eval": {"kind": "npz", "path": "d.npz"}}, evaluation={"dataset": "eval"},
+                     contracts=[{"kind": "accuracy", "max_drop": 0.01, "relative": True}]))
+    assert ws.run() == 2
+    assert "a relative drop is undefined when the baseline's top1 is 0 (0/0)" in capsys.readouterr().err
