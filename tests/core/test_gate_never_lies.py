@@ -403,3 +403,29 @@ def test_a_relative_drop_over_a_zero_baseline_is_not_zero(ws: Ws, capsys: pytest
                      contracts=[{"kind": "accuracy", "max_drop": 0.01, "relative": True}]))
     assert ws.run() == 2
     assert "a relative drop is undefined when the baseline's top1 is 0 (0/0)" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- class 9: a cached run sweeps killed runs' leftovers
+def test_a_cached_run_sweeps_unlocked_leftovers(ws: Ws, capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    ws.write(ws.plan())
+    assert ws.run() == 0, capsys.readouterr().err
+    shard = next(p for p in ws.cache.iterdir() if p.is_dir())
+    old = time.time() - 3600
+    left = [shard / ".building-deadbeef0000-x", ws.root / "tmp" / "edgecraft-work-killed"]
+    for folder in left:
+        folder.mkdir()
+        lock = folder.with_name(folder.name + ".lock")
+        lock.write_text("12345\n")  # a killed builder's lock: nobody holds it
+        os.utime(lock, (old, old))
+    live = ws.root / "tmp" / "edgecraft-work-live"
+    live.mkdir()
+    from edgecraft.assembly.cache_verify import held_lock
+
+    with held_lock(live):  # a live run's folder stays
+        assert ws.run() == 0
+        report = json.loads((ws.reports / "report.json").read_text())
+        assert report["targets"][0]["compressed"]["cached"] is True  # nothing was built
+        assert [p for p in left if p.exists()] == []
+        assert live.exists()
