@@ -135,6 +135,9 @@ def finish(session: CliSession, report: Report, files: ReportFiles, registry: Re
     from edgecraft.verify.reports import remove_reports, write_reports
 
     code = report.exit_code if report.exit_code is not None else (EXIT_OK if report.passed else EXIT_CONTRACT_FAILED)
+    failed = not report.passed or any(not t.passed or any(not v.passed for v in t.contracts) for t in report.targets)
+    if code == EXIT_OK and failed:  # a report (edited, or from an older version) whose code contradicts its verdicts
+        code = EXIT_CONTRACT_FAILED
     written = write_reports(report, files)
     session.record({"reports": [str(p) for p in written]})
     try:

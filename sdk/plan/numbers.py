@@ -11,9 +11,10 @@ plans legitimately hold). The JSON schema marks these numbers ``"x-finite": true
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AllowInfNan, BeforeValidator, GetJsonSchemaHandler
+from pydantic import AfterValidator, AllowInfNan, BeforeValidator, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -46,3 +47,16 @@ MAX_PLACEMENT_TIMEOUT_S = 86_400.0  # targets[].placement.timeout_s: one day wai
 MAX_SEARCH_BUDGET_S = 7 * 86_400.0  # search.time_budget_s: one week
 MAX_CALLS = 1_000_000  # latency.max_calls / min_calls / warmup / repeats: timed calls per model per round
 MAX_ROUNDS = 10_000  # latency.rounds
+
+
+def _printable(value: str) -> str:
+    bad = sorted({f"U+{ord(c):04X}" for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")})
+    if bad:
+        raise ValueError(f"names appear in logs, Markdown, HTML and JUnit reports; control and bidirectional "
+                         f"characters ({', '.join(bad[:5])}) could forge or reverse their text: use printable "
+                         "characters")
+    return value
+
+
+#: A name the reports print (a plan, step, target entry or contract): no newline, no U+202E.
+Label = Annotated[str, AfterValidator(_printable)]

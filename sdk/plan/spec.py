@@ -19,6 +19,7 @@ from edgecraft.plan.numbers import (
     MAX_PLACEMENT_TIMEOUT_S,
     MAX_ROUNDS,
     FiniteFloat,
+    Label,
     PlanInt,
 )
 from edgecraft.plan.search import SearchSpec
@@ -32,8 +33,8 @@ PLAN_SCHEMA_ID = "edgecraft.plan/v1"
 class StepBase(StrictModel):
     """One compression step: a strategy name and that strategy's params (typed by the raw and the bound step)."""
 
-    strategy: str = Field(description="Name of an installed strategy (see `edgecraft plugins`).")
-    name: str | None = Field(None, description="Optional label used in reports; defaults to the strategy name.")
+    strategy: Label = Field(description="Name of an installed strategy (see `edgecraft plugins`).")
+    name: Label | None = Field(None, description="Optional label used in reports; defaults to the strategy name.")
     params: Any
 
     @property
@@ -87,8 +88,8 @@ class TargetBase(StrictModel):
     """A hardware target from an installed backend, with that backend's options for it (typed by the raw and
     the bound target entry)."""
 
-    target: str = Field(description="Name of an installed target (see `edgecraft plugins`).")
-    name: str | None = Field(None, description="Label for this target entry; defaults to the target name. "
+    target: Label = Field(description="Name of an installed target (see `edgecraft plugins`).")
+    name: Label | None = Field(None, description="Label for this target entry; defaults to the target name. "
                              "Lets one plan list one target twice with different options.")
     options: Any
     placement: Placement | None = Field(
@@ -102,8 +103,8 @@ class TargetBase(StrictModel):
 
 # ---------------------------------------------------------------- contracts
 class _ContractBase(StrictModel):
-    name: str | None = Field(None, description="Label in reports; generated from the bound when omitted.")
-    targets: list[str] | None = Field(None, description="Target labels this contract applies to (default: all).")
+    name: Label | None = Field(None, description="Label in reports; generated from the bound when omitted.")
+    targets: list[Label] | None = Field(None, description="Target labels this contract applies to (default: all).")
 
     def applies_to(self, target_label: str) -> bool:
         return self.targets is None or target_label in self.targets
@@ -340,7 +341,7 @@ class PlanBase(StrictModel):
     """
 
     schema_id: Literal["edgecraft.plan/v1"] = Field(PLAN_SCHEMA_ID, alias="schema")
-    name: str = "edgecraft-plan"
+    name: Label = "edgecraft-plan"
     model: Any
     steps: Sequence[StepBase]
     targets: Sequence[TargetBase]

@@ -451,3 +451,38 @@ def test_bootstrap_peak_memory_is_bounded_whatever_the_calls() -> None:
     assert peak < 100e6, f"{peak / 1e6:.0f} MB"
     assert ci.low <= np.percentile(rounds, 95) <= ci.high
     assert ratio.low <= 1 / 1.1 * 1.0001 and ratio.high >= 1 / 1.1 * 0.9999
+
+
+# ---------------------------------------------------------------- class 10 (part): names, FIFOs, settings
+@pytest.mark.parametrize("name", ["a\nPASSED: 9 of 9", "ort\u202ecpu", "x\x1b[32m"])
+def test_a_name_that_could_forge_report_text_is_bad_input(ws: Ws, capsys: pytest.CaptureFixture[str],
+                                                         name: str) -> None:
+    ws.write(ws.plan(targets=[{"target": "ort-cpu", "name": name}]))
+    assert ws.run() == 2
+    err = capsys.readouterr().err
+    assert "targets[0].name" in err and "control and bidirectional characters" in err, err
+    assert name not in err
+
+
+def test_a_fifo_as_the_plan_is_refused_not_read(ws: Ws, capsys: pytest.CaptureFixture[str]) -> None:
+    os.mkfifo(ws.root / "plan.yaml")
+    assert main(["validate", str(ws.root / "plan.yaml")]) == 2  # before: blocked for ever opening the FIFO
+    assert "is not a regular file" in capsys.readouterr().err
+
+
+def test_a_non_numeric_plan_size_limit_is_bad_input(ws: Ws, capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    ws.write(ws.plan())
+    monkeypatch.setenv("EDGECRAFT_MAX_PLAN_BYTES", "lots")
+    assert main(["validate", str(ws.plan_path)]) == 2
+    err = capsys.readouterr().err
+    assert "EDGECRAFT_MAX_PLAN_BYTES = 'lots': expected a positive number of bytes" in err and "Traceback" not in err
+
+
+def test_report_never_exits_0_on_a_failed_contract(ws: Ws, capsys: pytest.CaptureFixture[str]) -> None:
+    ws.write(ws.plan(contracts=[{"kind": "size", "max_bytes": 1}]))
+    assert ws.run() == 1
+    document = json.loads((ws.reports / "report.json").read_text())
+    document["exit_code"] = 0  # a report whose code says pass while a contract failed
+    (ws.root / "edited.json").write_text(json.dumps(document))
+    assert main(["report", str(ws.root / "edited.json")]) == 1
