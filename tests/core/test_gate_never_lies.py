@@ -486,3 +486,13 @@ def test_report_never_exits_0_on_a_failed_contract(ws: Ws, capsys: pytest.Captur
     document["exit_code"] = 0  # a report whose code says pass while a contract failed
     (ws.root / "edited.json").write_text(json.dumps(document))
     assert main(["report", str(ws.root / "edited.json")]) == 1
+
+
+def test_search_file_names_never_leave_the_output_folder() -> None:
+    from edgecraft.search.report import file_label
+
+    for label in ["../../etc/x", "a/b", ".hidden", "..", "ort\\cpu"]:
+        name = file_label(label)
+        assert "/" not in name and "\\" not in name and not name.startswith(".") and name
+    assert file_label("ort-cpu") == "ort-cpu"
+    assert file_label("a/b") != file_label("a_b")
