@@ -44,8 +44,9 @@ def code_fingerprint(module: Any, project_dir: Path) -> tuple[str | None, list[s
         if name == "edgecraft" or name.startswith("edgecraft."):
             continue  # edgecraft and its plugins are keyed by their versions (a plan may sit in a checkout)
         path = getattr(mod, "__file__", None)
-        if not isinstance(path, str) or not path.endswith(".py"):
-            continue
+        if not isinstance(path, str) or not path.endswith(".py") or not Path(path).is_absolute() \
+                or not Path(path).is_file():
+            continue  # no file, or a made-up one (torch._classes says "_classes.py"): not code loaded from disk
         resolved = Path(path).resolve()
         if resolved.is_relative_to(project) and not str(resolved).startswith(_INSTALLED) and \
                 ".venv" not in resolved.relative_to(project).parts:

@@ -496,3 +496,18 @@ def test_search_file_names_never_leave_the_output_folder() -> None:
         assert "/" not in name and "\\" not in name and not name.startswith(".") and name
     assert file_label("ort-cpu") == "ort-cpu"
     assert file_label("a/b") != file_label("a_b")
+
+
+def test_a_module_with_a_made_up_file_does_not_make_the_model_uncacheable(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import torch
+    from edgecraft.code_fingerprint import code_fingerprint
+
+    monkeypatch.chdir(tmp_path)
+    fake = types.ModuleType("gate2_fake")
+    fake.__file__ = "_classes.py"  # as torch._classes: relative, and no such file
+    monkeypatch.setitem(sys.modules, "gate2_fake", fake)
+    digest, files = code_fingerprint(torch.nn.Linear(2, 2), tmp_path)
+    assert digest is not None, files
