@@ -67,7 +67,7 @@ class ModelSourceKind(ABC, Generic[P]):
             from edgecraft.loading import file_sha256
 
             return file_sha256(handle.path)
-        return torch_fingerprint(handle.module)
+        return torch_fingerprint(handle.module, ctx.base_dir)
 
     def export_options(self, params: P) -> dict[str, Any]:
         """Options for :func:`export_onnx` (torch sources: opset, exporter)."""
@@ -79,11 +79,28 @@ class ModelSourceKind(ABC, Generic[P]):
         return f"{self.kind} {text}".strip()
 
 
-def torch_fingerprint(module: Any) -> str:
+#: A model fingerprint that keys nothing: unique to one run, with the reason after ': ' (the report shows it).
+UNCACHED_PREFIX = "uncached-"
+
+
+def torch_fingerprint(module: Any, project_dir: Path | None = None) -> str:
+    """The torch model's weights, structure and, with ``project_dir``, the code it runs
+    (:mod:`edgecraft.code_fingerprint`); code without a file makes the key unique to this run: the model is
+    rebuilt, never served from an artifact built from other code (the note says so)."""
     digest = hashlib.sha256(repr(module).encode())
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    if project_dir is not None:
+        from edgecraft.code_fingerprint import code_fingerprint
+
+        code, files = code_fingerprint(module, project_dir)
+        if code is None:
+            import uuid
+
+            return (f"{UNCACHED_PREFIX}{uuid.uuid4().hex}: the code of {', '.join(files)} has no source file to "
+                    "key the cache on; the artifact is rebuilt on every run")
+        digest.update(code.encode())
     return digest.hexdigest()
 
 

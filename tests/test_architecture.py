@@ -35,9 +35,9 @@ SDK_RUNTIME_USERS = {
 #: The stages a plan flows through, in order (docs/architecture.md): a stage may import the ones before it,
 #: never one after it. Modules outside these packages are the foundation every stage shares (plan, registry,
 #: contexts, models, datasets...) and import no stage; the edges drive the stages from outside (the CLI, the
-#: conformance kit, the run's pre-flight checks).
+#: conformance kit, the run's pre-flight checks, the process supervising the CLI).
 STAGES = ("compile", "assembly", "verify", "execute", "runner", "search")
-EDGES = ("cli", "testing", "preflight", "scaffold")
+EDGES = ("cli", "testing", "preflight", "scaffold", "supervise")
 
 
 def _stage_rank(module: str) -> int | None:

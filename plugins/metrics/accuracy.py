@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from edgecraft.errors import InputError
 from edgecraft.metrics import Metric
 
 
@@ -17,10 +18,21 @@ def _flat_logits(outputs: np.ndarray) -> np.ndarray:
     return outputs.reshape(outputs.shape[0], -1)
 
 
+def _labels_within(labels: np.ndarray, classes: int) -> None:
+    """Labels the model cannot produce would give top-k 0 on both sides, a drop of 0 and a pass: refuse them."""
+    flat = np.asarray(labels).reshape(-1)
+    outside = flat[(flat < 0) | (flat >= classes)]
+    if outside.size:
+        shown = ", ".join(str(v) for v in np.unique(outside)[:5].tolist())
+        raise InputError(f"{outside.size} of {flat.size} labels are outside the model's {classes} classes "
+                         f"(0..{classes - 1}): {shown}", hint="the labels must be the model's class indices")
+
+
 def _top_k(k: int) -> Callable[[np.ndarray, np.ndarray | None, np.ndarray | None], float]:
     def compute(outputs: np.ndarray, labels: np.ndarray | None, reference: np.ndarray | None) -> float:
         assert labels is not None
         logits = _flat_logits(outputs)
+        _labels_within(labels, logits.shape[1])
         kk = min(k, logits.shape[1])
         top = np.argpartition(-logits, kk - 1, axis=1)[:, :kk]
         return float(np.mean(np.any(top == labels[:, None], axis=1)))

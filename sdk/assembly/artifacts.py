@@ -91,7 +91,11 @@ class ArtifactCache:
         return self.root / key[:2] / key
 
     def lookup(self, key: str) -> Artifact | None:
-        """The verified entry for ``key``; None when absent or when it fails verification (see ``rejected``)."""
+        """The verified entry for ``key``; None when absent or when it fails verification (see ``rejected``).
+
+        The first lookup sweeps what killed runs left (``.building-*`` here, work folders in the temp dir)
+        when no live process holds them: a run served entirely from the cache cleans up too."""
+        self._sweep_once()
         folder = self.path_for(key)
         if not self.reuse and key not in self._built:
             return None  # --no-cache: only what this run built counts
@@ -105,6 +109,11 @@ class ArtifactCache:
             return None
         return Artifact(folder, manifest)
 
+    def _sweep_once(self) -> None:
+        if not self._swept:
+            self._swept = True
+            sweep_stale(self.root)
+
     @contextmanager
     def building(self, key: str) -> Iterator[Path]:
         """Yield a temporary folder to build into; on success it becomes the artifact, else it vanishes.
@@ -113,9 +122,7 @@ class ArtifactCache:
         it only once this process is gone (SIGKILL leaves it behind). On success it is installed by
         :meth:`_install`.
         """
-        if not self._swept:
-            self._swept = True
-            sweep_stale(self.root)
+        self._sweep_once()
         final = self.path_for(key)
         try:
             final.parent.mkdir(parents=True, exist_ok=True)

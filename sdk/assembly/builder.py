@@ -25,7 +25,7 @@ from edgecraft.compile.compiler import CompiledPlan
 from edgecraft.context import Evaluator, RunContext, TargetView
 from edgecraft.datasets import DatasetStore
 from edgecraft.logging_setup import third_party_output
-from edgecraft.model_source import ModelSourceLoader
+from edgecraft.model_source import UNCACHED_PREFIX, ModelSourceLoader
 from edgecraft.models import ModelHandle, NativeModel, OnnxModel, Stage, TorchModel
 from edgecraft.plan import CompressionPlan
 from edgecraft.plugin_checks import call_plugin, check_step_result
@@ -151,6 +151,8 @@ class Builder:
             size = self.artifact_io.size(files)
             manifest = write_manifest(out, key=key, compiled=compiled.model_dump(mode="json", by_alias=True),
                                       files=files, size_bytes=size, steps=details, extra=extra)
+        if rejected is None and compiled.model_fingerprint.startswith(UNCACHED_PREFIX):
+            rejected = "not cached: " + compiled.model_fingerprint.partition(": ")[2]  # the report says why
         return Artifact(self.cache.path_for(key), manifest, rebuilt_reason=rejected), False
 
     @staticmethod

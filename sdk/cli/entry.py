@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING
 
 import typer
 from edgecraft.cli.app import app
 from edgecraft.cli.session import CliSession
+from edgecraft.cli.verdict_pipe import PROG_NAME_ENV
 from edgecraft.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_PLUGIN_FAILURE, EdgecraftError
 
 if TYPE_CHECKING:
@@ -31,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with terminate_raises():
             # Without standalone mode click returns a typer.Exit's code instead of raising it.
-            result = app(args=argv, standalone_mode=False, obj=session)
+            result = app(args=argv, standalone_mode=False, obj=session,
+                         prog_name=os.environ.get(PROG_NAME_ENV) or None)
         code = result if isinstance(result, int) else EXIT_OK
         if code == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt (and our SIGTERM's Terminated) into 130
             return interrupted_exit() or code

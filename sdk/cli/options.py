@@ -32,7 +32,11 @@ RayOpt = Annotated[str | None, typer.Option(
     "--ray", envvar="EDGECRAFT_RAY_ADDRESS", metavar="ADDRESS",
     help="Build and measure each target on the Ray cluster at ADDRESS (HOST:PORT of its head; 'local' starts "
          "one in this process); compiling, judging and reports stay here. Needs the ray extra.")]
+AllowNoContractsOpt = Annotated[bool, typer.Option(
+    "--allow-no-contracts", help="Measure even when no contract (and no reference bound) applies to any target: "
+    "without it such a run is exit 2, since it could only exit 0 without a verdict.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
-__all__ = ["CACHE_HELP", "CacheOpt", "HtmlOpt", "JsonOpt", "JunitOpt", "MarkdownOpt", "NoCacheOpt", "PlanArg",
+__all__ = ["CACHE_HELP", "AllowNoContractsOpt", "CacheOpt",
+           "HtmlOpt", "JsonOpt", "JunitOpt", "MarkdownOpt", "NoCacheOpt", "PlanArg",
            "QuietOpt", "RayOpt", "ReferenceOpt", "ReportDirOpt", "ReportJson", "TargetOpt"]

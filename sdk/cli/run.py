@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from edgecraft.cli.app import app
+from edgecraft.cli.guards import ALLOW_NO_CONTRACTS, plan_inputs, refuse_clobbering, require_a_verdict
 from edgecraft.cli.options import (
+    AllowNoContractsOpt,
     CacheOpt,
     HtmlOpt,
     JunitOpt,
@@ -36,13 +38,14 @@ if TYPE_CHECKING:
 def run(ctx: typer.Context, plan: PlanArg, target: TargetOpt = None, report_json: ReportJson = None,
         cache_dir: CacheOpt = None, quiet: QuietOpt = False, reference: ReferenceOpt = None, junit: JunitOpt = None,
         markdown: MarkdownOpt = None, html: HtmlOpt = None, report_dir: ReportDirOpt = None,
-        no_cache: NoCacheOpt = False, ray: RayOpt = None) -> None:
+        no_cache: NoCacheOpt = False, ray: RayOpt = None, allow_no_contracts: AllowNoContractsOpt = False) -> None:
     """Compile, build, measure and judge the plan; exit 1 if a contract fails (4: undecided, if the plan says so)."""
     from edgecraft.verify.reports import ReportFiles
 
     files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
                                      html=html)
-    _run_and_report(CliSession.of(ctx), plan, target, reference, cache_dir, quiet, files, no_cache, ray)
+    _run_and_report(CliSession.of(ctx), plan, target, reference, cache_dir, quiet, files, no_cache, ray,
+                    allow_no_contracts)
 
 
 @app.command()
@@ -50,13 +53,15 @@ def gate(ctx: typer.Context, plan: PlanArg,
          reference: Annotated[Path, typer.Option("--reference", help="JSON report of the last released artifact.")],
          target: TargetOpt = None, report_json: ReportJson = None, cache_dir: CacheOpt = None, quiet: QuietOpt = False,
          junit: JunitOpt = None, markdown: MarkdownOpt = None, html: HtmlOpt = None,
-         report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False, ray: RayOpt = None) -> None:
+         report_dir: ReportDirOpt = None, no_cache: NoCacheOpt = False, ray: RayOpt = None,
+         allow_no_contracts: AllowNoContractsOpt = False) -> None:
     """Release gate: `run` with a reference report required (the plan's gate.reference bounds apply)."""
     from edgecraft.verify.reports import ReportFiles
 
     files = ReportFiles.from_options(report_dir=report_dir, json=report_json, junit=junit, markdown=markdown,
                                      html=html)
-    _run_and_report(CliSession.of(ctx), plan, target, reference, cache_dir, quiet, files, no_cache, ray)
+    _run_and_report(CliSession.of(ctx), plan, target, reference, cache_dir, quiet, files, no_cache, ray,
+                    allow_no_contracts)
 
 
 @app.command()
@@ -73,6 +78,7 @@ def report(ctx: typer.Context,
     files = ReportFiles.from_options(report_dir=report_dir, junit=junit, markdown=markdown, html=html)
     if report_dir is not None:
         files.json = None  # never overwrite the source with itself
+    refuse_clobbering({"the source report": source}, files.outputs())
     files.check_available()
     preflight_reports(files)
     for note in files.notes:
@@ -82,7 +88,7 @@ def report(ctx: typer.Context,
 
 def _run_and_report(session: CliSession, plan: Path, target: list[str] | None, reference: Path | None,
                     cache_option: Path | None, quiet: bool, files: ReportFiles, no_cache: bool,
-                    ray: str | None) -> None:
+                    ray: str | None, allow_no_contracts: bool) -> None:
     from edgecraft.execute import executor_for
     from edgecraft.logging_setup import quiet_runtimes
     from edgecraft.plan.loading import load_plan
@@ -93,6 +99,7 @@ def _run_and_report(session: CliSession, plan: Path, target: list[str] | None, r
     from edgecraft.verify.gate import ReferenceReport
 
     session.verdict_pending = True
+    refuse_clobbering({"the plan": plan, "--reference": reference}, files.outputs())
     files.check_available()
     for note in files.notes:
         session.err.print(f"note: {note}", highlight=False, markup=False)
@@ -100,6 +107,8 @@ def _run_and_report(session: CliSession, plan: Path, target: list[str] | None, r
     registry = session.registry()
     quiet_runtimes()
     loaded, base_dir = load_plan(plan, registry)
+    require_a_verdict(loaded, target, reference, allow_no_contracts)
+    refuse_clobbering({"the plan": plan, "--reference": reference, **plan_inputs(loaded, base_dir)}, files.outputs())
     ref = ReferenceReport.load(reference) if reference is not None else None
     cache_dir = session.cache_dir(cache_option)
     preflight_run(files, cache_dir)
@@ -108,20 +117,41 @@ def _run_and_report(session: CliSession, plan: Path, target: list[str] | None, r
         report = run_plan(loaded, registry, base_dir=base_dir, targets=target or None, cache_dir=cache_dir,
                           progress=progress, plan_path=str(plan), reference=ref, no_cache=no_cache,
                           executor=executor)
+    if not allow_no_contracts and not any(t.contracts for t in report.targets):
+        from edgecraft.errors import RuntimeFailure  # the check above makes this a bug, never a verdict
+
+        raise RuntimeFailure("the run judged no contract (a plugin or executor dropped every verdict); exit 3, "
+                             f"not a verdict; pass {ALLOW_NO_CONTRACTS} to accept a run without one")
     finish(session, report, files, registry)
 
 
 def finish(session: CliSession, report: Report, files: ReportFiles, registry: Registry | None) -> NoReturn:
-    """Write the reports, tell integrations, print the tables, and exit with the report's code."""
-    from edgecraft.verify.reports import write_reports
+    """Write the reports, tell integrations, print the tables, and exit with the report's code.
 
-    written = write_reports(report, files)
-    session.verdict_pending = False  # every verdict is judged and every report written: exit codes may be final
-    if registry is not None:
-        registry.notify("edgecraft_report_ready", report=report.to_json(),
-                        report_dir=written[0].parent if written else None)
-    print_report(session.out, report)
-    for path in written:
-        session.out.print(f"report: {path}", highlight=False)
+    The reports are written as one set (:func:`~edgecraft.verify.reports.write_reports`); if anything fails
+    after that (a raising ``edgecraft_report_ready`` hook, a broken terminal), they are removed before the
+    error's exit code: a passing report behind an exit 3 would contradict it.
+    """
+    from edgecraft.verify.reports import remove_reports, write_reports
+
     code = report.exit_code if report.exit_code is not None else (EXIT_OK if report.passed else EXIT_CONTRACT_FAILED)
+    failed = not report.passed or any(not t.passed or any(not v.passed for v in t.contracts) for t in report.targets)
+    if code == EXIT_OK and failed:  # a report (edited, or from an older version) whose code contradicts its verdicts
+        code = EXIT_CONTRACT_FAILED
+    written = write_reports(report, files)
+    session.record({"reports": [str(p) for p in written]})
+    try:
+        if registry is not None:
+            registry.notify("edgecraft_report_ready", report=report.to_json(),
+                            report_dir=written[0].parent if written else None)
+        print_report(session.out, report)
+        for path in written:
+            session.out.print(f"report: {path}", highlight=False)
+    except BaseException:
+        remove_reports(written)
+        session.err.print(f"note: reports removed, the run did not finish: {', '.join(map(str, written))}",
+                          highlight=False, markup=False)
+        raise
+    session.verdict_pending = False  # every verdict is judged and every report written: exit codes may be final
+    session.record({"verdict": code})
     raise typer.Exit(code)

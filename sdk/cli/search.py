@@ -52,6 +52,7 @@ def search(ctx: typer.Context, plan: PlanArg, target: TargetOpt = None,
         session.out.print(_outcome(entry), highlight=False)
     for path in written:
         session.out.print(f"search: {path}", highlight=False)
+    session.record({"verdict": code})  # the supervisor (edgecraft.supervise) accepts the exit code from here on
     raise typer.Exit(code)
 
 

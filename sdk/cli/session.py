@@ -32,14 +32,31 @@ class CliSession:
         self.out = Console(width=None if sys.stdout.isatty() else 160)
         #: Standard error: notes, progress.
         self.err = Console(stderr=True)
-        #: Set while a run or gate command has not yet judged every verdict and written its reports: exit 0 is
-        #: refused until it is cleared, whatever code path (a stray sys.exit, a plugin) tries to end the run.
-        self.verdict_pending = False
+        self._verdict_pending = False
         #: Names of the built-in commands (plugins may not take them); set by the root group.
         self.builtin_commands: frozenset[str] = frozenset()
         self._early_debug = debug
         self._settings: Settings | None = None
         self._plugin_commands: PluginCommands | None = None
+
+    def record(self, event: dict[str, Any]) -> None:
+        """Tell the supervising process (:mod:`edgecraft.supervise`) how far the run got."""
+        from edgecraft.cli.verdict_pipe import record
+
+        record(event)
+
+    @property
+    def verdict_pending(self) -> bool:
+        """Set while a run or gate command has not yet judged every verdict and written its reports: exit 0 is
+        refused until it is cleared, whatever code path (a stray sys.exit, a plugin) tries to end the run; the
+        supervisor (:mod:`edgecraft.supervise`) refuses it even when a plugin ends the process (``os._exit``)."""
+        return self._verdict_pending
+
+    @verdict_pending.setter
+    def verdict_pending(self, value: bool) -> None:
+        if value and not self._verdict_pending:
+            self.record({"pending": True})
+        self._verdict_pending = value
 
     @classmethod
     def of(cls, ctx: Context) -> CliSession:

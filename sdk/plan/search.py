@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+from edgecraft.plan.numbers import MAX_SEARCH_BUDGET_S, FiniteFloat, PlanInt
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Objective names: what one trial is scored on (accuracy is maximized, everything else minimized).
@@ -29,10 +30,10 @@ class _Strict(BaseModel):
 class RangeDim(_Strict):
     """A numeric range: a float param is sampled in [low, high], an int param among the integers in it."""
 
-    low: float
-    high: float
+    low: FiniteFloat
+    high: FiniteFloat
     log: bool = Field(False, description="Sample on a log scale (learning rates, ranks).")
-    step: float | None = Field(None, gt=0, description="Quantize sampled values to low + k * step.")
+    step: FiniteFloat | None = Field(None, gt=0, description="Quantize sampled values to low + k * step.")
 
     @model_validator(mode="after")
     def _ordered(self) -> RangeDim:
@@ -46,7 +47,7 @@ class RangeDim(_Strict):
 class ChoiceDim(_Strict):
     """A categorical choice among values (strings, numbers, booleans or null)."""
 
-    choices: list[str | int | float | bool | None] = Field(min_length=1)
+    choices: list[str | bool | PlanInt | FiniteFloat | None] = Field(min_length=1)
 
 
 SpaceDim = RangeDim | ChoiceDim
@@ -62,11 +63,11 @@ class SearchSpec(_Strict):
         "ratio from the same interleaved rounds, minimized), size (bytes), memory (peak bytes, measured only "
         "when the plan measures memory), macs. The first objective also picks the best candidate (ties within "
         "the measurement's confidence interval go to the next).")
-    trials: int = Field(20, ge=1, le=100_000, description="Trials per target (finished ones in the study's "
+    trials: PlanInt = Field(20, ge=1, le=100_000, description="Trials per target (finished ones in the study's "
                         "storage count: a resumed search runs only the rest).")
-    time_budget_s: float | None = Field(
-        None, gt=0, description="Stop starting trials after this many seconds (all targets together); the report "
-        "holds the best front so far.")
+    time_budget_s: FiniteFloat | None = Field(
+        None, gt=0, le=MAX_SEARCH_BUDGET_S, description="Stop starting trials after this many seconds (all targets "
+        "together; at most a week); the report holds the best front so far.")
     space: dict[str, SpaceDim] = Field(
         default_factory=dict, description="Dimensions by path: 'steps[LABEL].params.PARAM' (nested params with "
         "dots) with {low, high[, log, step]} or {choices: [...]}, and 'steps[LABEL].enabled' with {choices: "
@@ -78,18 +79,18 @@ class SearchSpec(_Strict):
         "count, so it extrapolates toward the strong region in tens of trials; each ask costs seconds and grows "
         "with the trials. 'tpe': multi-objective TPE, cheap to ask with thousands of trials. 'nsga2', 'random'. "
         f"'auto': gp up to {GP_MAX_TRIALS} trials per target, tpe beyond.")
-    startup_trials: int | None = Field(
+    startup_trials: PlanInt | None = Field(
         None, ge=0, description="Random trials before TPE models the space (default: a quarter of trials, 3..10).")
-    seed: int | None = Field(None, description="Sampler seed (default: the plan's seed).")
+    seed: PlanInt | None = Field(None, description="Sampler seed (default: the plan's seed).")
     isolate: bool = Field(
         False, description="Run each trial in a child process: a native crash of one recipe (a segfault in a "
         "runtime or in training) fails that trial instead of ending the search. Costs the child's start-up and "
         "the in-process sharing of torch-stage results between trials.")
-    parallel: int | None = Field(
+    parallel: PlanInt | None = Field(
         None, ge=1, le=1024, description="With --ray: trials in flight at once (default: the cluster's timing "
         "slots: as many trials as can be timed at once, never two timings on one node). Ignored without --ray: "
         "there trials run one at a time.")
-    prune_slack: float = Field(
+    prune_slack: FiniteFloat = Field(
         0.0, ge=0, description="Stop a trial after its torch-stage steps when its accuracy drop on the target "
         "already exceeds an accuracy contract's max_drop by more than this (in the contract's units): later "
         "steps (int8) do not win accuracy back. Large values disable pruning.")

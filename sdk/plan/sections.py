@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from edgecraft.plan.numbers import PlanInt
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -33,11 +34,11 @@ DTypeName = Literal["float32", "float16", "float64", "bfloat16", "int64", "int32
 class InputDecl(StrictModel):
     """What the plan says about one model input; every field is optional and completes the model's own I/O."""
 
-    shape: list[int | str] | None = Field(
+    shape: list[PlanInt | str] | None = Field(
         None, description="Full shape; integers fix dimensions, a string keeps one symbolic (the batch axis), "
         "e.g. [batch, 3, 320, 320] or [1, 64].")
     dtype: DTypeName | None = Field(None, description="Element type (torch sources: default float32).")
-    batch_axis: int | None = Field(
+    batch_axis: PlanInt | None = Field(
         None, description="The axis that carries samples (default: the axis of the model's batch symbol, else 0); "
         "null for an input without one (a scalar, a fixed state).")
 
@@ -63,7 +64,7 @@ class DatasetParams(StrictModel):
     """Base of every dataset kind's params (built-in and plugin)."""
 
     kind: str
-    max_samples: int | None = Field(None, ge=1, description="Keep only the first N samples.")
+    max_samples: PlanInt | None = Field(None, ge=1, description="Keep only the first N samples.")
 
 
 class StrategyParams(StrictModel):

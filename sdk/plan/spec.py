@@ -13,6 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
+from edgecraft.plan.numbers import (
+    MAX_CALLS,
+    MAX_GATE_BUDGET_S,
+    MAX_PLACEMENT_TIMEOUT_S,
+    MAX_ROUNDS,
+    FiniteFloat,
+    Label,
+    PlanInt,
+)
 from edgecraft.plan.search import SearchSpec
 from edgecraft.plan.sections import StrictModel
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -24,8 +33,8 @@ PLAN_SCHEMA_ID = "edgecraft.plan/v1"
 class StepBase(StrictModel):
     """One compression step: a strategy name and that strategy's params (typed by the raw and the bound step)."""
 
-    strategy: str = Field(description="Name of an installed strategy (see `edgecraft plugins`).")
-    name: str | None = Field(None, description="Optional label used in reports; defaults to the strategy name.")
+    strategy: Label = Field(description="Name of an installed strategy (see `edgecraft plugins`).")
+    name: Label | None = Field(None, description="Optional label used in reports; defaults to the strategy name.")
     params: Any
 
     @property
@@ -45,17 +54,18 @@ class Placement(StrictModel):
     of the compiled plan's hash: where an artifact is built does not change what is built.
     """
 
-    resources: dict[str, float] = Field(
+    resources: dict[str, FiniteFloat] = Field(
         default_factory=dict, description="Ray custom resources the measuring node must offer, e.g. "
         "{\"arch:aarch64\": 1} for a node started with `ray start --resources '{\"arch:aarch64\": 1, "
         "\"edgecraft_timing_slot\": 1}'`. The timing slot is always added.")
-    build_resources: dict[str, float] = Field(
+    build_resources: dict[str, FiniteFloat] = Field(
         default_factory=dict, description="Ray custom resources the building node must offer (default: none, "
         "any node with the target's toolchain builds).")
-    timeout_s: float = Field(
-        600.0, gt=0, description="How long to wait for a node that satisfies the placement (nodes may still be "
+    timeout_s: FiniteFloat = Field(
+        600.0, gt=0, le=MAX_PLACEMENT_TIMEOUT_S,
+        description="How long to wait for a node that satisfies the placement (nodes may still be "
         "joining) before the target fails with exit 3 naming the placement.")
-    max_retries: int = Field(
+    max_retries: PlanInt = Field(
         2, ge=0, le=10, description="How many times a target is sent again, to another eligible node, when the "
         "node working on it is lost (the report lists each retry).")
     cache_dir: str | None = Field(
@@ -78,8 +88,8 @@ class TargetBase(StrictModel):
     """A hardware target from an installed backend, with that backend's options for it (typed by the raw and
     the bound target entry)."""
 
-    target: str = Field(description="Name of an installed target (see `edgecraft plugins`).")
-    name: str | None = Field(None, description="Label for this target entry; defaults to the target name. "
+    target: Label = Field(description="Name of an installed target (see `edgecraft plugins`).")
+    name: Label | None = Field(None, description="Label for this target entry; defaults to the target name. "
                              "Lets one plan list one target twice with different options.")
     options: Any
     placement: Placement | None = Field(
@@ -93,8 +103,8 @@ class TargetBase(StrictModel):
 
 # ---------------------------------------------------------------- contracts
 class _ContractBase(StrictModel):
-    name: str | None = Field(None, description="Label in reports; generated from the bound when omitted.")
-    targets: list[str] | None = Field(None, description="Target labels this contract applies to (default: all).")
+    name: Label | None = Field(None, description="Label in reports; generated from the bound when omitted.")
+    targets: list[Label] | None = Field(None, description="Target labels this contract applies to (default: all).")
 
     def applies_to(self, target_label: str) -> bool:
         return self.targets is None or target_label in self.targets
@@ -105,7 +115,7 @@ class AccuracyContract(_ContractBase):
 
     kind: Literal["accuracy"] = "accuracy"
     metric: str = Field("top1", description="A registered metric (top1, top5, agreement, cosine, ...).")
-    max_drop: float = Field(ge=0, description="Largest allowed drop, in the metric's units (top1 is a "
+    max_drop: FiniteFloat = Field(ge=0, description="Largest allowed drop, in the metric's units (top1 is a "
                             "fraction: 0.01 is one accuracy point), or a fraction of the baseline if relative.")
     relative: bool = False
 
@@ -118,8 +128,8 @@ class LatencyContract(_ContractBase):
 
     kind: Literal["latency"] = "latency"
     percentile: Literal["p50", "p95", "p99"] = "p50"
-    max_ms: float | None = Field(None, gt=0)
-    min_speedup: float | None = Field(None, gt=0)
+    max_ms: FiniteFloat | None = Field(None, gt=0)
+    min_speedup: FiniteFloat | None = Field(None, gt=0)
     allow_emulated: bool = Field(False, description="Accept a latency verdict measured on an emulated device "
                                  "(it says nothing about real hardware; the verdict is labelled emulated).")
 
@@ -139,8 +149,8 @@ class SizeContract(_ContractBase):
     """Either a ceiling in bytes for the artifact, or a minimum baseline/compressed size ratio."""
 
     kind: Literal["size"] = "size"
-    max_bytes: int | None = Field(None, gt=0)
-    min_ratio: float | None = Field(None, gt=0)
+    max_bytes: PlanInt | None = Field(None, gt=0)
+    min_ratio: FiniteFloat | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _exactly_one_bound(self) -> SizeContract:
@@ -163,8 +173,9 @@ class MemoryContract(_ContractBase):
     """
 
     kind: Literal["memory"] = "memory"
-    max_bytes: int | None = Field(None, gt=0, description="Largest allowed peak memory of the compressed model.")
-    min_ratio: float | None = Field(None, gt=0, description="Smallest allowed baseline/compressed peak-memory ratio.")
+    max_bytes: PlanInt | None = Field(None, gt=0, description="Largest allowed peak memory of the compressed model.")
+    min_ratio: FiniteFloat | None = Field(None, gt=0,
+        description="Smallest allowed baseline/compressed peak-memory ratio.")
 
     @model_validator(mode="after")
     def _exactly_one_bound(self) -> MemoryContract:
@@ -183,8 +194,8 @@ class ComputeContract(_ContractBase):
     MAC ratio. MACs are counted on the artifact's ONNX graph (see :mod:`edgecraft.verify.compute`)."""
 
     kind: Literal["compute"] = "compute"
-    max_macs: int | None = Field(None, gt=0, description="Largest allowed MACs per sample of the compressed model.")
-    min_ratio: float | None = Field(None, gt=0, description="Smallest allowed baseline/compressed MAC ratio.")
+    max_macs: PlanInt | None = Field(None, gt=0, description="Largest allowed MACs per sample of the compressed model.")
+    min_ratio: FiniteFloat | None = Field(None, gt=0, description="Smallest allowed baseline/compressed MAC ratio.")
 
     @model_validator(mode="after")
     def _exactly_one_bound(self) -> ComputeContract:
@@ -212,7 +223,7 @@ class EvaluationSpec(StrictModel):
     output: str | None = Field(None, description="The model output top1/agreement/cosine read (default: the first).")
     allow_non_finite: bool = Field(False, description="Accept NaN/Inf in the model's outputs (only for a metric "
                                    "that expects them); otherwise they are an error naming the output.")
-    batch_size: int = Field(64, ge=1)
+    batch_size: PlanInt = Field(64, ge=1)
 
 
 class LatencySpec(StrictModel):
@@ -225,20 +236,24 @@ class LatencySpec(StrictModel):
     ``round_ms``, clamped to ``[min_calls, max_calls]``.
     """
 
-    warmup: int = Field(20, ge=0, description="Untimed calls per model before timing; their times also set the "
+    warmup: PlanInt = Field(20, ge=0, le=MAX_CALLS,
+        description="Untimed calls per model before timing; their times also set the "
                         "number of calls per round.")
-    round_ms: float = Field(50.0, gt=0, le=60_000, description="Target duration of one model's block of calls in "
+    round_ms: FiniteFloat = Field(50.0, gt=0, le=60_000, description="Target duration of one model's block of calls in "
                             "a round, in ms: calls per round = round_ms / the slowest model's latency, clamped to "
                             "[min_calls, max_calls].")
-    min_calls: int = Field(5, ge=1, description="Fewest timed calls per model per round (a slow model's block "
+    min_calls: PlanInt = Field(5, ge=1, le=MAX_CALLS,
+        description="Fewest timed calls per model per round (a slow model's block "
                            "still has a low quantile to judge on).")
-    max_calls: int = Field(1000, ge=1, description="Most timed calls per model per round.")
-    repeats: int | None = Field(None, ge=5, description="Deprecated (use round_ms): when set, caps the timed calls "
+    max_calls: PlanInt = Field(1000, ge=1, le=MAX_CALLS, description="Most timed calls per model per round.")
+    repeats: PlanInt | None = Field(None, ge=5, le=MAX_CALLS,
+        description="Deprecated (use round_ms): when set, caps the timed calls "
                                 "per model per round at repeats // rounds, so an old plan never times more than it "
                                 "did; a model too slow to make that many calls in round_ms makes fewer.")
-    rounds: int = Field(10, ge=1, description="Interleaved rounds measured before the first verdict; more are "
+    rounds: PlanInt = Field(10, ge=1, le=MAX_ROUNDS,
+        description="Interleaved rounds measured before the first verdict; more are "
                         "taken while a verdict is inconclusive (see gate.time_budget_s).")
-    threads: int = Field(2, ge=1, description="Intra-op threads of every runtime session. On a shared runner keep "
+    threads: PlanInt = Field(2, ge=1, description="Intra-op threads of every runtime session. On a shared runner keep "
                          "it below the core count (see docs/release-gating.md, 'Noise-aware latency verdicts').")
     statistic: Literal["auto", "low", "median", "cpu"] = Field(
         "auto", description="Per-round statistic of a p50 ratio (speedup, regression vs a reference): 'low' compares "
@@ -246,8 +261,8 @@ class LatencySpec(StrictModel):
         "medians, 'cpu' the process CPU time per call (immune to being descheduled; with several threads a proxy "
         "that assumes both models parallelize alike). 'auto': 'low', or 'cpu' when the wall clock was visibly "
         "contended (most blocks got well under the model's best CPU share); the verdict says which.")
-    batch_size: int = Field(1, ge=1)
-    seed: int = 0
+    batch_size: PlanInt = Field(1, ge=1)
+    seed: PlanInt = 0
 
     @model_validator(mode="after")
     def _calls_range(self) -> LatencySpec:
@@ -262,7 +277,7 @@ class MeasureSpec(StrictModel):
     memory: bool = Field(False, description="Measure peak memory of the baseline and compressed artifacts on every "
                          "target (a few seconds per target). Also switched on by a memory contract or "
                          "gate.reference.max_memory_growth_pct.")
-    memory_repeats: int = Field(3, ge=1, le=20, description="Fresh child processes per model (and for the "
+    memory_repeats: PlanInt = Field(3, ge=1, le=20, description="Fresh child processes per model (and for the "
                                 "runtime-only zero), taken in alternating order; the verdict is judged on their "
                                 "range. One more round is taken per model when a verdict is inconclusive.")
 
@@ -275,20 +290,20 @@ class ReferenceBounds(StrictModel):
     latency percentile be at most 5% above the reference's, judged on a confidence interval.
     """
 
-    max_latency_regression_pct: float | None = Field(
+    max_latency_regression_pct: FiniteFloat | None = Field(
         5.0, ge=0, description="Largest allowed latency increase vs the reference, in percent (null: not judged).")
     percentile: Literal["p50", "p95", "p99"] = Field("p50", description="Latency percentile compared.")
-    max_accuracy_drop: float | None = Field(
+    max_accuracy_drop: FiniteFloat | None = Field(
         0.0, ge=0, description="Largest allowed drop of `metric` vs the reference, in the metric's units "
         "(top1: 0.01 is one accuracy point; null: not judged).")
     metric: str = Field("top1", description="Metric compared (must be in evaluation.metrics).")
-    max_size_growth_pct: float | None = Field(
+    max_size_growth_pct: FiniteFloat | None = Field(
         0.0, ge=0, description="Largest allowed artifact size increase vs the reference, in percent (null: not "
         "judged).")
-    max_memory_growth_pct: float | None = Field(
+    max_memory_growth_pct: FiniteFloat | None = Field(
         None, ge=0, description="Largest allowed peak-memory increase vs the reference, in percent (null: not "
         "judged; setting it measures memory).")
-    max_macs_growth_pct: float | None = Field(
+    max_macs_growth_pct: FiniteFloat | None = Field(
         None, ge=0, description="Largest allowed MAC increase vs the reference, in percent (null: not judged).")
     remeasure: bool = Field(True, description="Load the reference artifact from the cache (when it is still "
                             "there) and measure it interleaved with the candidate; otherwise, or when it is gone, "
@@ -298,15 +313,16 @@ class ReferenceBounds(StrictModel):
 class GateSpec(StrictModel):
     """Noise-aware verdicts: confidence intervals, adaptive repetitions, and what 'inconclusive' means."""
 
-    confidence: float = Field(0.95, ge=0.5, lt=1.0, description="Two-sided confidence level of a latency verdict "
+    confidence: FiniteFloat = Field(0.95, ge=0.5, lt=1.0, description="Two-sided confidence level of a latency verdict "
                               "over all its looks: look k is judged at a stricter level (alpha * 6 / (pi^2 k^2)), so "
                               "re-judging after more rounds does not inflate the false-decision rate.")
-    bootstrap_resamples: int = Field(2000, ge=100, le=100_000)
-    time_budget_s: float = Field(
-        30.0, ge=0, description="Extra measuring time per target while a latency verdict is inconclusive: more "
+    bootstrap_resamples: PlanInt = Field(2000, ge=100, le=100_000)
+    time_budget_s: FiniteFloat = Field(
+        30.0, ge=0, le=MAX_GATE_BUDGET_S,
+        description="Extra measuring time per target while a latency verdict is inconclusive: more "
         "interleaved rounds are taken (the verdicts re-judged after each batch, at a stricter confidence per look) "
         "until every verdict is decided or the next round would not fit in this budget; the clock is checked "
-        "before every round, so it is overrun by at most one round.")
+        "before every round, so it is overrun by at most one round. Finite, at most 3600 (an hour).")
     inconclusive: Literal["fail", "pass", "error"] = Field(
         "fail", description="What an inconclusive verdict means once the budget is spent: 'fail' (exit 1), "
         "'pass' (exit 0, flagged in reports) or 'error' (exit 4: the measurement could not decide; retry on a "
@@ -325,7 +341,7 @@ class PlanBase(StrictModel):
     """
 
     schema_id: Literal["edgecraft.plan/v1"] = Field(PLAN_SCHEMA_ID, alias="schema")
-    name: str = "edgecraft-plan"
+    name: Label = "edgecraft-plan"
     model: Any
     steps: Sequence[StepBase]
     targets: Sequence[TargetBase]
@@ -337,7 +353,7 @@ class PlanBase(StrictModel):
     measure: MeasureSpec = Field(default_factory=MeasureSpec)
     search: SearchSpec | None = Field(None, description="What `edgecraft search` explores and optimizes (ignored by "
                                       "`run`): objectives, trials, time budget, and the space of step params.")
-    seed: int = 0
+    seed: PlanInt = 0
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -25,7 +25,24 @@ from edgecraft.errors import InputError, PlanValidationError
 from edgecraft.safe_text import bounded_repr, clean_text
 
 #: A plan is a few kilobytes; a megabyte leaves room for inline data without inviting abuse.
-MAX_PLAN_BYTES = int(os.environ.get("EDGECRAFT_MAX_PLAN_BYTES", 1 << 20))
+DEFAULT_MAX_PLAN_BYTES = 1 << 20
+#: Read at import for the documented name; :func:`max_plan_bytes` re-reads the environment and checks it.
+MAX_PLAN_BYTES = DEFAULT_MAX_PLAN_BYTES
+
+
+def max_plan_bytes() -> int:
+    """``$EDGECRAFT_MAX_PLAN_BYTES`` (a positive integer) or 1 MiB; anything else is exit 2 naming the variable."""
+    raw = os.environ.get("EDGECRAFT_MAX_PLAN_BYTES")
+    if raw is None or raw.strip() == "":
+        return MAX_PLAN_BYTES
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise InputError(f"EDGECRAFT_MAX_PLAN_BYTES = {bounded_repr(raw, 40)}: expected a positive number of bytes "
+                         f"(default {DEFAULT_MAX_PLAN_BYTES})")
+    return value
 #: Nodes of the plan with every alias expanded. Real plans have hundreds.
 MAX_PLAN_NODES = 100_000
 
@@ -106,17 +123,21 @@ def read_plan_text(path: Path) -> str:
         raise InputError(f"plan file {path} does not exist")
     if path.is_dir():
         raise InputError(f"plan file {path} is a directory, not a .yaml/.yml/.json file")
+    if not path.is_file():  # a FIFO, a socket, a device: reading it could block for ever
+        raise InputError(f"plan file {path} is not a regular file (a pipe, socket or device); write the plan to "
+                         "a .yaml/.yml/.json file")
+    limit = max_plan_bytes()
     try:
         size = path.stat().st_size
-        if size > MAX_PLAN_BYTES:
-            raise InputError(f"plan file {path} is {size} bytes; plans are limited to {MAX_PLAN_BYTES} bytes",
+        if size > limit:
+            raise InputError(f"plan file {path} is {size} bytes; plans are limited to {limit} bytes",
                              hint="keep data in dataset files, not inline (or raise EDGECRAFT_MAX_PLAN_BYTES)")
         with path.open("rb") as handle:
-            raw = handle.read(MAX_PLAN_BYTES + 1)
+            raw = handle.read(limit + 1)
     except OSError as exc:
         raise InputError(f"plan file {path}: cannot read it: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_PLAN_BYTES:
-        raise InputError(f"plan file {path} is larger than {MAX_PLAN_BYTES} bytes")
+    if len(raw) > limit:
+        raise InputError(f"plan file {path} is larger than {limit} bytes")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -128,13 +128,25 @@ def exit_code(analyses: dict[str, TargetAnalysis]) -> int:
 
 
 # ------------------------------------------------------------------------------------------ files
+def file_label(label: str) -> str:
+    """A target label as part of a file name: only [A-Za-z0-9._-], no leading dot, so ``../x`` or ``a/b`` can
+    never name a file outside the search's folder; a changed label gets a short hash to stay unique."""
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", label).lstrip(".") or "target"
+    if safe != label:
+        safe += "-" + hashlib.sha256(label.encode()).hexdigest()[:8]
+    return safe
+
+
 def write_best_plan(outcome: SearchOutcome, analysis: TargetAnalysis, out_dir: Path) -> Path | None:
     import yaml
 
     if analysis.best is None:
         return None
     record = analysis.by_number(analysis.best)
-    path = out_dir / f"best.{analysis.label}.plan.yaml"
+    path = out_dir / f"best.{file_label(analysis.label)}.plan.yaml"
     header = (f"# Written by `edgecraft search {outcome.setup.plan_path}`: trial {record['number']} on "
               f"{analysis.label}, the best candidate meeting every contract.\n"
               f"# Recipe: {json.dumps(record.get('recipe', {}))}\n"

@@ -51,7 +51,13 @@ def judge_accuracy(contract: AccuracyContract, metric: Metric, baseline: dict[st
                    compressed: dict[str, float]) -> Verdict:
     base, comp = baseline[contract.metric], compressed[contract.metric]
     drop = (base - comp) if metric.higher_is_better else (comp - base)
-    measured = drop / abs(base) if contract.relative and base != 0 else drop
+    if contract.relative and base == 0:
+        from edgecraft.errors import InputError
+
+        raise InputError(f"contract {_name(contract)!r}: a relative drop is undefined when the baseline's "
+                         f"{contract.metric} is 0 ({drop:g}/0)", hint="check the evaluation data and labels, or "
+                         "bound the absolute drop (relative: false)")
+    measured = drop / abs(base) if contract.relative else drop
     passed = measured <= contract.max_drop + 1e-12
     unit = "relative drop" if contract.relative else f"{contract.metric} drop"
     detail = (f"{contract.metric}: baseline {base:.4f}, compressed {comp:.4f}, drop {measured:.4f} "

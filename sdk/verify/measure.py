@@ -135,7 +135,11 @@ def compute_metrics(outputs: Outputs, labels: np.ndarray | None, metrics: list[M
             whole: Callable[..., float] = metric.compute  # it reads every output: it takes them all, by name
             value = whole(outputs, labels, reference)
         else:
-            value = metric.compute(outputs[primary], labels, None if reference is None else reference[primary])
+            try:
+                value = metric.compute(outputs[primary], labels, None if reference is None else reference[primary])
+            except InputError as exc:  # the metric found the data unusable: name the dataset
+                raise InputError(f"dataset {dataset!r}, metric {metric.name!r}: {exc.message}",
+                                 hint=exc.hint) from exc
         values[metric.name] = float(value)
     return values
 

@@ -161,7 +161,8 @@ def test_failing_integration_hook_is_exit_3_not_1(fake_dist, tmp_path, example_d
     for name in ("model.py", "digits_resnet.pt"):
         shutil.copy(example_dir / name, tmp_path / name)
     (tmp_path / "plan.yaml").write_text(
-        "model: {kind: torch, factory: model.py:build, input_shape: [1, 1, 32, 32]}\ntargets: [ort-cpu]\n")
+        "model: {kind: torch, factory: model.py:build, input_shape: [1, 1, 32, 32]}\ntargets: [ort-cpu]\n"
+        "contracts: [{kind: size, min_ratio: 0.5}]\n")
     assert main(["run", str(tmp_path / "plan.yaml"), "--cache-dir", str(tmp_path / "cache"), "-q"]) == 3
     err = capsys.readouterr().err
     assert "fakeplug_tracker" in err and "edgecraft_run_started" in err and "unreachable" in err

@@ -110,7 +110,7 @@ def test_vad_state_without_batch_axis_is_a_clear_error(tmp_path: Path, capsys: p
     plan = {"name": "vad", "model": {"kind": "onnx", "path": str(vad), "inputs": {"input": {"shape": ["batch", 512]}}},
             "data": {"audio": {"kind": "npz", "path": "audio.npz", "labels": None}},
             "evaluation": {"dataset": "audio", "metrics": ["cosine"]}, "latency": FAST_LATENCY,
-            "targets": ["ort-cpu"]}
+            "targets": ["ort-cpu"], "contracts": [{"kind": "size", "min_ratio": 0.5}]}
     code, _ = run(tmp_path, plan)
     err = capsys.readouterr().err
     assert code == 2 and "input 'state' has symbolic dimension 1" in err and "batch_axis" in err

@@ -71,6 +71,7 @@ def test_pruned_resnet_fine_tunes_where_onednn_used_to_crash(tmp_path: Path) -> 
           - strategy: pruning
             params: {{mode: structured, ratio: 0.65, round_to: 8, dataset: digits-train, epochs: 1}}
         targets: [ort-cpu]
+        contracts: [{{kind: size, min_ratio: 1.0}}]
         latency: {{repeats: 5, rounds: 1, warmup: 1, threads: 1}}
         """))
     done = subprocess.run([sys.executable, "-m", "edgecraft.cli", "run", str(plan), "--cache-dir",

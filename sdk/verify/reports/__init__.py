@@ -9,15 +9,15 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgecraft.errors import EnvironmentFailure
-from edgecraft.verify.report import Report, write_json_atomic
-from edgecraft.verify.reports.atomic import write_text_atomic
+from edgecraft.verify.report import Report
+from edgecraft.verify.reports.atomic import stage_text, write_text_atomic
 
-__all__ = ["ReportFiles", "write_reports", "write_text_atomic"]
+__all__ = ["ReportFiles", "remove_reports", "write_reports", "write_set", "write_text_atomic"]
 
 
 @dataclass
@@ -47,6 +47,12 @@ class ReportFiles:
                 html = html or report_dir / "report.html"
         return cls(json, junit, markdown, html, notes)
 
+    def outputs(self) -> dict[str, Path | None]:
+        """Every file this set writes, by the option that names it (``$GITHUB_STEP_SUMMARY`` is appended to)."""
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        return {"--report-json": self.json, "--junit": self.junit, "--markdown": self.markdown, "--html": self.html,
+                "$GITHUB_STEP_SUMMARY": Path(step_summary) if step_summary else None}
+
     def written(self) -> list[Path]:
         return [p for p in (self.json, self.junit, self.markdown, self.html) if p is not None]
 
@@ -59,33 +65,69 @@ class ReportFiles:
 
 
 def write_reports(report: Report, files: ReportFiles) -> list[Path]:
-    """Write every requested format; append the Markdown summary to ``$GITHUB_STEP_SUMMARY`` when set."""
+    """Write every requested format as one set; append the Markdown summary to ``$GITHUB_STEP_SUMMARY``.
+
+    Why a set: reports that disagree with the exit code lie to CI. Every format is rendered first (a
+    renderer's failure touches no file), written to a temporary file next to its destination, and only
+    then are all renamed into place; if a write or a rename fails, the temporary files and the reports
+    already renamed are removed, so a failed set leaves no report behind (exit 3 names the file).
+    """
+    import json
+
     from edgecraft.verify.reports.junit import junit_xml
     from edgecraft.verify.reports.markdown import markdown_summary
 
+    texts: dict[Path, str] = {}
     if files.json is not None:
-        with _writing(files.json):
-            write_json_atomic(files.json, report.to_json())
+        texts[files.json] = json.dumps(report.to_json(), indent=2)
     if files.junit is not None:
-        with _writing(files.junit):
-            write_text_atomic(files.junit, junit_xml(report))
-    summary = None
-    if files.markdown is not None:
-        summary = markdown_summary(report)
-        with _writing(files.markdown):
-            write_text_atomic(files.markdown, summary)
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        summary = summary or markdown_summary(report)
-        with _writing(Path(step_summary)), open(step_summary, "a", encoding="utf-8") as handle:
-            handle.write(summary + "\n")
+        texts[files.junit] = junit_xml(report)
+    summary = markdown_summary(report) if files.markdown is not None or os.environ.get("GITHUB_STEP_SUMMARY") \
+        else None
+    if files.markdown is not None and summary is not None:
+        texts[files.markdown] = summary
     if files.html is not None:
         from edgecraft.verify.reports.html import html_report
 
-        page = html_report(report)
-        with _writing(files.html):
-            write_text_atomic(files.html, page)
+        texts[files.html] = html_report(report)
+    write_set(texts)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary and summary is not None:
+        try:
+            with _writing(Path(step_summary)), open(step_summary, "a", encoding="utf-8") as handle:
+                handle.write(summary + "\n")
+        except BaseException:
+            remove_reports(list(texts))
+            raise
     return files.written()
+
+
+def write_set(texts: dict[Path, str]) -> None:
+    """Write every file through a temporary one, then rename them all; on any failure remove them all."""
+    staged: dict[Path, str] = {}
+    renamed: list[Path] = []
+    try:
+        for path, text in texts.items():
+            with _writing(path):
+                staged[path] = stage_text(path, text)
+        for path, tmp in staged.items():
+            with _writing(path):
+                os.replace(tmp, path)
+            renamed.append(path)
+    except BaseException:
+        remove_reports(renamed)
+        raise
+    finally:
+        for tmp in staged.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def remove_reports(paths: list[Path]) -> None:
+    """Remove reports that no longer tell the run's outcome (best effort: a vanished file is fine)."""
+    for path in paths:
+        with suppress(OSError):
+            Path(path).unlink(missing_ok=True)
 
 
 @contextmanager

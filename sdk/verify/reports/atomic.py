@@ -22,6 +22,22 @@ def write_text_atomic(path: Path, text: str) -> None:
             os.unlink(tmp)
 
 
+def stage_text(path: Path, text: str) -> str:
+    """Write ``text`` to a temporary file in ``path``'s folder (readable as a report is) and return its name;
+    the caller renames it into place (or removes it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -210,6 +210,7 @@ def hf_plan(path: str, **model: Any) -> dict[str, Any]:
         "evaluation": {"dataset": "sentences", "metrics": ["cosine"], "batch_size": 4},
         "latency": FAST_LATENCY,
         "targets": ["ort-cpu"],
+        "contracts": [{"kind": "size", "min_ratio": 0.5}],
     }
 
 
