@@ -301,7 +301,7 @@ def _pip_install(target: Path, requirements: Sequence[str], py_version: str, cac
     no_deps = [] if deps else ["--no-deps"]
     installed = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheels),
                  "--target", str(target), *no_deps, *platform_args, *requirements]
-    if wheel_dir is None and not _quiet_ok(installed + ["--dry-run"]):
+    if wheel_dir is None and not _quiet_ok([*installed, "--dry-run"]):
         say(f"{DEVICE_NAME}: downloading aarch64 wheels ({', '.join(requirements)}) into {wheels}")
         wheels.mkdir(parents=True, exist_ok=True)
         _run([sys.executable, "-m", "pip", "download", "-q", "-d", str(wheels), *no_deps, *platform_args,

@@ -27,10 +27,9 @@ from typing import Any, BinaryIO, Literal
 
 import numpy as np
 from edgecraft.backend import Session, TargetOptions
+from edgecraft.backends.onnxruntime import board_server as wire
 from edgecraft.errors import InputError, RuntimeFailure
 from pydantic import Field
-
-from edgecraft.backends.onnxruntime import board_server as wire
 
 TARGET = "ort-aarch64"
 ORT_BOARD_VERSION = "1.27.0"

@@ -18,15 +18,14 @@ from typing import Any, Literal
 
 import numpy as np
 from edgecraft.backend import Backend, Session, TargetInfo, TargetOptions
-from edgecraft.errors import InputError
-from pydantic import Field
-
 from edgecraft.backends.onnxruntime.aarch64 import (
     BOARD_REQUIREMENTS,
     PACKAGE_GROUP,
     OrtAarch64Options,
 )
 from edgecraft.backends.onnxruntime.aarch64 import TARGET as AARCH64
+from edgecraft.errors import InputError
+from pydantic import Field
 
 ARTIFACT_FILE = "model.onnx"
 
