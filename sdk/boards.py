@@ -286,6 +286,12 @@ def board_cpu_features(device: EmulatedDevice) -> dict[str, bool]:
     """
     out = _run(device.python("-c", _FEATURE_PROBE), "reading the board's CPU features (getauxval)")
     hwcap, hwcap2 = json.loads(out.strip().splitlines()[-1])
+    return decode_hwcaps(hwcap, hwcap2)
+
+
+def decode_hwcaps(hwcap: int, hwcap2: int) -> dict[str, bool]:
+    """The features :func:`board_cpu_features` reports, from ``getauxval(AT_HWCAP)`` and ``(AT_HWCAP2)`` read on
+    the board (a process already running there can read them itself and save a QEMU start)."""
     features = {name: bool(hwcap >> bit & 1) for name, bit in _HWCAP.items()}
     features.update({name: bool(hwcap2 >> bit & 1) for name, bit in _HWCAP2.items()})
     return features
@@ -370,5 +376,5 @@ def _run(cmd: list[str], what: str, *, hint: str | None = None) -> str:
     return done.stdout
 
 
-__all__ = ["DEVICE_NAME", "EmulatedDevice", "board_cpu_features", "board_packages", "default_cache_dir",
+__all__ = ["DEVICE_NAME", "EmulatedDevice", "board_cpu_features", "board_packages", "decode_hwcaps", "default_cache_dir",
            "install_board_packages", "setup_board"]

@@ -75,7 +75,7 @@ class BoardSession(Session):
     """A model loaded by ONNX Runtime in the board server; one server process per session."""
 
     def __init__(self, artifact: Path, options: OrtAarch64Options, threads: int) -> None:
-        from edgecraft.boards import board_cpu_features, board_packages
+        from edgecraft.boards import board_packages, decode_hwcaps
 
         device = board(options)
         self._timeout = options.request_timeout
@@ -93,7 +93,7 @@ class BoardSession(Session):
             ops = _op_counts(executed)
             self._facts = {
                 **device.identity(), "runtime": f"onnxruntime {facts['onnxruntime']} (aarch64 wheel)",
-                "cpu_features": board_cpu_features(device), "threads": threads,
+                "cpu_features": decode_hwcaps(*facts["hwcaps"]), "threads": threads,
                 "optimization": f"{options.runtime_optimization} (on the board)",
                 "executed_ops": ops, "integer_ops": sorted(op for op in ops if op in INTEGER_OPS),
                 "timer": "perf_counter around session.run on the board",

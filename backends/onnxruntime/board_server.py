@@ -69,6 +69,18 @@ def receive(stream: BinaryIO) -> tuple[dict[str, Any], list[Any]] | None:
     return header, arrays
 
 
+def _hwcaps() -> list[int]:
+    """``getauxval(AT_HWCAP)``, ``(AT_HWCAP2)``: the CPU features this process's kernels see (0s off Linux)."""
+    import ctypes
+
+    try:
+        getauxval = ctypes.CDLL(None).getauxval
+    except (AttributeError, OSError):
+        return [0, 0]
+    getauxval.restype = ctypes.c_ulong
+    return [int(getauxval(16)), int(getauxval(26))]
+
+
 class _Server:
     def __init__(self) -> None:
         self.session: Any = None
@@ -89,7 +101,7 @@ class _Server:
         if req.get("optimized_path"):
             so.optimized_model_filepath = req["optimized_path"]
         self.session = ort.InferenceSession(req["path"], so, providers=["CPUExecutionProvider"])
-        return {"onnxruntime": ort.__version__,
+        return {"onnxruntime": ort.__version__, "hwcaps": _hwcaps(),
                 "inputs": [i.name for i in self.session.get_inputs()],
                 "outputs": [o.name for o in self.session.get_outputs()]}
 
