@@ -65,8 +65,8 @@ def _run(plan: dict[str, Any], base: Path, cache: Path) -> Any:
 
 def digits(n: int, cache: Path, *, smoke: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """int8 digits on the board; then the same int8 file on the board and on x86."""
-    from edgecraft.backends.onnxruntime.backend import OnnxRuntimeBackend, OrtCpuOptions
     from edgecraft.backends.onnxruntime.aarch64 import TARGET, OrtAarch64Options
+    from edgecraft.backends.onnxruntime.backend import OnnxRuntimeBackend, OrtCpuOptions
     from edgecraft.datasets import load_dataset
     from edgecraft.plugins.datasets.digits import DigitsParams
 
@@ -99,7 +99,8 @@ def digits(n: int, cache: Path, *, smoke: bool) -> tuple[dict[str, Any], dict[st
     finally:
         board.close()
         host.close()
-    row = {"model": "tiny-cnn (smoke, untrained)" if smoke else "digits-resnet", "images": int(len(arm)), "top1_fp32_arm": base.metrics["top1"],
+    row = {"model": "tiny-cnn (smoke, untrained)" if smoke else "digits-resnet", "images": len(arm),
+           "top1_fp32_arm": base.metrics["top1"],
            "top1_int8_arm": comp.metrics["top1"], "drop_pt": round(100 * (base.metrics["top1"]
                                                                          - comp.metrics["top1"]), 2),
            "recipe": step.get("implementation"), "integer_ops": runtime.get("integer_ops"),

@@ -376,5 +376,5 @@ def _run(cmd: list[str], what: str, *, hint: str | None = None) -> str:
     return done.stdout
 
 
-__all__ = ["DEVICE_NAME", "EmulatedDevice", "board_cpu_features", "board_packages", "decode_hwcaps", "default_cache_dir",
-           "install_board_packages", "setup_board"]
+__all__ = ["DEVICE_NAME", "EmulatedDevice", "board_cpu_features", "board_packages", "decode_hwcaps",
+           "default_cache_dir", "install_board_packages", "setup_board"]
