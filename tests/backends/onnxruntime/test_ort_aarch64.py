@@ -196,4 +196,4 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     assert figures["ort_arm_ran_int8"] is True
     assert figures["arm_vs_x86_int8_max_abs_diff"] >= 0
     assert figures["board"]["cpu_features"]["asimddp"] is True
-    assert "cpu" in json.dumps(figures["host_cpu"])
+    assert "int8" in figures["host_cpu"]  # the host CPU's int8 features are recorded
