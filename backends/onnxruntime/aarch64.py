@@ -54,6 +54,10 @@ class OrtAarch64Options(TargetOptions):
     intra_op_threads: int | None = Field(None, ge=1, description="Overrides the plan's latency.threads.")
     device_cache_dir: Path | None = Field(None, description="Where the prepared emulated board lives "
                                           "(default $EDGECRAFT_DEVICE_CACHE or ~/.cache/edgecraft/devices).")
+    device: Literal["emulated", "local"] = Field(
+        "emulated", description="emulated: the QEMU board this host prepared (latency labelled emulated). local: "
+        "this process is on a real ARM board, i.e. the target is placed on a Ray node started on the board "
+        "(docs/arm-boards.md); refused at run time on any other CPU.")
     request_timeout: float = Field(600, gt=0, description="Seconds one request to the board may take before "
                                    "the board server is stopped (emulated int8 transformers are slow).")
 
@@ -75,16 +79,11 @@ class BoardSession(Session):
     """A model loaded by ONNX Runtime in the board server; one server process per session."""
 
     def __init__(self, artifact: Path, options: OrtAarch64Options, threads: int) -> None:
-        from edgecraft.boards import board_packages, decode_hwcaps
-
-        device = board(options)
         self._timeout = options.request_timeout
         self._work = tempfile.TemporaryDirectory(prefix="edgecraft-ort-board-")
-        self._log = open(Path(self._work.name) / "server.log", "w+b")  # noqa: SIM115 - lives with the session
-        self._proc = subprocess.Popen(device.python(wire.__file__, str(board_packages(device, PACKAGE_GROUP))),
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
         self._lock = threading.Lock()
         try:
+            identity = self._open(options)
             executed = Path(self._work.name) / "executed.onnx"
             facts = self._call({"op": "load", "path": str(artifact), "threads": threads,
                                 "optimization": options.runtime_optimization, "optimized_path": str(executed)},
@@ -92,8 +91,8 @@ class BoardSession(Session):
             self._names: list[str] = facts["inputs"]
             ops = _op_counts(executed)
             self._facts = {
-                **device.identity(), "runtime": f"onnxruntime {facts['onnxruntime']} (aarch64 wheel)",
-                "cpu_features": decode_hwcaps(*facts["hwcaps"]), "threads": threads,
+                **identity, "runtime": f"onnxruntime {facts['onnxruntime']} (aarch64)",
+                "cpu_features": _features(facts["hwcaps"]), "threads": threads,
                 "optimization": f"{options.runtime_optimization} (on the board)",
                 "executed_ops": ops, "integer_ops": sorted(op for op in ops if op in INTEGER_OPS),
                 "timer": "perf_counter around session.run on the board",
@@ -101,6 +100,16 @@ class BoardSession(Session):
         except BaseException:
             self.close()
             raise
+
+    def _open(self, options: OrtAarch64Options) -> dict[str, Any]:
+        """Start the board server in the emulated board; return what the report says about the board."""
+        from edgecraft.boards import board_packages
+
+        device = board(options)
+        self._log = open(Path(self._work.name) / "server.log", "w+b")  # noqa: SIM115 - lives with the session
+        self._proc = subprocess.Popen(device.python(wire.__file__, str(board_packages(device, PACKAGE_GROUP))),
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
+        return dict(device.identity())
 
     @property
     def input_names(self) -> list[str]:
@@ -171,6 +180,43 @@ class BoardSession(Session):
         work = getattr(self, "_work", None)
         if work is not None:
             work.cleanup()
+
+
+class LocalBoardSession(BoardSession):
+    """``device: local``: this process runs on the ARM board (a Ray node started there, see docs/arm-boards.md),
+    so the board server's code runs in-process with the board's own onnxruntime: same load, same facts, same
+    timer as on the emulated board, and real hardware (not emulated)."""
+
+    def _open(self, options: OrtAarch64Options) -> dict[str, Any]:
+        import platform
+
+        if platform.machine().lower() not in ("aarch64", "arm64"):
+            raise RuntimeFailure(f"{TARGET} with device: local runs on an ARM board, but this node is "
+                                 f"{platform.machine()} ({platform.node()})",
+                                 hint="place the target on the board's Ray node: placement: {resources: "
+                                      "{\"board:NAME\": 1}} (docs/arm-boards.md), or use device: emulated")
+        self._server = wire.Server()
+        return {"device": platform.node(), "emulated": False, "machine": platform.machine(),
+                "note": "measured on the board's own CPU"}
+
+    def _call(self, header: dict[str, Any], arrays: list[np.ndarray], what: str) -> tuple[dict[str, Any],
+                                                                                          list[np.ndarray]]:
+        with self._lock:
+            try:
+                return self._server.handle(header, arrays)
+            except Exception as exc:
+                raise RuntimeFailure(f"{TARGET}: ONNX Runtime on the board failed {what}: "
+                                     f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        self._server = None
+        super().close()
+
+
+def _features(hwcaps: list[int]) -> dict[str, bool]:
+    from edgecraft.boards import decode_hwcaps
+
+    return decode_hwcaps(*hwcaps)
 
 
 def _op_counts(path: Path) -> dict[str, int]:

@@ -107,9 +107,14 @@ class OnnxRuntimeBackend(Backend):
 
         return {PACKAGE_GROUP: list(BOARD_REQUIREMENTS)} if device == DEVICE_NAME else {}
 
+    def is_emulated(self, target: str, options: TargetOptions) -> bool:
+        """ort-aarch64 on the QEMU board; not with device: local (the process is on a real board)."""
+        return target == AARCH64 and getattr(options, "device", "emulated") == "emulated"
+
     def measures_memory_locally(self, target: str, options: TargetOptions) -> bool:
-        """ort-aarch64 runs in the board's process (under QEMU): this host's memory is not the model's."""
-        return target != AARCH64
+        """ort-aarch64 on the emulated board runs in the board's process (under QEMU): this host's memory is not
+        the model's. With device: local the model is in this process, on the board."""
+        return not self.is_emulated(target, options)
 
     def runtime_versions(self) -> dict[str, str]:
         from importlib.metadata import version
@@ -121,7 +126,9 @@ class OnnxRuntimeBackend(Backend):
             from edgecraft.backends.onnxruntime.aarch64 import board
 
             assert isinstance(options, OrtAarch64Options)
-            board(options)  # InputError naming `edgecraft device setup arm64-emulated`
+            if options.device == "emulated":
+                board(options)  # InputError naming `edgecraft device setup arm64-emulated`
+            # device: local is checked where it runs (the board's node): this compiling host may be x86.
         try:
             import onnxruntime  # noqa: F401
         except ImportError as exc:
@@ -160,10 +167,11 @@ class OnnxRuntimeBackend(Backend):
         if not path.is_file():
             raise InputError(f"artifact {artifact_dir} has no {ARTIFACT_FILE}")
         if target == AARCH64:
-            from edgecraft.backends.onnxruntime.aarch64 import BoardSession
+            from edgecraft.backends.onnxruntime.aarch64 import BoardSession, LocalBoardSession
 
             assert isinstance(options, OrtAarch64Options)
-            return BoardSession(path, options, options.intra_op_threads or threads)
+            kind = LocalBoardSession if options.device == "local" else BoardSession
+            return kind(path, options, options.intra_op_threads or threads)
         assert isinstance(options, OrtCpuOptions)
         so = ort.SessionOptions()
         so.graph_optimization_level = _level(options.runtime_optimization)

@@ -81,7 +81,9 @@ def _hwcaps() -> list[int]:
     return [int(getauxval(16)), int(getauxval(26))]
 
 
-class _Server:
+class Server:
+    """One ONNX Runtime session and the requests on it (also used in-process on a real board)."""
+
     def __init__(self) -> None:
         self.session: Any = None
 
@@ -132,7 +134,7 @@ def main() -> int:
         sys.path.insert(0, sys.argv[1])
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # anything a library prints must not corrupt the frames
-    server = _Server()
+    server = Server()
     while True:
         message = receive(stdin)
         if message is None or message[0].get("op") == "exit":

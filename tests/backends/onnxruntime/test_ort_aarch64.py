@@ -197,3 +197,57 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     assert figures["arm_vs_x86_int8_max_abs_diff"] >= 0
     assert figures["board"]["cpu_features"]["asimddp"] is True
     assert "int8" in figures["host_cpu"]  # the host CPU's int8 features are recorded
+
+
+def _tiny_onnx(folder: Path) -> Path:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 10)).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(model, (torch.zeros(1, 1, 8, 8),), str(folder / "model.onnx"), input_names=["input"],
+                      output_names=["logits"], dynamo=False, opset_version=17,
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    return folder
+
+
+def test_local_device_refused_off_arm(tmp_path: Path) -> None:
+    """device: local is a real board's node: on this x86 host the session refuses, naming the fix."""
+    import platform
+
+    from edgecraft.backends.onnxruntime.aarch64 import OrtAarch64Options
+    from edgecraft.backends.onnxruntime.backend import OnnxRuntimeBackend
+    from edgecraft.errors import RuntimeFailure
+
+    if platform.machine().lower() in ("aarch64", "arm64"):
+        pytest.skip("this host is an ARM board")
+    options = OrtAarch64Options(device="local")
+    backend = OnnxRuntimeBackend()
+    assert not backend.is_emulated("ort-aarch64", options)
+    backend.check_available("ort-aarch64", options)  # compiling on x86 for a board is fine
+    with pytest.raises(RuntimeFailure, match="runs on an ARM board") as info:
+        backend.load(_tiny_onnx(tmp_path / "a"), "ort-aarch64", options, 1)
+    assert "placement" in str(info.value.hint)
+
+
+def test_local_device_runs_the_board_server_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a board the server's code runs in-process: same results as ORT here, facts reported, not emulated."""
+    import platform
+
+    import onnxruntime as ort
+    from edgecraft.backends.onnxruntime.aarch64 import OrtAarch64Options
+    from edgecraft.backends.onnxruntime.backend import OnnxRuntimeBackend
+
+    folder = _tiny_onnx(tmp_path / "a")
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")  # stand in for the board's node
+    session = OnnxRuntimeBackend().load(folder, "ort-aarch64", OrtAarch64Options(device="local"), 1)
+    try:
+        x = np.random.default_rng(0).standard_normal((3, 1, 8, 8)).astype(np.float32)
+        expected = ort.InferenceSession(str(folder / "model.onnx")).run(None, {"input": x})[0]
+        np.testing.assert_allclose(session.run({"input": x})[0], expected, rtol=1e-5, atol=1e-5)
+        assert len(session.timed_runs({"input": x[:1]}, 3)) == 3
+        facts = session.describe()
+        assert facts["emulated"] is False and facts["integer_ops"] == [] and "Gemm" in json.dumps(facts)
+    finally:
+        session.close()
