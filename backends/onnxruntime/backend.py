@@ -20,6 +20,7 @@ import numpy as np
 from edgecraft.backend import Backend, Session, TargetInfo, TargetOptions
 from edgecraft.backends.onnxruntime.aarch64 import (
     BOARD_REQUIREMENTS,
+    ORT_BOARD_VERSION,
     PACKAGE_GROUP,
     OrtAarch64Options,
 )
@@ -119,7 +120,8 @@ class OnnxRuntimeBackend(Backend):
     def runtime_versions(self) -> dict[str, str]:
         from importlib.metadata import version
 
-        return {"onnxruntime": version("onnxruntime")}
+        # The board's pinned wheel too: a new pin must rebuild (and re-measure) ort-aarch64 artifacts.
+        return {"onnxruntime": version("onnxruntime"), "onnxruntime-aarch64-board": ORT_BOARD_VERSION}
 
     def check_available(self, target: str, options: TargetOptions) -> None:
         if target == AARCH64:

@@ -188,6 +188,15 @@ def test_fp32_and_int8_digits_run_on_the_board(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.aarch64
+def test_conformance_kit_on_the_board() -> None:
+    """The SDK's conformance kit builds and runs its models on ort-aarch64 and compares with ONNX Runtime here."""
+    from edgecraft.cli import main
+
+    assert main(["plugin", "check", "onnxruntime", "--target", "ort-aarch64"]) == EXIT_OK
+
+
+@pytest.mark.slow
+@pytest.mark.aarch64
 def test_benchmark_smoke(tmp_path: Path) -> None:
     out = tmp_path / "ort_arm.json"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "ort_arm.py"), "--smoke", "--json", str(out)],
