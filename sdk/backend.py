@@ -138,6 +138,13 @@ class Backend(ABC):
         """
         return next(info.emulated for info in self.targets() if info.name == target)
 
+    def board_packages(self, device: str) -> dict[str, list[str]]:
+        """Packages this backend needs installed on the device named ``device`` (e.g. ``arm64-emulated``): group
+        name -> pip requirements of wheels for the device's platform, all dependencies listed (installed
+        without resolving). ``edgecraft device setup`` installs them (:func:`edgecraft.boards.install_board_packages`)
+        so a backend's runtime reaches a board that another backend prepared."""
+        return {}
+
     def measures_memory_locally(self, target: str, options: TargetOptions) -> bool:
         """Whether a model loaded by :meth:`load` runs in this host's process, so that process's peak memory is
         the model's. A backend whose sessions run on a remote device (over RPC, in an emulator) returns False:

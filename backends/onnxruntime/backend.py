@@ -5,6 +5,8 @@ Conv+BN/activation fusion, QDQ fusions), saved once at build time so the shipped
 measured. The *all* level adds layout transforms specific to this machine's CPU (NCHWc blocking),
 which would make the file non-portable; those are applied at session creation instead, where they
 always match the CPU the model runs on.
+
+``ort-aarch64`` (:mod:`.aarch64`) runs the same kind of artifact, saved at a portable level, on an ARM board.
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ from typing import Any, Literal
 
 import numpy as np
 from edgecraft.backend import Backend, Session, TargetInfo, TargetOptions
+from edgecraft.backends.onnxruntime.aarch64 import (
+    BOARD_REQUIREMENTS,
+    ORT_BOARD_VERSION,
+    PACKAGE_GROUP,
+    OrtAarch64Options,
+)
+from edgecraft.backends.onnxruntime.aarch64 import TARGET as AARCH64
 from edgecraft.errors import InputError
 from pydantic import Field
 
@@ -89,21 +98,51 @@ class OrtSession(Session):
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    summary = "ONNX Runtime, CPU execution provider"
+    summary = "ONNX Runtime, CPU execution provider: this host, and aarch64 boards (the emulated one)"
 
     def targets(self) -> list[TargetInfo]:
         return [TargetInfo(
             name="ort-cpu", summary="ONNX Runtime on this machine's CPU", options_model=OrtCpuOptions,
             # QDQ int8 graphs and dynamic (MatMulInteger) quantization both have CPU kernels here.
             capabilities=frozenset({"onnx.graph", "onnx.int8.qdq", "onnx.int8.dynamic", "onnx.int8.qoperator"}),
-            native_format="onnx")]
+            native_format="onnx"),
+            TargetInfo(
+                name=AARCH64, options_model=OrtAarch64Options, emulated=True, native_format="onnx",
+                summary="ONNX Runtime's aarch64 build on the emulated arm64 board (QEMU; latency labelled "
+                "emulated): ARM int8 kernels, signed int8 activations; dynamic int8 convs refused (no ARM kernel)",
+                # isa.aarch64: the int8 recipe picks S8S8 and refuses ConvInteger (.quantize).
+                capabilities=frozenset({"onnx.graph", "onnx.int8.qdq", "onnx.int8.dynamic", "onnx.int8.qoperator",
+                                        "isa.aarch64"}))]
+
+    def board_packages(self, device: str) -> dict[str, list[str]]:
+        """onnxruntime's aarch64 wheel (pinned: see :mod:`.aarch64`) on the emulated board."""
+        from edgecraft.boards import DEVICE_NAME
+
+        return {PACKAGE_GROUP: list(BOARD_REQUIREMENTS)} if device == DEVICE_NAME else {}
+
+    def is_emulated(self, target: str, options: TargetOptions) -> bool:
+        """ort-aarch64 on the QEMU board; not with device: local (the process is on a real board)."""
+        return target == AARCH64 and getattr(options, "device", "emulated") == "emulated"
+
+    def measures_memory_locally(self, target: str, options: TargetOptions) -> bool:
+        """ort-aarch64 on the emulated board runs in the board's process (under QEMU): this host's memory is not
+        the model's. With device: local the model is in this process, on the board."""
+        return not self.is_emulated(target, options)
 
     def runtime_versions(self) -> dict[str, str]:
         from importlib.metadata import version
 
-        return {"onnxruntime": version("onnxruntime")}
+        # The board's pinned wheel too: a new pin must rebuild (and re-measure) ort-aarch64 artifacts.
+        return {"onnxruntime": version("onnxruntime"), "onnxruntime-aarch64-board": ORT_BOARD_VERSION}
 
     def check_available(self, target: str, options: TargetOptions) -> None:
+        if target == AARCH64:
+            from edgecraft.backends.onnxruntime.aarch64 import board
+
+            assert isinstance(options, OrtAarch64Options)
+            if options.device == "emulated":
+                board(options)  # InputError naming `edgecraft device setup arm64-emulated`
+            # device: local is checked where it runs (the board's node): this compiling host may be x86.
         try:
             import onnxruntime  # noqa: F401
         except ImportError as exc:
@@ -117,7 +156,7 @@ class OnnxRuntimeBackend(Backend):
     def save(self, native: Any, target: str, options: TargetOptions, out_dir: Path) -> list[Path]:
         import onnxruntime as ort
 
-        assert isinstance(options, OrtCpuOptions)
+        assert isinstance(options, OrtCpuOptions | OrtAarch64Options)
         out = out_dir / ARTIFACT_FILE
         if options.saved_optimization == "disable":
             shutil.copyfile(native, out)
@@ -138,10 +177,16 @@ class OnnxRuntimeBackend(Backend):
     def load(self, artifact_dir: Path, target: str, options: TargetOptions, threads: int) -> Session:
         import onnxruntime as ort
 
-        assert isinstance(options, OrtCpuOptions)
         path = artifact_dir / ARTIFACT_FILE
         if not path.is_file():
             raise InputError(f"artifact {artifact_dir} has no {ARTIFACT_FILE}")
+        if target == AARCH64:
+            from edgecraft.backends.onnxruntime.aarch64 import BoardSession, LocalBoardSession
+
+            assert isinstance(options, OrtAarch64Options)
+            kind = LocalBoardSession if options.device == "local" else BoardSession
+            return kind(path, options, options.intra_op_threads or threads)
+        assert isinstance(options, OrtCpuOptions)
         so = ort.SessionOptions()
         so.graph_optimization_level = _level(options.runtime_optimization)
         n = options.intra_op_threads or threads

@@ -75,12 +75,19 @@ class OrtInt8(Int8Implementation):
         if not transformer and r.smooth_alpha not in (None, 0.0):
             raise ctx.error("params.smooth_alpha applies to the transformer recipe only "
                             f"(recipe here: {r.recipe!r})", hint="set recipe: transformer, or drop smooth_alpha")
+        arm = ctx.target.has("isa.aarch64") or platform.machine().lower() in ("aarch64", "arm64")
+        if arm and r.mode == "dynamic" and not transformer:
+            raise ctx.error(f"params.mode 'dynamic' on target {ctx.target.target!r} would quantize convolutions "
+                            "as ConvInteger, which ONNX Runtime has no ARM kernel for (the board's session fails "
+                            "with NOT_IMPLEMENTED at load, while the same file runs on x86)",
+                            hint="use mode 'static' (QDQ: QLinearConv runs on ARM), or recipe 'transformer' "
+                            "(dynamic int8 on MatMuls only: MatMulInteger has an ARM kernel)")
         needs: list[str] = []
         if r.mode in ("static", "auto"):
             needs.append(ctx.require_dataset(r.calibration_dataset, "static quantization calibration",
                                              param="calibration_dataset"))
         if r.mode != "dynamic":
-            if r.activation_type == "auto" and platform.machine().lower() in ("aarch64", "arm64"):
+            if r.activation_type == "auto" and arm:
                 r = dataclasses.replace(r, activation_type="int8")
                 notes.append("int8 activations x int8 weights: ARM int8 dot-product kernels favour symmetric "
                              "S8S8 (onnxruntime.quantization's guidance for ARM CPUs)")
@@ -110,6 +117,10 @@ class OrtInt8(Int8Implementation):
                          "stay float; integer inputs are never quantized")
         if r.weight_type == "auto":
             r = dataclasses.replace(r, weight_type="int8")
+        if r.reduce_range is None and arm:
+            r = dataclasses.replace(r, reduce_range=False)
+            notes.append("reduce_range off: ARM int8 kernels (SDOT/SMMLA, or NEON widening multiplies) accumulate "
+                         "in int32 without the u8*s8 pair saturation of x86's vpmaddubsw")
         if r.reduce_range is None:
             vnni = cpu_has_vnni()
             r = dataclasses.replace(r, reduce_range=not vnni)

@@ -59,7 +59,21 @@ def device_setup(
     session = CliSession.of(ctx)
     device = _device(session, name, hint="devices come with backend extras, e.g. pip install 'edgecraft[tvm]'")
     path = device.setup(cache_dir, force=force)
+    _install_backend_packages(session, name, cache_dir, force)
     session.out.print(f"[green]ready[/green] {name}: {path}")
+
+
+def _install_backend_packages(session: CliSession, name: str, cache_dir: Path | None, force: bool) -> None:
+    """Every registered backend's packages for this board (``Backend.board_packages``), e.g. ONNX Runtime's
+    aarch64 wheel: the board is shared, each runtime brings its own group."""
+    from edgecraft.boards import DEVICE_NAME, EmulatedDevice, install_board_packages
+
+    if name != DEVICE_NAME:
+        return
+    registry = session.registry()
+    for backend_name in sorted(registry.backends):
+        for group, requirements in registry.backend(backend_name).board_packages(name).items():
+            install_board_packages(EmulatedDevice.at(cache_dir), group, requirements, force=force, progress=print)
 
 
 @device_app.command("serve")
