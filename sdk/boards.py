@@ -279,7 +279,7 @@ _FEATURE_PROBE = ("import ctypes, json; g = ctypes.CDLL(None).getauxval; g.resty
 def board_cpu_features(device: EmulatedDevice) -> dict[str, bool]:
     """The CPU features the board's kernels see, read on the board from the ELF auxiliary vector.
 
-    Why not ``/proc/cpuinfo``: under QEMU user-mode it is the *host's* file (an x86 CPU's flags); the
+    Why not the kernel's cpuinfo file: under QEMU user-mode it is the *host's* file (an x86 CPU's flags); the
     auxiliary vector (``getauxval(AT_HWCAP)``) is what QEMU sets for the emulated CPU, and what ONNX Runtime's
     and XNNPACK's own feature detection read. asimddp = int8 dot product (SDOT/UDOT), i8mm = int8 matrix
     multiply (SMMLA), fphp/asimdhp = fp16 arithmetic.

@@ -111,7 +111,7 @@ def test_allowlist_loads_only_listed_plugins(fake_dist, monkeypatch: pytest.Monk
     """)
     monkeypatch.setenv("EDGECRAFT_PLUGINS", "onnxruntime")
     registry = build_registry()
-    assert set(registry.targets) == {"ort-cpu"}
+    assert set(registry.targets) == {"ort-cpu", "ort-aarch64"}  # the onnxruntime plugin's two targets
     assert not registry.strategies
 
 
@@ -119,7 +119,7 @@ def test_allowlist_keeps_the_core_plugins() -> None:
     """Restricting plugins narrows the optional ones: the built-in sources, datasets and metrics every plan
     needs stay, attributed to their entry points of the edgecraft distribution."""
     registry = build_registry(plugins=["onnxruntime", "quantization"])
-    assert set(registry.strategies) == {"quantization"} and set(registry.targets) == {"ort-cpu"}
+    assert set(registry.strategies) == {"quantization"} and set(registry.targets) == {"ort-cpu", "ort-aarch64"}
     assert {"onnx", "torch", "huggingface"} <= set(registry.model_sources)
     assert {"digits", "npz", "factory", "text", "image-folder"} <= set(registry.dataset_kinds)
     assert {"top1", "top5", "agreement", "cosine"} <= set(registry.metrics)

@@ -133,7 +133,7 @@ BROKEN_BACKENDS = """
     class Float64(OnnxRuntimeBackend):
         name = "kit-float64"
         def targets(self):
-            return [replace(t, name="kit-f64") for t in super().targets()]
+            return [replace(t, name="kit-f64") for t in super().targets() if t.name == "ort-cpu"]
         def load(self, artifact_dir, target, options, threads):
             session = super().load(artifact_dir, "ort-cpu", options, threads)
             original = session.run
@@ -143,14 +143,14 @@ BROKEN_BACKENDS = """
     class Order(OnnxRuntimeBackend):
         name = "kit-order"
         def targets(self):
-            return [replace(t, name="kit-ord") for t in super().targets()]
+            return [replace(t, name="kit-ord") for t in super().targets() if t.name == "ort-cpu"]
         def load(self, artifact_dir, target, options, threads):
             return Reversed(super().load(artifact_dir, "ort-cpu", options, threads))
 
     class Unloadable(OnnxRuntimeBackend):
         name = "kit-unloadable"
         def targets(self):
-            return [replace(t, name="kit-unloadable") for t in super().targets()]
+            return [replace(t, name="kit-unloadable") for t in super().targets() if t.name == "ort-cpu"]
         def load(self, artifact_dir, target, options, threads):
             raise RuntimeError("this backend is broken")
 
@@ -159,7 +159,7 @@ BROKEN_BACKENDS = """
         # graph is never fused into integer kernels: it dequantizes and runs Conv/Gemm in float
         name = "kit-dequantizes"
         def targets(self):
-            return [replace(t, name="kit-dequant") for t in super().targets()]
+            return [replace(t, name="kit-dequant") for t in super().targets() if t.name == "ort-cpu"]
         def save(self, native, target, options, out_dir):
             off = options.model_copy(update={"saved_optimization": "disable", "runtime_optimization": "disable"})
             return super().save(native, "ort-cpu", off, out_dir)
