@@ -70,6 +70,6 @@ def _class_file(cls: type) -> Path | None:
         return Path(path).resolve()
     try:
         found = inspect.getsourcefile(cls)
-    except (TypeError, OSError):
+    except (TypeError, OSError, KeyError):  # KeyError: its module is no longer in sys.modules
         return None
     return Path(found).resolve() if found and Path(found).is_file() else None

@@ -52,7 +52,7 @@ def test_builtin_implementations_come_from_their_backends() -> None:
         assert provided.obj.__module__ == f"edgecraft.backends.{backend}.quantize"
     tvm = registry.implementations_for("quantization.int8", "tvm")
     assert tvm.found is None and "TVM 0.27" in (tvm.refusal or "")
-    assert tvm.elsewhere == {"onnxruntime": ("ort-cpu",), "openvino": ("openvino-cpu",),
+    assert tvm.elsewhere == {"onnxruntime": ("ort-aarch64", "ort-cpu"), "openvino": ("openvino-cpu",),
                              "executorch": ("executorch-xnnpack",)}
 
 
@@ -62,7 +62,7 @@ def test_target_without_int8_names_its_backend_and_who_has_it(fake_dist: Any) ->
         _compile("plain-cpu")
     text = f"{info.value} {info.value.hint}"
     assert "steps[0] (int8)" in text and "'plain-cpu'" in text and "'plainort' provides no implementation" in text
-    assert "onnxruntime (ort-cpu)" in text and "openvino (openvino-cpu)" in text
+    assert "onnxruntime (ort-aarch64, ort-cpu)" in text and "openvino (openvino-cpu)" in text
 
 
 def test_a_backend_reuses_onnx_runtime_int8_by_registering_it(fake_dist: Any) -> None:

@@ -193,6 +193,8 @@ def plan(steps: list[dict[str, Any]]) -> dict[str, Any]:
         "latency": FAST_LATENCY,
         "steps": steps,
         "targets": ["ort-cpu"],
+        # every recipe here makes the encoder smaller: a judged contract (a run with none is exit 2)
+        "contracts": [{"kind": "size", "min_ratio": 1.0}],
     }
 
 
