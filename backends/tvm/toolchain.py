@@ -6,12 +6,11 @@ compile time with the ``apt-get`` command that installs it (Debian/Ubuntu packag
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 import importlib.util
 import shutil
-import subprocess
 
+from edgecraft.boards import tool_version as tool_version  # `tool --version`'s first line: part of the cache key
 from edgecraft.errors import InputError
 
 CROSS_CXX = "aarch64-linux-gnu-g++"
@@ -57,15 +56,3 @@ def dist_version(dist: str) -> str:
         return "not installed"
 
 
-@functools.cache
-def tool_version(tool: str) -> str:
-    """First line of ``tool --version`` (part of the cache key: a new cross compiler rebuilds)."""
-    path = shutil.which(tool)
-    if path is None:
-        return "not installed"
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    lines = (out.stdout or out.stderr).splitlines()
-    return lines[0].strip() if lines else "unknown"
