@@ -46,7 +46,15 @@ from edgecraft.errors import InputError, RuntimeFailure
 
 QEMU = "qemu-aarch64-static"
 #: tool -> the Debian package that provides it
-_APT_PACKAGES = {QEMU: "qemu-user-static", "debootstrap": "debootstrap", "dpkg-deb": "dpkg"}
+#: The cross compiler that links code for the board (TVM's libraries; any native runner a backend builds).
+CROSS_CXX = "aarch64-linux-gnu-g++"
+#: tool -> the Debian package that provides it
+_APT_PACKAGES = {
+    CROSS_CXX: "g++-aarch64-linux-gnu",
+    QEMU: "qemu-user-static",
+    "debootstrap": "debootstrap",
+    "dpkg-deb": "dpkg",
+}
 DEVICE_NAME = "arm64-emulated"
 DEFAULT_SUITE = "bookworm"  # Debian 12: Python 3.11, glibc 2.36 (the aarch64 wheels need manylinux_2_28)
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
