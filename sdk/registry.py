@@ -67,6 +67,8 @@ class Registry:
     broken: dict[str, BrokenPlugin] = field(default_factory=dict)
     #: entry-point names skipped because EDGECRAFT_DISABLE_PLUGINS names them.
     disabled: list[str] = field(default_factory=list)
+    #: entry-point (plugin) name -> who provides it, for every loaded plugin (those that register no name too).
+    provenance: dict[str, Provenance] = field(default_factory=dict)
     #: The plugin selection this registry was built with (child processes load the same: Settings.child_environ).
     settings: Settings = field(default_factory=Settings)
     _backend_instances: dict[str, Backend] = field(default_factory=dict)
@@ -273,6 +275,7 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
         module = name if isinstance(extra, ModuleType) else getattr(type(extra), "__module__", None)
         provenance.setdefault(name, Provenance(name, getattr(extra, "__distribution__", "local"), "-", module))
     drop_undefined_hooks(pm, provenance, registry.broken)
+    registry.provenance = provenance
 
     _collect(registry, "edgecraft_register_strategies", "strategy", provenance,
              _accept_class("edgecraft.strategy", "Strategy", "strategy", "name", ("params_model",)))

@@ -5,6 +5,7 @@ plugin, classify what it raised).
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -13,6 +14,12 @@ from edgecraft.errors import PluginError
 from edgecraft.safe_text import clean_text
 
 Outcome = Literal["ok", "violation", "refused", "skipped", "note"]
+
+#: Every kind of plugin the kit checks: one per registration hook a third party may implement, plus a plugin's
+#: lifecycle hooks ("integration") and commands; "plugin" is an entry point that did not load.
+Kind = Literal["strategy", "backend", "model source", "dataset kind", "metric", "contract kind", "device",
+               "integration", "commands", "plugin"]
+KINDS: tuple[Kind, ...] = typing.get_args(Kind)
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class Finding:
 class ConformanceReport:
     """What :func:`check_plugin` found; ``ok`` when there is no violation."""
 
-    kind: Literal["strategy", "backend"]
+    kind: Kind
     name: str
     distribution: str
     findings: list[Finding] = field(default_factory=list)
