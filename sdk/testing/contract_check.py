@@ -1,8 +1,13 @@
 """The conformance checks of a contract kind: its class attributes and contract model, ``describe()``,
-``check_plan()``, and ``judge()`` in a real run (the kit's CNN, uncompressed, on ``ort-cpu``): exactly one
-verdict for the contract, a valid Verdict whose ``passed`` agrees with its ``status``, finite ``measured``
-and ``bound``, and the same verdict when the run is judged again (measures other than latency and memory,
-which are noisy by nature).
+``metric()``, and ``judge()`` on what a real run measured (the kit's CNN, uncompressed, on ``ort-cpu``:
+metrics, sizes and MACs of both sides): a valid Verdict named as ``describe()`` says, whose ``passed`` agrees
+with its ``status``, finite ``measured`` and ``bound``, the same verdict when judged again, and the
+measurements left untouched (every contract of the target reads the same ones).
+
+Latency and memory kinds are judged on interleaved rounds and repeated child processes, which only a run
+produces: for those the kit checks everything but ``judge()``. Whether a plan can name the kind is reported as a
+note: ``edgecraft.plan.spec``'s contract union (and ``Verdict.kind``) list the built-in kinds only, so a third
+party's kind is judged here but cannot appear in a plan yet.
 
 :func:`kit_run` (shared with the integration check) runs the kit's plan without calling any lifecycle hook.
 """
@@ -15,7 +20,6 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from edgecraft.errors import EdgecraftError, InputError
 from edgecraft.testing.findings import ConformanceReport, attempt
 from edgecraft.testing.source_check import params_for
 
@@ -76,40 +80,82 @@ class ContractKindCheck:
             r.add("violation", "metric()", f"returned {metric!r}, which no installed plugin registers; expected "
                   f"None or a metric name ({', '.join(sorted(self.registry.metrics))})")
             return r
-        first = self._judged(contract, text, metric, "first run")
-        if first is None or self.cls.measures in ("latency", "memory"):
+        if self.cls.measures in ("latency", "memory"):
+            r.add("skipped", "judge()", f"measures {self.cls.measures}, which only a run's interleaved rounds or "
+                  "child processes give; judge it in a plan")
             return r
-        second = self._judged(contract, text, metric, "second run")
-        if second is not None:
-            if (first.status, first.measured, first.bound) != (second.status, second.measured, second.bound):
-                r.add("violation", "judge()", f"judged the same measurements {first.status} ({first.measured}) then "
-                      f"{second.status} ({second.measured}); expected the same verdict")
-            else:
-                r.add("ok", "judge()", "the same verdict when judged again")
+        measured = self._measured(metric)
+        if measured is None:
+            return r
+        self._note_plan(contract)
+        before = copy.deepcopy((measured.metrics, measured.size_bytes, measured.compute))
+        first = self._judge(kind, contract, text, measured, "first call")
+        if first is None:
+            return r
+        second = self._judge(kind, contract, text, measured, "second call")
+        if second is not None and (first.status, first.measured, first.bound) != (second.status, second.measured,
+                                                                                    second.bound):
+            r.add("violation", "judge()", f"judged the same measurements {first.status} ({first.measured}) then "
+                  f"{second.status} ({second.measured}); expected the same verdict")
+            return r
+        if (measured.metrics, measured.size_bytes, measured.compute) != before:
+            r.add("violation", "judge()", "edited the measurements it judged; expected them untouched (every "
+                  "contract of the target reads the same ones)")
+            return r
+        r.add("ok", "judge()", f"{first.status}: {first.detail}; the same when judged again, measurements untouched")
         return r
 
-    def _judged(self, contract: Any, name: str, metric: str | None, where: str) -> Any:
+    def _measured(self, metric: str | None) -> Any:
+        """What the kit's run measured on ort-cpu, as judges read it (metrics, sizes, MACs of both sides)."""
+        from edgecraft.plan.loading import validate_plan
+        from edgecraft.testing.harness import kit_plan
+        from edgecraft.testing.models import CNN
+        from edgecraft.verify.gate import BASELINE, COMPRESSED
+        from edgecraft.verify.judging import Measured
+
+        metrics = [metric] if metric else ["top1"]
+        ok, report = attempt(self.report, "judge()", "the kit's run (the CNN on ort-cpu)",
+                             lambda: kit_run(self.registry, [dict(SIZE_CONTRACT)], self.work / "run", metrics=metrics))
+        if not ok:
+            return None
+        target = report.targets[0]
+        raw = kit_plan("none", {}, CNN, self.work / "run", ["ort-cpu"], {})
+        raw.update(steps=[], contracts=[dict(SIZE_CONTRACT)])
+        raw["evaluation"]["metrics"] = metrics
+        plan = validate_plan(raw, self.registry)
+        sides = {BASELINE: target.baseline, COMPRESSED: target.compressed}
+        return Measured(plan, target.target, target.emulated, self.registry.metric,
+                        metrics={side: dict(m.metrics) for side, m in sides.items()},
+                        size_bytes={side: m.size_bytes for side, m in sides.items()},
+                        compute={side: m.compute for side, m in sides.items()})
+
+    def _note_plan(self, contract: Any) -> None:
+        from edgecraft.errors import InputError
+        from edgecraft.plan.loading import validate_plan
+        from edgecraft.testing.harness import kit_plan
+        from edgecraft.testing.models import CNN
+
+        raw = kit_plan("none", {}, CNN, self.work / "run", ["ort-cpu"], {})
+        raw.update(steps=[], contracts=[contract.model_dump(mode="json", exclude_none=True)])
+        try:
+            validate_plan(raw, self.registry)
+        except InputError as exc:
+            self.report.add("note", "plan", f"a plan cannot name this kind yet: {exc.message}")
+
+    def _judge(self, kind: Any, contract: Any, name: str, measured: Any, where: str) -> Any:
         from edgecraft.verify.contracts import Verdict
 
         r = self.report
-        raw = contract.model_dump(mode="json", exclude_none=True)
-        ladder = ((InputError, "refused", lambda exc: f"the kit's plan cannot measure it: {exc.message}"),
-                  (EdgecraftError, "violation", lambda exc: exc.message),
-                  (Exception, "violation", lambda exc: f"raised {type(exc).__name__}: {exc}"))
-        ok, report = attempt(r, "judge()", f"{where} (the kit's CNN on ort-cpu)",
-                             lambda: kit_run(self.registry, [raw], self.work / where.replace(" ", "-"),
-                                             metrics=[metric] if metric else None), ladder)
+        ok, verdict = attempt(r, "judge()", where, lambda: kind.judge(contract, measured))
         if not ok:
             return None
-        verdicts = [v for t in report.targets for v in t.contracts if v.origin == "contract"]
-        mine = [v for v in verdicts if v.name == name]
-        if len(mine) != 1:
-            r.add("violation", "judge()", f"{where}: {len(mine)} verdict(s) named {name!r} (the name describe() "
-                  f"gives) among {[v.name for v in verdicts]}; expected exactly one per contract and target")
-            return None
-        verdict = mine[0]
         if not isinstance(verdict, Verdict):
-            r.add("violation", "judge()", f"{where}: returned {type(verdict).__name__}; expected a Verdict")
+            r.add("violation", "judge()", f"{where}: returned {type(verdict).__name__}; expected an "
+                  "edgecraft.verify.contracts.Verdict")
+            return None
+        if verdict.name != name:
+            r.add("violation", "judge()", f"{where}: the verdict is named {verdict.name!r}; describe() says {name!r} "
+                  "(reports and reference bounds match verdicts by name)")
             return None
         if verdict.passed != (verdict.status == "pass"):
             r.add("violation", "judge()", f"{where}: passed={verdict.passed} but status={verdict.status!r}; expected "
@@ -120,5 +166,4 @@ class ContractKindCheck:
             r.add("violation", "judge()", f"{where}: {', '.join(bad)} not finite ({verdict.measured}, "
                   f"{verdict.bound}); expected numbers the report can hold")
             return None
-        r.add("ok", "judge()", f"{where}: {verdict.status}: {verdict.detail}")
         return verdict

@@ -41,7 +41,7 @@ def params_for(report: ConformanceReport, cls: Any, base: type, kind: str, param
             report.add("violation", "params_model", f"refuses kind={kind!r}, the kind it registers under; "
                        f"expected kind: Literal[{kind!r}]")
             return None
-        missing = [".".join(map(str, e["loc"])) for e in errors]
+        missing = [".".join(map(str, e["loc"])) or e["msg"] for e in errors]
         report.add("skipped", "params_model", f"params {params} do not validate (fields {missing}); pass "
                    "valid params with --params JSON (check_plugin(params=...)) to check the rest")
         return None
