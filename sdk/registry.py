@@ -23,11 +23,12 @@ from edgecraft.plugin_loading import CORE_PLUGINS as CORE_PLUGINS  # documented 
 from edgecraft.plugin_loading import (
     BrokenPlugin,
     Provenance,
+    choose_hint,
     drop_undefined_hooks,
     import_entry_points,
     provenance_of,
 )
-from edgecraft.settings import DISABLE_ENV, PLUGINS_ENV, Settings
+from edgecraft.settings import DISABLE_ENV, Settings
 
 if TYPE_CHECKING:  # the registry module stays light: `edgecraft --help` imports it to find plugins' commands
     from edgecraft.backend import Backend, TargetInfo
@@ -82,7 +83,8 @@ class Registry:
         names = "; ".join(f"{b.plugin!r} ({b.distribution} {b.version}) {b.reason}" for b in self.broken.values())
         raise PluginError(f"{what} {name!r} is not provided by any loaded plugin, and "
                           f"{len(self.broken)} plugin(s) did not load and may provide it: {names}",
-                          hint=f"fix or uninstall the broken plugin, or skip it with {DISABLE_ENV}=NAME")
+                          hint=f"fix or uninstall the broken plugin, or skip it with {DISABLE_ENV}=DIST:NAME "
+                               "(that distribution's entry point NAME only)")
 
     def strategy(self, name: str, *, where: str = "strategy") -> Strategy:
         if name not in self.strategies:
@@ -208,7 +210,7 @@ def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str
             if item.name in table:
                 other = table[item.name].provenance
                 raise PluginError(f"{kind} name {item.name!r} is registered twice: by {other} and by {item.provenance}",
-                                  hint=f"uninstall one of them, or load a subset with {PLUGINS_ENV}")
+                                  hint=choose_hint(other, item.provenance))
             table[item.name] = item
 
 
@@ -305,8 +307,7 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
             if info.name in registry.targets:
                 other = registry.targets[info.name].provenance
                 raise PluginError(f"target name {info.name!r} is registered twice: by {other} and by "
-                                  f"{provided.provenance}",
-                                  hint=f"uninstall one of them, or load a subset with {PLUGINS_ENV}")
+                                  f"{provided.provenance}", hint=choose_hint(other, provided.provenance))
             registry.targets[info.name] = Provided(info.name, "target", (backend_name, info),
                                                    provided.provenance, info.summary)
     _drop_broken(registry)

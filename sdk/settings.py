@@ -19,7 +19,9 @@ from pathlib import Path
 
 #: Comma-separated entry-point names to load; unset or empty loads every installed plugin.
 PLUGINS_ENV = "EDGECRAFT_PLUGINS"
-#: Comma-separated entry-point names never to load (a broken plugin you cannot uninstall right now).
+#: Comma-separated entry points never to load (a broken plugin you cannot uninstall right now): ``NAME`` (every
+#: distribution's entry point NAME), ``DIST:NAME`` (that distribution's only: the way to choose between two
+#: distributions registering one name) or ``DIST:*`` (every entry point of that distribution).
 DISABLE_ENV = "EDGECRAFT_DISABLE_PLUGINS"
 #: ``1``/``true``/``yes``/``on``: a plugin that fails to load is an error for every command (``--strict-plugins``).
 STRICT_ENV = "EDGECRAFT_STRICT_PLUGINS"

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from edgecraft.errors import InputError
+from edgecraft.plugin_loading import norm_dist
 from edgecraft.testing.backend_check import BackendCheck
 from edgecraft.testing.findings import ConformanceError, ConformanceReport, Kind
 from edgecraft.testing.strategy_check import StrategyCheck
@@ -201,10 +202,6 @@ def check_distribution(distribution: str, *, registry: Any = None, plugins: Iter
                 continue
         reports.append(check_plugin(name, kind=kind, registry=registry, **options))
     return reports
-
-
-def norm_dist(name: str) -> str:
-    return name.lower().replace("_", "-")
 
 
 def assert_conforms(name: str, **kwargs: Any) -> ConformanceReport:
