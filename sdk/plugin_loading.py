@@ -76,15 +76,16 @@ def qualified(distribution: str, plugin: str) -> str:
     return f"{norm_dist(distribution)}:{plugin}"
 
 
-def is_disabled(plugin: str, distribution: str, disable: frozenset[str]) -> bool:
-    """Whether ``disable`` names this entry point: ``PLUGIN`` (every distribution's entry point of that name),
-    ``DIST:PLUGIN`` (that distribution's only) or ``DIST:*`` (every entry point of that distribution).
+def named_in(plugin: str, distribution: str, names: frozenset[str]) -> bool:
+    """Whether ``names`` (a plugin selection: EDGECRAFT_DISABLE_PLUGINS, EDGECRAFT_BEST_EFFORT_PLUGINS) names this
+    entry point: ``PLUGIN`` (every distribution's entry point of that name), ``DIST:PLUGIN`` (that distribution's
+    only) or ``DIST:*`` (every entry point of that distribution).
 
     Why by distribution: when a third-party package registers a name edgecraft (or another package) also
     registers, ``PLUGIN`` alone would disable both; ``DIST:PLUGIN`` keeps the other one."""
-    if plugin in disable:
+    if plugin in names:
         return True
-    named = {(norm_dist(d), p) for d, _, p in (entry.partition(":") for entry in disable if ":" in entry)}
+    named = {(norm_dist(d), p) for d, _, p in (entry.partition(":") for entry in names if ":" in entry)}
     dist = norm_dist(distribution)
     return (dist, plugin) in named or (dist, "*") in named
 
@@ -121,7 +122,7 @@ def import_entry_points(pm: pluggy.PluginManager, allow: frozenset[str] | None, 
         if allow is not None and ep.name not in allow and not _is_core(ep, dists):
             continue
         dist, version = _distribution(ep, dists)
-        if is_disabled(ep.name, dist, disable):
+        if named_in(ep.name, dist, disable):
             disabled.append(ep.name if ep.name in disable else qualified(dist, ep.name))
             continue
         if ep.name in seen:

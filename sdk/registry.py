@@ -159,16 +159,44 @@ class Registry:
     def hook(self) -> Any:
         return self.plugin_manager.hook
 
-    def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook plugin by plugin; a failing integration is a PluginError naming it
-        (exit code 3), never a bare traceback whose exit code 1 CI would read as a failed contract."""
+    def notify(self, hook_name: str, **kwargs: Any) -> list[HookFailure]:
+        """Call a lifecycle hook plugin by plugin, each with its own copy of the arguments (one integration
+        cannot change what the next sees); return the failures, never raise them.
+
+        Why not raise: the hooks run after (or while) contracts are judged; an exception here used to end the
+        run with exit 3 and no report, losing every verdict. The caller records the failures in the report's
+        ``integration_errors`` and exits 5 (``EXIT_INTEGRATION_FAILED``) when every contract passed. A
+        KeyboardInterrupt still ends the run.
+        """
+        import copy
+
+        from edgecraft.plugin_loading import named_in
+
+        failures: list[HookFailure] = []
         caller = getattr(self.plugin_manager.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):
             plugin_name = self.plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
             try:
-                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
-            except Exception as exc:
-                raise PluginError(f"plugin {plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
+                impl.function(**{arg: copy.deepcopy(kwargs[arg]) for arg in impl.argnames})
+            except (Exception, SystemExit) as exc:  # a plugin's sys.exit must not decide the run's exit code
+                prov = provenance_of(plugin_name, self.provenance)
+                lenient = named_in(plugin_name, prov.distribution, self.settings.best_effort_plugins)
+                failures.append(HookFailure(plugin_name, prov.distribution, prov.version, hook_name,
+                                            f"{type(exc).__name__}: {exc}", lenient))
+        return failures
+
+
+@dataclass(frozen=True)
+class HookFailure:
+    """A lifecycle hook that raised: who, where, what (the report's ``integration_errors`` entry)."""
+
+    plugin: str
+    distribution: str
+    version: str
+    hook: str
+    error: str
+    #: Named in EDGECRAFT_BEST_EFFORT_PLUGINS: reported, but the exit code stays the verdict's.
+    best_effort: bool = False
 
 
 def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str, Provenance],
