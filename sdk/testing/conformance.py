@@ -117,7 +117,10 @@ def _not_installed(registry: Any, name: str) -> ConformanceReport:
 def _run_check(registry: Any, kind: Kind, name: str, params: dict[str, Any], targets: Iterable[str] | None,
                options: Mapping[str, Mapping[str, Any]], tolerance: float, work: Path,
                builtin_commands: frozenset[str] | None) -> ConformanceReport:
-    from edgecraft.testing import contract_check, data_check, hooks_check, source_check
+    import edgecraft.testing.hooks_check as hooks_check
+    from edgecraft.testing.contract_check import ContractKindCheck
+    from edgecraft.testing.data_check import DatasetCheck, MetricCheck
+    from edgecraft.testing.source_check import ModelSourceCheck
 
     table = {"strategy": registry.strategies, "backend": registry.backends, "model source": registry.model_sources,
              "dataset kind": registry.dataset_kinds, "metric": registry.metrics,
@@ -131,13 +134,13 @@ def _run_check(registry: Any, kind: Kind, name: str, params: dict[str, Any], tar
         return BackendCheck(registry, name, targets, options, tolerance, work, _onnxruntime_outputs,
                             _int8_cnn_onnx).run()
     if kind == "model source":
-        return source_check.ModelSourceCheck(registry, name, params, work).run()
+        return ModelSourceCheck(registry, name, params, work, _onnxruntime_outputs).run()
     if kind == "dataset kind":
-        return data_check.DatasetCheck(registry, name, params, work).run()
+        return DatasetCheck(registry, name, params, work).run()
     if kind == "metric":
-        return data_check.MetricCheck(registry, name).run()
+        return MetricCheck(registry, name).run()
     if kind == "contract kind":
-        return contract_check.ContractKindCheck(registry, name, params, work).run()
+        return ContractKindCheck(registry, name, params, work).run()
     if kind == "device":
         return hooks_check.DeviceCheck(registry, name, work).run()
     hooks = hooks_check.LIFECYCLE_HOOKS if kind == "integration" else [hooks_check.COMMANDS_HOOK]

@@ -43,7 +43,7 @@ def kit_run(registry: Any, contracts: list[dict[str, Any]], work: Path, *, metri
     plan["contracts"] = contracts
     plan["evaluation"]["metrics"] = metrics or ["top1"]
     quiet = copy.copy(registry)
-    quiet.notify = lambda *args, **kwargs: None
+    quiet.notify = lambda *args, **kwargs: []
     return run_plan(plan, quiet, base_dir=work, cache_dir=work / "cache")
 
 

@@ -10,6 +10,7 @@ the check is skipped, not failed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,10 @@ def params_for(report: ConformanceReport, cls: Any, base: type, kind: str, param
 
 
 class ModelSourceCheck:
-    def __init__(self, registry: Any, name: str, params: dict[str, Any], work: Path) -> None:
+    def __init__(self, registry: Any, name: str, params: dict[str, Any], work: Path,
+                 run_onnx: Callable[[Path, dict[str, np.ndarray]], list[np.ndarray]]) -> None:
+        """``run_onnx``: the kit's reference runtime (onnxruntime, from :mod:`edgecraft.testing.conformance`)."""
+        self.run_onnx = run_onnx
         provided = registry.model_sources[name]
         self.cls, self.name, self.params, self.work = provided.obj, name, params, work
         self.report = ConformanceReport("model source", name, str(provided.provenance))
@@ -126,6 +130,7 @@ class ModelSourceCheck:
 
     def _check_handle(self, handle: Any, io: Any, where: str) -> bool:
         from edgecraft.model_source import check_onnx_file, check_torch_runs
+        from edgecraft.modelio import synthetic_feeds
         from edgecraft.models import OnnxModel, Stage, TorchModel
 
         r = self.report
@@ -158,7 +163,7 @@ class ModelSourceCheck:
                       f"I/O says {io.input_names} (same names, same order)")
                 return False
             ok, outputs = attempt(r, "load()", f"{where}: running the ONNX model on its declared inputs",
-                                  lambda: _onnx_outputs(Path(handle.path), io))
+                                  lambda: self.run_onnx(Path(handle.path), synthetic_feeds(io, 2, seed=0)))
             if not ok:
                 return False
         if io.outputs and len(outputs) != len(io.outputs):
@@ -195,16 +200,6 @@ def _torch_outputs(handle: Any, io: Any) -> list[np.ndarray]:
         result = handle.module.eval()(*[torch.from_numpy(feeds[n]) for n in io.input_names])
     outputs = result if isinstance(result, tuple | list) else (result,)
     return [o.detach().cpu().numpy() for o in outputs]
-
-
-def _onnx_outputs(path: Path, io: Any) -> list[np.ndarray]:
-    import onnxruntime as ort
-    from edgecraft.modelio import synthetic_feeds
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return [np.asarray(o) for o in session.run(None, synthetic_feeds(io, 2, seed=0))]
 
 
 __all__ = ["ModelSourceCheck", "params_for"]

@@ -68,6 +68,9 @@ def test_a_raising_hook_after_passing_contracts_exits_5_with_every_report_writte
     (error,) = document["integration_errors"]
     assert error["plugin"] == "tracker" and error["distribution"] == "fakeplug-tracker"
     assert error["hook"] == f"edgecraft_{hook}" and "Error: " in error["error"] and not error["best_effort"]
+    import xmlschema
+
+    xmlschema.XMLSchema(str(Path(__file__).parents[1] / "core" / "junit.xsd")).validate(str(reports / "junit.xml"))
     suites = {s.get("name"): s for s in ET.parse(reports / "junit.xml").getroot()}
     assert suites["edgecraft.integrations"].get("errors") == "1"
     assert suites["edgecraft.integrations"].find("testcase/error").get("type") == "IntegrationError"
