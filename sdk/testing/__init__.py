@@ -8,7 +8,9 @@ In a plugin's own test suite (what ``edgecraft plugin new`` generates)::
         assert_conforms("my-strategy")
 
 Unit-test ``apply()`` itself with :func:`apply_inputs` (the step, model and RunContext a build passes).
-``edgecraft plugin check NAME`` (or ``DISTRIBUTION``) runs the same checks from the command line. See docs/plugins.md.
+``edgecraft plugin check NAME`` (or ``DISTRIBUTION``) runs the same checks from the command line, for every kind
+of plugin (:data:`KINDS`: strategies, backends, model sources, dataset kinds, metrics, contract kinds, devices,
+integrations, commands). See docs/plugins.md, section 7.
 """
 
 from __future__ import annotations
