@@ -5,8 +5,9 @@ checks. They use the real machinery a plan run uses (the registry, the plan vali
 the builder with its return-value checks from :mod:`edgecraft.plugin_checks`, the artifact
 cache), on the tiny bundled models of :mod:`edgecraft.testing.models`, so "conforms" means "a plan
 using it will not fail because of it". The checks themselves, one per kind of plugin a third party can
-register (every hook of :mod:`edgecraft.hookspecs` but the backend-internal implementations, which the backend
-check exercises): :mod:`~edgecraft.testing.strategy_check`, :mod:`~edgecraft.testing.backend_check`,
+register (every hook of :mod:`edgecraft.hookspecs` but ``edgecraft_register_implementations``: an
+implementation is validated when registered and runs when the strategy that drives it is checked on its
+backend's targets): :mod:`~edgecraft.testing.strategy_check`, :mod:`~edgecraft.testing.backend_check`,
 :mod:`~edgecraft.testing.source_check` (model sources), :mod:`~edgecraft.testing.data_check` (dataset kinds,
 metrics), :mod:`~edgecraft.testing.contract_check` (contract kinds), :mod:`~edgecraft.testing.hooks_check`
 (integrations, commands, devices); what they find: :mod:`~edgecraft.testing.findings`.

@@ -334,8 +334,9 @@ def test_a_broken_plugin_of_each_kind_is_caught_with_a_one_line_reason(
 
 
 def test_every_kind_a_third_party_can_register_has_a_check_and_a_broken_plugin() -> None:
-    """Each registration hook of the hookspecs but the backend-internal implementations maps to a kind the kit
-    checks, and every kind has at least one deliberately broken plugin above."""
+    """Each hook of the hookspecs but edgecraft_register_implementations (checked through the strategy that drives
+    an implementation, on its backend's targets) maps to a kind the kit checks, and every kind has at least one
+    deliberately broken plugin above."""
     from edgecraft import hookspecs
 
     hooks = {n for n in vars(hookspecs) if n.startswith("edgecraft_")}
@@ -345,7 +346,7 @@ def test_every_kind_a_third_party_can_register_has_a_check_and_a_broken_plugin()
                "edgecraft_register_devices": "device", "edgecraft_register_commands": "commands",
                "edgecraft_run_started": "integration", "edgecraft_target_finished": "integration",
                "edgecraft_report_ready": "integration"}
-    assert hooks - set(covered) == {"edgecraft_register_implementations"}  # exercised by the backend check
+    assert hooks - set(covered) == {"edgecraft_register_implementations"}
     assert set(covered.values()) | {"plugin"} == set(KINDS)
     broken_kinds = {b[1] for b in BROKEN} | {"strategy", "backend"}  # those two: test_conformance_broken.py
     assert broken_kinds == set(KINDS)
@@ -365,3 +366,25 @@ def test_the_check_of_a_distribution_covers_its_integration(kinds: None, capsys:
     assert main(["plugin", "check", "fakeplug-int-raises"]) == 1
     assert "integration 'kit-int-raises' from fakeplug-int-raises" in capsys.readouterr().out
 
+
+
+@pytest.mark.slow
+def test_the_builtin_plugins_of_the_new_kinds_conform() -> None:
+    """edgecraft's own metrics, dataset and model source kinds, contract kinds, device, commands and MLflow
+    integration pass the kit (params given where a kind needs them)."""
+    from edgecraft.registry import build_registry
+    from edgecraft.testing import check_name
+
+    registry = build_registry()
+    cases: list[tuple[str, dict[str, object]]] = [
+        *((m, {}) for m in ("top1", "top5", "agreement", "cosine")), ("digits", {}),
+        ("torch", {"params": {"factory": "edgecraft.testing.models:tiny_cnn", "input_shape": [1, 1, 8, 8]}}),
+        ("size", {"params": {"max_bytes": 100000}}), ("compute", {"params": {"max_macs": 10**9}}),
+        ("accuracy", {"params": {"metric": "top1", "max_drop": 0.01}}), ("arm64-emulated", {}), ("mlflow", {})]
+    for name, kwargs in cases:
+        for report in check_name(name, registry=registry, builtin_commands=frozenset({"run"}), **kwargs):
+            assert report.ok, report.lines()
+            assert any(f.outcome == "ok" for f in report.findings), report.lines()
+    (commands,) = [r for r in check_name("tvm", registry=registry, builtin_commands=frozenset({"run"}))
+                   if r.kind == "commands"]
+    assert commands.ok and "adds 'device'" in " ".join(commands.lines())
