@@ -388,3 +388,11 @@ def test_the_builtin_plugins_of_the_new_kinds_conform() -> None:
     (commands,) = [r for r in check_name("tvm", registry=registry, builtin_commands=frozenset({"run"}))
                    if r.kind == "commands"]
     assert commands.ok and "adds 'device'" in " ".join(commands.lines())
+
+
+def test_kind_picks_one_kind_of_a_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugin", "check", "tvm", "--kind", "commands"]) == 0
+    out = capsys.readouterr().out
+    assert "commands 'tvm'" in out and "backend 'tvm'" not in out
+    assert main(["plugin", "check", "tvm", "--kind", "gadget"]) == 2
+    assert "--kind 'gadget': not a kind of plugin" in capsys.readouterr().err

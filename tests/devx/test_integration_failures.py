@@ -133,3 +133,27 @@ def test_the_supervisor_passes_exit_5_through_and_keeps_the_reports(tmp_path: Pa
     report.write_text("{}")
     assert decide(5, [{"pending": True}, {"reports": [str(report)]}, {"verdict": 5}]) == 5
     assert report.exists()
+
+
+@pytest.mark.slow
+def test_a_supervised_run_exits_5_and_keeps_its_reports(tracker: None, tmp_path: Path) -> None:
+    """Through the supervising parent (the `edgecraft` console script): the verdict record says 5, the reports
+    the child wrote stay (sdk/supervise.py removes them only when no verdict was recorded)."""
+    import os
+    import subprocess
+    import sys
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("model: {kind: torch, factory: 'edgecraft.testing.models:tiny_cnn', input_shape: [1, 1, 8, 8]}\n"
+                    "targets: [ort-cpu]\ncontracts: [{kind: size, max_bytes: 1000000000}]\n")
+    env = {**os.environ, "FAKEPLUG_FAIL": "report_ready",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
+    for name in ("EDGECRAFT_SUPERVISE", "EDGECRAFT_PLUGINS"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-c", "from edgecraft.supervise import console_main; console_main()",
+                           "run", str(plan), "--cache-dir", str(tmp_path / "cache"), "-q", "--report-dir",
+                           str(tmp_path / "reports")], env=env, text=True, capture_output=True, timeout=300)
+    assert done.returncode == 5, done.stderr
+    assert "failed in edgecraft_report_ready" in " ".join(done.stderr.split())
+    document = json.loads((tmp_path / "reports" / "report.json").read_text())
+    assert document["exit_code"] == 5 and document["integration_errors"][0]["plugin"] == "tracker"
