@@ -64,6 +64,9 @@ class ConformanceReport:
 
     def summary(self) -> str:
         checks = sum(1 for f in self.findings if f.outcome == "ok")
+        if self.ok and not checks:
+            return (f"{self.label} from {self.distribution} was not checked: every check was skipped or refused "
+                    "(--all says why; --params gives params a kind needs)")
         if self.ok:
             return f"{self.label} from {self.distribution} conforms ({checks} checks passed)"
         return (f"{self.label} from {self.distribution} does not conform: {len(self.violations)} violation(s), "
