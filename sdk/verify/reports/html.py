@@ -271,5 +271,12 @@ def html_report(report: Report) -> str:
                          "<th>confidence interval</th><th>detail</th></tr>"
                          + "".join(_verdict_row(v) for v in t.contracts) + "</table>")
         parts.append(f"<p><small>artifact <code>{_e(t.artifact)}</code></small></p>")
+    if report.integration_errors:
+        parts.append(f"<h2>Integration errors</h2><p>Every verdict above stands; these lifecycle hooks raised (exit "
+                     f"code {_e(report.exit_code)}):</p><table><tr><th>plugin</th><th>distribution</th><th>hook</th>"
+                     "<th>error</th><th>best effort</th></tr>" + "".join(
+                         f"<tr><td>{_e(e.plugin)}</td><td>{_e(e.distribution)} {_e(e.version)}</td><td>{_e(e.hook)}"
+                         f"</td><td>{_e(e.error)}</td><td>{'yes' if e.best_effort else 'no'}</td></tr>"
+                         for e in report.integration_errors) + "</table>")
     parts.append("</body></html>")
     return clean_text("\n".join(parts) + "\n")  # control characters from names: escaped, visible
