@@ -1,8 +1,8 @@
 """``main()``: run one CLI invocation and turn every way it can end into edgecraft's exit codes.
 
 0 met, 1 contract failed, 2 bad input, 3 plugin or runtime failure, 4 undecided (if the plan says so),
-130/143 interrupted, 141 stdout closed by its reader. Exit 0 only ever follows a judged set of verdicts and
-written reports.
+5 met but an integration hook failed, 130/143 interrupted, 141 stdout closed by its reader. Exit 0 only ever
+follows a judged set of verdicts and written reports.
 """
 
 from __future__ import annotations
