@@ -6,8 +6,8 @@
 // at load (a static initializer), the optimized and quantized kernel libraries register the operators left
 // outside the delegate.
 //
-// Usage: board_runner MODEL.pte THREADS. Replies "ready NIN NOUT\n" or "error TEXT\n", then serves requests
-// on stdin, one per header line, replies on stdout (logs go to stderr):
+// Usage: board_runner MODEL.pte THREADS. Replies "ready NIN NOUT THREADS HWCAP HWCAP2\n" or "error TEXT\n",
+// then serves requests on stdin, one per header line, replies on stdout (logs go to stderr):
 //   run NIN\n   then NIN tensors        -> "ok NOUT\n" then NOUT tensors
 //   time R NIN\n then NIN tensors       -> "ok R\n" then one line of R seconds (steady_clock around forward)
 //   exit\n
@@ -15,6 +15,8 @@
 // bool) followed by its bytes, little-endian, C order. A failed request replies "error TEXT\n".
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor_ptr.h>
+
+#include <sys/auxv.h>
 
 #include <chrono>
 #include <cstdio>
@@ -166,8 +168,9 @@ int main(int argc, char** argv) {
     std::cout << "error no forward method in " << argv[1] << '\n';
     return 1;
   }
-  std::cout << "ready " << meta->num_inputs() << ' ' << meta->num_outputs() << ' '
-            << pool->get_thread_count() << std::endl;
+  // The CPU features XNNPACK's own detection reads (the ELF auxiliary vector, set by QEMU for its CPU model).
+  std::cout << "ready " << meta->num_inputs() << ' ' << meta->num_outputs() << ' ' << pool->get_thread_count()
+            << ' ' << getauxval(AT_HWCAP) << ' ' << getauxval(AT_HWCAP2) << std::endl;
   serve(module);
   return 0;
 }
