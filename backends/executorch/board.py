@@ -83,8 +83,15 @@ def runner(device: Any) -> Path:
     return binary
 
 
+#: Input dtypes the runner converts to ExecuTorch tensors (numpy names; board_runner.cpp's kTypes).
+DTYPES = ("float32", "float16", "int64", "int32", "int8", "uint8", "bool")
+
+
 def _header(array: np.ndarray) -> bytes:
-    return f"{array.dtype.name} {array.ndim} {' '.join(str(d) for d in array.shape)}\n".encode()
+    if array.dtype.name not in DTYPES:
+        raise InputError(f"{TARGET}: an input of dtype {array.dtype.name} cannot be sent to the board runner",
+                         hint=f"feed one of {', '.join(DTYPES)} (the model's declared input dtype)")
+    return f"{array.dtype.name} {array.nbytes} {array.ndim} {' '.join(str(d) for d in array.shape)}\n".encode()
 
 
 class BoardRunner:
@@ -100,6 +107,8 @@ class BoardRunner:
         if len(words) != 5:
             raise RuntimeFailure(f"{TARGET}: unexpected reply from the board runner: {' '.join(words)}")
         self.inputs, self.outputs, self.threads, self.hwcap, self.hwcap2 = (int(w) for w in words)
+        #: The dtypes the program's outputs came back in on the board (float16: the fp16 graph ran in fp16).
+        self.output_dtypes: list[str] = []
 
     def _reply(self, what: str) -> list[str]:
         assert self._proc.stdout is not None
@@ -124,10 +133,11 @@ class BoardRunner:
         assert stdin is not None
         if self._proc.poll() is not None:
             raise RuntimeFailure(f"{TARGET}: the board runner has exited ({self._proc.returncode})\n{self.log_tail()}")
+        arrays = [np.ascontiguousarray(a) for a in arrays]
+        headers = [_header(a) for a in arrays]  # InputError before anything is sent
         stdin.write(f"{request} {len(arrays)}\n".encode())
-        for array in arrays:
-            array = np.ascontiguousarray(array)
-            stdin.write(_header(array) + array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+        for head, array in zip(headers, arrays, strict=True):
+            stdin.write(head + array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
         stdin.flush()
 
     def _tensor(self) -> np.ndarray:
@@ -143,7 +153,9 @@ class BoardRunner:
             try:
                 self._send("run", arrays)
                 count = int(self._reply("running the model")[0])
-                return [self._tensor() for _ in range(count)]
+                outputs = [self._tensor() for _ in range(count)]
+                self.output_dtypes = [o.dtype.name for o in outputs]
+                return outputs
             except (OSError, ValueError) as exc:
                 raise RuntimeFailure(f"{TARGET}: lost the board runner while running the model: {exc}\n"
                                      f"{self.log_tail()}") from exc

@@ -11,8 +11,9 @@
 //   run NIN\n   then NIN tensors        -> "ok NOUT\n" then NOUT tensors
 //   time R NIN\n then NIN tensors       -> "ok R\n" then one line of R seconds (steady_clock around forward)
 //   exit\n
-// A tensor is a line "DTYPE RANK D0 D1 ...\n" (DTYPE a numpy name: float32 float16 int64 int32 int8 uint8
-// bool) followed by its bytes, little-endian, C order. A failed request replies "error TEXT\n".
+// An input tensor is a line "DTYPE NBYTES RANK D0 D1 ...\n" (DTYPE a numpy name: float32 float16 int64 int32
+// int8 uint8 bool) followed by its NBYTES bytes, little-endian, C order; an output the same without NBYTES.
+// A failed request replies "error TEXT\n" (its bytes consumed: the stream stays in step).
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor_ptr.h>
 
@@ -67,13 +68,31 @@ const DType& by_type(ScalarType type) {
   throw std::runtime_error("unsupported output scalar type " + std::to_string(static_cast<int>(type)));
 }
 
-TensorPtr read_tensor() {
-  std::string line;
-  if (!std::getline(std::cin, line)) throw std::runtime_error("input ended inside a request");
-  std::istringstream head(line);
+// One input tensor as sent: its header line and its bytes (read whole first, so a bad tensor never leaves
+// bytes behind that the next request would be parsed from).
+struct Raw {
+  std::string header;
+  std::vector<uint8_t> bytes;
+};
+
+Raw read_raw() {
+  Raw raw;
+  if (!std::getline(std::cin, raw.header)) throw std::runtime_error("input ended inside a request");
+  std::istringstream head(raw.header);
   std::string name;
-  size_t rank = 0;
-  head >> name >> rank;
+  size_t nbytes = 0;
+  if (!(head >> name >> nbytes)) throw std::runtime_error("bad tensor header: " + raw.header);
+  raw.bytes.resize(nbytes);
+  if (!std::cin.read(reinterpret_cast<char*>(raw.bytes.data()), static_cast<std::streamsize>(nbytes)))
+    throw std::runtime_error("input ended inside a tensor's data");
+  return raw;
+}
+
+TensorPtr make_tensor(Raw& raw) {
+  std::istringstream head(raw.header);
+  std::string name;
+  size_t nbytes = 0, rank = 0;
+  head >> name >> nbytes >> rank;
   const DType& dtype = by_name(name);
   std::vector<executorch::aten::SizesType> sizes(rank);
   size_t numel = 1;
@@ -81,11 +100,8 @@ TensorPtr read_tensor() {
     head >> d;
     numel *= static_cast<size_t>(d);
   }
-  if (!head) throw std::runtime_error("bad tensor header: " + line);
-  std::vector<uint8_t> bytes(numel * dtype.size);
-  if (!std::cin.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size())))
-    throw std::runtime_error("input ended inside a tensor's data");
-  return executorch::extension::make_tensor_ptr(std::move(sizes), std::move(bytes), {}, {}, dtype.type);
+  if (!head || numel * dtype.size != nbytes) throw std::runtime_error("bad tensor header: " + raw.header);
+  return executorch::extension::make_tensor_ptr(std::move(sizes), std::move(raw.bytes), {}, {}, dtype.type);
 }
 
 void write_tensor(const EValue& value) {
@@ -116,10 +132,12 @@ void serve(Module& module) {
       size_t repeats = 0, count = 0;
       if (op == "time") request >> repeats;
       request >> count;
+      std::vector<Raw> raws;
+      for (size_t i = 0; i < count; ++i) raws.push_back(read_raw());
       if (op != "run" && op != "time") throw std::runtime_error("unknown request " + op);
       std::vector<TensorPtr> tensors;
       std::vector<EValue> inputs;
-      for (size_t i = 0; i < count; ++i) tensors.push_back(read_tensor());
+      for (auto& raw : raws) tensors.push_back(make_tensor(raw));
       for (auto& t : tensors) inputs.emplace_back(t);
       if (op == "run") {
         auto outputs = forward(module, inputs);

@@ -86,6 +86,8 @@ class BoardExecutorchSession(ExecutorchSession):
         facts["runtime"] = f"executorch {self._version} C++ runtime (aarch64, board_runner)"
         facts["device"] = f"{self._board.get('device')} ({self._board.get('qemu_cpu')})"
         facts["timer"] = "steady_clock around Module::forward on the board"
+        if self._runner.output_dtypes:
+            facts["output_dtypes_on_board"] = self._runner.output_dtypes
         return facts
 
     def close(self) -> None:
