@@ -224,3 +224,12 @@ def test_digits_int8_plan_on_the_board(tmp_path: Path) -> None:
     assert board["not_delegated_nodes"] == 0
     assert board["cpu_features"]["asimddp"] is True and board["cpu_features"]["asimdhp"] is True
     assert all(v["status"] == "pass" for v in target["contracts"])
+
+
+@pytest.mark.slow
+@pytest.mark.aarch64
+def test_conformance_kit_on_the_board() -> None:
+    """The SDK's conformance kit builds and runs its models on executorch-aarch64 (13 checks)."""
+    from edgecraft.cli import main
+
+    assert main(["plugin", "check", "executorch", "--target", TARGET]) == EXIT_OK
