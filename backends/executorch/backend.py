@@ -147,9 +147,9 @@ def _board_session(pte: Path, io: ModelIO, facts: dict[str, Any], options: Execu
 
     assert isinstance(options, ExecutorchAarch64Options)
     device = board(options)
+    identity = {**device.identity(), "executorch": ET_BOARD_VERSION}
     runner = BoardRunner(device, pte, threads, options.request_timeout)
-    identity = {**device.identity(), "executorch": ET_BOARD_VERSION,
-                "cpu_features": decode_hwcaps(runner.hwcap, runner.hwcap2)}
+    identity["cpu_features"] = decode_hwcaps(runner.hwcap, runner.hwcap2)
     return BoardExecutorchSession(runner, io, facts, identity)
 
 

@@ -103,9 +103,13 @@ class BoardRunner:
         self._log = tempfile.TemporaryFile(prefix="edgecraft-et-board-")  # noqa: SIM115 - lives with the runner
         self._proc = subprocess.Popen(device.native(runner(device), str(pte), str(threads)), stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=self._log)
-        words = self._reply(f"loading {pte.name} on the board")
-        if len(words) != 5:
-            raise RuntimeFailure(f"{TARGET}: unexpected reply from the board runner: {' '.join(words)}")
+        try:
+            words = self._reply(f"loading {pte.name} on the board")
+            if len(words) != 5:
+                raise RuntimeFailure(f"{TARGET}: unexpected reply from the board runner: {' '.join(words)}")
+        except BaseException:
+            self.close()
+            raise
         self.inputs, self.outputs, self.threads, self.hwcap, self.hwcap2 = (int(w) for w in words)
         #: The dtypes the program's outputs came back in on the board (float16: the fp16 graph ran in fp16).
         self.output_dtypes: list[str] = []

@@ -195,6 +195,16 @@ def test_board_runner_matches_the_host_runtime(tmp_path: Path, device: Any) -> N
 
 
 @pytest.mark.aarch64
+def test_a_file_that_is_no_program_fails_on_the_board_with_the_reason(tmp_path: Path, device: Any) -> None:
+    from edgecraft.backends.executorch.board import BoardRunner
+
+    bad = tmp_path / "model.pte"
+    bad.write_bytes(b"not an executorch program" * 10)
+    with pytest.raises(RuntimeFailure, match=r"ExecuTorch on the board failed loading model\.pte"):
+        BoardRunner(device, bad, 1, 120)
+
+
+@pytest.mark.aarch64
 def test_emulated_latency_contract_needs_opt_in(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from edgecraft.cli import main
 
