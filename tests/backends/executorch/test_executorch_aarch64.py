@@ -194,6 +194,37 @@ def test_board_runner_matches_the_host_runtime(tmp_path: Path, device: Any) -> N
     assert float(np.abs(half.astype(np.float32) - reference).max()) <= 0.02 * float(np.abs(reference).max())
 
 
+@pytest.mark.slow
+@pytest.mark.aarch64
+def test_dynamic_int8_linear_on_the_board_matches_the_host(tmp_path: Path, device: Any) -> None:
+    """PT2E dynamic int8 (XNNPACK's dynamically quantized fully-connected kernels, for Linear-heavy models)."""
+    import torch
+    from edgecraft.backends.executorch.board import BoardRunner
+    from edgecraft.backends.executorch.lower import lower
+    from edgecraft.backends.executorch.options import ExecutorchXnnpackOptions
+    from edgecraft.backends.executorch.quantize_pt2e import quantize
+    from edgecraft.modelio import ModelIO
+    from edgecraft.models import TorchModel
+    from torch import nn
+
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10)).eval()
+    model = TorchModel(mlp, ModelIO.single("input", (1, 64)))
+    program = lower(model.with_module(quantize(model, per_channel=True, dynamic=True, keep_float=[], calibration=[])),
+                    ExecutorchXnnpackOptions())
+    assert program.facts["int8_qdq_nodes_delegated"] > 0 and program.facts["not_delegated_nodes"] == 0
+    pte = tmp_path / "dynamic.pte"
+    pte.write_bytes(program.buffer)
+    x = np.random.default_rng(0).standard_normal((1, 64)).astype(np.float32)
+    runner = BoardRunner(device, pte, 1, 300)
+    try:
+        (got,) = runner.run([x])
+    finally:
+        runner.close()
+    expected = _host(pte, x)
+    assert float(np.abs(got - expected).max()) <= 1e-3 * float(np.abs(expected).max())
+
+
 @pytest.mark.aarch64
 def test_a_file_that_is_no_program_fails_on_the_board_with_the_reason(tmp_path: Path, device: Any) -> None:
     from edgecraft.backends.executorch.board import BoardRunner
