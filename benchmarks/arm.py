@@ -1,4 +1,4 @@
-"""Edge runtimes' int8: ExecuTorch + XNNPACK on the host (and, later, ONNX Runtime and ExecuTorch on the board).
+"""Edge runtimes' int8: ExecuTorch + XNNPACK on the host and on the emulated aarch64 board.
 
     python benchmarks/arm.py [--json OUT] [--rounds 10] [--smoke]
 
@@ -15,6 +15,11 @@ rows and its top-level figures, so a new group (the emulated aarch64 board's) is
   edgecraft's ORT int8 p50: below 1, ExecuTorch is faster).
 * ``host_executorch_digits``: ``examples/executorch/plan.yaml`` (the digits ResNet, trained; int8 by PT2E)
   through ``run_plan``: ``executorch_int8_top1_drop_pt`` (goal <= 0.5 points).
+* ``board_executorch_digits``: the same plan on ``executorch-aarch64`` (ExecuTorch's C++ runtime on the
+  emulated Cortex-A76 board, ``edgecraft device setup arm64-emulated``): ``executorch_arm_int8_top1_drop_pt``
+  (goal <= 0.5 points) judged on the board, and ``arm_vs_x86_int8_max_abs_diff`` (``executorch``: the same int8
+  .pte run by the host's x86 XNNPACK and the board's ARM XNNPACK on the same digits, largest logit difference).
+  The board's identity and CPU features are recorded (``board``); its latency is emulated, so not a figure.
 
 ``--smoke``: a tiny conv net at 32x32 and 64 digits test samples, a few rounds: seconds of timing, for the
 test suite (the figures then mean nothing). The CPU's int8 features are recorded (``cpu``).
@@ -180,9 +185,63 @@ def host_executorch_digits(args: argparse.Namespace, cache: Path) -> tuple[list[
                   64 if args.smoke else "all (digits test split)"}
 
 
-#: The row groups, in order. The emulated board's (ONNX Runtime and ExecuTorch on aarch64) go here.
+def board_executorch_digits(args: argparse.Namespace, cache: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The example plan on ``executorch-aarch64`` (the same .pte, ExecuTorch's C++ runtime on the emulated
+    board): accuracy judged on the board, then the *same* int8 .pte run by the host's runtime and the board's
+    on the same digits: the largest logit difference between XNNPACK's ARM and x86 int8 kernels."""
+    from edgecraft.datasets import load_dataset
+    from edgecraft.plan import RawPlan
+    from edgecraft.plugins.datasets.digits import DigitsParams
+    from edgecraft.registry import build_registry
+
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    samples = 64 if args.smoke else None
+    if samples:
+        raw["data"]["digits-test"]["max_samples"] = samples
+        raw["steps"][0]["params"]["calibration_samples"] = 8
+    raw["targets"] = [{"target": "executorch-aarch64"}]
+    raw["contracts"] = [c for c in raw["contracts"] if c["kind"] != "latency"]  # emulated: latency says nothing
+    raw["latency"] = {**raw["latency"], "rounds": 2, "warmup": 2, "round_ms": 5}
+    print("[board] examples/executorch/plan.yaml on executorch-aarch64 (emulated board) through run_plan",
+          file=sys.stderr)
+    target = _run(RawPlan.model_validate(raw), EXAMPLE.parent, cache)["executorch-aarch64"]
+    base, comp = target.baseline.metrics["top1"], target.compressed.metrics["top1"]
+    drop = round(100 * (base - comp), 2)
+    board = target.compressed.runtime
+    rows = [{"group": "board", "model": "digits-resnet", "runtime": "executorch-aarch64", "precision": precision,
+             "top1": round(top1, 4), "drop_pt": 0.0 if precision == "fp32" else drop,
+             "size_bytes": built.size_bytes, "described_precision": built.runtime.get("precision"),
+             "delegated": f"{built.runtime.get('delegated_nodes')} in / {built.runtime.get('not_delegated_nodes')} out"}
+            for precision, top1, built in (("fp32", base, target.baseline), ("int8", comp, target.compressed))]
+
+    params = DigitsParams(split="test", image_size=32, input="input", max_samples=samples)
+    x = load_dataset("digits-test", params, EXAMPLE.parent).x
+    registry = build_registry()
+    outputs: dict[tuple[str, str], np.ndarray] = {}
+    for precision, built in (("fp32", target.baseline), ("int8", target.compressed)):
+        for name in ("executorch-xnnpack", "executorch-aarch64"):  # one .pte each: the board target's artifact
+            backend, info = registry.target(name)
+            session = backend.load(Path(built.artifact), name, info.options_model(), THREADS)
+            try:
+                outputs[precision, name] = session.run({"input": x})[0]
+            finally:
+                session.close()
+    x86, arm = outputs["int8", "executorch-xnnpack"], outputs["int8", "executorch-aarch64"]
+    fp32_diff = np.abs(outputs["fp32", "executorch-aarch64"] - outputs["fp32", "executorch-xnnpack"]).max()
+    figures = {"executorch_arm_int8_top1_drop_pt": drop,
+               "arm_vs_x86_int8_max_abs_diff": {"executorch": round(float(np.abs(arm - x86).max()), 6)},
+               "executorch_arm_vs_x86_int8_argmax_agreement": round(float((arm.argmax(1) == x86.argmax(1)).mean()), 4),
+               "executorch_arm_vs_x86_samples": len(x),
+               # fp32 sums in another order on ARM: a nonzero difference shows the two runs are two runtimes
+               "executorch_arm_vs_x86_fp32_max_abs_diff": float(fp32_diff),
+               "board": {k: board.get(k) for k in ("device", "emulator", "qemu_cpu", "runtime", "cpu_features",
+                                                   "int8_qdq_nodes_delegated", "not_delegated_nodes")}}
+    return rows, figures
+
+
+#: The row groups, in order. The emulated board's (ExecuTorch on aarch64) is the last.
 ROW_GROUPS: list[Callable[[argparse.Namespace, Path], tuple[list[dict[str, Any]], dict[str, Any]]]] = [
-    host_executorch_resnet, host_executorch_digits]
+    host_executorch_resnet, host_executorch_digits, board_executorch_digits]
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

@@ -142,6 +142,13 @@ class EmulatedDevice:
         """Command line running the device's arm64 Python with ``args``."""
         return [str(self.launcher), *args]
 
+    def native(self, program: Path | str, *args: str) -> list[str]:
+        """Command line running a native aarch64 program (linked for the board, e.g. a backend's runner) under
+        QEMU with the board's CPU model; ``-L`` resolves its loader, libraries and absolute rpaths in the root."""
+        cpu = os.environ.get("EDGECRAFT_QEMU_CPU", self.manifest().get("qemu_cpu", DEFAULT_QEMU_CPU))
+        return [require_tool(QEMU, f"the {DEVICE_NAME} device"), "-cpu", cpu, "-L", str(self.rootfs), str(program),
+                *args]
+
 
 Progress = Callable[[str], None]
 

@@ -21,6 +21,7 @@ from edgecraft.backends.executorch.options import (
     META_FILE,
     PROGRAM_FILE,
     TARGET,
+    ExecutorchAarch64Options,
     ExecutorchXnnpackOptions,
     check_precision,
     executorch_installed,
@@ -29,6 +30,8 @@ from edgecraft.backends.executorch.options import (
 from edgecraft.errors import InputError, RuntimeFailure
 from edgecraft.modelio import ModelIO
 from edgecraft.models import TorchModel
+
+AARCH64 = "executorch-aarch64"  # edgecraft.backends.executorch.board.TARGET (that module imports numpy)
 
 
 class ExecutorchBackend(Backend):
@@ -40,7 +43,24 @@ class ExecutorchBackend(Backend):
             name=TARGET, summary="ExecuTorch + XNNPACK on this machine's CPU; artifact is a .pte built from "
             "torch.export (the plan's model must be a torch model)",
             options_model=ExecutorchXnnpackOptions, capabilities=CAPABILITIES, native_format=None,
-            imports="torch")]
+            imports="torch"),
+            TargetInfo(
+                name=AARCH64, summary="The same XNNPACK .pte run by ExecuTorch's C++ runtime on the emulated arm64 "
+                "board (QEMU, Cortex-A76; latency labelled emulated): XNNPACK's ARM kernels",
+                options_model=ExecutorchAarch64Options, capabilities=CAPABILITIES | {"isa.aarch64"},
+                native_format=None, imports="torch", emulated=True)]
+
+    def board_packages(self, device: str) -> dict[str, list[str]]:
+        """executorch's aarch64 wheel (its C++ runtime and headers: :mod:`.board`) on the emulated board."""
+        from edgecraft.backends.executorch.board import BOARD_REQUIREMENTS, PACKAGE_GROUP
+        from edgecraft.boards import DEVICE_NAME
+
+        return {PACKAGE_GROUP: list(BOARD_REQUIREMENTS)} if device == DEVICE_NAME else {}
+
+    def measures_memory_locally(self, target: str, options: TargetOptions) -> bool:
+        """executorch-aarch64 runs in the board's runner process (under QEMU): this host's memory is not the
+        model's."""
+        return target != AARCH64
 
     def runtime_versions(self) -> dict[str, str]:
         versions = {}
@@ -49,12 +69,23 @@ class ExecutorchBackend(Backend):
                 versions[dist] = importlib.metadata.version(dist)
             except importlib.metadata.PackageNotFoundError:
                 versions[dist] = "not installed"
+        from edgecraft.backends.executorch.board import ET_BOARD_VERSION
+
+        versions["executorch-aarch64-board"] = ET_BOARD_VERSION  # a new pin rebuilds (and re-measures)
         return versions
 
     def check_available(self, target: str, options: TargetOptions) -> None:
         if not executorch_installed():
             raise InputError(f"target {target!r} needs ExecuTorch, which is not installed", hint=INSTALL_HINT)
         assert isinstance(options, ExecutorchXnnpackOptions)
+        if target == AARCH64:
+            from edgecraft.backends.executorch.board import board
+            from edgecraft.boards import board_cpu_features
+
+            assert isinstance(options, ExecutorchAarch64Options)
+            device = board(options)  # InputError naming `edgecraft device setup arm64-emulated`
+            check_precision(options, board_cpu_features(device) if options.precision == "fp16" else {})
+            return
         check_precision(options)
 
     # ------------------------------------------------------------------ build
@@ -86,7 +117,8 @@ class ExecutorchBackend(Backend):
     # ------------------------------------------------------------------ run
     def load_runtime(self, target: str, options: TargetOptions) -> None:
         """Import the runtime and create its singleton (the zero of peak-memory measurements)."""
-        require_executorch().Runtime.get()
+        if target != AARCH64:
+            require_executorch().Runtime.get()
 
     def load(self, artifact_dir: Path, target: str, options: TargetOptions, threads: int) -> Session:
         from edgecraft.backends.executorch.session import ExecutorchSession
@@ -95,13 +127,30 @@ class ExecutorchBackend(Backend):
         pte, meta = artifact_dir / PROGRAM_FILE, artifact_dir / META_FILE
         if not pte.is_file() or not meta.is_file():
             raise InputError(f"artifact {artifact_dir} has no {PROGRAM_FILE} and {META_FILE}")
-        runtime = require_executorch()
         n = options.threads or threads
+        data = json.loads(meta.read_text())
+        if target == AARCH64:
+            return _board_session(pte, ModelIO.from_json(data["io"]), data["facts"], options, n)
+        runtime = require_executorch()
         set_threads(n)
         method = runtime.Runtime.get().load_program(pte).load_method("forward")
-        data = json.loads(meta.read_text())
         return ExecutorchSession(method, ModelIO.from_json(data["io"]), data["facts"], n,
                                  importlib.metadata.version("executorch"))
+
+
+def _board_session(pte: Path, io: ModelIO, facts: dict[str, Any], options: ExecutorchXnnpackOptions,
+                   threads: int) -> Session:
+    """The program on the board's runner, with what the report says about the board and its CPU."""
+    from edgecraft.backends.executorch.board import ET_BOARD_VERSION, BoardRunner, board
+    from edgecraft.backends.executorch.session import BoardExecutorchSession
+    from edgecraft.boards import decode_hwcaps
+
+    assert isinstance(options, ExecutorchAarch64Options)
+    device = board(options)
+    identity = {**device.identity(), "executorch": ET_BOARD_VERSION}
+    runner = BoardRunner(device, pte, threads, options.request_timeout)
+    identity["cpu_features"] = decode_hwcaps(runner.hwcap, runner.hwcap2)
+    return BoardExecutorchSession(runner, io, facts, identity)
 
 
 def set_threads(n: int) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import platform
+from pathlib import Path
 from typing import Any, Literal
 
 from edgecraft.backend import TargetOptions
@@ -43,6 +44,15 @@ class ExecutorchXnnpackOptions(TargetOptions):
         None, ge=1, description="XNNPACK threadpool size. Default: the plan's latency.threads, like every backend.")
 
 
+class ExecutorchAarch64Options(ExecutorchXnnpackOptions):
+    """Options of the ``executorch-aarch64`` target: the host target's, and where the board is."""
+
+    device_cache_dir: Path | None = Field(None, description="Where the prepared emulated board lives "
+                                          "(default $EDGECRAFT_DEVICE_CACHE or ~/.cache/edgecraft/devices).")
+    request_timeout: float = Field(600, gt=0, description="Seconds one request to the board may take before "
+                                   "the runner is stopped.")
+
+
 def require_executorch() -> Any:
     """The ``executorch.runtime`` module, or an InputError with the install hint."""
     try:
@@ -62,9 +72,19 @@ def fp16_arithmetic() -> list[str]:
     return sorted(cpu_flags() & FP16_FLAGS)
 
 
-def check_precision(options: ExecutorchXnnpackOptions) -> None:
-    """Refuse fp16 where the CPU cannot compute in it (called at compile time)."""
-    if options.precision == "fp16" and not fp16_arithmetic():
+def check_precision(options: ExecutorchXnnpackOptions, board_features: dict[str, bool] | None = None) -> None:
+    """Refuse fp16 where the CPU cannot compute in it (called at compile time). ``board_features``: the
+    aarch64 board's (read on the board), for ``executorch-aarch64``; else this host's CPU."""
+    if options.precision != "fp16":
+        return
+    if board_features is not None:
+        if not any(board_features.get(flag) for flag in ("asimdhp", "fphp")):
+            raise InputError("target 'executorch-aarch64' option precision 'fp16': the board's CPU has no fp16 "
+                             "arithmetic (neither asimdhp nor fphp in its features), so XNNPACK would not compute "
+                             "in fp16 there; edgecraft does not report fp16 where it does not run",
+                             hint="use precision 'fp32' (or int8 through the quantization step) on this board")
+        return
+    if not fp16_arithmetic():
         raise InputError(f"target {TARGET!r} option precision 'fp16': this CPU ({platform.machine()}) has no fp16 "
                          "arithmetic (none of the flags " + ", ".join(sorted(FP16_FLAGS)) + "), so XNNPACK would "
                          "not compute in fp16 here; edgecraft does not report fp16 where it does not run",

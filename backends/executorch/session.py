@@ -60,3 +60,35 @@ class ExecutorchSession(Session):
                 "not_delegated_ops": f.get("not_delegated_ops"), "precision": f.get("precision"),
                 "int8_qdq_nodes_delegated": f.get("int8_qdq_nodes_delegated"),
                 "export_batch": self._batch, "threads": self._threads}
+
+
+class BoardExecutorchSession(ExecutorchSession):
+    """The same program and batching, run by ExecuTorch's C++ runtime on the aarch64 board
+    (:class:`edgecraft.backends.executorch.board.BoardRunner`); timed by the board's clock."""
+
+    def __init__(self, runner: Any, io: ModelIO, facts: dict[str, Any], board: dict[str, Any]) -> None:
+        super().__init__(None, io, facts, runner.threads, board["executorch"])
+        self._runner, self._board = runner, board
+
+    def _call(self, tensors: list[Any]) -> list[np.ndarray]:
+        outputs = self._runner.run([t.numpy() for t in tensors])
+        return [o.astype(np.float32) if self._half and o.dtype == np.float16 else o for o in outputs]
+
+    def timed_runs(self, feeds: Mapping[str, np.ndarray], repeats: int) -> list[float]:
+        first = self._io.inputs[0]
+        samples = np.asarray(feeds[first.name]).shape[first.batch_axis] if first.batch_axis is not None else 1
+        if samples != self._batch:  # several calls per run: the host's clock around them (includes the pipe)
+            return super().timed_runs(feeds, repeats)
+        return [float(s) for s in self._runner.time([t.numpy() for t in self._tensors(feeds, None)], repeats)]
+
+    def describe(self) -> dict[str, Any]:
+        facts = {**super().describe(), **self._board}
+        facts["runtime"] = f"executorch {self._version} C++ runtime (aarch64, board_runner)"
+        facts["device"] = f"{self._board.get('device')} ({self._board.get('qemu_cpu')})"
+        facts["timer"] = "steady_clock around Module::forward on the board"
+        if self._runner.output_dtypes:
+            facts["output_dtypes_on_board"] = self._runner.output_dtypes
+        return facts
+
+    def close(self) -> None:
+        self._runner.close()

@@ -42,9 +42,12 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
 
 
 def test_target_builds_from_torch_and_declares_it() -> None:
-    (info,) = ExecutorchBackend().targets()
-    assert info.name == TARGET and info.imports == "torch" and info.native_format is None
-    assert {"executorch.xnnpack", "executorch.int8.pt2e", "torch.export"} <= info.capabilities
+    host, board = ExecutorchBackend().targets()
+    for info in (host, board):
+        assert info.imports == "torch" and info.native_format is None
+        assert {"executorch.xnnpack", "executorch.int8.pt2e", "torch.export"} <= info.capabilities
+    assert host.name == TARGET and not host.emulated
+    assert board.name == "executorch-aarch64" and board.emulated and "isa.aarch64" in board.capabilities
 
 
 def test_fp32_program_runs_on_xnnpack_and_matches_torch(tmp_path: Path) -> None:

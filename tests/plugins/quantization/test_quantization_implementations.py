@@ -53,7 +53,7 @@ def test_builtin_implementations_come_from_their_backends() -> None:
     tvm = registry.implementations_for("quantization.int8", "tvm")
     assert tvm.found is None and "TVM 0.27" in (tvm.refusal or "")
     assert tvm.elsewhere == {"onnxruntime": ("ort-aarch64", "ort-cpu"), "openvino": ("openvino-cpu",),
-                             "executorch": ("executorch-xnnpack",)}
+                             "executorch": ("executorch-aarch64", "executorch-xnnpack")}
 
 
 def test_target_without_int8_names_its_backend_and_who_has_it(fake_dist: Any) -> None:
