@@ -55,6 +55,7 @@ class OpenVinoBackend(Backend):
             options_model=OpenVinoCpuOptions,
             capabilities=CAPABILITIES,
             native_format=NATIVE_FORMAT,
+            import_plan_shapes=True,  # static shapes: fp32 8.3 vs 10.4 ms on PP-OCRv4 det (plan_shapes module)
         )]
 
     def runtime_versions(self) -> dict[str, str]:
