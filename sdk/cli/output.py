@@ -63,6 +63,10 @@ def print_report(out: Console, report: Report) -> None:
         precision_note = (target.device or {}).get("precision_note")
         if precision_note:
             out.print(f"note: {target.target}: {precision_note}", highlight=False, markup=False)
+    for failed in getattr(report, "errored", []):  # every target's outcome, the errored ones too
+        hint = f" (hint: {failed.hint})" if failed.hint else ""
+        head = f"{failed.target} ({failed.backend}): ERROR, exit {failed.exit_code}: {failed.error}: "
+        out.print(f"[red]{safe(head + failed.message + hint)}[/red]")
     color = "green" if report.passed else "red"
     out.print(f"[{color}]{safe(summary_line(report))}[/{color}]")
 
@@ -77,6 +81,11 @@ def summary_line(report: Report) -> str:
     The counts are the Markdown summary's (one per verdict), so a reader of either sees the same numbers:
     "FAILED: 1 of 6 contracts failed (5 passed) on 2 targets", never "FAILED: 6 contract(s)".
     """
+    errored = list(getattr(report, "errored", []))
+    if errored:
+        measured = f"; {len(report.targets)} measured" if report.targets else ""
+        return (f"ERROR: {_plural(len(errored), 'target')} stopped with an error "
+                f"({', '.join(e.target for e in errored)}){measured}; exit code {report.exit_code}")
     verdicts = [v for t in report.targets for v in t.contracts]
     passed, failed, undecided = (sum(1 for v in verdicts if v.status == s) for s in ("pass", "fail", "inconclusive"))
     total, on = len(verdicts), f"on {_plural(len(report.targets), 'target')}"

@@ -271,5 +271,10 @@ def html_report(report: Report) -> str:
                          "<th>confidence interval</th><th>detail</th></tr>"
                          + "".join(_verdict_row(v) for v in t.contracts) + "</table>")
         parts.append(f"<p><small>artifact <code>{_e(t.artifact)}</code></small></p>")
+    for failed in report.errored:  # not measured: the error it stopped with
+        parts.append(f"<h2>{HTML_ICON['fail']} {_e(failed.target)} <small>({_e(failed.backend)}, target "
+                     f"{_e(failed.target_name)}): error, exit {failed.exit_code}</small></h2>"
+                     f"<p class='fail'><b>{_e(failed.error)}</b>: {_e(failed.message)}"
+                     + (f"<br>hint: {_e(failed.hint)}" if failed.hint else "") + "</p>")
     parts.append("</body></html>")
     return clean_text("\n".join(parts) + "\n")  # control characters from names: escaped, visible

@@ -89,6 +89,8 @@ def _target(t: TargetReport) -> list[str]:
 def markdown_summary(report: Report) -> str:
     status = report.status or ("pass" if report.passed else "fail")
     word = {"pass": "PASSED", "fail": "FAILED", "inconclusive": "INCONCLUSIVE"}[status]
+    if report.errored:
+        word = f"ERROR ({len(report.errored)} target(s) stopped with an error)"
     if status == "inconclusive" and report.passed:
         word = "PASSED (with inconclusive verdicts)"
     verdicts = [v for t in report.targets for v in t.contracts]
@@ -102,5 +104,9 @@ def markdown_summary(report: Report) -> str:
                   f"inconclusive counts as **{report.gate.get('inconclusive', 'fail')}**.", ""]
     for target in report.targets:
         lines += [*_target(target), ""]
+    for failed in report.errored:  # not measured: the error it stopped with
+        lines += [f"### ❌ `{failed.target}` ({failed.backend}): error, exit {failed.exit_code}", "",
+                  f"{failed.error}: {_cell(failed.message)}"
+                  + (f" — hint: {_cell(failed.hint)}" if failed.hint else ""), ""]
     lines.append(f"<sub>edgecraft {report.edgecraft_version}, plan `{report.plan}`, {report.created}</sub>")
     return clean_text("\n".join(lines) + "\n")  # no escape codes reach a CI page or terminal

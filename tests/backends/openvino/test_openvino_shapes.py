@@ -105,3 +105,25 @@ def test_plan_shapes_written_into_the_graph_only_where_the_plan_fixes_them(tmp_p
     assert [d.dim_param or d.dim_value for d in dims] == ["batch", 3, 16, 20]
     again = with_plan_shapes(fixed, tmp_path)  # nothing left to fix: the same file
     assert again.path == fixed.path
+
+
+def test_conversion_cause_keeps_openvinos_reason_not_its_source_locations() -> None:
+    from edgecraft.backends.openvino.options import conversion_cause
+
+    message = """Check 'false' failed at src/frontends/common_translators/src/unconverted_ops_report.cpp:151:
+FrontEnd API failed with OpConversionFailure:
+Model wasn't fully converted. Failed operations detailed log:
+-- If-16 with a message:
+[ONNX Frontend] Conversion failed for If-16
+While validating ONNX node '<Node(If): If_0_outputs_0>': Check 'x' failed at transpose_shape_inference.hpp:70:
+Input order must have shape [n], where n is the rank of arg.
+
+Summary:
+-- Conversion is failed for: If-16
+"""
+    cause = conversion_cause(RuntimeError(message))
+    assert cause.startswith("Conversion is failed for: If-16")
+    assert "If-16: " in cause and cause.endswith("Input order must have shape [n], where n is the rank of arg.")
+    assert "unconverted_ops_report.cpp" not in cause
+    assert conversion_cause(RuntimeError("Exception from a.cpp:1:\nCheck 'y' failed\nthe real reason")) == \
+        "the real reason"
