@@ -145,3 +145,25 @@ def test_vad_on_openvino_errors_with_openvinos_cause_and_the_ort_target_is_still
     assert "not necessarily a bad file" in errored["hint"]
     assert "openvino-cpu" in err and "Conversion is failed for" in err
     assert "openvino-cpu" in (tmp_path / "r.md").read_text() and 'errors="1"' in (tmp_path / "r.xml").read_text()
+
+
+def test_vad_quantization_that_quantizes_nothing_is_exit_2_naming_the_step(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Silero VAD's convolutions and LSTM sit inside `If` branches, which onnxruntime.quantization does not enter:
+    the int8 artifact had no int8 weight and was larger and slower. The step now says so."""
+    vad = package_file("silero_vad", "data/silero_vad.onnx")
+    np.savez(tmp_path / "audio.npz", **vad_feeds(8, 0))
+    plan = {
+        "name": "vad", "model": {"kind": "onnx", "path": str(vad), "inputs": {
+            "input": {"shape": ["batch", 512]}, "state": {"batch_axis": 1}}},
+        "data": {"audio": {"kind": "npz", "path": "audio.npz", "labels": None}},
+        "steps": [{"strategy": "quantization", "params": {"mode": "static", "calibration_dataset": "audio",
+                                                          "calibration_samples": 8,
+                                                          "accuracy_aware": {"enabled": "off"}}}],
+        "latency": FAST_LATENCY, "targets": ["ort-cpu"], "contracts": [{"kind": "size", "min_ratio": 1.5}],
+    }
+    code, report = run(tmp_path, plan)
+    err = capsys.readouterr().err
+    assert code == 2 and report is None, err
+    assert "steps[0] (quantization) on target 'ort-cpu'" in err and "changed nothing" in err
+    assert "inside If subgraphs" in err
