@@ -177,6 +177,9 @@ class OpenVinoSession(Session):
         """What actually runs: read back from the compiled model, not echoed from the request."""
         import openvino as ov
 
+        if self._compiled is None and self._model is not None:  # not called yet: describe the model as declared
+            self._compiled = _compile(self._model, self._config, self._where)
+
         def prop(name: str) -> Any:
             try:
                 value = self._compiled.get_property(name)
