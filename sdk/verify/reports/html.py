@@ -217,8 +217,8 @@ def _measure_table(t: TargetReport) -> str:
     for name in t.baseline.metrics:
         rows.append([name] + [f"{pts[c]['metrics'].get(name, float('nan')):.4f}" for c in cols])
     for pct in ("p50", "p95", "p99"):
-        rows.append([f"latency {pct} (ms)"] + [f"{getattr(pts[c]['lat'], pct):.3f}" if pts[c]["lat"] else "–"
-                                               for c in cols])
+        rows.append([f"latency {pct} (ms, wall clock)"]
+                    + [f"{getattr(pts[c]['lat'], pct):.3f}" if pts[c]["lat"] else "–" for c in cols])
     rows.append(["size (bytes)"] + [f"{pts[c]['size']:,}" for c in cols])
     for label, base, comp, ratio in resource_rows(t):
         row = [label, base, comp] + (["–"] if t.reference is not None else [])

@@ -47,7 +47,7 @@ def _target(t: TargetReport) -> list[str]:
             row.append(f"{ref.metrics[name]:.4f}" if name in ref.metrics else "–")
         lines.append("| " + " | ".join(row) + " |")
     for pct in ("p50", "p95"):
-        row = [f"latency {pct} (ms)", f"{getattr(t.baseline.latency_ms, pct):.3f}",
+        row = [f"latency {pct} (ms, wall clock)", f"{getattr(t.baseline.latency_ms, pct):.3f}",
                f"{getattr(t.compressed.latency_ms, pct):.3f}"]
         if ref is not None:
             row.append(f"{getattr(ref.latency_ms, pct):.3f}" if ref.latency_ms is not None else "–")
