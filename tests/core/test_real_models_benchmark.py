@@ -25,6 +25,9 @@ def test_real_models_benchmark_smoke(tmp_path: Path) -> None:
     assert set(figures["ov_int8_vs_nncf_latency_ratio"]) == {"det"}
     assert figures["ov_int8_vs_nncf_latency_ratio"]["det"] > 0
     assert figures["ov_fp32_static_vs_dynamic_latency_ratio"] > 0
+    assert figures["ov_int8_vs_nncf_on_shipped_graph_latency_ratio"]["det"] > 0
+    assert isinstance(figures["ov_int8_identical_to_nncf"]["det"], bool)
+    assert 0 < figures["ov_int8_cosine"]["det"]["nncf"] <= 1.0 + 1e-6
     assert set(figures["int8_share"]) == {"det/ort", "det/ov"}
     for share in figures["int8_share"].values():  # the runtime's truth is read independently of the report
         assert share["runtime"] is not None and 0.0 <= share["runtime"] <= 1.0
