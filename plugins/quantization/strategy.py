@@ -185,6 +185,11 @@ class QuantizationStrategy(Strategy):
                 {"recipe": found.recipe, "recipe_reason": f"decided at apply time from the graph: {found.reason}"})
 
 
+#: Below this size a quantized graph may grow from its quantize/dequantize nodes alone (a test model of a few KB):
+#: noted in the step's details; above it, growth means the int8 weights do not pay for themselves, an error.
+GROWTH_ERROR_MIN_BYTES = 1 << 20
+
+
 def check_changed(evidence: Int8Evidence | None, details: dict[str, Any], where: str) -> None:
     """A quantization that quantized nothing, or made the model bigger, is an error (exit 2) naming the step, the
     target and why, never a silent float artifact that only fails contracts later (issue 26: Silero VAD's
@@ -201,7 +206,10 @@ def check_changed(evidence: Int8Evidence | None, details: dict[str, Any], where:
                          "it can quantize (an export without control-flow subgraphs, fewer keep_float entries, a "
                          "looser accuracy contract)")
     before, after = evidence.bytes_before, evidence.bytes_after
-    if before and after and after > before:
+    if before and after and after > before and before < GROWTH_ERROR_MIN_BYTES:
+        details["size_note"] = (f"the int8 graph is larger than the float one ({before:,} -> {after:,} bytes): on a "
+                                "model this small, quantize/dequantize nodes outweigh the int8 weights")
+    elif before and after and after > before:
         raise InputError(f"{where}: the quantization step made the model bigger ({before:,} -> {after:,} bytes) with "
                          f"only {evidence.int8} {evidence.what}: quantize/dequantize overhead outweighs the int8 "
                          "weights", hint="keep this model in float on this target, or quantize a model whose "
