@@ -13,6 +13,12 @@ EXIT_BAD_INPUT = 2
 EXIT_PLUGIN_FAILURE = 3
 #: A latency verdict stayed inconclusive and the plan's ``gate.inconclusive`` is ``error``.
 EXIT_INCONCLUSIVE = 4
+#: Every contract passed, but an integration's lifecycle hook (``edgecraft_run_started``,
+#: ``edgecraft_target_finished``, ``edgecraft_report_ready``) raised: the reports are written with every verdict
+#: and an ``integration_errors`` section naming the plugin, the hook and the exception. Not 0: a release whose
+#: tracker or notification failed is not recorded where the team expects it. Not 3: nothing is wrong with the
+#: model, the plan or the measurements. A plugin named in EDGECRAFT_BEST_EFFORT_PLUGINS does not change the code.
+EXIT_INTEGRATION_FAILED = 5
 
 
 class EdgecraftError(Exception):

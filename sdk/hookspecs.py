@@ -112,7 +112,8 @@ def edgecraft_run_started(plan: dict[str, Any], targets: list[str]) -> None:
     """Called once every target has compiled, before anything is built or measured.
 
     ``plan`` is the validated plan as JSON-ready data; ``targets`` the target labels this run covers.
-    Integrations open their run here (an experiment tracker's run, a CI check's "in progress").
+    Integrations open their run here (an experiment tracker's run, a CI check's "in progress"). Each
+    integration gets its own copy of the arguments; an exception is reported as for ``edgecraft_report_ready``.
     """
 
 
@@ -126,7 +127,11 @@ def edgecraft_report_ready(report: dict[str, Any], report_dir: Path | None) -> N
     """Called once a run's report is complete (after every target), before the CLI exits.
 
     Integrations (experiment trackers, notifications) implement this. ``report`` is the
-    ``edgecraft.report/v1`` document; ``report_dir`` is where report files were written, if any.
-    An exception here is a plugin failure (exit code 3): an integration a release depends on
-    must not fail silently.
+    ``edgecraft.report/v1`` document (this hook's own copy); ``report_dir`` is where report files were written,
+    if any: read them, do not change them.
+
+    An exception in any of the three lifecycle hooks changes no verdict and loses no report: it is recorded in
+    the report's ``integration_errors`` (the reports are written again with it) and a run whose contracts all
+    passed exits 5, since an integration a release depends on must not fail silently; a plugin the user names
+    in ``EDGECRAFT_BEST_EFFORT_PLUGINS`` is reported but leaves the exit code alone (docs/release-gating.md).
     """

@@ -34,3 +34,9 @@ class Metric:
     #: False: ``compute`` gets the ``evaluation.output`` array (and the baseline's). True: dicts of every
     #: output by name (sample axis first), for metrics that read several outputs (boxes and scores, ...).
     all_outputs: bool = False
+    #: The score of a perfect prediction (outputs identical to the baseline's, or whose argmax is the label),
+    #: e.g. 1.0 for top-1 or cosine, 0.0 for an error; None: not fixed. The conformance kit checks it.
+    perfect: float | None = None
+    #: The score is the same whatever the order of the samples (a mean over samples). The conformance kit
+    #: checks it unless False (a metric over a sequence of samples, such as a streaming error).
+    order_invariant: bool = True

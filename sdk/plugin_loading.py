@@ -59,8 +59,45 @@ class BrokenPlugin:
 
     def error(self) -> PluginError:
         return PluginError(f"plugin {self.plugin!r} from {self.distribution} {self.version} {self.reason}",
-                           hint=f"fix or uninstall it, or skip it with {DISABLE_ENV}={self.plugin} "
-                                "(`edgecraft plugins` lists broken plugins)")
+                           hint=f"fix or uninstall it, or skip it with {DISABLE_ENV}="
+                                f"{qualified(self.distribution, self.plugin)} (`edgecraft plugins` lists broken "
+                                "plugins)")
+
+
+def norm_dist(name: str) -> str:
+    """A distribution's name as pip compares them: case, ``-``, ``_`` and ``.`` ignored (PEP 503)."""
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def qualified(distribution: str, plugin: str) -> str:
+    """``DIST:PLUGIN``: one distribution's entry point, for EDGECRAFT_DISABLE_PLUGINS / ``--disable-plugins``."""
+    return f"{norm_dist(distribution)}:{plugin}"
+
+
+def named_in(plugin: str, distribution: str, names: frozenset[str]) -> bool:
+    """Whether ``names`` (a plugin selection: EDGECRAFT_DISABLE_PLUGINS, EDGECRAFT_BEST_EFFORT_PLUGINS) names this
+    entry point: ``PLUGIN`` (every distribution's entry point of that name), ``DIST:PLUGIN`` (that distribution's
+    only) or ``DIST:*`` (every entry point of that distribution).
+
+    Why by distribution: when a third-party package registers a name edgecraft (or another package) also
+    registers, ``PLUGIN`` alone would disable both; ``DIST:PLUGIN`` keeps the other one."""
+    if plugin in names:
+        return True
+    named = {(norm_dist(d), p) for d, _, p in (entry.partition(":") for entry in names if ":" in entry)}
+    dist = norm_dist(distribution)
+    return (dist, plugin) in named or (dist, "*") in named
+
+
+def choose_hint(first: Provenance | tuple[str, str], second: Provenance | tuple[str, str]) -> str:
+    """How to keep one of two distributions that claim the same name (each given as provenance or
+    ``(distribution, plugin)``)."""
+    a = (first.distribution, first.plugin) if isinstance(first, Provenance) else first
+    b = (second.distribution, second.plugin) if isinstance(second, Provenance) else second
+    return (f"choose one by distribution with --disable-plugins (or {DISABLE_ENV}): --disable-plugins "
+            f"{qualified(*b)} keeps {a[0]}'s, --disable-plugins {qualified(*a)} keeps {b[0]}'s; or uninstall one "
+            "(a plain plugin name would disable every distribution's entry point of that name)")
 
 
 def import_entry_points(pm: pluggy.PluginManager, allow: frozenset[str] | None, disable: frozenset[str],
@@ -84,17 +121,18 @@ def import_entry_points(pm: pluggy.PluginManager, allow: frozenset[str] | None, 
     for ep in eps:
         if allow is not None and ep.name not in allow and not _is_core(ep, dists):
             continue
-        if ep.name in disable:
-            disabled.append(ep.name)
-            continue
         dist, version = _distribution(ep, dists)
+        if named_in(ep.name, dist, disable):
+            disabled.append(ep.name if ep.name in disable else qualified(dist, ep.name))
+            continue
         if ep.name in seen:
             if seen[ep.name] == (dist, ep.value):
                 # One distribution's metadata found twice on sys.path (an editable install's and a stray
                 # ``*.egg-info`` in the working directory): the same plugin, not a conflict.
                 continue
-            raise PluginError(f"two distributions register the plugin name {ep.name!r}: "
-                              f"{seen[ep.name][0]} and {dist}")
+            raise PluginError(f"two distributions register the plugin (entry-point) name {ep.name!r}: "
+                              f"{seen[ep.name][0]} ({seen[ep.name][1]}) and {dist} ({ep.value})",
+                              hint=choose_hint((seen[ep.name][0], ep.name), (dist, ep.name)))
         seen[ep.name] = (dist, ep.value)
         try:
             plugin = ep.load()

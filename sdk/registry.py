@@ -23,11 +23,12 @@ from edgecraft.plugin_loading import CORE_PLUGINS as CORE_PLUGINS  # documented 
 from edgecraft.plugin_loading import (
     BrokenPlugin,
     Provenance,
+    choose_hint,
     drop_undefined_hooks,
     import_entry_points,
     provenance_of,
 )
-from edgecraft.settings import DISABLE_ENV, PLUGINS_ENV, Settings
+from edgecraft.settings import DISABLE_ENV, Settings
 
 if TYPE_CHECKING:  # the registry module stays light: `edgecraft --help` imports it to find plugins' commands
     from edgecraft.backend import Backend, TargetInfo
@@ -67,6 +68,8 @@ class Registry:
     broken: dict[str, BrokenPlugin] = field(default_factory=dict)
     #: entry-point names skipped because EDGECRAFT_DISABLE_PLUGINS names them.
     disabled: list[str] = field(default_factory=list)
+    #: entry-point (plugin) name -> who provides it, for every loaded plugin (those that register no name too).
+    provenance: dict[str, Provenance] = field(default_factory=dict)
     #: The plugin selection this registry was built with (child processes load the same: Settings.child_environ).
     settings: Settings = field(default_factory=Settings)
     _backend_instances: dict[str, Backend] = field(default_factory=dict)
@@ -80,7 +83,8 @@ class Registry:
         names = "; ".join(f"{b.plugin!r} ({b.distribution} {b.version}) {b.reason}" for b in self.broken.values())
         raise PluginError(f"{what} {name!r} is not provided by any loaded plugin, and "
                           f"{len(self.broken)} plugin(s) did not load and may provide it: {names}",
-                          hint=f"fix or uninstall the broken plugin, or skip it with {DISABLE_ENV}=NAME")
+                          hint=f"fix or uninstall the broken plugin, or skip it with {DISABLE_ENV}=DIST:NAME "
+                               "(that distribution's entry point NAME only)")
 
     def strategy(self, name: str, *, where: str = "strategy") -> Strategy:
         if name not in self.strategies:
@@ -155,16 +159,44 @@ class Registry:
     def hook(self) -> Any:
         return self.plugin_manager.hook
 
-    def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook plugin by plugin; a failing integration is a PluginError naming it
-        (exit code 3), never a bare traceback whose exit code 1 CI would read as a failed contract."""
+    def notify(self, hook_name: str, **kwargs: Any) -> list[HookFailure]:
+        """Call a lifecycle hook plugin by plugin, each with its own copy of the arguments (one integration
+        cannot change what the next sees); return the failures, never raise them.
+
+        Why not raise: the hooks run after (or while) contracts are judged; an exception here used to end the
+        run with exit 3 and no report, losing every verdict. The caller records the failures in the report's
+        ``integration_errors`` and exits 5 (``EXIT_INTEGRATION_FAILED``) when every contract passed. A
+        KeyboardInterrupt still ends the run.
+        """
+        import copy
+
+        from edgecraft.plugin_loading import named_in
+
+        failures: list[HookFailure] = []
         caller = getattr(self.plugin_manager.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):
             plugin_name = self.plugin_manager.get_name(impl.plugin) or repr(impl.plugin)
             try:
-                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
-            except Exception as exc:
-                raise PluginError(f"plugin {plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}") from exc
+                impl.function(**{arg: copy.deepcopy(kwargs[arg]) for arg in impl.argnames})
+            except (Exception, SystemExit) as exc:  # a plugin's sys.exit must not decide the run's exit code
+                prov = provenance_of(plugin_name, self.provenance)
+                lenient = named_in(plugin_name, prov.distribution, self.settings.best_effort_plugins)
+                failures.append(HookFailure(plugin_name, prov.distribution, prov.version, hook_name,
+                                            f"{type(exc).__name__}: {exc}", lenient))
+        return failures
+
+
+@dataclass(frozen=True)
+class HookFailure:
+    """A lifecycle hook that raised: who, where, what (the report's ``integration_errors`` entry)."""
+
+    plugin: str
+    distribution: str
+    version: str
+    hook: str
+    error: str
+    #: Named in EDGECRAFT_BEST_EFFORT_PLUGINS: reported, but the exit code stays the verdict's.
+    best_effort: bool = False
 
 
 def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str, Provenance],
@@ -206,7 +238,7 @@ def _collect(registry: Registry, hook_name: str, kind: str, provenance: dict[str
             if item.name in table:
                 other = table[item.name].provenance
                 raise PluginError(f"{kind} name {item.name!r} is registered twice: by {other} and by {item.provenance}",
-                                  hint=f"uninstall one of them, or load a subset with {PLUGINS_ENV}")
+                                  hint=choose_hint(other, item.provenance))
             table[item.name] = item
 
 
@@ -273,6 +305,7 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
         module = name if isinstance(extra, ModuleType) else getattr(type(extra), "__module__", None)
         provenance.setdefault(name, Provenance(name, getattr(extra, "__distribution__", "local"), "-", module))
     drop_undefined_hooks(pm, provenance, registry.broken)
+    registry.provenance = provenance
 
     _collect(registry, "edgecraft_register_strategies", "strategy", provenance,
              _accept_class("edgecraft.strategy", "Strategy", "strategy", "name", ("params_model",)))
@@ -302,8 +335,7 @@ def build_registry(*, plugins: Iterable[str] | None = None, extra_plugins: Itera
             if info.name in registry.targets:
                 other = registry.targets[info.name].provenance
                 raise PluginError(f"target name {info.name!r} is registered twice: by {other} and by "
-                                  f"{provided.provenance}",
-                                  hint=f"uninstall one of them, or load a subset with {PLUGINS_ENV}")
+                                  f"{provided.provenance}", hint=choose_hint(other, provided.provenance))
             registry.targets[info.name] = Provided(info.name, "target", (backend_name, info),
                                                    provided.provenance, info.summary)
     _drop_broken(registry)

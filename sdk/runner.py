@@ -49,13 +49,16 @@ def run_plan(plan: CompressionPlan | RawPlan, registry: Registry, *, base_dir: P
         for label in labels:
             ref.for_target(label, compiled[label].target)
     cache = ArtifactCache(cache_dir, reuse=not no_cache)  # no_cache: rebuild every artifact, replacing entries
-    registry.notify("edgecraft_run_started", plan=plan.model_dump(mode="json", by_alias=True), targets=labels)
+    # A raising integration hook is recorded, not raised: the run goes on and its report names the failure
+    # (integration_errors; exit 5 if every contract passed: docs/release-gating.md, "When an integration fails").
+    failures = registry.notify("edgecraft_run_started", plan=plan.model_dump(mode="json", by_alias=True),
+                               targets=labels)
     executor = executor or executor_for(None)
     try:
         reports = executor.run_targets(
             run, compiled, labels, cache, progress, ref,
-            lambda target_report: registry.notify("edgecraft_target_finished",
-                                                  target=target_report.model_dump(mode="json")))
+            lambda target_report: failures.extend(registry.notify("edgecraft_target_finished",
+                                                                  target=target_report.model_dump(mode="json"))))
         errored = []
     except TargetsFailed as failed:
         if not failed.reports:  # nothing was measured: no verdict, no report; the error as it was raised
@@ -66,10 +69,11 @@ def run_plan(plan: CompressionPlan | RawPlan, registry: Registry, *, base_dir: P
         reports, errored = failed.reports, failed.errors
     verdicts = [v for r in reports for v in r.contracts]
     exit_code = max([exit_code_for(verdicts, plan.gate.inconclusive), *(e.exit_code for e in errored)])
-    return Report(passed=all(r.passed for r in reports) and not errored, plan=plan_path, plan_name=plan.name,
-                  edgecraft_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                  evaluation_dataset=plan.evaluation.dataset, targets=reports, errored=errored,
-                  status="fail" if errored else overall_status(verdicts), exit_code=exit_code,
-                  gate=plan.gate.model_dump(mode="json"),
-                  reference_report=str(ref.path) if ref is not None else None,
-                  executor=executor.describe())
+    report = Report(passed=all(r.passed for r in reports) and not errored, plan=plan_path, plan_name=plan.name,
+                    edgecraft_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    evaluation_dataset=plan.evaluation.dataset, targets=reports, errored=errored,
+                    status="fail" if errored else overall_status(verdicts), exit_code=exit_code,
+                    gate=plan.gate.model_dump(mode="json"),
+                    reference_report=str(ref.path) if ref is not None else None,
+                    executor=executor.describe())
+    return report.with_integration_errors(failures) if failures else report

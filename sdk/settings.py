@@ -19,8 +19,13 @@ from pathlib import Path
 
 #: Comma-separated entry-point names to load; unset or empty loads every installed plugin.
 PLUGINS_ENV = "EDGECRAFT_PLUGINS"
-#: Comma-separated entry-point names never to load (a broken plugin you cannot uninstall right now).
+#: Comma-separated entry points never to load (a broken plugin you cannot uninstall right now): ``NAME`` (every
+#: distribution's entry point NAME), ``DIST:NAME`` (that distribution's only: the way to choose between two
+#: distributions registering one name) or ``DIST:*`` (every entry point of that distribution).
 DISABLE_ENV = "EDGECRAFT_DISABLE_PLUGINS"
+#: Comma-separated plugins (``NAME``, ``DIST:NAME``, ``DIST:*``) whose lifecycle hooks are best effort: a raising
+#: hook is still in the reports' ``integration_errors``, but does not make a passing run exit 5.
+BEST_EFFORT_ENV = "EDGECRAFT_BEST_EFFORT_PLUGINS"
 #: ``1``/``true``/``yes``/``on``: a plugin that fails to load is an error for every command (``--strict-plugins``).
 STRICT_ENV = "EDGECRAFT_STRICT_PLUGINS"
 #: The artifact cache folder (``--cache-dir``); default ``$XDG_CACHE_HOME/edgecraft/artifacts``.
@@ -57,6 +62,8 @@ class Settings:
     plugins: frozenset[str] | None = None
     disabled_plugins: frozenset[str] = frozenset()
     strict_plugins: bool = False
+    #: Plugins whose failing lifecycle hooks do not change the exit code (:data:`BEST_EFFORT_ENV`).
+    best_effort_plugins: frozenset[str] = frozenset()
     #: None: the default folder (:func:`default_cache_dir`); :meth:`from_env` always resolves it.
     cache_dir: Path | None = None
     verbose: bool = False
@@ -69,6 +76,7 @@ class Settings:
         return cls(plugins=plugin_names(env.get(PLUGINS_ENV)) or None,
                    disabled_plugins=plugin_names(env.get(DISABLE_ENV)),
                    strict_plugins=env.get(STRICT_ENV, "").strip().lower() in _TRUE,
+                   best_effort_plugins=plugin_names(env.get(BEST_EFFORT_ENV)),
                    cache_dir=default_cache_dir(env))
 
     def with_plugin_options(self, *, plugins: str | Iterable[str] | None = None,
@@ -85,5 +93,5 @@ class Settings:
                 DISABLE_ENV: ",".join(sorted(self.disabled_plugins))}
 
 
-__all__ = ["CACHE_DIR_ENV", "DISABLE_ENV", "PLUGINS_ENV", "STRICT_ENV", "Settings", "default_cache_dir",
-           "plugin_names"]
+__all__ = ["BEST_EFFORT_ENV", "CACHE_DIR_ENV", "DISABLE_ENV", "PLUGINS_ENV", "STRICT_ENV", "Settings",
+           "default_cache_dir", "plugin_names"]

@@ -54,11 +54,14 @@ def _cosine(outputs: np.ndarray, labels: np.ndarray | None, reference: np.ndarra
     return float(np.mean(cos))
 
 
-TOP1 = Metric("top1", _top_k(1), "fraction of samples whose highest logit is the label", needs_labels=True)
-TOP5 = Metric("top5", _top_k(5), "fraction of samples whose label is among the 5 highest logits", needs_labels=True)
+TOP1 = Metric("top1", _top_k(1), "fraction of samples whose highest logit is the label", needs_labels=True,
+              perfect=1.0)
+TOP5 = Metric("top5", _top_k(5), "fraction of samples whose label is among the 5 highest logits", needs_labels=True,
+              perfect=1.0)
 AGREEMENT = Metric("agreement", _agreement, "fraction of samples where argmax matches the baseline's",
-                   needs_reference=True)
-COSINE = Metric("cosine", _cosine, "mean cosine similarity of outputs to the baseline's", needs_reference=True)
+                   needs_reference=True, perfect=1.0)
+COSINE = Metric("cosine", _cosine, "mean cosine similarity of outputs to the baseline's", needs_reference=True,
+                perfect=1.0)
 
 #: What this plugin registers, in listing order.
 METRICS: tuple[Metric, ...] = (TOP1, TOP5, AGREEMENT, COSINE)

@@ -70,7 +70,9 @@ def _global(ctx: typer.Context,
                      "skipped with a note and fails only plans that need it. The CI templates set it.")] = False,
             disable_plugins: Annotated[str | None, typer.Option(
                 "--disable-plugins", envvar=DISABLE_ENV,
-                help="Comma-separated entry-point names never to load (e.g. a broken plugin).")] = None,
+                help="Comma-separated entry points never to load (e.g. a broken plugin): NAME (every "
+                     "distribution's NAME), DIST:NAME (only that distribution's, e.g. when a package registers a "
+                     "built-in's name: my-package:quantization keeps edgecraft's) or DIST:* (all of it).")] = None,
             _version: Annotated[bool, typer.Option(
                 "--version", is_eager=True, callback=_print_version, expose_value=True,
                 help="Print edgecraft's version and exit.")] = False,

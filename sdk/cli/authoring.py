@@ -35,11 +35,17 @@ def _json_option(raw: str | None, option: str) -> dict[str, Any]:
 def plugin_check(
         ctx: typer.Context,
         name: Annotated[str, typer.Argument(
-            help="An installed strategy or backend (or a target's name), or an installed distribution: every "
-                 "strategy and backend it provides.")],
+            help="An installed plugin: a strategy, backend (or a target's name), model source kind, dataset kind, "
+                 "metric, contract kind, device, or an entry point with lifecycle hooks or commands; or an installed "
+                 "distribution: every plugin it provides.")],
         params: Annotated[str | None, typer.Option(
-            "--params", help="Strategy params for the kit's plans, as JSON (default: the params' defaults). "
-                             "The kit's plans have one dataset, 'kit'.")] = None,
+            "--params", help="Params as JSON (default: the params' defaults): a strategy's, or a model source's, "
+                             "dataset kind's or contract's fields besides 'kind'. The kit's plans have one dataset, "
+                             "'kit'.")] = None,
+        kind: Annotated[str | None, typer.Option(
+            "--kind", help="Check NAME only as this kind (a name can be several, e.g. the tvm entry point's backend "
+                           "and commands): strategy, backend, 'model source', 'dataset kind', metric, "
+                           "'contract kind', device, integration, commands.")] = None,
         target: Annotated[list[str] | None, typer.Option(
             "--target", "-t", help="Only these targets (repeatable); emulated targets are checked only when "
                                    "named.")] = None,
@@ -50,21 +56,26 @@ def plugin_check(
                                 "output's scale).")] = 1e-3,
         verbose: Annotated[bool, typer.Option("--all", "-a", help="Also list the checks that passed, refusals and "
                                                                    "skips.")] = False) -> None:
-    """Run the conformance kit on an installed strategy or backend: exit 0 if it conforms, 1 with one line per
-    violation (method and what was expected)."""
-    from edgecraft.testing import check_distribution, check_plugin
+    """Run the conformance kit on an installed plugin (each kind it is installed as): exit 0 if it conforms, 1
+    with one line per violation (method and what was expected)."""
+    from edgecraft.errors import InputError
+    from edgecraft.testing import KINDS, check_distribution, check_name, check_plugin, kinds_of
     from edgecraft.testing.conformance import distribution_plugins
 
     session = CliSession.of(ctx)
     registry = session.registry()
     kwargs: dict[str, Any] = {"params": _json_option(params, "--params"), "targets": target,
                               "options": _json_option(options, "--options"), "tolerance": tolerance,
-                              "registry": registry}
-    known = name in registry.strategies or name in registry.backends or name in registry.targets
-    if not known and distribution_plugins(registry, name):  # an installed distribution: every plugin of it
-        reports = check_distribution(name, **kwargs)
+                              "registry": registry, "builtin_commands": session.builtin_commands or None}
+    if kind is not None:
+        if kind not in KINDS or kind == "plugin":
+            raise InputError(f"--kind {kind!r}: not a kind of plugin; expected one of "
+                             f"{', '.join(k for k in KINDS if k != 'plugin')}")
+        reports = [check_plugin(name, kind=cast("Any", kind), **kwargs)]
+    elif not kinds_of(registry, name) and name not in registry.broken and distribution_plugins(registry, name):
+        reports = check_distribution(name, **kwargs)  # an installed distribution: every plugin of it
     else:
-        reports = [check_plugin(name, **kwargs)]
+        reports = check_name(name, **kwargs)
     for report in reports:
         for line in report.lines(verbose=verbose):
             sys.stdout.write(line + "\n")  # one line per finding, never wrapped: CI logs and grep read them

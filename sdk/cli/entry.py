@@ -1,11 +1,13 @@
 """``main()``: run one CLI invocation and turn every way it can end into edgecraft's exit codes.
 
 0 met, 1 contract failed, 2 bad input, 3 plugin or runtime failure, 4 undecided (if the plan says so),
-130/143 interrupted. Exit 0 only ever follows a judged set of verdicts and written reports.
+5 met but an integration hook failed, 130/143 interrupted, 141 stdout closed by its reader. Exit 0 only ever
+follows a judged set of verdicts and written reports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from typer._click.exceptions import ClickException
 else:  # typer vendors its own click; at run time its exception base is reached through a public typer class
     ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         if signalled is None:
             sys.stderr.write("interrupted; partial artifacts removed\n")
         return signalled or EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _reader_went_away()
     except OSError as exc:
         # The environment failed (disk full, read-only, not a directory): its path and the OS's words.
         where = exc.filename if exc.filename is not None else "(unknown path)"
@@ -58,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         _debug_traceback(session, exc)
         return EXIT_PLUGIN_FAILURE
     except SystemExit as exc:
+        if isinstance(exc.__context__, BrokenPipeError):  # rich turns a closed stdout into SystemExit(1)
+            return _reader_went_away()
         # Only user or plugin code raises SystemExit here (click returns its own exits): never a verdict.
         sys.stderr.write(f"error (unexpected exit): code in this run called sys.exit({clean_text(exc.code)}) "
                          "before every verdict was judged; exit 3, not a verdict\n")
@@ -80,6 +88,18 @@ def main(argv: list[str] | None = None) -> int:
         if hidden:
             sys.stderr.write(f"note: {hidden}\n")
         logging_setup.reset()
+
+
+def _reader_went_away() -> int:
+    """Exit as Unix tools do when the reader of stdout closed it (``edgecraft --help | head``): quietly, 141.
+
+    128 + SIGPIPE is what ``git log | head`` reports under ``set -o pipefail``; it is never 0, so a run whose
+    output consumer died is not a verdict (the supervisor then removes its reports), and it is not 3, because
+    nothing failed but the pipe. stdout goes to /dev/null so the interpreter's final flush does not fail again.
+    """
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
 
 
 def _refuse_exit_without_verdict(session: CliSession, code: int) -> int:

@@ -136,23 +136,30 @@ def _run_and_report(session: CliSession, plan: Path, target: list[str] | None, r
 def finish(session: CliSession, report: Report, files: ReportFiles, registry: Registry | None) -> NoReturn:
     """Write the reports, tell integrations, print the tables, and exit with the report's code.
 
-    The reports are written as one set (:func:`~edgecraft.verify.reports.write_reports`); if anything fails
-    after that (a raising ``edgecraft_report_ready`` hook, a broken terminal), they are removed before the
+    The reports are written as one set (:func:`~edgecraft.verify.reports.write_reports`). An
+    ``edgecraft_report_ready`` hook that raises does not lose them: the set is written again with the failure in
+    ``integration_errors`` (exit 5 if every contract passed, see :data:`~edgecraft.errors.EXIT_INTEGRATION_FAILED`).
+    If anything else fails after the first write (a broken terminal, Ctrl-C), they are removed before the
     error's exit code: a passing report behind an exit 3 would contradict it.
     """
     from edgecraft.verify.reports import remove_reports, write_reports
 
-    code = report.exit_code if report.exit_code is not None else (EXIT_OK if report.passed else EXIT_CONTRACT_FAILED)
-    failed = not report.passed or any(not t.passed or any(not v.passed for v in t.contracts) for t in report.targets)
-    if code == EXIT_OK and failed:  # a report (edited, or from an older version) whose code contradicts its verdicts
-        code = EXIT_CONTRACT_FAILED
     written = write_reports(report, files)
     session.record({"reports": [str(p) for p in written]})
     try:
         if registry is not None:
-            registry.notify("edgecraft_report_ready", report=report.to_json(),
-                            report_dir=written[0].parent if written else None)
+            failures = registry.notify("edgecraft_report_ready", report=report.to_json(),
+                                       report_dir=written[0].parent if written else None)
+            if failures:
+                report = report.with_integration_errors(failures)
+                written = write_reports(report, files, step_summary=False)  # the same files, replaced as one set
+                _append_step_summary(report)
         print_report(session.out, report)
+        for error in report.integration_errors:
+            word = "warning (best effort)" if error.best_effort else "error"
+            session.err.print(f"{word}: integration {error.plugin!r} ({error.distribution} {error.version}) failed in "
+                              f"{error.hook}: {error.error}; the verdicts stand and the reports name it",
+                              highlight=False, markup=False)
         for path in written:
             session.out.print(f"report: {path}", highlight=False)
     except BaseException:
@@ -160,6 +167,27 @@ def finish(session: CliSession, report: Report, files: ReportFiles, registry: Re
         session.err.print(f"note: reports removed, the run did not finish: {', '.join(map(str, written))}",
                           highlight=False, markup=False)
         raise
+    code = _exit_code(report)
     session.verdict_pending = False  # every verdict is judged and every report written: exit codes may be final
     session.record({"verdict": code})
     raise typer.Exit(code)
+
+
+def _exit_code(report: Report) -> int:
+    """The report's exit code; 1 if it says 0 while a verdict failed (a report edited, or from an older version)."""
+    code = report.exit_code if report.exit_code is not None else (EXIT_OK if report.passed else EXIT_CONTRACT_FAILED)
+    failed = not report.passed or any(not t.passed or any(not v.passed for v in t.contracts) for t in report.targets)
+    return EXIT_CONTRACT_FAILED if code == EXIT_OK and failed else code
+
+
+def _append_step_summary(report: Report) -> None:
+    """The integration errors of ``edgecraft_report_ready`` under the summary already appended to
+    ``$GITHUB_STEP_SUMMARY`` (appending the whole summary again would show the run twice)."""
+    import os
+
+    from edgecraft.verify.reports.markdown import integration_section
+
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write("\n".join(integration_section(report)) + "\n")

@@ -5,6 +5,7 @@ plugin, classify what it raised).
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -13,6 +14,12 @@ from edgecraft.errors import PluginError
 from edgecraft.safe_text import clean_text
 
 Outcome = Literal["ok", "violation", "refused", "skipped", "note"]
+
+#: Every kind of plugin the kit checks: one per registration hook a third party may implement, plus a plugin's
+#: lifecycle hooks ("integration") and commands; "plugin" is an entry point that did not load.
+Kind = Literal["strategy", "backend", "model source", "dataset kind", "metric", "contract kind", "device",
+               "integration", "commands", "plugin"]
+KINDS: tuple[Kind, ...] = typing.get_args(Kind)
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class Finding:
 class ConformanceReport:
     """What :func:`check_plugin` found; ``ok`` when there is no violation."""
 
-    kind: Literal["strategy", "backend"]
+    kind: Kind
     name: str
     distribution: str
     findings: list[Finding] = field(default_factory=list)
@@ -57,6 +64,9 @@ class ConformanceReport:
 
     def summary(self) -> str:
         checks = sum(1 for f in self.findings if f.outcome == "ok")
+        if self.ok and not checks:
+            return (f"{self.label} from {self.distribution} was not checked: every check was skipped or refused "
+                    "(--all says why; --params gives params a kind needs)")
         if self.ok:
             return f"{self.label} from {self.distribution} conforms ({checks} checks passed)"
         return (f"{self.label} from {self.distribution} does not conform: {len(self.violations)} violation(s), "

@@ -150,6 +150,38 @@ class TargetError(BaseModel):
     exit_code: int
 
 
+class IntegrationError(BaseModel):
+    """A lifecycle hook of an integration that raised (``edgecraft_run_started``, ``edgecraft_target_finished``,
+    ``edgecraft_report_ready``). The verdicts stand; see ``Report.integration_errors``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plugin: str = Field(description="The entry point (plugin) whose hook raised.")
+    distribution: str
+    version: str
+    hook: str
+    error: str = Field(description="The exception: its type and message.")
+    best_effort: bool = Field(False, description="Named in EDGECRAFT_BEST_EFFORT_PLUGINS: reported, but the exit "
+                              "code stays the verdict's.")
+
+    @classmethod
+    def of(cls, failure: Any) -> IntegrationError:
+        """From a :class:`edgecraft.registry.HookFailure`."""
+        return cls(plugin=failure.plugin, distribution=failure.distribution, version=failure.version,
+                   hook=failure.hook, error=failure.error, best_effort=failure.best_effort)
+
+
+def integration_exit_code(code: int, errors: list[IntegrationError]) -> int:
+    """The run's exit code once its integrations ran: a passing run (0) whose non-best-effort hook raised exits 5
+    (``EXIT_INTEGRATION_FAILED``); a failing or inconclusive verdict keeps its code (it blocks the release
+    already, and is the more useful answer); the errors are in the report either way."""
+    from edgecraft.errors import EXIT_INTEGRATION_FAILED, EXIT_OK
+
+    if code == EXIT_OK and any(not e.best_effort for e in errors):
+        return EXIT_INTEGRATION_FAILED
+    return code
+
+
 class Report(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -170,6 +202,17 @@ class Report(BaseModel):
     reference_report: str | None = None
     executor: dict[str, Any] | None = Field(None, description="Where targets were built and measured when not in "
                                             "the CLI's process: the Ray cluster's address and nodes.")
+    integration_errors: list[IntegrationError] = Field(
+        default_factory=list, description="Lifecycle hooks of integrations that raised. `passed` and `status` are "
+        "the contracts' alone; `exit_code` is 5 when every contract passed and a hook not marked best effort "
+        "raised.")
+
+    def with_integration_errors(self, failures: list[Any]) -> Report:
+        """This report with ``failures`` (HookFailures) added to its ``integration_errors`` and its exit code
+        updated (:func:`integration_exit_code`)."""
+        errors = [*self.integration_errors, *(IntegrationError.of(f) for f in failures)]
+        code = self.exit_code if self.exit_code is not None else (0 if self.passed else 1)
+        return self.model_copy(update={"integration_errors": errors, "exit_code": integration_exit_code(code, errors)})
 
     @classmethod
     def load(cls, path: Path) -> Report:

@@ -270,14 +270,17 @@ def test_supervised_run_keeps_the_verdict(ws: Ws, ending: Path) -> None:
     assert json.loads((ws.reports / "report.json").read_text())["passed"] is False
 
 
-def test_a_raising_report_hook_leaves_no_passing_report(ws: Ws, ending: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_raising_report_hook_leaves_no_report_that_hides_it(ws: Ws, ending: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """The verdicts stand and the report is kept, naming the failure; the exit code is 5, not 0 (issue 27:
+    an exit 3 without a report lost every verdict)."""
     monkeypatch.setenv("FAKEPLUG_REPORT_READY", "raise")
     ws.write(ws.plan())
-    assert ws.run("--junit", str(ws.reports / "junit.xml")) == 3
+    assert ws.run("--junit", str(ws.reports / "junit.xml")) == 5
     err = capsys.readouterr().err
-    assert "unreachable" in err and "reports removed" in err, err
-    assert list(ws.reports.iterdir()) == []
+    assert "unreachable" in err and "edgecraft_report_ready" in err, err
+    junit = (ws.reports / "junit.xml").read_text()
+    assert "IntegrationError" in junit and "unreachable" in junit
 
 
 def test_a_full_disk_at_the_last_report_leaves_none(ws: Ws, monkeypatch: pytest.MonkeyPatch,

@@ -64,13 +64,14 @@ class ReportFiles:
             check_matplotlib()
 
 
-def write_reports(report: Report, files: ReportFiles) -> list[Path]:
+def write_reports(report: Report, files: ReportFiles, *, step_summary: bool = True) -> list[Path]:
     """Write every requested format as one set; append the Markdown summary to ``$GITHUB_STEP_SUMMARY``.
 
     Why a set: reports that disagree with the exit code lie to CI. Every format is rendered first (a
     renderer's failure touches no file), written to a temporary file next to its destination, and only
     then are all renamed into place; if a write or a rename fails, the temporary files and the reports
     already renamed are removed, so a failed set leaves no report behind (exit 3 names the file).
+    ``step_summary=False``: the set is written again (integration errors added), the summary already appended.
     """
     import json
 
@@ -82,8 +83,8 @@ def write_reports(report: Report, files: ReportFiles) -> list[Path]:
         texts[files.json] = json.dumps(report.to_json(), indent=2)
     if files.junit is not None:
         texts[files.junit] = junit_xml(report)
-    summary = markdown_summary(report) if files.markdown is not None or os.environ.get("GITHUB_STEP_SUMMARY") \
-        else None
+    append = os.environ.get("GITHUB_STEP_SUMMARY") if step_summary else None
+    summary = markdown_summary(report) if files.markdown is not None or append else None
     if files.markdown is not None and summary is not None:
         texts[files.markdown] = summary
     if files.html is not None:
@@ -91,10 +92,9 @@ def write_reports(report: Report, files: ReportFiles) -> list[Path]:
 
         texts[files.html] = html_report(report)
     write_set(texts)
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary and summary is not None:
+    if append and summary is not None:
         try:
-            with _writing(Path(step_summary)), open(step_summary, "a", encoding="utf-8") as handle:
+            with _writing(Path(append)), open(append, "a", encoding="utf-8") as handle:
                 handle.write(summary + "\n")
         except BaseException:
             remove_reports(list(texts))

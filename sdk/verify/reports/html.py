@@ -276,5 +276,12 @@ def html_report(report: Report) -> str:
                      f"{_e(failed.target_name)}): error, exit {failed.exit_code}</small></h2>"
                      f"<p class='fail'><b>{_e(failed.error)}</b>: {_e(failed.message)}"
                      + (f"<br>hint: {_e(failed.hint)}" if failed.hint else "") + "</p>")
+    if report.integration_errors:
+        parts.append(f"<h2>Integration errors</h2><p>Every verdict above stands; these lifecycle hooks raised (exit "
+                     f"code {_e(report.exit_code)}):</p><table><tr><th>plugin</th><th>distribution</th><th>hook</th>"
+                     "<th>error</th><th>best effort</th></tr>" + "".join(
+                         f"<tr><td>{_e(e.plugin)}</td><td>{_e(e.distribution)} {_e(e.version)}</td><td>{_e(e.hook)}"
+                         f"</td><td>{_e(e.error)}</td><td>{'yes' if e.best_effort else 'no'}</td></tr>"
+                         for e in report.integration_errors) + "</table>")
     parts.append("</body></html>")
     return clean_text("\n".join(parts) + "\n")  # control characters from names: escaped, visible

@@ -94,16 +94,34 @@ def _errored(failed: TargetError) -> ET.Element:
     return suite
 
 
+def _integrations(report: Report) -> ET.Element:
+    """One test case per failed lifecycle hook: an ``<error>`` (a best-effort plugin's: ``<skipped>``), so CI's
+    test view shows the failure next to the verdicts, which stand."""
+    errors = report.integration_errors
+    suite = ET.Element("testsuite", {"name": "edgecraft.integrations", "tests": str(len(errors)),
+                                     "failures": "0", "errors": str(sum(1 for e in errors if not e.best_effort)),
+                                     "skipped": str(sum(1 for e in errors if e.best_effort)), "time": "0"})
+    for e in errors:
+        case = ET.SubElement(suite, "testcase", {"name": f"{e.plugin}.{e.hook}", "classname":
+                                                 "edgecraft.integrations", "time": "0"})
+        message = f"{e.plugin} ({e.distribution} {e.version}) raised in {e.hook}: {e.error}"
+        ET.SubElement(case, "skipped" if e.best_effort else "error",
+                      {"message": message, "type": "IntegrationError"}).text = message
+    return suite
+
+
 def junit_xml(report: Report) -> str:
     """The report as a JUnit XML document (a string, with the XML declaration)."""
     policy = (report.gate or {}).get("inconclusive", "fail")
     suites = [_suite(t, report, policy) for t in report.targets] + [_errored(e) for e in report.errored]
+    if report.integration_errors:
+        suites.append(_integrations(report))
     root = ET.Element("testsuites", {
         "name": f"edgecraft {report.plan_name}",
         "tests": str(sum(int(s.get("tests", "0")) for s in suites)),
         "failures": str(sum(int(s.get("failures", "0")) for s in suites)),
         "errors": str(sum(int(s.get("errors", "0")) for s in suites)),
-        "skipped": "0",
+        "skipped": str(sum(int(s.get("skipped", "0")) for s in suites)),
         "time": "0",
     })
     root.extend(suites)

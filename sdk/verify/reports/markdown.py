@@ -86,6 +86,20 @@ def _target(t: TargetReport) -> list[str]:
     return lines
 
 
+def integration_section(report: Report) -> list[str]:
+    """The "Integration errors" section (empty when every lifecycle hook ran cleanly)."""
+    if not report.integration_errors:
+        return []
+    lines = ["### Integration errors", "",
+             "Every verdict above stands; these lifecycle hooks raised"
+             + (f" (exit code {report.exit_code})" if report.exit_code is not None else "") + ":", "",
+             "| plugin | distribution | hook | error | best effort |", "|---|---|---|---|---|"]
+    for e in report.integration_errors:
+        lines.append(f"| {_cell(e.plugin)} | {_cell(e.distribution)} {_cell(e.version)} | `{e.hook}` | "
+                     f"{_cell(e.error)} | {'yes' if e.best_effort else 'no'} |")
+    return [*lines, ""]
+
+
 def markdown_summary(report: Report) -> str:
     status = report.status or ("pass" if report.passed else "fail")
     word = {"pass": "PASSED", "fail": "FAILED", "inconclusive": "INCONCLUSIVE"}[status]
@@ -93,6 +107,8 @@ def markdown_summary(report: Report) -> str:
         word = f"ERROR ({len(report.errored)} target(s) stopped with an error)"
     if status == "inconclusive" and report.passed:
         word = "PASSED (with inconclusive verdicts)"
+    if report.integration_errors and report.exit_code not in (None, 0, 1, 4):
+        word += ", BUT AN INTEGRATION FAILED"
     verdicts = [v for t in report.targets for v in t.contracts]
     counts = {s: sum(1 for v in verdicts if v.status == s) for s in ("pass", "fail", "inconclusive")}
     lines = [f"## {ICON[status]} edgecraft `{report.plan_name}`: {word}", "",
@@ -108,5 +124,6 @@ def markdown_summary(report: Report) -> str:
         lines += [f"### ❌ `{failed.target}` ({failed.backend}): error, exit {failed.exit_code}", "",
                   f"{failed.error}: {_cell(failed.message)}"
                   + (f" — hint: {_cell(failed.hint)}" if failed.hint else ""), ""]
+    lines += integration_section(report)
     lines.append(f"<sub>edgecraft {report.edgecraft_version}, plan `{report.plan}`, {report.created}</sub>")
     return clean_text("\n".join(lines) + "\n")  # no escape codes reach a CI page or terminal

@@ -94,8 +94,8 @@ def test_wire_round_trip() -> None:
 def test_hwcaps_decoded() -> None:
     from edgecraft.boards import decode_hwcaps
 
-    features = decode_hwcaps((1 << 20) | (1 << 10), 1 << 13)
-    assert features["asimddp"] and features["asimdhp"] and features["i8mm"]
+    features = decode_hwcaps((1 << 20) | (1 << 10), (1 << 13) | (1 << 23))
+    assert features["asimddp"] and features["asimdhp"] and features["i8mm"] and features["sme"]
     assert not features["fphp"] and not features["sve"] and not features["bf16"]
 
 
@@ -182,8 +182,50 @@ def test_fp32_and_int8_digits_run_on_the_board(tmp_path: Path) -> None:
     assert board["runtime"] == "onnxruntime 1.27.0 (aarch64)"
     assert "QLinearConv" in board["integer_ops"]  # ARM integer kernels ran, not dequantized float
     assert fp32["runtime"]["integer_ops"] == []
-    assert board["cpu_features"]["asimddp"] is True  # QEMU's "max" CPU has the dot product
+    assert board["qemu_cpu"] == "cortex-a76"  # the board's default core: a Raspberry Pi 5 / RK3588 big core
+    assert board["cpu_features"]["asimddp"] is True and board["cpu_features"]["sme"] is False
     assert all(v["status"] == "pass" for v in target["contracts"])
+
+
+def _dynamic_int8_matmul(path: Path) -> np.ndarray:
+    """A 64x384 @ 384x384 DynamicQuantizeMatMul (int8 weights, per-column scales): MiniLM's int8 Linear."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = numpy_helper.from_array(rng.integers(-127, 128, (384, 384)).astype(np.int8), "w")
+    scales = numpy_helper.from_array((rng.random(384) * 0.01 + 0.001).astype(np.float32), "ws")
+    node = helper.make_node("DynamicQuantizeMatMul", ["x", "w", "ws"], ["y"], domain="com.microsoft")
+    graph = helper.make_graph([node], "dqmm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 384])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 384])],
+                              initializer=[weights, scales])
+    model = helper.make_model(graph, ir_version=9, opset_imports=[helper.make_opsetid("", 17),
+                                                                  helper.make_opsetid("com.microsoft", 1)])
+    onnx.save(model, path)
+    return rng.normal(0, 1, (64, 384)).astype(np.float32)
+
+
+@pytest.mark.aarch64
+def test_dynamic_int8_matmul_on_the_board_matches_x86(tmp_path: Path) -> None:
+    """The board's default CPU computes MiniLM's dynamic int8 MatMul exactly as x86 does.
+
+    Regression: with QEMU 7.2's ``max`` CPU (SME on) ONNX Runtime 1.27 returned numbers off by up to 70 here,
+    and the int8 MiniLM scored cosine 0.20 on the board; ``cortex-a76`` (the default) computes them exactly.
+    """
+    import onnxruntime as ort
+    from edgecraft.backends.onnxruntime.aarch64 import BoardSession, OrtAarch64Options
+
+    x = _dynamic_int8_matmul(tmp_path / "dqmm.onnx")
+    x86 = ort.InferenceSession(str(tmp_path / "dqmm.onnx"), providers=["CPUExecutionProvider"])
+    (expected,) = x86.run(None, {"x": x})
+    session = BoardSession(tmp_path / "dqmm.onnx", OrtAarch64Options(), threads=1)
+    try:
+        (got,) = session.run({"x": x})
+        features = session.describe()["cpu_features"]
+    finally:
+        session.close()
+    assert features["asimddp"] and not features["sme"], features
+    assert float(np.abs(got - expected).max()) <= 1e-3 * float(np.abs(expected).max())
 
 
 @pytest.mark.slow
