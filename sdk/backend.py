@@ -47,6 +47,10 @@ class TargetInfo:
     #: or ``"torch"`` (the torch model itself, :meth:`Backend.import_torch`; no ONNX export, so graph-stage
     #: steps are refused at compile time and the plan's model must be a torch model).
     imports: Literal["onnx", "torch"] = "onnx"
+    #: True when the backend's runtime runs faster with static shapes: the graph handed to ``import_onnx`` then has
+    #: every dimension the plan fixes written into its inputs (axes the plan keeps symbolic stay symbolic; see
+    #: :mod:`edgecraft.assembly.plan_shapes`).
+    import_plan_shapes: bool = False
 
 
 class Session(ABC):

@@ -173,6 +173,22 @@ class ControlledInt8:
     fallback: str | None = None
 
 
+@dataclass(frozen=True)
+class Int8Evidence:
+    """What computes in int8 in a built model, counted by its backend: the strategy's proof the step did something.
+
+    ``int8`` counts what ``what`` names (int8 weight tensors, FakeQuantize ops); zero means the step quantized
+    nothing, and ``why_none`` is the backend's reason (no quantizable op, the ops sit in subgraphs its quantizer
+    does not enter, ...). ``bytes_before``/``bytes_after``: the model's size before and after, when known.
+    """
+
+    int8: int
+    what: str
+    bytes_before: int | None = None
+    bytes_after: int | None = None
+    why_none: str | None = None
+
+
 class Int8Job(ABC):
     """One model being quantized by one step: prepared once, built as often as the strategy asks.
 
@@ -207,6 +223,13 @@ class Int8Job(ABC):
     @abstractmethod
     def facts(self, model: ModelHandle) -> dict[str, Any]:
         """What the built model holds, for the step's details (sizes, int8 ops): proof that int8 is there."""
+
+    def evidence(self, model: ModelHandle) -> Int8Evidence | None:
+        """How much of the built model is int8 (None: this backend cannot tell, and the strategy does not check).
+
+        The strategy fails the step when it is zero or the model grew (issue 26: a Silero VAD "int8" artifact
+        had no int8 weight, was larger and slower, and the run only failed contracts)."""
+        return None
 
 
 class Int8Implementation(Implementation):

@@ -15,6 +15,7 @@ from edgecraft import __version__
 from edgecraft.assembly.artifacts import ArtifactCache
 from edgecraft.compile.checks import compile_all, prepare
 from edgecraft.execute import Executor, executor_for
+from edgecraft.execute.base import TargetsFailed
 from edgecraft.execute.reference import compiled_bounds
 from edgecraft.plan import CompressionPlan, RawPlan
 from edgecraft.progress import NullProgress, Progress
@@ -53,15 +54,25 @@ def run_plan(plan: CompressionPlan | RawPlan, registry: Registry, *, base_dir: P
     failures = registry.notify("edgecraft_run_started", plan=plan.model_dump(mode="json", by_alias=True),
                                targets=labels)
     executor = executor or executor_for(None)
-    reports = executor.run_targets(
-        run, compiled, labels, cache, progress, ref,
-        lambda target_report: failures.extend(registry.notify("edgecraft_target_finished",
-                                                              target=target_report.model_dump(mode="json"))))
+    try:
+        reports = executor.run_targets(
+            run, compiled, labels, cache, progress, ref,
+            lambda target_report: failures.extend(registry.notify("edgecraft_target_finished",
+                                                                  target=target_report.model_dump(mode="json"))))
+        errored = []
+    except TargetsFailed as failed:
+        if not failed.reports:  # nothing was measured: no verdict, no report; the error as it was raised
+            if len(failed.causes) == 1:
+                raise failed.causes[0]  # noqa: B904 - the original error, its own cause chain kept
+            raise
+        # Some targets were measured: the report shows every target's outcome; the exit code is the error's.
+        reports, errored = failed.reports, failed.errors
     verdicts = [v for r in reports for v in r.contracts]
-    report = Report(passed=all(r.passed for r in reports), plan=plan_path, plan_name=plan.name,
+    exit_code = max([exit_code_for(verdicts, plan.gate.inconclusive), *(e.exit_code for e in errored)])
+    report = Report(passed=all(r.passed for r in reports) and not errored, plan=plan_path, plan_name=plan.name,
                     edgecraft_version=__version__, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    evaluation_dataset=plan.evaluation.dataset, targets=reports, status=overall_status(verdicts),
-                    exit_code=exit_code_for(verdicts, plan.gate.inconclusive),
+                    evaluation_dataset=plan.evaluation.dataset, targets=reports, errored=errored,
+                    status="fail" if errored else overall_status(verdicts), exit_code=exit_code,
                     gate=plan.gate.model_dump(mode="json"),
                     reference_report=str(ref.path) if ref is not None else None,
                     executor=executor.describe())

@@ -24,6 +24,7 @@ from edgecraft.models import ModelHandle, OnnxModel, Stage
 from edgecraft.quantize import (
     Feeds,
     Int8Description,
+    Int8Evidence,
     Int8Implementation,
     Int8Job,
     Int8Request,
@@ -233,6 +234,15 @@ class OrtInt8Job(Int8Job):
         if self.request.recipe == "transformer":
             facts["float_ops"] = eng.float_ops(model.path)
         return facts
+
+    def evidence(self, model: ModelHandle) -> Int8Evidence:
+        from edgecraft.backends.onnxruntime import quantize_engine as eng
+
+        assert isinstance(model, OnnxModel)
+        int8 = eng.int8_weight_layers(model.path)
+        return Int8Evidence(int8, "weight layer with int8 weights", self._model.path.stat().st_size,
+                            model.path.stat().st_size,
+                            why_none=eng.why_no_int8(self._model.path, self._keep) if int8 == 0 else None)
 
 
 def _smooth(r: Int8Request, run: Int8Run, pre: Path, calib: list[Feeds], config: Any, keep: list[str],

@@ -277,6 +277,53 @@ def graph_facts(before: Path, after: Path) -> dict[str, Any]:
                 "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger")}}
 
 
+WEIGHT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+SUBGRAPH_OPS = ("If", "Loop", "Scan")
+
+
+def int8_weight_layers(path: Path) -> int:
+    """Weight layers (Conv, MatMul, Gemm) whose weight is an int8/uint8 tensor in the graph at ``path``: read through
+    a DequantizeLinear (QDQ), or integer ops (MatMulInteger, ConvInteger, QLinear*). A quantized Add constant or
+    bias does not count: it makes nothing compute in int8."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    int8_inits = {t.name for t in graph.initializer if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)}
+    dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in int8_inits}
+    integer = ("MatMulInteger", "ConvInteger", "QLinearConv", "QLinearMatMul", "QGemm")
+    return sum(1 for node in graph.node if node.op_type in integer or (
+        node.op_type in WEIGHT_OPS and len(node.input) > 1 and node.input[1] in dequantized))
+
+
+def why_no_int8(path: Path, kept: list[str]) -> str:
+    """Why onnxruntime.quantization left no int8 weight in the graph at ``path``: what the graph holds."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {t.name for t in graph.initializer}
+    main = [n for n in graph.node if n.op_type in WEIGHT_OPS and len(n.input) > 1 and n.input[1] in inits]
+
+    def nested(g: Any) -> int:
+        count = 0
+        for node in g.node:
+            for attr in node.attribute:
+                for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                    count += sum(1 for n in sub.node if n.op_type in WEIGHT_OPS) + nested(sub)
+        return count
+
+    inside = nested(graph)
+    if main and kept and {n.name for n in main} <= set(kept):
+        return f"every one of its {len(main)} weight layers is kept in float (keep_float_layers/keep_float_ops)"
+    if not main and inside:
+        subgraphs = sorted({n.op_type for n in graph.node if n.op_type in SUBGRAPH_OPS})
+        return (f"no quantizable op in the main graph: its {inside} Conv/MatMul/Gemm op(s) sit inside "
+                f"{'/'.join(subgraphs)} subgraphs, which onnxruntime.quantization does not enter")
+    if not main:
+        return "no quantizable op: the graph has no Conv, MatMul or Gemm with a constant weight"
+    return (f"the quantizer left all {len(main)} weight layers in float (every one fell back: their weights or "
+            "activations could not be quantized)")
+
+
 def float_ops(path: Path) -> dict[str, int]:
     """Counts of the sensitive op types left in float in a quantized graph (what the transformer recipe keeps)."""
     import onnx

@@ -34,12 +34,30 @@ from edgecraft.backends.openvino.options import (
     NATIVE_FORMAT,
     TARGET,
     OpenVinoCpuOptions,
+    conversion_cause,
     error_text,
     require_openvino,
 )
 from edgecraft.errors import InputError, RuntimeFailure
 
 __all__ = ["IR_BIN", "IR_XML", "NATIVE_FORMAT", "TARGET", "OpenVinoBackend", "OpenVinoCpuOptions", "error_text"]
+
+
+def _input_shapes(onnx_path: Path) -> str:
+    """The graph's input shapes as the frontend saw them (``x: [batch, 3, 320, 320]``), for error messages."""
+    try:
+        import onnx
+
+        graph = onnx.load(str(onnx_path), load_external_data=False).graph
+        inits = {i.name for i in graph.initializer}
+
+        def dims(value_info: Any) -> str:
+            return ", ".join(str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+                             for d in value_info.type.tensor_type.shape.dim)
+
+        return ", ".join(f"{i.name}: [{dims(i)}]" for i in graph.input if i.name not in inits)
+    except Exception as exc:  # the message must not fail while reporting another failure
+        return f"unreadable ({type(exc).__name__})"
 
 
 class OpenVinoBackend(Backend):
@@ -55,6 +73,7 @@ class OpenVinoBackend(Backend):
             options_model=OpenVinoCpuOptions,
             capabilities=CAPABILITIES,
             native_format=NATIVE_FORMAT,
+            import_plan_shapes=True,  # static shapes: fp32 8.3 vs 10.4 ms on PP-OCRv4 det (plan_shapes module)
         )]
 
     def runtime_versions(self) -> dict[str, str]:
@@ -75,12 +94,18 @@ class OpenVinoBackend(Backend):
     def import_onnx(self, onnx_path: Path, target: str, options: TargetOptions, work_dir: Path) -> Any:
         ov = require_openvino()
         try:
+            # The graph has the plan's fixed dimensions written into its inputs (TargetInfo.import_plan_shapes):
+            # OpenVINO's ONNX frontend converts with them, as it would with convert_model(input=...).
             return ov.convert_model(str(onnx_path))
         except Exception as exc:
-            raise InputError(f"OpenVINO could not convert the ONNX model {onnx_path.name}: "
-                             f"{type(exc).__name__}: {error_text(exc)}",
-                             hint="check that the ONNX file is valid (onnx.checker) and uses operators "
-                             "OpenVINO supports") from exc
+            shapes = _input_shapes(onnx_path)
+            raise InputError(
+                f"OpenVINO {ov.__version__.split('-')[0]} could not convert the ONNX model {onnx_path.name} "
+                f"(inputs {shapes}): {type(exc).__name__}: {conversion_cause(exc)}",
+                hint="this is OpenVINO's ONNX frontend failing on the operations named above, not necessarily a "
+                "bad file (check it with onnx.checker, or run the plan on ort-cpu). If an input dimension is still "
+                "symbolic, fixing it in the plan (model.inputs.NAME.shape) may let it convert; otherwise leave "
+                f"{TARGET!r} out of this plan's targets") from exc
 
     def save(self, native: Any, target: str, options: TargetOptions, out_dir: Path) -> list[Path]:
         ov = require_openvino()

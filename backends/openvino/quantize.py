@@ -22,6 +22,7 @@ from edgecraft.quantize import (
     AccuracyGoal,
     ControlledInt8,
     Int8Description,
+    Int8Evidence,
     Int8Implementation,
     Int8Job,
     Int8Request,
@@ -223,3 +224,9 @@ class OvInt8Job(Int8Job):
 
         assert isinstance(model, NativeModel)
         return ov_facts(model.model)
+
+    def evidence(self, model: ModelHandle) -> Int8Evidence:
+        from edgecraft.backends.openvino.quantize_nncf import int8_evidence
+
+        assert isinstance(model, NativeModel)
+        return int8_evidence(self._model.model, model.model)

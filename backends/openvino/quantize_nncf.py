@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from edgecraft.errors import InputError
-from edgecraft.quantize import RecipeFinding
+from edgecraft.quantize import Int8Evidence, RecipeFinding
 
 #: ONNX operator names users write in keep_float_ops → OpenVINO opset names NNCF's IgnoredScope sees.
 ONNX_TO_OV_OPS = {"Conv": "Convolution", "ConvTranspose": "ConvolutionBackpropData", "Gemm": "MatMul",
@@ -219,3 +219,25 @@ def ov_facts(model: Any) -> dict[str, Any]:
         if name in ("FakeQuantize", "Convert"):
             ops[name] = ops.get(name, 0) + 1
     return {"openvino_ops": ops}
+
+
+#: OpenVINO operations with weights NNCF quantizes (its CPU preset's quantizable types).
+WEIGHT_OPS = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "MatMul")
+
+
+def int8_evidence(before: Any, after: Any) -> Int8Evidence:
+    """FakeQuantize ops (int8 compute) and int8/int4 weight constants (compressed weights) NNCF left in ``after``."""
+    int8 = 0
+    for op in after.get_ordered_ops():
+        name = op.get_type_name()
+        if name == "FakeQuantize" or (name == "Constant" and op.get_element_type().get_type_name() in (
+                "i8", "u8", "i4", "u4")):
+            int8 += 1
+    why = None
+    if not int8:
+        ops = [op for op in before.get_ordered_ops() if op.get_type_name() in WEIGHT_OPS]
+        nested = sum(1 for op in before.get_ordered_ops() if op.get_type_name() in ("If", "Loop", "TensorIterator"))
+        why = ("no quantizable op: the model has no Convolution or MatMul" if not ops and not nested else
+               f"no quantizable op outside its {nested} If/Loop/TensorIterator bodies, which NNCF does not enter"
+               if not ops else f"NNCF inserted no FakeQuantize for any of its {len(ops)} weight operations")
+    return Int8Evidence(int8, "FakeQuantize ops or int8 weight constants", why_none=why)

@@ -49,18 +49,39 @@ def read_ir(xml: Path) -> Any:
 
 
 def compile_ir(source: Path | Any, options: OpenVinoCpuOptions, threads: int) -> OpenVinoSession:
-    """Compile an IR file (or an in-memory ``openvino.Model``) on CPU with the target's options."""
-    ov = require_openvino()
+    """Compile an IR file (or an in-memory ``openvino.Model``) on CPU with the target's options.
+
+    With ``static_shapes`` (the default) a model with symbolic input axes is compiled on its first call, for that
+    call's shapes (see :class:`OpenVinoSession`); a model whose inputs are all static is compiled here, once.
+    """
     model = read_ir(source) if isinstance(source, Path) else source
     config = compile_config(options, threads)
+    where = str(source) if isinstance(source, Path) else "the model"
+    dynamic = any(port.get_partial_shape().is_dynamic for port in model.inputs)
+    if options.static_shapes and dynamic:
+        return OpenVinoSession(None, options, config, model=model, where=where)
+    return OpenVinoSession(_compile(model, config, where), options, config, where=where)
+
+
+def _compile(model: Any, config: dict[str, Any], where: str) -> Any:
+    ov = require_openvino()
     try:
-        compiled = ov.Core().compile_model(model, "CPU", config)
+        return ov.Core().compile_model(model, "CPU", config)
     except Exception as exc:
-        where = source if isinstance(source, Path) else "the model"
         raise InputError(f"OpenVINO could not compile {where} for CPU: "
                          f"{type(exc).__name__}: {error_text(exc)}",
                          hint="the IR is corrupt or uses operations the CPU plugin does not support") from exc
-    return OpenVinoSession(compiled, options, config)
+
+
+def _reshaped(model: Any, names: list[str], shapes: tuple[tuple[int, ...], ...]) -> tuple[Any, str | None]:
+    """A copy of ``model`` with these static input shapes, or (``model``, why not) when it cannot be reshaped."""
+    ov = require_openvino()
+    static = model.clone()
+    try:
+        static.reshape({name: ov.PartialShape(list(shape)) for name, shape in zip(names, shapes, strict=True)})
+    except Exception as exc:
+        return model, f"kept symbolic axes: reshape to {[list(s) for s in shapes]} failed ({error_text(exc)[:200]})"
+    return static, None
 
 
 def effective_precision(requested: str, reported: Any, bf16_cpu: bool | None = None) -> tuple[str, str | None]:
@@ -91,15 +112,46 @@ COMPUTE_LAYERS = frozenset({"Convolution", "GroupConvolution", "FullyConnected",
 
 
 class OpenVinoSession(Session):
-    """One compiled model and one infer request (batch-1 latency is a single request's job)."""
+    """One compiled model and one infer request (batch-1 latency is a single request's job).
 
-    def __init__(self, compiled: Any, options: OpenVinoCpuOptions, config: dict[str, Any]) -> None:
-        self._compiled = compiled
-        self._request = compiled.create_infer_request()
+    Given the uncompiled ``model`` (its inputs have symbolic axes and ``static_shapes`` is on), the session compiles
+    it for each distinct set of input shapes it is called with, on first use, and keeps the last few: OpenVINO's CPU
+    plugin picks faster kernels for static shapes, and a run calls a model with one or two shapes (the latency
+    batch, the evaluation batch and its remainder).
+    """
+
+    #: Compiled shape sets kept at once (each holds its own compiled kernels and buffers).
+    KEEP = 3
+
+    def __init__(self, compiled: Any, options: OpenVinoCpuOptions, config: dict[str, Any], *, model: Any = None,
+                 where: str = "the model") -> None:
+        self._model = model
+        self._where = where
         self._options = options
         self._config = config
-        self._inputs = [port.get_any_name() for port in compiled.inputs]
-        self._outputs = list(compiled.outputs)
+        self._by_shape: dict[tuple[tuple[int, ...], ...], tuple[Any, Any]] = {}
+        self._shape_note: str | None = None
+        self._compiled = compiled
+        self._request = compiled.create_infer_request() if compiled is not None else None
+        ports = compiled.inputs if compiled is not None else model.inputs
+        self._inputs = [port.get_any_name() for port in ports]
+        self._n_outputs = len(compiled.outputs if compiled is not None else model.outputs)
+
+    def _request_for(self, feeds: Mapping[str, np.ndarray]) -> Any:
+        if self._model is None:
+            return self._request
+        key = tuple(tuple(int(d) for d in np.shape(feeds[name])) for name in self._inputs)
+        entry = self._by_shape.pop(key, None)
+        if entry is None:
+            static, note = _reshaped(self._model, self._inputs, key)
+            self._shape_note = note
+            compiled = _compile(static, self._config, self._where)
+            entry = (compiled, compiled.create_infer_request())
+            while len(self._by_shape) >= self.KEEP:
+                self._by_shape.pop(next(iter(self._by_shape)))
+        self._by_shape[key] = entry  # most recently used last
+        self._compiled, self._request = entry
+        return self._request
 
     @property
     def input_names(self) -> list[str]:
@@ -109,16 +161,24 @@ class OpenVinoSession(Session):
         unknown = sorted(set(feeds) - set(self._inputs))
         if unknown:
             raise InputError(f"openvino-cpu: unknown input(s) {unknown}; the model takes {self._inputs}")
+        if self._model is not None:
+            missing = sorted(set(self._inputs) - set(feeds))
+            if missing:
+                raise InputError(f"openvino-cpu: missing input(s) {missing}; the model takes {self._inputs}")
+        request = self._request_for(feeds)
         try:
-            results = self._request.infer(dict(feeds))
+            results = request.infer(dict(feeds))
         except Exception as exc:
             raise RuntimeFailure(
                 f"OpenVINO inference failed: {type(exc).__name__}: {error_text(exc)}") from exc
-        return [np.asarray(results[port]) for port in self._outputs]
+        return [np.asarray(results[i]) for i in range(self._n_outputs)]
 
     def describe(self) -> dict[str, Any]:
         """What actually runs: read back from the compiled model, not echoed from the request."""
         import openvino as ov
+
+        if self._compiled is None and self._model is not None:  # not called yet: describe the model as declared
+            self._compiled = _compile(self._model, self._config, self._where)
 
         def prop(name: str) -> Any:
             try:
@@ -146,10 +206,20 @@ class OpenVinoSession(Session):
             "streams": prop("NUM_STREAMS"),
             "threads": prop("INFERENCE_NUM_THREADS"),
             "cpu_pinning": prop("ENABLE_CPU_PINNING"),
+            "shapes": self._shapes(),
             "int8": self._has_int8(),
             "int8_layers": self._int8_layers(),
             "emulated": False,
         }
+
+    def _shapes(self) -> str:
+        """How the model was compiled: static per call shape (and for which), or once with its declared shapes."""
+        if self._model is None:
+            return "as declared by the artifact (compiled once)"
+        if self._shape_note:
+            return self._shape_note
+        shapes = "; ".join(", ".join(str(list(s)) for s in key) for key in self._by_shape) or "none yet"
+        return f"static, compiled per call shape (compiled for: {shapes})"
 
     def _has_int8(self) -> bool:
         """True when the runtime graph executes int8 kernels (NNCF's FakeQuantize folded into u8/i8)."""
@@ -187,3 +257,5 @@ class OpenVinoSession(Session):
     def close(self) -> None:
         self._request = None
         self._compiled = None
+        self._by_shape.clear()
+        self._model = None

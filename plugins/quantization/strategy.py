@@ -27,7 +27,7 @@ from edgecraft.context import CompileContext, RunContext
 from edgecraft.errors import InputError
 from edgecraft.models import ModelHandle, OnnxModel
 from edgecraft.plugins.quantization.params import QuantizationParams, to_request, with_request
-from edgecraft.quantize import Int8Implementation, Int8Request, Int8Run, RecipeFinding
+from edgecraft.quantize import Int8Evidence, Int8Implementation, Int8Request, Int8Run, RecipeFinding
 from edgecraft.strategy import Resolution, ResolvedStep, StepResult, Strategy, StrategyParams
 
 
@@ -158,6 +158,7 @@ class QuantizationStrategy(Strategy):
             samples = ranking_feeds(ctx, calibration, request.calibration_dataset, settings.ranking_samples)
             result = restore_by_loop(job, ctx, job.build(), samples, settings, details)
         details.update(job.facts(result))
+        check_changed(job.evidence(result), details, run.where)
         return StepResult(result, details)
 
     @staticmethod
@@ -182,3 +183,34 @@ class QuantizationStrategy(Strategy):
                              f"{ctx.target.label!r}", hint="set params.recipe to 'cnn' or 'transformer'")
         return (dataclasses.replace(request, recipe=found.recipe),
                 {"recipe": found.recipe, "recipe_reason": f"decided at apply time from the graph: {found.reason}"})
+
+
+#: Below this size a quantized graph may grow from its quantize/dequantize nodes alone (a test model of a few KB):
+#: noted in the step's details; above it, growth means the int8 weights do not pay for themselves, an error.
+GROWTH_ERROR_MIN_BYTES = 1 << 20
+
+
+def check_changed(evidence: Int8Evidence | None, details: dict[str, Any], where: str) -> None:
+    """A quantization that quantized nothing, or made the model bigger, is an error (exit 2) naming the step, the
+    target and why, never a silent float artifact that only fails contracts later (issue 26: Silero VAD's
+    "int8" artifact had no int8 weight and was larger and slower). ``None``: the backend cannot tell."""
+    if evidence is None:
+        return
+    if evidence.int8 == 0:
+        kept = details.get("kept_float") or []
+        why = (f"every quantized layer was returned to float ({len(kept)} kept in float) by the accuracy-aware "
+               "search: int8 cannot meet the accuracy contract here" if kept and details.get("accuracy_aware")
+               else evidence.why_none or "the backend's quantizer left everything in float")
+        raise InputError(f"{where}: the quantization step changed nothing: the result has no {evidence.what} "
+                         f"({why})", hint="remove the quantization step for this model or target, or give it what "
+                         "it can quantize (an export without control-flow subgraphs, fewer keep_float entries, a "
+                         "looser accuracy contract)")
+    before, after = evidence.bytes_before, evidence.bytes_after
+    if before and after and after > before and before < GROWTH_ERROR_MIN_BYTES:
+        details["size_note"] = (f"the int8 graph is larger than the float one ({before:,} -> {after:,} bytes): on a "
+                                "model this small, quantize/dequantize nodes outweigh the int8 weights")
+    elif before and after and after > before:
+        raise InputError(f"{where}: the quantization step made the model bigger ({before:,} -> {after:,} bytes) with "
+                         f"only {evidence.int8} {evidence.what}: quantize/dequantize overhead outweighs the int8 "
+                         "weights", hint="keep this model in float on this target, or quantize a model whose "
+                         "weights dominate its size")

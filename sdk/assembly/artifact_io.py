@@ -75,6 +75,10 @@ class ArtifactIO:
             return NativeModel(native_t, self.view.info.native_format or self.backend.name, handle.io,
                                list(handle.lineage))
         onnx_model = self.to_onnx(handle, work)
+        if self.view.info.import_plan_shapes:
+            from edgecraft.assembly.plan_shapes import with_plan_shapes
+
+            onnx_model = with_plan_shapes(onnx_model, work)
         native = backend_call(self.backend, f"import {onnx_model.path.name}", self.backend.import_onnx,
                               onnx_model.path, self.view.target, self.view.options, work)
         return NativeModel(native, self.view.info.native_format or self.backend.name, onnx_model.io,

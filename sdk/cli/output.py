@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from edgecraft.verify.report import Report
+    from edgecraft.verify.report import Report, TargetReport
     from rich.console import Console
 
 
@@ -40,10 +40,8 @@ def print_report(out: Console, report: Report) -> None:
             summary.add_column(column, justify="right")
         for name, value in target.baseline.metrics.items():
             summary.add_row(safe(name), f"{value:.4f}", f"{target.compressed.metrics.get(name, float('nan')):.4f}", "")
-        b, c = target.baseline.latency_ms, target.compressed.latency_ms
-        for pct in ("p50", "p95", "p99"):
-            bv, cv = getattr(b, pct), getattr(c, pct)
-            summary.add_row(f"latency {pct} (ms)", f"{bv:.3f}", f"{cv:.3f}", f"{bv / cv:.2f}x")
+        for row in latency_rows(target):
+            summary.add_row(*row)
         summary.add_row("size (bytes)", str(target.baseline.size_bytes), str(target.compressed.size_bytes),
                         f"{target.baseline.size_bytes / max(target.compressed.size_bytes, 1):.2f}x")
         for row in resource_rows(target):  # peak memory and MACs, next to the size (issue 17)
@@ -63,8 +61,35 @@ def print_report(out: Console, report: Report) -> None:
         precision_note = (target.device or {}).get("precision_note")
         if precision_note:
             out.print(f"note: {target.target}: {precision_note}", highlight=False, markup=False)
+    for failed in getattr(report, "errored", []):  # every target's outcome, the errored ones too
+        hint = f" (hint: {failed.hint})" if failed.hint else ""
+        head = f"{failed.target} ({failed.backend}): ERROR, exit {failed.exit_code}: {failed.error}: "
+        out.print(f"[red]{safe(head + failed.message + hint)}[/red]")
     color = "green" if report.passed else "red"
     out.print(f"[{color}]{safe(summary_line(report))}[/{color}]")
+
+
+def latency_rows(target: TargetReport) -> list[tuple[str, str, str, str]]:
+    """One number per figure (issue 26): the ms columns are wall-clock percentiles of the timed calls; the ratio
+    column shows a speedup only where a contract judged one, and then the verdict's own number and what it
+    measured (CPU time when the wall clock was contended), never a second, different speedup. p50 without a
+    speedup verdict shows the plain wall-clock ratio; tail percentiles no ratio (their ratios are noise on a shared
+    machine), and p99 only when judged."""
+    judged = {v.percentile: v for v in target.contracts
+              if v.kind == "latency" and v.origin == "contract" and v.unit.startswith("speedup")}
+    rows = []
+    for pct in ("p50", "p95", "p99"):
+        verdict = judged.get(pct)
+        if pct == "p99" and verdict is None:
+            continue
+        bv, cv = getattr(target.baseline.latency_ms, pct), getattr(target.compressed.latency_ms, pct)
+        if verdict is not None:
+            basis = "CPU time" if (verdict.measured_as or "").startswith("CPU") else "wall clock"
+            ratio = f"{verdict.measured:.2f}x ({basis}, judged)"
+        else:
+            ratio = f"{bv / cv:.2f}x" if pct == "p50" else ""
+        rows.append((f"latency {pct} (ms, wall clock)", f"{bv:.3f}", f"{cv:.3f}", ratio))
+    return rows
 
 
 def _plural(count: int, word: str) -> str:
@@ -77,6 +102,11 @@ def summary_line(report: Report) -> str:
     The counts are the Markdown summary's (one per verdict), so a reader of either sees the same numbers:
     "FAILED: 1 of 6 contracts failed (5 passed) on 2 targets", never "FAILED: 6 contract(s)".
     """
+    errored = list(getattr(report, "errored", []))
+    if errored:
+        measured = f"; {len(report.targets)} measured" if report.targets else ""
+        return (f"ERROR: {_plural(len(errored), 'target')} stopped with an error "
+                f"({', '.join(e.target for e in errored)}){measured}; exit code {report.exit_code}")
     verdicts = [v for t in report.targets for v in t.contracts]
     passed, failed, undecided = (sum(1 for v in verdicts if v.status == s) for s in ("pass", "fail", "inconclusive"))
     total, on = len(verdicts), f"on {_plural(len(report.targets), 'target')}"

@@ -117,7 +117,15 @@ def _run_and_report(session: CliSession, plan: Path, target: list[str] | None, r
         report = run_plan(loaded, registry, base_dir=base_dir, targets=target or None, cache_dir=cache_dir,
                           progress=progress, plan_path=str(plan), reference=ref, no_cache=no_cache,
                           executor=executor)
-    if not allow_no_contracts and not any(t.contracts for t in report.targets):
+    for failed in report.errored:  # as an error would read without the report: CI logs and grep see the message
+        import sys
+
+        from edgecraft.safe_text import clean_text
+
+        hint = f"\n  hint: {failed.hint}" if failed.hint else ""
+        sys.stderr.write(f"error ({failed.error}): target {clean_text(failed.target)!r}: "
+                         f"{clean_text(failed.message + hint)}\n")
+    if not allow_no_contracts and not report.errored and not any(t.contracts for t in report.targets):
         from edgecraft.errors import RuntimeFailure  # the check above makes this a bug, never a verdict
 
         raise RuntimeFailure("the run judged no contract (a plugin or executor dropped every verdict); exit 3, "

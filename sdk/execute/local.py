@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edgecraft.execute.base import OnTarget
+from edgecraft.errors import EdgecraftError
+from edgecraft.execute.base import OnTarget, TargetsFailed, target_error
 from edgecraft.execute.target import run_target
 
 if TYPE_CHECKING:
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     from edgecraft.compile.compiler import CompiledPlan
     from edgecraft.progress import Progress
     from edgecraft.verify.gate import ReferenceReport
-    from edgecraft.verify.report import TargetReport
+    from edgecraft.verify.report import TargetError, TargetReport
 
 
 class InProcessExecutor:
@@ -22,11 +23,23 @@ class InProcessExecutor:
     def run_targets(self, run: RunInputs, compiled: dict[str, CompiledPlan], labels: list[str],
                     cache: ArtifactCache, progress: Progress, reference: ReferenceReport | None,
                     on_target: OnTarget) -> list[TargetReport]:
-        reports = []
+        reports: list[TargetReport] = []
+        errors: list[TargetError] = []
+        causes: list[EdgecraftError] = []
         for label in labels:
-            report = run_target(run, compiled[label], cache, progress, reference)
+            try:
+                report = run_target(run, compiled[label], cache, progress, reference)
+            except EdgecraftError as exc:  # the next targets still run; the run's report shows this one errored
+                target = compiled[label].target
+                backend = run.registry.target(target)[0].name
+                errors.append(target_error(label, target, backend, exc))
+                causes.append(exc)
+                progress.status(f"{label}: error: {exc.message}")
+                continue
             on_target(report)
             reports.append(report)
+        if errors:
+            raise TargetsFailed(reports, errors, causes)
         return reports
 
     def describe(self) -> dict[str, Any] | None:

@@ -39,6 +39,8 @@ class Verdict(BaseModel):
                                          "(the timed process descheduled, or a block far slower than usual).")
     discard_reasons: dict[str, int] | None = Field(None, description="Discarded rounds by reason: 'descheduled', "
                                                    "'slow'.")
+    measured_as: str | None = Field(None, description="What a latency verdict's number is: wall-clock or CPU time, "
+                                    "which per-round statistic, pooled or per round (the one figure shown for it).")
     look: int | None = Field(None, description="Which look of the sequential check decided a latency verdict "
                              "(its interval is at the stricter per-look level given in `confidence`).")
 

@@ -96,8 +96,8 @@ def _basis(timer: InterleavedTimer, labels: list[str], gate: GateSpec) -> _Basis
 
 
 def _ratio(timer: InterleavedTimer, num: str, den: str, pct: str, keep: np.ndarray, gate: GateSpec,
-           seed: int) -> tuple[Interval, str]:
-    """The ``num / den`` latency ratio interval, and a note on the per-round statistic it used.
+           seed: int) -> tuple[Interval, str, str]:
+    """The ``num / den`` latency ratio interval, a note on the per-round statistic it used, and what it measured.
 
     ``latency.statistic: auto`` compares wall-clock lower quintiles, unless the wall clock was visibly
     contended (:func:`edgecraft.verify.stats.contended`): then every call of a slow model is stretched by time
@@ -114,12 +114,15 @@ def _ratio(timer: InterleavedTimer, num: str, den: str, pct: str, keep: np.ndarr
                                    confidence=gate.confidence, resamples=gate.bootstrap_resamples, seed=seed)
         why = ("the wall clock was contended (most blocks got well under their best CPU share)"
                if timer.spec.statistic == "auto" else "latency.statistic: cpu")
-        return ci, f"; per-round CPU time per call ({why})"
+        return ci, f"; per-round CPU time per call ({why})", f"CPU time per call, paired per interleaved round ({why})"
     if statistic == "cpu":
         statistic = "low"
     ci = ratio_interval(timer.rounds_ms(num, keep), timer.rounds_ms(den, keep), pct, confidence=gate.confidence,
                         resamples=gate.bootstrap_resamples, seed=seed, statistic=statistic)
-    return ci, ""
+    per_round = pct == "p50" and int(keep.sum()) >= 4
+    what = (f"wall-clock time, {'lower quintile' if statistic == 'low' else 'median'} of each interleaved round's "
+            "calls, paired per round" if per_round else f"wall-clock {pct} of all timed calls")
+    return ci, "", what
 
 
 def judge_latency_interval(contract: LatencyContract, timer: InterleavedTimer, gate: GateSpec, *, emulated: bool,
@@ -147,10 +150,10 @@ def judge_latency_interval(contract: LatencyContract, timer: InterleavedTimer, g
                    "inconclusive": "undecided"}[status]
         return Verdict(**common, passed=status == "pass", status=status, measured=ci.estimate,
                        bound=contract.max_ms, unit=f"ms ({pct})", detail=detail + basis.suffix() + tag,
-                       ci_low=ci.low, ci_high=ci.high)
+                       ci_low=ci.low, ci_high=ci.high, measured_as=f"wall-clock {pct} of the compressed model's calls")
     assert contract.min_speedup is not None
     # speedup = baseline / compressed
-    ratio, how = _ratio(timer, BASELINE, COMPRESSED, pct, keep, gate, seed)
+    ratio, how, measured_as = _ratio(timer, BASELINE, COMPRESSED, pct, keep, gate, seed)
     ci = ratio.at_confidence(basis.confidence)
     status = basis.status(decide_at_least(ci, contract.min_speedup))
     detail = (f"{pct} speedup {ci.estimate:.2f}x ({_ci_text(ci, 'x', 2)}) vs {contract.min_speedup:g}x required: ")
@@ -158,7 +161,7 @@ def judge_latency_interval(contract: LatencyContract, timer: InterleavedTimer, g
                "inconclusive": "undecided"}[status]
     return Verdict(**common, passed=status == "pass", status=status, measured=ci.estimate,
                    bound=contract.min_speedup, unit=f"speedup ({pct})", detail=detail + how + basis.suffix() + tag,
-                   ci_low=ci.low, ci_high=ci.high)
+                   ci_low=ci.low, ci_high=ci.high, measured_as=measured_as)
 
 
 # ------------------------------------------------------------------------------------------ reference report
@@ -235,17 +238,18 @@ def reference_latency_verdict(bounds: ReferenceBounds, gate: GateSpec, timer: In
     assert bounds.max_latency_regression_pct is not None
     pct = bounds.percentile
     stat_note = ""
+    measured_as = f"wall-clock {pct} of the compressed model's calls vs the recorded {pct}"
     if ref.remeasured:
         basis = _basis(timer, [COMPRESSED, REFERENCE], gate)
         comp = timer.rounds_ms(COMPRESSED, basis.keep)
-        ratio, stat_note = _ratio(timer, COMPRESSED, REFERENCE, pct, basis.keep, gate, seed)
+        ratio, stat_note, measured_as = _ratio(timer, COMPRESSED, REFERENCE, pct, basis.keep, gate, seed)
         how = "re-measured interleaved with the candidate"
     elif ref.same_baseline:
         # The recorded compressed/baseline ratio vs this run's: the shared baseline absorbs machine drift.
         basis = _basis(timer, [COMPRESSED, BASELINE], gate)
         comp = timer.rounds_ms(COMPRESSED, basis.keep)
         recorded = float(ref.entry["compressed"]["latency_ms"][pct]) / float(ref.entry["baseline"]["latency_ms"][pct])
-        ratio, stat_note = _ratio(timer, COMPRESSED, BASELINE, pct, basis.keep, gate, seed)
+        ratio, stat_note, measured_as = _ratio(timer, COMPRESSED, BASELINE, pct, basis.keep, gate, seed)
         ratio = ratio.scaled(1.0 / recorded)
         how = (f"recorded numbers ({ref.reason}); normalized by the shared baseline, measured again now: "
                f"recorded {pct} ratio compressed/baseline {recorded:.3f}")
@@ -269,6 +273,7 @@ def reference_latency_verdict(bounds: ReferenceBounds, gate: GateSpec, timer: In
                    passed=status == "pass", status=status, measured=ci.estimate, bound=bound,
                    unit=f"% {pct} latency vs reference", detail=detail, emulated=emulated, origin="reference",
                    ci_low=ci.low, ci_high=ci.high, samples=int(comp.size), percentile=pct, **basis.fields(),
+                   measured_as=measured_as,
                    note=None if ref.remeasured else f"compared with recorded numbers: {ref.reason}")
 
 

@@ -136,6 +136,20 @@ class TargetReport(BaseModel):
                                           "node and what happened.")
 
 
+class TargetError(BaseModel):
+    """A target that could not be built or measured: the error it stopped with (the other targets still report)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field(description="The target entry's label.")
+    target_name: str
+    backend: str
+    error: str = Field(description="The error's class (InputError: exit 2; RuntimeFailure, PluginError: exit 3).")
+    message: str
+    hint: str | None = None
+    exit_code: int
+
+
 class IntegrationError(BaseModel):
     """A lifecycle hook of an integration that raised (``edgecraft_run_started``, ``edgecraft_target_finished``,
     ``edgecraft_report_ready``). The verdicts stand; see ``Report.integration_errors``."""
@@ -179,6 +193,8 @@ class Report(BaseModel):
     created: str
     evaluation_dataset: str | None
     targets: list[TargetReport]
+    errored: list[TargetError] = Field(default_factory=list, description="Targets that stopped with an error "
+                                       "(not measured, no verdict); the run's exit code is the error's.")
     status: Literal["pass", "fail", "inconclusive"] | None = None
     exit_code: int | None = Field(None, description="The exit code the CLI returns for this report.")
     gate: dict[str, Any] | None = Field(None, description="The plan's gate settings (confidence, inconclusive "

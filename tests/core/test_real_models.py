@@ -114,3 +114,56 @@ def test_vad_state_without_batch_axis_is_a_clear_error(tmp_path: Path, capsys: p
     code, _ = run(tmp_path, plan)
     err = capsys.readouterr().err
     assert code == 2 and "input 'state' has symbolic dimension 1" in err and "batch_axis" in err
+
+
+def test_vad_on_openvino_errors_with_openvinos_cause_and_the_ort_target_is_still_reported(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """OpenVINO 2026.4's ONNX frontend cannot convert Silero VAD's `If` branches (with or without the plan's
+    shapes, measured): the run says why in OpenVINO's own words, and the target that passed keeps its report."""
+    vad = package_file("silero_vad", "data/silero_vad.onnx")
+    np.savez(tmp_path / "audio.npz", **vad_feeds(8, 0))
+    plan = {
+        "name": "vad", "model": {"kind": "onnx", "path": str(vad), "inputs": {
+            "input": {"shape": ["batch", 512]}, "state": {"batch_axis": 1}}},
+        "data": {"audio": {"kind": "npz", "path": "audio.npz", "labels": None}},
+        "evaluation": {"dataset": "audio", "metrics": ["cosine"], "output": "output"},
+        "latency": FAST_LATENCY, "targets": ["ort-cpu", "openvino-cpu"],
+        "contracts": [{"kind": "accuracy", "metric": "cosine", "max_drop": 0.0}],
+    }
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    code = main(["run", str(tmp_path / "plan.yaml"), "--report-json", str(tmp_path / "r.json"), "--markdown",
+                 str(tmp_path / "r.md"), "--junit", str(tmp_path / "r.xml"), "--cache-dir", str(tmp_path / "cache"),
+                 "-q"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [t["target"] for t in report["targets"]] == ["ort-cpu"] and report["targets"][0]["passed"]
+    [errored] = report["errored"]
+    assert errored["target"] == "openvino-cpu" and errored["exit_code"] == 2 and report["exit_code"] == 2
+    # OpenVINO's cause (the failing operation and its innermost reason), not its first line of source locations
+    assert "Conversion is failed for:" in errored["message"] and "input: [?, 512]" in errored["message"]
+    assert "not necessarily a bad file" in errored["hint"]
+    assert "openvino-cpu" in err and "Conversion is failed for" in err
+    assert "openvino-cpu" in (tmp_path / "r.md").read_text() and 'errors="1"' in (tmp_path / "r.xml").read_text()
+
+
+def test_vad_quantization_that_quantizes_nothing_is_exit_2_naming_the_step(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Silero VAD's convolutions and LSTM sit inside `If` branches, which onnxruntime.quantization does not enter:
+    the int8 artifact had no int8 weight and was larger and slower. The step now says so."""
+    vad = package_file("silero_vad", "data/silero_vad.onnx")
+    np.savez(tmp_path / "audio.npz", **vad_feeds(8, 0))
+    plan = {
+        "name": "vad", "model": {"kind": "onnx", "path": str(vad), "inputs": {
+            "input": {"shape": ["batch", 512]}, "state": {"batch_axis": 1}}},
+        "data": {"audio": {"kind": "npz", "path": "audio.npz", "labels": None}},
+        "steps": [{"strategy": "quantization", "params": {"mode": "static", "calibration_dataset": "audio",
+                                                          "calibration_samples": 8,
+                                                          "accuracy_aware": {"enabled": "off"}}}],
+        "latency": FAST_LATENCY, "targets": ["ort-cpu"], "contracts": [{"kind": "size", "min_ratio": 1.5}],
+    }
+    code, report = run(tmp_path, plan)
+    err = capsys.readouterr().err
+    assert code == 2 and report is None, err
+    assert "steps[0] (quantization) on target 'ort-cpu'" in err and "changed nothing" in err
+    assert "inside If subgraphs" in err

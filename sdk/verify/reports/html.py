@@ -217,8 +217,8 @@ def _measure_table(t: TargetReport) -> str:
     for name in t.baseline.metrics:
         rows.append([name] + [f"{pts[c]['metrics'].get(name, float('nan')):.4f}" for c in cols])
     for pct in ("p50", "p95", "p99"):
-        rows.append([f"latency {pct} (ms)"] + [f"{getattr(pts[c]['lat'], pct):.3f}" if pts[c]["lat"] else "–"
-                                               for c in cols])
+        rows.append([f"latency {pct} (ms, wall clock)"]
+                    + [f"{getattr(pts[c]['lat'], pct):.3f}" if pts[c]["lat"] else "–" for c in cols])
     rows.append(["size (bytes)"] + [f"{pts[c]['size']:,}" for c in cols])
     for label, base, comp, ratio in resource_rows(t):
         row = [label, base, comp] + (["–"] if t.reference is not None else [])
@@ -271,6 +271,11 @@ def html_report(report: Report) -> str:
                          "<th>confidence interval</th><th>detail</th></tr>"
                          + "".join(_verdict_row(v) for v in t.contracts) + "</table>")
         parts.append(f"<p><small>artifact <code>{_e(t.artifact)}</code></small></p>")
+    for failed in report.errored:  # not measured: the error it stopped with
+        parts.append(f"<h2>{HTML_ICON['fail']} {_e(failed.target)} <small>({_e(failed.backend)}, target "
+                     f"{_e(failed.target_name)}): error, exit {failed.exit_code}</small></h2>"
+                     f"<p class='fail'><b>{_e(failed.error)}</b>: {_e(failed.message)}"
+                     + (f"<br>hint: {_e(failed.hint)}" if failed.hint else "") + "</p>")
     if report.integration_errors:
         parts.append(f"<h2>Integration errors</h2><p>Every verdict above stands; these lifecycle hooks raised (exit "
                      f"code {_e(report.exit_code)}):</p><table><tr><th>plugin</th><th>distribution</th><th>hook</th>"

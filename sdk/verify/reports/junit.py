@@ -15,7 +15,7 @@ from pathlib import Path
 
 from edgecraft.safe_text import clean_text
 from edgecraft.verify.contracts import Verdict
-from edgecraft.verify.report import Report, TargetReport
+from edgecraft.verify.report import Report, TargetError, TargetReport
 from edgecraft.verify.reports.atomic import write_text_atomic
 from edgecraft.verify.reports.resources_rows import resource_rows
 
@@ -82,6 +82,18 @@ def _suite(target: TargetReport, report: Report, policy: str) -> ET.Element:
     return suite
 
 
+def _errored(failed: TargetError) -> ET.Element:
+    """A target that stopped with an error: one test case with an ``<error>``."""
+    suite = ET.Element("testsuite", {"name": f"edgecraft.{failed.target}", "tests": "1", "failures": "0",
+                                     "errors": "1", "skipped": "0", "time": "0", "package": "edgecraft"})
+    case = ET.SubElement(suite, "testcase", {"name": f"build and measure {failed.target}",
+                                             "classname": f"edgecraft.{failed.target}", "time": "0"})
+    element = ET.SubElement(case, "error", {"message": failed.message.splitlines()[0][:500] if failed.message
+                                            else failed.error, "type": failed.error})
+    element.text = failed.message + (f"\nhint: {failed.hint}" if failed.hint else "") + f"\nexit {failed.exit_code}"
+    return suite
+
+
 def _integrations(report: Report) -> ET.Element:
     """One test case per failed lifecycle hook: an ``<error>`` (a best-effort plugin's: ``<skipped>``), so CI's
     test view shows the failure next to the verdicts, which stand."""
@@ -101,7 +113,7 @@ def _integrations(report: Report) -> ET.Element:
 def junit_xml(report: Report) -> str:
     """The report as a JUnit XML document (a string, with the XML declaration)."""
     policy = (report.gate or {}).get("inconclusive", "fail")
-    suites = [_suite(t, report, policy) for t in report.targets]
+    suites = [_suite(t, report, policy) for t in report.targets] + [_errored(e) for e in report.errored]
     if report.integration_errors:
         suites.append(_integrations(report))
     root = ET.Element("testsuites", {

@@ -47,7 +47,7 @@ def _target(t: TargetReport) -> list[str]:
             row.append(f"{ref.metrics[name]:.4f}" if name in ref.metrics else "–")
         lines.append("| " + " | ".join(row) + " |")
     for pct in ("p50", "p95"):
-        row = [f"latency {pct} (ms)", f"{getattr(t.baseline.latency_ms, pct):.3f}",
+        row = [f"latency {pct} (ms, wall clock)", f"{getattr(t.baseline.latency_ms, pct):.3f}",
                f"{getattr(t.compressed.latency_ms, pct):.3f}"]
         if ref is not None:
             row.append(f"{getattr(ref.latency_ms, pct):.3f}" if ref.latency_ms is not None else "–")
@@ -103,6 +103,8 @@ def integration_section(report: Report) -> list[str]:
 def markdown_summary(report: Report) -> str:
     status = report.status or ("pass" if report.passed else "fail")
     word = {"pass": "PASSED", "fail": "FAILED", "inconclusive": "INCONCLUSIVE"}[status]
+    if report.errored:
+        word = f"ERROR ({len(report.errored)} target(s) stopped with an error)"
     if status == "inconclusive" and report.passed:
         word = "PASSED (with inconclusive verdicts)"
     if report.integration_errors and report.exit_code not in (None, 0, 1, 4):
@@ -118,6 +120,10 @@ def markdown_summary(report: Report) -> str:
                   f"inconclusive counts as **{report.gate.get('inconclusive', 'fail')}**.", ""]
     for target in report.targets:
         lines += [*_target(target), ""]
+    for failed in report.errored:  # not measured: the error it stopped with
+        lines += [f"### ❌ `{failed.target}` ({failed.backend}): error, exit {failed.exit_code}", "",
+                  f"{failed.error}: {_cell(failed.message)}"
+                  + (f" — hint: {_cell(failed.hint)}" if failed.hint else ""), ""]
     lines += integration_section(report)
     lines.append(f"<sub>edgecraft {report.edgecraft_version}, plan `{report.plan}`, {report.created}</sub>")
     return clean_text("\n".join(lines) + "\n")  # no escape codes reach a CI page or terminal
