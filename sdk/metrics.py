@@ -34,3 +34,6 @@ class Metric:
     #: False: ``compute`` gets the ``evaluation.output`` array (and the baseline's). True: dicts of every
     #: output by name (sample axis first), for metrics that read several outputs (boxes and scores, ...).
     all_outputs: bool = False
+    #: True: ``compute`` also gets ``mask=`` (samples x positions, 1 = token, 0 = padding), the values of the
+    #: model input ``evaluation.mask_input`` names (masked and pooled metrics of transformer outputs).
+    needs_mask: bool = False
