@@ -64,6 +64,8 @@ class LoopResult:
     stopped: str = ""
     #: The returned model on the judging (evaluation) data: metrics, drop, contract_met (None: not judged apart).
     judged: dict[str, Any] | None = None
+    #: The ceiling check (every group the budget can reach in float), when it ran.
+    ceiling: dict[str, Any] | None = None
 
 
 #: Per-step gains are extrapolated only after this many steps (one step's gain alone is too noisy a bound).
@@ -116,8 +118,8 @@ def restore_until_met(*, quantize: Callable[[list[str]], Any], evaluate: Callabl
         top_metrics = evaluate(top)
         result.evaluations += 1
         top_met, top_drops = contracts_hold(contracts, baseline, top_metrics, metric)
-        result.history.append({"step": "ceiling", "kept_float": list(reach), "metrics": top_metrics,
-                               "drop": top_drops, "contract_met": top_met})
+        result.ceiling = {"kept_float": len(reach), "metrics": top_metrics, "drop": top_drops,
+                          "contract_met": top_met}
         if top_met:
             ceiling = (top, reach, top_metrics)
         else:
@@ -139,7 +141,7 @@ def restore_until_met(*, quantize: Callable[[list[str]], Any], evaluate: Callabl
         result.model, result.kept_float = model, list(kept)
         left = min(budget - result.evaluations, -(-len(remaining) // group_size))
         gains = [a - b for a, b in pairwise(gaps)]
-        if not met and len(gains) >= MIN_STEPS_FOR_BOUND and max(max(gains), 0.0) * left < gaps[-1]:
+        if not met and left > 0 and len(gains) >= MIN_STEPS_FOR_BOUND and max(max(gains), 0.0) * left < gaps[-1]:
             stopped = (f"gains cannot close the gap: the largest gain per step so far is {max(gains):.4g}, "
                        f"{left} step(s) left, gap {gaps[-1]:.4g}")
             if ceiling is not None:

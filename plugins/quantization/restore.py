@@ -80,6 +80,7 @@ def restore_by_loop(job: Int8Job, ctx: RunContext, first: ModelHandle, ranking_f
         "baseline": baseline, "contract_met": loop.contract_met, "evaluations": loop.evaluations,
         "budget": settings.max_evaluations, "stopped": loop.stopped, "steps": loop.history,
         **({"judged_on_evaluation": loop.judged} if loop.judged is not None else {}),
+        **({"ceiling": loop.ceiling} if loop.ceiling is not None else {}),
         "sensitivity_top": [{"layer": g[0], "group": g, "output_error_reduction": round(s, 5)}
                             for g, s in ranking[:10]]}
     details["kept_float"] = sorted({*(job.kept_by_params or []), *loop.kept_float})

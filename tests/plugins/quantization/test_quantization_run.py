@@ -75,6 +75,12 @@ def test_ort_accuracy_aware_restores_the_sensitive_layer(registry: Any, tmp_path
     # conv3 reads the outlier channel: it (with the Relu and conv2 feeding it) is returned first.
     assert rest[0]["returned_to_float"][0].endswith("conv2d_2")
     assert loop["evaluations"] <= loop["budget"]
+    # Issue 26: layers are selected on the calibration data; the result is judged once on the evaluation data,
+    # and that judgement is the loop's verdict (the report's own measurement agrees with it).
+    assert loop["selected_on"] == "calib" and "judged on evaluation dataset 'test'" in loop["selection"]
+    judged = loop["judged_on_evaluation"]
+    assert judged["contract_met"] is True
+    assert judged["metrics"]["top1"] == pytest.approx(target.compressed.metrics["top1"])
     assert _step(target)["int8_weight_tensors"] >= 1  # the rest of the model stays int8
     assert target.compressed.size_bytes < target.baseline.size_bytes
 
