@@ -94,9 +94,9 @@ def _attention(graph: Any) -> RecipeFinding:
         while stack:
             tensor = stack.pop()
             node = producer.get(tensor)
-            if node is None or node.name in seen:
+            if node is None or node.output[0] in seen:  # by output: exporters may leave node names empty
                 continue
-            seen.add(node.name)
+            seen.add(node.output[0])
             if node.op_type == "MatMul" and not any(i in consts for i in node.input[:2]):
                 norms = sum(1 for n in graph.node if n.op_type in ("LayerNormalization", "SimplifiedLayerNormalization",
                                                                    "SkipLayerNormalization"))
