@@ -42,14 +42,16 @@ def with_executed(report: ComputeReport | None, executed: ExecutedCompute | None
         return ComputeReport(params=0, weight_bytes=0, macs=ran.macs, int8_macs=ran.int8_macs,
                              int8_fraction=ran.int8_fraction, by_op=dict(ran.by_op), int8_source=ran.source,
                              executed=ran, notes=["no ONNX lineage: parameters not counted"])
+    # The lineage count's caveats about an int8 share it cannot see (native NNCF steps) no longer apply.
+    notes = [n for n in report.notes if "int8 share" not in n and "int8_fraction" not in n]
     update: dict[str, Any] = {"lineage_int8_fraction": report.int8_fraction, "int8_source": ran.source,
-                              "executed": ran}
+                              "executed": ran, "notes": notes}
     if ran.macs:
         # The executed graph's share applied to the lineage's MACs: same layers, the runtime's precisions.
         update["int8_fraction"] = ran.int8_fraction
         if report.uncounted and not ran.uncounted and ran.macs > report.macs:
             update.update(macs=ran.macs, by_op=dict(ran.by_op), notes=[
-                *report.notes, f"MACs from the executed graph ({ran.source}): the lineage graph left "
+                *notes, f"MACs from the executed graph ({ran.source}): the lineage graph left "
                 f"{len(report.uncounted)} op(s) uncounted"])
         update["int8_macs"] = round(update["int8_fraction"] * update.get("macs", report.macs))
     else:

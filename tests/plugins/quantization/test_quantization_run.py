@@ -132,6 +132,11 @@ def test_openvino_nncf_int8_runs_and_reloads(registry: Any, tmp_path: Path) -> N
     assert _bin(target.compressed) < _bin(target.baseline) / 3.5
     assert target.compressed.size_bytes < target.baseline.size_bytes / 1.5
     assert target.compressed.metrics["cosine"] > 0.99
+    # Issue 26: the int8 share is OpenVINO's runtime model's (NNCF's int8 never shows in the ONNX lineage).
+    compute = target.compressed.compute
+    assert compute is not None and compute.executed is not None and "runtime model" in compute.int8_source
+    assert compute.int8_fraction > 0.5 and compute.lineage_int8_fraction == 0.0
+    assert target.baseline.compute is not None and target.baseline.compute.int8_fraction == 0.0
     again = _run(registry, plan, tmp_path)
     assert again.compressed.cached is True
     assert again.compressed.metrics == target.compressed.metrics
