@@ -170,3 +170,20 @@ def test_vad_macs_are_counted_in_the_branch_it_takes(tmp_path: Path) -> None:
     ran = backend.executed_compute(out, "ort-cpu", opts, 1, feeds, {"input": (1, 512), "state": (2, 1, 128), "sr": ()})
     assert ran is not None and ran.macs > 400_000 and not ran.uncounted, ran
     assert "LSTM" in ran.by_op and any("then_branch" in n for n in ran.notes)
+
+
+@pytest.mark.slow  # four small plans through the runner
+def test_benchmark_smoke(tmp_path: Path) -> None:
+    import json
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        import int8_execution as bench
+    finally:
+        sys.path.remove(str(root / "benchmarks"))
+    assert bench.main(["--smoke", "--json", str(tmp_path / "out.json")]) == 0
+    figures = json.loads((tmp_path / "out.json").read_text())
+    assert figures["smoke"] is True and figures["reported_share_follows_the_level"] is True and "cpu" in figures
+    assert all(v == 1.0 for v in figures["ort_int8_share_lineage"].values())  # what the old report said
