@@ -27,7 +27,7 @@ from edgecraft.plan.sections import TargetOptions
 if TYPE_CHECKING:
     from edgecraft.models import TorchModel
 
-__all__ = ["Backend", "Session", "TargetInfo", "TargetOptions"]
+__all__ = ["Backend", "ExecutedCompute", "Session", "TargetInfo", "TargetOptions"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,29 @@ class TargetInfo:
     #: every dimension the plan fixes written into its inputs (axes the plan keeps symbolic stay symbolic; see
     #: :mod:`edgecraft.assembly.plan_shapes`).
     import_plan_shapes: bool = False
+
+
+@dataclass
+class ExecutedCompute:
+    """The compute of the graph a runtime executes for an artifact, read back from the runtime (issue 26).
+
+    The report's int8 share comes from here, not from the ONNX lineage: a runtime can run a QDQ graph in float
+    (ONNX Runtime at basic optimization) and a native int8 step leaves no trace in the lineage (OpenVINO's NNCF).
+    """
+
+    #: What was read, for the report: e.g. "onnxruntime 1.32 optimized graph at level 'all'".
+    source: str
+    macs: int
+    #: MACs of layers the runtime runs on integer kernels.
+    int8_macs: int
+    by_op: dict[str, int] = field(default_factory=dict)
+    #: Compute layers whose MACs could not be determined (left out of both numbers).
+    uncounted: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def int8_fraction(self) -> float:
+        return self.int8_macs / self.macs if self.macs else 0.0
 
 
 class Session(ABC):
@@ -162,6 +185,16 @@ class Backend(ABC):
         that does not override this has its runtime's own libraries counted as the model's memory (the
         report says so).
         """
+
+    def executed_compute(self, artifact_dir: Path, target: str, options: TargetOptions, threads: int,
+                         feeds: Mapping[str, np.ndarray],
+                         input_shapes: Mapping[str, tuple[int, ...]] | None) -> ExecutedCompute | None:
+        """MACs and their int8 share in the graph the runtime executes for this artifact, loaded as :meth:`load`
+        loads it (same options), at batch 1: ``input_shapes`` are the inputs' batch-1 shapes (None when one is
+        still symbolic), ``feeds`` the inputs timed (cut to batch 1 to run the graph or decide its branches).
+        None (the default) when the backend cannot read its executed graph: the report
+        then shows the lineage ONNX graph's count and says so."""
+        return None
 
     def artifact_size(self, files: list[Path]) -> int:
         """Bytes the deployed model occupies (default: all artifact files)."""

@@ -114,11 +114,11 @@ class Evaluator(Protocol):
         """The plan's evaluation metrics (``evaluation.metrics``), as objects."""
         ...
 
-    def evaluate(self, model: ModelHandle) -> dict[str, float]:
-        """Metrics of ``model`` built and run on the target."""
+    def evaluate(self, model: ModelHandle, dataset: str | None = None) -> dict[str, float]:
+        """Metrics of ``model`` built and run on the target, on the evaluation data or on ``dataset``."""
         ...
 
-    def baseline_metrics(self) -> dict[str, float]:
+    def baseline_metrics(self, dataset: str | None = None) -> dict[str, float]:
         """The baseline's metrics on the target (same data)."""
         ...
 
@@ -178,13 +178,15 @@ class RunContext:
             raise RuntimeError("this run has no evaluation dataset (plan.evaluation.dataset)")
         return self.evaluator
 
-    def evaluate(self, model: ModelHandle) -> dict[str, float]:
-        """Metrics of ``model`` measured on the target runtime (not on torch): what ships is what runs."""
-        return self._evaluator().evaluate(model)
+    def evaluate(self, model: ModelHandle, dataset: str | None = None) -> dict[str, float]:
+        """Metrics of ``model`` measured on the target runtime (not on torch): what ships is what runs. On the
+        plan's evaluation data, or on ``dataset`` (a step that selects on other data than the report judges)."""
+        return self._evaluator().evaluate(model, dataset) if dataset is not None else self._evaluator().evaluate(model)
 
-    def baseline_metrics(self) -> dict[str, float]:
+    def baseline_metrics(self, dataset: str | None = None) -> dict[str, float]:
         """The baseline's metrics on this target (same data), for accuracy-aware loops."""
-        return self._evaluator().baseline_metrics()
+        return (self._evaluator().baseline_metrics(dataset) if dataset is not None
+                else self._evaluator().baseline_metrics())
 
     def implementation(self, interface: type[ImplementationT]) -> ImplementationT:
         """This target's backend's implementation of ``interface`` (what ``resolve`` was given at compile time)."""

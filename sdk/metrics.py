@@ -40,3 +40,6 @@ class Metric:
     #: The score is the same whatever the order of the samples (a mean over samples). The conformance kit
     #: checks it unless False (a metric over a sequence of samples, such as a streaming error).
     order_invariant: bool = True
+    #: True: ``compute`` also gets ``mask=`` (samples x positions, 1 = token, 0 = padding), the values of the
+    #: model input ``evaluation.mask_input`` names (masked and pooled metrics of transformer outputs).
+    needs_mask: bool = False

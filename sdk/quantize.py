@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 #: The capability an int8 implementation provides.
 INT8 = "quantization.int8"
 
-Recipe = Literal["auto", "cnn", "transformer"]
+#: 'hybrid': convolutional parts and attention parts in one model (a CNN backbone with a transformer neck, as in
+#: text recognizers): each part gets its own recipe in one quantization.
+Recipe = Literal["auto", "cnn", "transformer", "hybrid"]
 Mode = Literal["auto", "static", "dynamic", "weight_only"]
 CalibrationMethod = Literal["minmax", "entropy", "percentile"]
 ActivationType = Literal["auto", "uint8", "int8"]
@@ -107,7 +109,7 @@ class Int8Description:
 class RecipeFinding:
     """Which recipe suits a model, and what in the graph says so."""
 
-    recipe: Literal["cnn", "transformer"]
+    recipe: Literal["cnn", "transformer", "hybrid"]
     reason: str
 
 
@@ -154,6 +156,9 @@ class AccuracyGoal:
     max_iterations: int
     #: Samples used to rank layers by sensitivity.
     ranking_samples: int
+    #: The model input holding the attention mask (``evaluation.mask_input``), for metrics that set ``needs_mask``:
+    #: each item carries it, so ``metric.compute(..., mask=...)`` gets the items' values.
+    mask_input: str | None = None
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from edgecraft.backend import Backend, Session, TargetInfo, TargetOptions
+from edgecraft.backend import Backend, ExecutedCompute, Session, TargetInfo, TargetOptions
 from edgecraft.backends.onnxruntime.aarch64 import (
     BOARD_REQUIREMENTS,
     ORT_BOARD_VERSION,
@@ -173,6 +173,21 @@ class OnnxRuntimeBackend(Backend):
 
         ort.get_available_providers()
         ort.SessionOptions()
+
+    def executed_compute(self, artifact_dir: Path, target: str, options: TargetOptions, threads: int,
+                         feeds: Mapping[str, np.ndarray],
+                         input_shapes: Mapping[str, tuple[int, ...]] | None) -> ExecutedCompute | None:
+        """The optimized graph the session builds at ``runtime_optimization`` (see :mod:`.executed`). None on
+        ort-aarch64: the board's ONNX Runtime (another version, ARM kernels) builds its own graph there."""
+        if target == AARCH64:
+            return None
+        from edgecraft.backends.onnxruntime.executed import executed_compute
+
+        assert isinstance(options, OrtCpuOptions)
+        path = artifact_dir / ARTIFACT_FILE
+        level = options.runtime_optimization
+        return executed_compute(path, _level(level), level, options.intra_op_threads or threads,
+                                input_shapes, feeds)
 
     def load(self, artifact_dir: Path, target: str, options: TargetOptions, threads: int) -> Session:
         import onnxruntime as ort

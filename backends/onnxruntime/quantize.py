@@ -59,9 +59,23 @@ class OrtInt8(Int8Implementation):
                             "to float at load time",
                             hint="use mode 'dynamic' (int8 weights, activations quantized at run time) or "
                             "'static'; weight_only is supported on openvino-cpu (nncf.compress_weights)")
-        transformer = r.recipe == "transformer"
+        transformer, hybrid = r.recipe == "transformer", r.recipe == "hybrid"
+        if hybrid and r.mode not in ("auto", "static"):
+            raise ctx.error(f"params.mode {r.mode!r} with recipe 'hybrid': the hybrid recipe quantizes the Convs "
+                            "statically (QDQ) and the weight MatMuls dynamically, in one quantization",
+                            hint="leave mode at 'auto' (or 'static'), or choose recipe 'cnn' or 'transformer'")
+        if hybrid and not ctx.target.has(MODE_CAPABILITY["dynamic"]):
+            raise ctx.error(f"recipe 'hybrid' needs capability {MODE_CAPABILITY['dynamic']!r} (dynamic int8 "
+                            f"MatMuls), which target {ctx.target.target!r} does not declare",
+                            hint="choose recipe 'cnn'")
         if r.mode == "auto" and r.recipe != "auto":
             r = dataclasses.replace(r, mode="dynamic" if transformer else "static")
+            if hybrid:
+                notes.append("hybrid recipe: static per-channel QDQ on the Convs (calibrated), dynamic per-channel "
+                             "int8 on the weight MatMuls (per-call ranges, as the transformer recipe), Softmax, "
+                             "LayerNorm and residual Adds in float; before it, exact float folds of constant "
+                             "affines into Convs and hard-swish into HardSigmoid*x (PP-OCRv4 recognizer: 1.05x "
+                             "with the transformer recipe's float Convs)")
             if transformer:
                 notes.append("mode 'dynamic' (transformer recipe): per-call activation ranges fit LayerNorm "
                              "outputs that static ranges do not (MiniLM: cosine 0.9976 with SmoothQuant vs 0.94 "
@@ -73,7 +87,7 @@ class OrtInt8(Int8Implementation):
         if transformer and r.smooth_alpha not in (None, 0.0) and r.calibration_dataset is None:
             raise ctx.error(f"params.smooth_alpha = {r.smooth_alpha} needs activation statistics: set "
                             "params.calibration_dataset", hint="or set smooth_alpha to 0 (no SmoothQuant)")
-        if not transformer and r.smooth_alpha not in (None, 0.0):
+        if not transformer and r.smooth_alpha not in (None, 0.0):  # hybrid: no SmoothQuant on its MatMuls
             raise ctx.error("params.smooth_alpha applies to the transformer recipe only "
                             f"(recipe here: {r.recipe!r})", hint="set recipe: transformer, or drop smooth_alpha")
         arm = ctx.target.has("isa.aarch64") or platform.machine().lower() in ("aarch64", "arm64")
@@ -138,6 +152,10 @@ class OrtInt8(Int8Implementation):
         if r.mode == "auto":
             return Int8Description(f"onnxruntime.quantization, recipe chosen from the exported graph ({pc}, "
                                    f"{types}) after quant_pre_process")
+        if r.recipe == "hybrid":
+            return Int8Description(f"onnxruntime.quantization, hybrid recipe: QDQ static on Convs ({pc}, {types}, "
+                                   f"{r.calibration_method}) + dynamic on weight MatMuls ({pc}), after "
+                                   "quant_pre_process and exact affine/hard-swish folds")
         if r.recipe == "transformer":
             smooth = ("" if r.calibration_dataset is None or r.smooth_alpha == 0 else
                       f" + SmoothQuant (alpha {r.smooth_alpha})" if r.smooth_alpha is not None else
@@ -171,14 +189,24 @@ class OrtInt8(Int8Implementation):
             opset_note = f"{opset_note}; fell back to per-tensor weights (per-channel QDQ needs opset 13)"
         run.status("quant_pre_process")
         pre, pre_note = eng.preprocess(source, out / "preprocessed.onnx")
+        details: dict[str, Any] = {}
+        hybrid = r.recipe == "hybrid"
+        if hybrid:
+            from edgecraft.backends.onnxruntime.graph_folding import simplify
+
+            pre, details["float_folds"] = simplify(pre, out / "folded.onnx")
         keep = eng.match_keep_float(pre, list(r.keep_float_layers), list(r.keep_float_ops), run.where)
         op_types = None
         if transformer:
             op_types = ("MatMul", "Gather", "Attention") if r.mode == "dynamic" else ("MatMul", "Gemm")
+        elif hybrid:
+            op_types = ("Conv", "ConvTranspose")
         config = eng.OrtQuantConfig(mode=r.mode, per_channel=per_channel, calibration_method=r.calibration_method,
                                     percentile=r.percentile, activation_type=r.activation_type,
                                     weight_type=r.weight_type, reduce_range=bool(r.reduce_range), op_types=op_types)
-        details: dict[str, Any] = {}
+        # The hybrid recipe's attention part: dynamic per-channel int8 on the weight MatMuls, after the Convs' QDQ.
+        matmuls = dataclasses.replace(config, mode="dynamic", activation_type="uint8",
+                                      op_types=("MatMul",)) if hybrid else None
         if transformer and calib is not None:
             pre = _smooth(r, run, pre, calib, config, keep, details)
         elif transformer:
@@ -190,17 +218,21 @@ class OrtInt8(Int8Implementation):
                         "calibration_samples": 0 if calib is None else len(calib),
                         "calibration_method": r.calibration_method if r.mode == "static" else None,
                         "kept_float_by_params": keep})
+        if matmuls is not None:
+            details["recipe_parts"] = {"convolutional": "static QDQ on Conv/ConvTranspose",
+                                       "attention": "dynamic int8 on weight MatMuls (MatMulConstBOnly)"}
         return OrtInt8Job(r, details, keep, model=model, run=run, pre=pre, config=config,
-                          batches=calib if calib is not None and r.mode == "static" else [])
+                          batches=calib if calib is not None and r.mode == "static" else [], second=matmuls)
 
 
 class OrtInt8Job(Int8Job):
     """The pre-processed graph and the quantizer's config; re-quantizing reuses the calibration ranges."""
 
     def __init__(self, request: Int8Request, details: dict[str, Any], keep: list[str], *, model: OnnxModel,
-                 run: Int8Run, pre: Path, config: Any, batches: list[Feeds]) -> None:
+                 run: Int8Run, pre: Path, config: Any, batches: list[Feeds], second: Any = None) -> None:
         super().__init__(request, details, keep)
         self._model, self._run, self._pre, self._config, self._batches = model, run, pre, config, batches
+        self._second = second  # a second pass (the hybrid recipe's dynamic MatMuls) over the first's output
         self._keep = keep
         self._counter = itertools.count()
         self._cache = run.work_dir / "calibration-ranges.json"
@@ -208,9 +240,14 @@ class OrtInt8Job(Int8Job):
     def _quantize_to(self, extra: Sequence[str]) -> Path:
         from edgecraft.backends.onnxruntime import quantize_engine as eng
 
-        path = self._run.work_dir / f"quantized-{next(self._counter)}.onnx"
-        eng.quantize(self._pre, path, self._config, batches=self._batches, exclude=sorted({*self._keep, *extra}),
+        n = next(self._counter)
+        path = self._run.work_dir / f"quantized-{n}.onnx"
+        first = path if self._second is None else self._run.work_dir / f"quantized-{n}-convs.onnx"
+        exclude = sorted({*self._keep, *extra})
+        eng.quantize(self._pre, first, self._config, batches=self._batches, exclude=exclude,
                      calibration_cache=self._cache if self.request.mode == "static" else None)
+        if self._second is not None:
+            eng.quantize(first, path, self._second, batches=[], exclude=exclude)
         return path
 
     def build(self, keep_float: Sequence[str] = ()) -> OnnxModel:
@@ -231,7 +268,7 @@ class OrtInt8Job(Int8Job):
 
         assert isinstance(model, OnnxModel)
         facts = eng.graph_facts(self._model.path, model.path)
-        if self.request.recipe == "transformer":
+        if self.request.recipe in ("transformer", "hybrid"):
             facts["float_ops"] = eng.float_ops(model.path)
         return facts
 

@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from edgecraft.backend import Backend, Session, TargetInfo, TargetOptions
+import numpy as np
+from edgecraft.backend import Backend, ExecutedCompute, Session, TargetInfo, TargetOptions
 from edgecraft.backends.openvino.options import (
     CAPABILITIES,
     INSTALL_HINT,
@@ -122,6 +124,31 @@ class OpenVinoBackend(Backend):
         """Create a Core and load its CPU plugin (the zero of peak-memory measurements)."""
         ov = require_openvino()
         ov.Core().get_property("CPU", "FULL_DEVICE_NAME")
+
+    def executed_compute(self, artifact_dir: Path, target: str, options: TargetOptions, threads: int,
+                         feeds: Mapping[str, np.ndarray],
+                         input_shapes: Mapping[str, tuple[int, ...]] | None) -> ExecutedCompute:
+        """The CPU plugin's runtime model for the IR compiled as :meth:`load` compiles it (see :mod:`.executed`).
+        An IR with dynamic axes is reshaped to the batch-1 input shapes first (its layers have no static shape
+        otherwise), and the notes say so."""
+        from edgecraft.backends.openvino.executed import runtime_compute
+        from edgecraft.backends.openvino.session import compile_ir, read_ir
+
+        assert isinstance(options, OpenVinoCpuOptions)
+        model = read_ir(artifact_dir / IR_XML)
+        reshaped = False
+        if input_shapes and any(port.get_partial_shape().is_dynamic for port in model.inputs):
+            model.reshape({port.get_any_name(): list(input_shapes[port.get_any_name()]) for port in model.inputs
+                           if port.get_any_name() in input_shapes})
+            reshaped = True
+        session = compile_ir(model, options, threads)
+        try:
+            count = runtime_compute(session.compiled)
+        finally:
+            session.close()
+        if reshaped:
+            count.notes.append("the IR keeps dynamic input axes: counted after reshaping it to the batch-1 shapes")
+        return count
 
     def load(self, artifact_dir: Path, target: str, options: TargetOptions, threads: int) -> Session:
         from edgecraft.backends.openvino.session import compile_ir

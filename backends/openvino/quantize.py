@@ -96,7 +96,11 @@ class OvInt8(Int8Implementation):
             notes.append("several accuracy contracts: NNCF aims at the tightest; all are checked afterwards")
         impl = ACCURACY_CONTROL if r.accuracy_aware else "nncf.quantize"
         pc = "per-channel" if r.per_channel else "per-tensor"
-        if r.recipe == "transformer":
+        if r.recipe == "hybrid":
+            pc += ", model_type TRANSFORMER"
+            notes.append("hybrid recipe on OpenVINO: NNCF's TRANSFORMER model type quantizes the Convs as well and "
+                         "keeps Softmax, LayerNorm and residual Adds in float (the same as the transformer recipe)")
+        elif r.recipe == "transformer":
             pc += ", model_type TRANSFORMER"
             notes.append("transformer recipe: NNCF's TRANSFORMER model type keeps Softmax, LayerNorm and "
                          "residual Adds in float and applies SmoothQuant (MiniLM: cosine 0.997, 2.4x over f32)")
@@ -116,7 +120,7 @@ class OvInt8(Int8Implementation):
         if not isinstance(model, NativeModel):
             raise InputError(f"{run.where}: NNCF quantizes an openvino.Model; got a {model.stage}-stage model")
         r = dataclasses.replace(request, mode="static") if request.mode == "auto" else request
-        transformer = r.recipe == "transformer" and r.mode == "static"
+        transformer = r.recipe in ("transformer", "hybrid") and r.mode == "static"
         details: dict[str, Any] = {}
         if transformer:
             details["model_type"] = ("nncf.ModelType.TRANSFORMER (SmoothQuant, bias correction; Softmax, "
@@ -179,9 +183,16 @@ class OvInt8Job(Int8Job):
         if metric.needs_reference:
             reference = eng.reference_outputs(self._model.model, goal.items, goal.output_index, self._run.threads)
 
+        if metric.needs_mask and goal.mask_input is None:
+            raise InputError(f"{self._run.where}: metric {metric.name!r} needs evaluation.mask_input")
+
         def score(outputs: np.ndarray, indices: np.ndarray) -> float:
             labels = None if goal.labels is None else goal.labels[indices]
             ref = None if reference is None else reference[indices]
+            if metric.needs_mask:
+                mask = np.concatenate([goal.items[int(i)][str(goal.mask_input)] for i in indices], axis=0)
+                masked: Any = metric.compute
+                return float(masked(outputs, labels, ref, mask=mask))
             return float(metric.compute(outputs, labels, ref))
 
         self._run.status(f"{ACCURACY_CONTROL} (max drop {goal.max_drop:.4g})")

@@ -157,6 +157,11 @@ class OpenVinoSession(Session):
     def input_names(self) -> list[str]:
         return list(self._inputs)
 
+    @property
+    def compiled(self) -> Any:
+        """The ``openvino.CompiledModel`` (its runtime model says what executes)."""
+        return self._compiled
+
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         unknown = sorted(set(feeds) - set(self._inputs))
         if unknown:

@@ -50,13 +50,19 @@ class QatParams(BaseModel):
 class QuantizationParams(StrategyParams):
     """INT8 post-training quantization, compiled per target (ONNX Runtime QDQ, NNCF on OpenVINO)."""
 
-    recipe: Literal["auto", "cnn", "transformer"] = Field(
+    recipe: Literal["auto", "cnn", "transformer", "hybrid"] = Field(
         "auto", description="'auto': 'transformer' when the model has attention blocks (a Softmax fed by a MatMul "
-        "of two activations, Q·Kᵀ), else 'cnn'; detected at compile time from the model source or ONNX graph, or "
-        "at apply time from the graph. 'transformer' keeps Softmax, LayerNorm, residual Adds and the attention "
-        "mask in float: on ONNX Runtime SmoothQuant + dynamic per-channel int8 on the weight MatMuls (a measured "
-        "choice of strength on the calibration data), on OpenVINO NNCF's TRANSFORMER model type. 'cnn': static "
-        "QDQ on every quantizable op (ONNX Runtime), NNCF's default model type (OpenVINO).")
+        "of two activations, Q·Kᵀ), 'hybrid' when it also has a convolutional part (at least 4 Convs holding at "
+        "least 10% of the weights: a CNN backbone with an attention neck), else 'cnn'; detected at compile time "
+        "from the model source or ONNX graph, or at apply time from the graph. 'transformer' keeps Softmax, "
+        "LayerNorm, residual Adds and the attention mask in float: on ONNX Runtime SmoothQuant + dynamic "
+        "per-channel int8 on the weight MatMuls (a measured choice of strength on the calibration data), on "
+        "OpenVINO NNCF's TRANSFORMER model type. 'cnn': static "
+        "QDQ on every quantizable op (ONNX Runtime), NNCF's default model type (OpenVINO). 'hybrid': each part its "
+        "recipe in one quantization: on ONNX Runtime static per-channel QDQ on the Convs (after exact float "
+        "folds of constant affines and hard-swish) and dynamic per-channel int8 on the weight MatMuls, with "
+        "Softmax, LayerNorm and residual Adds in float; on OpenVINO NNCF's TRANSFORMER model type (which "
+        "quantizes the Convs too).")
     mode: Literal["auto", "static", "dynamic", "weight_only", "qat"] = Field(
         "auto", description="'auto': 'static' for the cnn recipe and on OpenVINO, 'dynamic' for the transformer "
         "recipe on ONNX Runtime. 'static': weights and activations in int8, activation ranges from calibration "

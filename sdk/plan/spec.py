@@ -221,6 +221,9 @@ class EvaluationSpec(StrictModel):
     dataset: str | None = Field(None, description="Name of a dataset in `data`; required by accuracy contracts.")
     metrics: list[str] = Field(default_factory=lambda: ["top1"])
     output: str | None = Field(None, description="The model output top1/agreement/cosine read (default: the first).")
+    mask_input: str | None = Field(
+        None, description="The model input holding the attention mask (1 = token, 0 = padding), e.g. "
+        "attention_mask: masked_cosine and pooled_cosine read it so padding positions do not count.")
     allow_non_finite: bool = Field(False, description="Accept NaN/Inf in the model's outputs (only for a metric "
                                    "that expects them); otherwise they are an error naming the output.")
     batch_size: PlanInt = Field(64, ge=1)

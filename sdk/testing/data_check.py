@@ -23,6 +23,8 @@ from edgecraft.testing.source_check import params_for
 
 #: The kit's evaluation set for metrics: samples, classes.
 SAMPLES, CLASSES = 12, 3
+#: Token positions of the per-token outputs a masked metric is checked on.
+POSITIONS = 6
 
 
 class DatasetCheck:
@@ -159,9 +161,17 @@ class MetricCheck:
             return r
         rng = np.random.default_rng(0)
         labels = rng.integers(0, CLASSES, SAMPLES, dtype=np.int64)
-        outputs = rng.standard_normal((SAMPLES, CLASSES)).astype(np.float32)
+        # A metric that needs a mask reads per-token outputs [samples, positions, features] and the attention
+        # mask [samples, positions]; it gets sentences of 1..POSITIONS real tokens, the rest padding.
+        tokens = (POSITIONS,) if getattr(m, "needs_mask", False) else ()
+        self._mask: np.ndarray | None = None
+        if tokens:
+            lengths = rng.integers(1, POSITIONS + 1, SAMPLES)
+            self._mask = (np.arange(POSITIONS)[None, :] < lengths[:, None]).astype(np.int64)
+        outputs = rng.standard_normal((SAMPLES, *tokens, CLASSES)).astype(np.float32)
         reference = (outputs + 0.5 * rng.standard_normal(outputs.shape)).astype(np.float32)
-        perfect = (np.eye(CLASSES, dtype=np.float32)[labels] * 4 + 0.01 * outputs).astype(np.float32)
+        onehot = np.eye(CLASSES, dtype=np.float32)[labels].reshape(SAMPLES, *(1,) * len(tokens), CLASSES)
+        perfect = (onehot * 4 + 0.01 * outputs).astype(np.float32)
         score = self._score("on random outputs", outputs, labels, reference)
         if score is None:
             return r
@@ -174,8 +184,12 @@ class MetricCheck:
             self._check_perfect(best, score)
         if getattr(m, "order_invariant", True):
             order = rng.permutation(SAMPLES)
+            mask = self._mask
+            if mask is not None:
+                self._mask = mask[order]
             shuffled = self._score("on the samples in another order", outputs[order], labels[order],
                                    reference[order])
+            self._mask = mask
             if shuffled is not None and not np.isclose(shuffled, score, rtol=1e-6, atol=1e-9):
                 r.add("violation", "compute()", f"scores {score!r} in one sample order and {shuffled!r} in another; "
                       "expected the same (or declare Metric(order_invariant=False))")
@@ -194,7 +208,8 @@ class MetricCheck:
         if m.all_outputs:  # it reads outputs by name; the kit's model has one, 'logits'
             ladder = ((KeyError, "skipped", lambda exc: f"reads output {exc} by name; the kit's model has only "
                        "'logits' (check it in a plan on its own model)"), *RAISED)
-        ok, value = attempt(r, "compute()", where, lambda: m.compute(*args), ladder)
+        kwargs = {"mask": self._mask.copy()} if self._mask is not None else {}
+        ok, value = attempt(r, "compute()", where, lambda: m.compute(*args, **kwargs), ladder)
         if not ok:
             return None
         for array, original in zip(given, (outputs, labels, reference), strict=True):

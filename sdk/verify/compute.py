@@ -9,11 +9,17 @@ What is counted (one MAC = one multiply plus one add):
 
 * ``Conv``: ``prod(output shape) * (C_in / group) * prod(kernel)`` (the weight is ``[C_out, C_in/g, k...]``).
 * ``ConvTranspose``: ``prod(input shape) * (C_out / group) * prod(kernel)`` (weight ``[C_in, C_out/g, k...]``).
-* ``Gemm`` ``M*N*K``; ``MatMul`` (batched too) ``prod(output shape) * K``.
+* ``Gemm`` ``M*N*K``; ``MatMul`` ``prod(batch) * M * N * K`` with numpy broadcasting of the batch dimensions
+  (a transformer's ``[B, heads, S, d] x [B, heads, d, S]``, or ``[B, S, H] x [H, N]``).
+* ``LSTM``/``GRU``/``RNN``: ``seq * batch * (|W| + |R|)``; com.microsoft ``Attention``: the packed QKV
+  projection plus ``QK^T`` and ``AV``.
+* ``If``/``Loop``/``Scan`` bodies are counted too: an ``If`` adds its larger branch (said in the notes).
 * Integer kernels count as int8: ``MatMulInteger``, ``ConvInteger``, ``QLinearConv``, ``QLinearMatMul``
-  (and com.microsoft ``QGemm``). In a QDQ graph a ``Conv``/``ConvTranspose``/``Gemm``/``MatMul``
-  whose data *and* weight inputs both come straight from ``DequantizeLinear`` counts as int8: that is
-  the pattern ONNX Runtime fuses into an integer kernel; a weight-only DQ stays float compute.
+  (and com.microsoft ``QGemm``, ``DynamicQuantizeMatMul``, ``MatMulIntegerToFloat``, ``QAttention``). In a
+  QDQ lineage graph a ``Conv``/``ConvTranspose``/``Gemm``/``MatMul`` whose data *and* weight inputs both come
+  straight from ``DequantizeLinear`` counts as int8: the pattern ONNX Runtime *may* fuse. Whether it did is
+  only in the graph it executes: ``count_graph(..., executed=True)`` counts such a graph (a backend's
+  ``executed_compute`` reads it), where only integer kernels are int8 and the report's int8 share comes from.
 
 Everything else (activations, pooling, normalization, element-wise ops) is not counted: on the
 models edgecraft compresses those are a few percent of the work, and the peers' counters (thop,
@@ -34,14 +40,25 @@ from typing import Any
 
 import numpy as np
 
-#: Ops whose MACs run on integer kernels whatever their inputs are.
-INTEGER_OPS = frozenset({"MatMulInteger", "ConvInteger", "QLinearConv", "QLinearMatMul", "QGemm"})
+#: Ops whose MACs run on integer kernels whatever their inputs are (ONNX's and ONNX Runtime's contrib ops, as
+#: they appear in the graph ONNX Runtime executes after its fusions).
+INTEGER_OPS = frozenset({"MatMulInteger", "ConvInteger", "QLinearConv", "QLinearMatMul", "QGemm",
+                         "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QAttention", "DynamicQuantizeLSTM"})
 #: Float ops that run as int8 when both their data and weight come from DequantizeLinear (QDQ).
 QDQ_FUSABLE = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
-COUNTED_OPS = INTEGER_OPS | QDQ_FUSABLE
+#: ONNX Runtime's fused float kernels (FusedConv = Conv + activation, the NCHWc "Conv", FusedMatMul ...).
+FUSED_FLOAT = frozenset({"FusedConv", "FusedGemm", "FusedMatMul", "NhwcConv", "Attention", "LSTM", "GRU", "RNN"})
+COUNTED_OPS = INTEGER_OPS | QDQ_FUSABLE | FUSED_FLOAT
 #: (data input index, weight input index) of each counted op.
 _OPERANDS = {"Conv": (0, 1), "ConvTranspose": (0, 1), "Gemm": (0, 1), "MatMul": (0, 1), "MatMulInteger": (0, 1),
-             "ConvInteger": (0, 1), "QLinearConv": (0, 3), "QLinearMatMul": (0, 3), "QGemm": (0, 3)}
+             "ConvInteger": (0, 1), "QLinearConv": (0, 3), "QLinearMatMul": (0, 3), "QGemm": (0, 3),
+             "DynamicQuantizeMatMul": (0, 1), "MatMulIntegerToFloat": (0, 1), "FusedConv": (0, 1),
+             "NhwcConv": (0, 1), "FusedGemm": (0, 1), "FusedMatMul": (0, 1), "Attention": (0, 1),
+             "QAttention": (0, 1), "LSTM": (0, 1), "GRU": (0, 1), "RNN": (0, 1), "DynamicQuantizeLSTM": (0, 1)}
+_CONV = frozenset({"Conv", "ConvInteger", "QLinearConv", "FusedConv", "NhwcConv"})
+_GEMM = frozenset({"Gemm", "QGemm", "FusedGemm"})
+_RECURRENT = frozenset({"LSTM", "GRU", "RNN", "DynamicQuantizeLSTM"})
+_DOMAINS = frozenset({"", "ai.onnx", "com.microsoft", "com.microsoft.nchwc"})
 #: Inputs of quantization ops that hold scales and zero points (not parameters).
 _QUANT_PARAM_INPUTS = {"QuantizeLinear": (1, 2), "DequantizeLinear": (1, 2), "DynamicQuantizeLinear": (),
                        "QLinearConv": (1, 2, 4, 5, 6, 7), "QLinearMatMul": (1, 2, 4, 5, 6, 7),
@@ -78,7 +95,7 @@ def _prod(dims: Any) -> int:
     return out
 
 
-def _fix_inputs(model: Any, shapes: Mapping[str, tuple[int, ...]] | None) -> None:
+def fix_inputs(model: Any, shapes: Mapping[str, tuple[int, ...]] | None) -> None:
     """Write concrete dimensions into the graph's inputs (symbolic ones not given become 1: batch 1)."""
     initializers = {t.name for t in model.graph.initializer}
     for value in model.graph.input:
@@ -95,16 +112,12 @@ def _fix_inputs(model: Any, shapes: Mapping[str, tuple[int, ...]] | None) -> Non
                 dim.dim_value = 1
 
 
-def _shapes(model: Any) -> dict[str, tuple[int, ...]]:
-    """Every tensor whose shape is fully known after shape inference (inputs, values, outputs, initializers)."""
-    import onnx
+def _subgraphs(node: Any) -> list[tuple[str, Any]]:
+    """(attribute name, GraphProto) of a control-flow node's bodies (If branches, Loop/Scan bodies)."""
+    return [(a.name, a.g) for a in node.attribute if a.HasField("g")]
 
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:  # an op shape inference does not know (a contrib op): keep what the file says
-        inferred = model
-    out: dict[str, tuple[int, ...]] = {}
-    graph = inferred.graph
+
+def _collect_shapes(graph: Any, out: dict[str, tuple[int, ...]]) -> None:
     for value in [*graph.input, *graph.value_info, *graph.output]:
         tt = value.type.tensor_type
         if value.type.HasField("tensor_type") and tt.HasField("shape") and all(
@@ -117,7 +130,46 @@ def _shapes(model: Any) -> dict[str, tuple[int, ...]]:
             for attr in node.attribute:
                 if attr.name == "value" and attr.HasField("t"):
                     out[node.output[0]] = tuple(int(d) for d in attr.t.dims)
+        for _, body in _subgraphs(node):  # shape inference writes the bodies' value_info into them
+            _collect_shapes(body, out)
+
+
+def _shapes(model: Any) -> dict[str, tuple[int, ...]]:
+    """Every tensor whose shape is fully known after shape inference (inputs, values, outputs, initializers),
+    in the main graph and in every If/Loop/Scan body."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # an op shape inference does not know (a contrib op): keep what the file says
+        inferred = model
+    out: dict[str, tuple[int, ...]] = {}
+    _collect_shapes(inferred.graph, out)
     return out
+
+
+def _attr(node: Any, name: str, default: int = 0) -> int:
+    return next((int(a.i) for a in node.attribute if a.name == name), default)
+
+
+def _matmul_macs(x: tuple[int, ...] | None, w: tuple[int, ...] | None, y: tuple[int, ...] | None,
+                 trans_a: int = 0, trans_b: int = 0) -> int | None:
+    """A (batched, broadcast) matrix product: ``prod(batch) * M * N * K``, from the operands when both are known
+    (numpy broadcasting of the leading dimensions, 1-D operands promoted), else ``prod(y) * K``."""
+    if x is None:
+        return None
+    k = int(x[-2] if trans_a and len(x) >= 2 else x[-1])
+    if w is not None:
+        m = int(x[-1] if trans_a else x[-2]) if len(x) >= 2 else 1
+        n = int(w[-2] if trans_b else w[-1]) if len(w) >= 2 else 1
+        a_batch, b_batch = list(x[:-2]), list(w[:-2])
+        width = max(len(a_batch), len(b_batch))
+        a_batch = [1] * (width - len(a_batch)) + a_batch
+        b_batch = [1] * (width - len(b_batch)) + b_batch
+        return _prod(max(a, b) for a, b in zip(a_batch, b_batch, strict=True)) * m * n * k
+    if y is None:
+        return None
+    return max(_prod(y), 1) * k
 
 
 def _node_macs(node: Any, shapes: Mapping[str, tuple[int, ...]]) -> int | None:
@@ -127,8 +179,8 @@ def _node_macs(node: Any, shapes: Mapping[str, tuple[int, ...]]) -> int | None:
     if len(node.input) <= weight_i:
         return None
     x, w = shapes.get(node.input[data_i]), shapes.get(node.input[weight_i])
-    y = shapes.get(node.output[0])
-    if op in ("Conv", "ConvInteger", "QLinearConv"):
+    y = shapes.get(node.output[0]) if node.output else None
+    if op in _CONV:
         if w is None or y is None:
             return None
         return _prod(y) * _prod(w[1:])
@@ -136,26 +188,111 @@ def _node_macs(node: Any, shapes: Mapping[str, tuple[int, ...]]) -> int | None:
         if w is None or x is None:
             return None
         return _prod(x) * _prod(w[1:])
-    if op in ("Gemm", "QGemm"):
-        if y is None or x is None:
+    if op in _RECURRENT:  # X [seq, batch, in] (or batch-first), W [dirs, gates*H, in], R [dirs, gates*H, H]
+        r = shapes.get(node.input[2]) if len(node.input) > 2 else None
+        if x is None or w is None or r is None or len(x) < 2:
             return None
-        trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
-        k = x[0] if trans_a else x[-1]
-        return _prod(y) * int(k)
-    # MatMul family (numpy semantics: 1-D operands are promoted, so K is A's last dimension)
-    if y is None or x is None:
-        return None
-    return max(_prod(y), 1) * int(x[-1])
+        return int(x[0]) * int(x[1]) * (_prod(w) + _prod(r))
+    if op in ("Attention", "QAttention"):  # input [B, S, H] times the packed QKV weight [H, 3H], then QK^T and AV
+        if x is None or w is None or len(x) != 3:
+            return None
+        batch, seq, _ = (int(d) for d in x)
+        return batch * seq * _prod(w) + 2 * batch * seq * seq * (int(w[-1]) // 3)
+    if op in _GEMM:
+        return _matmul_macs(x, w, y, _attr(node, "transA"), _attr(node, "transB"))
+    if op == "FusedMatMul":
+        return _matmul_macs(x, w, y, _attr(node, "transA"), _attr(node, "transB"))
+    return _matmul_macs(x, w, y)  # MatMul and its integer forms
 
 
-def count_graph(model: Any, input_shapes: Mapping[str, tuple[int, ...]] | None = None) -> ComputeCount:
-    """Count an ``onnx.ModelProto`` (modified in place: its inputs get concrete shapes)."""
+def _is_counted(node: Any) -> bool:
+    return node.op_type in COUNTED_OPS and node.domain in _DOMAINS
+
+
+def _count_nodes(graph: Any, shapes: Mapping[str, tuple[int, ...]], count: ComputeCount, executed: bool,
+                 producer: dict[str, Any]) -> None:
+    """Add the MACs of ``graph``'s nodes to ``count``, descending into control flow.
+
+    ``If``: both branches are counted and the larger is added (a static count cannot know which branch a call
+    takes; the larger is what a worst-case budget needs). ``Loop``: the body times its trip count when that is a
+    constant, else once. ``Scan``: the body once per element of the first scan input's leading axis when known.
+    """
+    producer.update({out: node for node in graph.node for out in node.output})
+    for node in graph.node:
+        bodies = _subgraphs(node)
+        if bodies:
+            parts = []
+            for name, body in bodies:
+                part = ComputeCount()
+                _count_nodes(body, shapes, part, executed, producer)
+                parts.append((name, part))
+            if node.op_type == "If":
+                name, part = max(parts, key=lambda p: p[1].macs)
+                if len({p.macs for _, p in parts}) > 1:
+                    count.notes.append(f"If {node.name or node.output[0]}: counted its larger branch ({name})")
+                times = 1
+            else:
+                name, part = parts[0]
+                times = _trip_count(node, shapes)
+                if times is None:
+                    times = 1
+                    if part.macs:
+                        count.notes.append(f"{node.op_type} {node.name or node.output[0]}: trip count unknown, "
+                                           "its body counted once")
+            _merge(count, part, times)
+            continue
+        if not _is_counted(node):
+            continue
+        macs = _node_macs(node, shapes)
+        if macs is None:
+            count.uncounted.append(f"{node.op_type} {node.name or node.output[0]}")
+            continue
+        count.macs += macs
+        count.by_op[node.op_type] = count.by_op.get(node.op_type, 0) + macs
+        if node.op_type in INTEGER_OPS:
+            count.int8_macs += macs
+        elif not executed and node.op_type in QDQ_FUSABLE:
+            # Lineage only: the QDQ pattern a runtime *may* fuse. In an executed graph an unfused DQ -> Conv is
+            # exactly what runs in float (ONNX Runtime at basic optimization).
+            data_i, weight_i = _OPERANDS[node.op_type]
+            ops = [producer.get(node.input[i]) for i in (data_i, weight_i)]
+            if all(p is not None and p.op_type == "DequantizeLinear" for p in ops):
+                count.int8_macs += macs
+
+
+def _trip_count(node: Any, shapes: Mapping[str, tuple[int, ...]]) -> int | None:
+    """Scan: the leading axis of its first scan input (its last ``num_scan_inputs`` inputs). Loop: unknown here."""
+    if node.op_type == "Scan":
+        scans = _attr(node, "num_scan_inputs")
+        first = shapes.get(node.input[len(node.input) - scans]) if 0 < scans <= len(node.input) else None
+        return int(first[0]) if first else None
+    return None
+
+
+def _merge(count: ComputeCount, part: ComputeCount, times: int) -> None:
+    count.macs += part.macs * times
+    count.int8_macs += part.int8_macs * times
+    for op, n in part.by_op.items():
+        count.by_op[op] = count.by_op.get(op, 0) + n * times
+    count.uncounted += part.uncounted
+    count.notes += part.notes
+
+
+def count_graph(model: Any, input_shapes: Mapping[str, tuple[int, ...]] | None = None, *, executed: bool = False,
+                known_shapes: Mapping[str, tuple[int, ...]] | None = None) -> ComputeCount:
+    """Count an ``onnx.ModelProto`` (modified in place: its inputs get concrete shapes).
+
+    ``executed``: the graph is one a runtime executes (ONNX Runtime's optimized model): only integer kernels
+    count as int8, an unfused QDQ pattern is float compute. ``known_shapes``: tensor shapes measured elsewhere
+    (by running the graph), used where shape inference cannot resolve one (contrib ops, computed reshapes).
+    """
     from onnx import TensorProto
 
-    _fix_inputs(model, input_shapes)
+    fix_inputs(model, input_shapes)
     shapes = _shapes(model)
+    if known_shapes:
+        shapes = {**shapes, **{k: tuple(v) for k, v in known_shapes.items()}}
     graph = model.graph
-    producer = {out: node for node in graph.node for out in node.output}
     quant_only: dict[str, bool] = {}
     for node in graph.node:
         special = _QUANT_PARAM_INPUTS.get(node.op_type, ())
@@ -180,22 +317,8 @@ def count_graph(model: Any, input_shapes: Mapping[str, tuple[int, ...]] | None =
             count.weight_bytes += n * np.dtype(tensor_dtype_to_np_dtype(dtype)).itemsize
         except Exception:
             count.weight_bytes += n * 4
-    for node in graph.node:
-        if node.op_type not in COUNTED_OPS or (node.domain not in ("", "ai.onnx", "com.microsoft")):
-            continue
-        macs = _node_macs(node, shapes)
-        if macs is None:
-            count.uncounted.append(f"{node.op_type} {node.name or node.output[0]}")
-            continue
-        count.macs += macs
-        count.by_op[node.op_type] = count.by_op.get(node.op_type, 0) + macs
-        if node.op_type in INTEGER_OPS:
-            count.int8_macs += macs
-        else:
-            data_i, weight_i = _OPERANDS[node.op_type]
-            ops = [producer.get(node.input[i]) for i in (data_i, weight_i)]
-            if all(p is not None and p.op_type == "DequantizeLinear" for p in ops):
-                count.int8_macs += macs
+    _count_nodes(graph, shapes, count, executed, {})
+    count.notes = list(dict.fromkeys(count.notes))
     if count.uncounted:
         count.notes.append(f"{len(count.uncounted)} op(s) with unresolved shapes not counted: "
                            + ", ".join(count.uncounted[:5]) + ("..." if len(count.uncounted) > 5 else ""))

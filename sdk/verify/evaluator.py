@@ -13,11 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from edgecraft.assembly.artifact_io import ArtifactIO
 from edgecraft.assembly.artifacts import Artifact
 from edgecraft.assembly.cache_verify import work_dir
 from edgecraft.backend import Session
 from edgecraft.datasets import Dataset, DatasetStore
+from edgecraft.errors import InputError
 from edgecraft.feeds import BoundData
 from edgecraft.metrics import Metric
 from edgecraft.modelio import ModelIO
@@ -46,6 +48,10 @@ class TargetEvaluator:
     _baseline: Artifact | None = None
     _baseline_outputs: Outputs | None = None
     _baseline_metrics: dict[str, float] | None = None
+    #: The baseline's outputs and metrics on other datasets (the calibration data an accuracy-aware step selects
+    #: layers on, kept apart from the evaluation data the report judges: issue 26).
+    _other_outputs: dict[str, Outputs] = field(default_factory=dict)
+    _other_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def use_baseline(self, artifact: Artifact) -> None:
         """The baseline artifact every candidate is compared with (built before any candidate is measured)."""
@@ -72,9 +78,24 @@ class TargetEvaluator:
         return io.output_names[io.output_index(self.plan.evaluation.output)] if io.outputs else "output0"
 
     # ------------------------------------------------------------------ measuring
-    def _outputs(self, session: Session, side: str) -> Outputs:
-        data = self.eval_data()
+    def _data(self, dataset: str | None) -> BoundData:
+        data = self.eval_data() if dataset is None else self.datasets.bound(dataset)
         assert data is not None
+        return data
+
+    def mask(self, data: BoundData) -> np.ndarray | None:
+        """``evaluation.mask_input``'s values for every sample of ``data`` (None when the plan names no mask)."""
+        name = self.plan.evaluation.mask_input
+        if name is None:
+            return None
+        if name not in self.model_io.input_names:
+            raise InputError(f"evaluation.mask_input = {name!r}: the model has no such input; its inputs: "
+                             f"{self.model_io.input_names}", hint="name the attention-mask input (1 = token, 0 = "
+                             "padding), e.g. attention_mask")
+        return np.asarray(data.feeds(slice(0, len(data)))[name])
+
+    def _outputs(self, session: Session, side: str, dataset: str | None = None) -> Outputs:
+        data = self._data(dataset)
         outputs = run_outputs(session, data, self.plan.evaluation.batch_size, progress=self.progress,
                               label=f"{self.label} {side}")
         check_finite(outputs, label=f"{self.label} {side}", allow=self.plan.evaluation.allow_non_finite)
@@ -94,23 +115,40 @@ class TargetEvaluator:
                 self.baseline_memo[self._baseline.key] = self._baseline_outputs
         return self._baseline_outputs
 
-    def outputs_metrics(self, outputs: Outputs) -> dict[str, float]:
-        data = self.eval_data()
-        assert data is not None
-        return compute_metrics(outputs, data.labels, self.metrics, self.baseline_outputs(),
-                               primary=self.primary_output, dataset=data.name)
+    def _baseline_on(self, dataset: str) -> Outputs:
+        if dataset not in self._other_outputs:
+            assert self._baseline is not None, "build the baseline first"
+            session = self.artifact_io.load(self._baseline.path)
+            try:
+                self._other_outputs[dataset] = self._outputs(session, f"baseline on {dataset!r}", dataset)
+            finally:
+                session.close()
+        return self._other_outputs[dataset]
 
-    def baseline_metrics(self) -> dict[str, float]:
+    def outputs_metrics(self, outputs: Outputs, dataset: str | None = None) -> dict[str, float]:
+        data = self._data(dataset)
+        reference = self.baseline_outputs() if dataset is None else self._baseline_on(dataset)
+        return compute_metrics(outputs, data.labels, self.metrics, reference, primary=self.primary_output,
+                               dataset=data.name, mask=self.mask(data))
+
+    def baseline_metrics(self, dataset: str | None = None) -> dict[str, float]:
+        """The baseline's metrics on the evaluation data (or on ``dataset``)."""
+        if dataset is not None:
+            if dataset not in self._other_metrics:
+                self._other_metrics[dataset] = self.outputs_metrics(self._baseline_on(dataset), dataset)
+            return self._other_metrics[dataset]
         if self._baseline_metrics is None:
             self._baseline_metrics = self.outputs_metrics(self.baseline_outputs())
         return self._baseline_metrics
 
-    def session_metrics(self, session: Session, side: str) -> tuple[dict[str, float], Outputs]:
-        outputs = self._outputs(session, side)
-        return self.outputs_metrics(outputs), outputs
+    def session_metrics(self, session: Session, side: str, dataset: str | None = None
+                        ) -> tuple[dict[str, float], Outputs]:
+        outputs = self._outputs(session, side, dataset)
+        return self.outputs_metrics(outputs, dataset), outputs
 
-    def evaluate(self, model: ModelHandle) -> dict[str, float]:
-        """Save ``model`` into a throw-away artifact on this target and measure it (accuracy-aware steps)."""
+    def evaluate(self, model: ModelHandle, dataset: str | None = None) -> dict[str, float]:
+        """Save ``model`` into a throw-away artifact on this target and measure it (accuracy-aware steps), on the
+        evaluation data or on ``dataset`` (an accuracy-aware step selects layers on its calibration data)."""
         with work_dir("edgecraft-eval-") as tmp:
             work, out = Path(tmp) / "work", Path(tmp) / "artifact"
             work.mkdir()
@@ -118,7 +156,7 @@ class TargetEvaluator:
             self.artifact_io.save(model, out, work)
             session = self.artifact_io.load(out)
             try:
-                metrics, _ = self.session_metrics(session, "candidate")
+                metrics, _ = self.session_metrics(session, "candidate", dataset)
             finally:
                 session.close()
         return metrics

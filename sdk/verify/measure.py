@@ -119,8 +119,10 @@ def check_finite(outputs: Outputs, *, label: str, allow: bool = False) -> None:
 
 
 def compute_metrics(outputs: Outputs, labels: np.ndarray | None, metrics: list[Metric],
-                    reference: Outputs | None, *, primary: str, dataset: str = "") -> dict[str, float]:
-    """Each metric on the outputs; most read the ``primary`` output, a metric may ask for all of them."""
+                    reference: Outputs | None, *, primary: str, dataset: str = "",
+                    mask: np.ndarray | None = None) -> dict[str, float]:
+    """Each metric on the outputs; most read the ``primary`` output, a metric may ask for all of them. ``mask``:
+    the samples' ``evaluation.mask_input`` (1 = token, 0 = padding), for metrics that set ``needs_mask``."""
     values: dict[str, float] = {}
     if primary not in outputs:
         raise InputError(f"evaluation.output = {primary!r}: the model has no such output; its outputs: "
@@ -131,9 +133,20 @@ def compute_metrics(outputs: Outputs, labels: np.ndarray | None, metrics: list[M
                              "use agreement or cosine for unlabeled data")
         if metric.needs_reference and reference is None:
             raise RuntimeFailure(f"metric {metric.name!r} needs the baseline's outputs")
+        if metric.needs_mask and mask is None:
+            raise InputError(f"metric {metric.name!r} needs the attention mask: set evaluation.mask_input to the "
+                             "model input that holds it (1 = token, 0 = padding)",
+                             hint="e.g. evaluation: {mask_input: attention_mask}; or use 'cosine'")
         if metric.all_outputs:
             whole: Callable[..., float] = metric.compute  # it reads every output: it takes them all, by name
             value = whole(outputs, labels, reference)
+        elif metric.needs_mask:
+            masked: Callable[..., float] = metric.compute  # it takes the mask as a keyword
+            try:
+                value = masked(outputs[primary], labels, None if reference is None else reference[primary], mask=mask)
+            except InputError as exc:
+                raise InputError(f"dataset {dataset!r}, metric {metric.name!r}: {exc.message}",
+                                 hint=exc.hint) from exc
         else:
             try:
                 value = metric.compute(outputs[primary], labels, None if reference is None else reference[primary])

@@ -54,8 +54,24 @@ class MemoryReport(BaseModel):
     inputs: str | None = Field(None, description="What the children ran (shapes), the batch the peak is for.")
 
 
+class ExecutedComputeReport(BaseModel):
+    """MACs and int8 share of the graph the runtime executes (read back from it by the backend)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(description="What was read: the runtime, its graph and the level or precisions.")
+    macs: int
+    int8_macs: int
+    int8_fraction: float
+    by_op: dict[str, int] = Field(default_factory=dict)
+    uncounted: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
 class ComputeReport(BaseModel):
-    """Parameters and MACs counted on the artifact's ONNX graph at batch 1 (see edgecraft.verify.compute)."""
+    """Parameters and MACs at batch 1 (see edgecraft.verify.compute). ``int8_macs``/``int8_fraction`` are what
+    the runtime executes when its backend reads its executed graph (``int8_source`` says which), else the
+    lineage ONNX graph's."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -67,6 +83,10 @@ class ComputeReport(BaseModel):
     by_op: dict[str, int] = Field(default_factory=dict)
     uncounted: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    int8_source: str = Field("lineage ONNX graph", description="Where the int8 share was counted.")
+    lineage_int8_fraction: float | None = Field(
+        None, description="The int8 share the lineage ONNX graph implies (QDQ patterns), for comparison.")
+    executed: ExecutedComputeReport | None = Field(None, description="The executed graph's own count.")
 
 
 class MeasurementReport(BaseModel):

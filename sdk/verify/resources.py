@@ -24,6 +24,7 @@ from edgecraft.plan import CompressionPlan, ComputeContract, GateSpec, MemoryCon
 from edgecraft.progress import NullProgress, Progress
 from edgecraft.verify.compute import count_artifact
 from edgecraft.verify.contracts import Verdict
+from edgecraft.verify.executed import read_executed, with_executed
 from edgecraft.verify.judging import Measured, measures_memory, of_measure
 from edgecraft.verify.memory import MemoryMeter, MemoryProbeError, MemoryStats, range_confidence
 from edgecraft.verify.report import ComputeReport, MemoryReport, TargetReport
@@ -247,7 +248,10 @@ def measure_resources(plan: CompressionPlan, *, registry: Registry, label: str, 
                 count.notes.append("counted on the baseline's ONNX graph: every step of this artifact ran on the "
                                    "backend's own model (native stage), which keeps the MACs but hides their int8 "
                                    "share from an ONNX count")
-        result.compute[name] = None if count is None else ComputeReport(**count.as_dict())
+        lineage = None if count is None else ComputeReport(**count.as_dict())
+        executed, why_not = read_executed(backend, folder, target, options, plan.latency.threads, feeds,
+                                          input_shapes)
+        result.compute[name] = with_executed(lineage, executed, why_not)
 
     measured = Measured(plan, label, emulated, registry.metric, compute=result.compute)
     verdicts = [kind.judge(contract, measured) for contract, kind in of_measure(registry, contracts, ["compute"])]

@@ -102,6 +102,9 @@ def test_stateful_vad_with_scalar_and_second_batch_axis(tmp_path: Path, capsys: 
     code, report = run(tmp_path, plan)
     assert code == 0, capsys.readouterr().err
     assert report is not None and report["targets"][0]["compressed"]["metrics"]["cosine"] == pytest.approx(1.0)
+    # Issue 26: its compute is all inside If subgraphs; the executed graph is counted in the branch taken.
+    compute = report["targets"][0]["compressed"]["compute"]
+    assert compute["macs"] > 400_000 and compute["executed"]["macs"] > 400_000, compute
 
 
 def test_vad_state_without_batch_axis_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

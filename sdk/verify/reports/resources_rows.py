@@ -51,7 +51,11 @@ def compute_rows(t: TargetReport) -> list[Row]:
         return []
     return [("MACs per sample (batch 1)", fmt_macs(b.macs), fmt_macs(c.macs),
              f"{b.macs / c.macs:.2f}x" if c.macs else ""),
-            ("int8 share of MACs", f"{100 * b.int8_fraction:.0f}%", f"{100 * c.int8_fraction:.0f}%", ""),
+            ("int8 share of MACs (as executed)" if c.executed is not None else "int8 share of MACs (ONNX lineage)",
+             f"{100 * b.int8_fraction:.0f}%", f"{100 * c.int8_fraction:.0f}%",
+             f"lineage said {100 * c.lineage_int8_fraction:.0f}%" if c.executed is not None
+             and c.lineage_int8_fraction is not None
+             and abs(c.lineage_int8_fraction - c.int8_fraction) >= 0.005 else ""),
             ("parameters", f"{b.params:,}", f"{c.params:,}", ""),
             ("weights in the ONNX graph", fmt_bytes(b.weight_bytes), fmt_bytes(c.weight_bytes), "")]
 
@@ -68,6 +72,8 @@ def resource_notes(t: TargetReport) -> list[str]:
             notes.append(f"{side} memory: {m.memory.reason}")
         if m.compute is not None:
             notes += [f"{side} compute: {n}" for n in m.compute.notes]
+            if m.compute.executed is not None:
+                notes.append(f"{side} int8 share counted on {m.compute.int8_source}")
     mem = t.compressed.memory
     if mem is not None and mem.measured and mem.inputs:
         notes.append(f"peak memory is for one call on {mem.inputs} (latency.batch_size), the runtime loaded as the "

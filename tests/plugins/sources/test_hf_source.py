@@ -270,3 +270,8 @@ def test_real_minilm_baseline(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert code == 0, capsys.readouterr()
     assert report is not None
     assert report["targets"][0]["baseline"]["metrics"]["cosine"] == pytest.approx(1.0, abs=1e-6)
+    # Issue 26: every MatMul of the exported transformer is counted (batched attention products included), on
+    # the lineage and in the graph ONNX Runtime executes.
+    compute = report["targets"][0]["baseline"]["compute"]
+    assert compute["macs"] > 600_000_000 and not compute["uncounted"], compute
+    assert compute["executed"]["macs"] > 600_000_000 and compute["executed"]["int8_macs"] == 0
