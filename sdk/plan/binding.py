@@ -18,7 +18,7 @@ from edgecraft.errors import PlanValidationError
 from edgecraft.plan.bound import CompressionPlan, StepSpec, TargetSpec, mark_bound
 from edgecraft.plan.messages import format_validation_error
 from edgecraft.plan.raw import RawPlan
-from edgecraft.plan.spec import PlanBase
+from edgecraft.plan.spec import PlanBase, PluginContract
 from edgecraft.registry import Registry
 from edgecraft.safe_text import bounded_repr
 from pydantic import ValidationError
@@ -39,6 +39,7 @@ def bind_plan(raw: RawPlan, registry: Registry, *, source: str = "plan") -> Comp
     data = _bind_data(raw, registry, source, problems)
     steps = _bind_steps(raw, registry, source, problems)
     targets = _bind_targets(raw, registry, source, problems)
+    contracts = _bind_contracts(raw, registry, source, problems)
     for i, contract in enumerate(raw.contracts):
         metric = getattr(contract, "metric", None)
         if metric is not None and metric not in registry.metrics:
@@ -50,8 +51,30 @@ def bind_plan(raw: RawPlan, registry: Registry, *, source: str = "plan") -> Comp
                             f"{', '.join(sorted(registry.metrics))}")
     if problems or model is None:
         raise plan_problems(source, problems)
-    kept = {name: getattr(raw, name) for name in PlanBase.model_fields if name not in _PLUGIN_SECTIONS}
-    return mark_bound(CompressionPlan(**kept, model=model, steps=steps, targets=targets, data=data))
+    kept = {name: getattr(raw, name) for name in PlanBase.model_fields if name not in (*_PLUGIN_SECTIONS, "contracts")}
+    return mark_bound(CompressionPlan(**kept, model=model, steps=steps, targets=targets, data=data,
+                                      contracts=contracts))
+
+
+def _bind_contracts(raw: RawPlan, registry: Registry, source: str, problems: list[str]) -> list[Any]:
+    """Built-in contracts as parsed; a plugin kind's contract validated by that kind's own model."""
+    bound: list[Any] = []
+    for i, contract in enumerate(raw.contracts):
+        if not isinstance(contract, PluginContract):
+            bound.append(contract)
+            continue
+        if contract.kind not in registry.contract_kinds:
+            registry.blame_broken("contract kind", contract.kind)
+            problems.append(f"{source}: contracts[{i}].kind = {bounded_repr(contract.kind)}: unknown contract kind; "
+                            f"installed: {', '.join(sorted(registry.contract_kinds)) or 'none'}")
+            continue
+        model = registry.contract_kinds[contract.kind].obj.model
+        written = contract.model_dump(exclude_unset=True)
+        try:
+            bound.append(model.model_validate(written))
+        except ValidationError as exc:
+            problems += format_validation_error(exc, source=source, prefix=("contracts", i), model=model, data=written)
+    return bound
 
 
 def _bind_model(raw: RawPlan, registry: Registry, source: str, problems: list[str]) -> Any:

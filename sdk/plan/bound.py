@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from edgecraft.plan.sections import DatasetParams, SourceParams, StrategyParams, TargetOptions
-from edgecraft.plan.spec import PlanBase, StepBase, TargetBase
-from pydantic import Field, PrivateAttr, SerializeAsAny, field_validator
+from edgecraft.plan.spec import Contract, PlanBase, StepBase, TargetBase
+from pydantic import BaseModel, Field, PrivateAttr, SerializeAsAny, field_validator
 
 _AS_DATA = "or validate a plan written as data with edgecraft.validate_plan(data, registry)"
 
@@ -61,6 +61,8 @@ class CompressionPlan(PlanBase):
     steps: list[StepSpec] = Field(default_factory=list)
     targets: list[TargetSpec] = Field(min_length=1)
     data: dict[str, SerializeAsAny[DatasetParams]] = Field(default_factory=dict)
+    #: Built-in kinds' models, and for a plugin's kind an instance of that kind's own ``model``.
+    contracts: list[Contract | SerializeAsAny[BaseModel]] = Field(default_factory=list)
 
     #: Set by :func:`~edgecraft.plan.binding.bind_plan` only: every section checked against the plugins.
     _bound: bool = PrivateAttr(default=False)

@@ -13,6 +13,7 @@ import types
 import typing
 from typing import Any
 
+from edgecraft.plan.spec import PLUGIN_CONTRACT_TAG
 from edgecraft.safe_text import bounded_repr
 from pydantic import BaseModel, ValidationError
 
@@ -32,7 +33,8 @@ def _strip_union_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     cleaned: list[Any] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and isinstance(part, str) and part not in node and node.get("kind") == part:
+        if (isinstance(node, dict) and isinstance(part, str) and part not in node and "kind" in node
+                and part in (node["kind"], PLUGIN_CONTRACT_TAG)):
             continue
         cleaned.append(part)
         if isinstance(node, dict):
@@ -98,7 +100,10 @@ def _kinds_at(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> list[s
         field = owner.model_fields.get(loc[-2]) if owner is not None and isinstance(loc[-2], str) else None
     if field is None:
         return []
-    return [str(c.model_fields["kind"].default) for c in _unwrap(field.annotation) if "kind" in c.model_fields]
+    kinds = [c.model_fields["kind"].default for c in _unwrap(field.annotation) if "kind" in c.model_fields]
+    fixed = [kind for kind in kinds if isinstance(kind, str)]
+    # A member with a free ``kind`` (a plugin's contract) accepts the kinds plugins register.
+    return fixed + (["a plugin's kind (`edgecraft list`)"] if len(fixed) < len(kinds) else [])
 
 
 def format_validation_error(error: ValidationError, *, source: str, prefix: tuple[Any, ...] = (),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgecraft.plan.spec import PlanBase, StepBase, TargetBase
+from edgecraft.plan.spec import Contract, PlanBase, StepBase, TargetBase
 from pydantic import Field
 
 
@@ -37,6 +37,8 @@ class RawPlan(PlanBase):
         description="The model source: {kind: onnx|torch|huggingface|<plugin kind>, ...} (validated by that kind).")
     steps: list[RawStep] = Field(default_factory=list)
     targets: list[RawTarget] = Field(min_length=1)
+    contracts: list[Contract] = Field(default_factory=list, description="What the result must meet: built-in "
+                                      "kinds (accuracy, latency, size, memory, compute) or a plugin's kind.")
     data: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Named datasets: {kind: digits|npz|factory|text|image-folder|<plugin kind>, ...}.")

@@ -24,7 +24,7 @@ from edgecraft.plan.numbers import (
 )
 from edgecraft.plan.search import SearchSpec
 from edgecraft.plan.sections import StrictModel
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 PLAN_SCHEMA_ID = "edgecraft.plan/v1"
 
@@ -209,9 +209,50 @@ class ComputeContract(_ContractBase):
         return f"MAC ratio >= {self.min_ratio:g}x"
 
 
-Contract = Annotated[AccuracyContract | LatencyContract | SizeContract | MemoryContract | ComputeContract,
-                     Field(discriminator="kind")]
-AnyContract = AccuracyContract | LatencyContract | SizeContract | MemoryContract | ComputeContract
+#: The kinds the core defines (the ``contracts`` core plugin judges them); any other ``kind:`` is a plugin's.
+BUILTIN_CONTRACT_KINDS = ("accuracy", "latency", "size", "memory", "compute")
+#: The union tag of a contract whose kind a plugin registers.
+PLUGIN_CONTRACT_TAG = "plugin"
+
+
+class PluginContract(_ContractBase):
+    """A contract of a kind a plugin registers (``edgecraft_register_contract_kinds``), as written.
+
+    The core cannot know its fields, so it keeps them (``extra="allow"``) until
+    :func:`~edgecraft.plan.binding.bind_plan` validates them with the kind's own ``model``: an unknown kind or a
+    bad field is a plan problem naming ``contracts[i]``, like any built-in kind's.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$", max_length=64,
+                      description="A contract kind a plugin registers (`edgecraft list` shows the installed kinds).")
+
+    def describe_bound(self) -> str:
+        return ", ".join(f"{key}={value!r}" for key, value in (self.model_extra or {}).items()) or self.kind
+
+
+def _contract_tag(value: Any) -> str | None:
+    """The union member a contract validates as: its built-in kind, else the plugin member (None: no kind)."""
+    kind = value.get("kind") if isinstance(value, Mapping) else getattr(value, "kind", None)
+    if not isinstance(kind, str):
+        return None
+    return kind if kind in BUILTIN_CONTRACT_KINDS else PLUGIN_CONTRACT_TAG
+
+
+Contract = Annotated[
+    Annotated[AccuracyContract, Tag("accuracy")] | Annotated[LatencyContract, Tag("latency")]
+    | Annotated[SizeContract, Tag("size")] | Annotated[MemoryContract, Tag("memory")]
+    | Annotated[ComputeContract, Tag("compute")] | Annotated[PluginContract, Tag(PLUGIN_CONTRACT_TAG)],
+    Discriminator(_contract_tag),
+]
+AnyContract = AccuracyContract | LatencyContract | SizeContract | MemoryContract | ComputeContract | PluginContract
+
+
+def applies_to(contract: Any, target_label: str) -> bool:
+    """Whether ``contract`` judges target ``target_label`` (a plugin kind's model may have no ``targets``)."""
+    targets = getattr(contract, "targets", None)
+    return targets is None or target_label in targets
 
 
 # ---------------------------------------------------------------- measurement
@@ -348,7 +389,7 @@ class PlanBase(StrictModel):
     model: Any
     steps: Sequence[StepBase]
     targets: Sequence[TargetBase]
-    contracts: list[Contract] = Field(default_factory=list)
+    contracts: Sequence[Any] = Field(default_factory=list)
     data: Mapping[str, Any]
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     latency: LatencySpec = Field(default_factory=LatencySpec)
@@ -378,7 +419,7 @@ class PlanBase(StrictModel):
             raise ValueError(f"evaluation.dataset {self.evaluation.dataset!r} is not in data "
                              f"(defined: {sorted(self.data) or 'none'})")
         for contract in self.contracts:
-            for label in contract.targets or []:
+            for label in getattr(contract, "targets", None) or []:
                 if label not in labels:
                     raise ValueError(f"contract targets {label!r}, which is not a target of this plan "
                                      f"(targets: {labels})")
@@ -386,8 +427,9 @@ class PlanBase(StrictModel):
                 raise ValueError("an accuracy contract needs evaluation.dataset (the data to measure it on)")
         return self
 
-    def contracts_for(self, target_label: str) -> list[AnyContract]:
-        return [c for c in self.contracts if c.applies_to(target_label)]
+    def contracts_for(self, target_label: str) -> list[Any]:
+        """The contracts judged on ``target_label``: built-in models and plugin kinds' models alike."""
+        return [c for c in self.contracts if applies_to(c, target_label)]
 
     def measures_memory(self, target_label: str) -> bool:
         """Whether memory is measured on this target: asked for, or needed by a contract or a reference bound."""

@@ -5,9 +5,9 @@ with its ``status``, finite ``measured`` and ``bound``, the same verdict when ju
 measurements left untouched (every contract of the target reads the same ones).
 
 Latency and memory kinds are judged on interleaved rounds and repeated child processes, which only a run
-produces: for those the kit checks everything but ``judge()``. Whether a plan can name the kind is reported as a
-note: ``edgecraft.plan.spec``'s contract union (and ``Verdict.kind``) list the built-in kinds only, so a third
-party's kind is judged here but cannot appear in a plan yet.
+produces: for those the kit checks everything but ``judge()``. A plan naming the kind is validated as a user's
+would be (the plan keeps a plugin kind's fields until binding checks them with the kind's ``model``); a
+refusal there is reported as a note.
 
 :func:`kit_run` (shared with the integration check) runs the kit's plan without calling any lifecycle hook.
 """
@@ -140,7 +140,7 @@ class ContractKindCheck:
         try:
             validate_plan(raw, self.registry)
         except InputError as exc:
-            self.report.add("note", "plan", f"a plan cannot name this kind yet: {exc.message}")
+            self.report.add("note", "plan", f"a plan naming this kind is refused: {exc.message}")
 
     def _judge(self, kind: Any, contract: Any, name: str, measured: Any, where: str) -> Any:
         from edgecraft.verify.contracts import Verdict

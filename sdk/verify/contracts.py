@@ -15,7 +15,7 @@ class Verdict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    kind: Literal["accuracy", "latency", "size", "memory", "compute"]
+    kind: str = Field(description="The contract's kind: accuracy, latency, size, memory, compute, or a plugin's kind.")
     passed: bool
     status: Literal["pass", "fail", "inconclusive"]
     measured: float

@@ -63,3 +63,40 @@ class NeedsCapabilityStrategy(Strategy):
 def edgecraft_register_strategies(register: Callable[[type], None]) -> None:
     register(NoiseStrategy)
     register(NeedsCapabilityStrategy)
+
+
+# ---------------------------------------------------------------- a contract kind of a third party
+from edgecraft.verify.contracts import Verdict  # noqa: E402  (kept with the kind it serves)
+from edgecraft.verify.judging import ContractKind, Measured  # noqa: E402
+from pydantic import BaseModel, ConfigDict  # noqa: E402
+
+
+class MaxKilobytesContract(BaseModel):
+    """``{kind: test-max-kb, max_kb: N}``: the compressed artifact is at most N kB (a plugin's own kind)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["test-max-kb"] = "test-max-kb"
+    name: str | None = None
+    max_kb: float = Field(gt=0)
+
+    def describe_bound(self) -> str:
+        return f"compressed <= {self.max_kb:g} kB"
+
+
+class MaxKilobytes(ContractKind[MaxKilobytesContract]):
+    kind = "test-max-kb"
+    model = MaxKilobytesContract
+    measures = "size"
+    summary = "the compressed artifact's size in kB"
+
+    def judge(self, contract: MaxKilobytesContract, measured: Measured) -> Verdict:
+        kb = measured.size_bytes["compressed"] / 1000
+        passed = kb <= contract.max_kb
+        return Verdict(name=self.describe(contract), kind=self.kind, passed=passed,
+                       status="pass" if passed else "fail", measured=kb, bound=contract.max_kb, unit="kB",
+                       detail=f"{kb:.1f} kB vs at most {contract.max_kb:g} kB")
+
+
+@hookimpl
+def edgecraft_register_contract_kinds(register: Callable[[type], None]) -> None:
+    register(MaxKilobytes)
