@@ -150,6 +150,29 @@ def test_vad_on_openvino_errors_with_openvinos_cause_and_the_ort_target_is_still
     assert "openvino-cpu" in (tmp_path / "r.md").read_text() and 'errors="1"' in (tmp_path / "r.xml").read_text()
 
 
+def test_vad_export_that_needs_shapes_converts_on_openvino_with_the_plans(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 26: the package's 16 kHz opset-15 export fails ``ov.convert_model`` without input shapes and converts
+    with them (measured: 1.3e-5 from ONNX Runtime); edgecraft converts it with the plan's shapes."""
+    import openvino as ov
+
+    vad = package_file("silero_vad", "data/silero_vad_16k_op15.onnx")
+    with pytest.raises(Exception, match="rank has to be known"):
+        ov.convert_model(str(vad))  # the file as shipped: its Convs get inputs of unknown rank
+    np.savez(tmp_path / "audio.npz", **vad_feeds(8, 0))
+    plan = {
+        "name": "vad16k", "model": {"kind": "onnx", "path": str(vad), "inputs": {
+            "input": {"shape": ["batch", 512]}, "state": {"batch_axis": 1}}},
+        "data": {"audio": {"kind": "npz", "path": "audio.npz", "labels": None}},
+        "evaluation": {"dataset": "audio", "metrics": ["cosine"], "output": "output"},
+        "latency": FAST_LATENCY, "targets": ["openvino-cpu"],
+        "contracts": [{"kind": "accuracy", "metric": "cosine", "max_drop": 0.0}],
+    }
+    code, report = run(tmp_path, plan)
+    assert code == 0, capsys.readouterr().err
+    assert report is not None and report["targets"][0]["compressed"]["metrics"]["cosine"] == pytest.approx(1.0)
+
+
 def test_vad_quantization_that_quantizes_nothing_is_exit_2_naming_the_step(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Silero VAD's convolutions and LSTM sit inside `If` branches, which onnxruntime.quantization does not enter:
