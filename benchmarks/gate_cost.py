@@ -62,6 +62,11 @@ def cpu_facts() -> dict[str, Any]:
             "cpu_flags": {flag: flag in flags for flag in FLAGS}, "load_average_start": os.getloadavg()}
 
 
+def cpu_summary_only(facts: dict[str, Any]) -> dict[str, Any]:
+    """The ``cpu`` entry every benchmark's JSON has (edgecraft.cpu.cpu_summary's keys)."""
+    return {k: facts[k] for k in ("model", "machine", "cores", "int8", "bf16", "avx512f", "avx2") if k in facts}
+
+
 # ------------------------------------------------------------------------------------------ models
 LARGE_SHAPE = (1, 3, 224, 224)
 
@@ -149,7 +154,8 @@ class Bench:
                 "rounds": timing.get("rounds"), "calls_per_round": timing.get("calls_per_round"),
                 "timing_s": float(timing.get("seconds", 0.0)) + float(timing.get("warmup_seconds", 0.0)),
                 "extra_s": float(timing.get("extra_seconds", 0.0)), "run_s": time.monotonic() - started,
-                "round_s": float(timing.get("seconds", 0.0)) / max(int(timing.get("rounds", 1)), 1)}
+                "round_s": float(timing.get("seconds", 0.0)) / max(int(timing.get("rounds", 1)), 1),
+                "detail": verdict.detail}
 
 
 def fidelity(bench: Bench, latency: dict[str, Any], runs: int, budget: float, label: str) -> dict[str, Any]:
@@ -234,7 +240,12 @@ def main() -> int:
     parser.add_argument("--models", default="small,large", help="comma-separated: small, large")
     parser.add_argument("--no-loaded", action="store_true", help="skip the runs under contention")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument("--smoke", action="store_true", help="the small model, one run per condition, short "
+                        "budgets: checks the script runs (a test does), its figures mean nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.quick, args.runs, args.models = True, 1, "small"
+        args.budget, args.overrun_budget = min(args.budget, 5.0), min(args.overrun_budget, 1.0)
     if args.quick:
         args.runs = min(args.runs, 5)
         args.overrun_budget = min(args.overrun_budget, 4.0)
@@ -245,12 +256,15 @@ def main() -> int:
     facts = cpu_facts()
     cores = facts["usable_cores"]
     example = yaml.safe_load((REPO / "examples" / "digits" / "plan.yaml").read_text())["latency"]
+    if args.smoke:  # the fewest rounds a paired ratio is judged on, short blocks
+        example = {**example, "rounds": 4, "warmup": 5, "round_ms": 20}
     latency = {**example, **({"threads": args.threads} if args.threads else {})}
     loaded_latency = {**example, "threads": cores}
     registry = build_registry()
     work = Path(tempfile.mkdtemp(prefix="edgecraft-gate-cost-"))
     out: dict[str, Any] = {**facts, "latency": latency, "loaded_latency": loaded_latency, "runs": args.runs,
-                           "quick": args.quick, "time_budget_s": args.budget, "bound_pct": 5.0}
+                           "quick": args.quick, "smoke": args.smoke, "cpu": cpu_summary_only(facts),
+                           "time_budget_s": args.budget, "bound_pct": 5.0}
     try:
         for name in [m.strip() for m in args.models.split(",") if m.strip()]:
             folder = work / name
@@ -278,9 +292,10 @@ def main() -> int:
             bench = Bench(name, folder, {"unchanged": folder / "unchanged.onnx", "slower": folder / "slower.onnx"},
                           name == "small", registry)
             quiet = fidelity(bench, latency, args.runs, args.budget, f"{name}, threads {latency['threads']}")
-            cost = wall(bench, latency, args.budget, tries=2 if args.quick else 3)
+            tries = 1 if args.smoke else 2 if args.quick else 3
+            cost = wall(bench, latency, args.budget, tries=tries)
             print(f"  margin 10%: timing {cost['timing_s']} s, {cost['statuses']}, looks {cost['looks']}", flush=True)
-            over = overrun(bench, latency, args.overrun_budget, tries=2 if args.quick else 3)
+            over = overrun(bench, latency, args.overrun_budget, tries=tries)
             print(f"  undecidable verdict, budget {over['budget_s']:g} s: extra measuring {over['extra_s']} s, "
                   f"a round {over['round_s']:.3f} s", flush=True)
             out[name] = {"extra_layers": k, "calibration_ratios": {str(c): r for c, r in ratios.items()},
@@ -311,7 +326,7 @@ def main() -> int:
     out["seconds"] = time.monotonic() - started
 
     flags = ", ".join(f"{f}={'yes' if v else 'no'}" for f, v in facts["cpu_flags"].items())
-    print(f"\n{facts['cpu_model']}, {facts['cpu_threads']} threads; {flags}")
+    print(f"\n{facts['model']}, {facts['cpu_threads']} threads; {flags}")
     print(f"load average at start {facts['load_average_start']}, at end {out['load_average_end']} "
           "(other processes were running)")
     print(f"{'model':<7}{'condition':<22}{'unchanged pass':>15}{'slower fail':>13}{'unch. est. %':>16}"
