@@ -161,6 +161,7 @@ class Bench:
 def fidelity(bench: Bench, latency: dict[str, Any], runs: int, budget: float, label: str) -> dict[str, Any]:
     reference = bench.reference(latency, budget)
     rows: dict[str, list[dict[str, Any]]] = {"unchanged": [], "slower": []}
+    load_start = os.getloadavg()[0]
     started = time.monotonic()
     for _ in range(runs):
         for candidate in ("unchanged", "slower"):  # alternate: both see the same machine conditions
@@ -178,14 +179,18 @@ def fidelity(bench: Bench, latency: dict[str, Any], runs: int, budget: float, la
                 "rounds_median": float(np.median([r["rounds"] for r in items])),
                 "calls_per_round": sorted({r["calls_per_round"] for r in items}),
                 "rounds_discarded_total": int(sum(r["rounds_discarded"] or 0 for r in items)),
-                "looks_max": max(r["look"] or 1 for r in items)}
+                "looks_max": max(r["look"] or 1 for r in items),
+                # which per-round statistic judged it: CPU time when the wall clock was contended
+                "judged_on_cpu_time": sum("CPU time per call" in r["detail"] for r in items),
+                "misjudged_details": [r["detail"] for r in items if r["passed"] != (items is rows["unchanged"])][:5]}
 
     unchanged, slower = summary(rows["unchanged"]), summary(rows["slower"])
     print(f"  {label}: unchanged {unchanged['passed']}/{runs} passed "
           f"({unchanged['regression_pct_min']:+.1f}..{unchanged['regression_pct_max']:+.1f}%), slower "
           f"{runs - slower['passed']}/{runs} failed ({slower['regression_pct_min']:+.1f}.."
           f"{slower['regression_pct_max']:+.1f}%), {seconds:.0f} s", flush=True)
-    return {"unchanged": unchanged, "slower": slower, "seconds": seconds,
+    return {"unchanged": unchanged, "slower": slower, "seconds": seconds, "seconds_per_gate_run": seconds / (2 * runs),
+            "load_average_1m": [load_start, os.getloadavg()[0]],
             "unchanged_pass_rate": unchanged["passed"] / runs, "slower_fail_rate": (runs - slower["passed"]) / runs,
             "gate_wall_s": float(np.median([r["timing_s"] for r in rows["unchanged"] + rows["slower"]])),
             "gate_wall_s_max": float(max(r["timing_s"] for r in rows["unchanged"] + rows["slower"]))}
@@ -324,6 +329,11 @@ def main() -> int:
         out[key] = min(values) if values else None
     out["load_average_end"] = os.getloadavg()
     out["seconds"] = time.monotonic() - started
+    # The run's cost is a fixed part (export, calibration, references, the margin and overrun checks) plus a
+    # part linear in --runs (every fidelity phase): extrapolated to the documented --runs 20, labelled so.
+    linear = sum(out[n][c]["seconds"] for n in names for c in ("fidelity", "loaded") if c in out[n])
+    out["seconds_fixed"] = out["seconds"] - linear
+    out["estimated_seconds_at_20_runs"] = out["seconds_fixed"] + linear * 20 / max(args.runs, 1)
 
     flags = ", ".join(f"{f}={'yes' if v else 'no'}" for f, v in facts["cpu_flags"].items())
     print(f"\n{facts['model']}, {facts['cpu_threads']} threads; {flags}")
@@ -349,7 +359,8 @@ def main() -> int:
               f"{o['round_s']:.3f} s")
     print(f"\nbudget_overrun_s = {out['budget_overrun_s']}   loaded_unchanged_pass_rate = "
           f"{out['loaded_unchanged_pass_rate']}   loaded_slower_fail_rate = {out['loaded_slower_fail_rate']}   "
-          f"({out['seconds']:.0f} s in all)")
+          f"({out['seconds']:.0f} s in all; --runs 20 would take about {out['estimated_seconds_at_20_runs'] / 60:.0f} "
+          "min at this load)")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2, default=float))

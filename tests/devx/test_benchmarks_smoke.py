@@ -2,11 +2,11 @@
 
 Benchmarks rot unseen otherwise: an SDK refactor changes a signature a script calls, and the figures the
 docs quote can no longer be reproduced (issue 25, class 12: ``quantization.py`` and ``gate_cost.py`` both
-crashed on main). The scripts are discovered by globbing ``benchmarks/``: a file that another benchmark
-imports is a helper module; every other file is a benchmark and must accept ``--smoke --json OUT``, run its
-real code path on tiny sizes, print its table, and write JSON that says it was a smoke run and records the
-CPU's int8 features (the figures of an int8 benchmark mean nothing without them). A new benchmark without
-``--smoke`` fails this test.
+crashed on main). The scripts are discovered by globbing ``benchmarks/``: a file with a ``__main__`` guard
+is a benchmark (a file without one must be a helper a benchmark loads); every benchmark must accept
+``--smoke --json OUT``, run its real code path on tiny sizes, print its table, and write JSON that says it
+was a smoke run and records the CPU's int8 features (the figures of an int8 benchmark mean nothing without
+them). A new benchmark without ``--smoke`` fails this test.
 """
 
 from __future__ import annotations
