@@ -111,8 +111,10 @@ def factorize_variants(label: str, model: nn.Module, train: Dataset, args: argpa
     variants = [_variant("original", model, example)]
 
     started = time.perf_counter()
+    # --smoke: three candidate ranks per layer (the selection and the ORT timing of each candidate dominate)
+    few = {"candidates": (0.125, 0.25, 0.5), "calibration_samples": 32} if args.smoke else {}
     result = factorize_model(model, example, FactorizationConfig(selection="target", target=target,
-                                                                 cost="params", threads=THREADS), data)
+                                                                 cost="params", threads=THREADS, **few), data)
     seconds = time.perf_counter() - started
     ranks = {layer.name: list(layer.chosen.ranks) for layer in result.factorized}
     print(f"[{label}] factorized {len(ranks)} layers in {seconds:.0f} s: {ranks}", file=sys.stderr)
@@ -125,7 +127,8 @@ def factorize_variants(label: str, model: nn.Module, train: Dataset, args: argpa
     started = time.perf_counter()
     try:
         aware = factorize_model(model, example, FactorizationConfig(
-            selection="target", target=args.latency_target, cost="latency", latency="ort", threads=THREADS), data)
+            selection="target", target=args.latency_target, cost="latency", latency="ort", threads=THREADS, **few),
+            data)
     except TargetUnreachable as exc:
         print(f"[{label}] latency-aware: {exc}", file=sys.stderr)
         return variants
