@@ -132,11 +132,26 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
-def disk_full_failure(folders: list[Path], doing: str) -> EnvironmentFailure:
-    """The EnvironmentFailure for a write that failed on a full disk: names the fullest of ``folders``."""
-    known = [(free_bytes(f), f) for f in folders]
-    free, where = min(((b, f) for b, f in known if b is not None), default=(None, folders[0]), key=lambda x: x[0])
-    room = "" if free is None else f" ({free // 1024} KiB free)"
-    return EnvironmentFailure(f"{where}: no space left on device{room} while {doing}",
+def _failed_file(exc: BaseException) -> Path | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_FULL_ERRNOS and current.filename:
+            return Path(current.filename)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def disk_full_failure(exc: BaseException, folders: list[Path], doing: str) -> EnvironmentFailure:
+    """The EnvironmentFailure for a write that failed on a full disk: names the file the OS named, else the
+    fullest of ``folders`` (a runtime's own writer names none), in the OS's words."""
+    where = _failed_file(exc)
+    free: int | None = None
+    if where is None:
+        known = [(b, f) for f in folders if (b := free_bytes(f)) is not None]
+        free, where = min(known, default=(None, folders[0]), key=lambda x: x[0] if x[0] is not None else 0)
+    room = f" ({free // 1024} KiB free)" if free is not None and free < NEARLY_FULL_BYTES else ""
+    return EnvironmentFailure(f"{where}: No space left on device{room} while {doing}",
                               hint="free space there, or point TMPDIR (temporary files) or --cache-dir "
                                    "(artifacts) at a disk with room")

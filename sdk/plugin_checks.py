@@ -43,8 +43,7 @@ def call_plugin(fn: Callable[..., Any], *args: Any, who: str, hook: str, **kwarg
         if is_disk_full(exc):  # the machine's fault, not the plugin's: name the disk (TMPDIR, or the file's)
             import tempfile
 
-            folders = [Path(exc.filename).parent] if isinstance(exc, OSError) and exc.filename else []
-            raise disk_full_failure([*folders, Path(tempfile.gettempdir())], f"{who}: {hook}") from exc
+            raise disk_full_failure(exc, [Path(tempfile.gettempdir())], f"{who}: {hook}") from exc
 
         raise PluginError(f"{who}: {hook} {describe_exit(exc)}",
                           hint="a fault of that plugin; report it to its authors (--debug shows its traceback)"

@@ -138,7 +138,7 @@ class ArtifactCache:
                     # A full disk, in whatever words the writer used (ONNX Runtime: "Protobuf serialization
                     # failed"): name the disk, not the runtime. Judged before the partial build is removed.
                     if is_disk_full(exc) or nearly_full(tmp):
-                        raise disk_full_failure([tmp.parent, Path(tempfile.gettempdir())],
+                        raise disk_full_failure(exc, [tmp.parent, Path(tempfile.gettempdir())],
                                                 f"building artifact {key[:12]} (the partial build was "
                                                 "removed)") from exc
                     if not isinstance(exc, OSError) or isinstance(exc, EdgecraftError):
