@@ -227,7 +227,7 @@ def main() -> None:
     torch.set_num_threads(THREADS)
     started = time.perf_counter()
 
-    image_train = load_dataset("train", DigitsParams(split="train"), ROOT)
+    image_train = load_dataset("train", DigitsParams(split="train", max_samples=320 if args.smoke else None), ROOT)
     image_test = load_dataset("test", DigitsParams(split="test"), ROOT)
     build = load_callable("examples/digits/model.py:build", ROOT, field="benchmark model")
     cnn = build().eval()

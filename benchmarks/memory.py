@@ -209,8 +209,9 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="the digits model only, 2 child processes each: "
                         "checks the script runs (a test does), its figures mean nothing")
     args = parser.parse_args()
-    if args.smoke:
+    if args.smoke:  # one model, one runtime (each measurement is a fresh child process: seconds each)
         args.models, args.repeats = "digits", 2
+        TARGETS[:] = ["ort-cpu"]
     models = args.models.split(",")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="edgecraft-membench-") as tmp:
