@@ -26,7 +26,8 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 #: EDGECRAFT_REQUIRE_ALL=1, when missing.
 NEEDS: dict[str, tuple[str, ...]] = {
     "tvm_arm": ("tvm", "aarch64"), "ray_scaling": ("ray",),
-    "search": ("search",), "quantization": ("openvino",), "memory": ("openvino",), "transformers": ("openvino",),
+    "search": ("search",), "quantization": ("openvino",), "memory": ("openvino",),
+    "transformers": ("openvino", "huggingface", "realmodels"), "transformer_torch": ("huggingface", "realmodels"),
 }
 #: Headline figures each benchmark's JSON must hold (beyond the common ``smoke`` and CPU keys).
 HEADLINES: dict[str, tuple[str, ...]] = {
