@@ -66,6 +66,18 @@ def resnet18(extra: int = 0) -> Any:
     return ResNet18().eval()
 
 
+def tiny_convnet() -> Any:
+    """The smoke runs' stand-in for :func:`resnet18`: three convolutions and a Linear at 3x32x32 (seconds to build,
+    quantize and time), random init with a fixed seed."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2, padding=1),
+                         nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(32, 10)).eval()
+
+
 def random_images(samples: int, shape: tuple[int, int, int] = (3, 224, 224)) -> tuple[np.ndarray, None]:
     """Unlabeled calibration inputs for the random-init net (its accuracy is meaningless; its latency is not)."""
     rng = np.random.default_rng(0)

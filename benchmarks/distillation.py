@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from edgecraft.cpu import cpu_summary
 from edgecraft.datasets import Dataset, load_dataset
 from edgecraft.model_source import export_onnx
 from edgecraft.modelio import ModelIO, TensorSpec
@@ -170,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-full", action="store_true", help="only the limited-data regime")
     parser.add_argument("--threads", type=int, default=1, help="torch and ORT threads (the machine is shared)")
     parser.add_argument("--repeats", type=int, default=2000, help="timed ORT calls per model")
+    parser.add_argument("--smoke", action="store_true", help="1 seed, 1 epoch each, 64 images, no full regime: "
+                        "checks the script runs (a test does), its figures mean nothing")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.seeds, args.epochs, args.teacher_epochs, args.train_samples, args.skip_full = 1, 1, 1, 64, True
+        args.repeats = 50
     torch.set_num_threads(args.threads)
 
     train = load_dataset("train", DigitsParams(split="train", image_size=SIZE), Path("."))
@@ -256,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             "latency": lat,
             "rows": rows,
             "config": {**vars(args), "json": str(args.json), "loss": base.model_dump(mode="json")},
+            "smoke": args.smoke, "cpu": cpu_summary(),
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=2))

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from edgecraft.cpu import cpu_summary
 from edgecraft.datasets import Dataset, load_dataset
 from edgecraft.loading import load_callable
 from edgecraft.model_source import export_onnx
@@ -105,12 +106,15 @@ def _variant(name: str, module: nn.Module, example: torch.Tensor, note: str = ""
 def factorize_variants(label: str, model: nn.Module, train: Dataset, args: argparse.Namespace,
                        target: float) -> list[Variant]:
     example = [torch.from_numpy(train.x[:1])]
-    data = bound(train).subset(np.arange(len(train) - 256, len(train)))
+    samples = 32 if args.smoke else 256
+    data = bound(train).subset(np.arange(len(train) - samples, len(train)))
     variants = [_variant("original", model, example)]
 
     started = time.perf_counter()
+    # --smoke: three candidate ranks per layer (the selection and the ORT timing of each candidate dominate)
+    few = {"candidates": (0.125, 0.25, 0.5), "calibration_samples": 32} if args.smoke else {}
     result = factorize_model(model, example, FactorizationConfig(selection="target", target=target,
-                                                                 cost="params", threads=THREADS), data)
+                                                                 cost="params", threads=THREADS, **few), data)
     seconds = time.perf_counter() - started
     ranks = {layer.name: list(layer.chosen.ranks) for layer in result.factorized}
     print(f"[{label}] factorized {len(ranks)} layers in {seconds:.0f} s: {ranks}", file=sys.stderr)
@@ -123,7 +127,8 @@ def factorize_variants(label: str, model: nn.Module, train: Dataset, args: argpa
     started = time.perf_counter()
     try:
         aware = factorize_model(model, example, FactorizationConfig(
-            selection="target", target=args.latency_target, cost="latency", latency="ort", threads=THREADS), data)
+            selection="target", target=args.latency_target, cost="latency", latency="ort", threads=THREADS, **few),
+            data)
     except TargetUnreachable as exc:
         print(f"[{label}] latency-aware: {exc}", file=sys.stderr)
         return variants
@@ -214,17 +219,22 @@ def main() -> None:
     parser.add_argument("--recover", choices=["finetune", "distill"], default="finetune")
     parser.add_argument("--repeats", type=int, default=300, help="timed calls per variant per block")
     parser.add_argument("--blocks", type=int, default=3, help="interleaved latency blocks (ratios: median)")
+    parser.add_argument("--smoke", action="store_true", help="1 epoch of training and recovery, few timed calls: "
+                        "checks the script runs (a test does), its figures mean nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.epochs, args.repeats, args.blocks = 1, 20, 1
     torch.set_num_threads(THREADS)
     started = time.perf_counter()
 
-    image_train = load_dataset("train", DigitsParams(split="train"), ROOT)
+    image_train = load_dataset("train", DigitsParams(split="train", max_samples=320 if args.smoke else None), ROOT)
     image_test = load_dataset("test", DigitsParams(split="test"), ROOT)
     build = load_callable("examples/digits/model.py:build", ROOT, field="benchmark model")
     cnn = build().eval()
-    mlp = train_mlp(image_train)
+    mlp = train_mlp(image_train, epochs=1 if args.smoke else 25)
 
-    spec = LatencySpec(warmup=30, repeats=args.repeats, rounds=10, threads=THREADS)
+    spec = LatencySpec(warmup=5 if args.smoke else 30, repeats=args.repeats, rounds=4 if args.smoke else 10,
+                       threads=THREADS)
     results: dict[str, list[Variant]] = {}
     with tempfile.TemporaryDirectory(prefix="edgecraft-bench-factorization-") as tmp:
         for label, model, target in (("digits CNN (examples/digits)", cnn, args.target),
@@ -247,6 +257,7 @@ def main() -> None:
     print("\n" + "  ".join(f"{k}={v:.3f}" for k, v in summary.items()) + f"  ({time.perf_counter() - started:.0f} s)")
     if args.json:
         payload = {**summary, "recover": args.recover, "epochs": args.epochs, "threads": THREADS,
+                   "smoke": args.smoke, "cpu": cpu_summary(),
                    "rows": [row for label, variants in results.items() for row in rows(label, variants)]}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2, default=float))

@@ -122,7 +122,12 @@ def main() -> int:
                         "see the module docstring before raising it")
     parser.add_argument("--extra-layers", type=int, default=None, help="skip calibration and use this k")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument("--smoke", action="store_true", help="one run per candidate, no calibration, few rounds: "
+                        "checks the script runs (a test does), its figures mean nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.runs, args.rounds, args.repeats, args.budget = 1, 4, 40, min(args.budget, 5.0)
+        args.extra_layers = 4 if args.extra_layers is None else args.extra_layers
 
     from edgecraft.plan.loading import load_plan
     from edgecraft.registry import build_registry
@@ -195,7 +200,8 @@ def main() -> int:
             "unchanged_pass_rate": unchanged_pass_rate, "slower_fail_rate": slower_fail_rate,
             "runs_per_candidate": args.runs, "bound_pct": args.bound, "time_budget_s": args.budget,
             "extra_layers": k, "calibration_ratios": {str(c): r for c, r in ratios.items()},
-            "unchanged": unchanged, "slower": slower, "seconds": elapsed, "cpu": cpu_summary()}, indent=2))
+            "unchanged": unchanged, "slower": slower, "seconds": elapsed, "smoke": args.smoke,
+            "cpu": cpu_summary()}, indent=2))
     return 0
 
 

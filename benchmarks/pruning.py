@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from edgecraft import torchkit
 from edgecraft.backend import Session
+from edgecraft.cpu import cpu_summary
 from edgecraft.datasets import Dataset, load_dataset
 from edgecraft.model_source import export_onnx
 from edgecraft.modelio import ModelIO, TensorSpec
@@ -99,11 +100,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=600, help="timed calls per variant")
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--smoke", action="store_true", help="1 fine-tuning epoch on 128 images, few timed calls: "
+                        "checks the script runs (a test does), its figures mean nothing")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.epochs, args.train_epochs, args.repeats, args.rounds = 1, 1, 40, 4
 
     torch.manual_seed(0)
     started = time.time()
-    train_set = load_dataset("train", DigitsParams(split="train"), base_dir=DIGITS)
+    train_set = load_dataset("train", DigitsParams(split="train", max_samples=128 if args.smoke else None),
+                             base_dir=DIGITS)
     test_set = load_dataset("test", DigitsParams(split="test"), base_dir=DIGITS)
     base, source = load_model(args.train_epochs)
     example = TorchModel(base, IO).example_inputs(1)
@@ -139,8 +145,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             }
             sessions[label] = OrtSession(path, args.threads)
         feeds = {"input": np.ascontiguousarray(test_set.x[:1])}
-        stats = measure_latency(sessions, feeds, LatencySpec(warmup=50, repeats=args.repeats, rounds=args.rounds,
-                                                             threads=args.threads))
+        spec = LatencySpec(warmup=5 if args.smoke else 50, repeats=args.repeats, rounds=args.rounds,
+                           threads=args.threads)
+        stats = measure_latency(sessions, feeds, spec)
     base_p50 = stats["unpruned"].p50
     for label, row in rows.items():
         row["p50_ms"] = stats[label].p50
@@ -165,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "unstructured_dense_ratio": rows["unstructured"]["onnx_bytes"] / rows["unpruned"]["onnx_bytes"],
         "model": source, "ratio": args.ratio, "sparsity_target": args.sparsity, "finetune_epochs": args.epochs,
         "threads": args.threads, "latency_calls_per_variant": stats["unpruned"].n,
-        "seconds": round(time.time() - started, 1),
+        "seconds": round(time.time() - started, 1), "smoke": args.smoke, "cpu": cpu_summary(),
         "rows": list(rows.values()),
     }
     if args.json:

@@ -54,6 +54,19 @@ def resnet18() -> Any:
     return build()
 
 
+def tiny() -> Any:
+    """``--smoke``'s stand-in for the ResNet-18-sized net (:func:`bench_models.tiny_convnet`, 3x32x32)."""
+    from bench_models import tiny_convnet
+
+    return tiny_convnet()
+
+
+def tiny_images() -> tuple[np.ndarray, None]:
+    from bench_models import random_images as images
+
+    return images(CALIBRATION_SAMPLES, (3, 32, 32))
+
+
 def random_images() -> tuple[np.ndarray, None]:
     """Calibration inputs for the random-init net (its accuracy is meaningless; its latency is not)."""
     from bench_models import random_images as images
@@ -210,21 +223,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--cache", type=Path, help="artifact cache (default: a temporary directory)")
+    parser.add_argument("--smoke", action="store_true", help="a tiny conv net instead of the ResNet-18-sized one, "
+                        "64 digits test images, few timed calls: checks the script runs (a test does)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.repeats, args.rounds = 20, 4
     from edgecraft.datasets import load_dataset
     from edgecraft.plugins.datasets.digits import DigitsParams as DigitsDataset
 
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="edgecraft-qbench-") as tmp:
         cache = args.cache or Path(tmp)
-        calib_r18, _ = random_images()
-        r18_plan = _plan({"kind": "torch", "factory": "quantization.py:resnet18", "input_shape": [1, 3, 224, 224]},
-                         {"calib": {"kind": "factory", "factory": "quantization.py:random_images"}}, "calib",
+        r18, factory, images, side = (("tiny-32", "tiny", "tiny_images", 32) if args.smoke else
+                                      ("resnet18-224", "resnet18", "random_images", 224))
+        calib_r18, _ = tiny_images() if args.smoke else random_images()
+        r18_plan = _plan({"kind": "torch", "factory": f"quantization.py:{factory}", "input_shape": [1, 3, side, side]},
+                         {"calib": {"kind": "factory", "factory": f"quantization.py:{images}"}}, "calib",
                          {}, [])
-        rows = bench_model("resnet18-224", r18_plan, HERE, cache, calib_r18, None, args.repeats, args.rounds,
-                           (1, 3, 224, 224))
+        rows = bench_model(r18, r18_plan, HERE, cache, calib_r18, None, args.repeats, args.rounds,
+                           (1, 3, side, side))
 
-        test = load_dataset("test", DigitsDataset(split="test", image_size=32), DIGITS)
+        test = load_dataset("test", DigitsDataset(split="test", image_size=32,
+                                                  max_samples=64 if args.smoke else None), DIGITS)
         train = load_dataset("train", DigitsDataset(split="train", image_size=32), DIGITS)
         digits_plan = _plan({"kind": "torch", "factory": "model.py:build", "input_shape": [1, 1, 32, 32]},
                             {"train": {"kind": "digits", "split": "train", "image_size": 32},
@@ -234,7 +254,6 @@ def main(argv: list[str] | None = None) -> int:
         rows += bench_model("digits-resnet", digits_plan, DIGITS, cache, train.x[:CALIBRATION_SAMPLES], test,
                             args.repeats, args.rounds, (1, 1, 32, 32))
 
-    r18 = "resnet18-224"
     ort_e, ort_p = _row(rows, r18, "ort int8 edgecraft"), _row(rows, r18, "ort int8 quantize_static defaults")
     ov_e, ov_p = _row(rows, r18, "ov int8 edgecraft (nncf)"), _row(rows, r18, "ov int8 nncf.quantize defaults")
     figures = {
@@ -270,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({**figures, "rows": rows, "threads": 2, "batch": 1,
-                                         "calibration_samples": CALIBRATION_SAMPLES, "cpu": cpu_summary()}, indent=2))
+                                         "calibration_samples": CALIBRATION_SAMPLES, "smoke": args.smoke,
+                                         "cpu": cpu_summary()}, indent=2))
     return 0
 
 

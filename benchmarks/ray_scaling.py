@@ -146,6 +146,7 @@ def inside(args: argparse.Namespace) -> dict[str, Any]:
                     "python": platform.python_version(), "ray": ray.__version__,
                     # Other work on the machine skews both columns: a load above the core count means noise.
                     "loadavg_1m_before": round(load_before[0], 2), "loadavg_1m_after": round(os.getloadavg()[0], 2)},
+        "cpu": cpu.cpu_summary(), "smoke": args.smoke,
         "threads": 1, "latency": {"repeats": args.repeats, "rounds": args.rounds},
         "cluster": {"nodes": 1, "num_cpus": 1, "timing_slots": 1, "addresses": addresses,
                     "start_s": round(cluster_start_s, 1)},
@@ -164,7 +165,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="one model, few timed calls: checks the script runs "
+                        "(a test does), its figures mean nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.models, args.repeats, args.rounds = 1, 100, 4
     if args.inside:
         result = inside(args)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -177,7 +182,8 @@ def main() -> int:
     try:
         subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
         argv = [sys.executable, __file__, "--json", str(args.json.resolve()), "--models", str(args.models),
-                "--repeats", str(args.repeats), "--rounds", str(args.rounds), "--inside"]
+                "--repeats", str(args.repeats), "--rounds", str(args.rounds), "--inside",
+                *(["--smoke"] if args.smoke else [])]
         code = subprocess.run(["ip", "netns", "exec", ns, *argv], check=False).returncode
     finally:
         subprocess.run(["ip", "netns", "exec", ns, ray_bin, "stop", "--force"], capture_output=True, check=False)

@@ -60,9 +60,15 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 EXAMPLE = ROOT / "examples" / "digits" / "plan.yaml"
 
 
-def search_plan(folder: Path, trials: int, epochs: int, isolate: bool) -> Path:
-    """The example plan on ort-cpu with a ``search`` section and no ``space``: the strategies' defaults."""
+def search_plan(folder: Path, trials: int, epochs: int, isolate: bool, smoke: bool = False) -> Path:
+    """The example plan on ort-cpu with a ``search`` section and no ``space``: the strategies' defaults.
+
+    ``smoke``: 256 training and 64 test images, 4 timed rounds (the same search, seconds per trial)."""
     plan = yaml.safe_load(EXAMPLE.read_text())
+    if smoke:
+        for name, size in (("digits-train", 256), ("digits-test", 64)):
+            plan["data"][name]["max_samples"] = size
+        plan["latency"] = {**plan.get("latency", {}), "rounds": 4, "warmup": 5}
     plan["model"]["factory"] = str(EXAMPLE.parent / "model.py") + ":build"
     plan["targets"] = [t for t in plan["targets"] if t.get("target") == "ort-cpu"]
     plan["steps"][0]["params"]["epochs"] = epochs
@@ -143,9 +149,13 @@ def main() -> int:
     parser.add_argument("--skip-digits", action="store_true", help="only the transformer search")
     parser.add_argument("--isolate", action="store_true",
                         help="each trial in a child process (search.isolate; no torch-stage sharing between trials)")
+    parser.add_argument("--smoke", action="store_true", help="2 trials per search, 1 fine-tuning epoch, a subset "
+                        "of digits: checks the script runs (a test does), its figures mean nothing")
     args = parser.parse_args()
+    if args.smoke:
+        args.trials, args.epochs = 2, 1
 
-    from edgecraft.cpu import int8_features
+    from edgecraft.cpu import cpu_summary, int8_features
     from edgecraft.logging_setup import quiet_runtimes
     from edgecraft.registry import build_registry
     from edgecraft.search.pareto import hypervolume
@@ -156,7 +166,7 @@ def main() -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="edgecraft-search-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     cache = args.cache_dir or work / "cache"
-    plan_path = search_plan(work, args.trials, args.epochs, args.isolate)
+    plan_path = search_plan(work, args.trials, args.epochs, args.isolate, args.smoke)
     registry = build_registry()
     load_start = os.getloadavg()[0]
     results: dict[str, Any] = {}
@@ -200,7 +210,8 @@ def main() -> int:
         "trial_seconds_edgecraft": sum(r.get("seconds", 0) for r in a.records),
         "trial_seconds_random": sum(r.get("seconds", 0) for r in rnd["analysis"].records),
         "wall_s_edgecraft": ours["wall_s"], "wall_s_random": rnd["wall_s"], "wall_s": time.monotonic() - started,
-        "int8_features": int8_features(), "threads": ours["outcome"].setup.plan.latency.threads,
+        "int8_features": int8_features(), "cpu": cpu_summary(), "smoke": args.smoke,
+        "threads": ours["outcome"].setup.plan.latency.threads,
         "cores": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": os.getloadavg()[0],
         "trials_table": {name: [{k: r.get(k) for k in ("number", "state", "recipe", "speedup", "size_ratio",
                                                        "accuracy", "passed", "seconds", "torch_stage_reused",

@@ -210,8 +210,9 @@ class BenchContext:
         return [timing.p50(label) for label in labelled]
 
 
-def build_context(work: Path, *, repeats: int = 200, rounds: int = 10) -> BenchContext:
-    """Load MiniLM through edgecraft's Hugging Face source, export it once, tokenize the corpus, embed eval."""
+def build_context(work: Path, *, repeats: int = 200, rounds: int = 10, smoke: bool = False) -> BenchContext:
+    """Load MiniLM through edgecraft's Hugging Face source, export it once, tokenize the corpus, embed eval
+    (``smoke``: only the first 32 held-out sentences are scored)."""
     from edgecraft.hf_common import resolve_dir
     from edgecraft.model_source import ModelSourceLoader, export_onnx
     from edgecraft.plugins.sources.huggingface import HuggingFaceParams, HuggingFaceSource
@@ -227,6 +228,8 @@ def build_context(work: Path, *, repeats: int = 200, rounds: int = 10) -> BenchC
     names = loader.io().input_names
     train = tokenize(model_dir, EXAMPLE / TRAIN_FILE, names)
     held_out = tokenize(model_dir, EXAMPLE / "eval.txt", names)
+    if smoke:
+        held_out = rows_of(held_out, 0, 32)
     ctx = BenchContext(model_dir, work, fp32, train, held_out, np.empty(0), repeats=repeats, rounds=rounds)
     ctx.eval_fp32 = ctx.embed_onnx(fp32)
     return ctx

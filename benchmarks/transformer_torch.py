@@ -427,11 +427,19 @@ def main(argv: list[str] | None = None) -> int:
                         "same --work re-measures them instead of rebuilding (e.g. to time all variants together)")
     parser.add_argument("--no-measure", action="store_true", help="build (and save to --work) only")
     parser.add_argument("--ffn-ratio", type=float, default=0.5)
+    parser.add_argument("--smoke", action="store_true", help="the pruned recipe, 1 epoch on 32 sentences, 32 scored, "
+                        "few timed calls: checks the script runs (a test does), its figures mean nothing")
     args = parser.parse_args(argv)
     import torch
+    from edgecraft.cpu import cpu_summary
 
     torch.set_num_threads(2)
+    if args.smoke:  # one recipe (each MiniLM export takes tens of seconds): the script's path, not every recipe's
+        args.epochs, args.train, args.only = 1, 32, args.only or "pruned"
     ctx = local_context(args.train)
+    if args.smoke:
+        ctx.eval_feeds = {k: v[:32] for k, v in ctx.eval_feeds.items()}
+        ctx.eval_fp32, ctx.rounds, ctx.repeats = ctx.eval_fp32[:32], 2, 5
     if args.work:
         args.work.mkdir(parents=True, exist_ok=True)
         ctx.work = args.work
@@ -448,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<34} {value!s:<12} {_goal_text(name, value)}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2, default=str))
+        args.json.write_text(json.dumps({**result, "smoke": args.smoke, "cpu": cpu_summary()}, indent=2, default=str))
     return 0
 
 

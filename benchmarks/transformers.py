@@ -83,8 +83,9 @@ CALIBRATION_SAMPLES = 64
 
 
 # ---------------------------------------------------------------- edgecraft's artifacts, as the product builds them
-def edgecraft_plan(cache: Path) -> Any:
-    """The example plan, built in Python (same model, data, step params, targets and accuracy contract)."""
+def edgecraft_plan(cache: Path, smoke: bool = False) -> Any:
+    """The example plan, built in Python (same model, data, step params, targets and accuracy contract);
+    ``smoke``: 32 held-out sentences."""
     from edgecraft.plan import RawPlan
 
     return RawPlan.model_validate({
@@ -92,7 +93,7 @@ def edgecraft_plan(cache: Path) -> Any:
         "model": {"kind": "huggingface", "path": MODEL_PATH, "task": "feature-extraction",
                   "sequence_length": SEQUENCE_LENGTH},
         "data": {"calibration": {"kind": "text", "path": "train.txt"},
-                 "held-out": {"kind": "text", "path": "eval.txt"}},
+                 "held-out": {"kind": "text", "path": "eval.txt", **({"max_samples": 32} if smoke else {})}},
         "evaluation": {"dataset": "held-out", "metrics": ["cosine"], "output": "sentence_embedding",
                        "batch_size": 32},
         "steps": [{"strategy": "quantization", "name": "int8",
@@ -104,11 +105,11 @@ def edgecraft_plan(cache: Path) -> Any:
     })
 
 
-def run_edgecraft(cache: Path) -> dict[str, Any]:
+def run_edgecraft(cache: Path, smoke: bool = False) -> dict[str, Any]:
     from edgecraft.registry import build_registry
     from edgecraft.runner import run_plan
 
-    report = run_plan(edgecraft_plan(cache), build_registry(), base_dir=EXAMPLE, cache_dir=cache)
+    report = run_plan(edgecraft_plan(cache, smoke), build_registry(), base_dir=EXAMPLE, cache_dir=cache)
     return {t.target: t for t in report.targets}
 
 
@@ -252,16 +253,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one); reused if given")
     parser.add_argument("--no-torch", action="store_true", help="skip benchmarks/transformer_torch.py")
+    parser.add_argument("--smoke", action="store_true", help="few timed calls, 32 held-out sentences, no torch "
+                        "stage (benchmarks/transformer_torch.py has its own --smoke): checks the script runs")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.repeats, args.rounds, args.no_torch = 20, 4, True
     from edgecraft.cpu import cpu_summary, int8_features
     from edgecraft.cpu import describe as describe_cpu
 
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="edgecraft-tbench-") as tmp:
         work = args.work or Path(tmp)
-        ctx = build_context(work / "common", repeats=args.repeats, rounds=args.rounds)
+        ctx = build_context(work / "common", repeats=args.repeats, rounds=args.rounds, smoke=args.smoke)
         log("edgecraft: run_plan on ort-cpu and openvino-cpu (automatic transformer recipe)")
-        reports = run_edgecraft(work / "cache")
+        reports = run_edgecraft(work / "cache", args.smoke)
         rows, figures = measure(ctx, reports)
         extra = None if args.no_torch else torch_extension(ctx)
     if extra:
@@ -286,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({**figures, "rows": rows, "calibration_samples": CALIBRATION_SAMPLES,
-                                         "cpu": cpu_summary()}, indent=2, default=str))
+                                         "smoke": args.smoke, "cpu": cpu_summary()}, indent=2, default=str))
     return 0
 
 

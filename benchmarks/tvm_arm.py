@@ -74,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--emulated-repeats", type=int, default=40)
     parser.add_argument("--tune-trials", type=int, default=0, help="also build a MetaSchedule-tuned host variant")
+    parser.add_argument("--smoke", action="store_true", help="few timed calls, 16 images: checks the script runs "
+                        "(a test does) through the same builds, its figures mean nothing")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.repeats, args.rounds, args.emulated_repeats, args.tune_trials = 20, 4, 6, 0
 
     from edgecraft.backends.onnxruntime.backend import OnnxRuntimeBackend, OrtCpuOptions
     from edgecraft.backends.tvm.backend import AARCH64, HOST, TvmBackend
@@ -82,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgecraft.backends.tvm.device import setup_emulated_device
     from edgecraft.backends.tvm.elf import elf_machine
     from edgecraft.backends.tvm.options import AArch64Options, HostOptions
+    from edgecraft.cpu import cpu_summary
     from edgecraft.plan import LatencySpec
     from edgecraft.verify.measure import measure_latency
 
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edgecraft-bench-tvm-") as tmp_name:
         tmp = Path(tmp_name)
         onnx_path = _export_digits(tmp)
-        images = _digits_images(64)
+        images = _digits_images(16 if args.smoke else 64)
         ort_out = tmp / "ort"
         ort_opts = OrtCpuOptions()
         ort_out.mkdir()
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "model": "examples/digits (1x1x32x32, batch 1)",
         "device": device_facts,
-        "rows": rows,
+        "rows": rows, "smoke": args.smoke, "cpu": cpu_summary(),
     }
     if "tvm-llvm-host tuned" in stats:
         result["tuned_host_vs_ort_latency_ratio"] = stats["tvm-llvm-host tuned"].p50 / stats["ort-cpu"].p50

@@ -7,6 +7,10 @@ A failed contract is not an exception at all: it is a verdict (exit code 1).
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+
 EXIT_OK = 0
 EXIT_CONTRACT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -74,3 +78,86 @@ class EnvironmentFailure(RuntimeFailure):
     The message names the path and the operating system's own words, on one line: this is for the
     person fixing the CI runner, who needs no traceback (``--debug`` shows it).
     """
+
+
+def resolve_input_path(path: Path, *, field: str) -> Path:
+    """``path.resolve()`` for a path the user gave, with a symlink loop (or a name the OS refuses) reported as
+    bad input naming ``field``, not as a ``RuntimeError`` traceback from :mod:`pathlib`."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:  # pathlib raises RuntimeError("Symlink loop from ...")
+        loop = "loop" in str(exc).lower() or getattr(exc, "errno", None) == errno.ELOOP
+        why = "a symbolic link loop" if loop else str(exc)
+        raise InputError(f"{field}: {path} cannot be resolved ({why})",
+                         hint="point it at a real file (`ls -l` shows where each link leads)") from exc
+
+
+# ------------------------------------------------------------------------------------------ full disks
+#: A filesystem with less free space than this (or under 1% free) is "full" when a write there failed:
+#: runtimes report a full disk in their own words (ONNX Runtime: "Protobuf serialization failed").
+NEARLY_FULL_BYTES = 1 << 20
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free bytes (for unprivileged users) on the filesystem holding ``path`` or its nearest existing ancestor."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        st = os.statvfs(probe)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def nearly_full(path: Path) -> bool:
+    """Whether the filesystem holding ``path`` has (almost) no room left."""
+    free = free_bytes(path)
+    if free is None:
+        return False
+    try:
+        st = os.statvfs(path if Path(path).exists() else Path(path).parent)
+        total = st.f_blocks * st.f_frsize
+    except OSError:
+        total = 0
+    return free < NEARLY_FULL_BYTES or (total > 0 and free < total // 100)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` or an exception it was raised from is the operating system's "no space left"."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_FULL_ERRNOS:
+            return True
+        if "no space left on device" in str(current).lower():
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _failed_file(exc: BaseException) -> Path | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_FULL_ERRNOS and current.filename:
+            return Path(current.filename)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def disk_full_failure(exc: BaseException, folders: list[Path], doing: str) -> EnvironmentFailure:
+    """The EnvironmentFailure for a write that failed on a full disk: names the file the OS named, else the
+    fullest of ``folders`` (a runtime's own writer names none), in the OS's words."""
+    where = _failed_file(exc)
+    free: int | None = None
+    if where is None:
+        known = [(b, f) for f in folders if (b := free_bytes(f)) is not None]
+        free, where = min(known, default=(None, folders[0]), key=lambda x: x[0] if x[0] is not None else 0)
+    room = f" ({free // 1024} KiB free)" if free is not None and free < NEARLY_FULL_BYTES else ""
+    return EnvironmentFailure(f"{where}: No space left on device{room} while {doing}",
+                              hint="free space there, or point TMPDIR (temporary files) or --cache-dir "
+                                   "(artifacts) at a disk with room")

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgecraft.errors import InputError
+from edgecraft.errors import InputError, resolve_input_path
 
 PKG_SCHEME = "pkg://"
 INSTALL_HINT = "pip install 'edgecraft[huggingface]'  (transformers, tokenizers, pillow)"
@@ -45,7 +45,7 @@ def resolve_dir(value: str, base_dir: Path, *, field: str) -> Path:
                                   f"{package.replace('_', '-')}), or give a folder path")
         root = Path(next(iter(spec.submodule_search_locations)))
         return (root / sub).resolve() if sub else root.resolve()
-    return (base_dir / Path(value).expanduser()).resolve()
+    return resolve_input_path(base_dir / Path(value).expanduser(), field=field)
 
 
 def require_transformers() -> Any:

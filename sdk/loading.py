@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgecraft.errors import InputError
+from edgecraft.errors import InputError, resolve_input_path
 from edgecraft.safe_text import bounded_repr
 from edgecraft.user_code import call_user_code, describe_exit
 
@@ -26,7 +26,7 @@ def load_callable(reference: str, base_dir: Path, *, field: str) -> Callable[...
         raise InputError(f"{field}: {bounded_repr(reference)} is not a 'package.module:function' or 'file.py:function' "
                          "reference")
     if module_ref.endswith(".py"):
-        path = (base_dir / module_ref).resolve()
+        path = resolve_input_path(base_dir / module_ref, field=field)
         if not path.is_file():
             raise InputError(f"{field}: file {path} does not exist", hint="paths are relative to the plan file")
         module_name = "edgecraft_user_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgecraft.errors import EdgecraftError, PluginError
+from edgecraft.errors import EdgecraftError, PluginError, disk_full_failure, is_disk_full
 from edgecraft.models import ModelHandle, OnnxModel
 from edgecraft.safe_text import bounded_repr, clean_text
 from edgecraft.strategy import Resolution, ResolvedStep, StepResult, StrategyParams
@@ -39,6 +39,11 @@ def call_plugin(fn: Callable[..., Any], *args: Any, who: str, hook: str, **kwarg
         raise
     except BaseException as exc:
         from edgecraft.user_code import describe_exit
+
+        if is_disk_full(exc):  # the machine's fault, not the plugin's: name the disk (TMPDIR, or the file's)
+            import tempfile
+
+            raise disk_full_failure(exc, [Path(tempfile.gettempdir())], f"{who}: {hook}") from exc
 
         raise PluginError(f"{who}: {hook} {describe_exit(exc)}",
                           hint="a fault of that plugin; report it to its authors (--debug shows its traceback)"

@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 from edgecraft.datasets import Dataset, DatasetContext, DatasetKind, make_dataset
-from edgecraft.errors import InputError
+from edgecraft.errors import InputError, resolve_input_path
 from edgecraft.plan import DatasetParams
 from pydantic import Field, model_validator
 
@@ -92,7 +92,7 @@ class ImageFolderKind(DatasetKind[ImageFolderParams]):
         except ImportError as exc:
             raise InputError(f"data.{name}: the image-folder kind needs Pillow, which is not installed",
                              hint="pip install 'edgecraft[huggingface]'  (or pip install pillow)") from exc
-        root = (ctx.base_dir / params.path).resolve()
+        root = resolve_input_path(ctx.base_dir / params.path, field=f"data.{name}.path")
         classes = list_classes(root, where=where)
         # Round-robin across classes so a prefix of the samples is class-balanced.
         order: list[tuple[Path, int]] = []

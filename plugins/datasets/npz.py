@@ -6,7 +6,7 @@ from typing import Literal
 
 import numpy as np
 from edgecraft.datasets import Dataset, DatasetContext, DatasetKind, make_dataset
-from edgecraft.errors import InputError
+from edgecraft.errors import InputError, resolve_input_path
 from edgecraft.plan import DatasetParams
 from pydantic import Field
 
@@ -34,7 +34,7 @@ class NpzKind(DatasetKind[NpzParams]):
     summary = "A .npz file; arrays named like model inputs (or mapped with inputs:) feed them; optional labels."
 
     def load(self, name: str, params: NpzParams, ctx: DatasetContext) -> Dataset:
-        path = (ctx.base_dir / params.path).resolve()
+        path = resolve_input_path(ctx.base_dir / params.path, field=f"data.{name}.path")
         where = f"data.{name}.path"
         if not path.is_file():
             raise InputError(f"{where}: file {path} does not exist", hint="paths are relative to the plan file")

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 from edgecraft.datasets import Dataset, DatasetContext, DatasetKind, make_dataset
-from edgecraft.errors import InputError
+from edgecraft.errors import InputError, resolve_input_path
 from edgecraft.hf_common import load_tokenizer, resolve_dir
 from edgecraft.plan import DatasetParams
 from pydantic import Field
@@ -129,7 +129,7 @@ class TextKind(DatasetKind[TextParams]):
 
     def load(self, name: str, params: TextParams, ctx: DatasetContext) -> Dataset:
         where = f"data.{name}.path"
-        path = (ctx.base_dir / params.path).resolve()
+        path = resolve_input_path(ctx.base_dir / params.path, field=f"data.{name}.path")
         texts, labels, numbers = read_examples(path, params, where=where)
         tokenizer_dir, tokenizer_field = self._tokenizer_dir(name, params, ctx)
         tokenizer = load_tokenizer(tokenizer_dir, field=tokenizer_field)

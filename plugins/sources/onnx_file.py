@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from edgecraft.errors import resolve_input_path
 from edgecraft.model_source import ModelSourceKind, SourceContext, check_onnx_file
 from edgecraft.modelio import ModelIO, io_from_onnx
 from edgecraft.models import OnnxModel, Stage
@@ -26,7 +27,7 @@ class OnnxFileSource(ModelSourceKind[OnnxSourceParams]):
     stage = Stage.ONNX
 
     def _path(self, params: OnnxSourceParams, ctx: SourceContext) -> Path:
-        return (ctx.base_dir / params.path).resolve()
+        return resolve_input_path(ctx.base_dir / params.path, field="model.path")
 
     def io(self, params: OnnxSourceParams, ctx: SourceContext) -> ModelIO:
         path = self._path(params, ctx)

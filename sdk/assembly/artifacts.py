@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecraft.assembly.cache_verify import BUILDING_PREFIX, held_lock, read_manifest, sweep_stale
-from edgecraft.errors import EnvironmentFailure
+from edgecraft.errors import EdgecraftError, EnvironmentFailure, disk_full_failure, is_disk_full, nearly_full
 from edgecraft.loading import file_sha256
 from edgecraft.settings import default_cache_dir  # the folder the environment names; also imported from here
 
@@ -134,8 +134,16 @@ class ArtifactCache:
             with held_lock(tmp):
                 try:
                     yield tmp
-                except OSError as exc:  # disk full or read-only while writing the artifact
-                    where = exc.filename or tmp
+                except Exception as exc:
+                    # A full disk, in whatever words the writer used (ONNX Runtime: "Protobuf serialization
+                    # failed"): name the disk, not the runtime. Judged before the partial build is removed.
+                    if is_disk_full(exc) or nearly_full(tmp):
+                        raise disk_full_failure(exc, [tmp.parent, Path(tempfile.gettempdir())],
+                                                f"building artifact {key[:12]} (the partial build was "
+                                                "removed)") from exc
+                    if not isinstance(exc, OSError) or isinstance(exc, EdgecraftError):
+                        raise
+                    where = exc.filename or tmp  # read-only, permissions
                     raise EnvironmentFailure(f"{where}: {exc.strerror or type(exc).__name__} while building "
                                              f"artifact {key[:12]} (the partial build was removed)") from exc
                 if not (tmp / MANIFEST).is_file():

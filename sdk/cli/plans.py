@@ -47,6 +47,11 @@ def validate(ctx: typer.Context, plan: PlanArg,
         checked = "schema, plugins and every target compiled"
     session.out.print(f"[green]ok[/green] {plan}: {len(loaded.steps)} step(s), targets "
                       f"{[t.label for t in loaded.targets]}, {len(loaded.contracts)} contract(s) ({checked})")
+    from edgecraft.compile.checks import not_checked_without_building
+
+    session.out.print("not checked without building (`edgecraft run` checks these):", highlight=False)
+    for item in not_checked_without_building(loaded, compiled=not no_compile):
+        session.out.print(f"  - {item}", highlight=False, markup=False)
 
 
 @app.command("compile")

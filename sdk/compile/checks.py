@@ -102,3 +102,23 @@ def target_view(plan: CompressionPlan, registry: Registry, compiled: CompiledPla
                       emulated=backend.is_emulated(compiled.target, spec_entry.options))
 
 
+
+
+def not_checked_without_building(plan: CompressionPlan | RawPlan, *, compiled: bool) -> list[str]:
+    """What ``validate`` cannot know about this plan without building it: printed after "ok", so "ok" is not
+    read as "run will pass" (issue 25: five plans validate accepted were refused by run for NaN outputs)."""
+    labels = [t.label for t in plan.targets]
+    items = ["the model's outputs: NaN or infinite values show only when the model runs (run refuses them)",
+             f"runtime conversion: whether each target's runtime ({', '.join(labels)}) accepts the built model "
+             "(operators, opsets, dtypes)"]
+    if plan.steps:
+        items.append("the steps' work on real data: training that diverges, calibration data outside the "
+                     "model's usual input range, an accuracy drop")
+    if plan.evaluation.dataset is not None:
+        items.append(f"evaluation labels vs the model's classes (dataset {plan.evaluation.dataset!r}): checked "
+                     "against its outputs")
+    if plan.contracts:
+        items.append("every contract's verdict (measured only by run)")
+    if not compiled:
+        items.append("the steps bound to each target and the data bound to the model (compile: drop --no-compile)")
+    return items

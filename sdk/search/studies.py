@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgecraft.errors import InputError
 from edgecraft.plan.search import ChoiceDim, SearchSpec
 from edgecraft.registry import Registry
 from edgecraft.search.records import Outcome
@@ -114,15 +115,48 @@ def plan_values(raw: dict[str, Any], dims: list[Dimension], registry: Registry |
     return values
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
 def storage_url(out_dir: Path) -> str:
     return f"sqlite:///{(out_dir / 'search.db').resolve()}"
 
 
+def _unusable_db(path: Path, why: str) -> InputError:
+    return InputError(f"{path}: the search's study file {why}",
+                      hint=f"delete it to start the search afresh (`rm {path}`: its finished trials are lost), "
+                           "or give the search another --out folder")
+
+
+def check_study_file(out_dir: Path) -> None:
+    """A ``search.db`` that is not an SQLite database (truncated, overwritten, random bytes) is bad input naming
+    the file and what to do, not an SQLAlchemy traceback from deep inside Optuna."""
+    path = out_dir / "search.db"
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise _unusable_db(path, "is not a regular file")
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise _unusable_db(path, f"cannot be read ({exc.strerror or exc})") from exc
+    if head and head != SQLITE_MAGIC:  # an empty file is what sqlite makes of a new database: fine
+        raise _unusable_db(path, "is not an SQLite database (garbage or a foreign file)")
+
+
 def load_study(setup: SearchSetup, label: str, out_dir: Path, sampler: Any, study_suffix: str = "") -> Any:
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError
 
-    return optuna.create_study(study_name=f"{setup.plan.name}/{label}{study_suffix}", storage=storage_url(out_dir),
-                               directions=directions(setup.spec), sampler=sampler, load_if_exists=True)
+    check_study_file(out_dir)
+    try:
+        return optuna.create_study(study_name=f"{setup.plan.name}/{label}{study_suffix}",
+                                   storage=storage_url(out_dir), directions=directions(setup.spec), sampler=sampler,
+                                   load_if_exists=True)
+    except SQLAlchemyError as exc:  # a database with the right header but a broken body or foreign schema
+        why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise _unusable_db(out_dir / "search.db", f"is unusable ({why})") from exc
 
 
 def finished(study: Any) -> list[Any]:

@@ -107,12 +107,14 @@ def _ratio(timer: InterleavedTimer, num: str, den: str, pct: str, keep: np.ndarr
     statistic = timer.spec.statistic
     if statistic == "auto":
         shares = {label: timer.cpu_share(label)[keep] for label in (num, den)}
+        others = {label: busy[keep] for label in (num, den) if (busy := timer.others_busy(label)) is not None}
         local = all(timer.host_timed(label) for label in (num, den))
-        statistic = "cpu" if pct == "p50" and local and contended(shares) else "low"
+        statistic = "cpu" if pct == "p50" and local and contended(shares, others) else "low"
     if statistic == "cpu" and pct == "p50" and int(keep.sum()) >= 4:
         ci = paired_ratio_interval(timer.cpu_ms_per_call(num, keep), timer.cpu_ms_per_call(den, keep),
                                    confidence=gate.confidence, resamples=gate.bootstrap_resamples, seed=seed)
-        why = ("the wall clock was contended (most blocks got well under their best CPU share)"
+        why = ("the wall clock was contended (other processes kept the cores busy, or most blocks got well "
+               "under their best CPU share)"
                if timer.spec.statistic == "auto" else "latency.statistic: cpu")
         return ci, f"; per-round CPU time per call ({why})", f"CPU time per call, paired per interleaved round ({why})"
     if statistic == "cpu":

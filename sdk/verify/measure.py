@@ -8,6 +8,7 @@ so their ratio stays meaningful even when absolute times move.
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -157,6 +158,25 @@ def compute_metrics(outputs: Outputs, labels: np.ndarray | None, metrics: list[M
     return values
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds every process has spent on the cores this process may run on (``/proc/stat``), or None
+    where there is no ``/proc/stat``. Minus this process's own CPU time over a block, it is the time other
+    processes took those cores away: the direct measure of a contended wall clock."""
+    try:
+        cores = {f"cpu{c}" for c in os.sched_getaffinity(0)}
+        with open("/proc/stat") as fh:
+            lines = [line.split() for line in fh if line.startswith("cpu") and not line.startswith("cpu ")]
+    except (OSError, AttributeError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    busy = 0
+    for fields in lines:
+        if fields[0] in cores and len(fields) >= 8:
+            user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
+            busy += user + nice + system + irq + softirq
+    return busy / ticks
+
+
 class InterleavedTimer:
     """Times several sessions in interleaved rounds and keeps every round's samples.
 
@@ -189,6 +209,8 @@ class InterleavedTimer:
         self._cpu_share: dict[str, list[float]] = {label: [] for label in self.sessions}
         self._cpu_seconds: dict[str, list[float]] = {label: [] for label in self.sessions}
         self._wall_seconds: dict[str, list[float]] = {label: [] for label in self.sessions}
+        #: Per block: other processes' CPU seconds per wall second on this process's cores (None: unknown).
+        self._others: dict[str, list[float | None]] = {label: [] for label in self.sessions}
         self._round_seconds: list[float] = []
         self._warm = False
         self.warmup_seconds = 0.0
@@ -240,10 +262,13 @@ class InterleavedTimer:
             self._rng.shuffle(labels)
             round_start = time.perf_counter()
             for label in labels:
-                cpu0, wall0 = time.process_time(), time.perf_counter()
+                busy0, cpu0, wall0 = machine_busy_seconds(), time.process_time(), time.perf_counter()
                 block = self.sessions[label].timed_runs(self.feeds, self.per_round)
                 wall = time.perf_counter() - wall0
                 cpu = time.process_time() - cpu0
+                busy1 = machine_busy_seconds()
+                self._others[label].append(None if busy0 is None or busy1 is None or wall <= 0
+                                           else max(0.0, (busy1 - busy0) - cpu) / wall)
                 self._rounds[label].append(block)
                 self._cpu_seconds[label].append(cpu)
                 self._wall_seconds[label].append(wall)
@@ -269,6 +294,20 @@ class InterleavedTimer:
     def cpu_share(self, label: str) -> np.ndarray:
         """Per round: the process's CPU seconds per wall second during this session's block."""
         return np.asarray(self._cpu_share[label], dtype=np.float64)
+
+    def others_busy(self, label: str) -> np.ndarray | None:
+        """Per round: other processes' CPU seconds per wall second (in cores) on this process's cores during
+        this session's block; None where the machine does not say (no ``/proc/stat``)."""
+        values = self._others.get(label, [])
+        if not values or any(v is None for v in values):
+            return None
+        return np.asarray(values, dtype=np.float64)
+
+    def _others_busy_all(self) -> float | None:
+        arrays = [self.others_busy(label) for label in self.sessions]
+        if not arrays or any(a is None or a.size == 0 for a in arrays):
+            return None
+        return float(np.median(np.concatenate([a for a in arrays if a is not None])))
 
     def cpu_ms_per_call(self, label: str, keep: np.ndarray | None = None) -> np.ndarray:
         """Per round: the process's CPU milliseconds per call during this session's block.
@@ -309,6 +348,7 @@ class InterleavedTimer:
         return {"calls_per_round": self.per_round, "round_ms": self.spec.round_ms,
                 "latency_estimate_ms": None if self.latency_estimate_ms is None else round(self.latency_estimate_ms, 4),
                 "rounds": self.n_rounds, "seconds": round(self.seconds, 3),
+                "others_busy_cores": None if (busy := self._others_busy_all()) is None else round(busy, 3),
                 "warmup_seconds": round(self.warmup_seconds, 3), "looks": self.look,
                 "rounds_discarded": flt.discarded, "discard_reasons": dict(flt.reasons)}
 
