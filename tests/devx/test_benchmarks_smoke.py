@@ -60,6 +60,8 @@ OWN_SMOKE_TEST = {
     "arm": "tests/backends/executorch/test_arm_benchmark.py",
     "ort_arm": "tests/backends/onnxruntime/test_ort_aarch64.py",
     "qat": "tests/plugins/quantization/test_qat_run.py",
+    "real_models": "tests/core/test_real_models_benchmark.py",
+    "int8_execution": "tests/core/test_executed_compute.py",
 }
 
 
@@ -67,7 +69,7 @@ def test_benchmarks_with_their_own_smoke_test_still_have_it() -> None:
     root = BENCHMARKS.parent
     for name, test in OWN_SMOKE_TEST.items():
         text = (root / test).read_text()
-        names_it = f"{name}.py" in text or f"import {name} " in text
+        names_it = f"{name}.py" in text or f"import {name} " in text or f"import {name}\n" in text
         assert name in SCRIPTS and names_it and "--smoke" in text, f"{test} no longer runs {name} --smoke"
 
 
