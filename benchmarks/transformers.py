@@ -1,6 +1,6 @@
 """Int8 on a real sentence-embedding transformer (all-MiniLM-L6-v2): edgecraft vs the tools' own recipes.
 
-    python benchmarks/transformers.py [--json OUT] [--repeats 200] [--rounds 10] [--work DIR]
+    python benchmarks/transformers.py [--json OUT] [--repeats 200] [--rounds 10] [--work DIR] [--corpus-size N]
 
 One run, batch 1, sequence 64, 2 threads, the example's corpus (``examples/transformer/train.txt``
 calibrates, ``eval.txt`` is held out and only scores). Setup, export, corpus and timing are shared
@@ -252,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds")
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary one); reused if given")
     parser.add_argument("--no-torch", action="store_true", help="skip benchmarks/transformer_torch.py")
+    parser.add_argument("--corpus-size", type=int, default=None, help="train the torch-stage recoveries on this many "
+                        "lines of examples/transformer/corpus.py's offline corpus (default: train-large.txt, 4120)")
     args = parser.parse_args(argv)
     from edgecraft.cpu import cpu_summary, int8_features
     from edgecraft.cpu import describe as describe_cpu
@@ -259,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="edgecraft-tbench-") as tmp:
         work = args.work or Path(tmp)
-        ctx = build_context(work / "common", repeats=args.repeats, rounds=args.rounds)
+        ctx = build_context(work / "common", repeats=args.repeats, rounds=args.rounds, corpus_size=args.corpus_size)
         log("edgecraft: run_plan on ort-cpu and openvino-cpu (automatic transformer recipe)")
         reports = run_edgecraft(work / "cache")
         rows, figures = measure(ctx, reports)
@@ -276,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             row.setdefault("size_bytes", row.get("bytes"))
             rows.append(row)
     figures = {"cpu_int8_features": int8_features(), "threads": THREADS, "batch": 1,
+               "train_sentences": len(next(iter(ctx.train_feeds.values()))),
                "sequence_length": SEQUENCE_LENGTH, **figures, "wall_s": round(time.time() - start, 1)}
     print_table(rows)
     print()
