@@ -267,6 +267,7 @@ def build_pool(roots: Sequence[Path] | None = None, *, packages: Sequence[str] |
     """Read every source file once and return the pool (first occurrence of each key kept, then shuffled)."""
     eval_modules = _eval_modules() if eval_modules is None else eval_modules
     files = source_files(list(roots) if roots is not None else default_roots(), packages)
+    stamp = fingerprint(files, seed)  # before reading: what the pool was made from
     skip = excluded_keys(eval_modules)
     seen: set[str] = set()
     kept: list[str] = []
@@ -283,7 +284,7 @@ def build_pool(roots: Sequence[Path] | None = None, *, packages: Sequence[str] |
                 kept.append(sentence)
                 per_package[package] = per_package.get(package, 0) + 1
     random.Random(seed).shuffle(kept)
-    return Pool(kept, fingerprint(files, seed), dict(sorted(per_package.items())), len(files), excluded)
+    return Pool(kept, stamp, dict(sorted(per_package.items())), len(files), excluded)
 
 
 def _package_of(path: Path, roots: Sequence[Path]) -> str:
@@ -332,6 +333,9 @@ def corpus_file(size: int, *, seed: int = DEFAULT_SEED, folder: Path | None = No
         pool.per_package = json.loads(stats_path.read_text(encoding="utf-8"))["per_package"]
     else:
         pool = build_pool(roots, packages=packages, seed=seed, eval_modules=eval_modules)
+        stamp = pool.fingerprint  # the same unless the sources changed while they were read
+        pool_path = folder / f"pool-seed{seed}-{stamp}.txt"
+        stats_path = pool_path.with_suffix(".json")
         folder.mkdir(parents=True, exist_ok=True)
         _atomic_write(pool_path, "\n".join(pool.sentences) + "\n")
         _atomic_write(stats_path, json.dumps(stats(pool), indent=2))

@@ -115,3 +115,24 @@ def test_eval_module_sentences_are_excluded(tmp_path: Path) -> None:
 def test_bad_size_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="corpus size must be at least 1"):
         _corpus().corpus_file(0, folder=tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.huggingface
+@pytest.mark.realmodels
+def test_corpus_scaling_benchmark_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/corpus_scaling.py --smoke: real MiniLM, two tiny corpora, a table in the JSON."""
+    import json
+
+    monkeypatch.setenv("EDGECRAFT_CORPUS_DIR", str(tmp_path / "cache"))
+    spec = importlib.util.spec_from_file_location("corpus_scaling", ROOT / "benchmarks" / "corpus_scaling.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--smoke", "--json", str(tmp_path / "scaling.json")]) == 0
+    result = json.loads((tmp_path / "scaling.json").read_text())
+    table = result["table"]
+    assert [(r["corpus_size"], r["budget"]) for r in table] == [(32, "steps=2"), (32, "epochs=1"),
+                                                                (96, "steps=2"), (96, "epochs=1")]
+    assert all(r["steps"] >= 1 and 0 < r["cos"] <= 1 for r in table) and result["smoke"] is True
+    assert "cpu_int8_features" in result
