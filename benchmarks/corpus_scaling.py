@@ -98,6 +98,23 @@ def run_row(handle: Any, teacher: Any, base: SimpleNamespace, train_feeds: dict[
     return row
 
 
+def write(path: Path, rows: list[dict[str, Any]], earlier: dict[str, Any], pool_stats: dict[str, Any], *,
+          smoke: bool, seconds: float) -> None:
+    """The JSON: ``earlier``'s rows (``--append``; a row of the same corpus size and budget is replaced) and
+    this run's, sorted by budget then size."""
+    from edgecraft.cpu import cpu_summary, int8_features
+
+    done = {(r["corpus_size"], r["budget"]) for r in rows}
+    table = [r for r in earlier["table"] if (r["corpus_size"], r["budget"]) not in done] + rows
+    table.sort(key=lambda r: (r["budget"], r["corpus_size"]))
+    result = {"table": table, "recipe": "distilled: every other layer (3 of 6), transformer_torch.py settings",
+              "cos_reference": "teacher (torch) embeddings of eval.txt", "smoke": smoke,
+              "pool": pool_stats or earlier.get("pool", {}), "cpu_int8_features": int8_features(),
+              "cpu": cpu_summary(), "wall_s": round(seconds + earlier.get("wall_s", 0.0), 1)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="4120,40000", help="corpus sizes (lines), comma-separated")
@@ -110,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny corpora and budgets: seconds, for the test suite")
     args = parser.parse_args(argv)
     import torch
-    from edgecraft.cpu import cpu_summary, int8_features
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
     step_budgets = [int(s) for s in args.steps.split(",") if s]
@@ -132,37 +148,26 @@ def main(argv: list[str] | None = None) -> int:
     base = SimpleNamespace(eval_feeds=eval_feeds, eval_fp32=np.asarray(reference), threads=2)
     rows: list[dict[str, Any]] = []
     pool_stats: dict[str, Any] = {}
+    earlier = json.loads(args.json.read_text(encoding="utf-8")) if args.json and args.append and args.json.is_file() \
+        else {"table": []}
     torch.set_num_threads(1)
     for size in sizes:
         path = corpus.corpus_file(size, seed=args.seed)
-        stats_path = next(path.parent.glob(f"pool-seed{args.seed}-*.json"), None) if path.parent != EXAMPLE else None
-        if stats_path is not None and size > 4120:
+        stats_path = path.parent / f"pool-seed{args.seed}-{path.stem.rsplit('-', 1)[-1]}.json"
+        if size > 4120 and stats_path.is_file():
             pool_stats = json.loads(stats_path.read_text(encoding="utf-8"))
         train_feeds = tt._feeds(handle, path)
         found = len(next(iter(train_feeds.values())))
         log(f"corpus {size}: {found} lines from {path}")
-        for steps in step_budgets:
-            rows.append(run_row(handle, teacher, base, train_feeds, steps=steps, epochs=None, size=size, found=found))
-        for epochs in epoch_budgets:
-            rows.append(run_row(handle, teacher, base, train_feeds, steps=None, epochs=epochs, size=size, found=found))
+        budgets = [(s, None) for s in step_budgets] + [(None, e) for e in epoch_budgets]
+        for steps, epochs in budgets:
+            rows.append(run_row(handle, teacher, base, train_feeds, steps=steps, epochs=epochs, size=size, found=found))
+            if args.json:  # after every row: a long sweep stopped early keeps what it measured
+                write(args.json, rows, earlier, pool_stats, smoke=args.smoke, seconds=time.time() - start)
     print(f"{'corpus':>8} {'budget':>10} {'steps':>6} {'epochs':>6} {'distinct':>9} {'cos':>8} {'train s':>8}")
     for r in rows:
         print(f"{r['corpus_lines']:>8} {r['budget']:>10} {r['steps']:>6} {r['epochs']:>6} "
               f"{r['distinct_sentences']:>9} {r['cos']:>8.4f} {r['train_seconds']:>8.1f}")
-    result = {"table": rows, "recipe": "distilled: every other layer (3 of 6), transformer_torch.py settings",
-              "cos_reference": "teacher (torch) embeddings of eval.txt", "smoke": args.smoke,
-              "pool": pool_stats, "cpu_int8_features": int8_features(), "cpu": cpu_summary(),
-              "wall_s": round(time.time() - start, 1)}
-    if args.json and args.append and args.json.is_file():
-        earlier = json.loads(args.json.read_text(encoding="utf-8"))
-        done = {(r["corpus_size"], r["budget"]) for r in rows}
-        result["table"] = [r for r in earlier["table"] if (r["corpus_size"], r["budget"]) not in done] + rows
-        result["table"].sort(key=lambda r: (r["budget"], r["corpus_size"]))
-        result["pool"] = pool_stats or earlier.get("pool", {})
-        result["wall_s"] = round(result["wall_s"] + earlier.get("wall_s", 0.0), 1)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2, default=str))
     return 0
 
 

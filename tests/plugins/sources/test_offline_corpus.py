@@ -132,7 +132,8 @@ def test_corpus_scaling_benchmark_smoke(tmp_path: Path, monkeypatch: pytest.Monk
     assert bench.main(["--smoke", "--json", str(tmp_path / "scaling.json")]) == 0
     result = json.loads((tmp_path / "scaling.json").read_text())
     table = result["table"]
-    assert [(r["corpus_size"], r["budget"]) for r in table] == [(32, "steps=2"), (32, "epochs=1"),
-                                                                (96, "steps=2"), (96, "epochs=1")]
+    assert [(r["corpus_size"], r["budget"]) for r in table] == [(32, "epochs=1"), (96, "epochs=1"),
+                                                                (32, "steps=2"), (96, "steps=2")]
+    assert [r["distinct_sentences"] for r in table] == [32, 96, 32, 64]  # steps=2: 64 rows sampled from 96
     assert all(r["steps"] >= 1 and 0 < r["cos"] <= 1 for r in table) and result["smoke"] is True
     assert "cpu_int8_features" in result
