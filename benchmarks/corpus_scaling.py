@@ -35,15 +35,15 @@ steps       4,120 (train-large)     40,000                  169,330             
 129         0.8473 (1 epoch)        --                      --                      --
 258         0.8706 (2 epochs)       0.8771 (8,256 seen)     0.8739 (8,256 seen)     +0.0065
 515         0.8882 (4 epochs)       0.8973 (16,480 seen)    0.8948 (16,480 seen)    +0.0091
-~1,250      0.9052 (10 ep., 1290)   0.9180 (1 epoch, 1250)  (not measured)          +0.0128
+~1,250      0.9052 (10 ep., 1290)   0.9180 (1 epoch, 1250)  0.9160 (40,000 seen)    +0.0128
 ==========  ======================  ======================  ======================  ==========
 
 Same epochs (1): 4,120 -> 0.8473 (129 steps) and 40,000 -> 0.9180 (1,250 steps). 40,000 and 169,330 at
 the same steps see equally many distinct sentences (different random samples of the same sources): their
-difference (0.003 at 258 steps, 0.0025 at 515) is the noise of the sample (one training seed each; seed
+difference (0.003 at 258 steps, 0.0025 at 515, 0.002 at 1,250) is the noise of the sample (one training seed each; seed
 noise not measured). So 0.888 was not a plateau: at a fixed 4k corpus more steps still help (0.847, 0.871,
 0.888, 0.905 at 129, 258, 516, 1,290 steps), and fresh text adds to that, more the longer one trains
-(+0.003..0.0065 at 258 steps, +0.0066..0.009 at 515, +0.013 at ~1,250: two to five times the sample noise);
+(+0.003..0.0065 at 258 steps, +0.0066..0.009 at 515, +0.011..0.013 at ~1,250: two to five times the sample noise);
 both together, 0.888 -> 0.918 (one epoch of 40k), still short of the 0.95 goal. Train seconds in the JSON
 are not comparable between rows (the machine's load changed between runs).
 """
