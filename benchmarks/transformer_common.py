@@ -12,6 +12,8 @@ the same timing method.
 * The corpus is the example's: ``examples/transformer/train-large.txt`` (calibration: its first
   sentences, which are train.txt's; training: all 4120) and
   ``eval.txt`` (held out: only ever used to score, never to tune), tokenized by the model's tokenizer
+  (``--corpus-size N``: the first N lines of the larger offline corpus of examples/transformer/corpus.py instead,
+  see :func:`train_path`),
   to ``SEQUENCE_LENGTH`` tokens, as edgecraft's ``text`` dataset kind does.
 * Timing is edgecraft's :class:`edgecraft.verify.measure.InterleavedTimer` (warm-up, shuffled blocks,
   per-round samples kept) on sessions loaded by edgecraft's own backends (ORT with intra-op spinning
@@ -40,6 +42,27 @@ INPUT_NAMES = ("input_ids", "token_type_ids", "attention_mask")
 #: Calibration reads the first sentences of this file (they are train.txt's); the torch-stage recoveries
 #: train on all of it. Made by examples/transformer/make_corpus.py; eval.txt is disjoint from it.
 TRAIN_FILE = "train-large.txt"
+
+
+def train_path(corpus_size: int | None = None) -> Path:
+    """``TRAIN_FILE``, or with ``corpus_size`` the corpus of that many lines made by
+    ``examples/transformer/corpus.py`` (``train-large.txt`` followed by sentences of the installed packages'
+    documentation, disjoint from eval.txt, written on first use to a cache folder; same first lines)."""
+    if corpus_size is None:
+        return EXAMPLE / TRAIN_FILE
+    import importlib.util
+
+    name = "edgecraft_example_corpus"
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, EXAMPLE / "corpus.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    path: Path = module.corpus_file(corpus_size)
+    log(f"training corpus: {path} ({corpus_size} lines asked)")
+    return path
 
 Feeds = dict[str, np.ndarray]
 
@@ -210,9 +233,11 @@ class BenchContext:
         return [timing.p50(label) for label in labelled]
 
 
-def build_context(work: Path, *, repeats: int = 200, rounds: int = 10, smoke: bool = False) -> BenchContext:
-    """Load MiniLM through edgecraft's Hugging Face source, export it once, tokenize the corpus, embed eval
-    (``smoke``: only the first 32 held-out sentences are scored)."""
+def build_context(work: Path, *, repeats: int = 200, rounds: int = 10, smoke: bool = False,
+                  corpus_size: int | None = None) -> BenchContext:
+    """Load MiniLM through edgecraft's Hugging Face source, export it once, tokenize the corpus (``corpus_size``
+    lines of the offline corpus, default train-large.txt), embed eval (``smoke``: the first 32 held-out
+    sentences only)."""
     from edgecraft.hf_common import resolve_dir
     from edgecraft.model_source import ModelSourceLoader, export_onnx
     from edgecraft.plugins.sources.huggingface import HuggingFaceParams, HuggingFaceSource
@@ -226,7 +251,7 @@ def build_context(work: Path, *, repeats: int = 200, rounds: int = 10, smoke: bo
         log("exporting all-MiniLM-L6-v2 with edgecraft's Hugging Face source")
         export_onnx(loader.fresh(), fp32, opset=params.opset, exporter=params.exporter)
     names = loader.io().input_names
-    train = tokenize(model_dir, EXAMPLE / TRAIN_FILE, names)
+    train = tokenize(model_dir, train_path(corpus_size), names)
     held_out = tokenize(model_dir, EXAMPLE / "eval.txt", names)
     if smoke:
         held_out = rows_of(held_out, 0, 32)

@@ -1,6 +1,6 @@
 """Torch-stage compression of all-MiniLM-L6-v2: factorization, head/FFN pruning, layer distillation, stacked int8.
 
-    python benchmarks/transformer_torch.py [--json OUT] [--epochs N] [--train N] [--only pruned,distilled]
+    python benchmarks/transformer_torch.py [--json OUT] [--epochs N] [--train N] [--corpus-size N] [--only ...]
 
 ``torch_rows(ctx)`` is what ``benchmarks/transformers.py`` calls with its ``BenchContext``; run as
 a script, this module builds a minimal context of its own with the same attributes:
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
 import random
 import sys
@@ -55,6 +56,20 @@ GOALS = {
     "distilled_cos": (">=", 0.95), "distilled_speedup": (">=", 1.8),
     "stacked_cos": (">=", 0.95), "stacked_speedup": (">=", 3.0),
 }
+
+
+def _sibling(name: str, path: Path) -> Any:
+    """A module by file (this folder is not on sys.path, see above), registered under ``name``."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+_int8 = _sibling("transformer_int8", Path(__file__).resolve().parent / "transformer_int8.py")
+quantize_dynamic, quantize_edgecraft = _int8.quantize_dynamic, _int8.quantize_edgecraft
 
 
 # ---------------------------------------------------------------- the standalone context
@@ -139,11 +154,14 @@ class LocalContext:
         return [float(np.median(s)) for s in samples]
 
 
-def local_context(train: int | None = None) -> LocalContext:
+def local_context(train: int | None = None, corpus_size: int | None = None) -> LocalContext:
+    """``corpus_size``: train on that many lines of examples/transformer/corpus.py's offline corpus
+    (``transformer_common.train_path``) instead of ``TRAIN_FILE``."""
     handle = _load_handle()
     work = Path(tempfile.mkdtemp(prefix="edgecraft-tt-"))
     fp32 = export(handle, handle.module, work / "fp32.onnx")
-    train_feeds = _feeds(handle, EXAMPLE / TRAIN_FILE)
+    common = _sibling("transformer_common", Path(__file__).resolve().parent / "transformer_common.py")
+    train_feeds = _feeds(handle, common.train_path(corpus_size) if corpus_size else EXAMPLE / TRAIN_FILE)
     if train:
         train_feeds = {k: v[:train] for k, v in train_feeds.items()}
     eval_feeds = _feeds(handle, EXAMPLE / "eval.txt")
@@ -270,51 +288,6 @@ def _torch_cos(ctx: Any, handle: Any, module: Any) -> float:
     return round(mean_cosine(out.numpy(), ctx.eval_fp32), 5)
 
 
-def quantize_dynamic(src: Path, dst: Path) -> Path:
-    """ONNX Runtime dynamic int8, per-channel (FIELD-NOTES: ~2x at cosine 0.993 on this model)."""
-    from onnxruntime.quantization import QuantType
-    from onnxruntime.quantization import quantize_dynamic as qd
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    pre = dst.with_suffix(".pre.onnx")
-    try:
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-    except Exception:
-        pre = src
-    qd(str(pre), str(dst), per_channel=True, weight_type=QuantType.QInt8)
-    return dst
-
-
-def quantize_edgecraft(src: Path, out: Path, model_dir: str, threads: int) -> Path:
-    """edgecraft's own int8 step on an exported model: a plan whose model is the ONNX file, calibrated on the
-    first 64 training sentences (the automatic transformer recipe for ort-cpu, as examples/transformer/plan.yaml
-    builds it). Returns the artifact's model file (a folder ORT loads)."""
-    from edgecraft.hf_common import resolve_dir
-    from edgecraft.plan import RawPlan
-    from edgecraft.registry import build_registry
-    from edgecraft.runner import run_plan
-
-    tokenizer = str(resolve_dir(model_dir, EXAMPLE, field="model.path"))
-    text = {"kind": "text", "tokenizer": tokenizer, "max_length": SEQ}
-    plan = RawPlan.model_validate({
-        "name": f"stacked-{src.stem}",
-        "model": {"kind": "onnx", "path": str(src),
-                  "inputs": {name: {"shape": ["batch", SEQ]} for name in ("input_ids", "token_type_ids",
-                                                                          "attention_mask")}},
-        "data": {"calibration": {**text, "path": "train.txt"}, "held-out": {**text, "path": "eval.txt"}},
-        "evaluation": {"dataset": "held-out", "metrics": ["cosine"], "output": "sentence_embedding", "batch_size": 32},
-        "steps": [{"strategy": "quantization", "name": "int8",
-                   "params": {"calibration_dataset": "calibration", "calibration_samples": 64}}],
-        "targets": ["ort-cpu"],
-        "latency": {"threads": threads, "warmup": 2, "repeats": 10, "rounds": 2},
-    })
-    from edgecraft.backends.onnxruntime.backend import ARTIFACT_FILE
-
-    report = run_plan(plan, build_registry(), base_dir=EXAMPLE, cache_dir=out)
-    artifact = Path(report.targets[0].compressed.artifact)
-    return artifact / ARTIFACT_FILE if artifact.is_dir() else artifact
-
-
 # ---------------------------------------------------------------- the rows
 def torch_rows(ctx: Any, *, settings: Settings | None = None, only: set[str] | None = None,
                head_ratio: float = 1 / 3, ffn_ratio: float = 0.5) -> dict[str, Any]:
@@ -419,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help=f"every recipe (default per recipe: {EPOCHS})")
     parser.add_argument("--lr", type=float, default=None, help=f"every recipe (default per recipe: {LR})")
     parser.add_argument("--train", type=int, default=None, help="use only the first N training sentences")
+    parser.add_argument("--corpus-size", type=int, default=None, help="train on N lines of the offline corpus of "
+                        "examples/transformer/corpus.py (default: train-large.txt, 4120; see corpus_scaling.py)")
     parser.add_argument("--only", default="", help="comma-separated: factorized,pruned,distilled,stacked")
     parser.add_argument("--head-ratio", type=float, default=1 / 3)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -436,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     if args.smoke:  # one recipe (each MiniLM export takes tens of seconds): the script's path, not every recipe's
         args.epochs, args.train, args.only = 1, 32, args.only or "pruned"
-    ctx = local_context(args.train)
+    ctx = local_context(args.train, args.corpus_size)
     if args.smoke:
         ctx.eval_feeds = {k: v[:32] for k, v in ctx.eval_feeds.items()}
         ctx.eval_fp32, ctx.rounds, ctx.repeats = ctx.eval_fp32[:32], 2, 5

@@ -1,6 +1,6 @@
 """Int8 on a real sentence-embedding transformer (all-MiniLM-L6-v2): edgecraft vs the tools' own recipes.
 
-    python benchmarks/transformers.py [--json OUT] [--repeats 200] [--rounds 10] [--work DIR]
+    python benchmarks/transformers.py [--json OUT] [--repeats 200] [--rounds 10] [--work DIR] [--corpus-size N]
 
 One run, batch 1, sequence 64, 2 threads, the example's corpus (``examples/transformer/train.txt``
 calibrates, ``eval.txt`` is held out and only scores). Setup, export, corpus and timing are shared
@@ -255,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-torch", action="store_true", help="skip benchmarks/transformer_torch.py")
     parser.add_argument("--smoke", action="store_true", help="few timed calls, 32 held-out sentences, no torch "
                         "stage (benchmarks/transformer_torch.py has its own --smoke): checks the script runs")
+    parser.add_argument("--corpus-size", type=int, default=None, help="train the torch-stage recoveries on this many "
+                        "lines of examples/transformer/corpus.py's offline corpus (default: train-large.txt, 4120)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.repeats, args.rounds, args.no_torch = 20, 4, True
@@ -264,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="edgecraft-tbench-") as tmp:
         work = args.work or Path(tmp)
-        ctx = build_context(work / "common", repeats=args.repeats, rounds=args.rounds, smoke=args.smoke)
+        ctx = build_context(work / "common", repeats=args.repeats, rounds=args.rounds, smoke=args.smoke,
+                            corpus_size=args.corpus_size)
         log("edgecraft: run_plan on ort-cpu and openvino-cpu (automatic transformer recipe)")
         reports = run_edgecraft(work / "cache", args.smoke)
         rows, figures = measure(ctx, reports)
@@ -281,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             row.setdefault("size_bytes", row.get("bytes"))
             rows.append(row)
     figures = {"cpu_int8_features": int8_features(), "threads": THREADS, "batch": 1,
+               "train_sentences": len(next(iter(ctx.train_feeds.values()))),
                "sequence_length": SEQUENCE_LENGTH, **figures, "wall_s": round(time.time() - start, 1)}
     print_table(rows)
     print()

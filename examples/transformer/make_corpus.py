@@ -13,12 +13,18 @@ pruning, layer distillation and factorization only imitate the original model's 
 real text helps, and 400 sentences were far too few (the compressed models fitted the training
 sentences and not the held-out ones). It excludes every evaluation sentence, and its first 400
 lines are ``train.txt`` (so calibration, which reads the first sentences, is unchanged).
+
+Larger corpora (tens or hundreds of thousands of sentences of the installed packages' documentation,
+disjoint from eval.txt) are not committed: ``python make_corpus.py --size 40000`` writes one into a cache
+folder, deterministically, and prints its path (``corpus.py`` explains how they are made).
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import inspect
+import json
 import re
 from pathlib import Path
 
@@ -113,7 +119,29 @@ def collect(modules: tuple[str, ...], count: int, seen: set[str], *, exact: bool
     return picked
 
 
-def main() -> None:
+def write_large(size: int, seed: int, folder: Path | None) -> None:
+    """``--size``: the offline corpus of ``size`` lines (see corpus.py), in the cache folder or ``folder``."""
+    from corpus import cache_dir, corpus_file
+
+    path = corpus_file(size, seed=seed, folder=folder)
+    lines = sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    print(f"{path}: {lines} lines ({size} asked)")
+    pools = sorted((folder or cache_dir()).glob(f"pool-seed{seed}-*.json"), key=lambda p: p.stat().st_mtime)
+    if pools and size > 4120:
+        stats = json.loads(pools[-1].read_text(encoding="utf-8"))
+        print(f"pool: {stats['sentences']} sentences from {stats['files']} files; "
+              f"{stats['excluded_as_eval_or_train']} dropped as eval or train-large sentences")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, help="write the offline corpus of this many lines instead (corpus.py)")
+    parser.add_argument("--seed", type=int, default=0, help="--size: the order of the added sentences")
+    parser.add_argument("--out-dir", type=Path, help="--size: folder (default: the cache folder, see corpus.py)")
+    args = parser.parse_args(argv)
+    if args.size is not None:
+        write_large(args.size, args.seed, args.out_dir)
+        return
     seen: set[str] = set()
     train = collect(TRAIN_MODULES, TRAIN_COUNT, seen)
     held_out = collect(EVAL_MODULES, EVAL_COUNT, seen)

@@ -62,6 +62,7 @@ OWN_SMOKE_TEST = {
     "qat": "tests/plugins/quantization/test_qat_run.py",
     "real_models": "tests/core/test_real_models_benchmark.py",
     "int8_execution": "tests/core/test_executed_compute.py",
+    "corpus_scaling": "tests/plugins/sources/test_offline_corpus.py",
 }
 
 
