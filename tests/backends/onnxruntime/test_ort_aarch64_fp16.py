@@ -119,3 +119,19 @@ def test_fp16_runs_on_the_board_and_reports_what_ran(tmp_path: Path) -> None:
     assert ran["fp16_share"] == pytest.approx(2 / 3, abs=1e-3)
     diff = float(np.max(np.abs(outs["fp16"] - outs["fp32"])))
     assert 0 < diff < 0.05, diff  # fp16 rounding, not identical (it did not run fp32) and not garbage
+
+
+@pytest.mark.slow
+@pytest.mark.aarch64
+def test_fp16_benchmark_smoke(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "fp16.json"
+    subprocess.run([sys.executable, str(Path(__file__).resolve().parents[3] / "benchmarks" / "ort_arm_fp16.py"),
+                    "--smoke", "--json", str(out)], check=True, capture_output=True, timeout=600)
+    figures = json.loads(out.read_text())
+    assert figures["ort_arm_fp16_compute_ops"] == {"float16": 2, "float32": 1}
+    assert figures["board"]["cpu_features"]["asimdhp"] is True
+    assert "int8" in figures["host_cpu"]
