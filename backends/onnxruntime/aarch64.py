@@ -58,6 +58,10 @@ class OrtAarch64Options(TargetOptions):
         "emulated", description="emulated: the QEMU board this host prepared (latency labelled emulated). local: "
         "this process is on a real ARM board, i.e. the target is placed on a Ray node started on the board "
         "(docs/arm-boards.md); refused at run time on any other CPU.")
+    precision: Literal["fp32", "fp16"] = Field(
+        "fp32", description="Float precision of the artifact. 'fp16' converts the model to float16 (ONNX Runtime's "
+        "converter; inputs and outputs stay float32) and is refused at compile time when the board's CPU has no "
+        "fp16 arithmetic (asimdhp/fphp); the report counts the compute ops the board executed in fp16 (.fp16).")
     request_timeout: float = Field(600, gt=0, description="Seconds one request to the board may take before "
                                    "the board server is stopped (emulated int8 transformers are slow).")
 
@@ -90,13 +94,20 @@ class BoardSession(Session):
                                [], f"loading {artifact.name} on the board")[0]
             self._names: list[str] = facts["inputs"]
             ops = _op_counts(executed)
+            features = _features(facts["hwcaps"])
             self._facts = {
                 **identity, "runtime": f"onnxruntime {facts['onnxruntime']} (aarch64)",
-                "cpu_features": _features(facts["hwcaps"]), "threads": threads,
+                "cpu_features": features, "threads": threads,
                 "optimization": f"{options.runtime_optimization} (on the board)",
                 "executed_ops": ops, "integer_ops": sorted(op for op in ops if op in INTEGER_OPS),
                 "timer": "perf_counter around session.run on the board",
             }
+            if options.precision == "fp16":
+                from edgecraft.backends.onnxruntime.fp16 import check_board_fp16, executed_precision
+
+                check_board_fp16(TARGET, features)  # device: local is only checked here, on the board
+                self._facts["precision"] = "fp16"
+                self._facts["fp16_executed"] = executed_precision(executed) if executed.is_file() else {}
         except BaseException:
             self.close()
             raise

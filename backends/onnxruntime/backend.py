@@ -141,7 +141,12 @@ class OnnxRuntimeBackend(Backend):
 
             assert isinstance(options, OrtAarch64Options)
             if options.device == "emulated":
-                board(options)  # InputError naming `edgecraft device setup arm64-emulated`
+                device = board(options)  # InputError naming `edgecraft device setup arm64-emulated`
+                if options.precision == "fp16":
+                    from edgecraft.backends.onnxruntime.fp16 import check_board_fp16
+                    from edgecraft.boards import board_cpu_features
+
+                    check_board_fp16(AARCH64, board_cpu_features(device))
             # device: local is checked where it runs (the board's node): this compiling host may be x86.
         try:
             import onnxruntime  # noqa: F401
@@ -158,13 +163,21 @@ class OnnxRuntimeBackend(Backend):
 
         assert isinstance(options, OrtCpuOptions | OrtAarch64Options)
         out = out_dir / ARTIFACT_FILE
+        fp16 = isinstance(options, OrtAarch64Options) and options.precision == "fp16"
+        # fp16: optimize the float32 graph here (portable level), then convert: this x86 ORT has no fp16 Conv.
+        saved = out_dir / "model.fp32.onnx" if fp16 else out
         if options.saved_optimization == "disable":
-            shutil.copyfile(native, out)
-            return [out]
-        so = ort.SessionOptions()
-        so.graph_optimization_level = _level(options.saved_optimization)
-        so.optimized_model_filepath = str(out)
-        ort.InferenceSession(str(native), so, providers=["CPUExecutionProvider"])
+            shutil.copyfile(native, saved)
+        else:
+            so = ort.SessionOptions()
+            so.graph_optimization_level = _level(options.saved_optimization)
+            so.optimized_model_filepath = str(saved)
+            ort.InferenceSession(str(native), so, providers=["CPUExecutionProvider"])
+        if fp16:
+            from edgecraft.backends.onnxruntime.fp16 import to_fp16
+
+            to_fp16(saved, out)
+            saved.unlink()
         return [out]
 
     def load_runtime(self, target: str, options: TargetOptions) -> None:
