@@ -63,6 +63,7 @@ OWN_SMOKE_TEST = {
     "real_models": "tests/core/test_real_models_benchmark.py",
     "int8_execution": "tests/core/test_executed_compute.py",
     "corpus_scaling": "tests/plugins/sources/test_offline_corpus.py",
+    "ort_arm_fp16": "tests/backends/onnxruntime/test_ort_aarch64_fp16.py",
 }
 
 
