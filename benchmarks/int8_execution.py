@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 import tempfile
@@ -33,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgecraft.cpu import cpu_summary
-from edgecraft.cpu import describe as describe_cpu
+from bench_output import finish, print_table  # this script's folder is sys.path[0]
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_LATENCY = {"warmup": 2, "repeats": 10, "rounds": 2, "threads": 1}
@@ -221,19 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if lm:
         figures["minilm_cosine"] = {k: lm[0][k] for k in ("cosine", "masked_cosine", "pooled_cosine", "padding_share")}
     cols = sorted({c for r in rows for c in r}, key=lambda c: (c not in ("part", "variant"), c))
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols))
-    for r in rows:
-        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
-    print()
-    for key, value in figures.items():
-        print(f"{key}: {value}")
-    print(f"cpu: {describe_cpu()}")  # int8 speed depends on these features (VNNI, AVX-512)
-    print(f"(total {time.time() - start:.0f} s{', smoke' if args.smoke else ''})")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({**figures, "rows": rows, "threads": 1, "batch": 1, "smoke": args.smoke,
-                                         "cpu": cpu_summary()}, indent=2))
+    print_table(rows, cols)
+    finish(figures, rows, json_path=args.json, smoke=args.smoke, start=start, threads=1, batch=1)
     return 0
 
 

@@ -21,7 +21,6 @@ and int8 need not be faster than fp32 here; the figure that matters is QAT vs PT
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -29,8 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgecraft.cpu import cpu_summary
-from edgecraft.cpu import describe as describe_cpu
+from bench_output import finish, print_table  # this script's folder is sys.path[0]
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "qat"
@@ -119,19 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     cols = ["variant", "target", "fp32_top1", "top1", "drop_pt", "fp32_p50_ms", "p50_ms", "speedup_vs_fp32",
             "size_bytes", "int8_layers", "float_layers", "contract", "step_wall_s"]
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols))
-    for r in rows:
-        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
-    print()
-    for key, value in figures.items():
-        print(f"{key}: {value}")
-    print(f"cpu: {describe_cpu()}")  # int8 speed depends on these features (VNNI, AVX-512)
-    print(f"(total {time.time() - start:.0f} s{', smoke' if args.smoke else ''})")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({**figures, "rows": rows, "threads": 1, "batch": 1, "smoke": args.smoke,
-                                         "cpu": cpu_summary()}, indent=2))
+    print_table(rows, cols)
+    finish(figures, rows, json_path=args.json, smoke=args.smoke, start=start, threads=1, batch=1)
     return 0
 
 
