@@ -41,7 +41,7 @@ def with_executed(report: ComputeReport | None, executed: ExecutedCompute | None
     if report is None:  # no ONNX lineage (a torch-imported target): the executed graph is all there is
         return ComputeReport(params=0, weight_bytes=0, macs=ran.macs, int8_macs=ran.int8_macs,
                              int8_fraction=ran.int8_fraction, by_op=dict(ran.by_op), int8_source=ran.source,
-                             executed=ran, notes=["no ONNX lineage: parameters not counted"])
+                             executed=ran, notes=["no ONNX lineage: parameters not counted"], params_counted=False)
     # The lineage count's caveats about an int8 share it cannot see (native NNCF steps) no longer apply.
     notes = [n for n in report.notes if "int8 share" not in n and "int8_fraction" not in n]
     update: dict[str, Any] = {"lineage_int8_fraction": report.int8_fraction, "int8_source": ran.source,

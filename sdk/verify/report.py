@@ -87,6 +87,8 @@ class ComputeReport(BaseModel):
     lineage_int8_fraction: float | None = Field(
         None, description="The int8 share the lineage ONNX graph implies (QDQ patterns), for comparison.")
     executed: ExecutedComputeReport | None = Field(None, description="The executed graph's own count.")
+    params_counted: bool = Field(True, description="False: no ONNX lineage to count parameters and weight bytes "
+                                 "in (`params` and `weight_bytes` are then 0 and mean nothing).")
 
 
 class MeasurementReport(BaseModel):

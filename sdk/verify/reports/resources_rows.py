@@ -7,7 +7,7 @@ the weights' share of that peak, the MACs per sample and how many of them run in
 
 from __future__ import annotations
 
-from edgecraft.verify.report import MeasurementReport, TargetReport
+from edgecraft.verify.report import ComputeReport, MeasurementReport, TargetReport
 from edgecraft.verify.resources import fmt_bytes, fmt_macs
 
 Row = tuple[str, str, str, str]
@@ -56,8 +56,14 @@ def compute_rows(t: TargetReport) -> list[Row]:
              f"lineage said {100 * c.lineage_int8_fraction:.0f}%" if c.executed is not None
              and c.lineage_int8_fraction is not None
              and abs(c.lineage_int8_fraction - c.int8_fraction) >= 0.005 else ""),
-            ("parameters", f"{b.params:,}", f"{c.params:,}", ""),
-            ("weights in the ONNX graph", fmt_bytes(b.weight_bytes), fmt_bytes(c.weight_bytes), "")]
+            ("parameters", _counted(b, f"{b.params:,}"), _counted(c, f"{c.params:,}"), ""),
+            ("weights in the ONNX graph", _counted(b, fmt_bytes(b.weight_bytes)),
+             _counted(c, fmt_bytes(c.weight_bytes)), "")]
+
+
+def _counted(compute: ComputeReport, text: str) -> str:
+    """``text``, or why there is no count (an artifact without an ONNX graph: an OpenVINO IR, a .pte)."""
+    return text if compute.params_counted else "not counted (no ONNX graph)"
 
 
 def resource_rows(t: TargetReport) -> list[Row]:
