@@ -252,8 +252,9 @@ def html_report(report: Report) -> str:
              + (f", reference <code>{_e(report.reference_report)}</code>" if report.reference_report else "")
              + "</p>"]
     if report.gate:
-        parts.append(f"<p>Latency verdicts: {100 * report.gate.get('confidence', 0.95):.0f}% bootstrap confidence "
-                     f"intervals over interleaved rounds; inconclusive counts as "
+        parts.append(f"<p>Latency verdicts: {100 * report.gate.get('confidence', 0.95):.0f}% overall confidence "
+                     f"(bootstrap intervals over interleaved rounds, each look of the sequential check at the stricter "
+                     f"level its verdict shows); inconclusive counts as "
                      f"<b>{_e(report.gate.get('inconclusive', 'fail'))}</b>.</p>")
     for t in report.targets:
         tstatus = t.status or ("pass" if t.passed else "fail")

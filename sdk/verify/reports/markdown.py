@@ -116,7 +116,9 @@ def markdown_summary(report: Report) -> str:
              f"{counts['fail']} failed, {counts['inconclusive']} inconclusive"
              + (f"; exit code {report.exit_code}" if report.exit_code is not None else "") + ".", ""]
     if report.gate:
-        lines += [f"Latency verdicts use {100 * report.gate.get('confidence', 0.95):.0f}% bootstrap intervals; "
+        level = 100 * report.gate.get("confidence", 0.95)
+        lines += [f"Latency verdicts hold {level:.0f}% overall confidence (bootstrap "
+                  "intervals; each look of the sequential check at the stricter level its verdict shows); "
                   f"inconclusive counts as **{report.gate.get('inconclusive', 'fail')}**.", ""]
     for target in report.targets:
         lines += [*_target(target), ""]
