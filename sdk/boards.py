@@ -303,6 +303,21 @@ def board_packages(device: EmulatedDevice, group: str) -> str | None:
     return str(json.loads(marker.read_text())["path"]) if marker.is_file() else None
 
 
+def prepared_board(cache_dir: Path | str | None, group: str, *, target: str, runtime: str,
+                   version: str) -> EmulatedDevice:
+    """The set-up board with ``group``'s packages installed, or an InputError naming the command that does it.
+
+    One check for every backend that runs on the board (``target`` and ``runtime version`` go in the message).
+    """
+    device = EmulatedDevice.at(cache_dir)
+    device.manifest()  # InputError: run `edgecraft device setup arm64-emulated`
+    if board_packages(device, group) is None:
+        raise InputError(f"target {target!r}: {runtime}'s aarch64 wheel is not installed on the {DEVICE_NAME} "
+                         f"board in {device.home}", hint=f"run `edgecraft device setup {DEVICE_NAME}` (installs "
+                         f"every backend's board packages; {runtime} {version})")
+    return device
+
+
 #: AT_HWCAP / AT_HWCAP2 bits of the Linux arm64 ABI (arch/arm64/include/uapi/asm/hwcap.h).
 _HWCAP = {"fphp": 9, "asimdhp": 10, "asimddp": 20, "sve": 22}
 _HWCAP2 = {"sve2": 1, "i8mm": 13, "bf16": 14, "sme": 23}

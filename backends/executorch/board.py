@@ -41,15 +41,10 @@ DEFINES = ("C10_USING_CUSTOM_GENERATED_MACROS", "ET_EVENT_TRACER_ENABLED", "ET_U
 
 def board(options: ExecutorchAarch64Options) -> Any:
     """The prepared board with executorch's aarch64 wheel installed, or an InputError naming the command."""
-    from edgecraft.boards import DEVICE_NAME, EmulatedDevice, board_packages
+    from edgecraft.boards import prepared_board
 
-    device = EmulatedDevice.at(options.device_cache_dir)
-    device.manifest()  # InputError: run `edgecraft device setup arm64-emulated`
-    if board_packages(device, PACKAGE_GROUP) is None:
-        raise InputError(f"target {TARGET!r}: executorch's aarch64 wheel is not installed on the {DEVICE_NAME} "
-                         f"board in {device.home}", hint=f"run `edgecraft device setup {DEVICE_NAME}` (installs "
-                         f"every backend's board packages; executorch {ET_BOARD_VERSION})")
-    return device
+    return prepared_board(options.device_cache_dir, PACKAGE_GROUP, target=TARGET, runtime="executorch",
+                          version=ET_BOARD_VERSION)
 
 
 def runner(device: Any) -> Path:

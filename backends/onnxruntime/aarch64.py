@@ -68,15 +68,10 @@ class OrtAarch64Options(TargetOptions):
 
 def board(options: OrtAarch64Options) -> Any:
     """The prepared board with onnxruntime installed, or an InputError saying which command prepares it."""
-    from edgecraft.boards import DEVICE_NAME, EmulatedDevice, board_packages
+    from edgecraft.boards import prepared_board
 
-    device = EmulatedDevice.at(options.device_cache_dir)
-    device.manifest()  # InputError: run `edgecraft device setup arm64-emulated`
-    if board_packages(device, PACKAGE_GROUP) is None:
-        raise InputError(f"target {TARGET!r}: onnxruntime's aarch64 wheel is not installed on the {DEVICE_NAME} "
-                         f"board in {device.home}", hint=f"run `edgecraft device setup {DEVICE_NAME}` (installs "
-                         f"every backend's board packages; onnxruntime {ORT_BOARD_VERSION})")
-    return device
+    return prepared_board(options.device_cache_dir, PACKAGE_GROUP, target=TARGET, runtime="onnxruntime",
+                          version=ORT_BOARD_VERSION)
 
 
 class BoardSession(Session):
