@@ -160,26 +160,17 @@ def _recognizer() -> Path:
 
 
 def text_lines(n: int, seed: int) -> np.ndarray:
-    """Rendered words on light paper, 48x320, normalised as PaddleOCR's recognizer expects ((x/255-0.5)/0.5)."""
-    from PIL import Image, ImageDraw, ImageFont
+    """Rendered text lines for the recognizer: the ones ``benchmarks/int8_execution.py`` measures it on."""
+    import sys
 
-    words = ["invoice", "total", "amount", "date", "receipt", "number", "street", "city", "price", "paid", "model",
-             "runtime", "quantize", "edge", "craft", "the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog"]
-    rng = np.random.default_rng(seed)
-    out = np.zeros((n, 3, 48, 320), np.float32)
-    for i in range(n):
-        text = " ".join(rng.choice(words, int(rng.integers(2, 4))))
-        try:
-            font: Any = ImageFont.truetype("DejaVuSans.ttf", int(rng.integers(26, 34)))
-        except OSError:
-            font = ImageFont.load_default(size=30)
-        width = min(320, int(font.getlength(text)) + 12)
-        image = Image.new("RGB", (320, 48), (235, 235, 235))
-        ImageDraw.Draw(image).text((6, int(rng.integers(2, 10))), text, fill=(20, 20, 20), font=font)
-        arr = (np.asarray(image, np.float32) / 255 - 0.5) / 0.5
-        arr[:, width:] = 0.0  # PaddleOCR pads the right of a line with zeros after normalising
-        out[i] = arr.transpose(2, 0, 1)
-    return out
+    benchmarks = str(Path(__file__).resolve().parents[3] / "benchmarks")
+    sys.path.insert(0, benchmarks)
+    try:
+        import int8_execution
+    finally:
+        sys.path.remove(benchmarks)  # benchmarks/transformers.py must not shadow the transformers package
+    lines: np.ndarray = int8_execution.text_lines(n, seed)
+    return lines
 
 
 @pytest.mark.slow
