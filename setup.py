@@ -15,4 +15,4 @@ for package, folder in ROOTS.items():
     packages.append(package)
     packages.extend(f"{package}.{sub}" for sub in find_packages(folder))
 
-setup(packages=packages, package_dir=ROOTS, package_data={"": ["*.json", "*.yaml"]})
+setup(packages=packages, package_dir=ROOTS, package_data={"": ["*.json", "*.yaml", "*.cpp"]})

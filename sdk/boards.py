@@ -266,9 +266,9 @@ def _switch_cpu(device: EmulatedDevice, manifest: dict[str, Any], say: Progress)
 
 def install_board_packages(device: EmulatedDevice, group: str, requirements: Sequence[str], *,
                            wheel_dir: Path | str | None = None, force: bool = False,
-                           progress: Progress | None = None) -> str:
+                           progress: Progress | None = None, deps: bool = False) -> str:
     """Install a backend's aarch64 wheels into the board as ``group`` (``/opt/edgecraft/packages/GROUP``,
-    without dependencies: the group lists all it needs); return that path as the board sees it.
+    without dependencies unless ``deps``: the group lists all it needs); return that path as the board sees it.
 
     Idempotent (a marker in the device's folder records the requirements installed) and offline after the
     first download (the wheels are kept in the cache's ``wheels`` folder, or come from ``wheel_dir``).
@@ -286,7 +286,7 @@ def install_board_packages(device: EmulatedDevice, group: str, requirements: Seq
     shutil.rmtree(staging, ignore_errors=True)
     try:
         _pip_install(staging, wanted, str(manifest["python"]).rsplit(".", 1)[0], device.home.parent, wheel_dir, say,
-                     deps=False)
+                     deps=deps)
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
     except BaseException:

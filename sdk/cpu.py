@@ -122,5 +122,36 @@ def describe(cpuinfo_text: str | None = None) -> str:
     return f"{s['model']} ({s['cores']} cores, {s['machine']}, {vector}): int8 {int8}; bf16 {bf16}"
 
 
+#: ``/proc/sys/kernel/arch`` names the running kernel's architecture (Linux 6.1+).
+KERNEL_ARCH = Path("/proc/sys/kernel/arch")
+_ARM = ("aarch64", "arm64", "armv7l", "armv8l")
+
+
+def user_mode_emulation(machine: str | None = None, kernel_arch: str | None = None,
+                        cpuinfo_text: str | None = None) -> str | None:
+    """Why this process runs emulated (an ARM program on an x86 kernel: QEMU user-mode, with or without
+    binfmt_misc), or None on its own CPU. Its timings are then QEMU's and say nothing about an ARM core.
+
+    Read from the kernel, not from what QEMU shows the program (``platform.machine()`` says aarch64 under
+    QEMU): the kernel's architecture (``/proc/sys/kernel/arch``) or, on older kernels, an x86 ``/proc/cpuinfo``
+    (QEMU 7.2 passes the host's file through; ``vendor_id`` and x86 ``flags`` never appear on an ARM kernel).
+    """
+    machine = (machine or platform.machine()).lower()
+    if machine not in _ARM:
+        return None
+    if kernel_arch is None:
+        try:
+            kernel_arch = KERNEL_ARCH.read_text().strip()
+        except OSError:
+            kernel_arch = ""
+    if kernel_arch and kernel_arch.lower() not in _ARM:
+        return f"this {machine} process runs on a {kernel_arch} kernel (user-mode emulation, e.g. QEMU)"
+    text = _cpuinfo() if cpuinfo_text is None else cpuinfo_text
+    if not kernel_arch and any(line.startswith("vendor_id") for line in text.splitlines()):
+        return f"this {machine} process sees an x86 /proc/cpuinfo (user-mode emulation, e.g. QEMU)"
+    return None
+
+
 __all__ = ["BF16_FLAGS", "FEATURE_FLAGS", "INT8_FLAGS", "CpuSummary", "bf16_features", "cpu_flags", "cpu_summary",
-           "describe", "has_bf16", "has_vnni", "int8_features", "parse_flags"]
+           "describe", "has_bf16", "has_vnni", "int8_features", "parse_flags",
+           "user_mode_emulation"]

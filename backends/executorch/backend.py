@@ -57,6 +57,10 @@ class ExecutorchBackend(Backend):
 
         return {PACKAGE_GROUP: list(BOARD_REQUIREMENTS)} if device == DEVICE_NAME else {}
 
+    def is_emulated(self, target: str, options: TargetOptions) -> bool:
+        """executorch-aarch64 on the QEMU board; with device: local, on the real board's node, not emulated."""
+        return target == AARCH64 and getattr(options, "device", "emulated") == "emulated"
+
     def measures_memory_locally(self, target: str, options: TargetOptions) -> bool:
         """executorch-aarch64 runs in the board's runner process (under QEMU): this host's memory is not the
         model's."""
@@ -83,6 +87,8 @@ class ExecutorchBackend(Backend):
             from edgecraft.boards import board_cpu_features
 
             assert isinstance(options, ExecutorchAarch64Options)
+            if options.device == "local":
+                return  # checked where it runs (the board's node; this compiling host may be x86), fp16 included
             device = board(options)  # InputError naming `edgecraft device setup arm64-emulated`
             check_precision(options, board_cpu_features(device) if options.precision == "fp16" else {})
             return
@@ -146,10 +152,27 @@ def _board_session(pte: Path, io: ModelIO, facts: dict[str, Any], options: Execu
     from edgecraft.boards import decode_hwcaps
 
     assert isinstance(options, ExecutorchAarch64Options)
-    device = board(options)
-    identity = {**device.identity(), "executorch": ET_BOARD_VERSION}
-    runner = BoardRunner(device, pte, threads, options.request_timeout)
+    if options.device == "local":  # this process is on the board (a Ray node there): the runner runs natively
+        import platform
+
+        from edgecraft.backends.executorch.local import executorch_version, local_runner, require_local_board
+
+        machine = require_local_board()
+        identity: dict[str, Any] = {"device": platform.node(), "emulated": False, "machine": machine,
+                                    "qemu_cpu": "none (native)", "executorch": executorch_version(),
+                                    "note": "measured on the board's own CPU"}
+        runner = BoardRunner(None, pte, threads, options.request_timeout, native=local_runner())
+    else:
+        device = board(options)
+        identity = {**device.identity(), "executorch": ET_BOARD_VERSION}
+        runner = BoardRunner(device, pte, threads, options.request_timeout)
     identity["cpu_features"] = decode_hwcaps(runner.hwcap, runner.hwcap2)
+    if options.device == "local" and options.precision == "fp16":
+        try:  # the board's own features, read by the runner (compile time could not: it ran on the CLI's host)
+            check_precision(options, identity["cpu_features"])
+        except BaseException:
+            runner.close()
+            raise
     return BoardExecutorchSession(runner, io, facts, identity)
 
 

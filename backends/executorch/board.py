@@ -92,12 +92,15 @@ def _header(array: np.ndarray) -> bytes:
 class BoardRunner:
     """One runner process on the board with one program loaded; requests are serialized by a lock."""
 
-    def __init__(self, device: Any, pte: Path, threads: int, timeout: float) -> None:
+    def __init__(self, device: Any, pte: Path, threads: int, timeout: float, *, native: Path | None = None) -> None:
+        """Under QEMU on the emulated ``device``; or ``native``: that runner binary run directly (``device: local``
+        on a real board, :mod:`.local`)."""
         self._timeout = timeout
         self._lock = threading.Lock()
         self._log = tempfile.TemporaryFile(prefix="edgecraft-et-board-")  # noqa: SIM115 - lives with the runner
-        self._proc = subprocess.Popen(device.native(runner(device), str(pte), str(threads)), stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=self._log)
+        command = ([str(native), str(pte), str(threads)] if native is not None
+                   else device.native(runner(device), str(pte), str(threads)))
+        self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
         try:
             words = self._reply(f"loading {pte.name} on the board")
             if len(words) != 5:

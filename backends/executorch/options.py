@@ -51,6 +51,11 @@ class ExecutorchAarch64Options(ExecutorchXnnpackOptions):
                                           "(default $EDGECRAFT_DEVICE_CACHE or ~/.cache/edgecraft/devices).")
     request_timeout: float = Field(600, gt=0, description="Seconds one request to the board may take before "
                                    "the runner is stopped.")
+    device: Literal["emulated", "local"] = Field(
+        "emulated", description="emulated: the QEMU board this host prepared (latency labelled emulated). local: "
+        "this process is on a real ARM board (the target placed on a Ray node started there, docs/arm-boards.md): "
+        "the runner is compiled there with its C++ compiler against its executorch wheel and runs natively; "
+        "refused at run time on any other CPU.")
 
 
 def require_executorch() -> Any:

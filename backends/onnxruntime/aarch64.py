@@ -200,8 +200,16 @@ class LocalBoardSession(BoardSession):
             raise RuntimeFailure(f"{TARGET} with device: local runs on an ARM board, but this node is "
                                  f"{platform.machine()} ({platform.node()})",
                                  hint="place the target on the board's Ray node: placement: {resources: "
-                                      "{\"board:NAME\": 1}} (docs/arm-boards.md), or use device: emulated")
+                                      "{\"board:NAME\": 1}} (docs/arm-boards.md), or use device: emulated; a step "
+                                      "evaluating candidates while building (quantization's accuracy_aware) "
+                                      "runs where the build does: set accuracy_aware: {enabled: off}")
+        from edgecraft.cpu import user_mode_emulation
+
         self._server = wire.Server()
+        emulation = user_mode_emulation()  # a Ray node inside the emulated board: QEMU's timings, not a core's
+        if emulation:
+            return {"device": platform.node(), "emulated": True, "machine": platform.machine(),
+                    "emulator": emulation, "note": "latency measured under emulation says nothing about a real ARM core"}
         return {"device": platform.node(), "emulated": False, "machine": platform.machine(),
                 "note": "measured on the board's own CPU"}
 

@@ -121,13 +121,20 @@ class OnnxRuntimeBackend(Backend):
         return {PACKAGE_GROUP: list(BOARD_REQUIREMENTS)} if device == DEVICE_NAME else {}
 
     def is_emulated(self, target: str, options: TargetOptions) -> bool:
-        """ort-aarch64 on the QEMU board; not with device: local (the process is on a real board)."""
-        return target == AARCH64 and getattr(options, "device", "emulated") == "emulated"
+        """ort-aarch64 on the QEMU board; with device: local only when this process itself runs emulated (a Ray
+        node inside the emulated board), not on a real board."""
+        if target != AARCH64:
+            return False
+        if getattr(options, "device", "emulated") == "emulated":
+            return True
+        from edgecraft.cpu import user_mode_emulation
+
+        return user_mode_emulation() is not None
 
     def measures_memory_locally(self, target: str, options: TargetOptions) -> bool:
         """ort-aarch64 on the emulated board runs in the board's process (under QEMU): this host's memory is not
         the model's. With device: local the model is in this process, on the board."""
-        return not self.is_emulated(target, options)
+        return not (target == AARCH64 and getattr(options, "device", "emulated") == "emulated")
 
     def runtime_versions(self) -> dict[str, str]:
         from importlib.metadata import version

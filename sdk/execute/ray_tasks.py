@@ -87,8 +87,15 @@ def describe_node(node: dict[str, Any]) -> str:
     return f"node {node.get('node_id', '?')[:12]} ({node.get('address', '?')}, {node.get('hostname', '?')})"
 
 
-def _prepare_on_node(work: TargetWork, node: dict[str, Any]) -> tuple[RunInputs, CompiledPlan]:
-    """Recompile the target here. Anything this node lacks is a RuntimeFailure naming it (exit 3)."""
+def _prepare_on_node(work: TargetWork, node: dict[str, Any], *, measuring: bool = False) -> tuple[RunInputs,
+                                                                                                 CompiledPlan]:
+    """Recompile the target here. Anything this node lacks is a RuntimeFailure naming it (exit 3).
+
+    ``measuring``: this node only measures artifacts built elsewhere (sha256-verified, never rebuilt here), so
+    only the code that measures and judges must be the CLI's (edgecraft and every plugin); the build tools may
+    differ (an ARM board has its own Python patch release, no torch, its own runtime build). The differences
+    go in ``node["versions_differing_from_cli"]`` for the report, and the CLI's compiled plan is used as is.
+    """
     where = describe_node(node)
     if __version__ != work.edgecraft_version:
         raise RuntimeFailure(f"{where} has edgecraft {__version__}, the CLI {work.edgecraft_version}",
@@ -102,14 +109,25 @@ def _prepare_on_node(work: TargetWork, node: dict[str, Any]) -> tuple[RunInputs,
         compiled = compile_all(run, [work.label])[work.label]
     except InputError as exc:
         raise RuntimeFailure(f"{where} cannot work on target {work.label!r}: {exc.message}", hint=exc.hint) from exc
+    differ = sorted(k for k in set(compiled.versions) | set(work.versions)
+                    if compiled.versions.get(k) != work.versions.get(k))
+    if measuring and compiled.key() != work.key and not [k for k in differ if k in _MEASURING_CODE or
+                                                        k.startswith("plugin:")]:
+        same = compiled.model_copy(update={"versions": work.versions})
+        if same.key() == work.key:
+            node["versions_differing_from_cli"] = {k: {"node": compiled.versions.get(k, "missing"),
+                                                       "cli": work.versions.get(k, "missing")} for k in differ}
+            return run, same
     if compiled.key() != work.key:
-        differ = sorted(k for k in set(compiled.versions) | set(work.versions)
-                        if compiled.versions.get(k) != work.versions.get(k))
         detail = ", ".join(f"{k}: {compiled.versions.get(k, 'missing')} here, {work.versions.get(k, 'missing')} "
                            "on the CLI" for k in differ) or "the compiled plan differs (model or data files?)"
         raise RuntimeFailure(f"{where} would build something else for target {work.label!r}: {detail}",
                              hint="every node needs the same edgecraft, plugins and runtime versions as the CLI")
     return run, compiled
+
+
+#: Version keys of a compiled plan that name the code measuring and judging (with every ``plugin:*``).
+_MEASURING_CODE = frozenset({"edgecraft"})
 
 
 def _pack(folder: Path) -> bytes:
@@ -178,7 +196,7 @@ def measure_task(work: TargetWork, built: dict[str, Any], blobs: dict[str, bytes
     try:
         node = node_identity()
         held_from = time.time()
-        run, compiled = _prepare_on_node(work, node)  # the backend's runtime and device, checked before timing
+        run, compiled = _prepare_on_node(work, node, measuring=True)  # runtime and device checked before timing
         with tempfile.TemporaryDirectory(prefix="edgecraft-shipped-") as tmp:
             root = Path(work.shared_cache) if work.shared_cache else Path(tmp)
             if not work.shared_cache:
