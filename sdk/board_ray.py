@@ -31,6 +31,7 @@ on a kernel of another architecture (:func:`edgecraft.cpu.user_mode_emulation`) 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -85,7 +86,9 @@ exec {qemu} -cpu "${{EDGECRAFT_QEMU_CPU:-{cpu}}}" -L "{root}" "{root}/usr/bin/py
 '''
 _RAYLET = '''#!/bin/sh
 # Ray's aarch64 raylet under QEMU; first the dashboard agent's port file (see edgecraft.board_ray).
-for a in "$@"; do case "$a" in --node_id=*) NODE="${{a#--node_id=}}";; --session_dir=*) SESSION="${{a#--session_dir=}}";; esac; done
+for a in "$@"; do
+  case "$a" in --node_id=*) NODE="${{a#--node_id=}}";; --session_dir=*) SESSION="${{a#--session_dir=}}";; esac
+done
 printf %s {listen_port} > "$SESSION/dashboard_agent_listen_port_$NODE"
 exec {qemu} -cpu "${{EDGECRAFT_QEMU_CPU:-{cpu}}}" -L "{root}" "{root}/{raylet}" "$@"
 '''
@@ -201,10 +204,8 @@ class BoardRayNode:
                     break
                 except subprocess.TimeoutExpired:
                     continue
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)  # anything of the group still alive
-        except (ProcessLookupError, PermissionError):
-            pass
         shutil.rmtree(self.work, ignore_errors=True)
 
 

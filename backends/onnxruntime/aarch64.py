@@ -209,7 +209,8 @@ class LocalBoardSession(BoardSession):
         emulation = user_mode_emulation()  # a Ray node inside the emulated board: QEMU's timings, not a core's
         if emulation:
             return {"device": platform.node(), "emulated": True, "machine": platform.machine(),
-                    "emulator": emulation, "note": "latency measured under emulation says nothing about a real ARM core"}
+                    "emulator": emulation,
+                    "note": "latency measured under emulation says nothing about a real ARM core"}
         return {"device": platform.node(), "emulated": False, "machine": platform.machine(),
                 "note": "measured on the board's own CPU"}
 

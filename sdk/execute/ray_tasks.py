@@ -139,7 +139,17 @@ def _pack(folder: Path) -> bytes:
 
 def _unpack(blob: bytes, out: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(blob), mode="r") as tar:
-        tar.extractall(out, filter="data")  # "data": no absolute paths, links out of the folder, devices
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(out, filter="data")  # "data": no absolute paths, links out of the folder, devices
+            return
+        # Python < 3.11.4 (Debian 12's 3.11.2 on ARM boards) has no extraction filters: the same rules by hand
+        # (artifacts are plain files and folders).
+        for member in tar.getmembers():
+            parts = Path(member.name).parts
+            if not (member.isfile() or member.isdir()) or Path(member.name).is_absolute() or ".." in parts:
+                raise RuntimeFailure(f"refusing to unpack {member.name!r} from a shipped artifact (only plain files "
+                                     "and folders inside it are accepted)")
+        tar.extractall(out)  # every member checked above
 
 
 class ShippedCache(ArtifactCache):

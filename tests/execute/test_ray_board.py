@@ -6,8 +6,8 @@ The node's packages are installed first, here (the namespace has no network; lat
 ``ray_board_driver.py`` runs the cluster in a loopback-only network namespace and writes what it saw; every Ray
 process of the namespace is ended when it returns (the driver stops the node and the head; the namespace's
 clean-up kills whatever is left). These tests check the report: measured on the board's node (aarch64), by ONNX
-Runtime's ARM integer kernels, with latency labelled emulated, and a latency contract that does not accept
-emulated timings refused on that node.
+Runtime's ARM integer kernels, with latency labelled emulated (that node refuses a latency contract without
+``allow_emulated``: tests/execute/test_measuring_node.py), and that stopping the node leaves nothing running.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import netns
 import pytest
-from edgecraft.errors import EXIT_OK, EXIT_PLUGIN_FAILURE
+from edgecraft.errors import EXIT_OK
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.aarch64]
 DRIVER = Path(__file__).with_name("ray_board_driver.py")
@@ -41,7 +41,7 @@ def board_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     result["install_seconds"] = round(installed, 1)
     result["total_seconds"] = round(time.monotonic() - started, 1)
     print(f"\nray board: install {result['install_seconds']} s, node start {result.get('node_start_seconds')} s, "
-          f"run {result['run']['seconds']} s, strict {result['strict']['seconds']} s, "
+          f"run {result['run']['seconds']} s, node stop {result.get('node_stop_seconds')} s, "
           f"total {result['total_seconds']} s")
     return result
 
@@ -64,7 +64,7 @@ def test_the_board_node_joins_over_loopback(board_run: dict[str, Any]) -> None:
     node = _board_node(board_run)
     assert node["alive"] and node["resources"]["edgecraft_timing_slot"] == 1
     assert ipaddress.ip_address(node["address"]).is_loopback
-    assert board_run["host_machine"] == "x86_64" or board_run["host_machine"] != "aarch64"
+    assert board_run["host_machine"] not in ("aarch64", "arm64")  # the head (and the CLI) on this x86 host
 
 
 def test_measured_on_the_board_node_by_arm_kernels(board_run: dict[str, Any]) -> None:
@@ -87,13 +87,13 @@ def test_latency_is_labelled_emulated_not_a_board(board_run: dict[str, Any]) -> 
     runtime = target["compressed"]["runtime"]
     assert target["emulated"] is True
     assert runtime["emulated"] is True and "x86_64 kernel" in runtime["emulator"]
-    latency = [v for v in target["verdicts"] if v["kind"] == "latency"]
-    assert latency and all(v["emulated"] for v in latency)
-    accuracy = [v for v in target["verdicts"] if v["kind"] == "accuracy"]
-    assert accuracy and all(v["status"] == "pass" for v in accuracy), accuracy
+    latency = [v for v in target["contracts"] if v["kind"] == "latency"]
+    assert latency and all(v["emulated"] and "emulated device" in v["detail"] for v in latency)
+    accuracy = [v for v in target["contracts"] if v["kind"] == "accuracy"]
+    assert accuracy and all(v["status"] == "pass" for v in accuracy), accuracy  # int8 on ARM kernels, judged
 
 
-def test_a_strict_latency_contract_is_refused_on_the_emulated_node(board_run: dict[str, Any]) -> None:
-    strict = board_run["strict"]
-    assert strict["code"] == EXIT_PLUGIN_FAILURE, strict["stderr"]
-    assert "emulated" in strict["stderr"] and "allow_emulated" in strict["stderr"]
+def test_stopping_the_node_leaves_no_emulated_process(board_run: dict[str, Any]) -> None:
+    """The node's stop (SIGTERM to ``ray start --block``'s group, then SIGKILL) ends its raylet, agents and
+    workers by itself; the namespace's clean-up is only the second line."""
+    assert board_run["board_processes_after_stop"] == [], board_run["board_processes_after_stop"]
