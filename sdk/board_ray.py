@@ -122,6 +122,18 @@ def _source_files(root: Path) -> list[Path]:
     return files
 
 
+def _isolation() -> list[str]:
+    """Build with this environment's setuptools when it can make wheels (70.1+ has bdist_wheel; older ones need
+    the ``wheel`` package), offline; otherwise let pip fetch the build requirements (pyproject.toml's)."""
+    import importlib.util
+
+    try:
+        major, minor = (int(x) for x in metadata.version("setuptools").split(".")[:2])
+    except (metadata.PackageNotFoundError, ValueError):
+        return []
+    return ["--no-build-isolation"] if (major, minor) >= (70, 1) or importlib.util.find_spec("wheel") else []
+
+
 def edgecraft_wheel(device: EmulatedDevice) -> Path:
     """This checkout as a wheel, kept in the device's folder by a hash of its sources (built in a copy of the
     tree, so the checkout gets no build folder)."""
@@ -139,14 +151,14 @@ def edgecraft_wheel(device: EmulatedDevice) -> Path:
             (copy / path.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, copy / path.relative_to(root))
         staging = Path(tmp) / "wheel"
-        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *_isolation(),
                                "-w", str(staging), str(copy)], capture_output=True, text=True, check=False,
                               stdin=subprocess.DEVNULL)
         wheels = sorted(staging.glob("edgecraft-*.whl"))
         if done.returncode != 0 or not wheels:
             raise RuntimeFailure(f"building edgecraft's wheel for the board failed (exit {done.returncode})\n"
                                  + "\n".join(done.stderr.strip().splitlines()[-10:]),
-                                 hint="pip install setuptools wheel (the build needs them without isolation)")
+                                 hint="pip install 'setuptools>=69' wheel (building edgecraft's wheel needs them)")
         out.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(wheels[0], out / f".{wheels[0].name}.{os.getpid()}")
         (out / f".{wheels[0].name}.{os.getpid()}").replace(out / wheels[0].name)
