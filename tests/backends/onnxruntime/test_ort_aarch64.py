@@ -286,12 +286,14 @@ def test_local_device_runs_the_board_server_in_process(tmp_path: Path, monkeypat
     """On a board the server's code runs in-process: same results as ORT here, facts reported, not emulated."""
     import platform
 
+    import edgecraft.cpu
     import onnxruntime as ort
     from edgecraft.backends.onnxruntime.aarch64 import OrtAarch64Options
     from edgecraft.backends.onnxruntime.backend import OnnxRuntimeBackend
 
     folder = _tiny_onnx(tmp_path / "a")
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")  # stand in for the board's node
+    monkeypatch.setattr(edgecraft.cpu, "user_mode_emulation", lambda: None)  # ... a real one (x86 kernel here)
     session = OnnxRuntimeBackend().load(folder, "ort-aarch64", OrtAarch64Options(device="local"), 1)
     try:
         x = np.random.default_rng(0).standard_normal((3, 1, 8, 8)).astype(np.float32)
