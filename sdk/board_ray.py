@@ -9,8 +9,9 @@ and why each piece (measured with Ray 2.60 and Debian's qemu-user 7.2):
 * **Wheels** (:func:`install_ray_node`): the host's Ray version (Ray refuses a node of another version), the
   aarch64 wheels of edgecraft's dependencies a measuring node imports (pydantic, pluggy, PyYAML, ONNX, numpy,
   protobuf; the host's versions), and this edgecraft as a wheel built from its source checkout (the node must
-  run the CLI's code: the measure task checks the version and the plugins' source hashes). Each is a package
-  group of the board (:func:`edgecraft.boards.install_board_packages`), offline after the first download.
+  run the CLI's code: the measure task checks the version and the plugins' source hashes; one group per source
+  hash, so two checkouts' nodes never swap each other's code). Each is a package group of the board
+  (:func:`edgecraft.boards.install_board_packages`), offline after the first download.
 * **Python patch versions**: the board's Debian Python is 3.11.2, the host's may be 3.11.7. Ray compares the
   full version unless ``RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL=minor`` (Ray's own setting), which the node sets.
   A real board whose Python differs from the head's in the patch number needs the same variable.
@@ -169,7 +170,9 @@ def install_ray_node(device: EmulatedDevice, progress: Progress | None = None) -
     """Install what the node runs (Ray, edgecraft's dependencies, this edgecraft) into the board; return the
     board's import path for the node: those groups and the backends' runtime groups that are installed."""
     deps = [f"{name}=={host_version(name)}" for name in NODE_DISTRIBUTIONS]
-    path = [install_board_packages(device, EDGECRAFT_GROUP, [str(edgecraft_wheel(device))], progress=progress),
+    wheel = edgecraft_wheel(device)
+    # A group per source hash: a node of another checkout (another worktree's test) keeps its own code.
+    path = [install_board_packages(device, f"{EDGECRAFT_GROUP}-{wheel.parent.name}", [str(wheel)], progress=progress),
             install_board_packages(device, DEPS_GROUP, deps, deps=True, progress=progress)]
     path += [p for p in (board_packages(device, group) for group in RUNTIME_GROUPS) if p]
     path.append(install_board_packages(device, RAY_GROUP, [f"ray=={host_version('ray')}"], deps=True,
