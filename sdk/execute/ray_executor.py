@@ -36,7 +36,14 @@ from typing import TYPE_CHECKING, Any
 from edgecraft import __version__
 from edgecraft.errors import EXIT_PLUGIN_FAILURE, EdgecraftError, RuntimeFailure
 from edgecraft.execute.base import OnTarget
-from edgecraft.execute.ray_tasks import TargetWork, build_task, describe_node, measure_task, ray_module
+from edgecraft.execute.ray_tasks import (
+    TargetWork,
+    build_task,
+    describe_node,
+    measure_task,
+    plan_for_nodes,
+    ray_module,
+)
 from edgecraft.plan.spec import TIMING_SLOT, Placement
 from edgecraft.settings import DISABLE_ENV, PLUGINS_ENV
 from edgecraft.verify.report import TargetReport
@@ -163,7 +170,7 @@ class RayExecutor:
                     on_target: OnTarget) -> list[TargetReport]:
         ray = ray_module()
         self._connect()
-        plan_json = run.plan.model_dump(mode="json", by_alias=True)
+        plan_json = plan_for_nodes(run.plan)
         selection = run.registry.settings.child_environ()  # the nodes load the plugins this registry loaded
         works = {label: TargetWork(
             plan=plan_json, plan_source=f"plan (target {label})", base_dir=str(run.base_dir.resolve()), label=label,

@@ -76,6 +76,13 @@ class TargetWork:
     reference: Any = None
 
 
+def plan_for_nodes(plan: Any) -> dict[str, Any]:
+    """The plan as the nodes re-validate it: only what the plan set, so every default is applied again there
+    rather than written out. Written out, a default can mean something else: an npz dataset's default labels
+    key ``y``, absent from an unlabeled file, became an explicit ``labels: y`` and the node refused the file."""
+    return dict(plan.model_dump(mode="json", by_alias=True, exclude_unset=True))
+
+
 def node_identity() -> dict[str, Any]:
     """The node this code runs on, as the report names it."""
     ray = ray_module()

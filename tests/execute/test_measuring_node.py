@@ -159,3 +159,24 @@ def test_device_local_under_emulation_is_emulated_and_refuses_a_strict_latency_c
     monkeypatch.setattr(edgecraft.cpu, "user_mode_emulation", lambda: "this aarch64 process runs on a x86_64 kernel")
     with pytest.raises(InputError, match="cannot be judged on an emulated device"):
         compile_all(prepare(plan, registry, tmp_path), ["ort-aarch64"])
+
+
+def test_the_plan_sent_to_nodes_keeps_defaults_as_defaults(tmp_path: Path) -> None:
+    """An unlabeled .npz (no 'y' key) is fine in a plan; written out with its defaults, its labels key became
+    explicit and a node re-validating it refused the file. Sent with only what the plan set, it compiles the same."""
+    from edgecraft.compile.checks import compile_all, prepare
+    from edgecraft.execute.ray_tasks import plan_for_nodes
+    from edgecraft.plan.loading import validate_plan
+    from edgecraft.registry import build_registry
+
+    _work(tmp_path)
+    np.savez(tmp_path / "unlabeled.npz", x=np.ones((4, 4), np.float32))
+    raw = {"schema": "edgecraft.plan/v1", "name": "unlabeled", "model": {"kind": "onnx", "path": "m.onnx"},
+           "data": {"u": {"kind": "npz", "path": "unlabeled.npz"}},
+           "evaluation": {"dataset": "u", "metrics": ["agreement"]}, "targets": ["ort-cpu"]}
+    registry = build_registry()
+    plan = validate_plan(raw, registry, source="plan.yaml")
+    here = compile_all(prepare(plan, registry, tmp_path), ["ort-cpu"])["ort-cpu"]
+    on_node = validate_plan(plan_for_nodes(plan), registry, source="plan (node)")
+    assert on_node == plan
+    assert compile_all(prepare(on_node, registry, tmp_path), ["ort-cpu"])["ort-cpu"].key() == here.key()
