@@ -29,13 +29,13 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgecraft import __version__
 from edgecraft.errors import EXIT_PLUGIN_FAILURE, EdgecraftError, RuntimeFailure
-from edgecraft.execute.base import OnTarget
+from edgecraft.execute.base import OnTarget, TargetsFailed, target_error
 from edgecraft.execute.ray_tasks import (
     TargetWork,
     build_task,
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from edgecraft.compile.compiler import CompiledPlan
     from edgecraft.progress import Progress
     from edgecraft.verify.gate import ReferenceReport
+    from edgecraft.verify.report import TargetError
 
 #: ``--ray local``: start a one-node cluster inside the CLI's process (for trying the executor).
 LOCAL = "local"
@@ -187,6 +188,7 @@ class RayExecutor:
                 progress.status(message)
 
         reports: dict[str, TargetReport] = {}
+        failed: dict[str, tuple[TargetError, EdgecraftError]] = {}
         try:
             with ThreadPoolExecutor(max_workers=max(1, len(labels)), thread_name_prefix="edgecraft-ray") as pool:
                 futures: dict[Future[TargetReport], str] = {
@@ -194,16 +196,26 @@ class RayExecutor:
                                 remote_build, remote_measure, say): label for label in labels}
                 pending = set(futures)
                 while pending:
-                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
+                        label = futures[future]
                         failure = future.exception()
+                        if isinstance(failure, EdgecraftError):
+                            # One target's error (unsatisfiable placement, a remote build that failed) is
+                            # that target's outcome: the others still finish and the report shows both, as
+                            # in-process (issue 26). Anything else is a defect or an interrupt: stop all.
+                            target = compiled[label].target
+                            backend = run.registry.target(target)[0].name
+                            failed[label] = (target_error(label, target, backend, failure), failure)
+                            say(f"{label}: error: {failure.message}")
+                            continue
                         if failure is not None:
                             self._stop.set()
                             for other in pending:
                                 other.cancel()
                             raise failure
-                        reports[futures[future]] = future.result()
-                        on_target(reports[futures[future]])
+                        reports[label] = future.result()
+                        on_target(reports[label])
         finally:
             self._stop.set()
             self._cancel_all()
@@ -211,6 +223,10 @@ class RayExecutor:
                 ray.shutdown()
                 self._started_here = False
             self._stop.clear()
+        if failed:
+            order = [label for label in labels if label in failed]
+            raise TargetsFailed([reports[label] for label in labels if label in reports],
+                                [failed[label][0] for label in order], [failed[label][1] for label in order])
         return [reports[label] for label in labels]
 
     def _cancel_all(self) -> None:

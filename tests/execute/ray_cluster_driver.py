@@ -105,10 +105,15 @@ def main() -> int:
         result["placed"]["report"] = json.loads(report.read_text()) if report.is_file() else None
         result["node_ids"] = ids
 
-        # 2. a placement no node offers: exit 3 after the plan's timeout, naming it
+        # 2. a placement no node offers: exit 3 after the plan's timeout, naming it; the target beside it that
+        #    a node can take still runs and the report shows both
         plan = write_plan(work / "nowhere", "nowhere", [
-            {"target": "ort-cpu", "name": "riscv", "placement": {"resources": {"arch:riscv64": 1}, "timeout_s": 3}}])
-        result["unsatisfiable"] = run_cli(["run", str(plan), "--ray", address], work / "cli-cache")
+            {"target": "ort-cpu", "name": "riscv", "placement": {"resources": {"arch:riscv64": 1}, "timeout_s": 3}},
+            {"target": "ort-cpu", "name": "on-a", "placement": {"resources": {"zone:a": 1}}}])
+        report = work / "nowhere.json"
+        result["unsatisfiable"] = run_cli(["run", str(plan), "--ray", address, "--report-json", str(report)],
+                                          work / "cli-cache")
+        result["unsatisfiable"]["report"] = json.loads(report.read_text()) if report.is_file() else None
 
         # 3. the node timing a target is killed (its raylet): the target is sent to the other eligible node
         node_c = cluster.add_node(num_cpus=1, resources={SLOT: 1, "zone:b": 1}, env_vars={"TMPDIR": str(tmp["c"])})
