@@ -23,7 +23,6 @@ from edgecraft.backends.executorch.options import (
     TARGET,
     ExecutorchAarch64Options,
     ExecutorchXnnpackOptions,
-    check_precision,
     executorch_installed,
     require_executorch,
 )
@@ -80,13 +79,9 @@ class ExecutorchBackend(Backend):
         assert isinstance(options, ExecutorchXnnpackOptions)
         if target == AARCH64:
             from edgecraft.backends.executorch.board import board
-            from edgecraft.boards import board_cpu_features
 
             assert isinstance(options, ExecutorchAarch64Options)
-            device = board(options)  # InputError naming `edgecraft device setup arm64-emulated`
-            check_precision(options, board_cpu_features(device) if options.precision == "fp16" else {})
-            return
-        check_precision(options)
+            board(options)  # InputError naming `edgecraft device setup arm64-emulated`
 
     # ------------------------------------------------------------------ build
     def import_onnx(self, onnx_path: Path, target: str, options: TargetOptions, work_dir: Path) -> Any:

@@ -36,7 +36,8 @@ class QuantizationStrategy(Strategy):
     params_model: ClassVar[type[StrategyParams]] = QuantizationParams
     summary: ClassVar[str] = ("INT8 post-training quantization, made by each target's backend (its int8 "
                               "implementation); a recipe per model family; accuracy-aware; or quantization-aware "
-                              "training (mode 'qat')")
+                              "training (mode 'qat'); or half precision where the runtime computes in it (mode "
+                              "'fp16')")
 
     # ------------------------------------------------------------------ compile time
     @classmethod
@@ -52,6 +53,10 @@ class QuantizationStrategy(Strategy):
             from edgecraft.plugins.quantization.qat.step import resolve_qat
 
             return resolve_qat(params, ctx)
+        if params.mode == "fp16":
+            from edgecraft.plugins.quantization.half import resolve_fp16
+
+            return resolve_fp16(params, ctx)
         impl = ctx.implementation(Int8Implementation)
         recipe, recipe_note = self._resolve_recipe(params, ctx)
         p = params.model_copy(update={"recipe": recipe})  # the plan's params stay as written
@@ -138,6 +143,10 @@ class QuantizationStrategy(Strategy):
             from edgecraft.plugins.quantization.qat.step import apply_qat
 
             return apply_qat(step, model, ctx)
+        if params.mode == "fp16":
+            from edgecraft.plugins.quantization.half import apply_fp16
+
+            return apply_fp16(step, model, ctx)
         impl = ctx.implementation(Int8Implementation)
         request, recipe_details = self._recipe_at_apply(to_request(params), model, impl, ctx)
         calibration = CalibrationSource(ctx, request.calibration_dataset, request.calibration_samples)
