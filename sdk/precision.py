@@ -38,6 +38,9 @@ class Fp16Request:
     keep_float_layers: tuple[str, ...] = ()
     #: Operator types kept in float32 (ONNX names).
     keep_float_ops: tuple[str, ...] = ()
+    #: The model is int8 (the quantization step's ``float_precision: fp16``): convert only the layers it left in
+    #: float, so they compute in fp16 instead of fp32 (int8 with fp16 fallback layers).
+    int8_fallback: bool = False
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,11 @@ class EtFp16(Fp16Implementation):
     def resolve(self, request: Fp16Request, ctx: CompileContext) -> Fp16Resolution:
         if not executorch_installed():
             raise ctx.error("fp16 on ExecuTorch lowers to XNNPACK, which is not installed", hint=INSTALL_HINT)
+        if request.int8_fallback:
+            raise ctx.error("params.float_precision 'fp16' (int8 with fp16 fallback layers) is not built on "
+                            "ExecuTorch: PT2E leaves the layers it does not quantize in float32, and edgecraft does "
+                            "not convert them to half inside a quantized program",
+                            hint="remove params.float_precision, or use ort-aarch64 for int8 with fp16 fallback layers")
         if request.keep_float_ops or request.keep_float_layers:
             raise ctx.error("params.keep_float_layers/keep_float_ops: on ExecuTorch mode 'fp16' converts the whole "
                             "module to half precision (a float32 island would need casts the export does not add)",

@@ -88,25 +88,42 @@ def _matched(names: list[str], patterns: tuple[str, ...], where: str) -> list[st
 
 
 def to_fp16(src: Path, dst: Path, *, keep_layers: tuple[str, ...] = (), keep_ops: tuple[str, ...] = (),
-            where: str = "ort-aarch64 fp16") -> dict[str, Any]:
-    """Write ``src`` converted to float16 (I/O kept float32; ``keep_*`` in float32) to ``dst``; what was kept."""
+            int8_fallback: bool = False, where: str = "ort-aarch64 fp16") -> dict[str, Any]:
+    """Write ``src`` converted to float16 (I/O kept float32; ``keep_*`` in float32) to ``dst``; what was kept.
+
+    ``int8_fallback``: ``src`` is an int8 QDQ graph; only the layers it left in float become float16 (the int8 groups,
+    see :mod:`.fp16_islands`, stay as they are). Otherwise a quantized graph is refused."""
     import onnx
+    from edgecraft.backends.onnxruntime.fp16_islands import DYNAMIC_INT8, drop_cast_pairs, int8_group_nodes, name_nodes
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
     model = onnx.load(str(src))
-    integer = sorted({n.op_type for n in model.graph.node} & INT8_OPS)
-    if integer:
+    name_nodes(model.graph)
+    ops = {n.op_type for n in model.graph.node}
+    integer = sorted(ops & INT8_OPS)
+    if integer and not int8_fallback:
         raise InputError(f"{where}: mode 'fp16' converts a float graph, but this one is quantized "
                          f"({', '.join(integer)}): an earlier step made it int8",
-                         hint="keep one quantization step: mode 'fp16', or an int8 mode")
+                         hint="keep one quantization step: mode 'fp16', or an int8 mode with float_precision 'fp16'")
+    if int8_fallback and (not integer or ops & DYNAMIC_INT8):
+        what = "has no int8 op" if not integer else f"is dynamic int8 ({', '.join(sorted(ops & DYNAMIC_INT8))})"
+        raise InputError(f"{where}: float_precision 'fp16' converts the float layers of a static int8 QDQ graph, but "
+                         f"this graph {what}", hint="use mode 'static' with float_precision 'fp16'")
     nodes = _matched([n.name for n in model.graph.node], keep_layers, where)
+    group = int8_group_nodes(model.graph) if int8_fallback else []
     half = convert_float_to_float16(model, keep_io_types=True, op_block_list=[*DEFAULT_OP_BLOCK_LIST, *keep_ops],
-                                    node_block_list=nodes)
+                                    node_block_list=[*nodes, *group])
+    pairs = drop_cast_pairs(half.graph)
     onnx.save(half, str(dst))
     kept_ops = [n.name for n in model.graph.node if n.op_type in keep_ops]
-    return {"kept_float32": sorted({*nodes, *kept_ops}),
-            "compute_ops_converted": sum(1 for n in model.graph.node if n.op_type in COMPUTE_OPS
-                                         and n.name not in nodes and n.op_type not in keep_ops)}
+    float_compute = [n for n in model.graph.node if n.op_type in COMPUTE_OPS and n.name not in group]
+    out = {"kept_float32": sorted({*nodes, *kept_ops}),
+           "compute_ops_converted": sum(1 for n in float_compute if n.name not in nodes and n.op_type not in keep_ops),
+           "cast_pairs_removed": pairs}
+    if int8_fallback:
+        out["int8_groups_kept"] = sum(1 for n in model.graph.node if n.name in group and n.op_type not in
+                                      ("QuantizeLinear", "DequantizeLinear"))
+    return out
 
 
 def _elem_types(graph: Any) -> dict[str, int]:

@@ -66,6 +66,6 @@ class OrtFp16(Fp16Implementation):
             ort.InferenceSession(str(model.path), so, providers=["CPUExecutionProvider"])
         out = run.work_dir / "model.fp16.onnx"
         details = to_fp16(optimized, out, keep_layers=request.keep_float_layers, keep_ops=request.keep_float_ops,
-                          where=run.where)
+                          int8_fallback=request.int8_fallback, where=run.where)
         details["optimized_before_conversion"] = level
         return OnnxModel(out, model.io, list(model.lineage)), details

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgecraft.context import CompileContext, RunContext
-from edgecraft.models import ModelHandle
+from edgecraft.models import ModelHandle, Stage
 from edgecraft.plugins.quantization.params import QuantizationParams
 from edgecraft.precision import Fp16Implementation, Fp16Request, Fp16Run
 from edgecraft.strategy import Resolution, ResolvedStep, StepResult
@@ -62,3 +62,38 @@ def apply_fp16(step: ResolvedStep, model: ModelHandle, ctx: RunContext) -> StepR
     out, details = impl.convert(model, _request(params), run)
     out.lineage = [*model.lineage, {"step": ctx.step.label, "quantization": "fp16"}]
     return StepResult(out, {"mode": "fp16", "implementation": step.implementation, **details})
+
+
+# ---------------------------------------------------------------- int8 with fp16 fallback layers
+def check_fallback_mode(p: QuantizationParams, ctx: CompileContext) -> None:
+    """``float_precision: fp16`` is about the float layers of an int8 graph: static int8 only."""
+    if p.mode != "static":
+        raise ctx.error(f"params.float_precision 'fp16' makes the layers a static int8 graph leaves in float compute "
+                        f"in fp16; params.mode is {p.mode!r}", hint="set params.mode to 'static' (or use mode 'fp16' "
+                        "for a whole model in half precision, and drop float_precision)")
+
+
+def resolve_fallback(implementation: str, mode: str, stage: Stage, ctx: CompileContext, notes: list[str]) -> str:
+    """Compile the fp16 fallback of an int8 step for this target: the backend's fp16 implementation must accept it
+    (it refuses where the runtime would not compute in fp16) and work at the int8 step's stage."""
+    impl = ctx.implementation(Fp16Implementation)
+    resolution = impl.resolve(Fp16Request(int8_fallback=True), ctx)
+    if impl.stage != stage:
+        raise ctx.error(f"params.float_precision 'fp16': the {ctx.target.backend_name} backend quantizes at the "
+                        f"{stage} stage but converts to fp16 at the {impl.stage} stage", hint="remove float_precision")
+    notes.extend(resolution.notes)
+    notes.append("float layers in fp16: the accuracy-aware search (if any) picks them in fp32, then they are "
+                 "converted; the contract judges the int8+fp16 model")
+    return f"{implementation}; float layers in fp16 by {resolution.implementation}"
+
+
+def fallback_to_fp16(model: ModelHandle, ctx: RunContext, details: dict[str, Any]) -> ModelHandle:
+    """The int8 ``model`` with the layers it left in float converted to fp16 (``details['float_fallback']``: what)."""
+    impl = ctx.implementation(Fp16Implementation)
+    run = Fp16Run(where=f"{ctx.step.where} on target {ctx.target.label!r}", step_label=ctx.step.label,
+                  target=ctx.target.target, options=ctx.target.options, work_dir=ctx.step_dir())
+    ctx.progress.status(f"{ctx.step.where}: float layers to fp16")
+    out, converted = impl.convert(model, Fp16Request(int8_fallback=True), run)
+    out.lineage = [*model.lineage, {"step": ctx.step.label, "float_precision": "fp16"}]
+    details["float_fallback"] = {"precision": "fp16", **converted}
+    return out

@@ -97,6 +97,12 @@ class QuantizationParams(StrategyParams):
         "(e.g. '/head/*'). A pattern matching nothing is an error.")
     keep_float_ops: list[str] = Field(
         default_factory=list, description="Operator types kept in float (e.g. ['Softmax', 'Add']).")
+    float_precision: Literal["fp32", "fp16"] = Field(
+        "fp32", description="What the layers an int8 step leaves in float compute in: the keep_float_* layers, the "
+        "recipe's float ops and the layers the accuracy-aware search returns to float. 'fp16': int8 with fp16 "
+        "fallback layers, on targets whose runtime computes in fp16 (ort-aarch64, static int8), refused at compile "
+        "time elsewhere. The accuracy-aware search chooses the float layers in fp32; the contract judges the final "
+        "int8+fp16 model.")
     accuracy_aware: AccuracyAwareParams = Field(default_factory=AccuracyAwareParams)
     qat: QatParams = Field(default_factory=QatParams, description="Settings of mode 'qat' (ignored otherwise).")
 

@@ -49,6 +49,10 @@ class QuantizationStrategy(Strategy):
 
     def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
         assert isinstance(params, QuantizationParams)
+        if params.float_precision != "fp32":
+            from edgecraft.plugins.quantization.half import check_fallback_mode
+
+            check_fallback_mode(params, ctx)
         if params.mode == "qat":
             from edgecraft.plugins.quantization.qat.step import resolve_qat
 
@@ -78,7 +82,12 @@ class QuantizationStrategy(Strategy):
         else:
             request = dataclasses.replace(request, accuracy_aware=False, accuracy_contracts=0)
         described = impl.describe(request, ctx)
-        return Resolution(stage=impl.stage, implementation=described.implementation, params=with_request(p, request),
+        implementation = described.implementation
+        if p.float_precision == "fp16":
+            from edgecraft.plugins.quantization.half import resolve_fallback
+
+            implementation = resolve_fallback(implementation, request.mode, impl.stage, ctx, notes)
+        return Resolution(stage=impl.stage, implementation=implementation, params=with_request(p, request),
                           needs_data=list(settled.needs_data), notes=[*notes, *described.notes])
 
     def _resolve_recipe(self, p: QuantizationParams, ctx: CompileContext) -> tuple[str, str]:
@@ -168,6 +177,10 @@ class QuantizationStrategy(Strategy):
             result = restore_by_loop(job, ctx, job.build(), samples, settings, details)
         details.update(job.facts(result))
         check_changed(job.evidence(result), details, run.where)
+        if params.float_precision == "fp16":
+            from edgecraft.plugins.quantization.half import fallback_to_fp16
+
+            result = fallback_to_fp16(result, ctx, details)
         return StepResult(result, details)
 
     @staticmethod

@@ -83,13 +83,19 @@ def test_board_without_the_executorch_wheel_names_the_setup_command(tmp_path: Pa
 
 
 def test_fp16_refused_on_a_board_without_fp16_arithmetic() -> None:
-    from edgecraft.backends.executorch.options import ExecutorchAarch64Options, check_precision
+    from edgecraft.backends.executorch.options import missing_fp16
 
-    fp16 = ExecutorchAarch64Options(precision="fp16")
-    with pytest.raises(InputError, match="no fp16 arithmetic"):
-        check_precision(fp16, {"asimdhp": False, "fphp": False, "asimddp": True})
-    check_precision(fp16, {"asimdhp": True, "fphp": True})  # a Cortex-A76 computes in fp16
-    check_precision(ExecutorchAarch64Options(), {})  # fp32 needs nothing
+    assert "no fp16 arithmetic" in str(missing_fp16({"asimdhp": False, "fphp": False, "asimddp": True}))
+    assert missing_fp16({"asimdhp": True, "fphp": True}) is None  # a Cortex-A76 computes in fp16
+
+
+def test_precision_option_is_refused_saying_what_to_write() -> None:
+    from edgecraft.backends.executorch.options import ExecutorchAarch64Options, ExecutorchXnnpackOptions
+    from pydantic import ValidationError
+
+    for model in (ExecutorchXnnpackOptions, ExecutorchAarch64Options):
+        with pytest.raises(ValidationError, match=r"'precision' was removed.*params: \{mode: fp16\}"):
+            model.model_validate({"precision": "fp16"})
 
 
 # ---------------------------------------------------------------- the board
@@ -108,12 +114,13 @@ def _torch_model(module: Any) -> Any:
     return TorchModel(module, ModelIO.single("input", (1, 1, 8, 8)))
 
 
-def _lowered(tmp_path: Path, name: str, module: Any, precision: str = "fp32") -> Path:
+def _lowered(tmp_path: Path, name: str, module: Any) -> Path:
+    """``module`` lowered as it is (a half module, as the fp16 step makes it, lowers to XNNPACK's fp16 kernels)."""
     from edgecraft.backends.executorch.lower import lower
     from edgecraft.backends.executorch.options import ExecutorchXnnpackOptions
 
     path = tmp_path / f"{name}.pte"
-    path.write_bytes(lower(_torch_model(module), ExecutorchXnnpackOptions(precision=precision)).buffer)
+    path.write_bytes(lower(_torch_model(module), ExecutorchXnnpackOptions()).buffer)
     return path
 
 
@@ -161,7 +168,7 @@ def test_board_runner_matches_the_host_runtime(tmp_path: Path, device: Any) -> N
     calib = [{"input": np.random.default_rng(i).standard_normal((1, 1, 8, 8)).astype(np.float32)} for i in range(8)]
     int8 = _lowered(tmp_path, "int8", quantize(model, per_channel=True, dynamic=False, keep_float=[],
                                                calibration=calib))
-    fp16 = _lowered(tmp_path, "fp16", etmodels.trained(), precision="fp16")
+    fp16 = _lowered(tmp_path, "fp16", etmodels.trained().half())
     for pte, tol in ((fp32, 1e-5), (int8, None)):
         expected = _host(pte, x)
         runner = BoardRunner(device, pte, 1, 300)

@@ -27,9 +27,11 @@ def _cnn_onnx(path: Path) -> Path:
     return path
 
 
-#: A small CNN trained in a second on sklearn's 8x8 digits, and the same net made fragile in fp16: every logit
-#: shifted by 30000 (softmax and argmax do not change in fp32; fp16's spacing there is 16, far above the margins
-#: between classes, so half precision ties the logits and the top-1 collapses).
+#: A small CNN trained in a second on sklearn's 8x8 digits, and the same net made fragile in fp16: its Linear head
+#: as a 1x1 convolution (the board computes Convs in fp16; its Gemm runs in fp32 behind Casts, and the board's
+#: optimizer drops the fp32->fp16->fp32 Cast pair after it) with every logit shifted by 30000. Softmax and argmax
+#: do not change in fp32; fp16's spacing at 30000 is 16, far above the margins between classes, so half precision
+#: ties the logits and the top-1 collapses.
 NET = '''
 import numpy as np
 import torch
@@ -57,9 +59,11 @@ def build():
 
 def fragile():
     model = build()
+    head = nn.Conv2d(32, 10, 1)
     with torch.no_grad():
-        model[-1].bias += 30000.0
-    return model
+        head.weight.copy_(model[-1].weight[:, :, None, None])
+        head.bias.copy_(model[-1].bias + 30000.0)
+    return nn.Sequential(*model[:-2], head, nn.Flatten()).eval()
 '''
 
 FP16 = [{"strategy": "quantization", "name": "half", "params": {"mode": "fp16"}}]
@@ -99,7 +103,7 @@ def test_fp16_graph_keeps_float32_io_and_counts_fp16_compute(tmp_path: Path) -> 
 
     src = _cnn_onnx(tmp_path / "fp32.onnx")
     details = to_fp16(src, tmp_path / "fp16.onnx")
-    assert details == {"kept_float32": [], "compute_ops_converted": 3}
+    assert details == {"kept_float32": [], "compute_ops_converted": 3, "cast_pairs_removed": 0}
     graph = onnx.load(str(tmp_path / "fp16.onnx")).graph
     assert [i.type.tensor_type.elem_type for i in [*graph.input, *graph.output]] == [1, 1]  # float32 at the edges
     half = executed_precision(tmp_path / "fp16.onnx")
@@ -227,6 +231,7 @@ def test_fp16_step_is_judged_against_the_fp32_baseline(tmp_path: Path) -> None:
     assert verdict["status"] == "fail"
     assert target["baseline"]["metrics"]["top1"] > 0.85  # fp32: the shifted logits change nothing
     assert target["compressed"]["metrics"]["top1"] < target["baseline"]["metrics"]["top1"] - 0.1
+    assert target["compressed"]["runtime"]["fp16_executed"]["by_op"] == {"NhwcFusedConv": {"float16": 3}}
 
 
 @pytest.mark.slow
