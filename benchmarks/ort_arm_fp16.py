@@ -12,6 +12,10 @@ ones the plan's accuracy contract judges:
   ``ort_arm_fp16_cosine`` (logits against fp32), ``ort_arm_fp16_share`` (compute ops of the board's executed graph
   that took float16 inputs; the rest ran in float32 behind Casts), ``ort_arm_fp16_compute_ops`` and the verdict of
   a ``max_drop: 0.005`` top-1 contract;
+* int8 with fp16 fallback layers on the same digits ResNet: static int8 (QDQ S8S8 per-channel) with the stem and
+  the classifier kept out of int8 (``keep_float_layers``) and computed in fp16 (``float_precision: fp16``):
+  ``ort_arm_int8_fp16_top1_drop_pt`` and ``ort_arm_int8_fp16_shares`` (int8, fp16 and fp32 shares of the compute
+  ops of the board's executed graph; the classifier's Gemm has no fp16 kernel on ARM, so it shows as fp32);
 * all-MiniLM-L6-v2 (``examples/transformer``, sequence 64) on ``--minilm-sentences`` held-out sentences (each costs
   seconds under emulation): ``ort_arm_minilm_fp16_cos`` (sentence embeddings, cosine to the board's fp32) and
   ``ort_arm_minilm_fp16_share``.
@@ -71,20 +75,25 @@ def _executed(runtime: dict[str, Any]) -> dict[str, Any]:
                             "float32": ran.get("compute_ops_fp32")}, "by_op": ran.get("by_op")}
 
 
-def digits(n: int, cache: Path, *, smoke: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+def _digits_plan(n: int, smoke: bool, steps: list[dict[str, Any]], name: str) -> dict[str, Any]:
     from edgecraft.backends.onnxruntime.aarch64 import TARGET
 
-    started = time.perf_counter()
     size = 8 if smoke else 32
     model = ({"kind": "torch", "factory": "ort_arm_fp16.py:tiny_cnn", "input_shape": [1, 1, 8, 8]} if smoke else
              {"kind": "torch", "factory": "model.py:build", "input_shape": [1, 1, 32, 32]})
-    target = _run({
-        "name": "ort-arm-fp16-digits", "model": model,
-        "data": {"test": {"kind": "digits", "split": "test", "image_size": size, "max_samples": n}},
+    return {
+        "name": name, "model": {**model, "exporter": "torchscript", "opset": 17},  # node names keep_float_layers reads
+        "data": {"train": {"kind": "digits", "split": "train", "image_size": size},
+                 "test": {"kind": "digits", "split": "test", "image_size": size, "max_samples": n}},
         "evaluation": {"dataset": "test", "metrics": ["top1", "agreement", "cosine"], "batch_size": 40},
-        "steps": FP16, "targets": [TARGET],
+        "steps": steps, "targets": [TARGET],
         "contracts": [{"kind": "accuracy", "metric": "top1", "max_drop": 0.005}],
-        "latency": LATENCY}, HERE if smoke else DIGITS, cache)
+        "latency": LATENCY}
+
+
+def digits(n: int, cache: Path, *, smoke: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    started = time.perf_counter()
+    target = _run(_digits_plan(n, smoke, FP16, "ort-arm-fp16-digits"), HERE if smoke else DIGITS, cache)
     base, comp = target.baseline, target.compressed
     ran = _executed(comp.runtime)
     drop = round(100 * (base.metrics["top1"] - comp.metrics["top1"]), 2)
@@ -107,6 +116,31 @@ def digits(n: int, cache: Path, *, smoke: bool) -> tuple[dict[str, Any], dict[st
         "board": {k: comp.runtime.get(k) for k in ("device", "qemu_cpu", "runtime", "cpu_features")},
     }
     return row, figures
+
+
+def digits_int8_fp16(n: int, cache: Path, *, smoke: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Static int8 with the stem and classifier kept out of int8 and computed in fp16 (int8 with fp16 fallback)."""
+    started = time.perf_counter()
+    keep = ["/2/*"] if smoke else ["/stem/*", "/fc/*"]
+    steps = [{"strategy": "quantization", "name": "int8-fp16",
+              "params": {"mode": "static", "calibration_dataset": "train", "calibration_samples": 128,
+                         "keep_float_layers": keep, "float_precision": "fp16", "accuracy_aware": {"enabled": "off"}}}]
+    target = _run(_digits_plan(n, smoke, steps, "ort-arm-int8-fp16-digits"), HERE if smoke else DIGITS, cache)
+    base, comp = target.baseline, target.compressed
+    ran = comp.runtime.get("fp16_executed") or {}
+    drop = round(100 * (base.metrics["top1"] - comp.metrics["top1"]), 2)
+    shares = {"int8": ran.get("int8_share"), "fp16": ran.get("fp16_share"), "fp32": ran.get("fp32_share")}
+    row = {"model": ("tiny-cnn (smoke, untrained)" if smoke else "digits-resnet") + " int8+fp16 fallback",
+           "samples": n, "kept_out_of_int8": keep, "top1_fp32_arm": base.metrics["top1"],
+           "top1_int8_fp16_arm": comp.metrics["top1"], "drop_pt": drop, "agreement": comp.metrics["agreement"],
+           "precision_executed": comp.runtime.get("precision"), "by_op": ran.get("by_op"),
+           "size_fp32": base.size_bytes, "size_int8_fp16": comp.size_bytes,
+           "run_s": round(time.perf_counter() - started, 1)}
+    return row, {"ort_arm_int8_fp16_top1_drop_pt": drop, "ort_arm_int8_fp16_shares": shares,
+                 "ort_arm_int8_fp16_compute_ops": {"int8": ran.get("compute_ops_int8"),
+                                                   "float16": ran.get("compute_ops_fp16"),
+                                                   "float32": ran.get("compute_ops_fp32")},
+                 "ort_arm_int8_fp16_precision": comp.runtime.get("precision")}
 
 
 def minilm(sentences: int, cache: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -146,9 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {}
     n_digits, n_sentences = (16, 0) if args.smoke else (args.digits, args.minilm_sentences)
     with tempfile.TemporaryDirectory(prefix="edgecraft-ortarm-fp16-") as tmp:
-        row, more = digits(n_digits, Path(tmp) / "cache", smoke=args.smoke)
-        rows.append(row)
-        figures.update(more)
+        for group in (digits, digits_int8_fp16):
+            row, more = group(n_digits, Path(tmp) / "cache", smoke=args.smoke)
+            rows.append(row)
+            figures.update(more)
         if n_sentences:
             row, more = minilm(n_sentences, Path(tmp) / "cache")
             rows.append(row)

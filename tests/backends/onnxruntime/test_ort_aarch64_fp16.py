@@ -246,6 +246,8 @@ def test_fp16_benchmark_smoke(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())
     assert figures["ort_arm_fp16_compute_ops"] == {"float16": 2, "float32": 1}
     assert "ort_arm_fp16_top1_drop_pt" in figures and figures["baseline_precision"] == "fp32"
+    assert figures["ort_arm_int8_fp16_compute_ops"] == {"int8": 2, "float16": 1, "float32": 0}
+    assert figures["ort_arm_int8_fp16_precision"] == "int8+fp16"
     assert figures["board"]["cpu_features"]["asimdhp"] is True
     assert "int8" in figures["host_cpu"]
     assert np.isfinite(figures["ort_arm_fp16_vs_fp32_max_abs_diff"])
