@@ -22,7 +22,7 @@ _QUANT_MARKERS = ("quantize_per_tensor", "quantize_per_channel", "dequantize_per
                   "choose_qparams")
 _PLUMBING = ("getitem", "executorch_call_delegate")
 #: Edge-dialect operators that carry the arithmetic (what the precision shares count).
-_COMPUTE = ("convolution", "linear", "addmm", "mm", "bmm")
+_COMPUTE = frozenset({"convolution", "linear", "addmm", "mm", "bmm"})
 
 
 @dataclass
@@ -53,7 +53,7 @@ def delegation_facts(edge_program: Any) -> dict[str, Any]:
             for inner in lowered.original_module.graph.nodes:
                 if inner.op == "call_function":
                     inside[_op_name(inner)] += 1
-                    if _op_name(inner).split(".")[0] in _COMPUTE:
+                    if set(_op_name(inner).split(".")) & _COMPUTE:  # e.g. aten.convolution.default
                         compute[_dtype(inner)] += 1
         elif node.op == "call_function" and not any(p in _op_name(node) for p in _PLUMBING):
             outside[_op_name(node)] += 1
@@ -69,8 +69,11 @@ def delegation_facts(edge_program: Any) -> dict[str, Any]:
 
 
 def _dtype(node: Any) -> str:
-    """The dtype a delegated compute node works in: its first input's (a quantized conv's output is float)."""
+    """The dtype a delegated compute node works in: its first input's; 'int8' when that input is dequantized int8
+    (XNNPACK fuses the quantize/dequantize pair into its int8 kernel)."""
     first = node.args[0] if node.args else None
+    if getattr(first, "op", None) == "call_function" and "dequantize" in _op_name(first):
+        return "int8"
     val = getattr(first, "meta", {}).get("val") if first is not None else None
     dtype = getattr(val, "dtype", None)
     return str(dtype).replace("torch.", "") if dtype is not None else "unknown"

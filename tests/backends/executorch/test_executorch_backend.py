@@ -165,3 +165,4 @@ def test_dynamic_int8_for_linear_layers_is_delegated() -> None:
     assert int8_facts(converted)["pt2e_qdq_nodes"].get("choose_qparams", 0) > 0  # scales computed per call
     program = lower(handle.with_module(converted), ExecutorchXnnpackOptions())
     assert program.facts["precision"] == "int8" and program.facts["int8_qdq_nodes_not_delegated"] == 0
+    assert set(program.facts["delegated_compute_by_dtype"]) == {"int8"}  # every conv/linear takes int8 inputs
