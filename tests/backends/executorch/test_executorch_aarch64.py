@@ -274,6 +274,42 @@ def test_digits_int8_plan_on_the_board(tmp_path: Path) -> None:
     assert all(v["status"] == "pass" for v in target["contracts"])
 
 
+FP16 = [{"strategy": "quantization", "name": "half", "params": {"mode": "fp16"}}]
+
+
+@pytest.mark.aarch64
+def test_fp16_step_compiles_against_the_boards_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The board's Cortex-A76 has fp16 arithmetic (read on the board): accepted; a board without it: refused."""
+    import edgecraft.boards
+    from edgecraft.cli import main
+
+    plan = _plan(tmp_path, FP16, [{"kind": "accuracy", "metric": "top1", "max_drop": 0.01}])
+    assert main(["validate", str(plan)]) == EXIT_OK
+    monkeypatch.setattr(edgecraft.boards, "board_cpu_features", lambda device: {"asimd": True, "asimdhp": False})
+    assert main(["validate", str(plan)]) == EXIT_BAD_INPUT
+    err = " ".join(capsys.readouterr().err.split())
+    assert "steps[0] (half)" in err and "board's CPU has no fp16 arithmetic" in err
+
+
+@pytest.mark.slow
+@pytest.mark.aarch64
+def test_digits_fp16_plan_on_the_board(tmp_path: Path) -> None:
+    """The fp32 baseline and the fp16 step's program, both run by ExecuTorch on the board: the contract judges fp16
+    against fp32, and the report says XNNPACK took the convolutions and linears in float16."""
+    from edgecraft.cli import main
+
+    plan = _plan(tmp_path, FP16, [{"kind": "accuracy", "metric": "top1", "max_drop": 0.01}])
+    report = tmp_path / "report.json"
+    assert main(["run", str(plan), "--cache-dir", str(tmp_path / "cache"), "--report-json", str(report)]) == EXIT_OK
+    (target,) = json.loads(report.read_text())["targets"]
+    fp32, half = target["baseline"]["runtime"], target["compressed"]["runtime"]
+    assert fp32["precision"] == "fp32" and set(fp32["delegated_compute_by_dtype"]) == {"float32"}
+    assert half["precision"] == "fp16" and set(half["delegated_compute_by_dtype"]) == {"float16"}
+    assert half["output_dtypes_on_board"] == ["float16"] and half["not_delegated_nodes"] == 0
+    assert all(v["status"] == "pass" for v in target["contracts"])
+
+
 @pytest.mark.slow
 @pytest.mark.aarch64
 def test_conformance_kit_on_the_board() -> None:
