@@ -179,15 +179,22 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     figures: dict[str, Any] = {}
     n_digits, n_sentences = (16, 0) if args.smoke else (args.digits, args.minilm_sentences)
+    def done(row: dict[str, Any], more: dict[str, Any]) -> None:
+        """Keep a group's results, and write the JSON so far (a long emulated run keeps what it measured)."""
+        rows.append(row)
+        figures.update(more)
+        print(f"[{time.time() - start:.0f} s] {row['model']}: done", file=sys.stderr, flush=True)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({**figures, "rows": rows, "smoke": args.smoke, "threads": 1,
+                                             "host_cpu": cpu_summary(), "complete": False}, indent=2,
+                                            default=str) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="edgecraft-ortarm-fp16-") as tmp:
         for group in (digits, digits_int8_fp16):
-            row, more = group(n_digits, Path(tmp) / "cache", smoke=args.smoke)
-            rows.append(row)
-            figures.update(more)
+            done(*group(n_digits, Path(tmp) / "cache", smoke=args.smoke))
         if n_sentences:
-            row, more = minilm(n_sentences, Path(tmp) / "cache")
-            rows.append(row)
-            figures.update(more)
+            done(*minilm(n_sentences, Path(tmp) / "cache"))
     for row in rows:
         for key, value in row.items():
             print(f"{key}: {value}")
@@ -200,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({**figures, "rows": rows, "smoke": args.smoke, "threads": 1,
-                                         "host_cpu": cpu_summary()}, indent=2, default=str) + "\n")
+                                         "host_cpu": cpu_summary(), "complete": True}, indent=2, default=str) + "\n")
     return 0
 
 
