@@ -24,8 +24,9 @@ class OrtFp16(Fp16Implementation):
     summary: ClassVar[str] = "ONNX Runtime float16 converter; fp16 kernels on ARM boards with FEAT_FP16"
 
     def resolve(self, request: Fp16Request, ctx: CompileContext) -> Fp16Resolution:
+        what = "float_precision 'fp16'" if request.int8_fallback else "mode 'fp16'"
         if not ctx.target.has("isa.aarch64"):
-            raise ctx.error(f"mode 'fp16' cannot run on target {ctx.target.label!r} ({ctx.target.target}): "
+            raise ctx.error(f"{what} cannot run on target {ctx.target.label!r} ({ctx.target.target}): "
                             f"{X86_REASON}; edgecraft does not report fp16 where it does not run",
                             hint="use mode 'fp16' on ort-aarch64 or executorch-aarch64, and int8 (mode 'static') "
                                  "on this target")
@@ -42,7 +43,7 @@ class OrtFp16(Fp16Implementation):
         features = board_cpu_features(board(options))
         why = missing_fp16(features)
         if why:
-            raise ctx.error(f"mode 'fp16' cannot run on target {ctx.target.label!r}: {why}; edgecraft does not "
+            raise ctx.error(f"{what} cannot run on target {ctx.target.label!r}: {why}; edgecraft does not "
                             "report fp16 where it does not run", hint="remove the fp16 step for this board, or use "
                             "int8 (mode 'static')")
         have = ", ".join(f for f in FP16_FEATURES if features.get(f))
