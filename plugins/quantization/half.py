@@ -42,6 +42,11 @@ def resolve_fp16(p: QuantizationParams, ctx: CompileContext) -> Resolution:
         raise ctx.error("params.accuracy_aware.enabled 'on' restores int8 layers to float; mode 'fp16' has no int8 "
                         "layer to restore", hint="keep layers in float32 by name with params.keep_float_layers, and "
                         "set accuracy_aware.enabled to 'auto' or 'off'")
+    later = [i for i, s in enumerate(ctx.plan.steps) if i > ctx.step_index and s.strategy == "quantization"]
+    if later:
+        raise ctx.error(f"mode 'fp16' converts the model to half precision; steps[{later[0]}] would quantize the fp16 "
+                        "model again", hint="keep one quantization step: mode 'fp16', or static int8 with "
+                        "float_precision 'fp16'")
     impl = ctx.implementation(Fp16Implementation)  # no fp16 on this target at all: the backend's own reason
     resolution = impl.resolve(_request(p), ctx)
     notes = [*resolution.notes]
@@ -73,7 +78,7 @@ def check_fallback_mode(p: QuantizationParams, ctx: CompileContext) -> None:
                         "for a whole model in half precision, and drop float_precision)")
 
 
-def resolve_fallback(implementation: str, mode: str, stage: Stage, ctx: CompileContext, notes: list[str]) -> str:
+def resolve_fallback(implementation: str, stage: Stage, ctx: CompileContext, notes: list[str]) -> str:
     """Compile the fp16 fallback of an int8 step for this target: the backend's fp16 implementation must accept it
     (it refuses where the runtime would not compute in fp16) and work at the int8 step's stage."""
     impl = ctx.implementation(Fp16Implementation)

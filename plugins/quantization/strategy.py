@@ -86,7 +86,7 @@ class QuantizationStrategy(Strategy):
         if p.float_precision == "fp16":
             from edgecraft.plugins.quantization.half import resolve_fallback
 
-            implementation = resolve_fallback(implementation, request.mode, impl.stage, ctx, notes)
+            implementation = resolve_fallback(implementation, impl.stage, ctx, notes)
         return Resolution(stage=impl.stage, implementation=implementation, params=with_request(p, request),
                           needs_data=list(settled.needs_data), notes=[*notes, *described.notes])
 

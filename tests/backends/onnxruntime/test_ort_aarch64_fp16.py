@@ -184,6 +184,9 @@ def test_int8_params_with_fp16_are_refused(tmp_path: Path, capsys: pytest.Captur
     steps = [{"strategy": "quantization", "params": {"mode": "fp16", "activation_type": "int8"}}]
     code, err = _validate(_plan(tmp_path, steps=steps, target="ort-cpu"), capsys)
     assert code == EXIT_BAD_INPUT and "params.activation_type = 'int8' applies to int8" in err
+    steps = [{"strategy": "quantization", "params": {"mode": "fp16"}}, {"strategy": "quantization"}]
+    code, err = _validate(_plan(tmp_path, steps=steps, target="ort-cpu"), capsys)
+    assert code == EXIT_BAD_INPUT and "steps[1] would quantize the fp16 model again" in err
 
 
 @pytest.mark.aarch64
