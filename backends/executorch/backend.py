@@ -23,8 +23,8 @@ from edgecraft.backends.executorch.options import (
     TARGET,
     ExecutorchAarch64Options,
     ExecutorchXnnpackOptions,
-    check_precision,
     executorch_installed,
+    missing_fp16,
     require_executorch,
 )
 from edgecraft.errors import InputError, RuntimeFailure
@@ -84,15 +84,11 @@ class ExecutorchBackend(Backend):
         assert isinstance(options, ExecutorchXnnpackOptions)
         if target == AARCH64:
             from edgecraft.backends.executorch.board import board
-            from edgecraft.boards import board_cpu_features
 
             assert isinstance(options, ExecutorchAarch64Options)
             if options.device == "local":
                 return  # checked where it runs (the board's node; this compiling host may be x86), fp16 included
-            device = board(options)  # InputError naming `edgecraft device setup arm64-emulated`
-            check_precision(options, board_cpu_features(device) if options.precision == "fp16" else {})
-            return
-        check_precision(options)
+            board(options)  # InputError naming `edgecraft device setup arm64-emulated`
 
     # ------------------------------------------------------------------ build
     def import_onnx(self, onnx_path: Path, target: str, options: TargetOptions, work_dir: Path) -> Any:
@@ -167,12 +163,13 @@ def _board_session(pte: Path, io: ModelIO, facts: dict[str, Any], options: Execu
         identity = {**device.identity(), "executorch": ET_BOARD_VERSION}
         runner = BoardRunner(device, pte, threads, options.request_timeout)
     identity["cpu_features"] = decode_hwcaps(runner.hwcap, runner.hwcap2)
-    if options.device == "local" and options.precision == "fp16":
-        try:  # the board's own features, read by the runner (compile time could not: it ran on the CLI's host)
-            check_precision(options, identity["cpu_features"])
-        except BaseException:
-            runner.close()
-            raise
+    why = missing_fp16(identity["cpu_features"]) if options.device == "local" and facts.get("half_inputs") else None
+    if why:  # the fp16 step's program on a board read only now (compile time ran on the CLI's host)
+        runner.close()
+        raise InputError(f"target {AARCH64!r}: the fp16 step's program cannot run in fp16 on this board: {why}; "
+                         "edgecraft does not report fp16 where it does not run",
+                         hint="place the target on a board whose CPU has fp16 arithmetic (asimdhp/fphp), or drop "
+                              "the fp16 step")
     return BoardExecutorchSession(runner, io, facts, identity)
 
 

@@ -8,7 +8,6 @@ are read from the lowered edge program, so the report says what the runtime exec
 
 from __future__ import annotations
 
-import copy
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,8 @@ from edgecraft.models import TorchModel
 _QUANT_MARKERS = ("quantize_per_tensor", "quantize_per_channel", "dequantize_per_tensor", "dequantize_per_channel",
                   "choose_qparams")
 _PLUMBING = ("getitem", "executorch_call_delegate")
+#: Edge-dialect operators that carry the arithmetic (what the precision shares count).
+_COMPUTE = frozenset({"convolution", "linear", "addmm", "mm", "bmm"})
 
 
 @dataclass
@@ -43,6 +44,7 @@ def delegation_facts(edge_program: Any) -> dict[str, Any]:
     gm = edge_program.graph_module
     inside: Counter[str] = Counter()
     outside: Counter[str] = Counter()
+    compute: Counter[str] = Counter()  # delegated compute ops by the dtype they compute in
     delegates = 0
     for node in gm.graph.nodes:
         if node.op == "get_attr" and hasattr(getattr(gm, str(node.target), None), "original_module"):
@@ -51,6 +53,8 @@ def delegation_facts(edge_program: Any) -> dict[str, Any]:
             for inner in lowered.original_module.graph.nodes:
                 if inner.op == "call_function":
                     inside[_op_name(inner)] += 1
+                    if set(_op_name(inner).split(".")) & _COMPUTE:  # e.g. aten.convolution.default
+                        compute[_dtype(inner)] += 1
         elif node.op == "call_function" and not any(p in _op_name(node) for p in _PLUMBING):
             outside[_op_name(node)] += 1
     int8 = sum(n for op, n in inside.items() if any(m in op for m in _QUANT_MARKERS))
@@ -59,7 +63,28 @@ def delegation_facts(edge_program: Any) -> dict[str, Any]:
             "delegated_nodes": sum(inside.values()), "not_delegated_nodes": sum(outside.values()),
             "not_delegated_ops": dict(sorted(outside.items())),
             "int8_qdq_nodes_delegated": int8, "int8_qdq_nodes_not_delegated": int8_outside,
-            "precision": "int8" if int8 else "fp32"}
+            "delegated_compute_by_dtype": dict(sorted(compute.items())),
+            "precision": "int8" if int8 else ("fp16" if compute and set(compute) == {"float16"} else
+                                              "fp16+fp32" if compute.get("float16") else "fp32")}
+
+
+def _dtype(node: Any) -> str:
+    """The dtype a delegated compute node works in: its first input's; 'int8' when that input is dequantized int8
+    (XNNPACK fuses the quantize/dequantize pair into its int8 kernel)."""
+    first = node.args[0] if node.args else None
+    if getattr(first, "op", None) == "call_function" and "dequantize" in _op_name(first):
+        return "int8"
+    val = getattr(first, "meta", {}).get("val") if first is not None else None
+    dtype = getattr(val, "dtype", None)
+    return str(dtype).replace("torch.", "") if dtype is not None else "unknown"
+
+
+def is_half(module: Any) -> bool:
+    """Whether the torch module computes in half precision (the fp16 step's output: its float weights are fp16)."""
+    import torch
+
+    floats = [t for t in [*module.parameters(), *module.buffers()] if t.is_floating_point()]
+    return bool(floats) and all(t.dtype == torch.float16 for t in floats)
 
 
 def lower(model: TorchModel, options: ExecutorchXnnpackOptions) -> LoweredProgram:
@@ -75,16 +100,15 @@ def lower(model: TorchModel, options: ExecutorchXnnpackOptions) -> LoweredProgra
     except Exception as exc:
         raise InputError(f"the model's inputs have no concrete shape to export ({exc})",
                          hint="declare every input's shape in model.inputs") from exc
-    if options.precision == "fp16":
-        # XNNPACK's fp16 path: a half-precision graph; float inputs are cast by the session.
-        module = copy.deepcopy(module).half()  # a copy: the caller's model (memoized, shared) stays fp32
+    half = is_half(module)
+    if half:
+        # The fp16 step's half module (.fp16): XNNPACK's fp16 path; float inputs are cast to half by the session.
         example = tuple(t.half() if t.is_floating_point() else t for t in example)
     with torch.no_grad():
         program = torch.export.export(module, example)
     edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
     facts = delegation_facts(edge.exported_program())
-    if options.precision == "fp16" and facts["precision"] == "fp32":
-        facts["precision"] = "fp16"
+    facts["half_inputs"] = half
     buffer = edge.to_executorch().buffer
     facts["export_batch"] = EXPORT_BATCH
     return LoweredProgram(bytes(buffer), model.io, facts)

@@ -13,7 +13,8 @@ from typing import Any, Literal
 from edgecraft.backend import TargetOptions
 from edgecraft.cpu import cpu_flags
 from edgecraft.errors import InputError
-from pydantic import Field
+from edgecraft.precision import refuse_precision_option
+from pydantic import Field, model_validator
 
 TARGET = "executorch-xnnpack"
 NATIVE_FORMAT = "executorch"
@@ -36,12 +37,14 @@ FP16_FLAGS = frozenset({"avx512_fp16", "asimdhp", "fphp"})
 class ExecutorchXnnpackOptions(TargetOptions):
     """Options of the ``executorch-xnnpack`` target."""
 
-    precision: Literal["fp32", "fp16"] = Field(
-        "fp32", description="Float compute precision of the XNNPACK-delegated graph. 'fp16' converts the model "
-        "to half precision (XNNPACK fp16 kernels) and is refused at compile time on a CPU without fp16 "
-        "arithmetic (x86 AVX512-FP16, ARM FEAT_FP16), where it would not run in fp16.")
     threads: int | None = Field(
         None, ge=1, description="XNNPACK threadpool size. Default: the plan's latency.threads, like every backend.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_precision(cls, data: Any) -> Any:
+        """fp16 is the quantization step's ``mode: fp16`` (:mod:`.fp16`); the old option is refused saying so."""
+        return refuse_precision_option(data)
 
 
 class ExecutorchAarch64Options(ExecutorchXnnpackOptions):
@@ -77,20 +80,15 @@ def fp16_arithmetic() -> list[str]:
     return sorted(cpu_flags() & FP16_FLAGS)
 
 
-def check_precision(options: ExecutorchXnnpackOptions, board_features: dict[str, bool] | None = None) -> None:
-    """Refuse fp16 where the CPU cannot compute in it (called at compile time). ``board_features``: the
-    aarch64 board's (read on the board), for ``executorch-aarch64``; else this host's CPU."""
-    if options.precision != "fp16":
-        return
+def missing_fp16(board_features: dict[str, bool] | None = None) -> str | None:
+    """Why XNNPACK would not compute in fp16 on the target's CPU (None: it would). ``board_features``: the aarch64
+    board's (read on the board), for ``executorch-aarch64``; else this host's CPU."""
     if board_features is not None:
-        if not any(board_features.get(flag) for flag in ("asimdhp", "fphp")):
-            raise InputError("target 'executorch-aarch64' option precision 'fp16': the board's CPU has no fp16 "
-                             "arithmetic (neither asimdhp nor fphp in its features), so XNNPACK would not compute "
-                             "in fp16 there; edgecraft does not report fp16 where it does not run",
-                             hint="use precision 'fp32' (or int8 through the quantization step) on this board")
-        return
-    if not fp16_arithmetic():
-        raise InputError(f"target {TARGET!r} option precision 'fp16': this CPU ({platform.machine()}) has no fp16 "
-                         "arithmetic (none of the flags " + ", ".join(sorted(FP16_FLAGS)) + "), so XNNPACK would "
-                         "not compute in fp16 here; edgecraft does not report fp16 where it does not run",
-                         hint="use precision 'fp32' (or int8 through the quantization step) on this CPU")
+        if any(board_features.get(flag) for flag in ("asimdhp", "fphp")):
+            return None
+        return ("the board's CPU has no fp16 arithmetic (neither asimdhp nor fphp in its features), so XNNPACK "
+                "would not compute in fp16 there")
+    if fp16_arithmetic():
+        return None
+    return (f"this CPU ({platform.machine()}) has no fp16 arithmetic (none of the flags "
+            + ", ".join(sorted(FP16_FLAGS)) + "), so XNNPACK would not compute in fp16 here")

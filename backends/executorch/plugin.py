@@ -16,6 +16,8 @@ def edgecraft_register_backends(register: Callable[[type], None]) -> None:
 
 @hookimpl
 def edgecraft_register_implementations(register: Callable[[type], None]) -> None:
+    from edgecraft.backends.executorch.fp16 import EtFp16
     from edgecraft.backends.executorch.quantize import EtInt8
 
     register(EtInt8)
+    register(EtFp16)

@@ -18,7 +18,7 @@ class ExecutorchSession(Session):
     def __init__(self, method: Any, io: ModelIO, facts: dict[str, Any], threads: int, version: str) -> None:
         self._method, self._io, self._facts, self._threads, self._version = method, io, facts, threads, version
         self._batch = int(facts.get("export_batch", 1))
-        self._half = facts.get("precision") == "fp16"
+        self._half = bool(facts.get("half_inputs"))  # the fp16 step's program takes half inputs
 
     @property
     def input_names(self) -> list[str]:
@@ -59,6 +59,7 @@ class ExecutorchSession(Session):
                 "delegated_nodes": f.get("delegated_nodes"), "not_delegated_nodes": f.get("not_delegated_nodes"),
                 "not_delegated_ops": f.get("not_delegated_ops"), "precision": f.get("precision"),
                 "int8_qdq_nodes_delegated": f.get("int8_qdq_nodes_delegated"),
+                "delegated_compute_by_dtype": f.get("delegated_compute_by_dtype"),
                 "export_batch": self._batch, "threads": self._threads}
 
 

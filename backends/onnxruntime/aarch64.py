@@ -29,7 +29,8 @@ import numpy as np
 from edgecraft.backend import Session, TargetOptions
 from edgecraft.backends.onnxruntime import board_server as wire
 from edgecraft.errors import InputError, RuntimeFailure
-from pydantic import Field
+from edgecraft.precision import refuse_precision_option
+from pydantic import Field, model_validator
 
 TARGET = "ort-aarch64"
 ORT_BOARD_VERSION = "1.27.0"
@@ -58,12 +59,14 @@ class OrtAarch64Options(TargetOptions):
         "emulated", description="emulated: the QEMU board this host prepared (latency labelled emulated). local: "
         "this process is on a real ARM board, i.e. the target is placed on a Ray node started on the board "
         "(docs/arm-boards.md); refused at run time on any other CPU.")
-    precision: Literal["fp32", "fp16"] = Field(
-        "fp32", description="Float precision of the artifact. 'fp16' converts the model to float16 (ONNX Runtime's "
-        "converter; inputs and outputs stay float32) and is refused at compile time when the board's CPU has no "
-        "fp16 arithmetic (asimdhp/fphp); the report counts the compute ops the board executed in fp16 (.fp16).")
     request_timeout: float = Field(600, gt=0, description="Seconds one request to the board may take before "
                                    "the board server is stopped (emulated int8 transformers are slow).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_precision(cls, data: Any) -> Any:
+        """fp16 is the quantization step's ``mode: fp16`` (:mod:`.fp16`); the old option is refused saying so."""
+        return refuse_precision_option(data)
 
 
 def board(options: OrtAarch64Options) -> Any:
@@ -97,15 +100,30 @@ class BoardSession(Session):
                 "executed_ops": ops, "integer_ops": sorted(op for op in ops if op in INTEGER_OPS),
                 "timer": "perf_counter around session.run on the board",
             }
-            if options.precision == "fp16":
-                from edgecraft.backends.onnxruntime.fp16 import check_board_fp16, executed_precision
-
-                check_board_fp16(TARGET, features)  # device: local is only checked here, on the board
-                self._facts["precision"] = "fp16"
-                self._facts["fp16_executed"] = executed_precision(executed) if executed.is_file() else {}
+            self._describe_precision(artifact, executed, features)
         except BaseException:
             self.close()
             raise
+
+    def _describe_precision(self, artifact: Path, executed: Path, features: dict[str, bool]) -> None:
+        """For an fp16 artifact (quantization ``mode: fp16``): what the board's executed graph computed in, read from
+        that graph, never assumed; refused on a CPU without fp16 arithmetic (``device: local`` is only read here)."""
+        from edgecraft.backends.onnxruntime.fp16 import (
+            check_board_fp16,
+            executed_precision,
+            holds_fp16,
+            precision_label,
+        )
+
+        if not holds_fp16(artifact):
+            return
+        check_board_fp16(TARGET, features)
+        ran = executed_precision(executed) if executed.is_file() else {}
+        self._facts["precision"] = precision_label(ran) if ran else "unknown (the board saved no executed graph)"
+        self._facts["fp16_executed"] = ran
+        if ran and not ran["compute_ops_fp16"]:
+            self._facts["precision_note"] = ("the artifact is fp16, but the board's ONNX Runtime computed every "
+                                             "compute op in float32 behind Casts (no fp16 kernel for them here)")
 
     def _open(self, options: OrtAarch64Options) -> dict[str, Any]:
         """Start the board server in the emulated board; return what the report says about the board."""

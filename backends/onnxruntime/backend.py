@@ -96,6 +96,14 @@ class OrtSession(Session):
         return facts
 
 
+def _fp16_for_the_board(path: Path, target: str) -> bool:
+    """An fp16 graph for ort-aarch64 is saved as the fp16 step left it (optimized in fp32 before its conversion):
+    this x86 ONNX Runtime would put Casts to float32 in front of every fp16 op while optimizing it."""
+    from edgecraft.backends.onnxruntime.fp16 import holds_fp16
+
+    return target == AARCH64 and holds_fp16(Path(path))
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     summary = "ONNX Runtime, CPU execution provider: this host, and aarch64 boards (the emulated one)"
@@ -148,12 +156,7 @@ class OnnxRuntimeBackend(Backend):
 
             assert isinstance(options, OrtAarch64Options)
             if options.device == "emulated":
-                device = board(options)  # InputError naming `edgecraft device setup arm64-emulated`
-                if options.precision == "fp16":
-                    from edgecraft.backends.onnxruntime.fp16 import check_board_fp16
-                    from edgecraft.boards import board_cpu_features
-
-                    check_board_fp16(AARCH64, board_cpu_features(device))
+                board(options)  # InputError naming `edgecraft device setup arm64-emulated`
             # device: local is checked where it runs (the board's node): this compiling host may be x86.
         try:
             import onnxruntime  # noqa: F401
@@ -170,21 +173,13 @@ class OnnxRuntimeBackend(Backend):
 
         assert isinstance(options, OrtCpuOptions | OrtAarch64Options)
         out = out_dir / ARTIFACT_FILE
-        fp16 = isinstance(options, OrtAarch64Options) and options.precision == "fp16"
-        # fp16: optimize the float32 graph here (portable level), then convert: this x86 ORT has no fp16 Conv.
-        saved = out_dir / "model.fp32.onnx" if fp16 else out
-        if options.saved_optimization == "disable":
-            shutil.copyfile(native, saved)
+        if options.saved_optimization == "disable" or _fp16_for_the_board(native, target):
+            shutil.copyfile(native, out)
         else:
             so = ort.SessionOptions()
             so.graph_optimization_level = _level(options.saved_optimization)
-            so.optimized_model_filepath = str(saved)
+            so.optimized_model_filepath = str(out)
             ort.InferenceSession(str(native), so, providers=["CPUExecutionProvider"])
-        if fp16:
-            from edgecraft.backends.onnxruntime.fp16 import to_fp16
-
-            to_fp16(saved, out)
-            saved.unlink()
         return [out]
 
     def load_runtime(self, target: str, options: TargetOptions) -> None:

@@ -16,6 +16,8 @@ def edgecraft_register_backends(register: Callable[[type], None]) -> None:
 
 @hookimpl
 def edgecraft_register_implementations(register: Callable[[type], None]) -> None:
+    from edgecraft.backends.onnxruntime.fp16_step import OrtFp16
     from edgecraft.backends.onnxruntime.quantize import OrtInt8
 
     register(OrtInt8)
+    register(OrtFp16)

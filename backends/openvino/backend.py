@@ -66,6 +66,11 @@ class OpenVinoBackend(Backend):
     """OpenVINO Runtime on the local CPU."""
 
     name: ClassVar[str] = "openvino"
+    refusals: ClassVar[dict[str, str]] = {"quantization.fp16": (
+        "openvino-cpu runs f32 or bf16 (options.inference_precision). OpenVINO's CPU plugin computes f16 only on "
+        "CPUs that list FP16 in OPTIMIZATION_CAPABILITIES (ARM, AVX512-FP16/AMX-FP16); on the others (this "
+        "project's x86 machines) INFERENCE_PRECISION_HINT f16 compiles the model in bf16 (its runtime model's "
+        "runtimePrecision says bf16; OpenVINO 2026.4), so edgecraft does not build or report f16 on this target")}
     summary: ClassVar[str] = "OpenVINO Runtime on the local CPU (IR artifact, NNCF int8, f32/bf16 precision)"
 
     def targets(self) -> list[TargetInfo]:

@@ -43,7 +43,11 @@ class TvmBackend(Backend):
     refusals: ClassVar[dict[str, str]] = {"quantization.int8": (
         "as of TVM 0.27 an ONNX QDQ graph imports but computes in fp32 (no int8 kernel runs, so nothing would be "
         "faster), and QOperator ops (QLinearConv, QGemm, ConvInteger) are not implemented in its ONNX frontend; "
-        "edgecraft does not report int8 where none runs")}
+        "edgecraft does not report int8 where none runs"),
+        "quantization.fp16": (
+            "edgecraft's TVM targets compile the imported Relax module as it is, in float32 (no float16 conversion "
+            "of the module and no fp16 schedules are built, whatever options.mattr says), so nothing would compute "
+            "in fp16 there; edgecraft does not report fp16 where it does not run")}
 
     def targets(self) -> list[TargetInfo]:
         return [

@@ -48,7 +48,8 @@ class QatParams(BaseModel):
 
 
 class QuantizationParams(StrategyParams):
-    """INT8 post-training quantization, compiled per target (ONNX Runtime QDQ, NNCF on OpenVINO)."""
+    """INT8 post-training quantization, compiled per target (ONNX Runtime QDQ, NNCF on OpenVINO), or half precision
+    (``mode: fp16``) where the target's runtime computes in fp16."""
 
     recipe: Literal["auto", "cnn", "transformer", "hybrid"] = Field(
         "auto", description="'auto': 'transformer' when the model has attention blocks (a Softmax fed by a MatMul "
@@ -63,12 +64,15 @@ class QuantizationParams(StrategyParams):
         "folds of constant affines and hard-swish) and dynamic per-channel int8 on the weight MatMuls, with "
         "Softmax, LayerNorm and residual Adds in float; on OpenVINO NNCF's TRANSFORMER model type (which "
         "quantizes the Convs too).")
-    mode: Literal["auto", "static", "dynamic", "weight_only", "qat"] = Field(
+    mode: Literal["auto", "static", "dynamic", "weight_only", "qat", "fp16"] = Field(
         "auto", description="'auto': 'static' for the cnn recipe and on OpenVINO, 'dynamic' for the transformer "
         "recipe on ONNX Runtime. 'static': weights and activations in int8, activation ranges from calibration "
         "data; 'dynamic': int8 weights, activation ranges computed at run time (MatMul-heavy models); "
         "'weight_only': int8 weights, float compute (size, not speed; OpenVINO only); 'qat': quantization-aware "
-        "training in torch (see `qat`), exported as an int8 QDQ graph every int8 target runs as it is.")
+        "training in torch (see `qat`), exported as an int8 QDQ graph every int8 target runs as it is. 'fp16': no "
+        "int8; the model computes in half precision (float32 inputs and outputs) on targets whose runtime computes "
+        "in fp16 (ort-aarch64, executorch-* on a CPU with fp16 arithmetic), refused at compile time elsewhere; "
+        "keep_float_layers/keep_float_ops stay float32. The baseline stays fp32, so contracts judge fp16's cost.")
     per_channel: bool = Field(True, description="One weight scale per output channel (per tensor if false).")
     calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
         "minmax", description="How activation ranges are chosen from calibration data. 'entropy' is ONNX "
@@ -93,6 +97,12 @@ class QuantizationParams(StrategyParams):
         "(e.g. '/head/*'). A pattern matching nothing is an error.")
     keep_float_ops: list[str] = Field(
         default_factory=list, description="Operator types kept in float (e.g. ['Softmax', 'Add']).")
+    float_precision: Literal["fp32", "fp16"] = Field(
+        "fp32", description="What the layers an int8 step leaves in float compute in: the keep_float_* layers, the "
+        "recipe's float ops and the layers the accuracy-aware search returns to float. 'fp16': int8 with fp16 "
+        "fallback layers, on targets whose runtime computes in fp16 (ort-aarch64, static int8), refused at compile "
+        "time elsewhere. The accuracy-aware search chooses the float layers in fp32; the contract judges the final "
+        "int8+fp16 model.")
     accuracy_aware: AccuracyAwareParams = Field(default_factory=AccuracyAwareParams)
     qat: QatParams = Field(default_factory=QatParams, description="Settings of mode 'qat' (ignored otherwise).")
 

@@ -17,7 +17,7 @@ def default_space(params: StrategyParams) -> dict[str, dict[str, Any]]:
     assert isinstance(params, QuantizationParams)
     if params.mode == "qat":  # the trained int8 graph: on or off (switching modes would drop the training)
         return {"enabled": {"choices": [True, False]}}
-    if params.mode == "weight_only":  # size only (where a backend offers it): nothing to trade
+    if params.mode in ("weight_only", "fp16"):  # one conversion (weight_only: size only): nothing else to trade
         return {"enabled": {"choices": [True, False]}}
     # A plan that leaves the mode to the recipe ('auto') keeps that choice too: trial 0 is the plan's own recipe.
     modes = ["auto", "static", "dynamic"] if params.mode == "auto" else ["static", "dynamic"]

@@ -36,7 +36,8 @@ class QuantizationStrategy(Strategy):
     params_model: ClassVar[type[StrategyParams]] = QuantizationParams
     summary: ClassVar[str] = ("INT8 post-training quantization, made by each target's backend (its int8 "
                               "implementation); a recipe per model family; accuracy-aware; or quantization-aware "
-                              "training (mode 'qat')")
+                              "training (mode 'qat'); or half precision where the runtime computes in it (mode "
+                              "'fp16')")
 
     # ------------------------------------------------------------------ compile time
     @classmethod
@@ -48,10 +49,18 @@ class QuantizationStrategy(Strategy):
 
     def resolve(self, params: StrategyParams, ctx: CompileContext) -> Resolution:
         assert isinstance(params, QuantizationParams)
+        if params.float_precision != "fp32":
+            from edgecraft.plugins.quantization.half import check_fallback_mode
+
+            check_fallback_mode(params, ctx)
         if params.mode == "qat":
             from edgecraft.plugins.quantization.qat.step import resolve_qat
 
             return resolve_qat(params, ctx)
+        if params.mode == "fp16":
+            from edgecraft.plugins.quantization.half import resolve_fp16
+
+            return resolve_fp16(params, ctx)
         impl = ctx.implementation(Int8Implementation)
         recipe, recipe_note = self._resolve_recipe(params, ctx)
         p = params.model_copy(update={"recipe": recipe})  # the plan's params stay as written
@@ -73,7 +82,12 @@ class QuantizationStrategy(Strategy):
         else:
             request = dataclasses.replace(request, accuracy_aware=False, accuracy_contracts=0)
         described = impl.describe(request, ctx)
-        return Resolution(stage=impl.stage, implementation=described.implementation, params=with_request(p, request),
+        implementation = described.implementation
+        if p.float_precision == "fp16":
+            from edgecraft.plugins.quantization.half import resolve_fallback
+
+            implementation = resolve_fallback(implementation, impl.stage, ctx, notes)
+        return Resolution(stage=impl.stage, implementation=implementation, params=with_request(p, request),
                           needs_data=list(settled.needs_data), notes=[*notes, *described.notes])
 
     def _resolve_recipe(self, p: QuantizationParams, ctx: CompileContext) -> tuple[str, str]:
@@ -138,6 +152,10 @@ class QuantizationStrategy(Strategy):
             from edgecraft.plugins.quantization.qat.step import apply_qat
 
             return apply_qat(step, model, ctx)
+        if params.mode == "fp16":
+            from edgecraft.plugins.quantization.half import apply_fp16
+
+            return apply_fp16(step, model, ctx)
         impl = ctx.implementation(Int8Implementation)
         request, recipe_details = self._recipe_at_apply(to_request(params), model, impl, ctx)
         calibration = CalibrationSource(ctx, request.calibration_dataset, request.calibration_samples)
@@ -159,6 +177,10 @@ class QuantizationStrategy(Strategy):
             result = restore_by_loop(job, ctx, job.build(), samples, settings, details)
         details.update(job.facts(result))
         check_changed(job.evidence(result), details, run.where)
+        if params.float_precision == "fp16":
+            from edgecraft.plugins.quantization.half import fallback_to_fp16
+
+            result = fallback_to_fp16(result, ctx, details)
         return StepResult(result, details)
 
     @staticmethod

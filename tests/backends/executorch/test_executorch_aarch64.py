@@ -83,13 +83,19 @@ def test_board_without_the_executorch_wheel_names_the_setup_command(tmp_path: Pa
 
 
 def test_fp16_refused_on_a_board_without_fp16_arithmetic() -> None:
-    from edgecraft.backends.executorch.options import ExecutorchAarch64Options, check_precision
+    from edgecraft.backends.executorch.options import missing_fp16
 
-    fp16 = ExecutorchAarch64Options(precision="fp16")
-    with pytest.raises(InputError, match="no fp16 arithmetic"):
-        check_precision(fp16, {"asimdhp": False, "fphp": False, "asimddp": True})
-    check_precision(fp16, {"asimdhp": True, "fphp": True})  # a Cortex-A76 computes in fp16
-    check_precision(ExecutorchAarch64Options(), {})  # fp32 needs nothing
+    assert "no fp16 arithmetic" in str(missing_fp16({"asimdhp": False, "fphp": False, "asimddp": True}))
+    assert missing_fp16({"asimdhp": True, "fphp": True}) is None  # a Cortex-A76 computes in fp16
+
+
+def test_precision_option_is_refused_saying_what_to_write() -> None:
+    from edgecraft.backends.executorch.options import ExecutorchAarch64Options, ExecutorchXnnpackOptions
+    from pydantic import ValidationError
+
+    for model in (ExecutorchXnnpackOptions, ExecutorchAarch64Options):
+        with pytest.raises(ValidationError, match=r"'precision' was removed.*params: \{mode: fp16\}"):
+            model.model_validate({"precision": "fp16"})
 
 
 # ---------------------------------------------------------------- the board
@@ -108,12 +114,13 @@ def _torch_model(module: Any) -> Any:
     return TorchModel(module, ModelIO.single("input", (1, 1, 8, 8)))
 
 
-def _lowered(tmp_path: Path, name: str, module: Any, precision: str = "fp32") -> Path:
+def _lowered(tmp_path: Path, name: str, module: Any) -> Path:
+    """``module`` lowered as it is (a half module, as the fp16 step makes it, lowers to XNNPACK's fp16 kernels)."""
     from edgecraft.backends.executorch.lower import lower
     from edgecraft.backends.executorch.options import ExecutorchXnnpackOptions
 
     path = tmp_path / f"{name}.pte"
-    path.write_bytes(lower(_torch_model(module), ExecutorchXnnpackOptions(precision=precision)).buffer)
+    path.write_bytes(lower(_torch_model(module), ExecutorchXnnpackOptions()).buffer)
     return path
 
 
@@ -161,7 +168,7 @@ def test_board_runner_matches_the_host_runtime(tmp_path: Path, device: Any) -> N
     calib = [{"input": np.random.default_rng(i).standard_normal((1, 1, 8, 8)).astype(np.float32)} for i in range(8)]
     int8 = _lowered(tmp_path, "int8", quantize(model, per_channel=True, dynamic=False, keep_float=[],
                                                calibration=calib))
-    fp16 = _lowered(tmp_path, "fp16", etmodels.trained(), precision="fp16")
+    fp16 = _lowered(tmp_path, "fp16", etmodels.trained().half())
     for pte, tol in ((fp32, 1e-5), (int8, None)):
         expected = _host(pte, x)
         runner = BoardRunner(device, pte, 1, 300)
@@ -264,6 +271,57 @@ def test_digits_int8_plan_on_the_board(tmp_path: Path) -> None:
     assert board["precision"] == "int8" and board["int8_qdq_nodes_delegated"] > 0
     assert board["not_delegated_nodes"] == 0
     assert board["cpu_features"]["asimddp"] is True and board["cpu_features"]["asimdhp"] is True
+    assert all(v["status"] == "pass" for v in target["contracts"])
+
+
+FP16 = [{"strategy": "quantization", "name": "half", "params": {"mode": "fp16"}}]
+
+
+@pytest.mark.aarch64
+def test_fp16_step_compiles_against_the_boards_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The board's Cortex-A76 has fp16 arithmetic (read on the board): accepted; a board without it: refused."""
+    import edgecraft.boards
+    from edgecraft.cli import main
+
+    plan = _plan(tmp_path, FP16, [{"kind": "accuracy", "metric": "top1", "max_drop": 0.01}])
+    assert main(["validate", str(plan)]) == EXIT_OK
+    monkeypatch.setattr(edgecraft.boards, "board_cpu_features", lambda device: {"asimd": True, "asimdhp": False})
+    assert main(["validate", str(plan)]) == EXIT_BAD_INPUT
+    err = " ".join(capsys.readouterr().err.split())
+    assert "steps[0] (half)" in err and "board's CPU has no fp16 arithmetic" in err
+
+
+def test_fp16_step_for_a_real_board_is_checked_on_its_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``device: local``: the compiling host is not the board, so the emulated board's CPU is never read (the
+    node checks its own CPU when it loads the program: tests/backends/executorch/test_executorch_local.py)."""
+    import edgecraft.boards
+    from edgecraft.cli import main
+
+    def no_board(device: Any) -> dict[str, bool]:
+        raise AssertionError("the emulated board's CPU was read for a device: local target")
+
+    monkeypatch.setattr(edgecraft.boards, "board_cpu_features", no_board)
+    target = {"target": TARGET, "options": {"device": "local", "device_cache_dir": str(tmp_path / "no-board")}}
+    plan = _plan(tmp_path, FP16, [{"kind": "accuracy", "metric": "top1", "max_drop": 0.01}], target=target)
+    assert main(["validate", str(plan)]) == EXIT_OK
+
+
+@pytest.mark.slow
+@pytest.mark.aarch64
+def test_digits_fp16_plan_on_the_board(tmp_path: Path) -> None:
+    """The fp32 baseline and the fp16 step's program, both run by ExecuTorch on the board: the contract judges fp16
+    against fp32, and the report says XNNPACK took the convolutions and linears in float16."""
+    from edgecraft.cli import main
+
+    plan = _plan(tmp_path, FP16, [{"kind": "accuracy", "metric": "top1", "max_drop": 0.01}])
+    report = tmp_path / "report.json"
+    assert main(["run", str(plan), "--cache-dir", str(tmp_path / "cache"), "--report-json", str(report)]) == EXIT_OK
+    (target,) = json.loads(report.read_text())["targets"]
+    fp32, half = target["baseline"]["runtime"], target["compressed"]["runtime"]
+    assert fp32["precision"] == "fp32" and set(fp32["delegated_compute_by_dtype"]) == {"float32"}
+    assert half["precision"] == "fp16" and set(half["delegated_compute_by_dtype"]) == {"float16"}
+    assert half["output_dtypes_on_board"] == ["float16"] and half["not_delegated_nodes"] == 0
     assert all(v["status"] == "pass" for v in target["contracts"])
 
 

@@ -114,8 +114,9 @@ def test_onnx_cannot_feed_it_and_a_missing_artifact_is_named(tmp_path: Path) -> 
 
 @pytest.mark.skipif(bool(fp16_arithmetic()), reason="this CPU has fp16 arithmetic: fp16 is allowed here")
 def test_fp16_is_refused_where_the_cpu_cannot_compute_in_it() -> None:
-    with pytest.raises(InputError, match="no fp16 arithmetic"):
-        ExecutorchBackend().check_available(TARGET, ExecutorchXnnpackOptions(precision="fp16"))
+    from edgecraft.backends.executorch.options import missing_fp16
+
+    assert "no fp16 arithmetic" in str(missing_fp16())
 
 
 def test_conformance_kit_passes() -> None:
@@ -127,15 +128,22 @@ def test_conformance_kit_passes() -> None:
 
 def test_fp16_lowering_delegates_a_half_graph_and_leaves_the_model_fp32() -> None:
     """The path a CPU with fp16 arithmetic takes (this one may lack it: compile time refuses fp16 there)."""
+    from edgecraft.backends.executorch.fp16 import EtFp16
     from edgecraft.backends.executorch.lower import lower
     from edgecraft.backends.executorch.session import ExecutorchSession
+    from edgecraft.precision import Fp16Request, Fp16Run
     from executorch.runtime import Runtime
 
     module = trained()
+    run = Fp16Run("steps[0]", "half", TARGET, ExecutorchXnnpackOptions(), Path("."))
+    half, details = EtFp16().convert(_handle(module), Fp16Request(), run)
+    assert details["tensors_converted"] > 0
     handle = _handle(module)
-    program = lower(handle, ExecutorchXnnpackOptions(precision="fp16"))
+    assert isinstance(half, TorchModel)
+    program = lower(half, ExecutorchXnnpackOptions())
     assert program.facts["precision"] == "fp16" and program.facts["not_delegated_nodes"] == 0
-    assert next(module.parameters()).dtype == torch.float32  # lowered a copy
+    assert program.facts["half_inputs"] is True and set(program.facts["delegated_compute_by_dtype"]) == {"float16"}
+    assert next(module.parameters()).dtype == torch.float32  # the step converted a copy
     session = ExecutorchSession(Runtime.get().load_program(program.buffer).load_method("forward"), handle.io,
                                 program.facts, 1, "test")
     x = _images(4)
@@ -157,3 +165,4 @@ def test_dynamic_int8_for_linear_layers_is_delegated() -> None:
     assert int8_facts(converted)["pt2e_qdq_nodes"].get("choose_qparams", 0) > 0  # scales computed per call
     program = lower(handle.with_module(converted), ExecutorchXnnpackOptions())
     assert program.facts["precision"] == "int8" and program.facts["int8_qdq_nodes_not_delegated"] == 0
+    assert set(program.facts["delegated_compute_by_dtype"]) == {"int8"}  # every conv/linear takes int8 inputs

@@ -51,7 +51,6 @@ def test_local_is_not_emulated_and_needs_no_board_to_compile(tmp_path: Path) -> 
     assert not backend.is_emulated(TARGET, options)
     assert backend.is_emulated(TARGET, ExecutorchAarch64Options())
     backend.check_available(TARGET, options)  # compiling on x86 for a board is fine: no emulated board needed
-    backend.check_available(TARGET, options.model_copy(update={"precision": "fp16"}))  # checked on the board
 
 
 @pytest.mark.slow
@@ -127,3 +126,28 @@ def test_local_runner_compiled_and_run_natively(tmp_path: Path, monkeypatch: pyt
     built = binary.stat().st_mtime_ns
     backend.load(folder, TARGET, options, 1).close()
     assert binary.stat().st_mtime_ns == built  # cached: not compiled again
+
+
+@pytest.mark.slow
+def test_fp16_program_refused_on_a_node_without_fp16_arithmetic(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fp16 step's program on a real board is checked against the CPU features the runner reads there
+    (compile time ran on the CLI's host); without fp16 arithmetic it is refused, never reported as fp16."""
+    import json
+
+    import edgecraft.boards
+    import edgecraft.cpu
+    from edgecraft.backends.executorch.backend import ExecutorchBackend
+    from edgecraft.backends.executorch.options import META_FILE, ExecutorchAarch64Options
+    from edgecraft.errors import InputError
+
+    folder, _ = _artifact(tmp_path / "a")
+    meta = json.loads((folder / META_FILE).read_text())
+    meta["facts"]["half_inputs"] = True  # what the fp16 step's lowering records
+    (folder / META_FILE).write_text(json.dumps(meta))
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(edgecraft.cpu, "user_mode_emulation", lambda: None)
+    monkeypatch.setattr(edgecraft.boards, "decode_hwcaps", lambda hwcap, hwcap2: {"asimd": True, "asimdhp": False})
+    monkeypatch.setenv("EDGECRAFT_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(InputError, match="cannot run in fp16 on this board"):
+        ExecutorchBackend().load(folder, TARGET, ExecutorchAarch64Options(device="local"), 1)

@@ -128,14 +128,36 @@ def test_accuracy_aware_int8_is_refused_with_the_way_out(registry: Any) -> None:
     assert _compile(registry, _plan([off], contract=True)).steps[0].stage == "torch"
 
 
-def test_fp16_precision_is_refused_on_a_cpu_without_fp16_arithmetic(registry: Any) -> None:
+FP16 = {"strategy": "quantization", "name": "half", "params": {"mode": "fp16"}}
+
+
+def test_fp16_step_is_refused_on_a_cpu_without_fp16_arithmetic(registry: Any) -> None:
     from edgecraft.backends.executorch.options import fp16_arithmetic
 
     if fp16_arithmetic():
         pytest.skip("this CPU computes in fp16")
-    plan = _plan([]).model_copy(update={"targets": [{"target": TARGET, "options": {"precision": "fp16"}}]})
-    with pytest.raises(Exception, match="no fp16 arithmetic"):
-        _compile(registry, RawPlan.model_validate(plan.model_dump()))
+    err = _error(registry, _plan([FP16]))
+    assert "steps[0] (half)" in str(err) and "mode 'fp16' cannot run" in str(err) and "no fp16 arithmetic" in str(err)
+
+
+def test_fp16_step_must_be_last_and_whole(registry: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU with fp16 arithmetic (pretended here): a torch step after it, or float islands, are refused."""
+    import edgecraft.backends.executorch.fp16 as et_fp16
+
+    monkeypatch.setattr(et_fp16, "missing_fp16", lambda features=None: None)
+    compiled = _compile(registry, _plan([FP16]))
+    assert compiled.steps[0].stage == "torch" and "XNNPACK fp16" in compiled.steps[0].implementation
+    prune = {"strategy": "pruning", "params": {"mode": "structured", "ratio": 0.25, "epochs": 0}}
+    assert "must be the last step" in str(_error(registry, _plan([FP16, prune])))
+    islands = {**FP16, "params": {"mode": "fp16", "keep_float_layers": ["fc"]}}
+    assert "whole module" in str(_error(registry, _plan([islands])))
+
+
+def test_precision_option_is_refused_saying_what_to_write(registry: Any) -> None:
+    plan = _plan([]).model_dump()
+    plan["targets"] = [{"target": TARGET, "options": {"precision": "fp16"}}]
+    with pytest.raises(Exception, match=r"'precision' was removed.*mode: fp16"):
+        _compile(registry, RawPlan.model_validate(plan))
 
 
 @pytest.mark.slow
