@@ -245,7 +245,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="latency.threads of the unloaded runs (default: "
                         "the example plan's)")
     parser.add_argument("--budget", type=float, default=30.0, help="gate.time_budget_s of the fidelity runs")
-    parser.add_argument("--overrun-budget", type=float, default=10.0, help="time_budget_s of the undecidable runs")
+    parser.add_argument("--overrun-budget", type=float, default=5.0, help="time_budget_s of the undecidable runs")
     parser.add_argument("--models", default="small,large", help="comma-separated: small, large")
     parser.add_argument("--no-loaded", action="store_true", help="skip the runs under contention")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
