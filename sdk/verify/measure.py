@@ -219,6 +219,16 @@ class InterleavedTimer:
     def __init__(self, sessions: Mapping[str, Session], feeds: Mapping[str, np.ndarray], spec: LatencySpec, *,
                  progress: Progress | None = None) -> None:
         self.sessions = dict(sessions)
+        #: One label per distinct session object, and the other labels that name the same one (a plan without
+        #: steps: the baseline *is* the compressed artifact, one session): each session is timed once per
+        #: round and its blocks recorded under every label it has, so no work is measured twice.
+        self._aliases: dict[str, list[str]] = {}
+        for label, session in self.sessions.items():
+            first = next((t for t in self._aliases if self.sessions[t] is session), None)
+            if first is None:
+                self._aliases[label] = []
+            else:
+                self._aliases[first].append(label)
         self.feeds = feeds
         self.spec = spec
         self.progress = progress or NullProgress()
@@ -251,8 +261,8 @@ class InterleavedTimer:
         """Untimed calls for every session, whose times set the number of calls per round."""
         slowest = 0.0
         started = time.perf_counter()
-        for session in self.sessions.values():
-            times = session.timed_runs(self.feeds, max(self.spec.warmup, 1))
+        for label in self._aliases:
+            times = self.sessions[label].timed_runs(self.feeds, max(self.spec.warmup, 1))
             tail = times[len(times) // 2:] or times  # the first calls pay one-off costs (allocation, caches)
             slowest = max(slowest, float(np.median(tail)))
         self.latency_estimate_ms = slowest * 1e3
@@ -266,7 +276,7 @@ class InterleavedTimer:
         if self._round_seconds:
             return float(np.median(self._round_seconds[-9:]))
         per_call = (self.latency_estimate_ms or 0.0) / 1e3
-        return per_call * self.per_round * len(self.sessions)
+        return per_call * self.per_round * len(self._aliases)
 
     def take(self, rounds: int, *, description: str = "latency", deadline: float | None = None) -> int:
         """Measure up to ``rounds`` more interleaved rounds (warming up first if not done yet).
@@ -277,7 +287,7 @@ class InterleavedTimer:
         """
         if not self._warm:
             self.warm_up()
-        labels = list(self.sessions)
+        labels = list(self._aliases)
         taken = 0
         for _ in self.progress.track(range(rounds), total=rounds, description=description):
             if deadline is not None and time.monotonic() + self.round_estimate_s() > deadline:
@@ -291,7 +301,8 @@ class InterleavedTimer:
                 cpu = time.process_time() - cpu0
                 busy1 = machine_busy_seconds()
                 others = None if busy0 is None or busy1 is None or wall <= 0 else max(0.0, (busy1 - busy0) - cpu) / wall
-                self.record_block(label, block, cpu_calls, cpu_seconds=cpu, wall_seconds=wall, others_busy=others)
+                for name in (label, *self._aliases[label]):
+                    self.record_block(name, block, cpu_calls, cpu_seconds=cpu, wall_seconds=wall, others_busy=others)
             self._round_seconds.append(time.perf_counter() - round_start)
             taken += 1
         return taken
