@@ -24,7 +24,7 @@ model (bound: p50 regression <= 5%, the reference re-measured interleaved). Figu
   process burns one core (pinned to the last one) and ``latency.threads`` equals the core count; the
   worst of both models (per model also written).
 
-    nice python benchmarks/gate_cost.py --json OUT [--runs 20] [--quick]
+    nice python benchmarks/gate_cost.py --json OUT [--runs 20] [--quick] [--models large --loaded-only]
 
 The machine is shared: other processes' load is part of what it measures; the load average at start
 and end is written with the figures, and the CPU's int8-relevant flags and core count.
@@ -243,6 +243,29 @@ class Burner:
             self.proc.wait()
 
 
+def quiet_phases(bench: Bench, latency: dict[str, Any], args: argparse.Namespace, out: dict[str, Any], name: str,
+                 phases: dict[str, float]) -> None:
+    """The runs without the burner: fidelity, a verdict with a 10% margin, and an undecidable one (overrun)."""
+    mark = time.monotonic()
+    quiet = fidelity(bench, latency, args.runs, args.budget, f"{name}, threads {latency['threads']}")
+    phases["fidelity_quiet"], mark = time.monotonic() - mark, time.monotonic()
+    tries = 1 if args.smoke else 2 if args.quick else 3
+    cost = wall(bench, latency, args.budget, tries=tries)
+    phases["margin_10pct"], mark = time.monotonic() - mark, time.monotonic()
+    print(f"  margin 10%: timing {cost['timing_s']} s, {cost['statuses']}, looks {cost['looks']}", flush=True)
+    over = overrun(bench, latency, args.overrun_budget, tries=tries)
+    phases["overrun"] = time.monotonic() - mark
+    print(f"  undecidable verdict, budget {over['budget_s']:g} s: extra measuring {over['extra_s']} s, "
+          f"a round {over['round_s']:.3f} s", flush=True)
+    out[name].update({"fidelity": quiet, "overrun": over, "margin_10pct": cost})
+    out[f"gate_wall_s_{name}"] = cost["median_s"]
+    out[f"gate_wall_s_fidelity_{name}"] = quiet["gate_wall_s"]
+    out[f"gate_wall_s_fidelity_max_{name}"] = quiet["gate_wall_s_max"]
+    out[f"unchanged_pass_rate_{name}"] = quiet["unchanged_pass_rate"]
+    out[f"slower_fail_rate_{name}"] = quiet["slower_fail_rate"]
+    out[f"round_s_{name}"] = over["round_s"]
+
+
 # ------------------------------------------------------------------------------------------ main
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -254,6 +277,8 @@ def main() -> int:
     parser.add_argument("--overrun-budget", type=float, default=5.0, help="time_budget_s of the undecidable runs")
     parser.add_argument("--models", default="small,large", help="comma-separated: small, large")
     parser.add_argument("--no-loaded", action="store_true", help="skip the runs under contention")
+    parser.add_argument("--loaded-only", action="store_true", help="only the runs under contention (the fidelity "
+                        "figure of issue 25, class 11): no quiet runs, margin or overrun checks")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--smoke", action="store_true", help="the small model, one run per condition, short "
                         "budgets: checks the script runs (a test does), its figures mean nothing")
@@ -309,24 +334,10 @@ def main() -> int:
             bench = Bench(name, folder, {"unchanged": folder / "unchanged.onnx", "slower": folder / "slower.onnx"},
                           name == "small", registry)
             phases["export_and_calibration"], mark = time.monotonic() - mark, time.monotonic()
-            quiet = fidelity(bench, latency, args.runs, args.budget, f"{name}, threads {latency['threads']}")
-            phases["fidelity_quiet"], mark = time.monotonic() - mark, time.monotonic()
-            tries = 1 if args.smoke else 2 if args.quick else 3
-            cost = wall(bench, latency, args.budget, tries=tries)
-            phases["margin_10pct"], mark = time.monotonic() - mark, time.monotonic()
-            print(f"  margin 10%: timing {cost['timing_s']} s, {cost['statuses']}, looks {cost['looks']}", flush=True)
-            over = overrun(bench, latency, args.overrun_budget, tries=tries)
-            phases["overrun"], mark = time.monotonic() - mark, time.monotonic()
-            print(f"  undecidable verdict, budget {over['budget_s']:g} s: extra measuring {over['extra_s']} s, "
-                  f"a round {over['round_s']:.3f} s", flush=True)
-            out[name] = {"extra_layers": k, "calibration_ratios": {str(c): r for c, r in ratios.items()},
-                         "fidelity": quiet, "overrun": over, "margin_10pct": cost}
-            out[f"gate_wall_s_{name}"] = cost["median_s"]
-            out[f"gate_wall_s_fidelity_{name}"] = quiet["gate_wall_s"]
-            out[f"gate_wall_s_fidelity_max_{name}"] = quiet["gate_wall_s_max"]
-            out[f"unchanged_pass_rate_{name}"] = quiet["unchanged_pass_rate"]
-            out[f"slower_fail_rate_{name}"] = quiet["slower_fail_rate"]
-            out[f"round_s_{name}"] = over["round_s"]
+            out[name] = {"extra_layers": k, "calibration_ratios": {str(c): r for c, r in ratios.items()}}
+            if not args.loaded_only:
+                quiet_phases(bench, latency, args, out, name, phases)
+                mark = time.monotonic()
             if not args.no_loaded:
                 with Burner(cores - 1):
                     loaded = fidelity(bench, loaded_latency, args.runs, args.budget,
@@ -342,7 +353,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     names = [n for n in ("small", "large") if n in out]
-    overruns = [out[n]["overrun"]["overrun_s"] for n in names if out[n]["overrun"]["overrun_s"] is not None]
+    overruns = [out[n]["overrun"]["overrun_s"] for n in names
+                if "overrun" in out[n] and out[n]["overrun"]["overrun_s"] is not None]
     out["budget_overrun_s"] = max(overruns) if overruns else None
     for key in ("loaded_unchanged_pass_rate", "loaded_slower_fail_rate"):
         values = [out[f"{key}_{n}"] for n in names if f"{key}_{n}" in out]
@@ -362,7 +374,7 @@ def main() -> int:
     print(f"{'model':<7}{'condition':<22}{'unchanged pass':>15}{'slower fail':>13}{'unch. est. %':>16}"
           f"{'slower est. %':>16}{'timing s':>10}{'rounds':>8}{'calls/r':>9}{'disc.':>7}")
     for n in names:
-        rows = [(f"quiet, {latency['threads']} thr", out[n]["fidelity"])]
+        rows = [(f"quiet, {latency['threads']} thr", out[n]["fidelity"])] if "fidelity" in out[n] else []
         if "loaded" in out[n]:
             rows.append((f"1 core busy, {cores} thr", out[n]["loaded"]))
         for cond, f in rows:
@@ -372,7 +384,7 @@ def main() -> int:
                   f"{s['regression_pct_min']:>+7.1f}..{s['regression_pct_max']:<+7.1f}"
                   f"{f['gate_wall_s']:>10.1f}{u['rounds_median']:>8.0f}{u['calls_per_round']!s:>9}"
                   f"{u['rounds_discarded_total'] + s['rounds_discarded_total']:>7}")
-    for n in names:
+    for n in [n for n in names if "overrun" in out[n]]:
         print(f"{n}: gate timing with a 10% margin: {out[n]['margin_10pct']['timing_s']} s")
         o = out[n]["overrun"]
         print(f"{n}: undecidable verdict with a {o['budget_s']:g} s budget: extra {o['extra_s']} s, one round "
