@@ -206,6 +206,11 @@ def fidelity(bench: Bench, latency: dict[str, Any], runs: int, budget: float, la
             "gate_wall_s_max": float(max(r["timing_s"] for r in rows["unchanged"] + rows["slower"]))}
 
 
+def calls_text(calls: list[int]) -> str:
+    """Calls per round over the runs: one number, or the range (it follows each run's warm-up latency)."""
+    return str(calls[0]) if len(calls) == 1 else f"{min(calls)}-{max(calls)}"
+
+
 def wall(bench: Bench, latency: dict[str, Any], budget: float, tries: int) -> dict[str, Any]:
     """The timing part of a gate run whose verdict has a 10% margin (the unchanged model, bound +10%)."""
     reference = bench.reference(latency, budget)
@@ -382,7 +387,7 @@ def main() -> int:
             print(f"{n:<7}{cond:<22}{u['passed']:>9}/{u['runs']:<5}{s['runs'] - s['passed']:>7}/{s['runs']:<5}"
                   f"{u['regression_pct_min']:>+7.1f}..{u['regression_pct_max']:<+7.1f}"
                   f"{s['regression_pct_min']:>+7.1f}..{s['regression_pct_max']:<+7.1f}"
-                  f"{f['gate_wall_s']:>10.1f}{u['rounds_median']:>8.0f}{u['calls_per_round']!s:>9}"
+                  f"{f['gate_wall_s']:>10.1f}{u['rounds_median']:>8.0f}{calls_text(u['calls_per_round']):>9}"
                   f"{u['rounds_discarded_total'] + s['rounds_discarded_total']:>7}")
     for n in [n for n in names if "overrun" in out[n]]:
         print(f"{n}: gate timing with a 10% margin: {out[n]['margin_10pct']['timing_s']} s")
