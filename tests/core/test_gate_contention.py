@@ -50,12 +50,13 @@ def test_other_processes_cpu_time_is_measured_on_our_cores() -> None:
     assert others >= 0.5, others  # the burner's core, seen as another process's time
 
 
-# ------------------------------------------------------------------------------------------ round 2 (this session)
+# ------------------------------------------------------------------------------------------ round 2
 # Measured before this fix (300 recorded rounds, ResNet-18-sized, 2 threads, one core kept busy, load average 8.6,
-# replayed through the gate's sequential check): judged on the block's mean CPU time with descheduled rounds
-# left out, the unchanged model passed 36 of 60 replayed gates (24 inconclusive: a third to a half of the rounds
-# discarded, wider intervals at stricter looks); keeping every round on CPU time: 60 of 60; and on the lower
-# quintile of per-call CPU times too, 60 of 60 decided at the first look (the slower +10% model failed 60 of 60).
+# replayed through the gate's sequential check; benchmarks/gate_replay.py does both): judged on the block's mean
+# CPU time with descheduled rounds left out, the unchanged model passed 36 of 60 replayed gates (24 inconclusive:
+# a third to a half of the rounds discarded, wider intervals at stricter looks); keeping every round on CPU time:
+# 60 of 60; and on the lower quintile of per-call CPU times too, 60 of 60 decided at the first look (the slower
+# +10% model failed 60 of 60).
 
 
 class BusySession(Session):
