@@ -156,8 +156,9 @@ def _ratio_basis(timer: InterleavedTimer, num: str, den: str, pct: str, gate: Ga
 
     Why CPU-time verdicts keep the descheduled rounds: being descheduled is what makes the gate judge on CPU
     time, and it adds none. Discarding them lost a third to a half of the rounds under contention, and with
-    them the verdict (measured: replaying 300 recorded rounds at load average 8.6, one core busy, 2 threads,
-    the unchanged ResNet-18-sized model passed 36 of 60 replayed gates with the discards, 60 of 60 without).
+    them decisions (measured with benchmarks/gate_replay.py, 300 recorded rounds at load average 12-13, one core
+    busy, 2 threads, ResNet-18-sized: judged on the block's mean CPU time the unchanged model passed 39 of 60
+    replayed gates with the discards, 49 of 60 without; on the calls' lower quintile, 60 of 60).
     """
     statistic = _statistic(timer, num, den, pct)
     basis = _basis(timer, [num, den], gate, cpu_time=statistic == "cpu")
