@@ -24,7 +24,7 @@ model (bound: p50 regression <= 5%, the reference re-measured interleaved). Figu
   process burns one core (pinned to the last one) and ``latency.threads`` equals the core count; the
   worst of both models (per model also written).
 
-    nice python benchmarks/gate_cost.py --json OUT [--runs 20] [--quick]
+    nice python benchmarks/gate_cost.py --json OUT [--runs 20] [--quick] [--models large --loaded-only]
 
 The machine is shared: other processes' load is part of what it measures; the load average at start
 and end is written with the figures, and the CPU's int8-relevant flags and core count.
@@ -123,6 +123,7 @@ class Bench:
     def __init__(self, name: str, work: Path, files: dict[str, Path], small: bool, registry: Any) -> None:
         self.name, self.work, self.files, self.small, self.registry = name, work, files, small, registry
         self.cache = work / "cache"
+        self.references: dict[str, Path] = {}
 
     def _plan(self, candidate: str, latency: dict[str, Any], bound: float, budget: float) -> tuple[Any, Path]:
         from edgecraft.plan.loading import load_plan
@@ -133,13 +134,18 @@ class Bench:
         return load_plan(path, self.registry)
 
     def reference(self, latency: dict[str, Any], budget: float) -> Path:
+        """The released run's report for these latency settings, written once and shared by every gate run that
+        uses them (a release has one report; re-running it per phase measured nothing the gates use)."""
         from edgecraft.runner import run_plan
 
-        plan, base = self._plan("unchanged", latency, 5.0, budget)
-        report = run_plan(plan, self.registry, base_dir=base, cache_dir=self.cache, plan_path="unchanged.yaml")
-        out = self.work / "reference.json"
-        out.write_text(json.dumps(report.to_json()))
-        return out
+        key = json.dumps(latency, sort_keys=True)
+        if key not in self.references:
+            plan, base = self._plan("unchanged", latency, 5.0, budget)
+            report = run_plan(plan, self.registry, base_dir=base, cache_dir=self.cache, plan_path="unchanged.yaml")
+            out = self.work / f"reference-{len(self.references)}.json"
+            out.write_text(json.dumps(report.to_json()))
+            self.references[key] = out
+        return self.references[key]
 
     def gate(self, candidate: str, latency: dict[str, Any], reference: Path, *, bound: float,
              budget: float) -> dict[str, Any]:
@@ -200,6 +206,11 @@ def fidelity(bench: Bench, latency: dict[str, Any], runs: int, budget: float, la
             "gate_wall_s_max": float(max(r["timing_s"] for r in rows["unchanged"] + rows["slower"]))}
 
 
+def calls_text(calls: list[int]) -> str:
+    """Calls per round over the runs: one number, or the range (it follows each run's warm-up latency)."""
+    return str(calls[0]) if len(calls) == 1 else f"{min(calls)}-{max(calls)}"
+
+
 def wall(bench: Bench, latency: dict[str, Any], budget: float, tries: int) -> dict[str, Any]:
     """The timing part of a gate run whose verdict has a 10% margin (the unchanged model, bound +10%)."""
     reference = bench.reference(latency, budget)
@@ -237,6 +248,29 @@ class Burner:
             self.proc.wait()
 
 
+def quiet_phases(bench: Bench, latency: dict[str, Any], args: argparse.Namespace, out: dict[str, Any], name: str,
+                 phases: dict[str, float]) -> None:
+    """The runs without the burner: fidelity, a verdict with a 10% margin, and an undecidable one (overrun)."""
+    mark = time.monotonic()
+    quiet = fidelity(bench, latency, args.runs, args.budget, f"{name}, threads {latency['threads']}")
+    phases["fidelity_quiet"], mark = time.monotonic() - mark, time.monotonic()
+    tries = 1 if args.smoke else 2 if args.quick else 3
+    cost = wall(bench, latency, args.budget, tries=tries)
+    phases["margin_10pct"], mark = time.monotonic() - mark, time.monotonic()
+    print(f"  margin 10%: timing {cost['timing_s']} s, {cost['statuses']}, looks {cost['looks']}", flush=True)
+    over = overrun(bench, latency, args.overrun_budget, tries=tries)
+    phases["overrun"] = time.monotonic() - mark
+    print(f"  undecidable verdict, budget {over['budget_s']:g} s: extra measuring {over['extra_s']} s, "
+          f"a round {over['round_s']:.3f} s", flush=True)
+    out[name].update({"fidelity": quiet, "overrun": over, "margin_10pct": cost})
+    out[f"gate_wall_s_{name}"] = cost["median_s"]
+    out[f"gate_wall_s_fidelity_{name}"] = quiet["gate_wall_s"]
+    out[f"gate_wall_s_fidelity_max_{name}"] = quiet["gate_wall_s_max"]
+    out[f"unchanged_pass_rate_{name}"] = quiet["unchanged_pass_rate"]
+    out[f"slower_fail_rate_{name}"] = quiet["slower_fail_rate"]
+    out[f"round_s_{name}"] = over["round_s"]
+
+
 # ------------------------------------------------------------------------------------------ main
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -245,9 +279,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="latency.threads of the unloaded runs (default: "
                         "the example plan's)")
     parser.add_argument("--budget", type=float, default=30.0, help="gate.time_budget_s of the fidelity runs")
-    parser.add_argument("--overrun-budget", type=float, default=10.0, help="time_budget_s of the undecidable runs")
+    parser.add_argument("--overrun-budget", type=float, default=5.0, help="time_budget_s of the undecidable runs")
     parser.add_argument("--models", default="small,large", help="comma-separated: small, large")
     parser.add_argument("--no-loaded", action="store_true", help="skip the runs under contention")
+    parser.add_argument("--loaded-only", action="store_true", help="only the runs under contention (the fidelity "
+                        "figure of issue 25, class 11): no quiet runs, margin or overrun checks")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--smoke", action="store_true", help="the small model, one run per condition, short "
                         "budgets: checks the script runs (a test does), its figures mean nothing")
@@ -278,6 +314,8 @@ def main() -> int:
         for name in [m.strip() for m in args.models.split(",") if m.strip()]:
             folder = work / name
             print(f"{name} model: building variants", flush=True)
+            phases: dict[str, float] = {}
+            mark = time.monotonic()
             if name == "small":
                 candidates = [3, 4, 5] if not args.quick else [4]
                 paths = {k: folder / f"k{k}" / "model.onnx" for k in [0, *candidates]}
@@ -300,33 +338,28 @@ def main() -> int:
             shutil.copy(paths[k], folder / "slower.onnx")
             bench = Bench(name, folder, {"unchanged": folder / "unchanged.onnx", "slower": folder / "slower.onnx"},
                           name == "small", registry)
-            quiet = fidelity(bench, latency, args.runs, args.budget, f"{name}, threads {latency['threads']}")
-            tries = 1 if args.smoke else 2 if args.quick else 3
-            cost = wall(bench, latency, args.budget, tries=tries)
-            print(f"  margin 10%: timing {cost['timing_s']} s, {cost['statuses']}, looks {cost['looks']}", flush=True)
-            over = overrun(bench, latency, args.overrun_budget, tries=tries)
-            print(f"  undecidable verdict, budget {over['budget_s']:g} s: extra measuring {over['extra_s']} s, "
-                  f"a round {over['round_s']:.3f} s", flush=True)
-            out[name] = {"extra_layers": k, "calibration_ratios": {str(c): r for c, r in ratios.items()},
-                         "fidelity": quiet, "overrun": over, "margin_10pct": cost}
-            out[f"gate_wall_s_{name}"] = cost["median_s"]
-            out[f"gate_wall_s_fidelity_{name}"] = quiet["gate_wall_s"]
-            out[f"gate_wall_s_fidelity_max_{name}"] = quiet["gate_wall_s_max"]
-            out[f"unchanged_pass_rate_{name}"] = quiet["unchanged_pass_rate"]
-            out[f"slower_fail_rate_{name}"] = quiet["slower_fail_rate"]
-            out[f"round_s_{name}"] = over["round_s"]
+            phases["export_and_calibration"], mark = time.monotonic() - mark, time.monotonic()
+            out[name] = {"extra_layers": k, "calibration_ratios": {str(c): r for c, r in ratios.items()}}
+            if not args.loaded_only:
+                quiet_phases(bench, latency, args, out, name, phases)
+                mark = time.monotonic()
             if not args.no_loaded:
                 with Burner(cores - 1):
                     loaded = fidelity(bench, loaded_latency, args.runs, args.budget,
                                       f"{name} under load, threads {cores}")
                 out[name]["loaded"] = loaded
+                phases["fidelity_loaded"] = time.monotonic() - mark
                 out[f"loaded_unchanged_pass_rate_{name}"] = loaded["unchanged_pass_rate"]
                 out[f"loaded_slower_fail_rate_{name}"] = loaded["slower_fail_rate"]
+            out[name]["phase_seconds"] = {k: round(v, 1) for k, v in phases.items()}
+            print(f"  seconds per phase: {out[name]['phase_seconds']} (load average now {os.getloadavg()[0]:.1f})",
+                  flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     names = [n for n in ("small", "large") if n in out]
-    overruns = [out[n]["overrun"]["overrun_s"] for n in names if out[n]["overrun"]["overrun_s"] is not None]
+    overruns = [out[n]["overrun"]["overrun_s"] for n in names
+                if "overrun" in out[n] and out[n]["overrun"]["overrun_s"] is not None]
     out["budget_overrun_s"] = max(overruns) if overruns else None
     for key in ("loaded_unchanged_pass_rate", "loaded_slower_fail_rate"):
         values = [out[f"{key}_{n}"] for n in names if f"{key}_{n}" in out]
@@ -346,7 +379,7 @@ def main() -> int:
     print(f"{'model':<7}{'condition':<22}{'unchanged pass':>15}{'slower fail':>13}{'unch. est. %':>16}"
           f"{'slower est. %':>16}{'timing s':>10}{'rounds':>8}{'calls/r':>9}{'disc.':>7}")
     for n in names:
-        rows = [(f"quiet, {latency['threads']} thr", out[n]["fidelity"])]
+        rows = [(f"quiet, {latency['threads']} thr", out[n]["fidelity"])] if "fidelity" in out[n] else []
         if "loaded" in out[n]:
             rows.append((f"1 core busy, {cores} thr", out[n]["loaded"]))
         for cond, f in rows:
@@ -354,9 +387,9 @@ def main() -> int:
             print(f"{n:<7}{cond:<22}{u['passed']:>9}/{u['runs']:<5}{s['runs'] - s['passed']:>7}/{s['runs']:<5}"
                   f"{u['regression_pct_min']:>+7.1f}..{u['regression_pct_max']:<+7.1f}"
                   f"{s['regression_pct_min']:>+7.1f}..{s['regression_pct_max']:<+7.1f}"
-                  f"{f['gate_wall_s']:>10.1f}{u['rounds_median']:>8.0f}{u['calls_per_round']!s:>9}"
+                  f"{f['gate_wall_s']:>10.1f}{u['rounds_median']:>8.0f}{calls_text(u['calls_per_round']):>9}"
                   f"{u['rounds_discarded_total'] + s['rounds_discarded_total']:>7}")
-    for n in names:
+    for n in [n for n in names if "overrun" in out[n]]:
         print(f"{n}: gate timing with a 10% margin: {out[n]['margin_10pct']['timing_s']} s")
         o = out[n]["overrun"]
         print(f"{n}: undecidable verdict with a {o['budget_s']:g} s budget: extra {o['extra_s']} s, one round "

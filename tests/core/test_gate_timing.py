@@ -206,3 +206,17 @@ def test_cpu_time_is_used_only_for_a_contended_local_clock() -> None:
     assert not timer.host_timed("baseline")
     verdict = judge_latency_interval(LatencyContract(min_speedup=1.5), timer, GateSpec(), emulated=False)
     assert verdict.status == "pass" and "CPU time" not in verdict.detail
+
+
+def test_one_session_under_two_labels_is_timed_once_per_round() -> None:
+    # A plan without steps: the baseline is the compressed artifact; timing it twice per round measured nothing new
+    # (a third of a gate run's timing against a reference, issue 25's gate_cost time).
+    same, reference = SyntheticSession(1e-3, 0), SyntheticSession(1e-3, 1)
+    timer = InterleavedTimer({"baseline": same, "compressed": same, "reference": reference}, {"x": np.zeros(1)},
+                             LatencySpec(warmup=4, rounds=6, round_ms=10))
+    timer.take(6)
+    assert len(same.calls) == len(reference.calls) == 1 + 6  # the warm-up, then one block per round
+    assert np.array_equal(timer.rounds_ms("baseline"), timer.rounds_ms("compressed"))
+    assert timer.rounds_ms("compressed").shape == timer.rounds_ms("reference").shape == (6, timer.per_round)
+    verdict = judge_latency_interval(LatencyContract(min_speedup=0.99), timer, GateSpec(), emulated=False)
+    assert verdict.status == "pass" and verdict.measured == pytest.approx(1.0)
