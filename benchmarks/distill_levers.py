@@ -84,7 +84,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "len_32": {"max_length": 32},
 }
 #: The best combination of the levers that helped (what --long trains; examples/transformer/distill.yaml).
-VARIANTS["best"] = {}
+VARIANTS["best"] = {"layers": [0, 4, 5]}
 
 
 def log(message: str) -> None:
@@ -102,9 +102,11 @@ def truncate(feeds: dict[str, np.ndarray], length: int | None) -> dict[str, np.n
     if not length:
         return feeds
     out = {k: v[:, :length].copy() for k, v in feeds.items()}
-    ids, mask = out["input_ids"], out["attention_mask"]
-    full = mask[:, -1] == 1  # sentences longer than length: end them with [SEP] like the tokenizer would
-    ids[full, -1] = feeds["input_ids"][0][feeds["attention_mask"][0].sum() - 1]  # [SEP] id of row 0
+    lengths = feeds["attention_mask"].sum(axis=1)
+    shortest = int(np.argmin(lengths))  # an untruncated sentence: its last token is the tokenizer's [SEP]
+    sep = feeds["input_ids"][shortest, lengths[shortest] - 1]
+    full = out["attention_mask"][:, -1] == 1  # sentences cut here end with [SEP], as the tokenizer would end them
+    out["input_ids"][full, -1] = sep
     return out
 
 
