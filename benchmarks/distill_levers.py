@@ -21,7 +21,20 @@ distilled fp32 and the distilled int8 models interleaved on ONNX Runtime (batch 
 cosines on ORT. ``--long``: the documented hour-long mode: the ``best`` variant at 2,500 steps (80,000
 sentences of the 169,330-line corpus) and ``--int8``. ``--smoke``: 64 sentences, 2 steps, two variants.
 
-Measured: see docs/distillation.md ("What the levers are worth") and benchmarks/results/distill_levers.json.
+Measured (2026-12-05, 2 cores shared with 4 other jobs, load average 10-14, ``nice -n 5``, one torch thread;
+rows of three runs merged into ``benchmarks/results/distill_levers.json``; table in docs/strategies.md "What
+the levers are worth"):
+
+    python benchmarks/distill_levers.py --step0 --steps 0                    # 20 layer choices, 100 s
+    python benchmarks/distill_levers.py --steps 200 --variants base,layers_045,layers_035
+    python benchmarks/distill_levers.py --steps 200 --variants relations,cos_only,cos_hidden
+    python benchmarks/distill_levers.py --steps 800 --variants best --int8
+
+At 200 steps (6,400 sentences): base 0.8687; 1 - cos alone 0.8665; + hidden states only 0.8701; + relations
+0.8658 (objective rows tie within the 0.002-0.003 seed noise); layers 0, 3, 5 0.8789; layers 0, 4, 5 0.8997
+(step 0: 0.716 against 0.495 for 1, 3, 5). About 490-830 s per 200-step row at that load (2.5-4 s a step;
+0.77 s on a quiet machine). Not measured for lack of time: ``cos_attn``, ``cos_hidden_rel``, ``imitate_245``,
+``layers_045_imitate135``, the learning-rate, warm-up and ``len_32`` rows, seeds, and ``--long``.
 """
 
 from __future__ import annotations

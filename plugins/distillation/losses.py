@@ -67,7 +67,8 @@ def relation_kl(teacher: torch.Tensor, student: torch.Tensor, heads: int,
     def log_relation(x: torch.Tensor) -> torch.Tensor:
         b, n, width = x.shape
         if width % heads:
-            raise ValueError(f"a projection of width {width} cannot be split into {heads} relation heads")
+            raise ValueError(f"a projection of width {width} cannot be split into {heads} relation heads (set "
+                             "relation_heads to a number that divides the teacher's and the student's widths)")
         h = x.reshape(b, n, heads, width // heads).transpose(1, 2)  # [b, heads, seq, d]
         scores = h @ h.transpose(-1, -2) / (width // heads) ** 0.5
         if mask is not None:
