@@ -32,9 +32,11 @@ the levers are worth"):
 
 At 200 steps (6,400 sentences): base 0.8687; 1 - cos alone 0.8665; + hidden states only 0.8701; + relations
 0.8658 (objective rows tie within the 0.002-0.003 seed noise); layers 0, 3, 5 0.8789; layers 0, 4, 5 0.8997
-(step 0: 0.716 against 0.495 for 1, 3, 5). About 490-830 s per 200-step row at that load (2.5-4 s a step;
-0.77 s on a quiet machine). Not measured for lack of time: ``cos_attn``, ``cos_hidden_rel``, ``imitate_245``,
-``layers_045_imitate135``, the learning-rate, warm-up and ``len_32`` rows, seeds, and ``--long``.
+(step 0: 0.716 against 0.495 for 1, 3, 5). On layers 0, 4, 5: imitate 1, 3, 5 0.8854; + relations 0.8962;
+1 - cos alone 0.8983; lr 1e-3 0.9035. ``best`` (0, 4, 5) at 800 steps: 0.9263, 2.03x; + edgecraft int8
+0.9248, 3.31x. 260-830 s per 200-step row depending on the load (1.3-4 s a step; 0.77 s on a quiet
+machine). Not measured for lack of time: ``cos_attn``, ``cos_hidden_rel``, ``imitate_245``, ``lr_2e-4``,
+``warmup_0.02``, ``len_32``, seeds, and ``--long``.
 """
 
 from __future__ import annotations
