@@ -21,7 +21,7 @@ STUDENT_CURRENT = "current"
 STUDENT_SCALED = "scaled"
 STUDENT_LAYERS = "layers"
 #: Params of student: layers only.
-LAYERS_ONLY = frozenset({"layers", "every"})
+LAYERS_ONLY = frozenset({"layers", "every", "imitate"})
 
 
 class FeaturePair(BaseModel):
@@ -48,6 +48,13 @@ class TrainingParams(StrategyParams):
     attention_weight: float = Field(
         0.0, ge=0, description="Transformer students: weight of the per-layer attention-map loss (KL of the "
         "attention probabilities, MiniLM's self-attention transfer). Trains with eager attention.")
+    relation_weight: float = Field(
+        0.0, ge=0, description="Transformer students: weight of MiniLMv2's self-attention relation loss: per "
+        "paired layer, KL between the teacher's and the student's query-query, key-key and value-value relations "
+        "(softmax of scaled dot products per relation head), summed. Needs no eager attention.")
+    relation_heads: int | None = Field(
+        None, ge=1, description="Relation heads the projections are split into for relation_weight (default: "
+        "the teacher's attention heads).")
     temperature: float = Field(4.0, gt=0, description="Softening temperature T of the 'kl' loss.")
     alpha: float = Field(0.7, ge=0, le=1, description="Weight of the soft (teacher) loss; 1 - alpha weighs the "
                          "hard-label cross-entropy. Without labels the soft loss alone is used.")
@@ -118,6 +125,10 @@ class DistillationParams(TrainingParams):
     every: int | None = Field(
         None, ge=2, description="student: layers: keep every k-th encoder layer, counted so the last one is kept "
         "(6 layers, every 2: layers 1, 3, 5). Default 2 when `layers` is not given.")
+    imitate: list[int] | None = Field(
+        None, description="student: layers: the teacher layer each student layer's per-layer terms (hidden, "
+        "attention, relation) imitate, one per kept layer (default: the layer it was copied from), e.g. "
+        "[1, 3, 5] for layers [0, 2, 5].")
     init: Literal["random", "teacher"] = Field(
         "random", description="student: scaled only. 'random': fresh initialisation; 'teacher': start from the "
         "teacher's largest-L1 channels (a pruned copy), which usually converges faster.")

@@ -156,8 +156,10 @@ class DistillationStrategy(Strategy[DistillationParams]):
         implementation = f"torch-kd:{loss}:student={student}:teacher={teacher}"
         if params.features:
             implementation += f":features={len(params.features)}"
-        if params.hidden_weight or params.attention_weight:
+        if params.hidden_weight or params.attention_weight or params.relation_weight:
             implementation += f":hidden={params.hidden_weight:g}:attention={params.attention_weight:g}"
+            if params.relation_weight:
+                implementation += f":relation={params.relation_weight:g}"
         who = "the plan model before any step" if teacher == "original" else "the model as it stands before this step"
         notes.append(f"teacher = {who}; alpha={params.alpha:g} (soft loss weight; soft only without labels)")
         if params.augment == "none" and params.cache_teacher:
@@ -189,18 +191,19 @@ class DistillationStrategy(Strategy[DistillationParams]):
 
         Returns None when the generic model checks apply instead (not a transformer student).
         """
-        layer_losses = params.hidden_weight > 0 or params.attention_weight > 0
+        layer_losses = params.hidden_weight > 0 or params.attention_weight > 0 or params.relation_weight > 0
         source = ctx.plan.model
         is_hf = source.kind == "huggingface"
         if params.student == STUDENT_LAYERS and params.layers is not None and params.every is not None:
             raise ctx.error("params.layers and params.every both choose the student's layers; set one")
         if layer_losses and params.student not in (STUDENT_LAYERS, STUDENT_SCALED, STUDENT_CURRENT):
-            raise ctx.error("params.hidden_weight / attention_weight pair student encoder layers with the teacher "
+            raise ctx.error("params.hidden_weight / attention_weight / relation_weight pair student encoder layers "
+                            "with the teacher "
                             "layers they come from; a factory student has no such pairing",
                             hint="use student: layers, scaled or current")
         if not is_hf:
             if params.student == STUDENT_LAYERS or layer_losses:
-                what = "student: layers" if params.student == STUDENT_LAYERS else "hidden_weight/attention_weight"
+                what = "student: layers" if params.student == STUDENT_LAYERS else "the per-layer losses"
                 raise ctx.error(f"{what} needs a transformer encoder (model kind huggingface, BERT family); the "
                                 f"plan's model is a {getattr(source, 'kind', '?')} source")
             return None
@@ -229,7 +232,11 @@ class DistillationStrategy(Strategy[DistillationParams]):
             except ValueError as exc:
                 field = "layers" if params.layers is not None else "every"
                 raise ctx.error(f"params.{field}: {exc}") from None
-            return [f"student keeps encoder layers {kept} of {n}, initialised from the teacher (DistilBERT)"]
+            imitated = _imitated(params.imitate, kept, n)
+            if isinstance(imitated, str):
+                raise ctx.error(f"params.imitate: {imitated}")
+            return [f"student keeps encoder layers {kept} of {n}, initialised from the teacher (DistilBERT); its "
+                    f"per-layer terms imitate teacher layers {imitated}"]
         heads, ffn = int(config.num_attention_heads), int(config.intermediate_size)
         keep_heads = max(1, round(params.width * heads))
         keep_ffn = _round_multiple(params.width * ffn, params.round_to)
@@ -324,10 +331,12 @@ class DistillationStrategy(Strategy[DistillationParams]):
                 teacher = model.module
             teacher_out = probe_output(teacher, example, label="the teacher", output=output)
             layer_map: list[int] | None = None
+            kept: list[int] = []
             if params.student == STUDENT_CURRENT:
                 student = model.module
             elif params.student == STUDENT_LAYERS:
-                student, layer_map = _layer_student(model.module, params, step.where)
+                student, kept = _layer_student(model.module, params, step.where)
+                layer_map = params.imitate or kept
             elif params.student == STUDENT_SCALED and _encoder(model.module) is not None:
                 student = _scaled_transformer(model.module, params, seed)
             elif params.student == STUDENT_SCALED:
@@ -360,7 +369,8 @@ class DistillationStrategy(Strategy[DistillationParams]):
         if student_encoder is not None:
             details["student_encoder"] = student_encoder.shape()
             if layer_map is not None:
-                details["student_layers_from_teacher"] = layer_map
+                details["student_layers_from_teacher"] = kept
+                details["student_layers_imitate"] = layer_map
         handle = model.with_module(result.student)
         handle.lineage.append({"step": step.label, "strategy": self.name, "student": params.student,
                                "teacher_params": teacher_params, "student_params": student_params})
@@ -386,8 +396,21 @@ def _layer_student(teacher: nn.Module, params: DistillationParams, where: str) -
     except ValueError as exc:
         field = "layers" if params.layers is not None else "every"
         raise InputError(f"step {where}: params.{field}: {exc}") from None
+    imitated = _imitated(params.imitate, kept, len(encoder))
+    if isinstance(imitated, str):
+        raise InputError(f"step {where}: params.imitate: {imitated}")
     keep_layers(encoder, kept)
     return student, kept
+
+
+def _imitated(imitate: list[int] | None, kept: list[int], n: int) -> list[int] | str:
+    """The teacher layers the student's layers imitate (default: those they were copied from), or what is wrong."""
+    if imitate is None:
+        return kept
+    if len(imitate) != len(kept):
+        return f"{imitate} names {len(imitate)} teacher layers for a student of {len(kept)} layers ({kept})"
+    bad = [i for i in imitate if not 0 <= i < n]
+    return f"layer(s) {bad} out of range: the teacher has {n} encoder layers (0..{n - 1})" if bad else list(imitate)
 
 
 def _scaled_transformer(teacher: nn.Module, params: DistillationParams, seed: int) -> nn.Module:

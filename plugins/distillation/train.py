@@ -17,7 +17,7 @@ import torch
 from edgecraft import torchkit
 from edgecraft.errors import InputError
 from edgecraft.feeds import BoundData
-from edgecraft.plugins.distillation.losses import FeatureAdapter
+from edgecraft.plugins.distillation.losses import FeatureAdapter, RelationMatch
 from edgecraft.plugins.distillation.params import TrainingParams
 from edgecraft.progress import NullProgress, Progress
 from edgecraft.torchkit.data import Batch, TorchData
@@ -130,8 +130,8 @@ def distill(teacher: nn.Module, student: nn.Module, data: TorchData | BoundData,
     best weights on the validation data (``validation``, else a split of ``data``) are kept. The
     loss reads the models' output ``output``. The same seed gives the same student.
 
-    Transformer students: ``params.hidden_weight`` / ``attention_weight`` add per-layer terms pairing
-    student encoder layer ``j`` with teacher layer ``layer_map[j]`` (default: the same index).
+    Transformer students: ``params.hidden_weight`` / ``attention_weight`` / ``relation_weight`` add per-layer
+    terms pairing student encoder layer ``j`` with teacher layer ``layer_map[j]`` (default: the same index).
     """
     params = params if isinstance(params, TrainingParams) else TrainingParams.model_validate(params or {})
     seed = params.seed if params.seed is not None else seed
@@ -155,18 +155,24 @@ def _distill(teacher_module: nn.Module, student: nn.Module, data: TorchData, val
     augment = _augmenter(params.augment, data)
     pairs = params.features
     match = None
-    if params.hidden_weight > 0 or params.attention_weight > 0:
+    relations = None
+    if params.hidden_weight > 0 or params.attention_weight > 0 or params.relation_weight > 0:
         t_enc, s_enc = enc.find_encoder(teacher_module), enc.find_encoder(student)
         if t_enc is None or s_enc is None:
-            raise DistillationError("hidden_weight / attention_weight need transformer encoders in both the teacher "
-                                    "and the student")
+            raise DistillationError("hidden_weight / attention_weight / relation_weight need transformer encoders "
+                                    "in both the teacher and the student")
         mapping = layer_map if layer_map is not None else list(range(len(s_enc)))
-        if len(mapping) != len(s_enc) or max(mapping) >= len(t_enc):
+        if len(mapping) != len(s_enc) or max(mapping) >= len(t_enc) or min(mapping) < 0:
             raise DistillationError(f"the student has {len(s_enc)} encoder layers and the teacher {len(t_enc)}: "
-                                    "no one-to-one pairing for the per-layer losses")
+                                    f"the pairing {mapping} is not one teacher layer per student layer")
         match = enc.layer_match(t_enc, s_enc, mapping, hidden_weight=params.hidden_weight,
                                 attention_weight=params.attention_weight)
-    layer_names = [p.teacher for p in pairs] + (match.teacher_layers if match else [])
+        if params.relation_weight > 0:
+            heads = params.relation_heads or int(t_enc.config.num_attention_heads)
+            relations = RelationMatch(t_enc.prefix, s_enc.root, s_enc.prefix, mapping, weight=params.relation_weight,
+                                      heads=heads, mask_input=data.padding_mask())
+    layer_names = [p.teacher for p in pairs] + (match.teacher_layers if match else []) + \
+        (relations.teacher_layers if relations else [])
     teacher = torchkit.Teacher(teacher_module, output=output, layers=layer_names,
                                cache=params.augment == "none" and params.cache_teacher,
                                elements=match.teacher_elements if match else None)
@@ -199,13 +205,16 @@ def _distill(teacher_module: nn.Module, student: nn.Module, data: TorchData, val
                 assert student_tap is not None
                 terms = [pair.weight * nn.functional.mse_loss(adapter(student_tap.outputs[pair.student]), t_feat)
                          for pair, adapter, t_feat in zip(pairs, adapters, t_feats[:len(pairs)], strict=True)]
+            n_match = len(match.teacher_layers) if match is not None else 0
             if match is not None:
-                terms.append(match.loss(t_feats[len(pairs):]))
+                terms.append(match.loss(t_feats[len(pairs):len(pairs) + n_match]))
+            if relations is not None:
+                terms.append(relations.loss(t_feats[len(pairs) + n_match:]))
             return torch.stack(terms).sum()
 
         objective = torchkit.TeacherMatch(teacher, kind=params.loss, temperature=params.temperature,
                                           alpha=params.alpha, output=output,
-                                          feature_loss=feature_loss if (pairs or match) else None)
+                                          feature_loss=feature_loss if (pairs or match or relations) else None)
         config = torchkit.TrainConfig(
             epochs=params.epochs, batch_size=params.batch_size, lr=params.lr, optimizer=params.optimizer,
             weight_decay=params.weight_decay, momentum=params.momentum, schedule=params.schedule,
@@ -231,4 +240,6 @@ def _distill(teacher_module: nn.Module, student: nn.Module, data: TorchData, val
             student_tap.close()
         if match is not None:
             match.close()
+        if relations is not None:
+            relations.close()
         eager.__exit__(None, None, None)

@@ -28,6 +28,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "tvm_arm": ("tvm", "aarch64"), "ray_scaling": ("ray",),
     "search": ("search",), "quantization": ("openvino",), "memory": ("openvino",),
     "transformers": ("openvino", "huggingface", "realmodels"), "transformer_torch": ("huggingface", "realmodels"),
+    "distill_levers": ("huggingface", "realmodels"),
 }
 #: Headline figures each benchmark's JSON must hold (beyond the common ``smoke`` and CPU keys).
 HEADLINES: dict[str, tuple[str, ...]] = {

@@ -1,0 +1,267 @@
+"""Layer-dropping distillation of all-MiniLM-L6-v2 (3 of 6 layers): what each lever of issue 28 is worth.
+
+    python benchmarks/distill_levers.py [--variants base,cos_only,...] [--steps 250] [--corpus-size 40000]
+                                        [--step0] [--int8] [--long] [--json OUT] [--append] [--smoke]
+
+Every variant is the distillation plugin's trainer (:func:`edgecraft.plugins.distillation.train.distill`, what
+a plan's ``distillation`` step runs) with ``BASE`` changed by the variant's overrides (``VARIANTS``), trained
+for the same number of optimizer steps on the same seeded sample of ``32 · steps`` sentences of the offline
+corpus (``examples/transformer/corpus.py``, disjoint from eval.txt; each sentence seen once), seed 0, one
+torch thread. So two rows differ only by their lever, and the figure is the lever's effect at that budget.
+
+Figures per row: ``cos_step0`` (the student before training: what the layer choice alone gives), ``cos``
+after training: mean cosine over eval.txt's 200 held-out sentences of the student's sentence embedding to
+the teacher's (torch, fp32; the ONNX export of the same weights agrees to ~1e-6), train seconds, steps and
+``load`` (the machine's 1-minute load average at the row's end: the machine is shared, so seconds are noisy).
+
+``--step0``: the cosine before training of every choice of 3 kept layers (no training, seconds).
+``--int8``: after training the (last) variant, export it to ONNX, quantize it with edgecraft's own int8 step
+(the ort-cpu transformer recipe, ``transformer_int8.quantize_edgecraft``), and time the fp32 teacher, the
+distilled fp32 and the distilled int8 models interleaved on ONNX Runtime (batch 1, sequence 64, 2 threads);
+cosines on ORT. ``--long``: the documented hour-long mode: the ``best`` variant at 2,500 steps (80,000
+sentences of the 169,330-line corpus) and ``--int8``. ``--smoke``: 64 sentences, 2 steps, two variants.
+
+Measured (2026-12-05, 2 cores shared with 4 other jobs, load average 10-14, ``nice -n 5``, one torch thread;
+rows of three runs merged into ``benchmarks/results/distill_levers.json``; table in docs/strategies.md "What
+the levers are worth"):
+
+    python benchmarks/distill_levers.py --step0 --steps 0                    # 20 layer choices, 100 s
+    python benchmarks/distill_levers.py --steps 200 --variants base,layers_045,layers_035
+    python benchmarks/distill_levers.py --steps 200 --variants relations,cos_only,cos_hidden
+    python benchmarks/distill_levers.py --steps 800 --variants best --int8
+
+At 200 steps (6,400 sentences): base 0.8687; 1 - cos alone 0.8665; + hidden states only 0.8701; + relations
+0.8658 (objective rows tie within the 0.002-0.003 seed noise); layers 0, 3, 5 0.8789; layers 0, 4, 5 0.8997
+(step 0: 0.716 against 0.495 for 1, 3, 5). On layers 0, 4, 5: imitate 1, 3, 5 0.8854; + relations 0.8962;
+1 - cos alone 0.8983; lr 1e-3 0.9035. ``best`` (0, 4, 5) at 800 steps: 0.9263, 2.03x; + edgecraft int8
+0.9248, 3.31x. 260-830 s per 200-step row depending on the load (1.3-4 s a step; 0.77 s on a quiet
+machine). Not measured for lack of time: ``cos_attn``, ``cos_hidden_rel``, ``imitate_245``, ``lr_2e-4``,
+``warmup_0.02``, ``len_32``, seeds, and ``--long``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+EXAMPLE = HERE.parent / "examples" / "transformer"
+BATCH = 32
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    """A module by file (benchmarks/ is not a package, and its transformers.py would shadow the library)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+tt = _load("transformer_torch", HERE / "transformer_torch.py")
+scaling = _load("corpus_scaling", HERE / "corpus_scaling.py")
+
+#: The shipped recipe before this benchmark (transformer_torch.py's ``distilled`` row, examples' distill.yaml).
+BASE: dict[str, Any] = {"layers": [1, 3, 5], "imitate": None, "loss": "cosine", "hidden_weight": 1.0,
+                        "attention_weight": 0.5, "relation_weight": 0.0, "lr": 4e-4, "batch_size": BATCH,
+                        "schedule": "warmup_cosine", "warmup": 0.06, "max_length": None}
+#: One lever per row (overrides of BASE); later rows combine the ones that helped.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "base": {},
+    "cos_only": {"hidden_weight": 0.0, "attention_weight": 0.0},
+    "cos_hidden": {"attention_weight": 0.0},
+    "cos_attn": {"hidden_weight": 0.0},
+    "relations": {"relation_weight": 1.0},
+    "cos_hidden_rel": {"attention_weight": 0.0, "relation_weight": 1.0},
+    "layers_025": {"layers": [0, 2, 5]},
+    "layers_035": {"layers": [0, 3, 5]},
+    "layers_045": {"layers": [0, 4, 5]},
+    "layers_045_imitate135": {"layers": [0, 4, 5], "imitate": [1, 3, 5]},
+    "layers_045_cos_only": {"layers": [0, 4, 5], "hidden_weight": 0.0, "attention_weight": 0.0},
+    "layers_025_imitate135": {"layers": [0, 2, 5], "imitate": [1, 3, 5]},
+    "imitate_245": {"imitate": [2, 4, 5]},
+    "lr_1e-3": {"lr": 1e-3},
+    "lr_2e-4": {"lr": 2e-4},
+    "warmup_0.02": {"warmup": 0.02},
+    "len_32": {"max_length": 32},
+}
+#: The best combination of the levers that helped (what --long trains; examples/transformer/distill.yaml).
+VARIANTS["best"] = {"layers": [0, 4, 5]}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def recipe(name: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    if name not in VARIANTS and not extra:
+        raise SystemExit(f"unknown variant {name!r}; known: {sorted(VARIANTS)} (or give --set JSON)")
+    return {**BASE, **VARIANTS.get(name, {}), **(extra or {})}
+
+
+def truncate(feeds: dict[str, np.ndarray], length: int | None) -> dict[str, np.ndarray]:
+    """Training text cut to ``length`` tokens (the last kept token becomes [SEP]); eval text is not cut."""
+    if not length:
+        return feeds
+    out = {k: v[:, :length].copy() for k, v in feeds.items()}
+    lengths = feeds["attention_mask"].sum(axis=1)
+    shortest = int(np.argmin(lengths))  # an untruncated sentence: its last token is the tokenizer's [SEP]
+    sep = feeds["input_ids"][shortest, lengths[shortest] - 1]
+    full = out["attention_mask"][:, -1] == 1  # sentences cut here end with [SEP], as the tokenizer would end them
+    out["input_ids"][full, -1] = sep
+    return out
+
+
+def train_variant(handle: Any, teacher: Any, ctx: Any, feeds: dict[str, np.ndarray], r: dict[str, Any],
+                  steps: int) -> tuple[Any, dict[str, Any]]:
+    from edgecraft.plugins.distillation.params import DistillationParams, TrainingParams
+    from edgecraft.plugins.distillation.strategy import _layer_student
+    from edgecraft.plugins.distillation.train import distill
+
+    student, kept = _layer_student(handle.module, DistillationParams(student="layers", layers=r["layers"],
+                                                                     train="t"), "bench")
+    cos0 = tt._torch_cos(ctx, handle, student)
+    rows, epochs, n_steps = scaling.budget_feeds(feeds, steps=steps, epochs=None) if steps else (feeds, 0, 0)
+    facts: dict[str, Any] = {"layers": kept, "cos_step0": cos0, "steps": n_steps}
+    if not steps:
+        return student, facts
+    data = tt._data(handle, truncate(rows, r["max_length"]))
+    params = TrainingParams(loss=r["loss"], hidden_weight=r["hidden_weight"], attention_weight=r["attention_weight"],
+                            relation_weight=r["relation_weight"], epochs=epochs, batch_size=r["batch_size"],
+                            lr=r["lr"], optimizer="adamw", schedule=r["schedule"], warmup=r["warmup"],
+                            weight_decay=0.01, validation_fraction=0, patience=None, seed=0,
+                            freeze=["*embeddings.*"])
+    started = time.perf_counter()
+    result = distill(teacher, student, data, params, layer_map=r["imitate"] or kept)
+    facts.update(train_seconds=round(time.perf_counter() - started, 1), distinct_sentences=len(data),
+                 final_loss=round(result.history[-1]["train_loss"] or 0.0, 4))
+    return student, facts
+
+
+def measure_int8(handle: Any, student: Any, ctx: Any, work: Path) -> dict[str, Any]:
+    """fp32 teacher vs distilled fp32 vs distilled int8 on ONNX Runtime, timed interleaved."""
+    work.mkdir(parents=True, exist_ok=True)
+    fp32 = tt.export(handle, handle.module, work / "fp32.onnx")
+    distilled = tt.export(handle, student, work / "distilled.onnx")
+    int8 = tt.quantize_edgecraft(distilled, work / "distilled-int8", tt.MODEL, 2)
+    local = tt.LocalContext(tt.MODEL, fp32, {}, ctx.eval_feeds, tt.embed(fp32, ctx.eval_feeds), work=work,
+                            rounds=ctx.rounds, repeats=ctx.repeats)
+    p50 = local.time_onnx([fp32, distilled, int8])
+    out = {"p50_ms": {"fp32": round(p50[0], 3), "distilled": round(p50[1], 3), "distilled_int8": round(p50[2], 3)},
+           "distilled_speedup": round(p50[0] / p50[1], 3), "distilled_int8_speedup": round(p50[0] / p50[2], 3),
+           "distilled_cos_ort": round(tt.mean_cosine(tt.embed(distilled, ctx.eval_feeds), local.eval_fp32), 5),
+           "distilled_int8_cos_ort": round(tt.mean_cosine(tt.embed(int8, ctx.eval_feeds), local.eval_fp32), 5),
+           "int8": "edgecraft quantization step (ort-cpu transformer recipe)"}
+    log(f"int8 {json.dumps(out)}")
+    return out
+
+
+def write(path: Path, rows: list[dict[str, Any]], earlier: dict[str, Any], extra: dict[str, Any], *,
+          smoke: bool) -> None:
+    from edgecraft.cpu import cpu_summary, int8_features
+
+    done = {(r["variant"], r["steps"]) for r in rows}
+    table = [r for r in earlier.get("table", []) if (r["variant"], r["steps"]) not in done] + rows
+    result = {**{k: v for k, v in earlier.items() if k != "table"}, **extra, "table": table, "base": BASE,
+              "smoke": smoke, "cpu_int8_features": int8_features(), "cpu": cpu_summary()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variants", default="base", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--set", default="", help="JSON overrides applied to every variant (e.g. a combination)")
+    parser.add_argument("--name", default="", help="row name when --set is given")
+    parser.add_argument("--steps", type=int, default=250, help="optimizer steps per variant (0: step 0 only)")
+    parser.add_argument("--corpus-size", type=int, default=40000)
+    parser.add_argument("--step0", action="store_true", help="cosine before training of every 3-of-6 layer choice")
+    parser.add_argument("--int8", action="store_true", help="export, int8-quantize and time the last variant")
+    parser.add_argument("--long", action="store_true", help="the best recipe at 2,500 steps on 169,330 sentences, "
+                        "then --int8 (about an hour here)")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--append", action="store_true", help="keep --json's rows (same variant and steps: replaced)")
+    parser.add_argument("--smoke", action="store_true", help="64 sentences, 2 steps, two variants (a test runs it)")
+    args = parser.parse_args(argv)
+    import torch
+
+    if args.long:
+        args.variants, args.steps, args.corpus_size, args.int8 = "best", 2500, 169330, True
+    names = [n for n in args.variants.split(",") if n]
+    extra = json.loads(args.set) if args.set else {}
+    if args.smoke:
+        names, args.steps = ["base", "relations"], 2
+    start = time.time()
+    torch.manual_seed(0)
+    handle = tt._load_handle()
+    teacher = tt._load_handle().module.eval()
+    eval_feeds = tt._feeds(handle, EXAMPLE / "eval.txt")
+    if args.smoke:
+        eval_feeds = {k: v[:16] for k, v in eval_feeds.items()}
+    with torch.no_grad():
+        reference = teacher(*[torch.from_numpy(eval_feeds[n]) for n in handle.io.input_names])
+    ctx = tt.LocalContext(tt.MODEL, Path(), {}, eval_feeds, np.asarray(reference), rounds=2 if args.smoke else 7,
+                          repeats=5 if args.smoke else 30)
+    earlier = json.loads(args.json.read_text()) if args.json and args.append and args.json.is_file() else {}
+    extras: dict[str, Any] = {}
+    torch.set_num_threads(1)
+    if args.step0 or args.smoke:
+        from itertools import combinations
+
+        choices = [list(c) for c in combinations(range(6), 3)] if not args.smoke else [[1, 3, 5], [0, 2, 5]]
+        step0 = {}
+        for layers in choices:
+            _, facts = train_variant(handle, teacher, ctx, {}, {**BASE, "layers": layers}, 0)
+            step0[",".join(map(str, layers))] = facts["cos_step0"]
+        extras["step0_by_layers"] = dict(sorted(step0.items(), key=lambda kv: -kv[1]))
+        log(f"step0 {json.dumps(extras['step0_by_layers'])}")
+    if args.smoke:
+        feeds = {k: v[:64] for k, v in tt._feeds(handle, EXAMPLE / "train-large.txt").items()}
+    else:
+        feeds = tt._feeds(handle, scaling.corpus.corpus_file(args.corpus_size))
+    rows: list[dict[str, Any]] = []
+    student = None
+    for name in names if args.steps or not args.step0 else []:
+        r = recipe(name, extra)
+        label = args.name or name
+        log(f"variant {label}: {json.dumps({k: v for k, v in r.items() if BASE.get(k) != v})}")
+        student, facts = train_variant(handle, teacher, ctx, feeds, r, args.steps)
+        row = {"variant": label, "overrides": {k: v for k, v in r.items() if BASE.get(k) != v},
+               "corpus_size": args.corpus_size if not args.smoke else 64, **facts,
+               "cos": tt._torch_cos(ctx, handle, student), "load": round(os.getloadavg()[0], 2)}
+        log(f"row {json.dumps(row)}")
+        rows.append(row)
+        if args.json:
+            write(args.json, rows, earlier, extras, smoke=args.smoke)
+    if args.int8 and student is not None:
+        extras["int8"] = {"variant": rows[-1]["variant"], "steps": rows[-1]["steps"],
+                          **measure_int8(handle, student, ctx, ctx.work)}
+    extras["wall_s"] = round(time.time() - start, 1)
+    if args.json:
+        write(args.json, rows, earlier, extras, smoke=args.smoke)
+    print(f"{'variant':<24}{'steps':>6}{'cos@0':>8}{'cos':>8}{'train s':>9}{'load':>6}")
+    for row in rows:
+        print(f"{row['variant']:<24}{row['steps']:>6}{row['cos_step0']:>8.4f}{row['cos']:>8.4f}"
+              f"{row.get('train_seconds', 0):>9.1f}{row['load']:>6.2f}")
+    for layers, cos in extras.get("step0_by_layers", {}).items():
+        print(f"step 0, layers {layers:<10}{cos:>8.4f}")
+    if "int8" in extras:
+        print(json.dumps(extras["int8"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
