@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from edgecraft.errors import InputError
 from edgecraft.plugins.pruning.params import PruningParams
 
@@ -142,8 +143,12 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
                                  "available to imitate")
             recovery_kind = f"{params.loss}_to_unpruned" + (f"+hidden({params.hidden_weight:g})"
                                                             if params.hidden_weight else "")
+    # 'split': round r recovers on the r-th of `rounds` equal parts of the data (equal total steps to one-shot).
+    parts = [data] * rounds if data is None or params.round_data == "all" or rounds == 1 else \
+        [data.subset(chunk) for chunk in np.array_split(np.arange(len(data)), rounds)]
     for r in range(rounds):
         fraction = (r + 1) / rounds
+        round_data = parts[r]
         step_params = params.model_copy(update={
             "head_ratio": params.head_ratio * fraction, "ffn_ratio": params.ffn_ratio * fraction,
             "layer_ratios": {k: v * fraction for k, v in params.layer_ratios.items()}})
@@ -194,7 +199,7 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
                                           seed=seed + r, optimizer="adamw", schedule="warmup_cosine",
                                           trim_padding=True, freeze=("*embeddings.*",))
             try:
-                result = torchkit.train(module, data, round_objective, config, progress=progress,
+                result = torchkit.train(module, round_data, round_objective, config, progress=progress,
                                         label=f"{where} recovery round {r + 1}")
             finally:
                 if match is not None:
@@ -217,6 +222,7 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
         "importance": kind, "scope": params.scope, "rounds": history,
         "recovery": None if data is None or params.epochs == 0 else {
             "dataset": data.name, "samples": len(data), "epochs_per_round": params.epochs, "loss": recovery_kind,
+            "round_data": params.round_data if rounds > 1 else "all",
             "note": "cosine_* are measured on the recovery data against the unpruned model (torch); the gate "
                     "measures on the target"},
         "config": {"num_attention_heads": encoder.config.num_attention_heads,
