@@ -105,6 +105,18 @@ def test_pruned_export_runs_on_ort_and_openvino(tiny: TinyModels, tmp_path: Path
     np.testing.assert_allclose(got_ov, want, atol=1e-4)
 
 
+def test_ffn_only_pruning_reports_no_pruned_heads(tiny: TinyModels) -> None:
+    """head_ratio 0: recent transformers' configs have no `pruned_heads` until a head is pruned (was a crash)."""
+    from edgecraft.plugins.pruning.params import PruningParams
+    from edgecraft.plugins.pruning.transformer import prune_heads_ffn
+
+    handle = load(tiny.sentence)
+    facts = prune_heads_ffn(handle.module, PruningParams(mode="heads_ffn", head_ratio=0.0, ffn_ratio=0.5),
+                            where="s", data=None, teacher=None)
+    assert facts["config"]["pruned_heads"] == {} and facts["encoder_after"]["heads"] == [2, 2]
+    assert facts["encoder_after"]["ffn"] == [32, 32]
+
+
 @pytest.mark.parametrize("round_data", ["all", "split"])
 def test_gradual_pruning_recovers_between_rounds_on_all_or_split_data(tiny: TinyModels, round_data: str,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
