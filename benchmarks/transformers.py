@@ -33,6 +33,14 @@ top level (a name clash with this script's figures is an error); rows are append
 Timing an ONNX model there: ``ctx.time_onnx({"label": path, "fp32": ctx.fp32_onnx})`` returns p50 ms
 (a list of paths gives a list) and leaves per-round samples in ``ctx.extras["last_timing"]`` for
 ``Timing.ratio(label, "fp32")``. ``transformer_common`` is importable by name from that module.
+
+Longer runs (``--long``): this script stays within ~30 minutes (the recipes' default recoveries). The
+levers of pruning and factorization (operating point, recovery text, objectives, iterative pruning, which
+Linears) and longer recoveries are ``benchmarks/compress_levers.py``: ``sweep`` (speedup and cosine
+before recovery against the kept fraction, no training), ``levers --only ... --steps S`` (equal-step
+recoveries) and ``final --only ... --steps S`` (the long run: the recovered model exported and timed
+against fp32 on ONNX Runtime); ``--long`` here prints that command line (``final`` with 1,250 steps on the
+40,000-sentence offline corpus, about an hour on these shared cores) and exits.
 """
 
 from __future__ import annotations
@@ -80,6 +88,9 @@ folder_bytes = common.folder_bytes
 log = common.log
 samples = common.samples
 CALIBRATION_SAMPLES = 64
+#: The long runs of the torch-stage recipes (see the module doc): the levers' benchmark, final phase.
+LONG_COMMAND = ("nice -n 5 python benchmarks/compress_levers.py final --only p-corpus,f-corpus --steps 1250 "
+                "--json benchmarks/results/compress_levers.json --append")
 
 
 # ---------------------------------------------------------------- edgecraft's artifacts, as the product builds them
@@ -257,7 +268,12 @@ def main(argv: list[str] | None = None) -> int:
                         "stage (benchmarks/transformer_torch.py has its own --smoke): checks the script runs")
     parser.add_argument("--corpus-size", type=int, default=None, help="train the torch-stage recoveries on this many "
                         "lines of examples/transformer/corpus.py's offline corpus (default: train-large.txt, 4120)")
+    parser.add_argument("--long", action="store_true", help="print the command of the long runs "
+                        "(benchmarks/compress_levers.py final, see the module doc) and exit")
     args = parser.parse_args(argv)
+    if args.long:
+        print(LONG_COMMAND)
+        return 0
     if args.smoke:
         args.repeats, args.rounds, args.no_torch = 20, 4, True
     from edgecraft.cpu import cpu_summary, int8_features

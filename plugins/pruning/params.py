@@ -28,7 +28,7 @@ from pydantic import Field
 STRUCTURED_ONLY = frozenset({"importance", "round_to", "max_layer_ratio", "taylor_batches"})
 UNSTRUCTURED_ONLY = frozenset({"pattern"})
 #: Params of mode heads_ffn only (it shares importance, round_to, scope, max_layer_ratio, taylor_batches).
-HEADS_FFN_ONLY = frozenset({"head_ratio", "ffn_ratio", "loss", "hidden_weight"})
+HEADS_FFN_ONLY = frozenset({"head_ratio", "ffn_ratio", "loss", "hidden_weight", "round_data"})
 
 
 class PruningParams(StrategyParams):
@@ -50,6 +50,11 @@ class PruningParams(StrategyParams):
     hidden_weight: float = Field(
         0.0, ge=0, description="heads_ffn recovery: weight of a per-layer hidden-state loss (MSE / teacher "
         "variance) between every pruned layer and the unpruned one; 0 matches the outputs only.")
+    round_data: Literal["all", "split"] = Field(
+        "all", description="heads_ffn, schedule: gradual: what each recovery round trains on. 'all': the whole "
+        "dataset every round (`iterations` times the steps of one-shot); 'split': round r trains on the r-th of "
+        "`iterations` equal parts of it (the same steps and sentences as one-shot at the same `epochs`: iterative "
+        "pruning at equal cost, each round on fresh text).")
     ratio: float | None = Field(
         None, ge=0, description="Fraction to remove: of each layer's output channels (structured) or of the "
         "prunable weights (unstructured, i.e. the target sparsity). Must be < 1. Optional with `pattern`.")

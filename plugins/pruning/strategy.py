@@ -138,6 +138,9 @@ class PruningStrategy(Strategy[PruningParams]):
             raise _fail(ctx, "params.max_layer_ratio only applies to scope: global")
         if "iterations" in given and params.schedule == "one_shot":
             raise _fail(ctx, "params.iterations only applies to schedule: gradual")
+        if "round_data" in given and params.schedule == "one_shot":
+            raise _fail(ctx, "params.round_data only applies to schedule: gradual (one-shot recovers once, on all "
+                             "of params.dataset)")
         if params.dataset is not None:
             ctx.require_dataset(params.dataset, "recovery", param="dataset")
         if params.epochs > 0 and params.dataset is None:

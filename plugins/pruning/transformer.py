@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from edgecraft.errors import InputError
 from edgecraft.plugins.pruning.params import PruningParams
 
@@ -26,6 +27,10 @@ if TYPE_CHECKING:
 
 #: FFN widths round down to this multiple unless ``round_to`` says otherwise (SIMD-friendly GEMMs).
 DEFAULT_FFN_MULTIPLE = 8
+#: The cosine before/after each recovery round is measured on at most this many recovery samples: it is a
+#: report figure, and two full forward passes (pruned model and teacher, padded) over a 40,000-sentence corpus
+#: would cost more than the recovery's first hundred steps.
+COSINE_SAMPLES = 512
 
 
 @dataclass(frozen=True)
@@ -142,8 +147,12 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
                                  "available to imitate")
             recovery_kind = f"{params.loss}_to_unpruned" + (f"+hidden({params.hidden_weight:g})"
                                                             if params.hidden_weight else "")
+    # 'split': round r recovers on the r-th of `rounds` equal parts of the data (equal total steps to one-shot).
+    parts = [data] * rounds if data is None or params.round_data == "all" or rounds == 1 else \
+        [data.subset(chunk) for chunk in np.array_split(np.arange(len(data)), rounds)]
     for r in range(rounds):
         fraction = (r + 1) / rounds
+        round_data = parts[r]
         step_params = params.model_copy(update={
             "head_ratio": params.head_ratio * fraction, "ffn_ratio": params.ffn_ratio * fraction,
             "layer_ratios": {k: v * fraction for k, v in params.layer_ratios.items()}})
@@ -184,8 +193,9 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
                                                              feature_loss=match.loss if match else None)
             else:
                 round_objective = objective
+            probe = data.take(COSINE_SAMPLES)
             if teacher is not None and r == 0:
-                row["cosine_before_recovery"] = round(torchkit.evaluate(module, data, output=output,
+                row["cosine_before_recovery"] = round(torchkit.evaluate(module, probe, output=output,
                                                                         teacher=teacher)["cosine"], 5)
             # The transformer fine-tuning recipe: warm-up then cosine decay per step, batches cut to their
             # longest sentence (exact: padding is masked; several times less compute on short sentences); the
@@ -194,7 +204,7 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
                                           seed=seed + r, optimizer="adamw", schedule="warmup_cosine",
                                           trim_padding=True, freeze=("*embeddings.*",))
             try:
-                result = torchkit.train(module, data, round_objective, config, progress=progress,
+                result = torchkit.train(module, round_data, round_objective, config, progress=progress,
                                         label=f"{where} recovery round {r + 1}")
             finally:
                 if match is not None:
@@ -203,7 +213,7 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
                     round_objective.teacher.close()
             row["recovery_loss"] = [round(h["train_loss"] or 0.0, 5) for h in result.history]
             if teacher is not None:
-                row["cosine_after_recovery"] = round(torchkit.evaluate(module, data, output=output,
+                row["cosine_after_recovery"] = round(torchkit.evaluate(module, probe, output=output,
                                                                        teacher=teacher)["cosine"], 5)
         history.append(row)
     after = encoder.shape()
@@ -217,9 +227,12 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
         "importance": kind, "scope": params.scope, "rounds": history,
         "recovery": None if data is None or params.epochs == 0 else {
             "dataset": data.name, "samples": len(data), "epochs_per_round": params.epochs, "loss": recovery_kind,
-            "note": "cosine_* are measured on the recovery data against the unpruned model (torch); the gate "
-                    "measures on the target"},
+            "round_data": params.round_data if rounds > 1 else "all",
+            "note": f"cosine_* are measured on the first {COSINE_SAMPLES} recovery samples against the unpruned "
+                    "model (torch); the gate measures on the target"},
+        # A config never pruned of heads (head_ratio 0) has no `pruned_heads` attribute in recent transformers.
         "config": {"num_attention_heads": encoder.config.num_attention_heads,
                    "intermediate_size": getattr(encoder.config, "intermediate_size", None),
-                   "pruned_heads": {str(k): v for k, v in (encoder.config.pruned_heads or {}).items()}},
+                   "pruned_heads": {str(k): v for k, v in
+                                    (getattr(encoder.config, "pruned_heads", None) or {}).items()}},
     }

@@ -29,6 +29,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "search": ("search",), "quantization": ("openvino",), "memory": ("openvino",),
     "transformers": ("openvino", "huggingface", "realmodels"), "transformer_torch": ("huggingface", "realmodels"),
     "distill_levers": ("huggingface", "realmodels"),
+    "compress_levers": ("huggingface", "realmodels"),
 }
 #: Headline figures each benchmark's JSON must hold (beyond the common ``smoke`` and CPU keys).
 HEADLINES: dict[str, tuple[str, ...]] = {
@@ -40,6 +41,7 @@ HEADLINES: dict[str, tuple[str, ...]] = {
     "factorization": ("params_ratio", "latency_ratio"),
     "distillation": ("kd_accuracy_mean", "student_speedup"),
     "memory": ("ort_int8_memory_ratio", "memory_cv"),
+    "compress_levers": ("table", "wall_s"),
 }
 
 

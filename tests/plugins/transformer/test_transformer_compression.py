@@ -105,6 +105,51 @@ def test_pruned_export_runs_on_ort_and_openvino(tiny: TinyModels, tmp_path: Path
     np.testing.assert_allclose(got_ov, want, atol=1e-4)
 
 
+def test_ffn_only_pruning_reports_no_pruned_heads(tiny: TinyModels) -> None:
+    """head_ratio 0: recent transformers' configs have no `pruned_heads` until a head is pruned (was a crash)."""
+    from edgecraft.plugins.pruning.params import PruningParams
+    from edgecraft.plugins.pruning.transformer import prune_heads_ffn
+
+    handle = load(tiny.sentence)
+    facts = prune_heads_ffn(handle.module, PruningParams(mode="heads_ffn", head_ratio=0.0, ffn_ratio=0.5),
+                            where="s", data=None, teacher=None)
+    assert facts["config"]["pruned_heads"] == {} and facts["encoder_after"]["heads"] == [2, 2]
+    assert facts["encoder_after"]["ffn"] == [32, 32]
+
+
+@pytest.mark.parametrize("round_data", ["all", "split"])
+def test_gradual_pruning_recovers_between_rounds_on_all_or_split_data(tiny: TinyModels, round_data: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``round_data: split``: iterative pruning at the one-shot's cost (each round on its own part of the text)."""
+    from edgecraft import torchkit
+    from edgecraft.plugins.pruning.params import PruningParams
+    from edgecraft.plugins.pruning.transformer import prune_heads_ffn
+
+    handle = load(tiny.sentence)
+    teacher = load(tiny.sentence).module.eval()
+    inputs = feeds(handle, 6)
+    data = torchkit.TorchData.from_arrays({n: t.numpy() for n, t in zip(handle.io.input_names, inputs, strict=True)},
+                                          io=handle.io)
+    seen: list[list[int]] = []
+    real_train = torchkit.train
+
+    def spy(module: Any, train_data: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(sorted(int(i) for i in train_data.indices))
+        return real_train(module, train_data, *args, **kwargs)
+
+    monkeypatch.setattr(torchkit, "train", spy)
+    params = PruningParams(mode="heads_ffn", head_ratio=0.5, ffn_ratio=0.5, dataset="x", epochs=1, batch_size=3,
+                           loss="cosine", hidden_weight=1.0, schedule="gradual", iterations=2, round_data=round_data)
+    facts = prune_heads_ffn(handle.module, params, where="s", data=data, teacher=teacher)
+    assert [r["round"] for r in facts["rounds"]] == [1, 2]
+    assert facts["encoder_after"]["heads"] == [1, 1] and facts["recovery"]["round_data"] == round_data
+    assert all("cosine_after_recovery" in r for r in facts["rounds"])
+    if round_data == "all":
+        assert seen == [list(range(6))] * 2
+    else:  # the halves: together every sample once, as one-shot at the same epochs
+        assert seen == [[0, 1, 2], [3, 4, 5]]
+
+
 def test_layer_student_keeps_the_chosen_layers(tiny: TinyModels) -> None:
     import torch
     from edgecraft.plugins.distillation.params import DistillationParams
@@ -250,6 +295,13 @@ def test_recipes_run_end_to_end(workdir: Path, capsys: pytest.CaptureFixture[str
     ({"strategy": "pruning", "params": {"mode": "heads_ffn", "ffn_ratio": 0.5, "layer_ratios": {"7": 0.5}}},
      "params.layer_ratios['7'] matches no encoder layer"),
     ({"strategy": "pruning", "params": {"mode": "heads_ffn", "ratio": 0.5}}, "do not apply to mode: heads_ffn"),
+    ({"strategy": "pruning", "params": {"mode": "heads_ffn", "ffn_ratio": 0.5, "dataset": "sentences", "epochs": 1,
+                                        "round_data": "split"}},
+     "params.round_data only applies to schedule: gradual"),
+    ({"strategy": "pruning", "params": {"mode": "heads_ffn", "ffn_ratio": 0.5, "dataset": "sentences", "epochs": 1,
+                                        "schedule": "gradual", "round_data": "half"}}, "round_data"),
+    ({"strategy": "pruning", "params": {"mode": "structured", "ratio": 0.5, "round_data": "split"}},
+     "do not apply to mode: structured"),
     ({"strategy": "distillation", "params": {"student": "layers", "layers": [0, 5], "train": "sentences"}},
      "params.layers: layer(s) [5] out of range"),
     ({"strategy": "distillation", "params": {"student": "layers", "layers": [0, 1], "train": "sentences"}},

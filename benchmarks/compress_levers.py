@@ -1,0 +1,433 @@
+"""Levers of heads/FFN pruning and low-rank factorization of all-MiniLM-L6-v2 (issue 28), one table.
+
+    python benchmarks/compress_levers.py sweep  [--json OUT] [--append]        # speedup vs kept fraction
+    python benchmarks/compress_levers.py levers --only NAME,... --steps S [--json OUT] [--append]
+    python benchmarks/compress_levers.py final  --only NAME,... --steps S [--json OUT] [--append]
+    python benchmarks/compress_levers.py --smoke --json OUT                   # the test suite's run
+
+Three phases write rows into one JSON (``--append`` keeps the rows already there; a row of the same
+``phase`` and ``name`` is replaced), so a table measured in several runs on a shared machine stays one file:
+
+* **sweep** (no training): each pruning ratio and factorization target is applied to MiniLM without
+  recovery (Taylor importance on 4 batches / activation-aware SVD with greedy sensitivity ranks), exported
+  with edgecraft's Hugging Face source, and timed on ONNX Runtime CPU **interleaved with the fp32 model in
+  one group** (edgecraft's ``InterleavedTimer``, batch 1, sequence 64, 2 threads: the plans' latency
+  settings); speedup is the median of per-round p50 ratios. Cosine before recovery is the ONNX model's on
+  eval.txt. This finds the least compression that still gives the goals' 1.3x.
+* **levers** (equal-step recoveries at one operating point): each named lever is a recovery of ``--steps``
+  optimizer steps (batch 32) through the plugins' own code paths, exactly what the plans run
+  (``prune_heads_ffn`` with its recovery; ``factorize_model`` then ``recovery.distill_from``). The step
+  budget is ``corpus_scaling.budget_feeds``'s: a corpus of N >= 32·S sentences gives one epoch over a seeded
+  sample of 32·S of them; a smaller one is repeated for round(32·S/N) epochs. Cosine on eval.txt is computed
+  in torch (the ONNX export of the same weights agrees to ~1e-6), against the teacher's torch embeddings.
+* **final**: like levers, but the recovered model is exported and timed against fp32 on ORT, and its
+  cosine is the ONNX model's: the figures the plans' gates judge.
+
+Levers (``LEVERS``): pruning ``p-base`` (train-large.txt, 4,120 sentences; cosine + every layer's hidden
+state, one shot), ``p-corpus`` (the offline corpus of examples/transformer/corpus.py instead), ``p-nohidden``
+(output cosine only), ``p-iter2`` (two rounds, recovery between them, each round on half the text:
+``round_data: split``, equal total steps); factorization ``f-base`` (all 36 encoder Linears),
+``f-corpus``, ``f-ffn`` (FFN Linears only, attention left whole), ``f-nohidden``. ``--prune-point`` and
+``--factor-point`` set the operating point (pruning head/FFN ratios; factorization's kept fraction of the
+encoder Linears' params). ``--corpus-file`` names an offline corpus already made (corpus.py rebuilds its pool,
+many minutes, whenever the installed packages changed). Training runs on one torch thread (see
+``transformer_torch.Settings``); run long phases under ``nice``. ``--smoke``: one sweep point per strategy, two
+recovery steps on 64 sentences, 16 scored (a test runs it).
+
+Measured (2026-12-05, 2 shared cores, load average 6-14 from four other helpers' jobs, every run ``nice -n 5``;
+rows of nine background runs merged into ``benchmarks/results/compress_levers.json``; one seed each, seed noise
+0.002-0.003 from earlier runs). Cosine: mean over eval.txt's 200 held-out sentences against fp32 MiniLM.
+Speedup: p50 on ORT, batch 1, sequence 64, 2 threads, interleaved with fp32 in the same run.
+
+=====================================================  =======  ============  ==========  =======
+row                                                    kept     cos before    cos after   speedup
+=====================================================  =======  ============  ==========  =======
+sweep: prune heads 12->8, FFN ->768 (the old recipe)   0.556    0.692         --          1.61x
+sweep: prune heads 12, FFN ->768                       0.667    0.771         --          1.38x
+sweep: prune heads ->10, FFN ->960                     0.695    0.787         --          1.34x
+sweep: prune heads ->9, FFN ->1152                     0.750    0.830         --          1.28x
+sweep: factorize all 36 encoder Linears                0.650    0.898         --          1.32x
+sweep: factorize the 12 FFN Linears only               0.649    0.863         --          1.36x
+prune heads ->9, FFN ->960: 100 steps, train-large     0.667    (0.797 tr.)   0.9041      --
+  same, output cosine only (no hidden-state term)      0.667                  0.9026      --
+  same, 2 rounds with recovery between (split text)    0.667                  0.8895      --
+  same, 100 steps on the 40k offline corpus            0.667                  0.9147      --
+  final: 200 steps on the 40k offline corpus           0.667                  0.9233      1.43x
+factorize all at 0.65: 90 steps, train-large           0.650    0.898         0.9262      --
+  FFN Linears only at the same params                  0.649    0.863         0.9045      --
+  same as first, 90 steps on the 40k offline corpus    0.650    0.898         0.9281      --
+  final: 135 steps on the 40k offline corpus           0.650    0.898         0.9342      1.32x
+=====================================================  =======  ============  ==========  =======
+
+(kept: pruning, of the encoder's params; factorization, of the encoder Linears'. "0.797 tr.": the plugin's figure on
+the first 512 recovery sentences.) What helps: the operating point (1.3x needs far less compression than the old
+recipes: cosine before recovery 0.79 (pruning) and 0.90 (factorization) at 1.34x/1.32x instead of 0.69 at 1.61x and
+0.835 at 1.52x, the latter from benchmarks/transformers.py) and more steps; the offline corpus's text at equal steps
+and equal distinct sentences (3,200 seen either way: more varied text, not more of it) +0.011 for pruning (its
+Taylor scores come from that text too) and +0.002 (noise) for factorization. What does not, at 100 steps: the
+hidden-state term (+0.0015, within noise), iterative pruning at equal steps (-0.015: each round's recovery gets half
+the steps, and the second cut undoes part of the first recovery: 0.957 -> 0.908 on training sentences), factorizing
+only the FFN Linears (-0.022, although 3% faster). Neither goal's cosine (0.97, 0.98) is reached; train seconds in
+the JSON are not comparable between rows (the machine's load changed between runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+EXAMPLE = HERE.parent / "examples" / "transformer"
+BATCH = 32
+#: Pruning operating points swept: (head_ratio, ffn_ratio) removed per layer.
+PRUNE_POINTS = [(1 / 3, 0.5), (1 / 6, 0.375), (0.25, 0.25), (0.0, 0.5)]
+#: Factorization operating points swept: (kept fraction of the encoder Linears' params, which Linears).
+FACTOR_POINTS = [(0.65, "all"), (0.65, "ffn")]
+#: fnmatch patterns of the Linears factorized: every encoder Linear, or the FFN's two (layer indices 0-5 are one
+#: character, so `?` keeps `layer.N.output.dense` apart from `layer.N.attention.output.dense`).
+INCLUDE = {"all": ("model.encoder.*",),
+           "ffn": ("model.encoder.layer.?.intermediate.dense", "model.encoder.layer.?.output.dense"),
+           "smoke": ("model.encoder.layer.5.intermediate.dense",)}
+CANDIDATES = (0.125, 0.1875, 0.25, 0.3125, 0.375, 0.5, 0.625)
+LR = 2e-4
+#: name: (strategy, settings). Pruning: hidden weight, schedule rounds, corpus; factorization: include, hidden, corpus.
+LEVERS: dict[str, dict[str, Any]] = {
+    "p-base": {"strategy": "pruning", "hidden": 1.0, "rounds": 1, "corpus": None},
+    "p-corpus": {"strategy": "pruning", "hidden": 1.0, "rounds": 1, "corpus": 40000},
+    "p-nohidden": {"strategy": "pruning", "hidden": 0.0, "rounds": 1, "corpus": None},
+    "p-iter2": {"strategy": "pruning", "hidden": 1.0, "rounds": 2, "corpus": None},
+    "p-iter2-corpus": {"strategy": "pruning", "hidden": 1.0, "rounds": 2, "corpus": 40000},
+    "f-base": {"strategy": "factorization", "hidden": 1.0, "include": "all", "corpus": None},
+    "f-corpus": {"strategy": "factorization", "hidden": 1.0, "include": "all", "corpus": 40000},
+    "f-ffn": {"strategy": "factorization", "hidden": 1.0, "include": "ffn", "corpus": None},
+    "f-ffn-corpus": {"strategy": "factorization", "hidden": 1.0, "include": "ffn", "corpus": 40000},
+    "f-nohidden": {"strategy": "factorization", "hidden": 0.0, "include": "all", "corpus": None},
+}
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    """A module by file (benchmarks/ is no package, and its transformers.py would shadow the library)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+tt = _load("transformer_torch", HERE / "transformer_torch.py")
+common = _load("transformer_common", HERE / "transformer_common.py")
+scaling = _load("corpus_scaling", HERE / "corpus_scaling.py")
+log = common.log
+
+
+# ---------------------------------------------------------------- building blocks
+class Bench:
+    """Model, teacher, eval text and the shared ORT context (fp32 export, interleaved timer)."""
+
+    def __init__(self, work: Path, *, smoke: bool, repeats: int, rounds: int) -> None:
+        import torch
+
+        self.smoke = smoke
+        self.ctx = common.build_context(work / "common", repeats=repeats, rounds=rounds, smoke=smoke)
+        self.handle = tt._load_handle()
+        self.teacher = tt._load_handle().module.eval()
+        self.work = work
+        self.factor_cache = work / "factorized"
+        names = self.handle.io.input_names
+        self.eval_feeds = {k: v[:16] for k, v in self.ctx.eval_feeds.items()} if smoke else self.ctx.eval_feeds
+        with torch.no_grad():
+            self.eval_teacher = np.asarray(self.teacher(*[torch.from_numpy(self.eval_feeds[n]) for n in names]))
+        self._corpora: dict[int | None, dict[str, np.ndarray]] = {}
+        #: ``--corpus-file``: an offline corpus already made (corpus.py rebuilds its pool when the installed
+        #: packages changed, which takes many minutes on a loaded machine).
+        self.corpus_file: Path | None = None
+
+    def feeds(self, corpus: int | None) -> dict[str, np.ndarray]:
+        """Tokenized training text: train-large.txt (None) or that many lines of the offline corpus."""
+        if corpus not in self._corpora:
+            path = self.corpus_file if corpus and self.corpus_file else common.train_path(corpus)
+            self._corpora[corpus] = common.tokenize(self.ctx.model_dir, path, list(self.handle.io.input_names))
+        feeds = self._corpora[corpus]
+        return {k: v[:64] for k, v in feeds.items()} if self.smoke else feeds
+
+    def data(self, feeds: dict[str, np.ndarray]) -> Any:
+        from edgecraft.torchkit import TorchData
+
+        return TorchData.from_arrays(feeds, io=self.handle.io, name="train")
+
+    def torch_cos(self, module: Any) -> float:
+        import torch
+
+        module.eval()
+        names = self.handle.io.input_names
+        n = len(self.eval_feeds[names[0]])
+        with torch.no_grad():
+            out = torch.cat([module(*[torch.from_numpy(self.eval_feeds[k][s:s + 50]) for k in names])
+                             for s in range(0, n, 50)])
+        return round(common.mean_cosine(out.numpy(), self.eval_teacher), 5)
+
+    def export(self, module: Any, name: str) -> Path:
+        path = self.work / "models" / f"{name}.onnx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tt.export(self.handle, module, path)
+        return path
+
+
+def prune(bench: Bench, head: float, ffn: float, *, data: Any, epochs: int = 0, hidden: float = 0.0,
+          rounds: int = 1) -> tuple[Any, dict[str, Any]]:
+    """The pruning plugin's heads_ffn path (Taylor importance from the cosine loss), on a copy of MiniLM."""
+    from edgecraft.plugins.pruning.params import PruningParams
+    from edgecraft.plugins.pruning.transformer import prune_heads_ffn
+    from edgecraft.torchkit import encoder as enc
+
+    student = copy.deepcopy(bench.handle.module)
+    before = enc.find_encoder(student).params_count()
+    extra: dict[str, Any] = {"schedule": "gradual", "iterations": rounds, "round_data": "split"} if rounds > 1 else {}
+    params = PruningParams(mode="heads_ffn", head_ratio=head, ffn_ratio=ffn, importance="taylor", dataset="train",
+                           epochs=epochs, batch_size=BATCH, lr=LR, loss="cosine", hidden_weight=hidden, **extra)
+    facts = prune_heads_ffn(student, params, where="levers", data=data, teacher=bench.teacher)
+    kept = enc.find_encoder(student).params_count() / before
+    return student, {"kept": round(kept, 4), "kept_of": "encoder params", "heads": facts["heads_after"],
+                     "ffn": facts["ffn_after"], "rounds": facts["rounds"]}
+
+
+def factorize(bench: Bench, keep: float, include: str, *, data: Any) -> tuple[Any, dict[str, Any]]:
+    """The factorization plugin's path: activation-aware SVD, greedy ranks over measured sensitivities."""
+    import torch
+    from edgecraft.plugins.factorization.engine import FactorizationConfig, factorize_model
+    from edgecraft.torchkit import encoder as enc
+
+    cache = bench.factor_cache / f"keep{keep:.3f}-{include}{'-smoke' if bench.smoke else ''}.pt"
+    if cache.is_file():  # the same start for every lever at this point (selection takes minutes here)
+        saved = torch.load(cache, weights_only=False)
+        return saved["module"], dict(saved["facts"])
+    if bench.smoke:
+        include = "smoke"
+    module = bench.handle.module
+    linear = sum(m.weight.numel() + (m.bias.numel() if m.bias is not None else 0)
+                 for m in enc.find_encoder(module).layers.modules() if isinstance(m, torch.nn.Linear))
+    total = sum(p.numel() for p in module.parameters())
+    # Smoke: one Linear is factorized, so `keep` applies to its params (the whole encoder's would be unreachable).
+    cut = (1 - keep) * (module.get_submodule(INCLUDE["smoke"][0]).weight.numel() if bench.smoke else linear)
+    config = FactorizationConfig(selection="target", target=1 - cut / total, cost="params",
+                                 multiple=16, candidates=CANDIDATES, include=INCLUDE[include], threads=2,
+                                 linear_method="activation_aware", calibration_samples=16 if bench.smoke else 128)
+    result = factorize_model(module, bench.handle.example_inputs(1), config, data.take(32 if not bench.smoke else 8),
+                             calibration=data.take(128))
+    kept = (linear - (result.before.params - result.after.params)) / linear
+    ranks = {row["layer"].removeprefix("model.encoder.layer."): row["ranks"][0]
+             for row in result.summary()["layers"] if "ranks" in row}
+    facts = {"kept": round(kept, 4), "kept_of": "encoder Linear params", "include": include,
+             "factorized_layers": len(result.factorized), "ranks": ranks}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"module": result.module, "facts": facts}, cache)
+    return copy.deepcopy(result.module), facts
+
+
+def budget(bench: Bench, corpus: int | None, steps: int) -> tuple[Any, int, int]:
+    """(data, epochs, steps) for ``steps`` optimizer steps of batch 32 (corpus_scaling's rule)."""
+    feeds, epochs, taken = scaling.budget_feeds(bench.feeds(corpus), steps=steps, epochs=None)
+    return bench.data(feeds), epochs, taken
+
+
+# ---------------------------------------------------------------- phases
+def sweep(bench: Bench) -> list[dict[str, Any]]:
+    """Every operating point without recovery: exported, cosine on ORT, timed interleaved with fp32."""
+    data = bench.data(bench.feeds(None))
+    prune_points = PRUNE_POINTS[:1] if bench.smoke else PRUNE_POINTS
+    factor_points = FACTOR_POINTS[:1] if bench.smoke else FACTOR_POINTS
+    built: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for head, ffn in prune_points:
+        name = f"prune h{head:.3f} f{ffn:.3f}"
+        log(f"sweep: {name}")
+        saved = bench.work / "models" / f"{name.replace(' ', '_')}.json"
+        if saved.is_file() and saved.with_suffix(".onnx").is_file():  # built by an earlier run with this --work
+            built[name] = (saved.with_suffix(".onnx"), json.loads(saved.read_text()))
+            continue
+        module, facts = prune(bench, head, ffn, data=data)
+        built[name] = (bench.export(module, name.replace(" ", "_")),
+                       {"strategy": "pruning", "point": [round(head, 4), ffn], **facts})
+        saved.write_text(json.dumps(built[name][1]))
+    for keep, include in factor_points:
+        name = f"factorize {include} keep{keep:.2f}"
+        log(f"sweep: {name}")
+        started = time.perf_counter()
+        module, facts = factorize(bench, keep, include, data=data)
+        facts["select_seconds"] = round(time.perf_counter() - started, 1)
+        built[name] = (bench.export(module, name.replace(" ", "_")),
+                       {"strategy": "factorization", "point": [keep, include], **facts})
+    log(f"sweep: timing {len(built)} models and fp32 interleaved")
+    bench.ctx.time_onnx({"fp32": bench.ctx.fp32_onnx, **{n: p for n, (p, _) in built.items()}})
+    timing = bench.ctx.extras["last_timing"]
+    rows = []
+    for name, (path, facts) in built.items():
+        cos = bench.ctx.cosine(bench.ctx.embed_onnx(path))
+        rows.append({"phase": "sweep", "name": name, **facts, "steps": 0, "cos_ort": round(cos, 5),
+                     "speedup": round(1 / timing.ratio(name, "fp32"), 3), "p50_ms": round(timing.p50(name), 3),
+                     "fp32_p50_ms": round(timing.p50("fp32"), 3)})
+        log(f"row {json.dumps(rows[-1])}")
+    return rows
+
+
+def lever(bench: Bench, name: str, steps: int, point: dict[str, Any], *, final: bool) -> dict[str, Any]:
+    """One equal-step recovery (``final``: exported and timed against fp32 on ORT too)."""
+    import torch
+
+    spec = LEVERS[name]
+    data, epochs, taken = budget(bench, spec["corpus"], steps)
+    sweep_data = bench.data(bench.feeds(None))  # importance/sensitivity text: the same for every lever
+    started = time.perf_counter()
+    torch.set_num_threads(1)
+    if spec["strategy"] == "pruning":
+        head, ffn = point["prune"]
+        # Taylor scores are computed on the recovery data: use the lever's own (its first batches).
+        module, facts = prune(bench, head, ffn, data=data, epochs=epochs, hidden=spec["hidden"],
+                              rounds=spec["rounds"])
+        cos_before = None  # the sweep's row at this point has it (ORT, no recovery)
+        recovery = {"loss": "cosine" + (f"+hidden({spec['hidden']:g})" if spec["hidden"] else ""),
+                    "rounds": spec["rounds"], "round_data": "split" if spec["rounds"] > 1 else "all"}
+    else:
+        from edgecraft.plugins.factorization.recovery import distill_from
+
+        module, facts = factorize(bench, point["factorize"], spec["include"], data=sweep_data)
+        cos_before = bench.torch_cos(module)
+        result = distill_from(bench.teacher, module, data, epochs=epochs, lr=LR, batch_size=BATCH, seed=0,
+                              loss="cosine", hidden_weight=spec["hidden"])
+        recovery = {"loss": "cosine" + (f"+hidden({spec['hidden']:g})" if spec["hidden"] else ""),
+                    "note": "distill_from holds out 10% of the data (best epoch kept): 0.9x the steps",
+                    "best_epoch": result.get("best_epoch")}
+        taken = round(taken * 0.9)
+    seconds = time.perf_counter() - started
+    torch.set_num_threads(2)
+    row: dict[str, Any] = {"phase": "final" if final else "levers", "name": name, "strategy": spec["strategy"],
+                           "corpus": spec["corpus"] or 4120, "steps": taken, "epochs": epochs,
+                           "distinct_sentences": len(data), "cos_before_recovery_torch": cos_before,
+                           "cos_torch": bench.torch_cos(module), "train_seconds": round(seconds, 1),
+                           **facts, "recovery": recovery}
+    row.pop("rounds", None) if spec["strategy"] == "factorization" else None
+    if final:
+        path = bench.export(module, f"final-{name}")
+        bench.ctx.time_onnx({"fp32": bench.ctx.fp32_onnx, name: path})
+        timing = bench.ctx.extras["last_timing"]
+        row.update(cos_ort=round(bench.ctx.cosine(bench.ctx.embed_onnx(path)), 5),
+                   speedup=round(1 / timing.ratio(name, "fp32"), 3), p50_ms=round(timing.p50(name), 3))
+    log(f"row {json.dumps(row, default=str)}")
+    return row
+
+
+# ---------------------------------------------------------------- output
+COLUMNS = ["phase", "name", "kept", "steps", "corpus", "cos_before_recovery_torch", "cos_ort", "cos_torch",
+           "speedup", "train_seconds"]
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    def cell(row: dict[str, Any], col: str) -> str:
+        value = row.get(col)
+        return "" if value is None else str(value)
+
+    widths = {c: max(len(c), *(len(cell(r, c)) for r in rows)) if rows else len(c) for c in COLUMNS}
+    print("  ".join(c.ljust(widths[c]) for c in COLUMNS))
+    for r in rows:
+        print("  ".join(cell(r, c).ljust(widths[c]) for c in COLUMNS))
+
+
+def write(path: Path, rows: list[dict[str, Any]], earlier: dict[str, Any], *, smoke: bool, seconds: float,
+          load: list[float]) -> list[dict[str, Any]]:
+    """The JSON: ``earlier``'s rows (what the file held when this run started, with ``--append``) and this run's."""
+    from edgecraft.cpu import cpu_summary, int8_features
+
+    done = {(r["phase"], r["name"]) for r in rows}
+    table = [r for r in earlier["table"] if (r["phase"], r["name"]) not in done] + rows
+    order = {"sweep": 0, "levers": 1, "final": 2}
+    table.sort(key=lambda r: (order.get(r["phase"], 9), r.get("strategy", ""), r["name"]))
+    run = {"rows": sorted(done), "wall_s": round(seconds, 1), "loadavg_start": load,
+           "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    runs = [*earlier.get("runs", []), run]
+    result = {"table": table, "smoke": smoke, "cpu_int8_features": int8_features(), "cpu": cpu_summary(),
+              "threads": common.THREADS, "lr": LR, "batch": BATCH, "cos_reference": "fp32 MiniLM on eval.txt "
+              "(cos_ort: ONNX models on ORT; cos_torch: torch, same weights)", "runs": runs,
+              "wall_s": round(seconds + earlier.get("wall_s", 0.0), 1)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str))
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    import os
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("phase", nargs="?", choices=["sweep", "levers", "final"], default="sweep")
+    parser.add_argument("--only", default="", help=f"levers, comma-separated, of: {', '.join(LEVERS)}")
+    parser.add_argument("--steps", type=int, default=250, help="optimizer steps per recovery (batch 32)")
+    parser.add_argument("--prune-point", default="0.25,0.375", help="head_ratio,ffn_ratio of the levers (heads "
+                        "kept per layer round down: 12 x (1 - 0.1667) keeps 9)")
+    parser.add_argument("--factor-point", type=float, default=0.65,
+                        help="kept fraction of the encoder Linears' params for the factorization levers")
+    parser.add_argument("--repeats", type=int, default=100, help="timed calls per model per round")
+    parser.add_argument("--rounds", type=int, default=8, help="interleaved timing rounds")
+    parser.add_argument("--work", type=Path, default=None, help="working folder (default: a temporary one)")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--corpus-file", type=Path, default=None, help="the corpus levers' text: this file "
+                        "(e.g. ~/.cache/edgecraft/corpus/corpus-40000-seed0-*.txt) instead of corpus.py's corpus_file")
+    parser.add_argument("--factor-cache", type=Path, default=None, help="folder of factorized models (before "
+                        "recovery) to reuse, keyed by point (default: WORK/factorized); selection takes minutes")
+    parser.add_argument("--append", action="store_true", help="keep the rows already in --json (same phase and "
+                        "name replaced)")
+    parser.add_argument("--smoke", action="store_true", help="one point per strategy, 2 steps: the test suite's run")
+    args = parser.parse_args(argv)
+    import torch
+
+    load = [round(x, 2) for x in os.getloadavg()]
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    head, ffn = (float(x) for x in args.prune_point.split(","))
+    point = {"prune": (head, ffn), "factorize": args.factor_point}
+    start = time.time()
+    earlier = json.loads(args.json.read_text()) if args.json and args.append and args.json.is_file() \
+        else {"table": [], "wall_s": 0.0}
+    with tempfile.TemporaryDirectory(prefix="edgecraft-levers-") as tmp:
+        work = args.work or Path(tmp)
+        if args.smoke:
+            args.repeats, args.rounds = 5, 2
+        bench = Bench(work, smoke=args.smoke, repeats=args.repeats, rounds=args.rounds)
+        if args.factor_cache:
+            bench.factor_cache = args.factor_cache
+        bench.corpus_file = args.corpus_file
+        rows: list[dict[str, Any]] = []
+        if args.smoke:
+            rows += sweep(bench)
+            rows += [lever(bench, n, 2, point, final=n == "f-ffn") for n in ("p-iter2", "f-ffn")]
+        elif args.phase == "sweep":
+            rows += sweep(bench)
+        else:
+            names = [n for n in args.only.split(",") if n]
+            unknown = sorted(set(names) - set(LEVERS))
+            if unknown or not names:
+                parser.error(f"--only needs lever names among {', '.join(LEVERS)} (got {unknown or 'none'})")
+            for name in names:
+                rows.append(lever(bench, name, args.steps, point, final=args.phase == "final"))
+                if args.json:
+                    write(args.json, rows, earlier, smoke=args.smoke, seconds=time.time() - start, load=load)
+        table = write(args.json, rows, earlier, smoke=args.smoke, seconds=time.time() - start,
+                      load=load) if args.json else rows
+    print_table(table)
+    print(f"loadavg at start: {load}; wall {time.time() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
