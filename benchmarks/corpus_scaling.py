@@ -51,12 +51,11 @@ are not comparable between rows (the machine's load changed between runs).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -66,18 +65,10 @@ EXAMPLE = HERE.parent / "examples" / "transformer"
 BATCH = 32
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    """A module by file (benchmarks/ and examples/ are not packages; benchmarks/transformers.py would shadow
-    the library if this folder were on sys.path)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
+
+sys.path.insert(0, str(HERE))
+from bench_modules import load as _load  # noqa: E402 (this folder on the path for this import only)
 
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 tt = _load("transformer_torch", HERE / "transformer_torch.py")
