@@ -64,15 +64,23 @@ def runner(device: Any) -> Path:
     if binary.is_file():
         return binary
     cxx = require_tool(CROSS_CXX, f"building the {TARGET} runner")
+    # The board's loader finds the libraries at their path inside the board's root, not the host's.
+    return compile_runner(cxx, include, lib, f"{package}/lib", binary, "compiling the board runner")
+
+
+def compile_runner(cxx: str, include: Path, lib: Path, rpath: str, binary: Path, what: str) -> Path:
+    """board_runner.cpp compiled with ``cxx`` against an executorch package's headers and libraries into
+    ``binary`` (written under a staging name and moved, so a concurrent or killed build never leaves half a
+    binary); one recipe for the cross-compiled emulated runner and the one a real board compiles natively."""
     binary.parent.mkdir(parents=True, exist_ok=True)
     staging = binary.with_name(f".{binary.name}.{os.getpid()}")
     cmd = [cxx, "-std=c++17", "-O2", "-w", *(f"-D{d}" for d in DEFINES), f"-I{include}",
            f"-I{include}/executorch/runtime/core/portable_type/c10", str(SOURCE), "-o", str(staging), f"-L{lib}",
-           "-Wl,--no-as-needed", *(f"-l{name}" for name in LIBS), "-Wl,--as-needed", f"-Wl,-rpath,{package}/lib"]
+           "-Wl,--no-as-needed", *(f"-l{name}" for name in LIBS), "-Wl,--as-needed", f"-Wl,-rpath,{rpath}"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         staging.unlink(missing_ok=True)
-        raise RuntimeFailure(f"{TARGET}: compiling the board runner failed (exit {done.returncode})\n"
+        raise RuntimeFailure(f"{TARGET}: {what} failed (exit {done.returncode})\n"
                              + "\n".join(done.stderr.strip().splitlines()[-15:]))
     staging.replace(binary)
     return binary

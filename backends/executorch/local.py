@@ -23,7 +23,6 @@ import importlib.util
 import os
 import platform
 import shutil
-import subprocess
 from pathlib import Path
 
 from edgecraft.errors import InputError, RuntimeFailure
@@ -79,7 +78,7 @@ def compiler() -> str:
 def local_runner(cache_dir: Path | None = None) -> Path:
     """The runner for this node, compiled once per (source, executorch, compiler, machine) into the artifact
     cache's ``native`` folder; compiled to a temporary name and renamed, so concurrent first uses are safe."""
-    from edgecraft.backends.executorch.board import DEFINES, LIBS, SOURCE
+    from edgecraft.backends.executorch.board import DEFINES, SOURCE, compile_runner
     from edgecraft.boards import tool_version
     from edgecraft.settings import default_cache_dir
 
@@ -90,19 +89,8 @@ def local_runner(cache_dir: Path | None = None) -> Path:
     binary = (cache_dir or default_cache_dir()) / "native" / f"executorch-runner-{platform.machine()}-{key}"
     if binary.is_file():
         return binary
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    staging = binary.with_name(f".{binary.name}.{os.getpid()}")
-    include, lib = package / "include", package / "lib"
-    cmd = [cxx, "-std=c++17", "-O2", "-w", *(f"-D{d}" for d in DEFINES), f"-I{include}",
-           f"-I{include}/executorch/runtime/core/portable_type/c10", str(SOURCE), "-o", str(staging), f"-L{lib}",
-           "-Wl,--no-as-needed", *(f"-l{name}" for name in LIBS), "-Wl,--as-needed", f"-Wl,-rpath,{lib}"]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
-    if done.returncode != 0:
-        staging.unlink(missing_ok=True)
-        raise RuntimeFailure(f"{TARGET}: compiling the runner on this board failed (exit {done.returncode})\n"
-                             + "\n".join(done.stderr.strip().splitlines()[-15:]))
-    staging.replace(binary)
-    return binary
+    lib = package / "lib"
+    return compile_runner(cxx, package / "include", lib, str(lib), binary, "compiling the runner on this board")
 
 
 def executorch_version() -> str:
