@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from edgecraft.errors import EXIT_BAD_INPUT, EXIT_CONTRACT_FAILED, EXIT_OK, InputError
+from test_ort_aarch64 import NET as DIGITS_NET  # the trained digits CNN (build) the int8 tests use
 
 
 def _cnn_onnx(path: Path) -> Path:
@@ -31,30 +32,7 @@ def _cnn_onnx(path: Path) -> Path:
 #: optimizer drops the fp32->fp16->fp32 Cast pair after it) with every logit shifted by 30000. Softmax and argmax
 #: do not change in fp32; fp16's spacing at 30000 is 16, far above the margins between classes, so half precision
 #: ties the logits and the top-1 collapses.
-NET = '''
-import numpy as np
-import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
-from torch import nn
-
-
-def build():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1, stride=2),
-                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
-    bunch = load_digits()
-    idx = np.arange(len(bunch.target))
-    train, _ = train_test_split(idx, test_size=0.2, random_state=0, stratify=bunch.target)  # the plugin's split
-    x = torch.from_numpy(bunch.images[train].astype(np.float32) / 16.0)[:, None]
-    y = torch.from_numpy(bunch.target[train].astype(np.int64))
-    opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(150):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    return model.eval()
-
+NET = DIGITS_NET + '''
 
 def fragile():
     model = build()
