@@ -102,8 +102,6 @@ def target_view(plan: CompressionPlan, registry: Registry, compiled: CompiledPla
                       emulated=backend.is_emulated(compiled.target, spec_entry.options))
 
 
-
-
 def not_checked_without_building(plan: CompressionPlan | RawPlan, *, compiled: bool) -> list[str]:
     """What ``validate`` cannot know about this plan without building it: printed after "ok", so "ok" is not
     read as "run will pass" (issue 25: five plans validate accepted were refused by run for NaN outputs)."""
