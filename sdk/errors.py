@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 EXIT_OK = 0
@@ -99,54 +100,51 @@ NEARLY_FULL_BYTES = 1 << 20
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
 
-def free_bytes(path: Path) -> int | None:
-    """Free bytes (for unprivileged users) on the filesystem holding ``path`` or its nearest existing ancestor."""
+def _statvfs(path: Path) -> os.statvfs_result | None:
+    """The filesystem holding ``path`` or its nearest existing ancestor (None: it cannot be read)."""
     probe = Path(path)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     try:
-        st = os.statvfs(probe)
+        return os.statvfs(probe)
     except OSError:
         return None
-    return st.f_bavail * st.f_frsize
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free bytes (for unprivileged users) on the filesystem holding ``path`` or its nearest existing ancestor."""
+    st = _statvfs(path)
+    return None if st is None else st.f_bavail * st.f_frsize
 
 
 def nearly_full(path: Path) -> bool:
     """Whether the filesystem holding ``path`` has (almost) no room left."""
-    free = free_bytes(path)
-    if free is None:
+    st = _statvfs(path)
+    if st is None:
         return False
-    try:
-        st = os.statvfs(path if Path(path).exists() else Path(path).parent)
-        total = st.f_blocks * st.f_frsize
-    except OSError:
-        total = 0
+    free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
     return free < NEARLY_FULL_BYTES or (total > 0 and free < total // 100)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from or during, each once (a cycle ends the walk)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 def is_disk_full(exc: BaseException) -> bool:
     """Whether ``exc`` or an exception it was raised from is the operating system's "no space left"."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in _DISK_FULL_ERRNOS:
-            return True
-        if "no space left on device" in str(current).lower():
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    return any((isinstance(e, OSError) and e.errno in _DISK_FULL_ERRNOS) or "no space left on device" in str(e).lower()
+               for e in _chain(exc))
 
 
 def _failed_file(exc: BaseException) -> Path | None:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in _DISK_FULL_ERRNOS and current.filename:
-            return Path(current.filename)
-        current = current.__cause__ or current.__context__
-    return None
+    return next((Path(e.filename) for e in _chain(exc)
+                 if isinstance(e, OSError) and e.errno in _DISK_FULL_ERRNOS and e.filename), None)
 
 
 def disk_full_failure(exc: BaseException, folders: list[Path], doing: str) -> EnvironmentFailure:
