@@ -338,6 +338,16 @@ def board_cpu_features(device: EmulatedDevice) -> dict[str, bool]:
     return decode_hwcaps(hwcap, hwcap2)
 
 
+#: ARM's fp16-arithmetic features (FEAT_FP16: scalar ``fphp``, vector ``asimdhp``), as :func:`board_cpu_features`
+#: names them: what ONNX Runtime's MLAS and XNNPACK need to compute in fp16 on an ARM core.
+ARM_FP16_FEATURES = ("asimdhp", "fphp")
+
+
+def has_arm_fp16(features: dict[str, bool]) -> bool:
+    """Whether a board CPU with these features (read on the board) has fp16 arithmetic."""
+    return any(features.get(flag) for flag in ARM_FP16_FEATURES)
+
+
 def decode_hwcaps(hwcap: int, hwcap2: int) -> dict[str, bool]:
     """The features :func:`board_cpu_features` reports, from ``getauxval(AT_HWCAP)`` and ``(AT_HWCAP2)`` read on
     the board (a process already running there can read them itself and save a QEMU start)."""

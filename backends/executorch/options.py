@@ -84,7 +84,9 @@ def missing_fp16(board_features: dict[str, bool] | None = None) -> str | None:
     """Why XNNPACK would not compute in fp16 on the target's CPU (None: it would). ``board_features``: the aarch64
     board's (read on the board), for ``executorch-aarch64``; else this host's CPU."""
     if board_features is not None:
-        if any(board_features.get(flag) for flag in ("asimdhp", "fphp")):
+        from edgecraft.boards import has_arm_fp16
+
+        if has_arm_fp16(board_features):
             return None
         return ("the board's CPU has no fp16 arithmetic (neither asimdhp nor fphp in its features), so XNNPACK "
                 "would not compute in fp16 there")

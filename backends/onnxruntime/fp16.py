@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from edgecraft.boards import has_arm_fp16
 from edgecraft.errors import InputError
 
 #: Ops that carry a model's arithmetic (the rest move, cast or normalize data).
@@ -38,8 +39,6 @@ INT8_COMPUTE = frozenset({"QLinearConv", "QGemm", "QLinearMatMul", "MatMulIntege
 #: Ops of an int8 graph (the fp16 conversion is for float graphs only).
 INT8_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv", "QLinearMatMul",
                       "MatMulInteger", "ConvInteger", "QGemm", "DynamicQuantizeMatMul"})
-#: ARM's fp16-arithmetic features (FEAT_FP16: scalar ``fphp``, vector ``asimdhp``), as read on the board.
-FP16_FEATURES = ("asimdhp", "fphp")
 _FLOAT, _HALF = 1, 10  # onnx.TensorProto.FLOAT, FLOAT16
 #: Why ort-cpu refuses fp16 (the x86 CPU execution provider).
 X86_REASON = ("ONNX Runtime's CPU execution provider has fp16 Conv/MatMul/Gemm kernels only on ARM CPUs with fp16 "
@@ -49,7 +48,7 @@ X86_REASON = ("ONNX Runtime's CPU execution provider has fp16 Conv/MatMul/Gemm k
 
 def missing_fp16(features: dict[str, bool]) -> str | None:
     """Why a board CPU with these features would not compute in fp16 (None: it has fp16 arithmetic)."""
-    if any(features.get(flag) for flag in FP16_FEATURES):
+    if has_arm_fp16(features):
         return None
     present = ", ".join(sorted(k for k, v in features.items() if v)) or "none read"
     return (f"the board's CPU has no fp16 arithmetic (neither asimdhp nor fphp among its features: {present}), so "

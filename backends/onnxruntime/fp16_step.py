@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from edgecraft.backends.onnxruntime.fp16 import FP16_FEATURES, X86_REASON, missing_fp16, to_fp16
+from edgecraft.backends.onnxruntime.fp16 import X86_REASON, missing_fp16, to_fp16
 from edgecraft.errors import InputError
 from edgecraft.models import ModelHandle, OnnxModel, Stage
 from edgecraft.precision import Fp16Implementation, Fp16Request, Fp16Resolution, Fp16Run
@@ -37,7 +37,7 @@ class OrtFp16(Fp16Implementation):
             return Fp16Resolution(impl, ("device: local: the board's fp16 arithmetic is checked when the session "
                                          "opens on the board (this host cannot read it)",))
         from edgecraft.backends.onnxruntime.aarch64 import OrtAarch64Options, board
-        from edgecraft.boards import board_cpu_features
+        from edgecraft.boards import ARM_FP16_FEATURES, board_cpu_features
 
         assert isinstance(options, OrtAarch64Options)
         features = board_cpu_features(board(options))
@@ -46,7 +46,7 @@ class OrtFp16(Fp16Implementation):
             raise ctx.error(f"{what} cannot run on target {ctx.target.label!r}: {why}; edgecraft does not "
                             "report fp16 where it does not run", hint="remove the fp16 step for this board, or use "
                             "int8 (mode 'static')")
-        have = ", ".join(f for f in FP16_FEATURES if features.get(f))
+        have = ", ".join(f for f in ARM_FP16_FEATURES if features.get(f))
         return Fp16Resolution(impl, (f"the board's CPU has fp16 arithmetic ({have}, read on the board)",))
 
     def convert(self, model: ModelHandle, request: Fp16Request, run: Fp16Run) -> tuple[ModelHandle, dict[str, Any]]:
