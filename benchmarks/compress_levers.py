@@ -102,6 +102,10 @@ LR = 2e-4
 LEVERS: dict[str, dict[str, Any]] = {
     "p-base": {"strategy": "pruning", "hidden": 1.0, "rounds": 1, "corpus": None},
     "p-corpus": {"strategy": "pruning", "hidden": 1.0, "rounds": 1, "corpus": 40000},
+    "p-long": {"strategy": "pruning", "hidden": 1.0, "rounds": 1, "corpus": 40000},
+    "p-ls": {"strategy": "pruning", "hidden": 1.0, "rounds": 1, "corpus": 40000, "reconstruct": "least_squares"},
+    "p-ls-long": {"strategy": "pruning", "hidden": 1.0, "rounds": 1, "corpus": 40000,
+                  "reconstruct": "least_squares"},
     "p-nohidden": {"strategy": "pruning", "hidden": 0.0, "rounds": 1, "corpus": None},
     "p-iter2": {"strategy": "pruning", "hidden": 1.0, "rounds": 2, "corpus": None},
     "p-iter2-corpus": {"strategy": "pruning", "hidden": 1.0, "rounds": 2, "corpus": 40000},
@@ -177,7 +181,7 @@ class Bench:
 
 
 def prune(bench: Bench, head: float, ffn: float, *, data: Any, epochs: int = 0, hidden: float = 0.0,
-          rounds: int = 1) -> tuple[Any, dict[str, Any]]:
+          rounds: int = 1, reconstruct: str = "none") -> tuple[Any, dict[str, Any]]:
     """The pruning plugin's heads_ffn path (Taylor importance from the cosine loss), on a copy of MiniLM."""
     from edgecraft.plugins.pruning.params import PruningParams
     from edgecraft.plugins.pruning.transformer import prune_heads_ffn
@@ -187,11 +191,12 @@ def prune(bench: Bench, head: float, ffn: float, *, data: Any, epochs: int = 0, 
     before = enc.find_encoder(student).params_count()
     extra: dict[str, Any] = {"schedule": "gradual", "iterations": rounds, "round_data": "split"} if rounds > 1 else {}
     params = PruningParams(mode="heads_ffn", head_ratio=head, ffn_ratio=ffn, importance="taylor", dataset="train",
-                           epochs=epochs, batch_size=BATCH, lr=LR, loss="cosine", hidden_weight=hidden, **extra)
+                           epochs=epochs, batch_size=BATCH, lr=LR, loss="cosine", hidden_weight=hidden,
+                           reconstruct=reconstruct, **extra)
     facts = prune_heads_ffn(student, params, where="levers", data=data, teacher=bench.teacher)
     kept = enc.find_encoder(student).params_count() / before
     return student, {"kept": round(kept, 4), "kept_of": "encoder params", "heads": facts["heads_after"],
-                     "ffn": facts["ffn_after"], "rounds": facts["rounds"]}
+                     "ffn": facts["ffn_after"], "rounds": facts["rounds"], "reconstruct": facts["reconstruct"]}
 
 
 def factorize(bench: Bench, keep: float, include: str, *, data: Any) -> tuple[Any, dict[str, Any]]:
@@ -277,7 +282,10 @@ def lever(bench: Bench, name: str, steps: int, point: dict[str, Any], *, final: 
     import torch
 
     spec = LEVERS[name]
-    data, epochs, taken = budget(bench, spec["corpus"], steps)
+    if steps:
+        data, epochs, taken = budget(bench, spec["corpus"], steps)
+    else:  # no recovery: the cut (and reconstruction) alone, scored and calibrated on the lever's first sentences
+        data, epochs, taken = bench.data({k: v[:512] for k, v in bench.feeds(spec["corpus"]).items()}), 0, 0
     sweep_data = bench.data(bench.feeds(None))  # importance/sensitivity text: the same for every lever
     started = time.perf_counter()
     torch.set_num_threads(1)
@@ -285,8 +293,8 @@ def lever(bench: Bench, name: str, steps: int, point: dict[str, Any], *, final: 
         head, ffn = point["prune"]
         # Taylor scores are computed on the recovery data: use the lever's own (its first batches).
         module, facts = prune(bench, head, ffn, data=data, epochs=epochs, hidden=spec["hidden"],
-                              rounds=spec["rounds"])
-        cos_before = None  # the sweep's row at this point has it (ORT, no recovery)
+                              rounds=spec["rounds"], reconstruct=spec.get("reconstruct", "none"))
+        cos_before = None if steps else bench.torch_cos(module)  # with steps: the steps-0 row (or the sweep's)
         recovery = {"loss": "cosine" + (f"+hidden({spec['hidden']:g})" if spec["hidden"] else ""),
                     "rounds": spec["rounds"], "round_data": "split" if spec["rounds"] > 1 else "all"}
     else:

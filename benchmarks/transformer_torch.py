@@ -245,7 +245,8 @@ def factorized(ctx: Any, handle: Any, teacher: Any, settings: Settings,
 
 def pruned(ctx: Any, handle: Any, teacher: Any, settings: Settings, head_ratio: float,
            ffn_ratio: float) -> tuple[Any, dict[str, Any]]:
-    """Heads and FFN neurons (Taylor importance from the distillation loss), then recovery."""
+    """Heads and FFN neurons (Taylor importance from the distillation loss), each layer's output projections
+    re-fitted by least squares to the unpruned layers' outputs (``reconstruct: least_squares``), then recovery."""
     from edgecraft.plugins.pruning.params import PruningParams
     from edgecraft.plugins.pruning.transformer import prune_heads_ffn
     from edgecraft.torchkit import encoder as enc
@@ -255,10 +256,12 @@ def pruned(ctx: Any, handle: Any, teacher: Any, settings: Settings, head_ratio: 
     before = enc.find_encoder(student).params_count()
     params = PruningParams(mode="heads_ffn", head_ratio=head_ratio, ffn_ratio=ffn_ratio, importance="taylor",
                            dataset="train", epochs=0, batch_size=settings.batch_size, taylor_batches=4,
-                           loss="cosine")
+                           loss="cosine", reconstruct="least_squares")
     facts = prune_heads_ffn(student, params, where="bench", data=data, teacher=teacher)
     out = {"encoder_params_ratio": enc.find_encoder(student).params_count() / before,
-           "encoder": facts["encoder_after"], "cos_before_recovery_torch_eval": _torch_cos(ctx, handle, student)}
+           "encoder": facts["encoder_after"], "reconstruct": facts["reconstruct"],
+           "cos_after_cut_torch_train": facts["rounds"][0].get("cosine_after_cut"),
+           "cos_before_recovery_torch_eval": _torch_cos(ctx, handle, student)}
     out["recovery"] = _recover(teacher, student, data, settings, "pruned", hidden=1.0)
     return student, out
 
@@ -298,7 +301,7 @@ def _torch_cos(ctx: Any, handle: Any, module: Any) -> float:
 
 # ---------------------------------------------------------------- the rows
 def torch_rows(ctx: Any, *, settings: Settings | None = None, only: set[str] | None = None,
-               head_ratio: float = 1 / 3, ffn_ratio: float = 0.5) -> dict[str, Any]:
+               head_ratio: float = 0.25, ffn_ratio: float = 0.375) -> dict[str, Any]:
     """Build, export, measure every variant; ``{"figures": {...}, "rows": [...]}``."""
     import torch
 
@@ -403,13 +406,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus-size", type=int, default=None, help="train on N lines of the offline corpus of "
                         "examples/transformer/corpus.py (default: train-large.txt, 4120; see corpus_scaling.py)")
     parser.add_argument("--only", default="", help="comma-separated: factorized,pruned,distilled,stacked")
-    parser.add_argument("--head-ratio", type=float, default=1 / 3)
+    parser.add_argument("--head-ratio", type=float, default=0.25, help="pruned: 12 -> 9 heads per layer")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--train-threads", type=int, default=1, help="torch threads while training (see Settings)")
     parser.add_argument("--work", type=Path, default=None, help="keep the built models here; a later run with the "
                         "same --work re-measures them instead of rebuilding (e.g. to time all variants together)")
     parser.add_argument("--no-measure", action="store_true", help="build (and save to --work) only")
-    parser.add_argument("--ffn-ratio", type=float, default=0.5)
+    parser.add_argument("--ffn-ratio", type=float, default=0.375, help="pruned: FFN 1536 -> 960 per layer")
     parser.add_argument("--smoke", action="store_true", help="the pruned recipe, 1 epoch on 32 sentences, 32 scored, "
                         "few timed calls: checks the script runs (a test does), its figures mean nothing")
     args = parser.parse_args(argv)

@@ -28,7 +28,8 @@ from pydantic import Field
 STRUCTURED_ONLY = frozenset({"importance", "round_to", "max_layer_ratio", "taylor_batches"})
 UNSTRUCTURED_ONLY = frozenset({"pattern"})
 #: Params of mode heads_ffn only (it shares importance, round_to, scope, max_layer_ratio, taylor_batches).
-HEADS_FFN_ONLY = frozenset({"head_ratio", "ffn_ratio", "loss", "hidden_weight", "round_data"})
+HEADS_FFN_ONLY = frozenset({"head_ratio", "ffn_ratio", "loss", "hidden_weight", "round_data", "reconstruct",
+                            "reconstruct_samples"})
 
 
 class PruningParams(StrategyParams):
@@ -55,6 +56,15 @@ class PruningParams(StrategyParams):
         "dataset every round (`iterations` times the steps of one-shot); 'split': round r trains on the r-th of "
         "`iterations` equal parts of it (the same steps and sentences as one-shot at the same `epochs`: iterative "
         "pruning at equal cost, each round on fresh text).")
+    reconstruct: Literal["least_squares", "none"] = Field(
+        "least_squares", description="heads_ffn, with a dataset: after each cut, re-fit every layer's output "
+        "projections (attention output and FFN output Linears) by ridge-damped least squares so each sub-layer's "
+        "output on calibration sentences matches the unpruned model's, layer by layer (Kwon et al. 2022's mask "
+        "tuning, whole projections); 'none' leaves the kept weights as they were. Without a dataset nothing is "
+        "re-fitted (setting 'least_squares' explicitly then is an error).")
+    reconstruct_samples: int = Field(
+        256, ge=1, description="heads_ffn, reconstruct: least_squares: calibration sentences (the dataset's first "
+        "ones; padding positions excluded).")
     ratio: float | None = Field(
         None, ge=0, description="Fraction to remove: of each layer's output channels (structured) or of the "
         "prunable weights (unstructured, i.e. the target sparsity). Must be < 1. Optional with `pattern`.")

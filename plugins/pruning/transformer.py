@@ -5,8 +5,11 @@ consistent) is the SDK's :mod:`edgecraft.torchkit.encoder`, shared with distilla
 students. What is pruning's own is here: how many heads and neurons each layer keeps
 (:func:`plan_counts`: uniform, per-layer overrides, or a global ranking), the checks that make a
 ratio that would empty a layer an error naming the step and the field *before* anything is cut,
-and the recovery against the unpruned model (the SDK's training loop and ``TeacherMatch``;
-unlabeled text is enough: only the teacher's outputs are matched).
+the least-squares re-fit of each layer's output projections right after the cut
+(:mod:`.reconstruct`, ``reconstruct: least_squares``, the default with a dataset: on all-MiniLM-L6-v2 it
+is the cheapest large gain before recovery, see benchmarks/compress_levers.py), and the recovery
+against the unpruned model (the SDK's training loop and ``TeacherMatch``; unlabeled text is enough:
+only the teacher's outputs are matched).
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
                     progress: Progress | None = None) -> dict[str, Any]:
     """Prune ``module`` in place (one-shot or in rounds), recovering against ``teacher`` on ``data``."""
     from edgecraft import torchkit
+    from edgecraft.plugins.pruning.reconstruct import reconstruct
     from edgecraft.torchkit import encoder as enc_mod
 
     encoder = enc_mod.require_encoder(module, where=where, what="mode: heads_ffn")
@@ -137,6 +141,11 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
     teacher_encoder = enc_mod.find_encoder(teacher) if teacher is not None else None
     history: list[dict[str, Any]] = []
     match = None
+    # Least squares needs calibration text and the unpruned layers' outputs (see reconstruct.py).
+    reconstructs = params.reconstruct == "least_squares" and data is not None
+    if reconstructs and teacher_encoder is None:
+        raise InputError(f"step {where}: params.reconstruct: least_squares fits the pruned layers to the unpruned "
+                         "model's, and no unpruned model is available", hint="set params.reconstruct: none")
     if data is not None:
         if data.labeled:
             objective = torchkit.CrossEntropy(output)
@@ -183,6 +192,14 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
         enc_mod.check_consistent(encoder)
         row: dict[str, Any] = {"round": r + 1, "heads": [encoder.heads(i) for i in range(len(encoder))],
                                "ffn": [encoder.ffn(i) for i in range(len(encoder))]}
+        if reconstructs:
+            assert data is not None and teacher is not None and teacher_encoder is not None
+            if r == 0:
+                row["cosine_after_cut"] = round(torchkit.evaluate(module, data.take(COSINE_SAMPLES), output=output,
+                                                                  teacher=teacher)["cosine"], 5)
+            if progress is not None:
+                progress.status(f"{where}: least-squares reconstruction (round {r + 1})")
+            row["reconstruction"] = reconstruct(encoder, teacher_encoder, data, samples=params.reconstruct_samples)
         if data is not None and params.epochs > 0:
             if objective is None:
                 assert teacher is not None and teacher_encoder is not None
@@ -225,6 +242,7 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
         "encoder_params_before": encoder_params_before, "encoder_params_after": encoder_params_after,
         "encoder_params_ratio": round(encoder_params_after / encoder_params_before, 6),
         "importance": kind, "scope": params.scope, "rounds": history,
+        "reconstruct": params.reconstruct if reconstructs else "none",
         "recovery": None if data is None or params.epochs == 0 else {
             "dataset": data.name, "samples": len(data), "epochs_per_round": params.epochs, "loss": recovery_kind,
             "round_data": params.round_data if rounds > 1 else "all",
