@@ -28,6 +28,7 @@ does (plugins/factorization/whiten.py).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,7 @@ BATCH = 32
 SITES = (("attention.output", "attention.output.dense"), ("output", "output.dense"))
 
 
-class _Stop(Exception):  # noqa: N818 (control flow, not an error: the forward is cut after the hooked layer)
+class _Stop(Exception):
     """Raised by a hook to end a forward pass once the layer it needed has run."""
 
 
@@ -125,10 +126,8 @@ def _refit(student: Encoder, layer: int, site: int, target: torch.Tensor,
     try:
         for inputs, mask in batches:
             current[0] = mask
-            try:
+            with contextlib.suppress(_Stop):  # the forward ends right after the hooked projection's inputs
                 student.root(*inputs)
-            except _Stop:
-                pass
     finally:
         handle.remove()
     if offset[0] != len(target):  # the same sentences in the same order: anything else is a bug here

@@ -86,8 +86,8 @@ class PruningStrategy(Strategy[PruningParams]):
                                      f"0 < ratio < 1 (1 would remove every {what.rstrip('s')} of the layer)")
         if "iterations" in given and params.schedule == "one_shot":
             raise _fail(ctx, "params.iterations only applies to schedule: gradual")
-        if params.dataset is None and (params.reconstruct == "least_squares" and "reconstruct" in given
-                                       or "reconstruct_samples" in given):
+        explicit = (params.reconstruct == "least_squares" and "reconstruct" in given) or "reconstruct_samples" in given
+        if params.dataset is None and explicit:
             raise _fail(ctx, "params.reconstruct: least_squares re-fits the kept weights on calibration sentences "
                              "and needs params.dataset",
                         hint="name a dataset of the plan in params.dataset, or set params.reconstruct: none")
