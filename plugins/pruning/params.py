@@ -56,15 +56,16 @@ class PruningParams(StrategyParams):
         "dataset every round (`iterations` times the steps of one-shot); 'split': round r trains on the r-th of "
         "`iterations` equal parts of it (the same steps and sentences as one-shot at the same `epochs`: iterative "
         "pruning at equal cost, each round on fresh text).")
-    reconstruct: Literal["least_squares", "none"] = Field(
-        "least_squares", description="heads_ffn, with a dataset: after each cut, re-fit every layer's output "
-        "projections (attention output and FFN output Linears) by ridge-damped least squares so each sub-layer's "
-        "output on calibration sentences matches the unpruned model's, layer by layer (Kwon et al. 2022's mask "
-        "tuning, whole projections); 'none' leaves the kept weights as they were. Without a dataset nothing is "
-        "re-fitted (setting 'least_squares' explicitly then is an error).")
+    reconstruct: Literal["least_squares", "mask", "none"] = Field(
+        "none", description="heads_ffn, with a dataset: after each cut, re-fit every layer's output projections "
+        "(attention output and FFN output Linears) so each sub-layer's output on calibration sentences matches the "
+        "unpruned model's, layer by layer: 'least_squares' re-fits the whole projections (ridge-damped), 'mask' "
+        "one scale per kept head and neuron (Kwon et al. 2022's mask tuning); 'none' (the default: on MiniLM "
+        "both raise the cosine before recovery but the whole-projection fit lowers it after recovery, see "
+        "benchmarks/compress_levers.py) leaves the kept weights as they were. Needs params.dataset.")
     reconstruct_samples: int = Field(
-        256, ge=1, description="heads_ffn, reconstruct: least_squares: calibration sentences (the dataset's first "
-        "ones; padding positions excluded).")
+        256, ge=1, description="heads_ffn, reconstruct: least_squares or mask: calibration sentences (the "
+        "dataset's first ones; padding positions excluded).")
     ratio: float | None = Field(
         None, ge=0, description="Fraction to remove: of each layer's output channels (structured) or of the "
         "prunable weights (unstructured, i.e. the target sparsity). Must be < 1. Optional with `pattern`.")

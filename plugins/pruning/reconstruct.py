@@ -99,7 +99,8 @@ def _targets(teacher: Encoder, batches: list[tuple[list[torch.Tensor], torch.Ten
 
 
 def _refit(student: Encoder, layer: int, site: int, target: torch.Tensor,
-           batches: list[tuple[list[torch.Tensor], torch.Tensor | None]], damping: float) -> SiteError:
+           batches: list[tuple[list[torch.Tensor], torch.Tensor | None]], damping: float, method: str,
+           group_size: int) -> SiteError:
     """Accumulate the normal equations of one projection over the calibration batches and solve them."""
     parent, linear_name = SITES[site]
     linear = student.sub(layer, linear_name)
@@ -141,8 +142,11 @@ def _refit(student: Encoder, layer: int, site: int, target: torch.Tensor,
         residual = float((w * (gram @ w)).sum() - 2 * (w * cross).sum()) + energy[0]
         return max(residual, 0.0) / max(float((target.to(torch.float64) ** 2).sum()), 1e-30)
 
-    ridge = damping * float(torch.diagonal(gram).mean().clamp_min(1e-12))
-    solved = torch.linalg.solve(gram + ridge * torch.eye(n_in, dtype=torch.float64), cross + ridge * w0)
+    if method == "least_squares":
+        ridge = damping * float(torch.diagonal(gram).mean().clamp_min(1e-12))
+        solved = torch.linalg.solve(gram + ridge * torch.eye(n_in, dtype=torch.float64), cross + ridge * w0)
+    else:
+        solved = _mask_solve(gram, cross, w0, group_size if site == 0 else 1, damping)
     before, after = error(w0), error(solved)
     if after < before:  # the ridge makes this all but certain; never make a layer worse on its own calibration
         linear.weight.data = solved[:-1].T.contiguous().to(linear.weight.dtype)
@@ -151,9 +155,32 @@ def _refit(student: Encoder, layer: int, site: int, target: torch.Tensor,
     return SiteError(f"{student.layer_name(layer)}.{linear_name}", before, min(before, after))
 
 
+def _mask_solve(gram: torch.Tensor, cross: torch.Tensor, w0: torch.Tensor, group: int,
+                damping: float) -> torch.Tensor:
+    """Kwon et al.'s mask tuning: one scale per kept head (``group`` input columns) or neuron, bias kept.
+
+    With ``W = W₀ diag(m)`` the output is linear in ``m``: its normal equations come from the same sums as the
+    full fit, ``M = XᵀX ⊙ W₀ᵀW₀`` summed over each group's columns and ``rᵢ = Σₒ (XᵀY)ᵢₒ W₀ₒᵢ`` minus the kept
+    bias's share. A few hundred unknowns per layer instead of a whole matrix: far less room to fit the
+    calibration sentences' particulars. The ridge pulls the scales towards 1 (the cut model)."""
+    n = gram.shape[0] - 1
+    weight, bias = w0[:n], w0[n]  # (in, out), (out,)
+    m_full = gram[:n, :n] * (weight @ weight.T)
+    r_full = (cross[:n] * weight).sum(dim=1) - gram[:n, n] * (weight @ bias)
+    groups = torch.arange(n) // group
+    count = int(groups[-1]) + 1
+    pick = torch.zeros(count, n, dtype=torch.float64)
+    pick[groups, torch.arange(n)] = 1.0
+    g_mat = pick @ m_full @ pick.T
+    ridge = damping * float(torch.diagonal(g_mat).mean().clamp_min(1e-12))
+    scales = torch.linalg.solve(g_mat + ridge * torch.eye(count, dtype=torch.float64),
+                                pick @ r_full + ridge * torch.ones(count, dtype=torch.float64))
+    return torch.cat([weight * scales[groups][:, None], bias[None, :]])
+
+
 @torch.no_grad()
 def reconstruct(student: Encoder, teacher: Encoder, data: TorchData, *, samples: int,
-                damping: float = DAMPING) -> dict[str, Any]:
+                damping: float = DAMPING, method: str = "least_squares") -> dict[str, Any]:
     """Re-fit every layer's two output projections of ``student`` (pruned) to ``teacher``'s (unpruned) sub-layer
     outputs on ``samples`` sentences of ``data``, layer by layer in order. Both must have the same layer count."""
     if len(student) != len(teacher):
@@ -165,13 +192,15 @@ def reconstruct(student: Encoder, teacher: Encoder, data: TorchData, *, samples:
     try:
         batches = _calibration(data, samples)
         targets = _targets(teacher, batches)
-        sites = [_refit(student, i, s, targets[(i, s)], batches, damping)
+        if method not in ("least_squares", "mask"):
+            raise ValueError(f"reconstruction method {method!r}: use 'least_squares' or 'mask'")
+        sites = [_refit(student, i, s, targets[(i, s)], batches, damping, method, student.head_size)
                  for i in range(len(student)) for s in range(len(SITES))]
     finally:
         student.root.train(was[0])
         teacher.root.train(was[1])
     tokens = len(next(iter(targets.values())))
-    return {"method": "least_squares", "samples": min(samples, len(data)), "tokens": tokens, "damping": damping,
+    return {"method": method, "samples": min(samples, len(data)), "tokens": tokens, "damping": damping,
             "relative_error": {e.name.removeprefix(f"{student.prefix}."): [round(e.before, 5), round(e.after, 5)]
                                for e in sites},
             "note": "per projection: [before, after] relative error of its sub-layer's pre-LayerNorm output on the "

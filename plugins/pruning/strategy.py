@@ -138,10 +138,9 @@ class PruningStrategy(Strategy[PruningParams]):
             raise _fail(ctx, "params.max_layer_ratio only applies to scope: global")
         if "iterations" in given and params.schedule == "one_shot":
             raise _fail(ctx, "params.iterations only applies to schedule: gradual")
-        explicit = (params.reconstruct == "least_squares" and "reconstruct" in given) or "reconstruct_samples" in given
-        if params.dataset is None and explicit:
-            raise _fail(ctx, "params.reconstruct: least_squares re-fits the kept weights on calibration sentences "
-                             "and needs params.dataset",
+        if params.dataset is None and (params.reconstruct != "none" or "reconstruct_samples" in given):
+            raise _fail(ctx, f"params.reconstruct: {params.reconstruct} re-fits the kept weights on calibration "
+                             "sentences and needs params.dataset",
                         hint="name a dataset of the plan in params.dataset, or set params.reconstruct: none")
         if "round_data" in given and params.schedule == "one_shot":
             raise _fail(ctx, "params.round_data only applies to schedule: gradual (one-shot recovers once, on all "

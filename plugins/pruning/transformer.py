@@ -5,9 +5,10 @@ consistent) is the SDK's :mod:`edgecraft.torchkit.encoder`, shared with distilla
 students. What is pruning's own is here: how many heads and neurons each layer keeps
 (:func:`plan_counts`: uniform, per-layer overrides, or a global ranking), the checks that make a
 ratio that would empty a layer an error naming the step and the field *before* anything is cut,
-the least-squares re-fit of each layer's output projections right after the cut
-(:mod:`.reconstruct`, ``reconstruct: least_squares``, the default with a dataset: on all-MiniLM-L6-v2 it
-is the cheapest large gain before recovery, see benchmarks/compress_levers.py), and the recovery
+the optional least-squares re-fit of each layer's output projections right after the cut
+(:mod:`.reconstruct`, ``reconstruct: least_squares | mask``; off by default: on all-MiniLM-L6-v2 the whole-
+projection fit lifts the held-out cosine before recovery but lowers it after recovery, see
+benchmarks/compress_levers.py), and the recovery
 against the unpruned model (the SDK's training loop and ``TeacherMatch``; unlabeled text is enough:
 only the teacher's outputs are matched).
 """
@@ -142,10 +143,10 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
     history: list[dict[str, Any]] = []
     match = None
     # Least squares needs calibration text and the unpruned layers' outputs (see reconstruct.py).
-    reconstructs = params.reconstruct == "least_squares" and data is not None
+    reconstructs = params.reconstruct != "none" and data is not None
     if reconstructs and teacher_encoder is None:
-        raise InputError(f"step {where}: params.reconstruct: least_squares fits the pruned layers to the unpruned "
-                         "model's, and no unpruned model is available", hint="set params.reconstruct: none")
+        raise InputError(f"step {where}: params.reconstruct: {params.reconstruct} fits the pruned layers to the "
+                         "unpruned model's, and no unpruned model is available", hint="set params.reconstruct: none")
     if data is not None:
         if data.labeled:
             objective = torchkit.CrossEntropy(output)
@@ -199,7 +200,8 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
                                                                   teacher=teacher)["cosine"], 5)
             if progress is not None:
                 progress.status(f"{where}: least-squares reconstruction (round {r + 1})")
-            row["reconstruction"] = reconstruct(encoder, teacher_encoder, data, samples=params.reconstruct_samples)
+            row["reconstruction"] = reconstruct(encoder, teacher_encoder, data, samples=params.reconstruct_samples,
+                                                method=params.reconstruct)
         if data is not None and params.epochs > 0:
             if objective is None:
                 assert teacher is not None and teacher_encoder is not None

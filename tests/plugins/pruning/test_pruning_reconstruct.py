@@ -70,7 +70,8 @@ def cut(module: Any) -> Any:
     return encoder
 
 
-def test_least_squares_reduces_every_layers_output_error_on_held_out_tokens() -> None:
+@pytest.mark.parametrize("method", ["least_squares", "mask"])
+def test_reconstruction_reduces_every_layers_output_error_on_held_out_tokens(method: str) -> None:
     from edgecraft.plugins.pruning.reconstruct import reconstruct
     from edgecraft.torchkit import TorchData
     from edgecraft.torchkit import encoder as enc
@@ -82,10 +83,12 @@ def test_least_squares_reduces_every_layers_output_error_on_held_out_tokens() ->
     encoder = cut(fitted)
     calibration = TorchData.from_arrays({k: v[:64] for k, v in arrays.items()})
     held_out = {k: v[64:] for k, v in arrays.items()}
-    facts = reconstruct(encoder, enc.find_encoder(teacher), calibration, samples=64)
+    facts = reconstruct(encoder, enc.find_encoder(teacher), calibration, samples=64, method=method)
     before, after = layer_errors(plain, teacher, held_out), layer_errors(fitted, teacher, held_out)
-    # Sentences the solve never saw: every layer's output is closer to the unpruned layer's (not just the fitted one).
-    assert all(a < 0.8 * b for a, b in zip(after, before, strict=True)), (before, after)
+    # Sentences the solve never saw: every layer's output is closer to the unpruned layer's (not just the fitted one);
+    # one scale per head/neuron (mask) has far fewer unknowns than whole projections, so it gains less.
+    factor = 0.8 if method == "least_squares" else 0.95
+    assert all(a < factor * b for a, b in zip(after, before, strict=True)), (before, after)
     assert facts["tokens"] == int(arrays["attention_mask"][:64].sum())  # padding positions excluded
     errors = facts["relative_error"]
     assert set(errors) == {f"{i}.{s}" for i in range(2) for s in ("attention.output.dense", "output.dense")}

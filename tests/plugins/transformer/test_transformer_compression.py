@@ -306,6 +306,8 @@ def test_recipes_run_end_to_end(workdir: Path, capsys: pytest.CaptureFixture[str
                                         "reconstruct": "lstsq"}}, "reconstruct"),
     ({"strategy": "pruning", "params": {"mode": "heads_ffn", "ffn_ratio": 0.5, "reconstruct": "least_squares"}},
      "params.reconstruct: least_squares re-fits the kept weights on calibration sentences and needs params.dataset"),
+    ({"strategy": "pruning", "params": {"mode": "heads_ffn", "ffn_ratio": 0.5, "reconstruct": "mask"}},
+     "params.reconstruct: mask re-fits the kept weights"),
     ({"strategy": "pruning", "params": {"mode": "heads_ffn", "ffn_ratio": 0.5, "reconstruct_samples": 0,
                                         "dataset": "sentences"}}, "reconstruct_samples"),
     ({"strategy": "pruning", "params": {"mode": "structured", "ratio": 0.5, "reconstruct": "none"}},
