@@ -245,8 +245,8 @@ def factorized(ctx: Any, handle: Any, teacher: Any, settings: Settings,
 
 def pruned(ctx: Any, handle: Any, teacher: Any, settings: Settings, head_ratio: float,
            ffn_ratio: float) -> tuple[Any, dict[str, Any]]:
-    """Heads and FFN neurons (Taylor importance from the distillation loss), each layer's output projections
-    re-fitted by least squares to the unpruned layers' outputs (``reconstruct: least_squares``), then recovery."""
+    """Heads and FFN neurons (Taylor importance from the distillation loss), then recovery. No least-squares re-fit
+    of the cut (``reconstruct: none``): it lifts the cosine before recovery but lowers it after (compress_levers)."""
     from edgecraft.plugins.pruning.params import PruningParams
     from edgecraft.plugins.pruning.transformer import prune_heads_ffn
     from edgecraft.torchkit import encoder as enc
@@ -256,12 +256,10 @@ def pruned(ctx: Any, handle: Any, teacher: Any, settings: Settings, head_ratio: 
     before = enc.find_encoder(student).params_count()
     params = PruningParams(mode="heads_ffn", head_ratio=head_ratio, ffn_ratio=ffn_ratio, importance="taylor",
                            dataset="train", epochs=0, batch_size=settings.batch_size, taylor_batches=4,
-                           loss="cosine", reconstruct="least_squares")
+                           loss="cosine", reconstruct="none")
     facts = prune_heads_ffn(student, params, where="bench", data=data, teacher=teacher)
     out = {"encoder_params_ratio": enc.find_encoder(student).params_count() / before,
-           "encoder": facts["encoder_after"], "reconstruct": facts["reconstruct"],
-           "cos_after_cut_torch_train": facts["rounds"][0].get("cosine_after_cut"),
-           "cos_before_recovery_torch_eval": _torch_cos(ctx, handle, student)}
+           "encoder": facts["encoder_after"], "cos_before_recovery_torch_eval": _torch_cos(ctx, handle, student)}
     out["recovery"] = _recover(teacher, student, data, settings, "pruned", hidden=1.0)
     return student, out
 
