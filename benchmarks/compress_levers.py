@@ -61,7 +61,7 @@ prune heads ->9, FFN ->960: 100 steps, train-large     0.667    (0.797 tr.)   0.
   same, one scale per kept head/neuron (mask)           0.667    0.772         --          --
   final: least squares, then 200 steps (40k corpus)     0.667                  0.9085      (0.54x*)
   final: 1,000 steps on the 40k corpus (p-long)         0.667                  0.9537      1.55x
-prune heads ->10, FFN ->960: 200 steps, 40k corpus     0.695    (0.816 tr.)   0.9410      --
+prune heads ->10, FFN ->960: 200 steps, 40k corpus     0.695    (0.816 tr.)   0.9410      1.37x
 factorize all at 0.65: 90 steps, train-large           0.650    0.898         0.9262      --
   FFN Linears only at the same params                  0.649    0.863         0.9045      --
   same as first, 90 steps on the 40k offline corpus    0.650    0.898         0.9281      --
