@@ -81,6 +81,8 @@ def compute_key(folder: Path, baseline: Path | None, *, backend: Any, target: st
              "versions": _versions(backend), "machine": _machine(), "code": _code(backend)}
     if baseline is not None:  # a native-steps artifact is counted on the baseline's graph: that is an input too
         parts["baseline"] = fact_key(baseline, {})
+        if parts["baseline"] is None:
+            return None
     return fact_key(folder, parts)
 
 
