@@ -312,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print(f"{row['variant']:<24}{row['steps']:>6}{row['cos_step0']:>8.4f}{row['cos']:>8.4f}"
               f"{row.get('train_seconds', 0):>9.1f}{row['load']:>6.2f}")
+    for row in rows:
+        for point in row.get("curve", []):
+            print(f"{row['variant']:<24}step {point['step']:>5}  cos {point['cos']:.4f}"
+                  f"{'  ' + str(point.get('seconds', '')) + ' s' if 'seconds' in point else ''}")
     for layers, cos in extras.get("step0_by_layers", {}).items():
         print(f"step 0, layers {layers:<10}{cos:>8.4f}")
     if "int8" in extras:
