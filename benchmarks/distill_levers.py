@@ -158,8 +158,10 @@ class Checkpoints:
 
 def train_variant(handle: Any, teacher: Any, ctx: Any, feeds: dict[str, np.ndarray], r: dict[str, Any],
                   steps: int, *, eval_every: int = 0, save: Path | None = None,
-                  load: Path | None = None) -> tuple[Any, dict[str, Any]]:
-    """``load``: no training, the student's weights from a ``--save`` checkpoint (a run stopped early)."""
+                  load: Path | None = None, init: Path | None = None,
+                  data_seed: int = 0) -> tuple[Any, dict[str, Any]]:
+    """``load``: no training, the student's weights from a ``--save`` checkpoint (a run stopped early);
+    ``init``: training starts from such a checkpoint (a second run continuing a first, on a ``data_seed`` sample)."""
     import torch
     from edgecraft.plugins.distillation.params import DistillationParams, TrainingParams
     from edgecraft.plugins.distillation.strategy import _layer_student
@@ -172,8 +174,15 @@ def train_variant(handle: Any, teacher: Any, ctx: Any, feeds: dict[str, np.ndarr
         saved = torch.load(load, weights_only=True)
         student.load_state_dict(saved["state"])
         return student, {"layers": kept, "cos_step0": cos0, "steps": int(saved["step"]), "loaded": str(load)}
-    rows, epochs, n_steps = scaling.budget_feeds(feeds, steps=steps, epochs=None) if steps else (feeds, 0, 0)
-    facts: dict[str, Any] = {"layers": kept, "cos_step0": cos0, "steps": n_steps}
+    facts: dict[str, Any] = {"layers": kept, "cos_step0": cos0}
+    if init is not None:
+        saved = torch.load(init, weights_only=True)
+        student.load_state_dict(saved["state"])
+        cos0 = tt._torch_cos(ctx, handle, student)
+        facts.update(init=str(init), init_steps=int(saved["step"]), cos_init=cos0, data_seed=data_seed)
+    rows, epochs, n_steps = scaling.budget_feeds(feeds, steps=steps, epochs=None, seed=data_seed) if steps else \
+        (feeds, 0, 0)
+    facts["steps"] = n_steps
     if not steps:
         return student, facts
     data = tt._data(handle, truncate(rows, r["max_length"]))
@@ -234,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-every", type=int, default=0, help="held-out cosine every N steps (a curve per row)")
     parser.add_argument("--save", type=Path, help="the student's weights at each checkpoint (with --eval-every)")
     parser.add_argument("--load", type=Path, help="no training: the student from a --save file (then e.g. --int8)")
+    parser.add_argument("--init", type=Path, help="train on from a --save file (a second run after a first)")
+    parser.add_argument("--data-seed", type=int, default=0, help="which sample of the corpus the steps read")
     parser.add_argument("--step0", action="store_true", help="cosine before training of every 3-of-6 layer choice")
     parser.add_argument("--int8", action="store_true", help="export, int8-quantize and time the last variant")
     parser.add_argument("--long", action="store_true", help="the best recipe at 2,000 steps on 64,000 of the 169,330 "
@@ -294,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"variant {label}: {json.dumps({k: v for k, v in r.items() if BASE.get(k) != v})}")
         student, facts = train_variant(handle, teacher, ctx, feeds, r, args.steps,
                                        eval_every=2 if args.smoke else args.eval_every, save=args.save,
-                                       load=args.load)
+                                       load=args.load, init=args.init, data_seed=args.data_seed)
         row = {"variant": label, "overrides": {k: v for k, v in r.items() if BASE.get(k) != v},
                "corpus_size": args.corpus_size if not args.smoke else 64, **facts,
                "cos": tt._torch_cos(ctx, handle, student), "load": round(os.getloadavg()[0], 2)}
