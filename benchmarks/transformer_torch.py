@@ -16,7 +16,8 @@ a script, this module builds a minimal context of its own with the same attribut
   interleaved in shuffled rounds together with the fp32 baseline.
 
 Every recovery is distillation against the unpruned fp32 model on train-large.txt (unlabeled: teacher
-outputs only) through the SDK's trainer (AdamW, batch 32, warm-up then cosine decay per step, batches
+outputs only; the ``distilled`` row: 800 batches of the 40,000-line offline corpus unless ``--epochs`` is given,
+see ``DISTILLED_STEPS``) through the SDK's trainer (AdamW, batch 32, warm-up then cosine decay per step, batches
 cut to their longest sentence, the token embeddings frozen: every student keeps the teacher's); cosine
 is the mean cosine of the ONNX model's sentence
 embeddings to the fp32 ONNX model's on eval.txt; speedups are p50 ratios from one interleaved run.
@@ -172,8 +173,8 @@ def local_context(train: int | None = None, corpus_size: int | None = None) -> L
 #: Recovery epochs and AdamW learning rates per recipe (chosen on the training loss and on the cosine to
 #: the teacher on training sentences, never on eval.txt). The layer student starts much further from the
 #: teacher (half its layers gone) than the pruned and factorized models, so it trains longer and faster.
-EPOCHS = {"pruned": 3, "distilled": 4, "factorized": 3}
-LR = {"pruned": 2e-4, "distilled": 4e-4, "factorized": 2e-4}
+EPOCHS = {"pruned": 3, "distilled": 1, "factorized": 3}
+LR = {"pruned": 2e-4, "distilled": 1e-3, "factorized": 2e-4}
 
 
 @dataclass
@@ -266,16 +267,33 @@ def pruned(ctx: Any, handle: Any, teacher: Any, settings: Settings, head_ratio: 
 #: The layers the ``distilled`` row keeps: the best 3 of 6 before training (cosine 0.716 vs 0.495 for 1, 3, 5)
 #: and after 200 equal steps (0.900 vs 0.869), measured by benchmarks/distill_levers.py.
 DISTILLED_LAYERS = [0, 4, 5]
+#: The ``distilled`` row's text: ``DISTILLED_STEPS`` batches of sentences drawn (seeded) from the offline corpus
+#: of ``DISTILLED_CORPUS`` lines (examples/transformer/corpus.py, disjoint from eval.txt; found in the cache by
+#: corpus_data.py, else made on first use: many minutes once), each seen once, at ``LR["distilled"]`` (1e-3:
+#: +0.004 over 4e-4 at 200 steps), as benchmarks/distill_levers.py trains its ``best`` row. With ``--epochs`` the
+#: row trains on the context's text like the other rows. 800 steps: about 10 minutes of training on a quiet
+#: machine, 30+ under load; ``distill_levers.py --long`` is the longer run.
+DISTILLED_CORPUS, DISTILLED_STEPS = 40000, 800
+
+
+def _distilled_feeds(ctx: Any, handle: Any, settings: Settings) -> dict[str, np.ndarray]:
+    """The corpus sample of the distilled row (see ``DISTILLED_STEPS``), or the context's text with ``--epochs``."""
+    if settings.epochs is not None:
+        return ctx.train_feeds
+    corpus_data = _sibling("edgecraft_example_corpus_data", EXAMPLE / "corpus_data.py")
+    lines = corpus_data.sample(corpus_data.corpus_path(DISTILLED_CORPUS), DISTILLED_STEPS * settings.batch_size,
+                               settings.seed)
+    return corpus_data.tokenize(lines, str(getattr(ctx, "model_dir", MODEL)))
 
 
 def distilled(ctx: Any, handle: Any, teacher: Any, settings: Settings, every: int = 2,
               layers: list[int] | None = None) -> tuple[Any, dict[str, Any]]:
     """3 of 6 encoder layers (``layers``, else every ``every``-th; DistilBERT init), trained with output +
-    hidden-state + attention-map losses."""
+    hidden-state + attention-map losses on the corpus sample of ``_distilled_feeds``."""
     from edgecraft.plugins.distillation.params import DistillationParams
     from edgecraft.plugins.distillation.strategy import _layer_student
 
-    data = _data(handle, ctx.train_feeds)
+    data = _data(handle, _distilled_feeds(ctx, handle, settings))
     choice = {"layers": layers} if layers else {"every": every}
     student, kept = _layer_student(handle.module, DistillationParams(student="layers", train="t", **choice),
                                    "bench")
