@@ -110,6 +110,11 @@ LEVERS: dict[str, dict[str, Any]] = {
     "f-ffn": {"strategy": "factorization", "hidden": 1.0, "include": "ffn", "corpus": None},
     "f-ffn-corpus": {"strategy": "factorization", "hidden": 1.0, "include": "ffn", "corpus": 40000},
     "f-nohidden": {"strategy": "factorization", "hidden": 0.0, "include": "all", "corpus": None},
+    "f-long": {"strategy": "factorization", "hidden": 1.0, "include": "all", "corpus": 40000},
+    "f-seq": {"strategy": "factorization", "hidden": 1.0, "include": "all", "corpus": 40000,
+              "whitening": "sequential"},
+    "f-seqfit": {"strategy": "factorization", "hidden": 1.0, "include": "all", "corpus": 40000,
+                 "whitening": "sequential_refit"},
 }
 
 
@@ -194,16 +199,35 @@ def prune(bench: Bench, head: float, ffn: float, *, data: Any, epochs: int = 0, 
                      "ffn": facts["ffn_after"], "rounds": facts["rounds"]}
 
 
-def factorize(bench: Bench, keep: float, include: str, *, data: Any) -> tuple[Any, dict[str, Any]]:
-    """The factorization plugin's path: activation-aware SVD, greedy ranks over measured sensitivities."""
+def factorize(bench: Bench, keep: float, include: str, *, data: Any,
+              whitening: str = "one_shot") -> tuple[Any, dict[str, Any]]:
+    """The factorization plugin's path: activation-aware SVD, greedy ranks over measured sensitivities.
+
+    ``whitening`` other than one-shot starts from the one-shot model of the same point when it is cached
+    and refits it with the plugin's ``sequential_whitening``, exactly the last stage of ``factorize_model``
+    with that whitening (the ranks come from the one-shot sensitivities either way), without the minutes of
+    rank selection again.
+    """
     import torch
     from edgecraft.plugins.factorization.engine import FactorizationConfig, factorize_model
+    from edgecraft.plugins.factorization.sequential import sequential_whitening
     from edgecraft.torchkit import encoder as enc
 
-    cache = bench.factor_cache / f"keep{keep:.3f}-{include}{'-smoke' if bench.smoke else ''}.pt"
+    suffix = "" if whitening == "one_shot" else f"-{whitening}"
+    cache = bench.factor_cache / f"keep{keep:.3f}-{include}{'-smoke' if bench.smoke else ''}{suffix}.pt"
     if cache.is_file():  # the same start for every lever at this point (selection takes minutes here)
         saved = torch.load(cache, weights_only=False)
         return saved["module"], dict(saved["facts"])
+    calibration = data.take(16 if bench.smoke else 128)
+    if whitening != "one_shot":
+        start, facts = factorize(bench, keep, include, data=data)
+        ranks = {"model.encoder.layer." + layer: rank for layer, rank in facts["ranks"].items()}
+        started = time.perf_counter()
+        sequential_whitening(bench.handle.module, start, ranks, calibration, refit=whitening == "sequential_refit")
+        facts = {**facts, "whitening": whitening, "refit_seconds": round(time.perf_counter() - started, 1)}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"module": start, "facts": facts}, cache)
+        return copy.deepcopy(start), facts
     if bench.smoke:
         include = "smoke"
     module = bench.handle.module
@@ -214,9 +238,9 @@ def factorize(bench: Bench, keep: float, include: str, *, data: Any) -> tuple[An
     cut = (1 - keep) * (module.get_submodule(INCLUDE["smoke"][0]).weight.numel() if bench.smoke else linear)
     config = FactorizationConfig(selection="target", target=1 - cut / total, cost="params",
                                  multiple=16, candidates=CANDIDATES, include=INCLUDE[include], threads=2,
-                                 linear_method="activation_aware", calibration_samples=16 if bench.smoke else 128)
+                                 linear_method="activation_aware", calibration_samples=len(calibration))
     result = factorize_model(module, bench.handle.example_inputs(1), config, data.take(32 if not bench.smoke else 8),
-                             calibration=data.take(128))
+                             calibration=calibration)
     kept = (linear - (result.before.params - result.after.params)) / linear
     ranks = {row["layer"].removeprefix("model.encoder.layer."): row["ranks"][0]
              for row in result.summary()["layers"] if "ranks" in row}
@@ -273,11 +297,14 @@ def sweep(bench: Bench) -> list[dict[str, Any]]:
 
 
 def lever(bench: Bench, name: str, steps: int, point: dict[str, Any], *, final: bool) -> dict[str, Any]:
-    """One equal-step recovery (``final``: exported and timed against fp32 on ORT too)."""
+    """One equal-step recovery (``final``: exported and timed against fp32 on ORT too; ``steps`` 0, the
+    ``refit`` phase: a factorization lever's start, without recovery)."""
     import torch
 
     spec = LEVERS[name]
-    data, epochs, taken = budget(bench, spec["corpus"], steps)
+    if steps == 0 and spec["strategy"] != "factorization":
+        raise ValueError(f"lever {name}: the refit phase (no recovery) is for factorization levers")
+    data, epochs, taken = budget(bench, spec["corpus"], steps) if steps else (None, 0, 0)
     sweep_data = bench.data(bench.feeds(None))  # importance/sensitivity text: the same for every lever
     started = time.perf_counter()
     torch.set_num_threads(1)
@@ -292,19 +319,24 @@ def lever(bench: Bench, name: str, steps: int, point: dict[str, Any], *, final: 
     else:
         from edgecraft.plugins.factorization.recovery import distill_from
 
-        module, facts = factorize(bench, point["factorize"], spec["include"], data=sweep_data)
+        whitening = spec.get("whitening", "one_shot")
+        module, facts = factorize(bench, point["factorize"], spec["include"], data=sweep_data, whitening=whitening)
+        facts["whitening"] = whitening
         cos_before = bench.torch_cos(module)
-        result = distill_from(bench.teacher, module, data, epochs=epochs, lr=LR, batch_size=BATCH, seed=0,
-                              loss="cosine", hidden_weight=spec["hidden"])
-        recovery = {"loss": "cosine" + (f"+hidden({spec['hidden']:g})" if spec["hidden"] else ""),
-                    "note": "distill_from holds out 10% of the data (best epoch kept): 0.9x the steps",
-                    "best_epoch": result.get("best_epoch")}
+        recovery: dict[str, Any] = {"note": "none (refit phase)"}
+        if steps:
+            result = distill_from(bench.teacher, module, data, epochs=epochs, lr=LR, batch_size=BATCH, seed=0,
+                                  loss="cosine", hidden_weight=spec["hidden"])
+            recovery = {"loss": "cosine" + (f"+hidden({spec['hidden']:g})" if spec["hidden"] else ""),
+                        "note": "distill_from holds out 10% of the data (best epoch kept): 0.9x the steps",
+                        "best_epoch": result.get("best_epoch")}
         taken = round(taken * 0.9)
     seconds = time.perf_counter() - started
     torch.set_num_threads(2)
-    row: dict[str, Any] = {"phase": "final" if final else "levers", "name": name, "strategy": spec["strategy"],
-                           "corpus": spec["corpus"] or 4120, "steps": taken, "epochs": epochs,
-                           "distinct_sentences": len(data), "cos_before_recovery_torch": cos_before,
+    row: dict[str, Any] = {"phase": "final" if final else "levers" if steps else "refit", "name": name,
+                           "strategy": spec["strategy"], "corpus": spec["corpus"] or 4120, "steps": taken,
+                           "epochs": epochs, "distinct_sentences": len(data) if data is not None else 0,
+                           "cos_before_recovery_torch": cos_before,
                            "cos_torch": bench.torch_cos(module), "train_seconds": round(seconds, 1),
                            **facts, "recovery": recovery}
     row.pop("rounds", None) if spec["strategy"] == "factorization" else None
@@ -341,7 +373,7 @@ def write(path: Path, rows: list[dict[str, Any]], earlier: dict[str, Any], *, sm
 
     done = {(r["phase"], r["name"]) for r in rows}
     table = [r for r in earlier["table"] if (r["phase"], r["name"]) not in done] + rows
-    order = {"sweep": 0, "levers": 1, "final": 2}
+    order = {"sweep": 0, "refit": 1, "levers": 2, "final": 3}
     table.sort(key=lambda r: (order.get(r["phase"], 9), r.get("strategy", ""), r["name"]))
     run = {"rows": sorted(done), "wall_s": round(seconds, 1), "loadavg_start": load,
            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -359,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", nargs="?", choices=["sweep", "levers", "final"], default="sweep")
+    parser.add_argument("phase", nargs="?", choices=["sweep", "levers", "final", "refit"], default="sweep")
     parser.add_argument("--only", default="", help=f"levers, comma-separated, of: {', '.join(LEVERS)}")
     parser.add_argument("--steps", type=int, default=250, help="optimizer steps per recovery (batch 32)")
     parser.add_argument("--prune-point", default="0.25,0.375", help="head_ratio,ffn_ratio of the levers (heads "
@@ -407,8 +439,11 @@ def main(argv: list[str] | None = None) -> int:
             unknown = sorted(set(names) - set(LEVERS))
             if unknown or not names:
                 parser.error(f"--only needs lever names among {', '.join(LEVERS)} (got {unknown or 'none'})")
+            if args.phase == "refit" and any(LEVERS[n]["strategy"] != "factorization" for n in names):
+                parser.error("the refit phase (no recovery) takes factorization levers only")
             for name in names:
-                rows.append(lever(bench, name, args.steps, point, final=args.phase == "final"))
+                steps = 0 if args.phase == "refit" else args.steps
+                rows.append(lever(bench, name, steps, point, final=args.phase == "final"))
                 if args.json:
                     write(args.json, rows, earlier, smoke=args.smoke, seconds=time.time() - start, load=load)
         table = write(args.json, rows, earlier, smoke=args.smoke, seconds=time.time() - start,
