@@ -32,7 +32,7 @@ state, one shot), ``p-corpus`` (the offline corpus of examples/transformer/corpu
 encoder Linears' params). ``--corpus-file`` names an offline corpus already made (corpus.py rebuilds its pool,
 many minutes, whenever the installed packages changed). Training runs on one torch thread (see
 ``transformer_torch.Settings``); run long phases under ``nice``. ``--smoke``: one sweep point per strategy, two
-recovery steps on 64 sentences, 16 scored (a test runs it).
+recovery steps on 64 sentences, 16 scored, and the refit phase's ``f-seqfit`` on one Linear (a test runs it).
 
 Measured (2026-12-05, 2 shared cores, load average 6-14 from four other helpers' jobs, every run ``nice -n 5``;
 rows of nine background runs merged into ``benchmarks/results/compress_levers.json``; one seed each, seed noise
@@ -432,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.smoke:
             rows += sweep(bench)
             rows += [lever(bench, n, 2, point, final=n == "f-ffn") for n in ("p-iter2", "f-ffn")]
+            rows.append(lever(bench, "f-seqfit", 0, point, final=False))  # the refit phase's path
         elif args.phase == "sweep":
             rows += sweep(bench)
         else:
