@@ -3,9 +3,10 @@
     python benchmarks/compress_levers.py sweep  [--json OUT] [--append]        # speedup vs kept fraction
     python benchmarks/compress_levers.py levers --only NAME,... --steps S [--json OUT] [--append]
     python benchmarks/compress_levers.py final  --only NAME,... --steps S [--json OUT] [--append]
+    python benchmarks/compress_levers.py refit  --only f-NAME,... [--calibration N] [--json OUT] [--append]
     python benchmarks/compress_levers.py --smoke --json OUT                   # the test suite's run
 
-Three phases write rows into one JSON (``--append`` keeps the rows already there; a row of the same
+Four phases write rows into one JSON (``--append`` keeps the rows already there; a row of the same
 ``phase`` and ``name`` is replaced), so a table measured in several runs on a shared machine stays one file:
 
 * **sweep** (no training): each pruning ratio and factorization target is applied to MiniLM without
@@ -33,6 +34,11 @@ encoder Linears' params). ``--corpus-file`` names an offline corpus already made
 many minutes, whenever the installed packages changed). Training runs on one torch thread (see
 ``transformer_torch.Settings``); run long phases under ``nice``. ``--smoke``: one sweep point per strategy, two
 recovery steps on 64 sentences, 16 scored, and the refit phase's ``f-seqfit`` on one Linear (a test runs it).
+
+Factorization levers of round 2: ``f-long`` (``f-corpus`` for a long run), and the whitening levers, each from the
+``f-base`` ranks (one-shot whitening on 128 sentences) refitted on ``--calibration`` training sentences: ``f-seq``
+(sequential whitening), ``f-seqfit`` (sequential with the least-squares refit), ``f-cal`` (one-shot whitening on
+more sentences); the **refit** phase scores them (and ``f-corpus``, the one-shot start) without recovery.
 
 Measured (2026-12-05, 2 shared cores, load average 6-14 from four other helpers' jobs, every run ``nice -n 5``;
 rows of nine background runs merged into ``benchmarks/results/compress_levers.json``; one seed each, seed noise
@@ -111,6 +117,8 @@ LEVERS: dict[str, dict[str, Any]] = {
     "f-ffn-corpus": {"strategy": "factorization", "hidden": 1.0, "include": "ffn", "corpus": 40000},
     "f-nohidden": {"strategy": "factorization", "hidden": 0.0, "include": "all", "corpus": None},
     "f-long": {"strategy": "factorization", "hidden": 1.0, "include": "all", "corpus": 40000},
+    "f-cal": {"strategy": "factorization", "hidden": 1.0, "include": "all", "corpus": 40000,
+              "whitening": "one_shot_recalibrated"},
     "f-seq": {"strategy": "factorization", "hidden": 1.0, "include": "all", "corpus": 40000,
               "whitening": "sequential"},
     "f-seqfit": {"strategy": "factorization", "hidden": 1.0, "include": "all", "corpus": 40000,
@@ -149,6 +157,9 @@ class Bench:
         #: ``--corpus-file``: an offline corpus already made (corpus.py rebuilds its pool when the installed
         #: packages changed, which takes many minutes on a loaded machine).
         self.corpus_file: Path | None = None
+        #: ``--calibration``: training sentences whose layer inputs the sequential whitening reads (the one-shot
+        #: start keeps 128, the plugin's default): its least-squares refit overfits too few rows.
+        self.calibration = 128
 
     def feeds(self, corpus: int | None) -> dict[str, np.ndarray]:
         """Tokenized training text: train-large.txt (None) or that many lines of the offline corpus."""
@@ -203,17 +214,20 @@ def factorize(bench: Bench, keep: float, include: str, *, data: Any,
               whitening: str = "one_shot") -> tuple[Any, dict[str, Any]]:
     """The factorization plugin's path: activation-aware SVD, greedy ranks over measured sensitivities.
 
-    ``whitening`` other than one-shot starts from the one-shot model of the same point when it is cached
-    and refits it with the plugin's ``sequential_whitening``, exactly the last stage of ``factorize_model``
-    with that whitening (the ranks come from the one-shot sensitivities either way), without the minutes of
-    rank selection again.
+    ``whitening`` other than one-shot starts from the one-shot model of the same point (128 calibration
+    sentences) and refits it on ``bench.calibration`` sentences at the same ranks: ``sequential`` /
+    ``sequential_refit`` with the plugin's ``sequential_whitening``, exactly the last stage of
+    ``factorize_model`` with that whitening; ``one_shot_recalibrated`` with the plugin's one-shot whitening on
+    more sentences (``calibration_samples``; the ranks stay the 128-sentence selection's), without the minutes
+    of rank selection again.
     """
     import torch
     from edgecraft.plugins.factorization.engine import FactorizationConfig, factorize_model
     from edgecraft.plugins.factorization.sequential import sequential_whitening
+    from edgecraft.plugins.factorization.whiten import activation_aware_linear, input_moments, whitened_basis
     from edgecraft.torchkit import encoder as enc
 
-    suffix = "" if whitening == "one_shot" else f"-{whitening}"
+    suffix = "" if whitening == "one_shot" else f"-{whitening}-cal{bench.calibration}"
     cache = bench.factor_cache / f"keep{keep:.3f}-{include}{'-smoke' if bench.smoke else ''}{suffix}.pt"
     if cache.is_file():  # the same start for every lever at this point (selection takes minutes here)
         saved = torch.load(cache, weights_only=False)
@@ -221,10 +235,20 @@ def factorize(bench: Bench, keep: float, include: str, *, data: Any,
     calibration = data.take(16 if bench.smoke else 128)
     if whitening != "one_shot":
         start, facts = factorize(bench, keep, include, data=data)
+        calibration = data.take(16 if bench.smoke else bench.calibration)
         ranks = {"model.encoder.layer." + layer: rank for layer, rank in facts["ranks"].items()}
         started = time.perf_counter()
-        sequential_whitening(bench.handle.module, start, ranks, calibration, refit=whitening == "sequential_refit")
-        facts = {**facts, "whitening": whitening, "refit_seconds": round(time.perf_counter() - started, 1)}
+        if whitening == "one_shot_recalibrated":  # the one-shot factors at the same ranks, from more sentences
+            original = bench.handle.module
+            moments = input_moments(original, calibration, list(ranks), samples=len(calibration))
+            for name, rank in ranks.items():
+                layer = original.get_submodule(name)
+                start.set_submodule(name, activation_aware_linear(layer, rank, whitened_basis(layer, *moments[name])))
+        else:
+            sequential_whitening(bench.handle.module, start, ranks, calibration,
+                                 refit=whitening == "sequential_refit")
+        facts = {**facts, "whitening": whitening, "calibration_sentences": len(calibration),
+                 "refit_seconds": round(time.perf_counter() - started, 1)}
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"module": start, "facts": facts}, cache)
         return copy.deepcopy(start), facts
@@ -406,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(e.g. ~/.cache/edgecraft/corpus/corpus-40000-seed0-*.txt) instead of corpus.py's corpus_file")
     parser.add_argument("--factor-cache", type=Path, default=None, help="folder of factorized models (before "
                         "recovery) to reuse, keyed by point (default: WORK/factorized); selection takes minutes")
+    parser.add_argument("--calibration", type=int, default=128, help="training sentences the sequential whitening "
+                        "levers (f-seq, f-seqfit) read, one at a time (the one-shot start: 128)")
     parser.add_argument("--append", action="store_true", help="keep the rows already in --json (same phase and "
                         "name replaced)")
     parser.add_argument("--smoke", action="store_true", help="one point per strategy, 2 steps: the test suite's run")
@@ -428,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.factor_cache:
             bench.factor_cache = args.factor_cache
         bench.corpus_file = args.corpus_file
+        bench.calibration = args.calibration
         rows: list[dict[str, Any]] = []
         if args.smoke:
             rows += sweep(bench)
