@@ -32,7 +32,9 @@ class FactorizationParams(StrategyParams):
         "calibration data is given (`sensitivity_data`, else `train`), else svd.")
     calibration_samples: int = Field(
         128, ge=1, description="activation_aware: samples of the calibration data whose Linear-layer inputs are "
-        "measured (token inputs run one sample at a time without padding).")
+        "measured (token inputs run one sample at a time without padding). More is better while it is small next "
+        "to the layers' widths: all-MiniLM-L6-v2 at 65% of the encoder Linears' params, same ranks, held-out cosine "
+        "before recovery 0.898 with 128 sentences and 0.912 with 512.")
     whitening: Literal["one_shot", "sequential", "sequential_refit"] = Field(
         "one_shot", description="activation_aware: where each Linear's input statistics come from. 'one_shot': "
         "the original model (every layer as if the ones before it were exact); 'sequential': once the ranks are "
