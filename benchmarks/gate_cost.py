@@ -23,8 +23,13 @@ model (bound: p50 regression <= 5%, the reference re-measured interleaved). Figu
 * ``loaded_unchanged_pass_rate`` / ``loaded_slower_fail_rate``: the same under contention: a child
   process burns one core (pinned to the last one) and ``latency.threads`` equals the core count; the
   worst of both models (per model also written).
+* ``facts_ab`` (only with ``--facts-ab N``, not part of the figures above): N gate runs of the unchanged
+  model per mode, interleaved, with the artifacts' kept facts (compute count, ONNX Runtime's int8-layer
+  description: ``edgecraft.verify.compute_memo``) read back vs counted again every run, quiet and loaded:
+  the seconds outside timing each mode costs.
 
     nice python benchmarks/gate_cost.py --json OUT [--runs 20] [--quick] [--models large --loaded-only]
+        [--facts-ab N]
 
 The machine is shared: other processes' load is part of what it measures; the load average at start
 and end is written with the figures, and the CPU's int8-relevant flags and core count.
@@ -33,6 +38,7 @@ and end is written with the figures, and the CPU's int8-relevant flags and core 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -230,6 +236,41 @@ def overrun(bench: Bench, latency: dict[str, Any], budget: float, tries: int) ->
             "round_s": float(np.median([r["round_s"] for r in results]))}
 
 
+def facts_ab(bench: Bench, latency: dict[str, Any], runs: int, budget: float, label: str,
+             burner_core: int | None) -> dict[str, Any]:
+    """Gate runs of the unchanged model with the artifacts' kept facts read back (as every run now does) and
+    ignored (counted again every run: what a gate run paid before they were kept), interleaved so both see the
+    same machine; the seconds outside timing are the difference (issue 25: edgecraft.verify.compute_memo)."""
+    import edgecraft.artifact_facts as facts
+    import edgecraft.verify.compute_memo as memo
+
+    real = facts.load_fact
+    reference = bench.reference(latency, budget)
+    bench.gate("unchanged", latency, reference, bound=5.0, budget=budget)  # the facts are written once
+    rows: dict[str, list[dict[str, Any]]] = {"reused": [], "counted": []}
+    with Burner(burner_core) if burner_core is not None else contextlib.nullcontext():
+        try:
+            for i in range(runs):
+                for mode in ("reused", "counted") if i % 2 == 0 else ("counted", "reused"):
+                    load = real if mode == "reused" else (lambda *a, **k: None)
+                    for module in (facts, memo):
+                        module.__dict__["load_fact"] = load
+                    rows[mode].append(bench.gate("unchanged", latency, reference, bound=5.0, budget=budget))
+        finally:
+            for module in (facts, memo):
+                module.__dict__["load_fact"] = real
+    out: dict[str, Any] = {"runs": runs}
+    for mode, items in rows.items():
+        out[mode] = {"run_s_median": float(np.median([r["run_s"] for r in items])),
+                     "timing_s_median": float(np.median([r["timing_s"] for r in items])),
+                     "outside_timing_s_median": float(np.median([r["run_s"] - r["timing_s"] for r in items])),
+                     "passed": sum(r["passed"] for r in items)}
+    print(f"  {label}: seconds outside timing per gate run, facts reused "
+          f"{out['reused']['outside_timing_s_median']:.2f} vs counted every run "
+          f"{out['counted']['outside_timing_s_median']:.2f} (median of {runs} each, interleaved)", flush=True)
+    return out
+
+
 class Burner:
     """A child process spinning on one core, for the duration of a ``with`` block."""
 
@@ -284,12 +325,15 @@ def main() -> int:
     parser.add_argument("--no-loaded", action="store_true", help="skip the runs under contention")
     parser.add_argument("--loaded-only", action="store_true", help="only the runs under contention (the fidelity "
                         "figure of issue 25, class 11): no quiet runs, margin or overrun checks")
+    parser.add_argument("--facts-ab", type=int, default=0, metavar="N", help="also N gate runs of the unchanged "
+                        "model per mode and condition with the artifacts' kept facts reused vs ignored, interleaved "
+                        "(the cost they save); not part of the --runs figures")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--smoke", action="store_true", help="the small model, one run per condition, short "
                         "budgets: checks the script runs (a test does), its figures mean nothing")
     args = parser.parse_args()
     if args.smoke:
-        args.quick, args.runs, args.models = True, 1, "small"
+        args.quick, args.runs, args.models, args.facts_ab = True, 1, "small", 1  # every code path, once
         args.budget, args.overrun_budget = min(args.budget, 5.0), min(args.overrun_budget, 1.0)
     if args.quick:
         args.runs = min(args.runs, 5)
@@ -351,6 +395,13 @@ def main() -> int:
                 phases["fidelity_loaded"] = time.monotonic() - mark
                 out[f"loaded_unchanged_pass_rate_{name}"] = loaded["unchanged_pass_rate"]
                 out[f"loaded_slower_fail_rate_{name}"] = loaded["slower_fail_rate"]
+            if args.facts_ab:
+                mark = time.monotonic()
+                out[name]["facts_ab"] = {
+                    "quiet": facts_ab(bench, latency, args.facts_ab, args.budget, f"{name}, facts A/B", None),
+                    "loaded": facts_ab(bench, loaded_latency, args.facts_ab, args.budget,
+                                       f"{name} under load, facts A/B", cores - 1)}
+                phases["facts_ab"] = time.monotonic() - mark
             out[name]["phase_seconds"] = {k: round(v, 1) for k, v in phases.items()}
             print(f"  seconds per phase: {out[name]['phase_seconds']} (load average now {os.getloadavg()[0]:.1f})",
                   flush=True)
@@ -369,7 +420,9 @@ def main() -> int:
     # The run's cost is a fixed part (export, calibration, references, the margin and overrun checks) plus a
     # part linear in --runs (every fidelity phase): extrapolated to the documented --runs 20, labelled so.
     linear = sum(out[n][c]["seconds"] for n in names for c in ("fidelity", "loaded") if c in out[n])
-    out["seconds_fixed"] = out["seconds"] - linear
+    # --facts-ab's extra gate runs are no part of the --runs figures: left out of the fixed part and the estimate
+    out["seconds_facts_ab"] = sum(out[n]["phase_seconds"].get("facts_ab", 0.0) for n in names)
+    out["seconds_fixed"] = out["seconds"] - linear - out["seconds_facts_ab"]
     out["estimated_seconds_at_20_runs"] = out["seconds_fixed"] + linear * 20 / max(args.runs, 1)
 
     flags = ", ".join(f"{f}={'yes' if v else 'no'}" for f, v in facts["cpu_flags"].items())
@@ -394,6 +447,13 @@ def main() -> int:
         o = out[n]["overrun"]
         print(f"{n}: undecidable verdict with a {o['budget_s']:g} s budget: extra {o['extra_s']} s, one round "
               f"{o['round_s']:.3f} s")
+    for n in [n for n in names if "facts_ab" in out[n]]:
+        for cond, ab in out[n]["facts_ab"].items():
+            print(f"{n}, {cond}: seconds outside timing per gate run: facts reused "
+                  f"{ab['reused']['outside_timing_s_median']:.2f}, counted every run "
+                  f"{ab['counted']['outside_timing_s_median']:.2f} (run {ab['reused']['run_s_median']:.2f} vs "
+                  f"{ab['counted']['run_s_median']:.2f} s; passed {ab['reused']['passed']}/{ab['runs']} and "
+                  f"{ab['counted']['passed']}/{ab['runs']})")
     print(f"\nbudget_overrun_s = {out['budget_overrun_s']}   loaded_unchanged_pass_rate = "
           f"{out['loaded_unchanged_pass_rate']}   loaded_slower_fail_rate = {out['loaded_slower_fail_rate']}   "
           f"({out['seconds']:.0f} s in all; --runs 20 would take about {out['estimated_seconds_at_20_runs'] / 60:.0f} "

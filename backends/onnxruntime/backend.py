@@ -84,13 +84,13 @@ class OrtSession(Session):
                  "providers": self._session.get_providers(), "threads": self._threads,
                  "optimization": self._options.runtime_optimization}
         if self._path is not None:
-            from edgecraft.backends.onnxruntime.int8_layers import session_int8_layers
+            from edgecraft.backends.onnxruntime.int8_layers import artifact_int8_layers
 
             so = ort.SessionOptions()
             so.graph_optimization_level = _level(self._options.runtime_optimization)
             so.log_severity_level = 3
             try:
-                facts["int8_layers"] = session_int8_layers(self._path, so)
+                facts["int8_layers"] = artifact_int8_layers(self._path, self._options.runtime_optimization, so)
             except Exception as exc:  # a description must not fail a measured run
                 facts["int8_layers"] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
         return facts

@@ -25,6 +25,7 @@ from edgecraft.plugins.factorization.selection import (
     ranks_for_fraction,
     round_rank,
 )
+from edgecraft.plugins.factorization.sequential import WHITENINGS, sequential_whitening
 from edgecraft.plugins.factorization.whiten import (
     WhitenedBasis,
     activation_aware_linear,
@@ -60,6 +61,9 @@ class FactorizationConfig:
     #: moment on calibration data; see :mod:`.whiten`).
     linear_method: str = "svd"
     calibration_samples: int = 128
+    #: activation_aware: 'one_shot' (every layer's statistics from the original model) or, once the ranks are
+    #: chosen, 'sequential' / 'sequential_refit' (layer by layer in forward order; see :mod:`.sequential`).
+    whitening: str = "one_shot"
 
 
 @dataclass
@@ -71,6 +75,8 @@ class FactorizationResult:
     after: LayerCost
     loss_before: float | None = None
     loss_after: float | None = None
+    #: With sequential whitening: the loss of the one-shot factors at the same ranks, before the refit.
+    loss_one_shot: float | None = None
     reached: float | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -107,6 +113,8 @@ class FactorizationResult:
         }
         if self.loss_before is not None:
             out.update(eval_loss_before=self.loss_before, eval_loss_after=self.loss_after)
+        if self.loss_one_shot is not None:
+            out["eval_loss_one_shot"] = self.loss_one_shot
         if self.reached is not None:
             out["target_reached"] = self.reached
         if self.notes:
@@ -214,6 +222,11 @@ def factorize_model(module: nn.Module, example: torch.Tensor | list[torch.Tensor
     calibration = calibration if calibration is not None else data
     if config.linear_method == "activation_aware" and calibration is None:
         raise ValueError("activation-aware factorization needs calibration data (the Linear layers' inputs)")
+    if config.whitening not in WHITENINGS:
+        raise ValueError(f"whitening {config.whitening!r} is not one of {', '.join(WHITENINGS)}")
+    if config.whitening != "one_shot" and config.linear_method != "activation_aware":
+        raise ValueError(f"whitening {config.whitening!r} refits activation-aware factors: it needs "
+                         "linear_method 'activation_aware'")
     metric = config.cost
     model = copy.deepcopy(module).eval()
     before = model_cost(model, example)
@@ -307,6 +320,15 @@ def factorize_model(module: nn.Module, example: torch.Tensor | list[torch.Tensor
     for choice in layers:
         if choice.chosen is not None:
             model.set_submodule(choice.name, modules[(choice.name, choice.chosen.ranks)])
+    if config.whitening != "one_shot":
+        assert calibration is not None
+        ranks = {c.name: c.chosen.ranks[0] for c in layers if c.chosen is not None and c.method == "activation_aware"}
+        if meter is not None:
+            result.loss_one_shot = meter(model)
+        refitted = sequential_whitening(module, model, ranks, calibration.take(config.calibration_samples),
+                                        refit=config.whitening == "sequential_refit")
+        result.notes.append(f"{config.whitening} whitening: {len(refitted)} of {len(ranks)} factorized Linears "
+                            "refitted in forward order on the inputs of the factorized layers before them")
     result.after = model_cost(model, example)
     if meter is not None:
         result.loss_after = meter(model)

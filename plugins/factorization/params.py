@@ -32,7 +32,16 @@ class FactorizationParams(StrategyParams):
         "calibration data is given (`sensitivity_data`, else `train`), else svd.")
     calibration_samples: int = Field(
         128, ge=1, description="activation_aware: samples of the calibration data whose Linear-layer inputs are "
-        "measured (token inputs run one sample at a time without padding).")
+        "measured (token inputs run one sample at a time without padding). More is better while it is small next "
+        "to the layers' widths: all-MiniLM-L6-v2 at 65% of the encoder Linears' params, same ranks, held-out cosine "
+        "before recovery 0.898 with 128 sentences and 0.912 with 512.")
+    whitening: Literal["one_shot", "sequential", "sequential_refit"] = Field(
+        "one_shot", description="activation_aware: where each Linear's input statistics come from. 'one_shot': "
+        "the original model (every layer as if the ones before it were exact); 'sequential': once the ranks are "
+        "chosen, layer by layer in forward order, each on the inputs the factorized layers before it produce "
+        "(SVD-LLM v2); 'sequential_refit': the same, fitting each layer to the original model's outputs of that "
+        "layer (a least-squares refit that also corrects what the layers before it changed). The sequential "
+        "fits cost about two forward passes per factorized layer and calibration sample.")
     # ---- rank selection (set one of rank / ratio / energy / target, or name the mode in `selection`)
     selection: Literal["energy", "ratio", "rank", "target"] | None = Field(
         None, description="Rank selection mode; inferred from whichever of rank/ratio/energy/target is set "

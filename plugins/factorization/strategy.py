@@ -95,14 +95,20 @@ class FactorizationStrategy(Strategy[FactorizationParams]):
                             "data, and this step names none",
                             hint="set params.sensitivity_data (or params.train with a recovery) to a training "
                                  "dataset of the plan")
+        if p.whitening != "one_shot" and p.method == "svd":
+            raise ctx.error(f"params.whitening = {p.whitening!r} refits activation-aware factors, but params.method "
+                            "is 'svd'", hint="set params.method to 'activation_aware' (or 'auto' on a transformer "
+                                             "encoder), or drop params.whitening")
         if p.method != "svd" and (p.sensitivity_data or p.train):
             notes.append("Linear layers: activation-aware SVD (inputs' second moment on "
                          f"{p.sensitivity_data or p.train}, {p.calibration_samples} samples)"
-                         + (" when the model has a transformer encoder" if p.method == "auto" else ""))
+                         + (" when the model has a transformer encoder" if p.method == "auto" else "")
+                         + (f"; {p.whitening} whitening in forward order" if p.whitening != "one_shot" else ""))
 
         value = getattr(p, selection)
         detail = f"greedy target {value:g} of {p.cost}" if selection == "target" else f"{selection} {value:g}"
         implementation = f"lowrank-{p.conv_method}/{detail}" + (f"/{p.method}" if p.method != "auto" else "")
+        implementation += f"/{p.whitening}" if p.whitening != "one_shot" else ""
         implementation += f"+{p.recover}" if p.recover != "none" else ""
         if p.latency != "none":
             notes.append(f"candidates not faster than the original layer on {p.latency} are dropped")
@@ -124,7 +130,8 @@ class FactorizationStrategy(Strategy[FactorizationParams]):
             conv_method=p.conv_method, selection=p.selection or "energy", energy=p.energy or 0.9,
             ratio=p.ratio or 0.5, rank=p.rank, target=p.target, cost=p.cost, multiple=p.multiple,
             candidates=tuple(p.candidates), latency=p.latency, include=tuple(p.include), exclude=tuple(p.exclude),
-            threads=ctx.plan.latency.threads, calibration_samples=p.calibration_samples)
+            threads=ctx.plan.latency.threads, calibration_samples=p.calibration_samples,
+            whitening=p.whitening)
         output = model.io.output_index(ctx.plan.evaluation.output) if model.io.outputs else 0
 
         data = None
@@ -142,6 +149,10 @@ class FactorizationStrategy(Strategy[FactorizationParams]):
             from edgecraft.torchkit.encoder import find_encoder
 
             linear_method = "activation_aware" if calibration is not None and find_encoder(model.module) else "svd"
+        if p.whitening != "one_shot" and linear_method != "activation_aware":
+            raise InputError(f"step {step.where}: params.whitening = {p.whitening!r} refits activation-aware "
+                             "factors, but method 'auto' chose plain SVD (the model has no transformer encoder)",
+                             hint="set params.method: activation_aware, or drop params.whitening")
         config = replace(config, linear_method=linear_method)
         ctx.progress.status(f"{step.where}: factorizing ({step.implementation})")
         try:

@@ -32,6 +32,8 @@ from torch import nn
 #: Ridge added to the second moment, relative to its mean diagonal: keeps the Cholesky defined when
 #: calibration has fewer tokens than the layer has inputs, and barely moves the directions otherwise.
 DAMPING = 1e-2
+#: Ridge of the least-squares refit (``cross``), relative to the mean diagonal: only keeps the solve defined.
+REFIT_RIDGE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,17 @@ def input_moments(model: nn.Module, data: TorchData, names: Iterable[str], *,
     return {n: (sums[n], counts[n]) for n in wanted if n in sums}
 
 
-def whitened_basis(layer: nn.Linear, moment: torch.Tensor, count: int, *, damping: float = DAMPING) -> WhitenedBasis:
-    """SVD of ``W S`` with ``S Sᵀ`` the (damped) input second moment; see the module docstring."""
+def whitened_basis(layer: nn.Linear, moment: torch.Tensor, count: int, *, damping: float = DAMPING,
+                   cross: torch.Tensor | None = None) -> WhitenedBasis:
+    """SVD of ``W S`` with ``S Sᵀ`` the (damped) input second moment; see the module docstring.
+
+    ``cross`` (``Σ x x'ᵀ`` over the same rows, ``x`` the inputs the layer had in the original model and
+    ``x'`` = the rows of ``moment``, its inputs in the model being factorized) makes the target the
+    original layer's outputs on the original inputs: the rank-r ``W'`` minimising ``‖W X - W' X'‖`` is the
+    whitened truncation of the least-squares map ``W_ls = W C_xx' C_x'x'⁻¹`` (the residual of ``W_ls`` is
+    orthogonal to ``X'``, so only ``‖(W_ls - W') S‖`` depends on ``W'``; exact up to the whitening's ridge):
+    the layer also corrects, as far as a linear map of its own inputs can, what the layers before it changed.
+    """
     w = layer.weight.detach().to(torch.float64)
     c = moment / max(count, 1)
     c = c + damping * float(torch.diagonal(c).mean().clamp_min(1e-12)) * torch.eye(c.shape[0], dtype=torch.float64)
@@ -87,7 +98,16 @@ def whitened_basis(layer: nn.Linear, moment: torch.Tensor, count: int, *, dampin
     if int(info) != 0:  # not positive definite even with the ridge: fall back to a stronger one
         c = c + torch.diagonal(c).mean() * torch.eye(c.shape[0], dtype=torch.float64)
         s_factor = torch.linalg.cholesky(c)
-    u, s, v_h = torch.linalg.svd(w @ s_factor, full_matrices=False)
+    if cross is not None:
+        # The least-squares map, with a ridge far below DAMPING: the whitening ridge only weighs directions for
+        # the truncation, but in this solve it would shrink W in every low-variance direction (W_ls ≠ W even
+        # when the inputs did not change).
+        raw = moment / max(count, 1)
+        raw = raw + REFIT_RIDGE * float(torch.diagonal(raw).mean().clamp_min(1e-12)) * torch.eye(
+            raw.shape[0], dtype=torch.float64)
+        w = torch.linalg.solve(raw, (w @ (cross.to(torch.float64) / max(count, 1))).T).T  # W C_xx' C_x'x'⁻¹
+    target = w @ s_factor
+    u, s, v_h = torch.linalg.svd(target, full_matrices=False)
     # V_kᵀ S⁻¹ = (S⁻ᵀ V_k)ᵀ: one triangular solve instead of an inverse.
     vh = torch.linalg.solve_triangular(s_factor.T, v_h.T, upper=True).T
     return WhitenedBasis(u=u, s=s, vh=vh)

@@ -22,9 +22,8 @@ import numpy as np
 from edgecraft.errors import InputError
 from edgecraft.plan import CompressionPlan, ComputeContract, GateSpec, MemoryContract
 from edgecraft.progress import NullProgress, Progress
-from edgecraft.verify.compute import count_artifact
+from edgecraft.verify.compute_memo import artifact_compute
 from edgecraft.verify.contracts import Verdict
-from edgecraft.verify.executed import read_executed, with_executed
 from edgecraft.verify.judging import Measured, measures_memory, of_measure
 from edgecraft.verify.memory import MemoryMeter, MemoryProbeError, MemoryStats, range_confidence
 from edgecraft.verify.report import ComputeReport, MemoryReport, TargetReport
@@ -55,6 +54,10 @@ class ResourceResult:
     memory: dict[str, MemoryReport] = field(default_factory=dict)
     compute: dict[str, ComputeReport | None] = field(default_factory=dict)
     verdicts: list[Verdict] = field(default_factory=list)
+    #: Roles whose compute was counted in this run, and those whose count an earlier run on the same artifact
+    #: kept (see :mod:`edgecraft.verify.compute_memo`).
+    counted: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
 
     def attach(self, report: TargetReport) -> None:
         """Put the numbers into the target's report (measurements, ratios, reference)."""
@@ -193,17 +196,6 @@ def apply_policy(verdict: Verdict, gate: GateSpec, extra_repeats: int) -> Verdic
 
 
 # ------------------------------------------------------------------------------------------ measuring
-def _native_steps_only(folder: Path) -> bool:
-    """True when the artifact's steps all ran at the native stage (so its graph is the baseline's ONNX graph)."""
-    import json
-
-    try:
-        steps = json.loads((Path(folder) / "manifest.json").read_text())["compiled_plan"]["steps"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    return bool(steps) and all(isinstance(s, dict) and s.get("stage") == "native" for s in steps)
-
-
 def concrete_input_shapes(io: Any) -> dict[str, tuple[int, ...]] | None:
     """Every input's shape at batch 1 (None when one is still symbolic: the counter then uses 1 for it)."""
     try:
@@ -249,18 +241,11 @@ def measure_resources(plan: CompressionPlan, *, registry: Registry, label: str, 
             known = counted[same]
             result.compute[name] = None if known is None else known.model_copy(deep=True)
             continue
-        count = count_artifact(folder, input_shapes)
-        if count is None and name != BASELINE and _native_steps_only(folder):
-            # Native steps (NNCF on OpenVINO) leave no ONNX graph: the graph they started from is the baseline's.
-            count = count_artifact(paths[BASELINE], input_shapes)
-            if count is not None:
-                count.notes.append("counted on the baseline's ONNX graph: every step of this artifact ran on the "
-                                   "backend's own model (native stage), which keeps the MACs but hides their int8 "
-                                   "share from an ONNX count")
-        lineage = None if count is None else ComputeReport(**count.as_dict())
-        executed, why_not = read_executed(backend, folder, target, options, plan.latency.threads, feeds,
-                                          input_shapes)
-        result.compute[name] = with_executed(lineage, executed, why_not)
+        count, reused = artifact_compute(folder, None if name == BASELINE else paths[BASELINE], backend=backend,
+                                         target=target, options=options, threads=plan.latency.threads,
+                                         feeds=feeds, input_shapes=input_shapes)
+        result.compute[name] = count
+        (result.reused if reused else result.counted).append(name)
         counted[same] = result.compute[name]
 
     measured = Measured(plan, label, emulated, registry.metric, compute=result.compute)

@@ -283,31 +283,36 @@ def test_memory_contract_fails_by_how_much_and_reference_gates_memory_and_macs(w
 def test_an_artifact_in_several_roles_is_counted_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A plan without steps: the baseline is the compressed artifact, and against its own report the reference is
     # too. Counting it three times (ONNX shape inference + the runtime's executed graph, each) cost ~5 s of a
-    # ~20 s gate run of a ResNet-18-sized model on a loaded runner (issue 25, gate_cost's time).
-    import edgecraft.verify.resources as resources
+    # ~20 s gate run of a ResNet-18-sized model on a loaded runner (issue 25, gate_cost's time). And a second run
+    # on the same cached artifact reads the count the first one kept (edgecraft.verify.compute_memo).
+    import edgecraft.verify.compute_memo as memo
 
     model = _model([helper.make_node("Gemm", ["x", "w"], ["y"])], [_f("x", [1, 4])], [_f("y", [1, 3])],
                    [_w("w", (4, 3))])
     onnx.save(model, tmp_path / "m.onnx")
     counted: list[Path] = []
-    real_count = resources.count_artifact
+    real_count = memo.count_artifact
 
     def spy(folder: Path, shapes: Any) -> Any:
         counted.append(Path(folder))
         return real_count(folder, shapes)
 
-    monkeypatch.setattr(resources, "count_artifact", spy)
+    monkeypatch.setattr(memo, "count_artifact", spy)
     plan = {"name": "once", "model": {"kind": "onnx", "path": "m.onnx"}, "targets": ["ort-cpu"],
             "latency": {"warmup": 1, "rounds": 4, "min_calls": 2, "max_calls": 2, "threads": 1},
             "contracts": [{"kind": "compute", "max_macs": 100}],
             "gate": {"reference": {"max_latency_regression_pct": None, "max_accuracy_drop": None,
                                    "max_size_growth_pct": None, "max_macs_growth_pct": 0}}}
-    code, _ = _run(tmp_path, {k: v for k, v in plan.items() if k != "gate"}, "first")
+    code, first = _run(tmp_path, {k: v for k, v in plan.items() if k != "gate"}, "first")
     assert code == 0 and len(counted) == 1  # baseline and compressed: one artifact
+    assert memo.REUSED_NOTE not in first["targets"][0]["compressed"]["compute"]["notes"]
     counted.clear()
     code, second = _run(tmp_path, plan, "second", "--reference", str(tmp_path / "first.json"))
     target = second["targets"][0]
-    assert code == 0 and len(counted) == 1, counted  # baseline, compressed and the re-measured reference
+    # baseline, compressed and the re-measured reference: one artifact, whose count the first run kept
+    assert code == 0 and counted == [], counted
+    assert memo.REUSED_NOTE in target["compressed"]["compute"]["notes"]
     assert target["baseline"]["compute"]["macs"] == target["compressed"]["compute"]["macs"] == 12
+    assert target["reference"]["macs"] == 12
     assert next(v for v in target["contracts"] if v["origin"] == "reference" and v["kind"] == "compute")[
         "measured"] == 0.0

@@ -67,6 +67,8 @@ def test_the_strategy_is_registered(registry: Any) -> None:
     ({"train": "calib"}, "recover is 'none'"),
     ({"target": 0.5, "candidates": [0.5, 1.0]}, "strictly between 0 and 1"),
     ({"ratio": 0.5, "method": "activation_aware"}, "params.method = 'activation_aware' measures"),
+    ({"ratio": 0.5, "method": "svd", "whitening": "sequential", "sensitivity_data": "calib"},
+     "params.whitening = 'sequential' refits activation-aware factors, but params.method is 'svd'"),
 ])
 def test_bad_params_are_compile_errors_naming_the_step(registry: Any, params: dict[str, Any], message: str) -> None:
     with pytest.raises(CompileError) as info:
@@ -107,6 +109,13 @@ def test_resolution_fills_defaults(registry: Any) -> None:
 def test_unreachable_target_is_an_input_error_naming_the_step(registry: Any, tmp_path: Path) -> None:
     plan = _plan({"target": 0.01, "candidates": [0.5]})
     with pytest.raises(InputError, match=r"steps\[0\] \(lowrank\).*cannot be reached"):
+        run_plan(plan, registry, base_dir=HERE, cache_dir=tmp_path / "cache")
+
+
+def test_sequential_whitening_on_a_model_auto_gives_plain_svd_is_an_input_error(registry: Any,
+                                                                                 tmp_path: Path) -> None:
+    plan = _plan({"ratio": 0.5, "whitening": "sequential_refit", "sensitivity_data": "calib"})
+    with pytest.raises(InputError, match=r"steps\[0\] \(lowrank\).*method 'auto' chose plain SVD"):
         run_plan(plan, registry, base_dir=HERE, cache_dir=tmp_path / "cache")
 
 

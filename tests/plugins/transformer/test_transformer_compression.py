@@ -269,7 +269,8 @@ DISTILL = {"strategy": "distillation", "params": {"student": "layers", "every": 
                                                   "epochs": 1, "batch_size": 6, "validation_fraction": 0}}
 FACTORIZE = {"strategy": "factorization", "params": {"ratio": 0.5, "multiple": 4, "include": ["model.encoder.*"],
                                                      "recover": "distill", "train": "sentences", "epochs": 1,
-                                                     "batch_size": 6, "hidden_weight": 1.0}}
+                                                     "batch_size": 6, "hidden_weight": 1.0,
+                                                     "whitening": "sequential_refit"}}
 
 
 @pytest.mark.slow
@@ -286,6 +287,9 @@ def test_recipes_run_end_to_end(workdir: Path, capsys: pytest.CaptureFixture[str
     if step is FACTORIZE:
         assert "cosine_before_recovery" in details and "cosine_after_recovery" in details
         assert '"linear_method": "activation_aware"' in details  # auto on a transformer with data
+        factorized = report["targets"][0]["compressed"]["steps"][0]["factorized_layers"]
+        assert factorized >= 1
+        assert f"sequential_refit whitening: {factorized} of {factorized} factorized Linears refitted" in details
 
 
 @pytest.mark.parametrize(("step", "message"), [
