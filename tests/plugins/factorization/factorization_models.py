@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from edgecraft.torchkit.data import TorchData
 from torch import nn
 
 
@@ -41,3 +43,17 @@ def make_cnn() -> nn.Module:
 def make_mlp() -> nn.Module:
     torch.manual_seed(0)
     return SmallMLP().eval()
+
+
+def skewed_inputs(n: int, dims: int = 48, seed: int = 0) -> torch.Tensor:
+    """Inputs that mostly live in a few directions, a few of them large (as transformer hidden states do)."""
+    basis = torch.randn(12, dims, generator=torch.Generator().manual_seed(99))
+    scale = torch.ones(12)
+    scale[:3] = 10.0
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, 12, generator=g) * scale) @ basis + 0.05 * torch.randn(n, dims, generator=g)
+
+
+def as_data(x: torch.Tensor) -> TorchData:
+    """Unlabeled calibration data of a tensor's rows."""
+    return TorchData.from_arrays(x.numpy().astype(np.float32))

@@ -9,21 +9,8 @@ from edgecraft.plugins.factorization.engine import FactorizationConfig, factoriz
 from edgecraft.plugins.factorization.sequential import forward_order, paired_moments, sequential_whitening
 from edgecraft.plugins.factorization.whiten import activation_aware_linear, input_moments, whitened_basis
 from edgecraft.torchkit.data import TorchData
-from factorization_models import SmallMLP
+from factorization_models import SmallMLP, as_data, skewed_inputs
 from torch import nn
-
-
-def _skewed_inputs(n: int, dims: int = 48, seed: int = 0) -> torch.Tensor:
-    """Inputs in a few directions, some large (as transformer hidden states are)."""
-    basis = torch.randn(12, dims, generator=torch.Generator().manual_seed(99))
-    scale = torch.ones(12)
-    scale[:3] = 10.0
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(n, 12, generator=g) * scale) @ basis + 0.05 * torch.randn(n, dims, generator=g)
-
-
-def _data(x: torch.Tensor) -> TorchData:
-    return TorchData.from_arrays(x.numpy().astype(np.float32))
 
 
 class _Reversed(nn.Module):
@@ -56,7 +43,7 @@ def test_the_refit_at_full_rank_maps_distorted_inputs_back_to_the_original_outpu
 
 def test_forward_order_follows_the_calls_not_the_registration() -> None:
     model = _Reversed()
-    data = _data(torch.randn(4, 8))
+    data = as_data(torch.randn(4, 8))
     assert [n for n, _ in model.named_children()] == ["late", "early"]
     assert forward_order(model, ["late", "early"], data) == ["early", "late"]
 
@@ -64,7 +51,7 @@ def test_forward_order_follows_the_calls_not_the_registration() -> None:
 def test_paired_moments_of_an_unchanged_model_are_its_input_moments() -> None:
     torch.manual_seed(0)
     model = SmallMLP(inputs=48).eval()
-    data = _data(_skewed_inputs(64))
+    data = as_data(skewed_inputs(64))
     stats = paired_moments(model, model, "body.2", data)
     assert stats is not None
     moment, cross, rows = stats
@@ -94,7 +81,7 @@ def test_the_refit_keeps_the_model_outputs_closer_than_one_shot_at_the_same_rank
     the map overfits them and held-out outputs get worse, which is why the plans calibrate on more sentences)."""
     torch.manual_seed(0)
     model = SmallMLP(inputs=48).eval()
-    calibration, held_out = _data(_spread_inputs(4096, 0)), _spread_inputs(256, 2)
+    calibration, held_out = as_data(_spread_inputs(4096, 0)), _spread_inputs(256, 2)
     with torch.no_grad():
         errors = {mode: float((_factorized(model, calibration, mode)(held_out) - model(held_out)).norm())
                   for mode in ("one_shot", "sequential", "sequential_refit")}
@@ -107,7 +94,7 @@ def test_sequential_changes_only_the_layers_whose_inputs_changed() -> None:
     the factorized first layer's outputs and are whitened on those."""
     torch.manual_seed(0)
     model = SmallMLP(inputs=48).eval()
-    calibration = _data(_spread_inputs(1024, 0))
+    calibration = as_data(_spread_inputs(1024, 0))
     one_shot, sequential = (_factorized(model, calibration, mode) for mode in ("one_shot", "sequential"))
     first = [(a.weight, b.weight) for a, b in zip(one_shot.body[0], sequential.body[0], strict=True)]
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in first)
@@ -128,4 +115,4 @@ def test_sequential_whitening_refuses_a_layer_that_is_not_linear() -> None:
 def test_bad_whitening_is_refused(config: dict[str, str], message: str) -> None:
     settings = FactorizationConfig(selection="ratio", ratio=0.5, **config)
     with pytest.raises(ValueError, match=message):
-        factorize_model(SmallMLP(inputs=48), torch.zeros(1, 48), settings, calibration=_data(_skewed_inputs(32)))
+        factorize_model(SmallMLP(inputs=48), torch.zeros(1, 48), settings, calibration=as_data(skewed_inputs(32)))

@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from edgecraft.plugins.factorization.decompose import svd_linear
 from edgecraft.plugins.factorization.engine import FactorizationConfig, factorize_model
 from edgecraft.plugins.factorization.whiten import activation_aware_linear, input_moments, whitened_basis
-from edgecraft.torchkit.data import TorchData
-from factorization_models import SmallMLP
+from factorization_models import SmallMLP, as_data, skewed_inputs
 from torch import nn
-
-
-def _skewed_inputs(n: int, dims: int = 48, seed: int = 0) -> torch.Tensor:
-    """Inputs that mostly live in a few directions, a few of them large (as transformer hidden states do)."""
-    basis = torch.randn(12, dims, generator=torch.Generator().manual_seed(99))
-    scale = torch.ones(12)
-    scale[:3] = 10.0
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(n, 12, generator=g) * scale) @ basis + 0.05 * torch.randn(n, dims, generator=g)
-
-
-def _data(x: torch.Tensor) -> TorchData:
-    return TorchData.from_arrays(x.numpy().astype(np.float32))
 
 
 def test_full_rank_is_exact_and_output_error_beats_plain_svd_at_every_rank() -> None:
     torch.manual_seed(0)
     layer = nn.Linear(48, 40)
-    calibration, held_out = _skewed_inputs(512), _skewed_inputs(256, seed=1)
-    moments = input_moments(nn.Sequential(layer), _data(calibration), ["0"], samples=512)
+    calibration, held_out = skewed_inputs(512), skewed_inputs(256, seed=1)
+    moments = input_moments(nn.Sequential(layer), as_data(calibration), ["0"], samples=512)
     basis = whitened_basis(layer, *moments["0"])
     with torch.no_grad():
         reference = layer(held_out)
@@ -44,7 +29,7 @@ def test_full_rank_is_exact_and_output_error_beats_plain_svd_at_every_rank() -> 
 
 def test_rank_out_of_range_is_rejected() -> None:
     layer = nn.Linear(8, 6)
-    moments = input_moments(nn.Sequential(layer), _data(_skewed_inputs(64, dims=8)), ["0"])
+    moments = input_moments(nn.Sequential(layer), as_data(skewed_inputs(64, dims=8)), ["0"])
     with pytest.raises(ValueError, match=r"outside 1\.\.6"):
         activation_aware_linear(layer, 7, whitened_basis(layer, *moments["0"]))
 
@@ -52,7 +37,7 @@ def test_rank_out_of_range_is_rejected() -> None:
 def test_factorize_model_activation_aware_keeps_outputs_closer_at_the_same_ranks() -> None:
     torch.manual_seed(0)
     model = SmallMLP(inputs=48).eval()
-    calibration, held_out = _data(_skewed_inputs(256)), _skewed_inputs(256, seed=2)
+    calibration, held_out = as_data(skewed_inputs(256)), skewed_inputs(256, seed=2)
     errors = {}
     for method in ("svd", "activation_aware"):
         config = FactorizationConfig(selection="ratio", ratio=0.25, multiple=4, include=("body.0", "body.2"),

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
-
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "transformer"
+from example_modules import EXAMPLE, example_module
 
 
 def _module() -> ModuleType:
-    name = "edgecraft_example_corpus_data"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, EXAMPLE / "corpus_data.py")
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
+    return example_module("corpus_data.py", "edgecraft_example_corpus_data")
 
 
 def _write(path: Path, n: int) -> Path:

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import socket
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from example_modules import EXAMPLE, example_module
 
 ROOT = Path(__file__).resolve().parents[3]
-EXAMPLE = ROOT / "examples" / "transformer"
 
 
 def _corpus() -> ModuleType:
-    name = "edgecraft_example_corpus"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, EXAMPLE / "corpus.py")
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
+    return example_module("corpus.py", "edgecraft_example_corpus")
 
 
 def _lines(path: Path) -> list[str]:
