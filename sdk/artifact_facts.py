@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import tempfile
 from collections.abc import Iterable, Mapping
 from contextlib import suppress
@@ -103,6 +104,15 @@ def feeds_digest(feeds: Mapping[str, Any]) -> str:
         h.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
         h.update(array.tobytes())
     return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def machine_fingerprint() -> str:
+    """This machine's architecture and CPU feature flags: a fact read by running the model on this CPU (the
+    executed graph, the kernels a session picks) depends on them."""
+    from edgecraft.cpu import cpu_flags
+
+    return f"{platform.machine()}|{','.join(sorted(cpu_flags()))}"
 
 
 @lru_cache(maxsize=64)

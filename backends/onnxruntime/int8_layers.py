@@ -49,16 +49,14 @@ def session_int8_layers(model_path: Path, session_options: Any) -> dict[str, Any
 def artifact_int8_layers(model_path: Path, optimization: str, session_options: Any) -> dict[str, Any]:
     """:func:`session_int8_layers` of an artifact's model, read back from its facts when an earlier run counted it
     with the same level, runtime and CPU (a stored value that is not a layer count is ignored: counted again)."""
-    import platform
     import sys
 
     import onnxruntime as ort
-    from edgecraft.artifact_facts import code_digest, fact_key, load_fact, store_fact
-    from edgecraft.cpu import cpu_flags
+    from edgecraft.artifact_facts import code_digest, fact_key, load_fact, machine_fingerprint, store_fact
 
     folder = Path(model_path).parent
     key = fact_key(folder, {"fact": "ort-int8-layers", "file": Path(model_path).name, "optimization": optimization,
-                            "onnxruntime": ort.__version__, "machine": [platform.machine(), sorted(cpu_flags())],
+                            "onnxruntime": ort.__version__, "machine": machine_fingerprint(),
                             "code": code_digest([sys.modules[__name__]])})
     stored = load_fact(folder, "ort-int8-layers", key)
     if (isinstance(stored, dict) and set(stored) == {"int8", "float", "float_layers", "all_int8"}

@@ -12,16 +12,21 @@ executed graph could not be read (a transient failure) is not kept.
 
 from __future__ import annotations
 
-import platform
 import sys
 from collections.abc import Mapping
 from contextlib import suppress
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgecraft.artifact_facts import code_digest, fact_key, feeds_digest, load_fact, store_fact
+from edgecraft.artifact_facts import (
+    code_digest,
+    fact_key,
+    feeds_digest,
+    load_fact,
+    machine_fingerprint,
+    store_fact,
+)
 from edgecraft.verify.compute import count_artifact
 from edgecraft.verify.executed import read_executed, with_executed
 from edgecraft.verify.report import ComputeReport
@@ -39,13 +44,6 @@ def native_steps_only(folder: Path) -> bool:
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return bool(steps) and all(isinstance(s, dict) and s.get("stage") == "native" for s in steps)
-
-
-@lru_cache(maxsize=1)
-def _machine() -> str:
-    from edgecraft.cpu import cpu_flags
-
-    return f"{platform.machine()}|{','.join(sorted(cpu_flags()))}"
 
 
 def _code(backend: Any) -> str:
@@ -78,7 +76,7 @@ def compute_key(folder: Path, baseline: Path | None, *, backend: Any, target: st
     parts = {"fact": FACT, "target": target, "backend": getattr(backend, "name", type(backend).__name__),
              "options": dumped, "threads": threads, "feeds": feeds_digest(feeds),
              "input_shapes": None if input_shapes is None else {k: list(v) for k, v in sorted(input_shapes.items())},
-             "versions": _versions(backend), "machine": _machine(), "code": _code(backend)}
+             "versions": _versions(backend), "machine": machine_fingerprint(), "code": _code(backend)}
     if baseline is not None:  # a native-steps artifact is counted on the baseline's graph: that is an input too
         parts["baseline"] = fact_key(baseline, {})
         if parts["baseline"] is None:

@@ -54,10 +54,6 @@ class ResourceResult:
     memory: dict[str, MemoryReport] = field(default_factory=dict)
     compute: dict[str, ComputeReport | None] = field(default_factory=dict)
     verdicts: list[Verdict] = field(default_factory=list)
-    #: Roles whose compute was counted in this run, and those whose count an earlier run on the same artifact
-    #: kept (see :mod:`edgecraft.verify.compute_memo`).
-    counted: list[str] = field(default_factory=list)
-    reused: list[str] = field(default_factory=list)
 
     def attach(self, report: TargetReport) -> None:
         """Put the numbers into the target's report (measurements, ratios, reference)."""
@@ -241,12 +237,12 @@ def measure_resources(plan: CompressionPlan, *, registry: Registry, label: str, 
             known = counted[same]
             result.compute[name] = None if known is None else known.model_copy(deep=True)
             continue
-        count, reused = artifact_compute(folder, None if name == BASELINE else paths[BASELINE], backend=backend,
-                                         target=target, options=options, threads=plan.latency.threads,
-                                         feeds=feeds, input_shapes=input_shapes)
+        # A count an earlier run kept on this artifact is reused; its notes say so (edgecraft.verify.compute_memo).
+        count, _reused = artifact_compute(folder, None if name == BASELINE else paths[BASELINE], backend=backend,
+                                          target=target, options=options, threads=plan.latency.threads,
+                                          feeds=feeds, input_shapes=input_shapes)
         result.compute[name] = count
-        (result.reused if reused else result.counted).append(name)
-        counted[same] = result.compute[name]
+        counted[same] = count
 
     measured = Measured(plan, label, emulated, registry.metric, compute=result.compute)
     verdicts = [kind.judge(contract, measured) for contract, kind in of_measure(registry, contracts, ["compute"])]
