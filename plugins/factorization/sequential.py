@@ -28,32 +28,17 @@ from collections.abc import Callable
 import torch
 from edgecraft.plugins.factorization.whiten import activation_aware_linear, whitened_basis
 from edgecraft.torchkit.data import TorchData
+from edgecraft.torchkit.taps import inputs_reaching
 from torch import nn
 
 #: The ``whitening`` values: statistics of the original model (one pass), or layer by layer in forward order.
 WHITENINGS = ("one_shot", "sequential", "sequential_refit")
 
 
-class _Reached(Exception):
-    """Raised by a pre-hook once the wanted layer's input is recorded: the rest of the forward is not needed."""
-
-
 def _capture(model: nn.Module, name: str, inputs: list[torch.Tensor]) -> torch.Tensor | None:
     """The rows (tokens) reaching ``name`` in one forward of ``model``, in float64; None if it is not called."""
-    box: list[torch.Tensor] = []
-
-    def hook(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        box.append(args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float64))
-        raise _Reached
-
-    handle = model.get_submodule(name).register_forward_pre_hook(hook)
-    try:
-        model(*inputs)
-    except _Reached:
-        pass
-    finally:
-        handle.remove()
-    return box[0] if box else None
+    args = inputs_reaching(model, model.get_submodule(name), inputs)
+    return None if args is None else args[0].detach().reshape(-1, args[0].shape[-1]).to(torch.float64)
 
 
 @torch.no_grad()

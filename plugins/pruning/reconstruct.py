@@ -36,12 +36,12 @@ does (plugins/factorization/whiten.py).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+from edgecraft.torchkit.taps import inputs_reaching
 from torch import nn
 
 if TYPE_CHECKING:
@@ -54,10 +54,6 @@ DAMPING = 1e-2
 BATCH = 32
 #: The projections re-fitted, in forward order within a layer: (its parent module, the Linear in it).
 SITES = (("attention.output", "attention.output.dense"), ("output", "output.dense"))
-
-
-class _Stop(Exception):
-    """Raised by a hook to end a forward pass once the layer it needed has run."""
 
 
 @dataclass(frozen=True)
@@ -116,39 +112,32 @@ def _refit(student: Encoder, layer: int, site: int, target: torch.Tensor,
     n_in = linear.in_features + 1
     gram = torch.zeros(n_in, n_in, dtype=torch.float64)
     cross = torch.zeros(n_in, linear.out_features, dtype=torch.float64)
-    energy = [0.0]
-    offset = [0]
-    current: list[torch.Tensor | None] = [None]
-
-    def record(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        x = _mask_rows(current[0], args[0]).to(torch.float64)
+    energy = 0.0
+    offset = 0
+    for inputs, mask in batches:
+        # The forward ends right at the hooked sub-layer: (its input, the residual) is all the fit needs.
+        args = inputs_reaching(student.root, student.sub(layer, parent), inputs)
+        if args is None:
+            continue  # never reached: the token count check below says so
+        x = _mask_rows(mask, args[0]).to(torch.float64)
         x = torch.cat([x, torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
         rows = len(x)
-        y = target[offset[0]:offset[0] + rows].to(torch.float64) - _mask_rows(current[0], args[1]).to(torch.float64)
-        offset[0] += rows
+        y = target[offset:offset + rows].to(torch.float64) - _mask_rows(mask, args[1]).to(torch.float64)
+        offset += rows
         gram.add_(x.T @ x)
         cross.add_(x.T @ y)
-        energy[0] += float((y * y).sum())
-        raise _Stop
-
-    handle = student.sub(layer, parent).register_forward_pre_hook(record)
-    try:
-        for inputs, mask in batches:
-            current[0] = mask
-            with contextlib.suppress(_Stop):  # the forward ends right after the hooked projection's inputs
-                student.root(*inputs)
-    finally:
-        handle.remove()
-    if offset[0] != len(target):  # the same sentences in the same order: anything else is a bug here
-        raise RuntimeError(f"reconstruction of {student.layer_name(layer)}.{linear_name}: {offset[0]} calibration "
+        energy += float((y * y).sum())
+    if offset != len(target):  # the same sentences in the same order: anything else is a bug here
+        raise RuntimeError(f"reconstruction of {student.layer_name(layer)}.{linear_name}: {offset} calibration "
                            f"tokens for {len(target)} targets")
-    w0 = torch.cat([linear.weight.detach().T, linear.bias.detach()[None, :]]).to(torch.float64) \
-        if linear.bias is not None else torch.cat([linear.weight.detach().T,
-                                                   torch.zeros(1, linear.out_features)]).to(torch.float64)
+    bias = linear.bias.detach() if linear.bias is not None else torch.zeros(linear.out_features)
+    w0 = torch.cat([linear.weight.detach().T, bias[None, :]]).to(torch.float64)
+    target_energy = max(float((target.to(torch.float64) ** 2).sum()), 1e-30)
+
     # ‖XW - Y‖² = tr(WᵀGW) - 2 tr(WᵀC) + ‖Y‖²: the error before and after from the sums alone.
     def error(w: torch.Tensor) -> float:
-        residual = float((w * (gram @ w)).sum() - 2 * (w * cross).sum()) + energy[0]
-        return max(residual, 0.0) / max(float((target.to(torch.float64) ** 2).sum()), 1e-30)
+        residual = float((w * (gram @ w)).sum() - 2 * (w * cross).sum()) + energy
+        return max(residual, 0.0) / target_energy
 
     if method == "least_squares":
         ridge = damping * float(torch.diagonal(gram).mean().clamp_min(1e-12))
@@ -194,14 +183,14 @@ def reconstruct(student: Encoder, teacher: Encoder, data: TorchData, *, samples:
     if len(student) != len(teacher):
         raise ValueError(f"reconstruction needs the unpruned model's layers: {len(student)} pruned layers, "
                          f"{len(teacher)} unpruned")
+    if method not in ("least_squares", "mask"):
+        raise ValueError(f"reconstruction method {method!r}: use 'least_squares' or 'mask'")
     was = student.root.training, teacher.root.training
     student.root.eval()
     teacher.root.eval()
     try:
         batches = _calibration(data, samples)
         targets = _targets(teacher, batches)
-        if method not in ("least_squares", "mask"):
-            raise ValueError(f"reconstruction method {method!r}: use 'least_squares' or 'mask'")
         sites = [_refit(student, i, s, targets[(i, s)], batches, damping, method, student.head_size)
                  for i in range(len(student)) for s in range(len(SITES))]
     finally:

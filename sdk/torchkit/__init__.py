@@ -30,7 +30,7 @@ _EXPORTS = {
     "Loss": "objectives", "Objective": "objectives", "CrossEntropy": "objectives", "TeacherMatch": "objectives",
     "Teacher": "objectives", "soft_target_loss": "objectives", "logit_mse_loss": "objectives",
     "distillation_loss": "objectives", "cosine_loss": "objectives",
-    "LayerTap": "taps",
+    "LayerTap": "taps", "inputs_reaching": "taps",
     "TrainConfig": "training", "TrainResult": "training", "train": "training",
     "predict": "evaluation", "evaluate": "evaluation", "top1": "evaluation",
     "accumulate_gradients": "gradients",

@@ -1,4 +1,5 @@
-"""Read intermediate activations by layer name (forward hooks), for feature losses and shape probes."""
+"""Read intermediate activations (forward hooks): by layer name for feature losses and shape probes, and the inputs
+reaching one layer for layer-by-layer refits."""
 
 from __future__ import annotations
 
@@ -54,3 +55,29 @@ class LayerTap:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Reached(Exception):
+    """Raised by :func:`inputs_reaching`'s pre-hook: the rest of the forward is not needed."""
+
+
+def inputs_reaching(root: nn.Module, module: nn.Module, inputs: list[torch.Tensor]) -> tuple[Any, ...] | None:
+    """The positional arguments ``module`` is first called with in one forward of ``root`` on ``inputs``, the
+    forward stopped right there (a pre-hook raises); None when the forward never calls it.
+
+    The layer-by-layer refits (pruning's reconstruction, factorization's sequential whitening) need one layer's
+    inputs per calibration batch, not the model's output: stopping early halves their cost on average."""
+    box: list[tuple[Any, ...]] = []
+
+    def hook(_module: nn.Module, args: tuple[Any, ...]) -> None:
+        box.append(args)
+        raise _Reached
+
+    handle = module.register_forward_pre_hook(hook)
+    try:
+        root(*inputs)
+    except _Reached:
+        pass
+    finally:
+        handle.remove()
+    return box[0] if box else None
