@@ -47,16 +47,17 @@ class EtFp16(Fp16Implementation):
                             f"{', '.join(s.label for s in later)}, would train or quantize a half-precision module)",
                             hint="move the fp16 step last")
         features = None
-        if ctx.target.target == AARCH64 and getattr(ctx.target.options, "device", "emulated") == "local":
-            return Fp16Resolution("torch module.half() lowered to XNNPACK fp16 kernels",
-                                  ("the board's fp16 arithmetic is checked on its node when the program is loaded "
-                                   "(device: local: this compiling host is not the board)",))
         if ctx.target.target == AARCH64:
-            from edgecraft.backends.executorch.board import board
             from edgecraft.backends.executorch.options import ExecutorchAarch64Options
-            from edgecraft.boards import board_cpu_features
 
             assert isinstance(ctx.target.options, ExecutorchAarch64Options)
+            if ctx.target.options.device == "local":
+                return Fp16Resolution("torch module.half() lowered to XNNPACK fp16 kernels",
+                                      ("the board's fp16 arithmetic is checked on its node when the program is "
+                                       "loaded (device: local: this compiling host is not the board)",))
+            from edgecraft.backends.executorch.board import board
+            from edgecraft.boards import board_cpu_features
+
             features = board_cpu_features(board(ctx.target.options))
         why = missing_fp16(features)
         if why:
