@@ -199,7 +199,7 @@ def prune_heads_ffn(module: torch.nn.Module, params: PruningParams, *, where: st
                 row["cosine_after_cut"] = round(torchkit.evaluate(module, data.take(COSINE_SAMPLES), output=output,
                                                                   teacher=teacher)["cosine"], 5)
             if progress is not None:
-                progress.status(f"{where}: least-squares reconstruction (round {r + 1})")
+                progress.status(f"{where}: {params.reconstruct} reconstruction (round {r + 1})")
             row["reconstruction"] = reconstruct(encoder, teacher_encoder, data, samples=params.reconstruct_samples,
                                                 method=params.reconstruct)
         if data is not None and params.epochs > 0:
