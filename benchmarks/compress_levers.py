@@ -119,6 +119,31 @@ of 0.98. (*) Its graph is the f-long model's (same ranks, same shapes; only weig
 disagree: 1.16x in its own run, and re-timed interleaved with fp32 and f-long in one group twice afterwards (load
 4.7-5.7): f-long 1.29x and 1.29x, f-cal 1.29x and 1.19x. At this operating point the speedup moves between 1.19x
 and 1.40x from run to run on this machine: 1.3x is the edge, not a margin (not investigated further).
+
+Round 3 (2026-12-05 09:03-10:11, the machine otherwise idle: two training jobs on its two cores, one torch thread
+each, ``nice -n 5``). Ten heads kept, 3,000 steps on the 169,330-line corpus (96,000 distinct sentences)::
+
+    python benchmarks/compress_levers.py final --only p-long --steps 3000 --prune-point 0.16666666666666666,0.375 \
+        --corpus-file ~/.cache/edgecraft/corpus/corpus-169330-seed0-46f3a5bfde94.txt --json OUT
+
+held-out cosine **0.9647** (0.941 after 200 steps; 0.966 on training sentences; 29 minutes of training, 0.59 s a
+step). Its own timing row (1.03x) is void: a distillation run held the other core while ORT's two threads were
+timed. Re-timed instead, every graph in one interleaved group with fp32 on the quiet machine (batch 1, sequence 64,
+2 threads, 100 calls x 10 rounds; two groups, 09:50 and 10:11, load 0.4-1.0; ``quiet_retime`` in the JSON)::
+
+    heads/FFN kept (encoder params)   speedup (two groups)   the same graph under load (rows above)
+    9 / 960   (0.667)                 1.279, 1.257           1.43x, 1.55x
+    10 / 960  (0.695)                 1.200, 1.234 (1.28)    1.34x, 1.37x
+    12 / 768  (0.667)                 1.298, 1.299           1.38x
+    9 / 1152  (0.750)                 1.183, 1.176           1.28x
+    8 / 768   (0.556, the old recipe) --,    1.425           1.61x
+    factorized, 0.65 of the Linears   1.146, 1.146           1.29x-1.40x
+
+(1.28 for 10 heads: a third quiet group, 09:48, that timed it alone against fp32.) The speedups measured while
+other jobs loaded the machine were 0.1-0.3 higher than on the quiet machine for every graph: the operating points
+chosen for "1.3x" under load give 1.15-1.28x quiet. Of the points measured, only 12 heads / FFN 768 (1.30x) and
+the old 8 / 768 (1.43x) reach 1.3x quiet; neither was trained long (0.771 and 0.692 before recovery against 0.787
+for 10 / 960). So the pruning goal (0.97 at 1.3x) is not met: the best cosine, 0.965, is at 1.20-1.28x.
 """
 
 from __future__ import annotations
@@ -215,6 +240,12 @@ class Bench:
             self._corpora[corpus] = common.tokenize(self.ctx.model_dir, path, list(self.handle.io.input_names))
         feeds = self._corpora[corpus]
         return {k: v[:64] for k, v in feeds.items()} if self.smoke else feeds
+
+    def corpus_lines(self, corpus: int | None) -> int:
+        """Lines of the text a lever trained on (``--corpus-file`` replaces the corpus levers' 40,000)."""
+        if corpus is None:
+            return 4120
+        return len(next(iter(self.feeds(corpus).values()))) if self.corpus_file else corpus
 
     def data(self, feeds: dict[str, np.ndarray]) -> Any:
         from edgecraft.torchkit import TorchData
@@ -409,7 +440,7 @@ def lever(bench: Bench, name: str, steps: int, point: dict[str, Any], *, final: 
     seconds = time.perf_counter() - started
     torch.set_num_threads(2)
     row: dict[str, Any] = {"phase": "final" if final else "levers" if steps else "refit", "name": name,
-                           "strategy": spec["strategy"], "corpus": spec["corpus"] or 4120, "steps": taken,
+                           "strategy": spec["strategy"], "corpus": bench.corpus_lines(spec["corpus"]), "steps": taken,
                            "epochs": epochs, "distinct_sentences": len(data) if data is not None else 0,
                            "cos_before_recovery_torch": cos_before,
                            "cos_torch": bench.torch_cos(module), "train_seconds": round(seconds, 1),

@@ -27,9 +27,10 @@ rate would have decayed by then). ``--save PT`` keeps the student at each checkp
 saved student without training (a run stopped early), ``--init PT`` trains on from one (``--data-seed``: another
 sample of the corpus). ``--smoke``: 64 sentences, 2 steps, two variants.
 
-``--long`` is what an hour buys here: the ``best`` variant (layers 0, 4, 5, lr 1e-3) for 2,000 steps on 64,000
-of the 169,330 corpus sentences, cosine every 250 steps, then ``--int8``: 47 minutes of training at load 8-11
-(about 26 on a quiet machine, 0.77 s a step) plus ~5 minutes of export and timing.
+``--long`` is what about an hour buys here: the ``best`` variant (layers 0, 4, 5, lr 1e-3) for one epoch of all
+169,330 corpus sentences (5,292 steps), cosine every 500 steps, then ``--int8``: 42 minutes of training on a
+quiet machine (0.48 s a step, one torch thread, the other core busy) plus ~1 minute of export and timing. It
+was 2,000 steps on 64,000 sentences before (the run below: 0.939); the epoch gives 0.948.
 
 Measured (2026-12-05, 2 cores shared with 4 other jobs, load average 10-14, ``nice -n 5``, one torch thread;
 rows of three runs merged into ``benchmarks/results/distill_levers.json``; table in docs/strategies.md "What
@@ -126,6 +127,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 #: The best combination of the levers that helped (what --long trains; examples/transformer/distill.yaml). The
 #: 800-step row of the JSON was trained before lr 1e-3 joined it (its ``overrides`` say so).
 VARIANTS["best"] = {"layers": [0, 4, 5], "lr": 1e-3}
+#: --long: one epoch of the 169,330-line corpus in batches of 32 (corpus_scaling.budget_feeds takes the whole corpus
+#: once when the steps ask for about as many sentences as it holds).
+LONG_STEPS = 5292
 
 
 def recipe(name: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -227,6 +231,8 @@ def train_variant(handle: Any, teacher: Any, ctx: Any, feeds: dict[str, np.ndarr
     checkpoints = Checkpoints(ctx, handle, student, eval_every, save) if eval_every else None
     started = time.perf_counter()
     result = distill(teacher, student, data, params, layer_map=r["imitate"] or kept, progress=checkpoints)
+    if checkpoints is not None and checkpoints.step % eval_every:
+        checkpoints.measure()  # the run's end (an epoch's last batch off the grid): on the curve and saved
     facts.update(train_seconds=round(time.perf_counter() - started, 1), distinct_sentences=len(data),
                  final_loss=round(result.history[-1]["train_loss"] or 0.0, 4))
     if checkpoints is not None:
@@ -280,8 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-seed", type=int, default=0, help="which sample of the corpus the steps read")
     parser.add_argument("--step0", action="store_true", help="cosine before training of every 3-of-6 layer choice")
     parser.add_argument("--int8", action="store_true", help="export, int8-quantize and time the last variant")
-    parser.add_argument("--long", action="store_true", help="the best recipe at 2,000 steps on 64,000 of the 169,330 "
-                        "corpus sentences, cosine every 250 steps, then --int8 (about an hour here)")
+    parser.add_argument("--long", action="store_true", help="the best recipe for one epoch of the 169,330-sentence "
+                        "corpus (5,292 steps), cosine every 500 steps, then --int8 (about 45 minutes on a quiet "
+                        "machine)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--append", action="store_true", help="keep --json's rows (same variant and steps: replaced)")
     parser.add_argument("--smoke", action="store_true", help="64 sentences, 2 steps, two variants (a test runs it)")
@@ -289,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if args.long:
-        args.variants, args.steps, args.corpus_size, args.int8 = "best", 2000, 169330, True
-        args.eval_every = args.eval_every or 250
+        args.variants, args.steps, args.corpus_size, args.int8 = "best", LONG_STEPS, 169330, True
+        args.eval_every = args.eval_every or 500
     if args.corpus_file is not None and not args.corpus_file.is_file():
         raise SystemExit(f"--corpus-file: {args.corpus_file} is not a file (the corpus tool writes them to "
                          f"{scaling.corpus.cache_dir()})")

@@ -80,3 +80,22 @@ def distill_800() -> tuple[dict[str, np.ndarray], None]:
 def distill_2000() -> tuple[dict[str, np.ndarray], None]:
     """The longer run's text (distill_levers.py's curve): 2,000 steps (64,000 sentences) of the 169,330-line corpus."""
     return corpus_sample(169330, 2000)
+
+
+def distill_epoch() -> tuple[dict[str, np.ndarray], None]:
+    """All 169,330 corpus sentences, in file order: one epoch is 5,292 steps of 32 (distill_levers.py asked for
+    6,000 steps, more than the corpus holds, trains exactly this)."""
+    path = corpus_path(169330)
+    return tokenize([line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]), None
+
+
+def prune_1000() -> tuple[dict[str, np.ndarray], None]:
+    """prune.yaml's recovery text: 1,000 steps (32,000 sentences) of the 40,000-line corpus, the sample
+    compress_levers.py's ``p-long`` row trained on."""
+    return corpus_sample(40000, 1000)
+
+
+def factorize_500() -> tuple[dict[str, np.ndarray], None]:
+    """factorize.yaml's recovery text: 500 steps' worth (16,000 sentences) of the 40,000-line corpus, the sample
+    compress_levers.py's ``f-cal`` final row trained on (recovery holds 10% out to pick its best epoch: 450 steps)."""
+    return corpus_sample(40000, 500)

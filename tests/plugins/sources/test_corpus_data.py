@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from types import ModuleType
@@ -9,6 +10,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 from example_modules import EXAMPLE, example_module
+
+ROOT = EXAMPLE.parents[1]
 
 
 def _module() -> ModuleType:
@@ -48,13 +51,37 @@ def test_corpus_path_takes_the_newest_cached_corpus_of_that_size(tmp_path: Path,
     assert _module().corpus_path(50) == new
 
 
-def test_the_plan_names_a_factory_that_exists() -> None:
+@pytest.mark.parametrize("plan_file", ["distill.yaml", "prune.yaml", "factorize.yaml"])
+def test_the_plan_names_a_factory_that_exists(plan_file: str) -> None:
     import yaml
 
-    plan = yaml.safe_load((EXAMPLE / "distill.yaml").read_text())
+    plan = yaml.safe_load((EXAMPLE / plan_file).read_text())
     file, _, name = plan["data"]["train"]["factory"].partition(":")
     assert plan["data"]["train"]["kind"] == "factory" and callable(getattr(_module(), name))
     assert (EXAMPLE / file).is_file()
+
+
+def test_sample_is_the_benchmarks_budget_sample(tmp_path: Path) -> None:
+    """The plans reproduce the benchmarks' rows only if a factory draws the sentences the benchmark trained on
+    (corpus_scaling.budget_feeds: the same seeded permutation, kept in corpus order)."""
+    spec = importlib.util.spec_from_file_location("corpus_scaling", ROOT / "benchmarks" / "corpus_scaling.py")
+    assert spec is not None and spec.loader is not None
+    scaling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scaling)
+    path = _write(tmp_path / "c.txt", 200)
+    for seed in (0, 1):
+        drawn = [int(line.split()[1]) for line in _module().sample(path, 3 * 32, seed)]
+        rows, epochs, steps = scaling.budget_feeds({"x": np.arange(200)}, steps=3, epochs=None, seed=seed)
+        assert (epochs, steps) == (1, 3) and drawn == rows["x"].tolist()
+
+
+def test_distill_epoch_is_the_whole_corpus_in_file_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cd = _module()
+    _write(tmp_path / "corpus-169330-seed0-aaaaaaaaaaaa.txt", 5)
+    monkeypatch.setenv("EDGECRAFT_CORPUS_DIR", str(tmp_path))
+    monkeypatch.setattr(cd, "tokenize", lambda lines: {"lines": lines})
+    feeds, labels = cd.distill_epoch()
+    assert feeds["lines"] == [f"Sentence {i} says something about arrays." for i in range(5)] and labels is None
 
 
 @pytest.mark.realmodels
