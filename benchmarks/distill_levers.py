@@ -257,12 +257,13 @@ def train_variant(handle: Any, teacher: Any, ctx: Any, feeds: dict[str, np.ndarr
     return student, facts
 
 
-def measure_int8(handle: Any, student: Any, ctx: Any, work: Path) -> dict[str, Any]:
-    """fp32 teacher vs distilled fp32 vs distilled int8 on ONNX Runtime, timed interleaved."""
+def measure_int8(handle: Any, student: Any, ctx: Any, work: Path, max_drop: float | None = None) -> dict[str, Any]:
+    """fp32 teacher vs distilled fp32 vs distilled int8 on ONNX Runtime, timed interleaved (``max_drop``: the int8
+    step's accuracy-aware loop keeps layers float until int8 is that close to the distilled fp32 model)."""
     work.mkdir(parents=True, exist_ok=True)
     fp32 = tt.export(handle, handle.module, work / "fp32.onnx")
     distilled = tt.export(handle, student, work / "distilled.onnx")
-    int8 = tt.quantize_edgecraft(distilled, work / "distilled-int8", tt.MODEL, 2)
+    int8 = tt.quantize_edgecraft(distilled, work / "distilled-int8", tt.MODEL, 2, max_drop=max_drop)
     local = tt.LocalContext(tt.MODEL, fp32, {}, ctx.eval_feeds, tt.embed(fp32, ctx.eval_feeds), work=work,
                             rounds=ctx.rounds, repeats=ctx.repeats)
     p50 = local.time_onnx([fp32, distilled, int8])
@@ -270,7 +271,8 @@ def measure_int8(handle: Any, student: Any, ctx: Any, work: Path) -> dict[str, A
            "distilled_speedup": round(p50[0] / p50[1], 3), "distilled_int8_speedup": round(p50[0] / p50[2], 3),
            "distilled_cos_ort": round(tt.mean_cosine(tt.embed(distilled, ctx.eval_feeds), local.eval_fp32), 5),
            "distilled_int8_cos_ort": round(tt.mean_cosine(tt.embed(int8, ctx.eval_feeds), local.eval_fp32), 5),
-           "int8": "edgecraft quantization step (ort-cpu transformer recipe)"}
+           "int8": "edgecraft quantization step (ort-cpu transformer recipe)"
+                   + (f", accuracy-aware to a cosine drop <= {max_drop} from the distilled model" if max_drop else "")}
     log(f"int8 {json.dumps(out)}")
     return out
 
@@ -306,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long", action="store_true", help="the best recipe for one epoch of the 169,330-sentence "
                         "corpus (5,292 steps), cosine every 500 steps, then --int8 (about 45 minutes on a quiet "
                         "machine)")
+    parser.add_argument("--int8-max-drop", type=float, help="with --int8: the int8 step's accuracy-aware loop "
+                        "returns layers to float until int8's cosine to the distilled model drops by at most this "
+                        "(judged on train-large.txt, not eval.txt)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--append", action="store_true", help="keep --json's rows (same variant and steps: replaced)")
     parser.add_argument("--smoke", action="store_true", help="64 sentences, 2 steps, two variants (a test runs it)")
@@ -315,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.long:
         args.variants, args.steps, args.corpus_size, args.int8 = "best", LONG_STEPS, 169330, True
         args.eval_every = args.eval_every or 500
+    if args.int8_max_drop is not None and (not args.int8 or not 0 < args.int8_max_drop < 1):
+        raise SystemExit(f"--int8-max-drop {args.int8_max_drop}: a cosine drop in (0, 1), with --int8")
     if args.corpus_file is not None and not args.corpus_file.is_file():
         raise SystemExit(f"--corpus-file: {args.corpus_file} is not a file (the corpus tool writes them to "
                          f"{scaling.corpus.cache_dir()})")
@@ -372,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             write(args.json, rows, earlier, extras, smoke=args.smoke)
     if args.int8 and student is not None:
         extras["int8"] = {"variant": rows[-1]["variant"], "steps": rows[-1]["steps"],
-                          **measure_int8(handle, student, ctx, ctx.work)}
+                          **measure_int8(handle, student, ctx, ctx.work, args.int8_max_drop)}
     extras["wall_s"] = round(time.time() - start, 1)
     if args.json:
         write(args.json, rows, earlier, extras, smoke=args.smoke)

@@ -28,10 +28,15 @@ def quantize_dynamic(src: Path, dst: Path) -> Path:
     return dst
 
 
-def quantize_edgecraft(src: Path, out: Path, model_dir: str, threads: int) -> Path:
+def quantize_edgecraft(src: Path, out: Path, model_dir: str, threads: int, *,
+                       max_drop: float | None = None) -> Path:
     """edgecraft's own int8 step on an exported model: a plan whose model is the ONNX file, calibrated on the
     first 64 training sentences (the automatic transformer recipe for ort-cpu, as examples/transformer/plan.yaml
-    builds it). Returns the artifact's model file (a folder ORT loads)."""
+    builds it). Returns the artifact's model file (a folder ORT loads).
+
+    ``max_drop``: the plan also holds an accuracy contract (cosine to ``src``'s own outputs may drop by at most
+    this), so the step's accuracy-aware loop returns the most sensitive layers to float until it holds; judged on
+    256 sentences of train-large.txt, never on eval.txt (the benchmarks score there)."""
     from edgecraft.hf_common import resolve_dir
     from edgecraft.plan import RawPlan
     from edgecraft.registry import build_registry
@@ -44,11 +49,17 @@ def quantize_edgecraft(src: Path, out: Path, model_dir: str, threads: int) -> Pa
         "model": {"kind": "onnx", "path": str(src),
                   "inputs": {name: {"shape": ["batch", SEQ]} for name in ("input_ids", "token_type_ids",
                                                                           "attention_mask")}},
-        "data": {"calibration": {**text, "path": "train.txt"}, "held-out": {**text, "path": "eval.txt"}},
+        "data": {"calibration": {**text, "path": "train.txt"},
+                 "held-out": {**text, "path": "eval.txt"} if max_drop is None else
+                 {**text, "path": "train-large.txt", "max_samples": 256}},
         "evaluation": {"dataset": "held-out", "metrics": ["cosine"], "output": "sentence_embedding", "batch_size": 32},
         "steps": [{"strategy": "quantization", "name": "int8",
-                   "params": {"calibration_dataset": "calibration", "calibration_samples": 64}}],
+                   "params": {"calibration_dataset": "calibration", "calibration_samples": 64,
+                              **({} if max_drop is None else {"accuracy_aware": {"enabled": "on",
+                                                                                  "max_evaluations": 12}})}}],
         "targets": ["ort-cpu"],
+        **({} if max_drop is None else
+           {"contracts": [{"kind": "accuracy", "metric": "cosine", "max_drop": max_drop}]}),
         "latency": {"threads": threads, "warmup": 2, "repeats": 10, "rounds": 2},
     })
     from edgecraft.backends.onnxruntime.backend import ARTIFACT_FILE
