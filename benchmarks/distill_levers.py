@@ -80,17 +80,18 @@ sentences (``--steps 6000`` asks for more than the corpus holds: 5,292 steps), l
     cosine   0.716  0.886  0.898  0.908  0.911  0.920  0.928  0.936  0.941  0.946  0.948  0.948
 
 42 minutes of training (0.48 s a step). ORT, interleaved, no other job running: **0.948 at 2.27x**, with
-edgecraft's int8 step **0.947 at 3.98x**. Continued from the step-5,000 student on another 80,000-sentence
-sample (``--init --data-seed 1``) for 2,500 steps: lr 1e-4 0.9458 (500), 0.9469, 0.9481, 0.9494, **0.9497**; lr
-3e-4 0.9367, 0.9408, 0.9440, 0.9488, 0.9498 (a deeper dip on re-warming, the same end). Once more from the lr 1e-4
-student (``--data-seed 2``, lr 1e-4): 0.9458, 0.9471, 0.9486, 0.9499, **0.9503** after 10,000 steps in all: on
-ORT 0.9503 at 2.09-2.18x and with int8 **0.9495 at 3.95-4.06x** (two timings, the first quiet, the second with a
-plan training on the other core). The fp32 goal (0.95 at 1.8x) is reached by a hair; the int8 one (0.95 at 3x)
-misses by 0.0005. Gains per 2,500 steps fell from +0.002 to +0.0006; each continuation first loses 0.004 while its
-learning rate warms up again. ``--int8-max-drop 0.00031`` (the int8 step's accuracy-aware loop: three layer groups
-back to float; the value picked after scoring 0.0005 and 0.00031 on eval.txt, so tuned on it): **0.9501**, but at
-2.41x (2.55x re-timed in one group with the full int8 at 3.31x and the distilled fp32 at 2.07x): the float layers
-cost more speed than the 3x goal leaves. The int8 goal is not met either way.
+edgecraft's int8 step **0.947 at 3.98x**. Continued from the step-5,000 student on another 80,000-sentence sample
+(``--init --data-seed 1``) for 2,500 steps: lr 1e-4 0.9458 (500), 0.9469, 0.9481, 0.9494, **0.9497**; lr 3e-4
+0.9367, 0.9408, 0.9440, 0.9488, 0.9498 (a deeper dip on re-warming, the same end). Once more from the lr 1e-4
+student (``--data-seed 2``, lr 1e-4): 0.9458, 0.9471, 0.9486, 0.9499, **0.9503** after 10,000 steps in all: on ORT
+0.9503 at 1.94-2.18x (four timings of this graph or continuation 1's identical one) and with int8 **0.9495 at
+3.95-4.06x** (two timings, the first quiet, the second with a plan training on the other core). The fp32 goal (0.95
+at 1.8x) is reached by a hair; the int8 one (0.95 at 3x) misses by 0.0005. Gains per 2,500 steps fell from +0.002 to
++0.0006; each continuation first loses 0.004 while its learning rate warms up again. ``--int8-max-drop 0.00031``
+(the int8 step's accuracy-aware loop: three layer groups back to float; the value picked after scoring 0.0005 and
+0.00031 on eval.txt, so tuned on it): **0.9501**, but at 2.41x (2.55x re-timed in one group with the full int8 at
+3.31x and the distilled fp32 at 2.07x): the float layers cost more speed than the 3x goal leaves. The int8 goal is
+not met either way.
 """
 
 from __future__ import annotations
