@@ -37,9 +37,14 @@ def _corpus_module() -> Any:
     return sys.modules[name]
 
 
+def sentences(path: Path) -> list[str]:
+    """The corpus file's sentences: its non-blank lines, in file order."""
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def sample(path: Path, rows: int, seed: int = 0) -> list[str]:
     """``rows`` lines of ``path`` drawn without replacement (seeded), in file order."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = sentences(path)
     if rows > len(lines):
         raise ValueError(f"{path} holds {len(lines)} sentences, fewer than the {rows} asked: ask corpus.py for a "
                          "larger corpus or train fewer steps")
@@ -85,8 +90,7 @@ def distill_2000() -> tuple[dict[str, np.ndarray], None]:
 def distill_epoch() -> tuple[dict[str, np.ndarray], None]:
     """All 169,330 corpus sentences, in file order: one epoch is 5,292 steps of 32 (distill_levers.py asked for
     6,000 steps, more than the corpus holds, trains exactly this)."""
-    path = corpus_path(169330)
-    return tokenize([line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]), None
+    return tokenize(sentences(corpus_path(169330))), None
 
 
 def prune_1000() -> tuple[dict[str, np.ndarray], None]:

@@ -1,4 +1,5 @@
-"""Load a module of ``examples/transformer`` (not a package) once, under the name the benchmarks use too."""
+"""Load a module of ``examples/transformer`` (not a package) once, under the name the benchmarks use too, or a
+benchmark script of ``benchmarks/``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "transformer"
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "examples" / "transformer"
 
 
 def example_module(filename: str, name: str) -> ModuleType:
@@ -18,3 +20,12 @@ def example_module(filename: str, name: str) -> ModuleType:
         sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[name])
     return sys.modules[name]
+
+
+def benchmark_module(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` imported afresh (a smoke test runs its ``main``; not kept in ``sys.modules``)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

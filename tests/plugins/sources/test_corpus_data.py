@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
-from example_modules import EXAMPLE, example_module
-
-ROOT = EXAMPLE.parents[1]
+from example_modules import EXAMPLE, benchmark_module, example_module
 
 
 def _module() -> ModuleType:
@@ -64,10 +61,7 @@ def test_the_plan_names_a_factory_that_exists(plan_file: str) -> None:
 def test_sample_is_the_benchmarks_budget_sample(tmp_path: Path) -> None:
     """The plans reproduce the benchmarks' rows only if a factory draws the sentences the benchmark trained on
     (corpus_scaling.budget_feeds: the same seeded permutation, kept in corpus order)."""
-    spec = importlib.util.spec_from_file_location("corpus_scaling", ROOT / "benchmarks" / "corpus_scaling.py")
-    assert spec is not None and spec.loader is not None
-    scaling = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(scaling)
+    scaling = benchmark_module("corpus_scaling")
     path = _write(tmp_path / "c.txt", 200)
     for seed in (0, 1):
         drawn = [int(line.split()[1]) for line in _module().sample(path, 3 * 32, seed)]

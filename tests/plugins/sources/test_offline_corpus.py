@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from example_modules import EXAMPLE, example_module
-
-ROOT = Path(__file__).resolve().parents[3]
+from example_modules import EXAMPLE, benchmark_module, example_module
 
 
 def _corpus() -> ModuleType:
@@ -118,10 +115,7 @@ def test_corpus_scaling_benchmark_smoke(tmp_path: Path, monkeypatch: pytest.Monk
     import json
 
     monkeypatch.setenv("EDGECRAFT_CORPUS_DIR", str(tmp_path / "cache"))
-    spec = importlib.util.spec_from_file_location("corpus_scaling", ROOT / "benchmarks" / "corpus_scaling.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark_module("corpus_scaling")
     assert bench.main(["--smoke", "--json", str(tmp_path / "scaling.json")]) == 0
     result = json.loads((tmp_path / "scaling.json").read_text())
     table = result["table"]
