@@ -4,10 +4,12 @@
     python benchmarks/compress_levers.py levers --only NAME,... --steps S [--json OUT] [--append]
     python benchmarks/compress_levers.py final  --only NAME,... --steps S [--json OUT] [--append]
     python benchmarks/compress_levers.py refit  --only f-NAME,... [--calibration N] [--json OUT] [--append]
+    python benchmarks/compress_levers.py retime --graph NAME=MODEL.onnx ... [--json OUT] [--append]
     python benchmarks/compress_levers.py --smoke --json OUT                   # the test suite's run
 
 Four phases write rows into one JSON (``--append`` keeps the rows already there; a row of the same
-``phase`` and ``name`` is replaced), so a table measured in several runs on a shared machine stays one file:
+``phase`` and ``name`` is replaced), so a table measured in several runs on a shared machine stays one file, and
+a fifth re-times what they exported:
 
 * **sweep** (no training): each pruning ratio and factorization target is applied to MiniLM without
   recovery (Taylor importance on 4 batches / activation-aware SVD with greedy sensitivity ranks), exported
@@ -23,6 +25,12 @@ Four phases write rows into one JSON (``--append`` keeps the rows already there;
   in torch (the ONNX export of the same weights agrees to ~1e-6), against the teacher's torch embeddings.
 * **final**: like levers, but the recovered model is exported and timed against fp32 on ORT, and its
   cosine is the ONNX model's: the figures the plans' gates judge.
+* **retime** (no training): exported graphs (``--graph NAME=PATH``, e.g. a final row's
+  ``WORK/models/final-p-long.onnx``) timed again interleaved with fp32 in one group, and scored on eval.txt;
+  the group is appended to the JSON's ``quiet_retime.groups``. A row's own speedup is timed in the run that
+  trained it, under whatever load the machine had then; on 2026-12-05 every graph timed 0.1-0.3 slower
+  relative to fp32 on an idle machine than under load 7-12, so the speedups to quote come from this phase run
+  with nothing else on the machine.
 
 Levers (``LEVERS``): pruning ``p-base`` (train-large.txt, 4,120 sentences; cosine + every layer's hidden
 state, one shot), ``p-corpus`` (the offline corpus of examples/transformer/corpus.py instead), ``p-nohidden``
@@ -466,6 +474,22 @@ COLUMNS = ["phase", "name", "kept", "steps", "corpus", "cos_before_recovery_torc
            "speedup", "train_seconds"]
 
 
+def retime(bench: Bench, graphs: dict[str, Path]) -> dict[str, Any]:
+    """Exported graphs timed interleaved with fp32 in one group (the quiet-machine figures), with their cosine."""
+    import os
+
+    log(f"retime: {', '.join(graphs)} and fp32 interleaved")
+    bench.ctx.time_onnx({"fp32": bench.ctx.fp32_onnx, **graphs})
+    timing = bench.ctx.extras["last_timing"]
+    group = {"at": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+             "speedup": {n: round(1 / timing.ratio(n, "fp32"), 3) for n in graphs},
+             "p50_ms": {n: round(timing.p50(n), 3) for n in ("fp32", *graphs)},
+             "cos_ort": {n: round(bench.ctx.cosine(bench.ctx.embed_onnx(p)), 5) for n, p in graphs.items()},
+             "graphs": {n: str(p) for n, p in graphs.items()}, "load1": round(os.getloadavg()[0], 2)}
+    log(f"retime {json.dumps(group)}")
+    return group
+
+
 def print_table(rows: list[dict[str, Any]]) -> None:
     def cell(row: dict[str, Any], col: str) -> str:
         value = row.get(col)
@@ -489,7 +513,8 @@ def write(path: Path, rows: list[dict[str, Any]], earlier: dict[str, Any], *, sm
     run = {"rows": sorted(done), "wall_s": round(seconds, 1), "loadavg_start": load,
            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     runs = [*earlier.get("runs", []), run]
-    result = {"table": table, "smoke": smoke, "cpu_int8_features": int8_features(), "cpu": cpu_summary(),
+    kept = {k: v for k, v in earlier.items() if k not in ("table", "runs", "wall_s")}  # e.g. quiet_retime
+    result = {**kept, "table": table, "smoke": smoke, "cpu_int8_features": int8_features(), "cpu": cpu_summary(),
               "threads": common.THREADS, "lr": LR, "batch": BATCH, "cos_reference": "fp32 MiniLM on eval.txt "
               "(cos_ort: ONNX models on ORT; cos_torch: torch, same weights)", "runs": runs,
               "wall_s": round(seconds + earlier.get("wall_s", 0.0), 1)}
@@ -502,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", nargs="?", choices=["sweep", "levers", "final", "refit"], default="sweep")
+    parser.add_argument("phase", nargs="?", choices=["sweep", "levers", "final", "refit", "retime"], default="sweep")
     parser.add_argument("--only", default="", help=f"levers, comma-separated, of: {', '.join(LEVERS)}")
     parser.add_argument("--steps", type=int, default=250, help="optimizer steps per recovery (batch 32)")
     parser.add_argument("--prune-point", default="0.25,0.375", help="head_ratio,ffn_ratio of the levers (heads "
@@ -521,8 +546,20 @@ def main(argv: list[str] | None = None) -> int:
                         "levers (f-seq, f-seqfit) read, one at a time (the one-shot start: 128)")
     parser.add_argument("--append", action="store_true", help="keep the rows already in --json (same phase and "
                         "name replaced)")
+    parser.add_argument("--graph", action="append", default=[], metavar="NAME=PATH",
+                        help="retime: an exported model to time against fp32 (repeatable)")
     parser.add_argument("--smoke", action="store_true", help="one point per strategy, 2 steps: the test suite's run")
     args = parser.parse_args(argv)
+    graphs = {}
+    for spec in args.graph:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"--graph {spec!r}: expected NAME=PATH (e.g. h12f768=/tmp/work/models/final-p-long.onnx)")
+        graphs[name] = Path(path).expanduser()
+        if not graphs[name].is_file():
+            parser.error(f"--graph {spec!r}: no file at {graphs[name]} (NAME=PATH of an exported ONNX model)")
+    if args.phase == "retime" and not graphs and not args.smoke:
+        parser.error("retime needs at least one --graph NAME=PATH")
     import torch
 
     load = [round(x, 2) for x in os.getloadavg()]
@@ -547,6 +584,11 @@ def main(argv: list[str] | None = None) -> int:
             rows += sweep(bench)
             rows += [lever(bench, n, 2, point, final=n == "f-ffn") for n in ("p-iter2", "f-ffn")]
             rows.append(lever(bench, "f-seqfit", 0, point, final=False))  # the refit phase's path
+            groups = earlier.setdefault("quiet_retime", {}).setdefault("groups", [])
+            groups.append(retime(bench, {"sweep": next(iter(sorted((work / "models").glob("prune*.onnx"))))}))
+        elif args.phase == "retime":
+            groups = earlier.setdefault("quiet_retime", {}).setdefault("groups", [])
+            groups.append(retime(bench, graphs))
         elif args.phase == "sweep":
             rows += sweep(bench)
         else:
