@@ -99,6 +99,12 @@ def prune_1000() -> tuple[dict[str, np.ndarray], None]:
     return corpus_sample(40000, 1000)
 
 
+def prune_epoch() -> tuple[dict[str, np.ndarray], None]:
+    """prune.yaml's recovery text: 5,290 steps (169,280 sentences, all but 50) of the 169,330-line corpus, the
+    sample compress_levers.py's ``p-long-h12f768-5290`` row trained on."""
+    return corpus_sample(169330, 5290)
+
+
 def factorize_500() -> tuple[dict[str, np.ndarray], None]:
     """factorize.yaml's recovery text: 500 steps' worth (16,000 sentences) of the 40,000-line corpus, the sample
     compress_levers.py's ``f-cal`` final row trained on (recovery holds 10% out to pick its best epoch: 450 steps)."""
