@@ -505,6 +505,10 @@ def retime(bench: Bench, graphs: dict[str, Path]) -> dict[str, Any]:
     timing = bench.ctx.extras["last_timing"]
     group = {"at": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
              "speedup": {n: round(1 / timing.ratio(n, "fp32"), 3) for n in graphs},
+             # the spread within the group: each round's fp32 median over the graph's (a noisy host shows here)
+             "speedup_round_range": {n: [round(float(x), 3) for x in (min(r), max(r))] for n, r in (
+                 (n, np.median(timing.rounds_ms["fp32"], axis=1) / np.median(timing.rounds_ms[n], axis=1))
+                 for n in graphs)},
              "p50_ms": {n: round(timing.p50(n), 3) for n in ("fp32", *graphs)},
              "cos_ort": {n: round(bench.ctx.cosine(bench.ctx.embed_onnx(p)), 5) for n, p in graphs.items()},
              "graphs": {n: str(p) for n, p in graphs.items()}, "load1": round(os.getloadavg()[0], 2)}
