@@ -94,8 +94,8 @@ def distill_epoch() -> tuple[dict[str, np.ndarray], None]:
 
 
 def prune_1000() -> tuple[dict[str, np.ndarray], None]:
-    """prune.yaml's recovery text: 1,000 steps (32,000 sentences) of the 40,000-line corpus, the sample
-    compress_levers.py's ``p-long`` row trained on."""
+    """prune.yaml's shorter recovery text: 1,000 steps (32,000 sentences) of the 40,000-line corpus, the sample
+    compress_levers.py's ``p-long`` row at 9 heads / FFN 960 trained on (0.954)."""
     return corpus_sample(40000, 1000)
 
 
