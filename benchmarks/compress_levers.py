@@ -180,7 +180,8 @@ one and the distilled students (``distill_levers.py``), every training job pause
 
 Two groups at 13:42 (a host noisier than our own load: fp32 8.5 ms instead of 6.6-6.9) gave the factorized graphs
 1.02-1.23x and the pruned one 1.24-1.40x; they are in the JSON and left out above (each group now records every
-graph's range of per-round speedups, which shows such noise). The pruned point's speed is 1.27-1.32x: on the goal's line rather than clear of it.
+graph's range of per-round speedups, which shows such noise). The pruned point's speed is 1.27-1.32x: on the goal's
+line rather than clear of it.
 """
 
 from __future__ import annotations

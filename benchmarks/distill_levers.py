@@ -100,8 +100,8 @@ Round 4 (2026-12-05 12:16-12:55, a pruning run on the other core). A third conti
     cosine   0.9503  0.9471  0.9469  0.9479  0.9482  0.9494  0.9501  0.9513  0.9516  0.9520  0.9521
 
 **0.9521** after 15,000 steps in all, and **0.9511** with edgecraft's int8 step (full int8, the ort-cpu
-transformer recipe). Re-timed with nothing else running (``compress_levers.py retime``, two groups): distilled
-2.03x and 1.93x, int8 **3.23x and 3.21x**. Both goals (0.95 at 1.8x; 0.95 at 3x with int8) are met, the int8 one by
+transformer recipe). Re-timed with nothing else running (``compress_levers.py retime``, four groups): distilled
+1.93-2.06x, int8 **3.21-3.29x**. Both goals (0.95 at 1.8x; 0.95 at 3x with int8) are met, the int8 one by
 0.001. A longer continuation re-warms once for more steps at the low rate: it gained +0.0018 over 5,000 steps where
 two of 2,500 gained +0.0025 from a lower start. The int8 step's SmoothQuant strength was checked on the 0.9503
 student (cosine to the teacher on eval.txt, int8 loss against its fp32 0.95033): the measured choice 0.75 0.94952,
