@@ -189,6 +189,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import sys
 import tempfile
 import time
@@ -286,7 +287,7 @@ class Bench:
         if self.corpus_file is None:
             return corpus
         # The lines common.tokenize makes rows of, counted without tokenizing (a factorization refit row never does).
-        return sum(1 for line in self.corpus_file.read_text(encoding="utf-8").splitlines() if line.strip())
+        return len(common.text_lines(self.corpus_file))
 
     def data(self, feeds: dict[str, np.ndarray]) -> Any:
         from edgecraft.torchkit import TorchData
@@ -504,17 +505,14 @@ COLUMNS = ["phase", "name", "kept", "steps", "corpus", "cos_before_recovery_torc
 
 def retime(bench: Bench, graphs: dict[str, Path]) -> dict[str, Any]:
     """Exported graphs timed interleaved with fp32 in one group (the quiet-machine figures), with their cosine."""
-    import os
-
     log(f"retime: {', '.join(graphs)} and fp32 interleaved")
     bench.ctx.time_onnx({"fp32": bench.ctx.fp32_onnx, **graphs})
     timing = bench.ctx.extras["last_timing"]
     group = {"at": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
              "speedup": {n: round(1 / timing.ratio(n, "fp32"), 3) for n in graphs},
-             # the spread within the group: each round's fp32 median over the graph's (a noisy host shows here)
-             "speedup_round_range": {n: [round(float(x), 3) for x in (min(r), max(r))] for n, r in (
-                 (n, np.median(timing.rounds_ms["fp32"], axis=1) / np.median(timing.rounds_ms[n], axis=1))
-                 for n in graphs)},
+             # the spread within the group: each round's speedup (a noisy host shows here)
+             "speedup_round_range": {n: [round(float(x), 3) for x in (r.min(), r.max())] for n, r in (
+                 (n, 1 / timing.round_ratios(n, "fp32")) for n in graphs)},
              "p50_ms": {n: round(timing.p50(n), 3) for n in ("fp32", *graphs)},
              "cos_ort": {n: round(bench.ctx.cosine(bench.ctx.embed_onnx(p)), 5) for n, p in graphs.items()},
              "graphs": {n: str(p) for n, p in graphs.items()}, "load1": round(os.getloadavg()[0], 2)}
@@ -556,8 +554,6 @@ def write(path: Path, rows: list[dict[str, Any]], earlier: dict[str, Any], *, sm
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("phase", nargs="?", choices=["sweep", "levers", "final", "refit", "retime"], default="sweep")
     parser.add_argument("--only", default="", help=f"levers, comma-separated, of: {', '.join(LEVERS)}")
@@ -617,14 +613,10 @@ def main(argv: list[str] | None = None) -> int:
             rows += sweep(bench)
             rows += [lever(bench, n, 2, point, final=n == "f-ffn") for n in ("p-iter2", "f-ffn")]
             rows.append(lever(bench, "f-seqfit", 0, point, final=False))  # the refit phase's path
-            groups = earlier.setdefault("quiet_retime", {}).setdefault("groups", [])
-            groups.append(retime(bench, {"sweep": next(iter(sorted((work / "models").glob("prune*.onnx"))))}))
-        elif args.phase == "retime":
-            groups = earlier.setdefault("quiet_retime", {}).setdefault("groups", [])
-            groups.append(retime(bench, graphs))
+            graphs = {"sweep": sorted((work / "models").glob("prune*.onnx"))[0]}  # and the retime phase's
         elif args.phase == "sweep":
             rows += sweep(bench)
-        else:
+        elif args.phase != "retime":
             names = [n for n in args.only.split(",") if n]
             unknown = sorted(set(names) - set(LEVERS))
             if unknown or not names:
@@ -634,6 +626,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(lever(bench, name, steps, point, final=args.phase == "final"))
                 if args.json:
                     write(args.json, rows, earlier, smoke=args.smoke, seconds=time.time() - start, load=load)
+        if args.smoke or args.phase == "retime":
+            earlier.setdefault("quiet_retime", {}).setdefault("groups", []).append(retime(bench, graphs))
         table = write(args.json, rows, earlier, smoke=args.smoke, seconds=time.time() - start,
                       load=load) if args.json else rows
     print_table(table)

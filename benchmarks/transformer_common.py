@@ -71,13 +71,18 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def text_lines(path: Path) -> list[str]:
+    """A text file's non-empty lines, in order: the sentences ``tokenize`` makes rows of."""
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def tokenize(model_dir: Path, path: Path, names: list[str]) -> Feeds:
     """One row per non-empty line, padded/truncated to SEQUENCE_LENGTH, as the ``text`` dataset kind does."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    encoded = tokenizer(lines, padding="max_length", truncation=True, max_length=SEQUENCE_LENGTH, return_tensors="np")
+    encoded = tokenizer(text_lines(path), padding="max_length", truncation=True, max_length=SEQUENCE_LENGTH,
+                        return_tensors="np")
     return {name: np.asarray(encoded[name], dtype=np.int64) for name in names}
 
 
@@ -100,9 +105,14 @@ def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(num / np.maximum(den, 1e-12)))
 
 
+def round_ratios(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """Each round's numerator median over its denominator median; (rounds, calls) arrays."""
+    return np.median(numerator, axis=1) / np.median(denominator, axis=1)
+
+
 def ratio_of_medians(numerator: np.ndarray, denominator: np.ndarray) -> float:
     """Median over rounds of (numerator's round median / denominator's round median); (rounds, calls) arrays."""
-    return float(np.median(np.median(numerator, axis=1) / np.median(denominator, axis=1)))
+    return float(np.median(round_ratios(numerator, denominator)))
 
 
 def folder_bytes(path: Path) -> int:
@@ -125,6 +135,10 @@ class Timing:
     def ratio(self, label: str, reference: str) -> float:
         """label's latency over reference's (median of per-round ratios): below 1 means label is faster."""
         return ratio_of_medians(self.rounds_ms[label], self.rounds_ms[reference])
+
+    def round_ratios(self, label: str, reference: str) -> np.ndarray:
+        """label's latency over reference's in each round (the spread behind :meth:`ratio`)."""
+        return round_ratios(self.rounds_ms[label], self.rounds_ms[reference])
 
 
 @dataclass
