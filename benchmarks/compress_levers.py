@@ -234,6 +234,7 @@ LEVERS: dict[str, dict[str, Any]] = {
               "whitening": "sequential"},
     "f-seqfit": {"strategy": "factorization", "hidden": 1.0, "include": "all", "corpus": 40000,
                  "whitening": "sequential_refit"},
+    "f-lat": {"strategy": "factorization", "hidden": 1.0, "include": "all", "corpus": 40000, "cost": "latency"},
 }
 
 
@@ -331,9 +332,13 @@ def prune(bench: Bench, head: float, ffn: float, *, data: Any, epochs: int = 0, 
                      "ffn": facts["ffn_after"], "rounds": facts["rounds"], "reconstruct": facts["reconstruct"]}
 
 
-def factorize(bench: Bench, keep: float, include: str, *, data: Any,
-              whitening: str = "one_shot") -> tuple[Any, dict[str, Any]]:
+def factorize(bench: Bench, keep: float, include: str, *, data: Any, whitening: str = "one_shot",
+              cost: str = "params") -> tuple[Any, dict[str, Any]]:
     """The factorization plugin's path: activation-aware SVD, greedy ranks over measured sensitivities.
+
+    ``cost`` is what ``keep`` is a fraction of: the encoder Linears' params, or (``latency``) the summed ONNX
+    Runtime latency of the factorizable Linears, each timed alone with its rank candidates (the plugin's
+    ``cost: latency, latency: ort``; candidates not faster than the whole layer are dropped).
 
     ``whitening`` other than one-shot starts from the one-shot model of the same point (128 calibration
     sentences) and refits it on ``bench.calibration`` sentences at the same ranks: ``sequential`` /
@@ -348,7 +353,8 @@ def factorize(bench: Bench, keep: float, include: str, *, data: Any,
     from edgecraft.plugins.factorization.whiten import activation_aware_linear, input_moments, whitened_basis
     from edgecraft.torchkit import encoder as enc
 
-    suffix = "" if whitening == "one_shot" else f"-{whitening}-cal{bench.calibration}"
+    suffix = ("" if whitening == "one_shot" else f"-{whitening}-cal{bench.calibration}") + \
+        ("" if cost == "params" else f"-{cost}")
     cache = bench.factor_cache / f"keep{keep:.3f}-{include}{'-smoke' if bench.smoke else ''}{suffix}.pt"
     if cache.is_file():  # the same start for every lever at this point (selection takes minutes here)
         saved = torch.load(cache, weights_only=False)
@@ -381,7 +387,8 @@ def factorize(bench: Bench, keep: float, include: str, *, data: Any,
     total = sum(p.numel() for p in module.parameters())
     # Smoke: one Linear is factorized, so `keep` applies to its params (the whole encoder's would be unreachable).
     cut = (1 - keep) * (module.get_submodule(INCLUDE["smoke"][0]).weight.numel() if bench.smoke else linear)
-    config = FactorizationConfig(selection="target", target=1 - cut / total, cost="params",
+    by_cost = {"target": 1 - cut / total} if cost == "params" else {"target": keep, "latency": "ort"}
+    config = FactorizationConfig(selection="target", cost=cost, **by_cost,
                                  multiple=16, candidates=CANDIDATES, include=INCLUDE[include], threads=2,
                                  linear_method="activation_aware", calibration_samples=len(calibration))
     result = factorize_model(module, bench.handle.example_inputs(1), config, data.take(32 if not bench.smoke else 8),
@@ -390,7 +397,8 @@ def factorize(bench: Bench, keep: float, include: str, *, data: Any,
     ranks = {row["layer"].removeprefix("model.encoder.layer."): row["ranks"][0]
              for row in result.summary()["layers"] if "ranks" in row}
     facts = {"kept": round(kept, 4), "kept_of": "encoder Linear params", "include": include,
-             "factorized_layers": len(result.factorized), "ranks": ranks}
+             "factorized_layers": len(result.factorized), "ranks": ranks,
+             **({} if cost == "params" else {"cost": cost, "target": keep, "notes": result.notes})}
     cache.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"module": result.module, "facts": facts}, cache)
     return copy.deepcopy(result.module), facts
@@ -468,7 +476,8 @@ def lever(bench: Bench, name: str, steps: int, point: dict[str, Any], *, final: 
         from edgecraft.plugins.factorization.recovery import distill_from
 
         whitening = spec.get("whitening", "one_shot")
-        module, facts = factorize(bench, point["factorize"], spec["include"], data=sweep_data, whitening=whitening)
+        module, facts = factorize(bench, point["factorize"], spec["include"], data=sweep_data, whitening=whitening,
+                                  cost=spec.get("cost", "params"))
         facts["whitening"] = whitening
         cos_before = bench.torch_cos(module)
         recovery: dict[str, Any] = {"note": "none (refit phase)"}

@@ -83,12 +83,9 @@ def _load_handle(model_dir: str = MODEL) -> Any:
 
 
 def _feeds(handle: Any, path: Path) -> dict[str, np.ndarray]:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(handle.module.model.name_or_path), local_files_only=True)
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    encoded = tokenizer(lines, padding="max_length", truncation=True, max_length=SEQ, return_tensors="np")
-    return {name: np.asarray(encoded[name], dtype=np.int64) for name in handle.io.input_names}
+    """``common.tokenize`` with the tokenizer of the loaded model's folder."""
+    common = _sibling("transformer_common", Path(__file__).resolve().parent / "transformer_common.py")
+    return common.tokenize(Path(handle.module.model.name_or_path), path, list(handle.io.input_names))
 
 
 def export(handle: Any, module: Any, path: Path) -> Path:
