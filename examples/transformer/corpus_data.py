@@ -100,8 +100,8 @@ def prune_1000() -> tuple[dict[str, np.ndarray], None]:
 
 
 def prune_epoch() -> tuple[dict[str, np.ndarray], None]:
-    """prune.yaml's recovery text: 5,290 steps (169,280 sentences, all but 50) of the 169,330-line corpus, the
-    sample compress_levers.py's ``p-long-h12f768-5290`` row trained on."""
+    """prune.yaml's recovery text: 5,290 steps an epoch (169,280 sentences, all but 50) of the 169,330-line corpus,
+    the sample compress_levers.py's ``p-long-h12f768-5290`` row trained on (one epoch; the plan trains two)."""
     return corpus_sample(169330, 5290)
 
 
