@@ -263,7 +263,7 @@ def build_context(work: Path, *, repeats: int = 200, rounds: int = 10, smoke: bo
     fp32 = work / "fp32" / "model.onnx"
     if not fp32.is_file():
         log("exporting all-MiniLM-L6-v2 with edgecraft's Hugging Face source")
-        export_onnx(loader.fresh(), fp32, opset=params.opset, exporter=params.exporter)
+        export_onnx(loader.fresh(), fp32, **loader.export_options())
     names = loader.io().input_names
     train = tokenize(model_dir, train_path(corpus_size), names)
     held_out = tokenize(model_dir, EXAMPLE / "eval.txt", names)

@@ -84,9 +84,12 @@ def _feeds(handle: Any, path: Path) -> dict[str, np.ndarray]:
 
 
 def export(handle: Any, module: Any, path: Path) -> Path:
+    """``module`` exported the way a plan with this model exports it (the Hugging Face source's defaults)."""
     from edgecraft.model_source import export_onnx
+    from edgecraft.plugins.sources.huggingface import HuggingFaceParams, HuggingFaceSource
 
-    export_onnx(handle.with_module(module), path, opset=18, exporter="dynamo")
+    options = HuggingFaceSource().export_options(HuggingFaceParams(path=common.MODEL_PATH, sequence_length=SEQ))
+    export_onnx(handle.with_module(module), path, **options)
     return path
 
 

@@ -10,8 +10,13 @@ time), loads the model as a torch or ONNX handle, and fingerprints it for the ca
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
+import os
+import sys
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
@@ -204,9 +209,57 @@ def check_torch_runs(handle: TorchModel, *, field: str = "model.inputs") -> None
                          f"{len(handle.io.outputs)} outputs ({handle.io.output_names})")
 
 
-def export_onnx(model: TorchModel, path: Path, *, opset: int = 18, exporter: str = "dynamo") -> OnnxModel:
-    """Export with every input and output named, and dynamic batch (and any other dynamic) axes kept."""
-    import logging
+#: The exporters :func:`export_onnx` knows. 'auto' is TorchScript, then dynamo when TorchScript fails.
+EXPORTERS = ("auto", "dynamo", "torchscript")
+
+
+def export_onnx(model: TorchModel, path: Path, *, opset: int = 18, exporter: str = "dynamo",
+                attention: str | None = None) -> OnnxModel:
+    """Export with every input and output named, and dynamic batch (and any other dynamic) axes kept.
+
+    ``exporter``: 'dynamo' (torch.export based), 'torchscript' (the legacy tracer) or 'auto': TorchScript
+    first, dynamo when TorchScript cannot export the model (ops it has no ONNX form for, such as the
+    decomposed quantize ops of QAT). ``attention``: the Hugging Face attention implementation the graph
+    is exported with ('eager', 'sdpa'; None keeps the model's own); the model is switched back after.
+    The exporter and attention that were used are recorded in the ONNX model's lineage.
+    """
+    if exporter not in EXPORTERS:
+        raise InputError(f"model.exporter: unknown exporter {exporter!r}", hint=f"one of {', '.join(EXPORTERS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from edgecraft.torchkit.attention import AttentionImplementation, attention_models, current_attention
+
+    module = model.module.eval()
+    hf_models = attention_models(module)
+    switch = AttentionImplementation(attention or "", hf_models if attention else [])
+    try:
+        switch.__enter__()
+    except ValueError as exc:  # transformers: this model has no such attention implementation
+        raise InputError(f"model.attention: {attention!r} does not apply to this model: {str(exc)[:300]}",
+                         hint="use model.attention: auto (the model's own implementation)") from exc
+    try:
+        used_attention = sorted({str(current_attention(m)) for m in hf_models})
+        if exporter != "auto":
+            _export(model, path, opset=opset, exporter=exporter)
+            used = exporter
+        else:
+            try:
+                _export(model, path, opset=opset, exporter="torchscript")
+                used = "torchscript"
+            except InputError as first:
+                logging.getLogger(__name__).info("the TorchScript exporter failed (%s); exporting with dynamo",
+                                                 first.message)
+                _export(model, path, opset=opset, exporter="dynamo")
+                used = "dynamo (TorchScript failed)"
+    finally:
+        switch.__exit__()
+    entry: dict[str, Any] = {"export": {"exporter": used, "opset": opset}}
+    if used_attention:
+        entry["export"]["attention"] = ", ".join(used_attention)
+    return OnnxModel(path, model.io, [*model.lineage, entry])
+
+
+def _export(model: TorchModel, path: Path, *, opset: int, exporter: str) -> None:
+    """One export with one exporter; a failure is an InputError naming it (the file is removed)."""
     import warnings
 
     import onnx
@@ -215,7 +268,6 @@ def export_onnx(model: TorchModel, path: Path, *, opset: int = 18, exporter: str
     module = model.module.eval()
     io = model.io
     example = model.example_inputs(batch=2)  # batch 2: a batch of 1 would be specialized away
-    path.parent.mkdir(parents=True, exist_ok=True)
     dynamic = model.dynamic_axes()
     input_names, output_names = io.input_names, io.output_names or ["output"]
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
@@ -234,16 +286,36 @@ def export_onnx(model: TorchModel, path: Path, *, opset: int = 18, exporter: str
                                   external_data=False, verbose=False)
             else:
                 out_axes = {name: {0: "batch"} for name in output_names}
-                torch.onnx.export(module, tuple(example), str(path), dynamo=False, input_names=input_names,
-                                  output_names=output_names, opset_version=opset,
-                                  dynamic_axes={**{k: v for k, v in dynamic.items() if v}, **out_axes})
+                with _stdout_silenced():  # torch's C++ prints the whole graph to stdout when it fails
+                    torch.onnx.export(module, tuple(example), str(path), dynamo=False, input_names=input_names,
+                                      output_names=output_names, opset_version=opset,
+                                      dynamic_axes={**{k: v for k, v in dynamic.items() if v}, **out_axes})
+        onnx.checker.check_model(str(path))
     except Exception as exc:
+        path.unlink(missing_ok=True)
         first_line = str(exc).splitlines()[0][:300] if str(exc) else ""
+        other = "dynamo" if exporter == "torchscript" else "torchscript"
         raise InputError(f"model: exporting the torch model to ONNX ({exporter} exporter, opset {opset}) failed: "
                          f"{type(exc).__name__}: {first_line}",
-                         hint="try model.exporter: torchscript, or another model.opset") from exc
-    onnx.checker.check_model(str(path))
-    return OnnxModel(path, io, list(model.lineage))
+                         hint=f"try model.exporter: {other}, or another model.opset") from exc
+
+
+@contextlib.contextmanager
+def _stdout_silenced() -> Iterator[None]:
+    """File descriptor 1 points at /dev/null inside the block (C++ code writes there, not to sys.stdout).
+
+    torch 2.13's TorchScript exporter turns its ONNX log on for every export (``setup_onnx_logging`` tests
+    the function ``_jit_is_onnx_log_enabled`` instead of calling it), so a failed export dumps its IR
+    graph to stdout, in the middle of edgecraft's output; the error itself is still raised."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _dim_name(name: str) -> str:

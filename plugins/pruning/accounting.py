@@ -27,13 +27,13 @@ def zipped_size(path: Path) -> int:
         return archive.stat().st_size
 
 
-def onnx_sizes(model: TorchModel, *, opset: int, exporter: str) -> dict[str, int]:
-    """Dense and zipped bytes of ``model`` exported the way the core exports it."""
+def onnx_sizes(model: TorchModel, **export: Any) -> dict[str, int]:
+    """Dense and zipped bytes of ``model`` exported the way the core exports it (``export``: its options)."""
     from edgecraft.model_source import export_onnx
 
     with tempfile.TemporaryDirectory(prefix="edgecraft-size-") as tmp:
         path = Path(tmp) / "model.onnx"
-        export_onnx(model, path, opset=opset, exporter=exporter)
+        export_onnx(model, path, **export)
         return {"dense_bytes": path.stat().st_size, "zipped_bytes": zipped_size(path)}
 
 

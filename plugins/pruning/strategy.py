@@ -321,6 +321,9 @@ class PruningStrategy(Strategy[PruningParams]):
 
 
 def _export_settings(ctx: RunContext) -> dict[str, Any]:
+    """How the core exports this plan's model (the model source decides), so sizes are of that graph."""
+    if ctx.source is not None:
+        return ctx.source.export_options()
     source = ctx.plan.model
     return {"opset": getattr(source, "opset", 18), "exporter": getattr(source, "exporter", "dynamo")}
 

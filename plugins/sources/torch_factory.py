@@ -33,9 +33,9 @@ class TorchSourceParams(SourceParams):
     outputs: list[str] | None = Field(None, min_length=1, description="Names of the outputs forward returns, in "
                                       "order (default: [output_name]).")
     opset: int = Field(18, ge=13, le=23, description="ONNX opset for the export.")
-    exporter: Literal["dynamo", "torchscript"] = Field(
-        "dynamo", description="torch.onnx exporter: 'dynamo' (torch.export based, maintained) or the legacy "
-        "'torchscript' one.")
+    exporter: Literal["auto", "dynamo", "torchscript"] = Field(
+        "dynamo", description="torch.onnx exporter: 'dynamo' (torch.export based, maintained), the legacy "
+        "'torchscript' one, or 'auto' (TorchScript, then dynamo when TorchScript fails).")
 
     @field_validator("factory")
     @classmethod

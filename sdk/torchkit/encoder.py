@@ -30,10 +30,11 @@ import fnmatch
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import torch
 from edgecraft.errors import InputError
+from edgecraft.torchkit.attention import AttentionImplementation, SwitchesAttention
 from torch import nn
 
 #: Submodule names inside one BERT-family encoder layer.
@@ -297,33 +298,14 @@ def match_layers(encoder: Encoder, patterns: Sequence[str]) -> dict[str, list[in
 
 
 # ---------------------------------------------------------------- attention implementation
-@runtime_checkable
-class _SwitchesAttention(Protocol):
-    """A Hugging Face model that can change its attention implementation (``set_attn_implementation``)."""
-
-    config: Any
-
-    def set_attn_implementation(self, attn_implementation: str) -> None: ...
-
-
-class EagerAttention:
-    """Switch models to eager attention while attention maps are read (SDPA returns none), then back."""
+class EagerAttention(AttentionImplementation):
+    """Switch the encoders' models to eager attention while attention maps are read (SDPA returns none),
+    then back."""
 
     def __init__(self, *roots: nn.Module) -> None:
         encoders = [find_encoder(r) for r in roots]
-        self.models = [enc.model for enc in encoders if enc is not None and isinstance(enc.model, _SwitchesAttention)]
-        self.before: list[Any] = []
-
-    def __enter__(self) -> EagerAttention:
-        for model in self.models:
-            self.before.append(getattr(model.config, "_attn_implementation", None))
-            model.set_attn_implementation("eager")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for model, previous in zip(self.models, self.before, strict=True):
-            if previous:
-                model.set_attn_implementation(previous)
+        super().__init__("eager", [enc.model for enc in encoders
+                                   if enc is not None and isinstance(enc.model, SwitchesAttention)])
 
 
 # ---------------------------------------------------------------- per-layer distillation terms

@@ -134,9 +134,7 @@ def _collect_shapes(graph: Any, out: dict[str, tuple[int, ...]]) -> None:
             _collect_shapes(body, out)
 
 
-def _shapes(model: Any) -> dict[str, tuple[int, ...]]:
-    """Every tensor whose shape is fully known after shape inference (inputs, values, outputs, initializers),
-    in the main graph and in every If/Loop/Scan body."""
+def _inferred(model: Any) -> dict[str, tuple[int, ...]]:
     import onnx
 
     try:
@@ -146,6 +144,120 @@ def _shapes(model: Any) -> dict[str, tuple[int, ...]]:
     out: dict[str, tuple[int, ...]] = {}
     _collect_shapes(inferred.graph, out)
     return out
+
+
+def _skeleton(model: Any) -> Any:
+    """``model`` without its large initializers' data: each becomes a graph input of its dtype and shape.
+
+    Shape inference serializes the whole model (weights included) on every call; only small tensors
+    (shapes, axes, indices) carry values it reads."""
+    import onnx
+
+    graph = model.graph
+    large = [t for t in graph.initializer if _prod(t.dims) > _MAX_FOLDED]
+    if not large:
+        return model
+    skeleton = onnx.ModelProto()
+    skeleton.ir_version = model.ir_version
+    skeleton.opset_import.extend(model.opset_import)
+    skeleton.graph.name = graph.name
+    skeleton.graph.node.extend(graph.node)
+    skeleton.graph.input.extend(graph.input)
+    skeleton.graph.output.extend(graph.output)
+    skeleton.graph.value_info.extend(graph.value_info)
+    skeleton.graph.initializer.extend(t for t in graph.initializer if _prod(t.dims) <= _MAX_FOLDED)
+    named = {i.name for i in graph.input}
+    skeleton.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                                for t in large if t.name not in named)
+    return skeleton
+
+
+def _shapes(model: Any) -> dict[str, tuple[int, ...]]:
+    """Every tensor whose shape is fully known after shape inference (inputs, values, outputs, initializers),
+    in the main graph and in every If/Loop/Scan body; shape arithmetic is folded first where inference
+    alone leaves a counted op's operands unknown (:func:`_fold_shape_arithmetic`)."""
+    model = _skeleton(model)
+    out = _inferred(model)
+    for _ in range(MAX_FOLD_ROUNDS):
+        if not _unresolved(model.graph, out):
+            break
+        folded = _fold_shape_arithmetic(model, out)
+        if folded is None:
+            break
+        more = _inferred(folded)
+        if len(more) <= len(out):
+            break
+        out = {**more, **out}
+        model = folded
+    return out
+
+
+#: Rounds of folding then inference (each can resolve Shape ops the previous one could not).
+MAX_FOLD_ROUNDS = 4
+#: Integer ops that compute shapes in exported graphs (TorchScript: Shape -> Gather -> Unsqueeze -> Concat).
+_SHAPE_OPS = frozenset({"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "Add", "Sub", "Mul",
+                        "Div", "Equal", "Where", "Range", "ConstantOfShape", "Identity", "Reshape", "Expand",
+                        "Min", "Max", "Neg", "Not", "Less", "Greater", "ReduceProd"})
+#: Folded tensors larger than this are not shapes (position-id tables and the like are left alone).
+_MAX_FOLDED = 4096
+
+
+def _unresolved(graph: Any, shapes: Mapping[str, tuple[int, ...]]) -> bool:
+    return any(node.op_type in COUNTED_OPS and not all(name in shapes for name in node.input[:2] if name)
+               for node in graph.node)
+
+
+def _fold_shape_arithmetic(model: Any, shapes: Mapping[str, tuple[int, ...]]) -> Any | None:
+    """A copy of ``model`` whose shape computations are constants, or None when nothing folds.
+
+    ONNX's shape inference propagates values through Shape/Gather/Concat (``data_prop``) but its Slice and
+    Range read only initializers, so a TorchScript export (position ids sliced to the input's length,
+    reshapes computed from ``Shape``) leaves every MatMul after the embeddings unresolved; ONNX Runtime's
+    symbolic shape inference raises on the same graph (onnxruntime 1.23, a None shape in Expand). With
+    the inputs' concrete shapes these are small integer computations: each is evaluated by ONNX's
+    reference implementation of its op and replaced by its value."""
+    import onnx
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    graph = model.graph
+    values: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer
+                                     if t.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+                                     and _prod(t.dims) <= _MAX_FOLDED}
+    folded: dict[str, np.ndarray] = {}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            attr = next((a for a in node.attribute if a.name == "value" and a.HasField("t")), None)
+            if attr is not None and _prod(attr.t.dims) <= _MAX_FOLDED:
+                values[node.output[0]] = numpy_helper.to_array(attr.t)
+            continue
+        if node.op_type == "Shape" and node.input[0] in shapes:
+            start = _attr(node, "start", 0)
+            end = next((a.i for a in node.attribute if a.name == "end"), None)
+            folded[node.output[0]] = values[node.output[0]] = np.array(shapes[node.input[0]][start:end], np.int64)
+            continue
+        if node.op_type not in _SHAPE_OPS or node.domain not in ("", "ai.onnx"):
+            continue
+        inputs = [name for name in node.input if name]
+        if not all(name in values for name in inputs):
+            continue
+        try:
+            results = ReferenceEvaluator(node).run(None, {name: values[name] for name in inputs})
+        except Exception:  # an op the reference cannot evaluate here: leave it to inference
+            continue
+        for name, result in zip(node.output, results, strict=False):
+            array = np.asarray(result)
+            if array.size <= _MAX_FOLDED:
+                folded[name] = values[name] = array
+    if not folded:
+        return None
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    nodes = [n for n in copy.graph.node if not (n.output and all(o in folded for o in n.output if o))]
+    del copy.graph.node[:]
+    copy.graph.node.extend(nodes)
+    copy.graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in folded.items())
+    return copy
 
 
 def _attr(node: Any, name: str, default: int = 0) -> int:
