@@ -73,7 +73,7 @@ def _measurement(artifact: Artifact, cached: bool, metrics: dict[str, float], la
                  steps: list[dict[str, object]], runtime: dict[str, Any]) -> MeasurementReport:
     return MeasurementReport(metrics=metrics, latency_ms=latency, size_bytes=artifact.size_bytes,
                              artifact=str(artifact.path), cached=cached, steps=steps, runtime=runtime,
-                             cache_rebuilt_reason=artifact.rebuilt_reason)
+                             cache_rebuilt_reason=artifact.rebuilt_reason, export=artifact.manifest.get("export"))
 
 
 def run_target(run: RunInputs, compiled: CompiledPlan, cache: ArtifactCache, progress: Progress,

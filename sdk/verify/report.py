@@ -104,6 +104,9 @@ class MeasurementReport(BaseModel):
     runtime: dict[str, Any] = Field(default_factory=dict)
     #: Why this run rebuilt the artifact although the cache had an entry (it failed verification).
     cache_rebuilt_reason: str | None = None
+    #: How the torch model became the ONNX graph the backend imported: the exporter that ran (with
+    #: ``exporter: auto``, TorchScript or the dynamo fallback), the attention implementation, the opset.
+    export: dict[str, Any] | None = None
     #: Peak memory (only when measured: a memory contract or reference bound, or `measure.memory: true`).
     memory: MemoryReport | None = None
     #: Parameters and MACs of the artifact's ONNX graph (always counted when the artifact has one).

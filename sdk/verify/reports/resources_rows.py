@@ -7,6 +7,8 @@ the weights' share of that peak, the MACs per sample and how many of them run in
 
 from __future__ import annotations
 
+from typing import Any
+
 from edgecraft.verify.report import ComputeReport, MeasurementReport, TargetReport
 from edgecraft.verify.resources import fmt_bytes, fmt_macs
 
@@ -72,7 +74,7 @@ def resource_rows(t: TargetReport) -> list[Row]:
 
 def resource_notes(t: TargetReport) -> list[str]:
     """Caveats worth a line under the table (why memory was not measured, what the count cannot see)."""
-    notes: list[str] = []
+    notes: list[str] = _export_notes(t)
     for side, m in (("baseline", t.baseline), ("compressed", t.compressed)):
         if m.memory is not None and m.memory.reason and m.memory.measured:
             notes.append(f"{side} memory: {m.memory.reason}")
@@ -85,3 +87,19 @@ def resource_notes(t: TargetReport) -> list[str]:
         notes.append(f"peak memory is for one call on {mem.inputs} (latency.batch_size), the runtime loaded as the "
                      "zero; a board also needs the process peak above")
     return list(dict.fromkeys(notes))
+
+
+def _export_line(export: dict[str, Any]) -> str:
+    details = [f"{k} {export[k]}" for k in ("attention", "opset") if export.get(k) is not None]
+    return f"{export.get('exporter', '?')} exporter" + (f" ({', '.join(details)})" if details else "")
+
+
+def _export_notes(t: TargetReport) -> list[str]:
+    """How the torch model became the ONNX graph each side's backend imported (one line when both agree)."""
+    base, comp = t.baseline.export, t.compressed.export
+    if base is None and comp is None:
+        return []
+    if base == comp:
+        return [f"exported to ONNX by the {_export_line(comp or {})}"]
+    return [f"{side} exported to ONNX by the {_export_line(e)}" for side, e in (("baseline", base),
+                                                                                ("compressed", comp)) if e]

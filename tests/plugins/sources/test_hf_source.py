@@ -281,6 +281,13 @@ def test_plan_without_steps_runs_end_to_end(workdir: Path, capsys: pytest.Captur
     target = report["targets"][0]
     assert target["baseline"]["metrics"]["cosine"] == pytest.approx(1.0, abs=1e-6)
     assert target["compressed"]["metrics"]["cosine"] == pytest.approx(1.0, abs=1e-6)
+    # The report says which exporter ran (exporter: auto) and with which attention, and its Markdown says so.
+    assert target["baseline"]["export"] == {"exporter": "torchscript", "opset": 18, "attention": "eager"}
+    from edgecraft.verify.report import Report
+    from edgecraft.verify.reports.markdown import markdown_summary
+
+    text = markdown_summary(Report.model_validate(report))
+    assert "exported to ONNX by the torchscript exporter (attention eager, opset 18)" in text
 
 
 @pytest.mark.parametrize(("model", "message"), [
