@@ -144,9 +144,9 @@ class Builder:
                 extra["torch_program"] = self._save_torch_program(handle, lineage) if compiled.steps else None
                 if not self.artifact_io.imports_torch:  # a torch-importing backend takes the module itself
                     handle = self.artifact_io.to_onnx(handle, work)
-                    exported = [entry["export"] for entry in handle.lineage if "export" in entry]
-                    if exported:  # which exporter ran ('auto' may fall back), with which attention
-                        extra["export"] = exported[-1]
+            exported = [entry["export"] for entry in handle.lineage if "export" in entry]
+            if exported:  # which exporter ran ('auto' may fall back), with which attention; graph steps keep it
+                extra["export"] = exported[-1]
             if isinstance(handle, OnnxModel):
                 # The graph the backend imported: portable, and enough to rebuild any step's result.
                 shutil.copyfile(handle.path, lineage / "model.onnx")

@@ -146,8 +146,15 @@ def _inferred(model: Any) -> dict[str, tuple[int, ...]]:
     return out
 
 
+def _concrete(value: Any) -> bool:
+    tensor = value.type.tensor_type
+    return bool(value.type.HasField("tensor_type") and tensor.HasField("shape")
+                and all(d.HasField("dim_value") for d in tensor.shape.dim))
+
+
 def _skeleton(model: Any) -> Any:
-    """``model`` without its large initializers' data: each becomes a graph input of its dtype and shape.
+    """``model`` without its large initializers' data (each becomes a graph input of its dtype and shape)
+    and without value_info that is not concrete.
 
     Shape inference serializes the whole model (weights included) on every call; only small tensors
     (shapes, axes, indices) carry values it reads."""
@@ -155,7 +162,8 @@ def _skeleton(model: Any) -> Any:
 
     graph = model.graph
     large = [t for t in graph.initializer if _prod(t.dims) > _MAX_FOLDED]
-    if not large:
+    symbolic = [v for v in graph.value_info if not _concrete(v)]
+    if not large and not symbolic:
         return model
     skeleton = onnx.ModelProto()
     skeleton.ir_version = model.ir_version
@@ -164,7 +172,8 @@ def _skeleton(model: Any) -> Any:
     skeleton.graph.node.extend(graph.node)
     skeleton.graph.input.extend(graph.input)
     skeleton.graph.output.extend(graph.output)
-    skeleton.graph.value_info.extend(graph.value_info)
+    # A quantizer's symbolic value_info ('unk__0') would win over what folding makes concrete: only concrete kept.
+    skeleton.graph.value_info.extend(v for v in graph.value_info if _concrete(v))
     skeleton.graph.initializer.extend(t for t in graph.initializer if _prod(t.dims) <= _MAX_FOLDED)
     named = {i.name for i in graph.input}
     skeleton.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
@@ -184,10 +193,7 @@ def _shapes(model: Any) -> dict[str, tuple[int, ...]]:
         folded = _fold_shape_arithmetic(model, out)
         if folded is None:
             break
-        more = _inferred(folded)
-        if len(more) <= len(out):
-            break
-        out = {**more, **out}
+        out = {**_inferred(folded), **out}
         model = folded
     return out
 
@@ -224,31 +230,40 @@ def _fold_shape_arithmetic(model: Any, shapes: Mapping[str, tuple[int, ...]]) ->
     values: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer
                                      if t.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
                                      and _prod(t.dims) <= _MAX_FOLDED}
-    folded: dict[str, np.ndarray] = {}
     for node in graph.node:
-        if node.op_type == "Constant":
-            attr = next((a for a in node.attribute if a.name == "value" and a.HasField("t")), None)
-            if attr is not None and _prod(attr.t.dims) <= _MAX_FOLDED:
-                values[node.output[0]] = numpy_helper.to_array(attr.t)
-            continue
-        if node.op_type == "Shape" and node.input[0] in shapes:
-            start = _attr(node, "start", 0)
-            end = next((a.i for a in node.attribute if a.name == "end"), None)
-            folded[node.output[0]] = values[node.output[0]] = np.array(shapes[node.input[0]][start:end], np.int64)
-            continue
-        if node.op_type not in _SHAPE_OPS or node.domain not in ("", "ai.onnx"):
-            continue
-        inputs = [name for name in node.input if name]
-        if not all(name in values for name in inputs):
-            continue
-        try:
-            results = ReferenceEvaluator(node).run(None, {name: values[name] for name in inputs})
-        except Exception:  # an op the reference cannot evaluate here: leave it to inference
-            continue
-        for name, result in zip(node.output, results, strict=False):
-            array = np.asarray(result)
-            if array.size <= _MAX_FOLDED:
-                folded[name] = values[name] = array
+        attr = next((a for a in node.attribute if a.name == "value" and a.HasField("t")), None)
+        if node.op_type == "Constant" and attr is not None and _prod(attr.t.dims) <= _MAX_FOLDED:
+            values[node.output[0]] = numpy_helper.to_array(attr.t)
+    folded: dict[str, np.ndarray] = {}
+    pending = [n for n in graph.node if n.op_type in _SHAPE_OPS and n.domain in ("", "ai.onnx")]
+    tried: set[str] = set()  # evaluated without a foldable result (an error, or too large to be a shape)
+    progress = True
+    while progress:  # until nothing more folds: quantizers append nodes out of topological order
+        progress = False
+        for node in pending:
+            if node.output[0] in values or node.name + node.output[0] in tried:
+                continue
+            if node.op_type == "Shape":
+                if node.input[0] in shapes:
+                    start = _attr(node, "start", 0)
+                    end = next((a.i for a in node.attribute if a.name == "end"), None)
+                    folded[node.output[0]] = values[node.output[0]] = np.array(shapes[node.input[0]][start:end],
+                                                                               np.int64)
+                    progress = True
+                continue
+            inputs = [name for name in node.input if name]
+            if not all(name in values for name in inputs):
+                continue
+            tried.add(node.name + node.output[0])
+            try:
+                results = ReferenceEvaluator(node).run(None, {name: values[name] for name in inputs})
+            except Exception:  # an op the reference cannot evaluate here: leave it to inference
+                continue
+            for name, result in zip(node.output, results, strict=False):
+                array = np.asarray(result)
+                if array.size <= _MAX_FOLDED:
+                    folded[name] = values[name] = array
+                    progress = True
     if not folded:
         return None
     copy = onnx.ModelProto()

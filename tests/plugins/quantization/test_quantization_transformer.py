@@ -325,6 +325,12 @@ def test_ort_transformer_int8_keeps_sensitive_ops_and_integer_inputs_float(regis
     assert choice["chosen"] in {c["name"] for c in choice["candidates"]}
     assert step["smoothquant"]["applied"] == (choice["chosen"] != "no smoothing")
 
+    # The int8 graph was quantized from the same TorchScript export, and its lineage is counted whole.
+    assert target.compressed.export == target.baseline.export == {"exporter": "torchscript", "opset": 18,
+                                                                    "attention": "eager"}
+    compute = target.compressed.compute
+    assert compute is not None and compute.uncounted == [] and compute.lineage_int8_fraction is not None
+    assert compute.lineage_int8_fraction > 0.8  # the weight MatMuls; attention products stay float
     baseline = onnx.load(str(Path(target.baseline.artifact) / "model.onnx")).graph
     graph = onnx.load(str(Path(target.compressed.artifact) / "model.onnx")).graph
     producer = {o: n for n in graph.node for o in n.output}
