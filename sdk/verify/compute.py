@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edgecraft.verify.graph_shapes import int_attr, prod, subgraphs, tensor_shapes
 
 #: Ops whose MACs run on integer kernels whatever their inputs are (ONNX's and ONNX Runtime's contrib ops, as
 #: they appear in the graph ONNX Runtime executes after its fusions).
@@ -88,13 +89,6 @@ class ComputeCount:
                 "uncounted": list(self.uncounted), "notes": list(self.notes)}
 
 
-def _prod(dims: Any) -> int:
-    out = 1
-    for d in dims:
-        out *= int(d)
-    return out
-
-
 def fix_inputs(model: Any, shapes: Mapping[str, tuple[int, ...]] | None) -> None:
     """Write concrete dimensions into the graph's inputs (symbolic ones not given become 1: batch 1)."""
     initializers = {t.name for t in model.graph.initializer}
@@ -112,173 +106,6 @@ def fix_inputs(model: Any, shapes: Mapping[str, tuple[int, ...]] | None) -> None
                 dim.dim_value = 1
 
 
-def _subgraphs(node: Any) -> list[tuple[str, Any]]:
-    """(attribute name, GraphProto) of a control-flow node's bodies (If branches, Loop/Scan bodies)."""
-    return [(a.name, a.g) for a in node.attribute if a.HasField("g")]
-
-
-def _collect_shapes(graph: Any, out: dict[str, tuple[int, ...]]) -> None:
-    for value in [*graph.input, *graph.value_info, *graph.output]:
-        tt = value.type.tensor_type
-        if value.type.HasField("tensor_type") and tt.HasField("shape") and all(
-                d.HasField("dim_value") for d in tt.shape.dim):
-            out[value.name] = tuple(int(d.dim_value) for d in tt.shape.dim)
-    for init in graph.initializer:
-        out[init.name] = tuple(int(d) for d in init.dims)
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value" and attr.HasField("t"):
-                    out[node.output[0]] = tuple(int(d) for d in attr.t.dims)
-        for _, body in _subgraphs(node):  # shape inference writes the bodies' value_info into them
-            _collect_shapes(body, out)
-
-
-def _inferred(model: Any) -> dict[str, tuple[int, ...]]:
-    import onnx
-
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:  # an op shape inference does not know (a contrib op): keep what the file says
-        inferred = model
-    out: dict[str, tuple[int, ...]] = {}
-    _collect_shapes(inferred.graph, out)
-    return out
-
-
-def _concrete(value: Any) -> bool:
-    tensor = value.type.tensor_type
-    return bool(value.type.HasField("tensor_type") and tensor.HasField("shape")
-                and all(d.HasField("dim_value") for d in tensor.shape.dim))
-
-
-def _skeleton(model: Any) -> Any:
-    """``model`` without its large initializers' data (each becomes a graph input of its dtype and shape)
-    and without value_info that is not concrete.
-
-    Shape inference serializes the whole model (weights included) on every call; only small tensors
-    (shapes, axes, indices) carry values it reads."""
-    import onnx
-
-    graph = model.graph
-    large = [t for t in graph.initializer if _prod(t.dims) > _MAX_FOLDED]
-    symbolic = [v for v in graph.value_info if not _concrete(v)]
-    if not large and not symbolic:
-        return model
-    skeleton = onnx.ModelProto()
-    skeleton.ir_version = model.ir_version
-    skeleton.opset_import.extend(model.opset_import)
-    skeleton.graph.name = graph.name
-    skeleton.graph.node.extend(graph.node)
-    skeleton.graph.input.extend(graph.input)
-    skeleton.graph.output.extend(graph.output)
-    # A quantizer's symbolic value_info ('unk__0') would win over what folding makes concrete: only concrete kept.
-    skeleton.graph.value_info.extend(v for v in graph.value_info if _concrete(v))
-    skeleton.graph.initializer.extend(t for t in graph.initializer if _prod(t.dims) <= _MAX_FOLDED)
-    named = {i.name for i in graph.input}
-    skeleton.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                                for t in large if t.name not in named)
-    return skeleton
-
-
-def _shapes(model: Any) -> dict[str, tuple[int, ...]]:
-    """Every tensor whose shape is fully known after shape inference (inputs, values, outputs, initializers),
-    in the main graph and in every If/Loop/Scan body; shape arithmetic is folded first where inference
-    alone leaves a counted op's operands unknown (:func:`_fold_shape_arithmetic`)."""
-    model = _skeleton(model)
-    out = _inferred(model)
-    for _ in range(MAX_FOLD_ROUNDS):
-        if not _unresolved(model.graph, out):
-            break
-        folded = _fold_shape_arithmetic(model, out)
-        if folded is None:
-            break
-        out = {**_inferred(folded), **out}
-        model = folded
-    return out
-
-
-#: Rounds of folding then inference (each can resolve Shape ops the previous one could not).
-MAX_FOLD_ROUNDS = 4
-#: Integer ops that compute shapes in exported graphs (TorchScript: Shape -> Gather -> Unsqueeze -> Concat).
-_SHAPE_OPS = frozenset({"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast", "Add", "Sub", "Mul",
-                        "Div", "Equal", "Where", "Range", "ConstantOfShape", "Identity", "Reshape", "Expand",
-                        "Min", "Max", "Neg", "Not", "Less", "Greater", "ReduceProd"})
-#: Folded tensors larger than this are not shapes (position-id tables and the like are left alone).
-_MAX_FOLDED = 4096
-
-
-def _unresolved(graph: Any, shapes: Mapping[str, tuple[int, ...]]) -> bool:
-    return any(node.op_type in COUNTED_OPS and not all(name in shapes for name in node.input[:2] if name)
-               for node in graph.node)
-
-
-def _fold_shape_arithmetic(model: Any, shapes: Mapping[str, tuple[int, ...]]) -> Any | None:
-    """A copy of ``model`` whose shape computations are constants, or None when nothing folds.
-
-    ONNX's shape inference propagates values through Shape/Gather/Concat (``data_prop``) but its Slice and
-    Range read only initializers, so a TorchScript export (position ids sliced to the input's length,
-    reshapes computed from ``Shape``) leaves every MatMul after the embeddings unresolved; ONNX Runtime's
-    symbolic shape inference raises on the same graph (onnxruntime 1.23, a None shape in Expand). With
-    the inputs' concrete shapes these are small integer computations: each is evaluated by ONNX's
-    reference implementation of its op and replaced by its value."""
-    import onnx
-    from onnx import numpy_helper
-    from onnx.reference import ReferenceEvaluator
-
-    graph = model.graph
-    values: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in graph.initializer
-                                     if t.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
-                                     and _prod(t.dims) <= _MAX_FOLDED}
-    for node in graph.node:
-        attr = next((a for a in node.attribute if a.name == "value" and a.HasField("t")), None)
-        if node.op_type == "Constant" and attr is not None and _prod(attr.t.dims) <= _MAX_FOLDED:
-            values[node.output[0]] = numpy_helper.to_array(attr.t)
-    folded: dict[str, np.ndarray] = {}
-    pending = [n for n in graph.node if n.op_type in _SHAPE_OPS and n.domain in ("", "ai.onnx")]
-    tried: set[str] = set()  # evaluated without a foldable result (an error, or too large to be a shape)
-    progress = True
-    while progress:  # until nothing more folds: quantizers append nodes out of topological order
-        progress = False
-        for node in pending:
-            if node.output[0] in values or node.name + node.output[0] in tried:
-                continue
-            if node.op_type == "Shape":
-                if node.input[0] in shapes:
-                    start = _attr(node, "start", 0)
-                    end = next((a.i for a in node.attribute if a.name == "end"), None)
-                    folded[node.output[0]] = values[node.output[0]] = np.array(shapes[node.input[0]][start:end],
-                                                                               np.int64)
-                    progress = True
-                continue
-            inputs = [name for name in node.input if name]
-            if not all(name in values for name in inputs):
-                continue
-            tried.add(node.name + node.output[0])
-            try:
-                results = ReferenceEvaluator(node).run(None, {name: values[name] for name in inputs})
-            except Exception:  # an op the reference cannot evaluate here: leave it to inference
-                continue
-            for name, result in zip(node.output, results, strict=False):
-                array = np.asarray(result)
-                if array.size <= _MAX_FOLDED:
-                    folded[name] = values[name] = array
-                    progress = True
-    if not folded:
-        return None
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    nodes = [n for n in copy.graph.node if not (n.output and all(o in folded for o in n.output if o))]
-    del copy.graph.node[:]
-    copy.graph.node.extend(nodes)
-    copy.graph.initializer.extend(numpy_helper.from_array(v, name) for name, v in folded.items())
-    return copy
-
-
-def _attr(node: Any, name: str, default: int = 0) -> int:
-    return next((int(a.i) for a in node.attribute if a.name == name), default)
-
-
 def _matmul_macs(x: tuple[int, ...] | None, w: tuple[int, ...] | None, y: tuple[int, ...] | None,
                  trans_a: int = 0, trans_b: int = 0) -> int | None:
     """A (batched, broadcast) matrix product: ``prod(batch) * M * N * K``, from the operands when both are known
@@ -293,10 +120,10 @@ def _matmul_macs(x: tuple[int, ...] | None, w: tuple[int, ...] | None, y: tuple[
         width = max(len(a_batch), len(b_batch))
         a_batch = [1] * (width - len(a_batch)) + a_batch
         b_batch = [1] * (width - len(b_batch)) + b_batch
-        return _prod(max(a, b) for a, b in zip(a_batch, b_batch, strict=True)) * m * n * k
+        return prod(max(a, b) for a, b in zip(a_batch, b_batch, strict=True)) * m * n * k
     if y is None:
         return None
-    return max(_prod(y), 1) * k
+    return max(prod(y), 1) * k
 
 
 def _node_macs(node: Any, shapes: Mapping[str, tuple[int, ...]]) -> int | None:
@@ -310,25 +137,25 @@ def _node_macs(node: Any, shapes: Mapping[str, tuple[int, ...]]) -> int | None:
     if op in _CONV:
         if w is None or y is None:
             return None
-        return _prod(y) * _prod(w[1:])
+        return prod(y) * prod(w[1:])
     if op == "ConvTranspose":
         if w is None or x is None:
             return None
-        return _prod(x) * _prod(w[1:])
+        return prod(x) * prod(w[1:])
     if op in _RECURRENT:  # X [seq, batch, in] (or batch-first), W [dirs, gates*H, in], R [dirs, gates*H, H]
         r = shapes.get(node.input[2]) if len(node.input) > 2 else None
         if x is None or w is None or r is None or len(x) < 2:
             return None
-        return int(x[0]) * int(x[1]) * (_prod(w) + _prod(r))
+        return int(x[0]) * int(x[1]) * (prod(w) + prod(r))
     if op in ("Attention", "QAttention"):  # input [B, S, H] times the packed QKV weight [H, 3H], then QK^T and AV
         if x is None or w is None or len(x) != 3:
             return None
         batch, seq, _ = (int(d) for d in x)
-        return batch * seq * _prod(w) + 2 * batch * seq * seq * (int(w[-1]) // 3)
+        return batch * seq * prod(w) + 2 * batch * seq * seq * (int(w[-1]) // 3)
     if op in _GEMM:
-        return _matmul_macs(x, w, y, _attr(node, "transA"), _attr(node, "transB"))
+        return _matmul_macs(x, w, y, int_attr(node, "transA"), int_attr(node, "transB"))
     if op == "FusedMatMul":
-        return _matmul_macs(x, w, y, _attr(node, "transA"), _attr(node, "transB"))
+        return _matmul_macs(x, w, y, int_attr(node, "transA"), int_attr(node, "transB"))
     return _matmul_macs(x, w, y)  # MatMul and its integer forms
 
 
@@ -346,7 +173,7 @@ def _count_nodes(graph: Any, shapes: Mapping[str, tuple[int, ...]], count: Compu
     """
     producer.update({out: node for node in graph.node for out in node.output})
     for node in graph.node:
-        bodies = _subgraphs(node)
+        bodies = subgraphs(node)
         if bodies:
             parts = []
             for name, body in bodies:
@@ -390,7 +217,7 @@ def _count_nodes(graph: Any, shapes: Mapping[str, tuple[int, ...]], count: Compu
 def _trip_count(node: Any, shapes: Mapping[str, tuple[int, ...]]) -> int | None:
     """Scan: the leading axis of its first scan input (its last ``num_scan_inputs`` inputs). Loop: unknown here."""
     if node.op_type == "Scan":
-        scans = _attr(node, "num_scan_inputs")
+        scans = int_attr(node, "num_scan_inputs")
         first = shapes.get(node.input[len(node.input) - scans]) if 0 < scans <= len(node.input) else None
         return int(first[0]) if first else None
     return None
@@ -416,7 +243,7 @@ def count_graph(model: Any, input_shapes: Mapping[str, tuple[int, ...]] | None =
     from onnx import TensorProto
 
     fix_inputs(model, input_shapes)
-    shapes = _shapes(model)
+    shapes = tensor_shapes(model, COUNTED_OPS)
     if known_shapes:
         shapes = {**shapes, **{k: tuple(v) for k, v in known_shapes.items()}}
     graph = model.graph
@@ -436,7 +263,7 @@ def count_graph(model: Any, input_shapes: Mapping[str, tuple[int, ...]] | None =
     for name, dtype, dims in tensors:
         if dtype == TensorProto.INT64 or quant_only.get(name, False):
             continue
-        n = _prod(dims)
+        n = prod(dims)
         count.params += n
         try:
             from onnx.helper import tensor_dtype_to_np_dtype
