@@ -200,6 +200,29 @@ latency) at 0.65, no recovery (``final --only f-lat --steps 0``): 31 Linears fac
 The FFN-768 shapes have now timed 1.25-1.32x in ten timings (median 1.29x): the cosine goal is met, the speed goal
 is on the line; FFN 640 clears the speed and misses the cosine by 0.004. Latency-chosen ranks are no faster than
 params-chosen ones at this point and start lower, so factorization stays at 1.15x.
+
+Round 6 (2026-12-05 18:07-19:58): the export. Hugging Face models now export with eager attention through
+TorchScript (the source's ``exporter: auto``); ONNX Runtime runs that fp32 graph 1.16-1.19x faster than the
+dynamo/SDPA one in these groups, and the overhead it removes is what FFN pruning leaves, so pruning's ratio rises.
+``prune.yaml`` re-run as a plan (same weights: cosine 0.9719 again), then re-timed, nothing else running
+(``retime --repeats 400 --rounds 10``; the old graphs are last round's files)::
+
+    graph (against the TorchScript fp32)        cosine    speedup, five groups 19:53-19:58
+    FFN 768, 2 epochs, TorchScript (plan)       0.9719    1.367, 1.294, 1.282, 1.336, 1.327
+    the same weights, dynamo (round 5)          0.9719    1.125, 1.084, 1.082, 1.094, 1.101
+    fp32, dynamo / SDPA                         1.0       0.874, 0.864, 0.857, 0.857, 0.858
+
+    two groups at 19:53 (ten graphs each)
+    distilled, 15,000 steps                     0.9521    2.069, 2.025
+    the same + edgecraft int8                   0.9511    3.118, 3.237
+    factorized 0.65, before recovery            0.9118    1.218, 1.196
+    edgecraft int8 (plan.yaml), TorchScript     0.9977    1.615, 1.532
+    edgecraft int8 (plan.yaml), dynamo          0.9977    1.420, 1.394
+    quantize_dynamic per-channel, TorchScript   0.9931    1.835, 1.716
+
+Pruning's median is now 1.33x (1.28-1.37x) where the dynamo graph of the same weights gives 1.26x against its own
+fp32: the goal's 1.3x is cleared by the median, not by every timing. Distillation keeps its ratios; factorization
+gains 0.05x.
 """
 
 from __future__ import annotations

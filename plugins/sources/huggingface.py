@@ -82,7 +82,7 @@ class HuggingFaceParams(SourceParams):
     exporter: Literal["auto", "dynamo", "torchscript"] = Field(
         "auto", description="torch.onnx exporter. 'auto': TorchScript, and dynamo when TorchScript cannot export the "
         "model (e.g. QAT's quantize ops). ONNX Runtime runs the TorchScript graph of an encoder faster: "
-        "all-MiniLM-L6-v2 1.20-1.23x with eager attention, same outputs (edgecraft.torchkit.attention).")
+        "all-MiniLM-L6-v2 1.16-1.23x with eager attention, same outputs (edgecraft.torchkit.attention).")
     attention: Literal["auto", "eager", "sdpa"] = Field(
         "auto", description="Attention implementation the ONNX graph is exported with. 'auto': eager (MatMul, scale, "
         "mask, Softmax, MatMul: the graph runtimes and int8 recipes know); 'sdpa': torch's "

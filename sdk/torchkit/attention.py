@@ -6,7 +6,7 @@ graph the runtimes run fastest: with transformers' ``sdpa`` the exporters write 
 ``scaled_dot_product_attention`` (a Reshape/Transpose chain for Kᵀ, the scale applied to Q and K
 separately, NaN guards around the softmax), with ``eager`` the textbook MatMul, scale, mask Add,
 Softmax, MatMul that ONNX Runtime's optimizers know. Measured on all-MiniLM-L6-v2 (batch 1, sequence
-64, 2 threads), the TorchScript export of the eager model ran 1.20-1.23x faster on ONNX Runtime than
+64, 2 threads), the TorchScript export of the eager model ran 1.16-1.23x faster on ONNX Runtime than
 the dynamo export of the SDPA model, with identical outputs (see :func:`edgecraft.model_source.export_onnx`).
 
 transformers does the switching itself (``PreTrainedModel.set_attn_implementation``); what is added
