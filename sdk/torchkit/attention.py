@@ -53,11 +53,6 @@ class AttentionImplementation:
         self.models = models
         self.before: list[str | None] = []
 
-    @classmethod
-    def inside(cls, implementation: str, *roots: nn.Module) -> AttentionImplementation:
-        """Every Hugging Face model found in ``roots``."""
-        return cls(implementation, [m for root in roots for m in attention_models(root)])
-
     def __enter__(self) -> AttentionImplementation:
         for model in self.models:
             self.before.append(current_attention(model))

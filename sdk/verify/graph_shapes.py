@@ -46,10 +46,8 @@ def subgraphs(node: Any) -> list[tuple[str, Any]]:
 
 def _collect_shapes(graph: Any, out: dict[str, tuple[int, ...]]) -> None:
     for value in [*graph.input, *graph.value_info, *graph.output]:
-        tt = value.type.tensor_type
-        if value.type.HasField("tensor_type") and tt.HasField("shape") and all(
-                d.HasField("dim_value") for d in tt.shape.dim):
-            out[value.name] = tuple(int(d.dim_value) for d in tt.shape.dim)
+        if _concrete(value):
+            out[value.name] = tuple(int(d.dim_value) for d in value.type.tensor_type.shape.dim)
     for init in graph.initializer:
         out[init.name] = tuple(int(d) for d in init.dims)
     for node in graph.node:
@@ -132,14 +130,8 @@ def _unresolved(graph: Any, shapes: Mapping[str, tuple[int, ...]], needed: froze
 
 
 def _fold_shape_arithmetic(model: Any, shapes: Mapping[str, tuple[int, ...]]) -> Any | None:
-    """A copy of ``model`` whose shape computations are constants, or None when nothing folds.
-
-    ONNX's shape inference propagates values through Shape/Gather/Concat (``data_prop``) but its Slice and
-    Range read only initializers, so a TorchScript export (position ids sliced to the input's length,
-    reshapes computed from ``Shape``) leaves every MatMul after the embeddings unresolved; ONNX Runtime's
-    symbolic shape inference raises on the same graph (onnxruntime 1.23, a None shape in Expand). With
-    the inputs' concrete shapes these are small integer computations: each is evaluated by ONNX's
-    reference implementation of its op and replaced by its value."""
+    """A copy of ``model`` whose shape computations (see the module doc) are constants, or None when
+    nothing folds: each is evaluated by ONNX's reference implementation of its op and replaced by its value."""
     import onnx
     from onnx import numpy_helper
     from onnx.reference import ReferenceEvaluator
@@ -159,7 +151,7 @@ def _fold_shape_arithmetic(model: Any, shapes: Mapping[str, tuple[int, ...]]) ->
     while progress:  # until nothing more folds: quantizers append nodes out of topological order
         progress = False
         for node in pending:
-            if node.output[0] in values or node.name + node.output[0] in tried:
+            if node.output[0] in values or node.output[0] in tried:
                 continue
             if node.op_type == "Shape":
                 if node.input[0] in shapes:
@@ -172,7 +164,7 @@ def _fold_shape_arithmetic(model: Any, shapes: Mapping[str, tuple[int, ...]]) ->
             inputs = [name for name in node.input if name]
             if not all(name in values for name in inputs):
                 continue
-            tried.add(node.name + node.output[0])
+            tried.add(node.output[0])
             try:
                 results = ReferenceEvaluator(node).run(None, {name: values[name] for name in inputs})
             except Exception:  # an op the reference cannot evaluate here: leave it to inference
